@@ -1,0 +1,24 @@
+# The two commands of the README: `make run` (service on its embedded defaults) and `make test`.
+PYTHON ?= python
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install run test lint typecheck unit bench
+
+install:
+	scripts/install.sh
+
+run: install
+	$(PYTHON) -m uvicorn dbmeta_app.main:app --host 127.0.0.1 --port 8000
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+typecheck:
+	$(PYTHON) -m mypy
+
+test: install lint typecheck
+	$(PYTHON) -m pytest -q -ra
+
+unit:
+	$(PYTHON) -m pytest -q -m "not integration"

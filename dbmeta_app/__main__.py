@@ -1,0 +1,5 @@
+"""``python -m dbmeta_app`` runs the CLI."""
+
+from dbmeta_app.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""One mapping from errors to HTTP answers: ``{"error": code, "detail": message}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dbmeta_app.errors import DbmetaError
+
+log = logging.getLogger(__name__)
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the input back: it may be megabytes long or carry secrets.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every expected failure into a clear JSON answer."""
+
+    @app.exception_handler(DbmetaError)
+    async def dbmeta_error(_: Request, exc: DbmetaError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s: %s", exc.code, exc.detail)
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid_request", "detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unexpected error: %s", type(exc).__name__)
+        return JSONResponse({"error": "internal_error", "detail": "unexpected server error"}, status_code=500)

@@ -1,0 +1,63 @@
+"""Request and response bodies of the HTTP API (the fixed interface in ARCHITECTURE.md, extended)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProfileName = Field(default=None, max_length=128, description="Profile name; the default profile when null")
+
+
+class SchemaRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_request: str | None = Field(
+        default=None, max_length=20_000, description="The user's request; null → the full schema"
+    )
+    top_k: int = Field(default=10, ge=1, le=200, description="How many tables to return for a request")
+    profile: str | None = ProfileName
+    tables: list[str] | None = Field(
+        default=None, max_length=2_000, description="Explicit table names to include (overrides user_request)"
+    )
+    with_examples: bool = Field(default=False, description="Include sample rows (CSV) per table")
+
+
+class PromptItem(BaseModel):
+    type: str
+    text: str
+    score: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TableSearchRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    query: str = Field(min_length=1, max_length=20_000)
+    top_k: int = Field(default=10, ge=1, le=200)
+    profile: str | None = ProfileName
+
+
+class TableHitModel(BaseModel):
+    name: str
+    score: float
+
+
+class TableSearchResponse(BaseModel):
+    profile: str
+    tables: list[TableHitModel]
+    degraded: bool = False
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any
+
+
+class HealthBody(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyBody(BaseModel):
+    ready: bool
+    checks: dict[str, Any]

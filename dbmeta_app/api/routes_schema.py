@@ -1,0 +1,41 @@
+"""The schema prompt item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dbmeta_app.api.deps import RuntimeDep
+from dbmeta_app.api.models import ErrorBody, PromptItem, SchemaRequest
+from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
+
+router = APIRouter(tags=["prompt items"])
+
+
+@router.post(
+    "/v1/prompt-items/schema",
+    response_model=PromptItem,
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> dict[str, Any]:
+    """Return the schema of the tables relevant to a request (the full schema without one)."""
+    rt = runtime.profile(body.profile)
+    search = runtime.extras.get("table_search")
+    if body.tables is not None or not body.user_request or search is None:
+        extra = None
+        if body.tables is None and body.user_request:
+            extra = {
+                "degraded": True,
+                "degraded_reason": "table search is not available; full schema returned",
+            }
+        return await get_schema_prompt_item(
+            runtime.settings,
+            runtime.cache,
+            rt,
+            tables=body.tables,
+            with_examples=body.with_examples,
+            extra_metadata=extra,
+        )
+    result: dict[str, Any] = await search(runtime, rt, body)
+    return result

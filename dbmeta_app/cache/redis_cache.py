@@ -1,0 +1,356 @@
+"""The cache: Redis when it answers, a bounded in-process cache when it does not.
+
+Values are JSON (orjson) bytes, never pickle. Keys are namespaced and versioned:
+``dbmeta:v1:<kind>:<sha256 of a canonical JSON encoding of every input>``.
+A Redis outage is a miss or a memory hit, never an error: the failing call is given up
+after the short socket timeout, Redis is skipped for ``REDIS_RETRY_AFTER`` seconds, then tried
+again, so it is used again as soon as it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from dbmeta_app import metrics
+from dbmeta_app.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+KEY_NAMESPACE = "dbmeta"
+KEY_VERSION = "v1"
+
+#: Time to live, in seconds, of each kind of cached value.
+CACHE_TTL: dict[str, int] = {
+    "schema": 3600,
+    "explain": 600,
+    "explain_error": 60,
+    "examples": 1800,
+    "embedding": 86400,
+}
+
+#: After a Redis failure, serve from memory for this long before trying Redis again.
+REDIS_RETRY_AFTER = 1.0
+#: At most one "Redis unavailable" warning per this many seconds.
+WARN_EVERY = 30.0
+
+T = TypeVar("T")
+
+
+def cache_key(kind: str, **parts: Any) -> str:
+    """Build the namespaced, versioned key of a value from every input that changes it."""
+    canonical = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{hashlib.sha256(canonical).hexdigest()}"
+
+
+class MemoryCache:
+    """A bounded LRU of JSON bytes with per-entry expiry, sized by bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires <= time.monotonic():
+            self.delete(key)
+            return None
+        self._data.move_to_end(key)
+        return value
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        if len(value) > self.max_bytes:
+            return
+        self.delete(key)
+        self._data[key] = (time.monotonic() + ttl, value)
+        self._bytes += len(value)
+        while self._bytes > self.max_bytes:
+            _, (_, old) = self._data.popitem(last=False)
+            self._bytes -= len(old)
+
+    def delete(self, key: str) -> bool:
+        item = self._data.pop(key, None)
+        if item is None:
+            return False
+        self._bytes -= len(item[1])
+        return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [k for k in self._data if k.startswith(prefix)]
+        for k in keys:
+            self.delete(k)
+        return len(keys)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._bytes = 0
+
+
+@dataclass
+class KindStats:
+    hits: int = 0
+    memory_hits: int = 0
+    misses: int = 0
+    errors: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        total = self.hits + self.memory_hits + self.misses
+        ratio = (self.hits + self.memory_hits) / total if total else None
+        return {
+            "hits": self.hits,
+            "memory_hits": self.memory_hits,
+            "misses": self.misses,
+            "errors": self.errors,
+            "hit_ratio": ratio,
+        }
+
+
+@dataclass
+class CacheStats:
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+
+    def of(self, kind: str) -> KindStats:
+        stats = self.kinds.get(kind)
+        if stats is None:
+            stats = self.kinds[kind] = KindStats()
+        return stats
+
+
+def build_redis_client(settings: Settings) -> aioredis.Redis:
+    """Create (without connecting) the Redis client and its one connection pool for this process."""
+    common: dict[str, Any] = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "health_check_interval": 30,
+        "client_name": f"dbmeta-{settings.client}-{settings.env}",
+        "max_connections": settings.redis_max_connections,
+        # Waiting for a free connection is bounded by the same short timeout as a call.
+        "timeout": settings.redis_socket_timeout,
+        # No retries: a failing call must give up fast and fall back to memory.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if settings.redis_url is not None:
+        pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url.get_secret_value(), **common)
+    else:
+        pool = aioredis.BlockingConnectionPool(
+            host=settings.redis_host,
+            port=settings.redis_port,
+            db=settings.redis_db,
+            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+            **common,
+        )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisCache:
+    """Get and set JSON values by key, in Redis with an in-process fallback; never raises for Redis."""
+
+    def __init__(self, settings: Settings, redis_client: aioredis.Redis | None = None) -> None:
+        self.enabled = settings.redis_cache_enabled
+        self.memory = MemoryCache(settings.memory_cache_max_bytes)
+        self.stats = CacheStats()
+        self._redis: aioredis.Redis | None = None
+        if self.enabled:
+            self._redis = redis_client if redis_client is not None else build_redis_client(settings)
+        self._skip_redis_until = 0.0
+        self._last_warning = 0.0
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.redis_ok: bool | None = None  # unknown until the first call
+        metrics.REDIS_UP.set(0)
+
+    @property
+    def backend(self) -> str:
+        """Describe where values are served from: redis, memory (disabled) or memory-fallback."""
+        if self._redis is None:
+            return "memory"
+        return "redis" if self.redis_ok is not False else "memory-fallback"
+
+    def _redis_usable(self) -> aioredis.Redis | None:
+        if self._redis is None or time.monotonic() < self._skip_redis_until:
+            return None
+        return self._redis
+
+    def _redis_failed(self, kind: str, exc: BaseException) -> None:
+        self.stats.of(kind).errors += 1
+        metrics.CACHE_ERRORS.labels(kind).inc()
+        metrics.REDIS_UP.set(0)
+        self.redis_ok = False
+        now = time.monotonic()
+        self._skip_redis_until = now + REDIS_RETRY_AFTER
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning(
+                "Redis unavailable (%s: %s); serving from the in-process cache, retrying every %.0fs",
+                type(exc).__name__,
+                exc,
+                REDIS_RETRY_AFTER,
+            )
+
+    def _redis_succeeded(self) -> None:
+        if self.redis_ok is not True:
+            if self.redis_ok is False:
+                log.info("Redis is back; using it again")
+            self.redis_ok = True
+            metrics.REDIS_UP.set(1)
+
+    async def get_bytes(self, kind: str, key: str) -> tuple[bytes | None, str]:
+        """Return the raw JSON bytes and where they came from: redis, memory or miss."""
+        client = self._redis_usable()
+        if client is not None:
+            try:
+                raw = await client.get(key)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._redis_failed(kind, exc)
+            else:
+                self._redis_succeeded()
+                stats = self.stats.of(kind)
+                if raw is not None:
+                    stats.hits += 1
+                    metrics.CACHE_HITS.labels(kind, "redis").inc()
+                    return raw if isinstance(raw, bytes) else raw.encode(), "redis"
+                stats.misses += 1
+                metrics.CACHE_MISSES.labels(kind).inc()
+                return None, "miss"
+        value = self.memory.get(key)
+        stats = self.stats.of(kind)
+        if value is not None:
+            stats.memory_hits += 1
+            metrics.CACHE_HITS.labels(kind, "memory").inc()
+            return value, "memory"
+        stats.misses += 1
+        metrics.CACHE_MISSES.labels(kind).inc()
+        return None, "miss"
+
+    async def get_json(self, kind: str, key: str) -> Any | None:
+        """Return the decoded value under key, or None on a miss."""
+        raw, _ = await self.get_bytes(kind, key)
+        return None if raw is None else orjson.loads(raw)
+
+    async def set_json(self, kind: str, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store a JSON-encodable value under key for ttl seconds (the kind's TTL by default)."""
+        await self.set_bytes(kind, key, orjson.dumps(value), ttl)
+
+    async def set_bytes(self, kind: str, key: str, raw: bytes, ttl: float | None = None) -> None:
+        seconds = ttl if ttl is not None else CACHE_TTL[kind]
+        # The memory copy is what keeps answers flowing if Redis goes away later.
+        self.memory.set(key, raw, seconds)
+        client = self._redis_usable()
+        if client is None:
+            return
+        try:
+            await client.set(key, raw, px=max(1, int(seconds * 1000)))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed(kind, exc)
+        else:
+            self._redis_succeeded()
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self.memory.delete(key)
+        client = self._redis_usable()
+        if client is None or not keys:
+            return
+        try:
+            await client.delete(*keys)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("delete", exc)
+
+    async def get_or_compute(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        encode: Callable[[T], Any],
+        decode: Callable[[bytes], T],
+        ttl: float | None = None,
+    ) -> tuple[T, str]:
+        """Return (value, "hit"|"miss"), computing it once per process when concurrent callers miss together.
+
+        ``decode`` turns the cached JSON bytes into the value; ``encode`` turns the value into JSON data.
+        """
+        raw, _ = await self.get_bytes(kind, key)
+        if raw is not None:
+            return decode(raw), "hit"
+        pending = self._inflight.get(key)
+        if pending is not None:
+            value: T = await asyncio.shield(pending)
+            return value, "hit"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await compute()
+            await self.set_json(kind, key, encode(value), ttl)
+            future.set_result(value)
+            return value, "miss"
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    async def ping(self) -> bool:
+        """Tell whether Redis answers now (False when disabled)."""
+        if self._redis is None:
+            return False
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("ping", exc)
+            return False
+        self._redis_succeeded()
+        self._skip_redis_until = 0.0
+        return True
+
+    def stats_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "redis_enabled": self.enabled,
+            "memory_entries": len(self.memory),
+            "memory_bytes": self.memory.size_bytes,
+            "kinds": {kind: s.to_json() for kind, s in sorted(self.stats.kinds.items())},
+        }
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+_cache: RedisCache | None = None
+
+
+def get_cache(settings: Settings | None = None) -> RedisCache:
+    """Return the process-wide cache, created on first use (no connection is made until a call)."""
+    global _cache
+    if _cache is None:
+        _cache = RedisCache(settings or get_settings())
+    return _cache
+
+
+def reset_cache() -> None:
+    """Forget the process-wide cache (the caller closes it)."""
+    global _cache
+    _cache = None

@@ -1,0 +1,297 @@
+"""Settings (environment) and profiles (one database each), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dbmeta_app.errors import ConfigError
+
+SAMPLE_PROFILE_DB = "sample_warehouse.db"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the installed driver for a bare dialect URL (postgresql:// → psycopg 3, mysql:// → PyMySQL)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("must look like dialect://… (e.g. postgresql://user@host/db or sqlite:///file.db)")
+    mapped = {
+        "postgres": "postgresql+psycopg",
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "mariadb": "mariadb+pymysql",
+    }.get(scheme.lower(), scheme)
+    return f"{mapped}://{rest}"
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a DSN so it can be logged."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+class PreflightLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_ms: int = Field(default=5000, ge=100, le=120_000)
+    max_estimated_rows: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+
+
+class Profile(BaseModel):
+    """One database the service describes, with its curated files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    database_url: SecretStr
+    include_schemas: tuple[str, ...] = ()
+    exclude_schemas: tuple[str, ...] = ()
+    descriptions_file: Path | None = None
+    examples_file: Path | None = None
+    instructions_file: Path | None = None
+    data_examples: int | None = Field(default=None, ge=0, le=50)
+    preflight: PreflightLimits = PreflightLimits()
+    sample: bool = False  # the bundled sample warehouse, materialised under DATA_DIR on first use
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _PROFILE_NAME.match(value):
+            raise ValueError("profile names are 1-63 characters of letters, digits, '_', '-', '.'")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(normalize_database_url(value.get_secret_value()))
+
+    @property
+    def dialect(self) -> str:
+        scheme = self.database_url.get_secret_value().split("://", 1)[0]
+        return scheme.split("+", 1)[0]
+
+
+class Settings(BaseSettings):
+    """Environment settings; names are the operators' env variables (no prefix)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # identity: part of every cache key
+    client: str = "default"
+    env: str = "local"
+    default_profile: str = "default"
+
+    # databases
+    database_url: SecretStr | None = None
+    profiles_file: Path | None = None
+    data_examples: int = Field(default=0, ge=0, le=50)
+
+    # redis
+    redis_cache_enabled: bool = True
+    redis_url: SecretStr | None = None
+    redis_host: str = "localhost"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_password: SecretStr | None = None
+    redis_db: int = Field(default=0, ge=0, le=15)
+    redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
+    redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
+    redis_max_connections: int = Field(default=50, ge=1, le=10_000)
+    memory_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    # search
+    data_dir: Path = Path(".data")
+    milvus_uri: str | None = None  # default: <DATA_DIR>/milvus.db (Milvus Lite)
+    milvus_token: SecretStr | None = None
+    embedding_model: str = "all-MiniLM-L6-v2"
+    index_on_startup: bool = True
+    search_fusion: Literal["rrf", "weighted"] = "rrf"
+
+    # service
+    admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)
+
+    @field_validator("data_examples", mode="before")
+    @classmethod
+    def _data_examples(cls, value: Any) -> Any:
+        # the seed used a boolean flag; true means a few rows per table
+        if isinstance(value, str) and value.strip().lower() in {"true", "yes", "on"}:
+            return 3
+        if isinstance(value, str) and value.strip().lower() in {"false", "no", "off", ""}:
+            return 0
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(normalize_database_url(value.get_secret_value().strip()))
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if value.get_secret_value().lower() in {"changeme", "change-me", "secret", "token", "admin"}:
+            raise ValueError("refusing a placeholder admin token; generate one (openssl rand -hex 32)")
+        return value
+
+    @model_validator(mode="after")
+    def _profiles_resolve(self) -> Settings:
+        self._profiles = _load_profiles(self)
+        if self.default_profile not in self._profiles:
+            raise ValueError(
+                f"DEFAULT_PROFILE {self.default_profile!r} is not a configured profile "
+                f"(configured: {', '.join(sorted(self._profiles))})"
+            )
+        return self
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return self._profiles
+
+    @property
+    def resolved_milvus_uri(self) -> str:
+        return self.milvus_uri or str(self.data_dir / "milvus.db")
+
+    def profile(self, name: str | None) -> Profile:
+        """Return the named profile (the default when None) or raise UnknownProfileError."""
+        from dbmeta_app.errors import UnknownProfileError
+
+        key = name or self.default_profile
+        try:
+            return self._profiles[key]
+        except KeyError:
+            raise UnknownProfileError(key, list(self._profiles)) from None
+
+
+def sample_file(name: str) -> Path:
+    return Path(str(files("dbmeta_app.sample").joinpath(name)))
+
+
+def _load_profiles(settings: Settings) -> dict[str, Profile]:
+    profiles: dict[str, Profile] = {}
+    if settings.profiles_file is not None:
+        profiles.update(_read_profiles_file(settings.profiles_file, settings))
+    if settings.database_url is not None:
+        profiles.setdefault(
+            settings.default_profile,
+            Profile(name=settings.default_profile, database_url=settings.database_url),
+        )
+    if not profiles:
+        sample_db = (settings.data_dir / SAMPLE_PROFILE_DB).resolve()
+        profiles[settings.default_profile] = Profile(
+            name=settings.default_profile,
+            database_url=SecretStr(f"sqlite:///{sample_db}"),
+            descriptions_file=sample_file("descriptions.yml"),
+            examples_file=sample_file("examples.yml"),
+            instructions_file=sample_file("instructions.yml"),
+            sample=True,
+        )
+    return profiles
+
+
+def _expand_env(value: str, where: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        var = match.group(1)
+        if var not in os.environ:
+            raise ValueError(f"{where} refers to ${{{var}}}, which is not set")
+        return os.environ[var]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _read_profiles_file(path: Path, settings: Settings) -> dict[str, Profile]:
+    if not path.is_file():
+        raise ValueError(f"PROFILES_FILE {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"PROFILES_FILE {str(path)!r} is not valid YAML: {exc}") from None
+    entries = raw.get("profiles") if isinstance(raw, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"PROFILES_FILE {str(path)!r} must have a non-empty 'profiles:' mapping")
+    base = path.parent
+    out: dict[str, Profile] = {}
+    for name, body in entries.items():
+        where = f"PROFILES_FILE {str(path)!r}, profile {name!r}"
+        if not isinstance(body, dict):
+            raise ValueError(f"{where}: must be a mapping")
+        data = dict(body)
+        if "database_url" not in data:
+            raise ValueError(f"{where}: database_url is required")
+        data["database_url"] = _expand_env(str(data["database_url"]), where)
+        for key in ("descriptions_file", "examples_file", "instructions_file"):
+            if data.get(key):
+                p = Path(str(data[key]))
+                data[key] = p if p.is_absolute() else base / p
+                if not data[key].is_file():
+                    raise ValueError(f"{where}: {key} {str(data[key])!r} does not exist")
+        data.setdefault("data_examples", None)
+        try:
+            out[str(name)] = Profile(name=str(name), **data)
+        except ValidationError as exc:
+            raise ValueError(f"{where}: {_first_errors(exc)}") from None
+    return out
+
+
+def _first_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment (plus overrides), naming the bad variable on failure."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            var = ".".join(str(x) for x in err["loc"]).upper() or "settings"
+            value = err.get("input")
+            shown = (
+                ""
+                if var.endswith(("PASSWORD", "TOKEN", "URL")) or isinstance(value, dict)
+                else f" (got {value!r})"
+            )
+            messages.append(f"{var}: {err['msg']}{shown}")
+        raise ConfigError("Invalid settings: " + "; ".join(messages)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process settings (read once)."""
+    return load_settings()

@@ -1,0 +1,52 @@
+"""The error hierarchy. Domain code raises these; the API maps each to one HTTP status once.
+
+DbmetaError
+ ├── ConfigError            bad settings or profiles file (start-up)           500 at start-up only
+ ├── UnknownProfileError    the request names a profile that does not exist    404
+ ├── InvalidInputError      a well-formed request that cannot be served        422
+ ├── IndexNotReadyError     the search index is still being built              503
+ └── UpstreamUnavailableError  the database (or another dependency) is down    503
+"""
+
+from __future__ import annotations
+
+
+class DbmetaError(Exception):
+    """Base class: carries a stable machine code and the HTTP status it maps to."""
+
+    code = "internal_error"
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(DbmetaError):
+    code = "config_error"
+    status_code = 500
+
+
+class UnknownProfileError(DbmetaError):
+    code = "unknown_profile"
+    status_code = 404
+
+    def __init__(self, profile: str, known: list[str]) -> None:
+        shown = ", ".join(sorted(known)) or "none"
+        super().__init__(f"Unknown profile {profile!r}; configured profiles: {shown}")
+        self.profile = profile
+
+
+class InvalidInputError(DbmetaError):
+    code = "invalid_input"
+    status_code = 422
+
+
+class IndexNotReadyError(DbmetaError):
+    code = "index_not_ready"
+    status_code = 503
+
+
+class UpstreamUnavailableError(DbmetaError):
+    code = "upstream_unavailable"
+    status_code = 503

@@ -1,0 +1,54 @@
+"""Introspection: bulk reflection of a profile's database into a versioned Snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from sqlalchemy.engine import Engine
+
+from dbmeta_app.introspection.descriptions import Descriptions, apply_descriptions, load_descriptions
+from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table, qualified_name
+from dbmeta_app.introspection.reflect import reflect_tables, sample_rows
+
+__all__ = [
+    "Column",
+    "Descriptions",
+    "ForeignKey",
+    "Snapshot",
+    "Table",
+    "introspect",
+    "load_descriptions",
+    "qualified_name",
+]
+
+log = logging.getLogger(__name__)
+
+
+def introspect(
+    engine: Engine,
+    profile: str,
+    *,
+    include_schemas: tuple[str, ...] = (),
+    exclude_schemas: tuple[str, ...] = (),
+    descriptions: Descriptions | None = None,
+    data_examples: int = 0,
+) -> Snapshot:
+    """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied."""
+    started = time.perf_counter()
+    tables = reflect_tables(engine, include_schemas, exclude_schemas)
+    if descriptions is not None:
+        tables = apply_descriptions(tables, descriptions)
+    if data_examples > 0:
+        samples = sample_rows(engine, tables, data_examples)
+        tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
+    snapshot = Snapshot.build(profile, engine.dialect.name, tables)
+    log.info(
+        "Introspected profile=%s: %d tables in %.3fs (version %s)",
+        profile,
+        len(snapshot.tables),
+        time.perf_counter() - started,
+        snapshot.version,
+    )
+    return snapshot

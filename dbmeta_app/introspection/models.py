@@ -1,0 +1,187 @@
+"""The structured schema snapshot: frozen dataclasses with a JSON round trip.
+
+A snapshot is what introspection produces, what the cache stores (as JSON) and what
+rendering, retrieval and preflight read. Table keys are qualified names: ``schema.table``
+wherever the database has schemas, the bare name in SQLite's main schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+    default: str | None = None
+    comment: str | None = None
+    description: str | None = None
+    examples: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "type": self.type, "nullable": self.nullable}
+        if self.primary_key:
+            data["primary_key"] = True
+        for key in ("default", "comment", "description"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        if self.examples:
+            data["examples"] = list(self.examples)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Column:
+        return cls(
+            name=data["name"],
+            type=data["type"],
+            nullable=data.get("nullable", True),
+            primary_key=data.get("primary_key", False),
+            default=data.get("default"),
+            comment=data.get("comment"),
+            description=data.get("description"),
+            examples=tuple(data.get("examples", ())),
+        )
+
+    @property
+    def text(self) -> str | None:
+        """The curated description, else the database comment."""
+        return self.description or self.comment
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str  # qualified key of the referenced table, as in Snapshot.tables
+    ref_columns: tuple[str, ...]
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "columns": list(self.columns),
+            "ref_table": self.ref_table,
+            "ref_columns": list(self.ref_columns),
+        }
+        if self.name is not None:
+            data["name"] = self.name
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ForeignKey:
+        return cls(
+            columns=tuple(data["columns"]),
+            ref_table=data["ref_table"],
+            ref_columns=tuple(data["ref_columns"]),
+            name=data.get("name"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    schema: str | None
+    name: str
+    kind: str = "table"  # "table" | "view" | "materialized_view"
+    columns: tuple[Column, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    comment: str | None = None
+    description: str | None = None
+    sample_rows: tuple[tuple[str | None, ...], ...] = ()  # values as truncated strings, columns order
+
+    @property
+    def key(self) -> str:
+        return qualified_name(self.schema, self.name)
+
+    @property
+    def text(self) -> str | None:
+        """The curated description, else the database comment."""
+        return self.description or self.comment
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema": self.schema,
+            "name": self.name,
+            "kind": self.kind,
+            "columns": [c.to_json() for c in self.columns],
+        }
+        if self.primary_key:
+            data["primary_key"] = list(self.primary_key)
+        if self.foreign_keys:
+            data["foreign_keys"] = [fk.to_json() for fk in self.foreign_keys]
+        if self.comment is not None:
+            data["comment"] = self.comment
+        if self.description is not None:
+            data["description"] = self.description
+        if self.sample_rows:
+            data["sample_rows"] = [list(r) for r in self.sample_rows]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Table:
+        return cls(
+            schema=data.get("schema"),
+            name=data["name"],
+            kind=data.get("kind", "table"),
+            columns=tuple(Column.from_json(c) for c in data.get("columns", ())),
+            primary_key=tuple(data.get("primary_key", ())),
+            foreign_keys=tuple(ForeignKey.from_json(f) for f in data.get("foreign_keys", ())),
+            comment=data.get("comment"),
+            description=data.get("description"),
+            sample_rows=tuple(tuple(r) for r in data.get("sample_rows", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The full structured schema of one profile."""
+
+    profile: str
+    dialect: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "dialect": self.dialect,
+            "version": self.version,
+            "tables": [t.to_json() for t in self.tables.values()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Snapshot:
+        tables = [Table.from_json(t) for t in data["tables"]]
+        return cls(
+            profile=data["profile"],
+            dialect=data["dialect"],
+            tables={t.key: t for t in tables},
+            version=data.get("version", ""),
+        )
+
+    @classmethod
+    def build(cls, profile: str, dialect: str, tables: list[Table]) -> Snapshot:
+        """Make a snapshot with tables sorted by key and its content version computed."""
+        ordered = sorted(tables, key=lambda t: t.key)
+        snap = cls(profile=profile, dialect=dialect, tables={t.key: t for t in ordered})
+        return cls(profile=profile, dialect=dialect, tables=snap.tables, version=content_version(snap))
+
+
+def qualified_name(schema: str | None, name: str) -> str:
+    return f"{schema}.{name}" if schema else name
+
+
+def content_version(snapshot: Snapshot) -> str:
+    """Hash the snapshot's tables (not its profile) into a short, stable version string."""
+    payload = json.dumps(
+        [t.to_json() for t in snapshot.tables.values()],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,74 @@
+"""The FastAPI application: ``uvicorn dbmeta_app.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dbmeta_app import __version__
+from dbmeta_app.api import routes_health, routes_schema
+from dbmeta_app.api.errors import install_error_handlers
+from dbmeta_app.api.middleware import BodySizeLimit
+from dbmeta_app.cache.redis_cache import RedisCache
+from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.logging_setup import configure_logging
+from dbmeta_app.runtime import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, cache: RedisCache | None = None, runtime: Runtime | None = None
+) -> FastAPI:
+    """Build the app; resources are opened in the lifespan, from the given settings or the environment."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal settings
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        settings = settings or get_settings()
+        configure_logging(settings.log_level)
+        rt = open_runtime(settings, cache)
+        app.state.runtime = rt
+        log.info(
+            "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
+            __version__,
+            settings.client,
+            settings.env,
+            ",".join(sorted(rt.profiles)),
+            "redis" if settings.redis_cache_enabled else "memory",
+        )
+        try:
+            yield
+        finally:
+            await rt.close()
+
+    app = FastAPI(
+        title="dbmeta",
+        version=__version__,
+        summary="Database context for LLM text-to-SQL: schema prompt items, table search, safe preflight.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(routes_health.router)
+    app.include_router(routes_schema.router)
+    max_body = settings.max_body_bytes if settings is not None else get_settings_max_body()
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    return app
+
+
+def get_settings_max_body() -> int:
+    # The body cap is read from the environment without failing here: bad settings fail in the lifespan.
+    try:
+        return get_settings().max_body_bytes
+    except Exception:  # noqa: BLE001
+        return Settings.model_fields["max_body_bytes"].default  # type: ignore[no-any-return]
+
+
+app = create_app()

@@ -1,0 +1,194 @@
+"""The schema prompt item: cached full snapshot → (optionally) filter → render.
+
+The full snapshot is cached under (client, env, profile, with_examples, what else changes it);
+a filtered result is never cached — it is cut from the cached snapshot in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from dbmeta_app import metrics
+from dbmeta_app.cache.redis_cache import RedisCache, cache_key, get_cache
+from dbmeta_app.config import Settings
+from dbmeta_app.errors import UpstreamUnavailableError
+from dbmeta_app.introspection import introspect
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.prompt_items.render import render_schema, resolve_table_names
+from dbmeta_app.runtime import ProfileRuntime, open_profile
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the snapshot's JSON layout changes, so old cached values are never read.
+SNAPSHOT_FORMAT = 1
+_DECODED_MAX = 16
+_RENDERED_MAX = 32
+
+
+@dataclass
+class _Memo:
+    """Decoded snapshots and rendered full texts, keyed by content version (pure derivations)."""
+
+    decoded: OrderedDict[str, tuple[bytes, Snapshot]] = field(default_factory=OrderedDict)
+    rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
+
+    def decode(self, key: str, raw: bytes) -> Snapshot:
+        # The JSON starts with profile, dialect and the content version: an equal prefix is an equal snapshot.
+        head = raw[:256]
+        hit = self.decoded.get(key)
+        if hit is not None and hit[0] == head:
+            self.decoded.move_to_end(key)
+            return hit[1]
+        snapshot = Snapshot.from_json(orjson.loads(raw))
+        self.decoded[key] = (head, snapshot)
+        while len(self.decoded) > _DECODED_MAX:
+            self.decoded.popitem(last=False)
+        return snapshot
+
+    def render_full(self, snapshot: Snapshot, with_samples: bool) -> str:
+        key = (snapshot.profile, snapshot.version, with_samples)
+        text = self.rendered.get(key)
+        if text is None:
+            text = render_schema(snapshot, None, with_samples)
+            self.rendered[key] = text
+            while len(self.rendered) > _RENDERED_MAX:
+                self.rendered.popitem(last=False)
+        return text
+
+
+_memo = _Memo()
+
+
+def schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> str:
+    """Key of a profile's full snapshot: every input that changes it is hashed in."""
+    profile = rt.profile
+    return cache_key(
+        "schema",
+        format=SNAPSHOT_FORMAT,
+        client=settings.client,
+        env=settings.env,
+        profile=profile.name,
+        with_examples=with_examples,
+        data_examples=_sample_count(settings, rt, with_examples),
+        include=list(profile.include_schemas),
+        exclude=list(profile.exclude_schemas),
+        descriptions=rt.descriptions_digest,
+    )
+
+
+def _sample_count(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> int:
+    if not with_examples:
+        return 0
+    count = rt.profile.data_examples if rt.profile.data_examples is not None else settings.data_examples
+    return count or 3
+
+
+def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> Snapshot:
+    started = time.perf_counter()
+    try:
+        return introspect(
+            rt.engine,
+            rt.name,
+            include_schemas=rt.profile.include_schemas,
+            exclude_schemas=rt.profile.exclude_schemas,
+            descriptions=rt.descriptions,
+            data_examples=_sample_count(settings, rt, with_examples),
+        )
+    except SQLAlchemyError as exc:
+        # The driver message may carry host names; the class and the first line are enough.
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        raise UpstreamUnavailableError(
+            f"database of profile {rt.name!r} is unavailable ({type(exc).__name__}: {reason})"
+        ) from exc
+    finally:
+        metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
+
+
+async def load_snapshot(
+    settings: Settings, cache: RedisCache, rt: ProfileRuntime, with_examples: bool = False
+) -> tuple[Snapshot, str]:
+    """Return the profile's full snapshot and "hit" or "miss", introspecting (once) on a miss."""
+    key = schema_cache_key(settings, rt, with_examples)
+    ids = f"profile={rt.name}, client={settings.client}, env={settings.env}"
+
+    async def compute() -> Snapshot:
+        log.info("Schema cache MISS for %s", ids)
+        return await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
+
+    def decode(raw: bytes) -> Snapshot:
+        return _memo.decode(key, raw)
+
+    snapshot, status = await cache.get_or_compute("schema", key, compute, Snapshot.to_json, decode)
+    if status == "hit":
+        log.info("Schema cache HIT for %s", ids)
+    else:
+        log.info("Schema cached for %s (%d tables, version %s)", ids, len(snapshot.tables), snapshot.version)
+        metrics.SCHEMA_VERSION.labels(rt.name, snapshot.version).set(1)
+    return snapshot, status
+
+
+def filter_and_render(
+    snapshot: Snapshot, tables: Sequence[str] | None, with_samples: bool
+) -> tuple[str, list[str], list[str]]:
+    """Render the full schema (tables=None) or just the named tables; return (text, keys, unknown names)."""
+    if tables is None:
+        return _memo.render_full(snapshot, with_samples), list(snapshot.tables), []
+    keys, unknown = resolve_table_names(snapshot, tables)
+    return render_schema(snapshot, keys, with_samples), keys, unknown
+
+
+async def generate_schema_prompt(
+    engine: Engine,
+    settings: Settings,
+    with_examples: bool = False,
+    filter_tables: Sequence[str] | None = None,
+    profile: str | None = None,
+) -> str:
+    """Return the schema prompt text of a database, from the cached full snapshot, filtered when asked."""
+    rt = open_profile(settings.profile(profile))
+    rt.engine = engine
+    snapshot, _ = await load_snapshot(settings, get_cache(settings), rt, with_examples)
+    text, _, _ = filter_and_render(snapshot, filter_tables, with_examples)
+    return text
+
+
+async def get_schema_prompt_item(
+    settings: Settings,
+    cache: RedisCache,
+    rt: ProfileRuntime,
+    *,
+    tables: Sequence[str] | None = None,
+    scores: dict[str, float] | None = None,
+    with_examples: bool = False,
+    extra_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores."""
+    snapshot, status = await load_snapshot(settings, cache, rt, with_examples)
+    text, keys, unknown = filter_and_render(snapshot, tables, with_examples)
+    metadata: dict[str, Any] = {
+        "profile": rt.name,
+        "dialect": snapshot.dialect,
+        "tables": keys,
+        "schema_version": snapshot.version,
+        "cache": status,
+        "filtered": tables is not None,
+        "total_tables": len(snapshot.tables),
+    }
+    if scores is not None:
+        metadata["scores"] = {k: round(scores[k], 6) for k in keys if k in scores}
+    if unknown:
+        metadata["unknown_tables"] = unknown
+    if extra_metadata:
+        metadata.update(extra_metadata)
+    top = max((scores[k] for k in keys if k in scores), default=None) if scores else None
+    return {"type": "db_struct", "text": text, "score": top, "metadata": metadata}

@@ -1,0 +1,1 @@
+"""Bundled sample warehouse: SQL script, curated descriptions, examples and instructions."""

@@ -1,0 +1,217 @@
+"""The cache contract, over memory-only, fakeredis and the real Redis; plus its fail-open behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from dbmeta_app.cache import redis_cache
+from dbmeta_app.cache.redis_cache import CACHE_TTL, MemoryCache, RedisCache, cache_key
+from dbmeta_app.config import Settings
+from tests.conftest import RedisProcess
+
+
+@pytest.fixture(params=["memory", "fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+async def cache(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[RedisCache]:
+    if request.param == "memory":
+        c = RedisCache(settings)
+    elif request.param == "fakeredis":
+        c = RedisCache(
+            settings.model_copy(update={"redis_cache_enabled": True}),
+            redis_client=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()),
+        )
+    else:
+        host, port = request.getfixturevalue("real_redis")
+        c = RedisCache(
+            settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
+        )
+    yield c
+    await c.close()
+
+
+def test_ttls_match_the_documented_values() -> None:
+    assert CACHE_TTL["schema"] == 3600
+    assert CACHE_TTL["explain"] == 600
+    assert CACHE_TTL["explain_error"] == 60
+    assert CACHE_TTL["examples"] == 1800
+
+
+def test_keys_are_namespaced_versioned_sha256_and_independent_of_argument_order() -> None:
+    a = cache_key("schema", client="c", env="prod", profile="p")
+    b = cache_key("schema", profile="p", env="prod", client="c")
+    assert a == b
+    prefix, version, kind, digest = a.split(":")
+    assert (prefix, version, kind) == ("dbmeta", "v1", "schema")
+    assert len(digest) == 64 and int(digest, 16) >= 0
+
+
+@pytest.mark.parametrize("field", ["client", "env", "profile"])
+def test_every_input_changes_the_key(field: str) -> None:
+    base = {"client": "c", "env": "e", "profile": "p"}
+    changed = dict(base, **{field: "other"})
+    assert cache_key("schema", **base) != cache_key("schema", **changed)
+
+
+def test_odd_inputs_make_distinct_keys_without_collisions() -> None:
+    # "a:b" + "c" must not collide with "a" + "b:c" as a naive join would.
+    assert cache_key("k", x="a:b", y="c") != cache_key("k", x="a", y="b:c")
+    assert cache_key("k", profile='ünïcødé %s "q"') != cache_key("k", profile="unicode")
+
+
+async def test_round_trips_json_values(cache: RedisCache, unique: str) -> None:
+    key = cache_key("schema", test=unique)
+    value = {"tables": [{"name": "Ordér Lines", "cols": [1, 2.5, None, True]}]}
+    await cache.set_json("schema", key, value)
+    assert await cache.get_json("schema", key) == value
+    await cache.delete(key)
+
+
+async def test_a_missing_key_is_a_miss(cache: RedisCache, unique: str) -> None:
+    assert await cache.get_json("schema", cache_key("schema", missing=unique)) is None
+    assert cache.stats.of("schema").misses == 1
+
+
+async def test_values_expire_after_their_ttl(cache: RedisCache, unique: str) -> None:
+    key = cache_key("explain", test=unique)
+    await cache.set_json("explain", key, {"ok": True}, ttl=0.2)
+    assert await cache.get_json("explain", key) == {"ok": True}
+    await asyncio.sleep(0.35)
+    assert await cache.get_json("explain", key) is None
+
+
+async def test_values_in_redis_are_json_not_pickle(fake_cache: RedisCache) -> None:
+    key = cache_key("schema", x=1)
+    await fake_cache.set_json("schema", key, {"a": [1, 2]})
+    raw = await fake_cache._redis.get(key)  # type: ignore[union-attr]
+    assert raw == b'{"a":[1,2]}'
+
+
+async def test_concurrent_misses_compute_once(cache: RedisCache, unique: str) -> None:
+    calls = 0
+
+    async def compute() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return {"v": 1}
+
+    key = cache_key("schema", single=unique)
+    results = await asyncio.gather(
+        *[
+            cache.get_or_compute("schema", key, compute, lambda v: v, redis_cache.orjson.loads)
+            for _ in range(50)
+        ]
+    )
+    assert calls == 1
+    assert all(value == {"v": 1} for value, _ in results)
+    assert sum(1 for _, status in results if status == "miss") == 1
+    await cache.delete(key)
+
+
+async def test_a_failed_computation_reaches_every_waiter_and_is_not_cached(
+    cache: RedisCache, unique: str
+) -> None:
+    async def compute() -> dict[str, Any]:
+        await asyncio.sleep(0.02)
+        raise RuntimeError("database down")
+
+    key = cache_key("schema", failing=unique)
+    results = await asyncio.gather(
+        *[
+            cache.get_or_compute("schema", key, compute, lambda v: v, redis_cache.orjson.loads)
+            for _ in range(5)
+        ],
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await cache.get_json("schema", key) is None
+
+
+def test_memory_cache_is_bounded_by_bytes_and_evicts_least_recently_used() -> None:
+    mem = MemoryCache(max_bytes=100)
+    mem.set("a", b"x" * 40, 60)
+    mem.set("b", b"y" * 40, 60)
+    assert mem.get("a") is not None  # a is now the most recently used
+    mem.set("c", b"z" * 40, 60)
+    assert mem.get("b") is None
+    assert mem.get("a") is not None and mem.get("c") is not None
+    assert mem.size_bytes <= 100
+    mem.set("huge", b"h" * 1000, 60)
+    assert mem.get("huge") is None
+
+
+async def test_redis_down_at_start_serves_from_memory_with_one_warning(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import free_port
+
+    dead = settings.model_copy(update={"redis_cache_enabled": True, "redis_port": free_port()})
+    cache = RedisCache(dead)
+    key = cache_key("schema", x="down")
+    started = time.perf_counter()
+    await cache.set_json("schema", key, {"v": 1})
+    for _ in range(20):
+        assert await cache.get_json("schema", key) == {"v": 1}
+    assert time.perf_counter() - started < 2.0
+    assert cache.backend == "memory-fallback"
+    assert sum("Redis unavailable" in r.message for r in caplog.records) == 1
+    await cache.close()
+
+
+async def test_redis_outage_mid_run_falls_back_then_recovers(
+    fake_cache: RedisCache, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(redis_cache, "REDIS_RETRY_AFTER", 0.05)
+    server = fake_cache.fake_server  # type: ignore[attr-defined]
+    key = cache_key("schema", x="outage")
+    await fake_cache.set_json("schema", key, {"v": 1})
+    server.connected = False
+    assert await fake_cache.get_json("schema", key) == {"v": 1}  # from memory
+    assert fake_cache.backend == "memory-fallback"
+    assert fake_cache.stats.of("schema").errors >= 1
+    server.connected = True
+    await asyncio.sleep(0.06)
+    await fake_cache.set_json("schema", key, {"v": 2})
+    assert await fake_cache.get_json("schema", key) == {"v": 2}
+    assert fake_cache.backend == "redis"
+    assert fake_cache.stats.of("schema").hits >= 1
+
+
+@pytest.mark.integration
+async def test_a_real_redis_killed_and_restarted_is_used_again(
+    settings: Settings, redis_process: RedisProcess, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(redis_cache, "REDIS_RETRY_AFTER", 0.1)
+    cache = RedisCache(
+        settings.model_copy(update={"redis_cache_enabled": True, "redis_port": redis_process.port})
+    )
+    key = cache_key("schema", x="killed")
+    await cache.set_json("schema", key, {"v": 1})
+    assert cache.backend == "redis"
+    redis_process.stop()
+    started = time.perf_counter()
+    assert await cache.get_json("schema", key) == {"v": 1}
+    assert time.perf_counter() - started < 1.0
+    redis_process.start()
+    await asyncio.sleep(0.15)
+    await cache.set_json("schema", key, {"v": 2})
+    direct = aioredis.Redis(port=redis_process.port)
+    assert await direct.get(key) == b'{"v":2}'
+    await direct.aclose()
+    assert cache.backend == "redis"
+    await cache.close()
+
+
+async def test_disabled_redis_uses_memory_only(settings: Settings) -> None:
+    cache = RedisCache(settings)
+    assert cache.backend == "memory"
+    key = cache_key("examples", x=1)
+    await cache.set_json("examples", key, [1])
+    assert await cache.get_json("examples", key) == [1]
+    assert await cache.ping() is False

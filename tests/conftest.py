@@ -1,0 +1,160 @@
+"""Shared fixtures: settings on the sample warehouse, caches (memory, fakeredis, real Redis), real databases."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+import sqlalchemy as sa
+
+from dbmeta_app.cache.redis_cache import RedisCache
+from dbmeta_app.config import Settings, load_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+# These variables would leak the developer's environment into the tests' settings.
+for _var in ("DATABASE_URL", "PROFILES_FILE", "REDIS_URL", "DEFAULT_PROFILE", "CLIENT", "ENV", "ADMIN_TOKEN"):
+    os.environ.pop(_var, None)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Build Settings on the sample warehouse in a private data dir, Redis off unless asked."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "redis_cache_enabled": False}
+        values.update(overrides)
+        return load_settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    s: Settings = make_settings()
+    return s
+
+
+@pytest.fixture
+async def fake_cache(settings: Settings) -> AsyncIterator[RedisCache]:
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeAsyncRedis(server=server)
+    cache = RedisCache(settings.model_copy(update={"redis_cache_enabled": True}), redis_client=client)
+    cache.fake_server = server  # type: ignore[attr-defined]
+    yield cache
+    await cache.close()
+
+
+@pytest.fixture(scope="session")
+def real_redis() -> tuple[str, int]:
+    if not port_open(REDIS_HOST, REDIS_PORT):
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    return REDIS_HOST, REDIS_PORT
+
+
+class RedisProcess:
+    """A private redis-server on a free port that a test can stop, freeze and restart."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    proc = RedisProcess(tmp_path)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _reachable(url: str) -> bool:
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    if not _reachable(PG_URL):
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    if not _reachable(MYSQL_URL):
+        pytest.skip("MariaDB is not reachable at 127.0.0.1:3306")
+    return MYSQL_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]

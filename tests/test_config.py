@@ -1,0 +1,122 @@
+"""Settings keep the operators' env names, fail at start-up naming the variable, and load profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dbmeta_app.config import load_settings, redact_url
+from dbmeta_app.errors import ConfigError, UnknownProfileError
+
+
+def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    assert (s.redis_host, s.redis_port, s.redis_db, s.redis_cache_enabled) == ("localhost", 6379, 0, True)
+    assert s.redis_password is None
+    assert list(s.profiles) == ["default"] and s.profiles["default"].sample
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("REDIS_PORT", "abc"),
+        ("REDIS_PORT", "70000"),
+        ("REDIS_DB", "-1"),
+        ("DATA_EXAMPLES", "lots"),
+        ("LOG_LEVEL", "LOUD"),
+        ("REDIS_CACHE_ENABLED", "maybe"),
+        ("DATABASE_URL", "not a url"),
+    ],
+)
+def test_bad_settings_fail_with_a_message_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert var in str(err.value)
+
+
+def test_env_names_are_read_without_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REDIS_HOST", "redis.internal")
+    monkeypatch.setenv("REDIS_PASSWORD", "pw")
+    monkeypatch.setenv("CLIENT", "acme")
+    monkeypatch.setenv("ENV", "prod")
+    monkeypatch.setenv("DATA_EXAMPLES", "true")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/x")
+    s = load_settings(data_dir=tmp_path)
+    assert s.redis_host == "redis.internal" and s.redis_password is not None
+    assert (s.client, s.env, s.data_examples) == ("acme", "prod", 3)
+    assert s.profiles["default"].database_url.get_secret_value().startswith("postgresql+psycopg://")
+    assert "p@" not in repr(s)
+
+
+def test_profiles_file_with_env_references_and_relative_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "desc.yml").write_text("tables: {}\n")
+    (tmp_path / "profiles.yml").write_text(
+        "profiles:\n"
+        "  sales:\n"
+        "    database_url: ${SALES_URL}\n"
+        "    include_schemas: [public, sales]\n"
+        "    descriptions_file: desc.yml\n"
+        "    preflight: {max_estimated_rows: 1000000}\n"
+        "  hr:\n"
+        "    database_url: mysql://root@127.0.0.1/hr\n"
+    )
+    monkeypatch.setenv("SALES_URL", "postgresql://postgres@127.0.0.1/test")
+    s = load_settings(profiles_file=tmp_path / "profiles.yml", default_profile="sales")
+    assert set(s.profiles) == {"sales", "hr"}
+    assert s.profile(None).include_schemas == ("public", "sales")
+    assert s.profile("sales").descriptions_file == tmp_path / "desc.yml"
+    assert s.profile("hr").dialect == "mysql"
+    with pytest.raises(UnknownProfileError):
+        s.profile("finance")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("profiles: []", "non-empty 'profiles:' mapping"),
+        ("profiles:\n  a: {}\n", "database_url is required"),
+        ("profiles:\n  a: {database_url: '${NOPE_NOT_SET}'}\n", "NOPE_NOT_SET"),
+        ("profiles:\n  a: {database_url: 'sqlite://', colour: red}\n", "colour"),
+        ("profiles:\n  a: {database_url: 'sqlite://', descriptions_file: missing.yml}\n", "does not exist"),
+        ("profiles: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_profiles_files_are_refused_at_start_up(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "profiles.yml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_settings(profiles_file=path, default_profile="a")
+    assert message in str(err.value)
+
+
+def test_default_profile_must_be_one_of_the_profiles(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.yml"
+    path.write_text("profiles:\n  hr: {database_url: 'sqlite://'}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(profiles_file=path, default_profile="sales")
+    assert "DEFAULT_PROFILE 'sales'" in str(err.value) and "hr" in str(err.value)
+
+
+def test_placeholder_admin_tokens_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir=tmp_path, admin_token="changeme")
+    assert "ADMIN_TOKEN" in str(err.value)
+
+
+def test_passwords_are_redacted_from_urls() -> None:
+    assert (
+        redact_url("postgresql+psycopg://user:s3cr3t@db:5432/x") == "postgresql+psycopg://user:***@db:5432/x"
+    )
+
+
+def test_settings_validation_never_prints_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "nonsense-with-s3cr3t")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "s3cr3t" not in str(err.value)
