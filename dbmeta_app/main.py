@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_health, routes_schema
 from dbmeta_app.api.errors import install_error_handlers
-from dbmeta_app.api.middleware import BodySizeLimit
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -35,6 +34,7 @@ def create_app(
         settings = settings or get_settings()
         configure_logging(settings.log_level)
         rt = open_runtime(settings, cache)
+        await rt.cache.start()
         app.state.runtime = rt
         log.info(
             "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
@@ -49,8 +49,10 @@ def create_app(
         finally:
             await rt.close()
 
+    max_body = settings.max_body_bytes if settings is not None else _max_body_from_env()
     app = FastAPI(
         title="dbmeta",
+        max_body_size=max_body,
         version=__version__,
         summary="Database context for LLM text-to-SQL: schema prompt items, table search, safe preflight.",
         lifespan=lifespan,
@@ -58,12 +60,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
-    max_body = settings.max_body_bytes if settings is not None else get_settings_max_body()
-    app.add_middleware(BodySizeLimit, max_bytes=max_body)
     return app
 
 
-def get_settings_max_body() -> int:
+def _max_body_from_env() -> int:
     # The body cap is read from the environment without failing here: bad settings fail in the lifespan.
     try:
         return get_settings().max_body_bytes

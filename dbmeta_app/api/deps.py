@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from dbmeta_app.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: a sync dependency would cost a worker-thread hop on every request
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Response
 
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import ErrorBody, PromptItem, SchemaRequest
@@ -18,7 +19,7 @@ router = APIRouter(tags=["prompt items"])
     response_model=PromptItem,
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
-async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> dict[str, Any]:
+async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> Response:
     """Return the schema of the tables relevant to a request (the full schema without one)."""
     rt = runtime.profile(body.profile)
     search = runtime.extras.get("table_search")
@@ -29,7 +30,7 @@ async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> dict[s
                 "degraded": True,
                 "degraded_reason": "table search is not available; full schema returned",
             }
-        return await get_schema_prompt_item(
+        item = await get_schema_prompt_item(
             runtime.settings,
             runtime.cache,
             rt,
@@ -37,5 +38,11 @@ async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> dict[s
             with_examples=body.with_examples,
             extra_metadata=extra,
         )
-    result: dict[str, Any] = await search(runtime, rt, body)
-    return result
+    else:
+        item = await search(runtime, rt, body)
+    return json_response(item)
+
+
+def json_response(item: dict[str, Any]) -> Response:
+    """Serialise an answer with orjson (the item is built by our code, so it needs no re-validation)."""
+    return Response(orjson.dumps(item), media_type="application/json")

@@ -1,18 +1,24 @@
-"""The cache: Redis when it answers, a bounded in-process cache when it does not.
+"""The cache: a bounded in-process tier (L1) in front of Redis (L2), failing open to L1 alone.
 
 Values are JSON (orjson) bytes, never pickle. Keys are namespaced and versioned:
 ``dbmeta:v1:<kind>:<sha256 of a canonical JSON encoding of every input>``.
-A Redis outage is a miss or a memory hit, never an error: the failing call is given up
-after the short socket timeout, Redis is skipped for ``REDIS_RETRY_AFTER`` seconds, then tried
-again, so it is used again as soon as it is back.
+
+- L1 answers first only while it is known coherent: a listener subscribed to the invalidation channel
+  hears every write and delete made by any replica and drops its own copy; when the listener is not
+  connected, reads go to Redis. L1 copies expire with the Redis entry they came from.
+- A Redis outage is a miss or an L1 hit, never an error: the failing call is given up after the short
+  socket timeout, Redis is skipped for ``REDIS_RETRY_AFTER`` seconds, then tried again, so it is used
+  again as soon as it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
@@ -45,6 +52,8 @@ CACHE_TTL: dict[str, int] = {
 REDIS_RETRY_AFTER = 1.0
 #: At most one "Redis unavailable" warning per this many seconds.
 WARN_EVERY = 30.0
+#: Pub/sub channel on which every replica announces the keys it wrote or deleted.
+INVALIDATION_CHANNEL = f"{KEY_NAMESPACE}:{KEY_VERSION}:invalidate"
 
 T = TypeVar("T")
 
@@ -71,15 +80,20 @@ class MemoryCache:
         return self._bytes
 
     def get(self, key: str) -> bytes | None:
+        item = self.get_with_ttl(key)
+        return None if item is None else item[0]
+
+    def get_with_ttl(self, key: str) -> tuple[bytes, float] | None:
+        """Return the value and its remaining seconds to live, or None."""
         item = self._data.get(key)
         if item is None:
             return None
-        expires, value = item
-        if expires <= time.monotonic():
+        remaining = item[0] - time.monotonic()
+        if remaining <= 0:
             self.delete(key)
             return None
         self._data.move_to_end(key)
-        return value
+        return item[1], remaining
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         if len(value) > self.max_bytes:
@@ -149,7 +163,8 @@ def build_redis_client(settings: Settings) -> aioredis.Redis:
         "max_connections": settings.redis_max_connections,
         # Waiting for a free connection is bounded by the same short timeout as a call.
         "timeout": settings.redis_socket_timeout,
-        # No retries: a failing call must give up fast and fall back to memory.
+        # No library retries: a failing call gives up fast and falls back to memory. The cache itself
+        # retries once, on connection errors only, to replace a pooled connection that a restart killed.
         "retry": Retry(NoBackoff(), 0),
     }
     if settings.redis_url is not None:
@@ -163,6 +178,20 @@ def build_redis_client(settings: Settings) -> aioredis.Redis:
             **common,
         )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def _pipeline(client: aioredis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
+    """Send commands in one round trip; on a connection error (a pooled socket a restart killed) once more."""
+    for attempt in (1, 2):
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute()
+        except RedisConnectionError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 class RedisCache:
@@ -179,7 +208,51 @@ class RedisCache:
         self._last_warning = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self.redis_ok: bool | None = None  # unknown until the first call
+        self.l1_coherent = False  # true while the invalidation listener is subscribed
+        self._node = uuid.uuid4().hex  # our own announcements need not evict our own L1
+        self._listener: asyncio.Task[None] | None = None
         metrics.REDIS_UP.set(0)
+
+    async def start(self) -> None:
+        """Start the invalidation listener that lets L1 answer without a round trip (no-op without Redis)."""
+        if self._redis is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="dbmeta-cache-invalidation")
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                # Anything written while we were not listening may be stale here.
+                self.memory.clear()
+                self.l1_coherent = True
+                self._redis_succeeded()
+                self._skip_redis_until = 0.0
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=5.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        node, _, key = (data.decode() if isinstance(data, bytes) else str(data)).partition(
+                            " "
+                        )
+                        if node != self._node:
+                            self.memory.delete(key)
+                    elif message is None:
+                        await pubsub.ping()  # notice a dead connection within one period
+            except asyncio.CancelledError:
+                self.l1_coherent = False
+                raise
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.l1_coherent = False
+                log.debug("Cache invalidation listener lost Redis: %s", type(exc).__name__)
+            finally:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     @property
     def backend(self) -> str:
@@ -217,30 +290,47 @@ class RedisCache:
             metrics.REDIS_UP.set(1)
 
     async def get_bytes(self, kind: str, key: str) -> tuple[bytes | None, str]:
-        """Return the raw JSON bytes and where they came from: redis, memory or miss."""
+        """Return the raw JSON bytes and where they came from: memory, redis or miss."""
+        if self.l1_coherent and self.redis_ok:
+            value = self.memory.get(key)
+            if value is not None:
+                return self._hit(kind, "memory", value)
         client = self._redis_usable()
         if client is not None:
             try:
-                raw = await client.get(key)
+                raw, pttl = await _pipeline(client, ("GET", key), ("PTTL", key))
             except (RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(kind, exc)
             else:
                 self._redis_succeeded()
-                stats = self.stats.of(kind)
                 if raw is not None:
-                    stats.hits += 1
-                    metrics.CACHE_HITS.labels(kind, "redis").inc()
-                    return raw if isinstance(raw, bytes) else raw.encode(), "redis"
-                stats.misses += 1
-                metrics.CACHE_MISSES.labels(kind).inc()
-                return None, "miss"
+                    value = raw if isinstance(raw, bytes) else raw.encode()
+                    if pttl and pttl > 0:
+                        self.memory.set(key, value, pttl / 1000)
+                    return self._hit(kind, "redis", value)
+                kept = self.memory.get_with_ttl(key)
+                if kept is None:
+                    return self._miss(kind)
+                # Computed here while Redis was away: hand it to Redis (and the other replicas) now.
+                await self.set_bytes(kind, key, kept[0], kept[1])
+                return self._hit(kind, "memory", kept[0])
         value = self.memory.get(key)
+        return self._miss(kind) if value is None else self._hit(kind, "memory", value)
+
+    def _announce(self, key: str) -> str:
+        return f"{self._node} {key}"
+
+    def _hit(self, kind: str, tier: str, value: bytes) -> tuple[bytes, str]:
         stats = self.stats.of(kind)
-        if value is not None:
+        if tier == "memory":
             stats.memory_hits += 1
-            metrics.CACHE_HITS.labels(kind, "memory").inc()
-            return value, "memory"
-        stats.misses += 1
+        else:
+            stats.hits += 1
+        metrics.CACHE_HITS.labels(kind, tier).inc()
+        return value, tier
+
+    def _miss(self, kind: str) -> tuple[None, str]:
+        self.stats.of(kind).misses += 1
         metrics.CACHE_MISSES.labels(kind).inc()
         return None, "miss"
 
@@ -260,8 +350,11 @@ class RedisCache:
         client = self._redis_usable()
         if client is None:
             return
+        px = max(1, int(seconds * 1000))
         try:
-            await client.set(key, raw, px=max(1, int(seconds * 1000)))
+            await _pipeline(
+                client, ("SET", key, raw, "PX", px), ("PUBLISH", INVALIDATION_CHANNEL, self._announce(key))
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed(kind, exc)
         else:
@@ -273,8 +366,9 @@ class RedisCache:
         client = self._redis_usable()
         if client is None or not keys:
             return
+        announcements = [("PUBLISH", INVALIDATION_CHANNEL, self._announce(key)) for key in keys]
         try:
-            await client.delete(*keys)
+            await _pipeline(client, ("DEL", *keys), *announcements)
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed("delete", exc)
 
@@ -329,12 +423,18 @@ class RedisCache:
         return {
             "backend": self.backend,
             "redis_enabled": self.enabled,
+            "l1_coherent": self.l1_coherent,
             "memory_entries": len(self.memory),
             "memory_bytes": self.memory.size_bytes,
             "kinds": {kind: s.to_json() for kind, s in sorted(self.stats.kinds.items())},
         }
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -113,6 +113,18 @@ def test_malformed_json_is_422(client: TestClient) -> None:
 def test_huge_bodies_are_refused_with_413(client: TestClient) -> None:
     r = client.post("/v1/prompt-items/schema", content=b'{"user_request": "' + b"a" * 3_000_000 + b'"}')
     assert r.status_code == 413
+    assert "Too Large" in r.text
+
+
+def test_huge_streamed_bodies_are_refused_with_a_json_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"user_request": "'
+        for _ in range(50):
+            yield b"a" * 65536
+        yield b'"}'
+
+    r = client.post("/v1/prompt-items/schema", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
     assert r.json()["error"] == "payload_too_large"
 
 
@@ -198,4 +210,5 @@ def test_redis_going_away_mid_run_still_yields_correct_answers(
         r = c.post("/v1/prompt-items/schema", json={})
         assert r.status_code == 200 and r.json()["text"] == expected["text"]
         assert c.post("/v1/prompt-items/schema", json={}).json()["metadata"]["cache"] == "hit"
-        assert c.app.state.runtime.cache.backend == "redis"  # type: ignore[attr-defined]
+        stats = c.app.state.runtime.cache.stats_json()  # type: ignore[attr-defined]
+        assert stats["backend"] == "redis", stats

@@ -215,3 +215,60 @@ async def test_disabled_redis_uses_memory_only(settings: Settings) -> None:
     await cache.set_json("examples", key, [1])
     assert await cache.get_json("examples", key) == [1]
     assert await cache.ping() is False
+
+
+async def _wait_coherent(*caches: RedisCache) -> None:
+    for _ in range(100):
+        if all(c.l1_coherent for c in caches):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("invalidation listener did not subscribe")
+
+
+@pytest.mark.parametrize("backend", ["fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+async def test_l1_stays_coherent_across_two_instances_sharing_redis(
+    request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
+) -> None:
+    if backend == "fakeredis":
+        server = fakeredis.FakeServer()
+        on = settings.model_copy(update={"redis_cache_enabled": True})
+        a = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+        b = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    else:
+        host, port = request.getfixturevalue("real_redis")
+        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
+        a, b = RedisCache(on), RedisCache(on)
+    await a.start()
+    await b.start()
+    await _wait_coherent(a, b)
+    key = cache_key("schema", coherent=unique)
+    await a.set_json("schema", key, {"v": 1})
+    assert await b.get_json("schema", key) == {"v": 1}  # from Redis, now copied into b's L1
+    assert b.stats.of("schema").hits == 1
+    assert await b.get_json("schema", key) == {"v": 1}
+    assert b.stats.of("schema").memory_hits == 1  # no round trip
+    await a.set_json("schema", key, {"v": 2})
+    for _ in range(100):
+        if await b.get_json("schema", key) == {"v": 2}:
+            break
+        await asyncio.sleep(0.01)
+    assert await b.get_json("schema", key) == {"v": 2}
+    await a.delete(key)
+    for _ in range(100):
+        if await b.get_json("schema", key) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await b.get_json("schema", key) is None
+    await a.close()
+    await b.close()
+    assert not a.l1_coherent
+
+
+async def test_l1_copies_expire_with_the_redis_entry(fake_cache: RedisCache) -> None:
+    await fake_cache.start()
+    await _wait_coherent(fake_cache)
+    key = cache_key("explain", x="ttl")
+    await fake_cache.set_json("explain", key, {"v": 1}, ttl=0.2)
+    assert await fake_cache.get_json("explain", key) == {"v": 1}
+    await asyncio.sleep(0.3)
+    assert await fake_cache.get_json("explain", key) is None
