@@ -10,43 +10,15 @@ then alternates wrk runs against both and prints requests/s and the ratio (issue
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import median  # noqa: E402
-
-LUA = 'wrk.method = "POST"\nwrk.body = \'{}\'\nwrk.headers["Content-Type"] = "application/json"\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wrk(url: str, seconds: int, connections: int, script: Path) -> float:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise SystemExit(f"wrk saw {errors.group(1)} failed responses:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+from bench._common import median
+from bench._server import serve
 
 
 def main() -> None:
@@ -54,74 +26,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--redis", action="store_true", help="use the Redis on 127.0.0.1:6379 (default: memory)"
-    )
+    parser.add_argument("--redis", action="store_true", help="use the Redis on 127.0.0.1:6379 (default: memory)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
-    port = free_port()
-    data = tempfile.mkdtemp(prefix="dbmeta-bench-")
-    body_file = Path(data) / "body.json"
-    env = dict(
-        os.environ,
-        DATA_DIR=data,
-        BENCH_BODY_FILE=str(body_file),
-        LOG_LEVEL="WARNING",
-        REDIS_CACHE_ENABLED="true" if args.redis else "false",
-    )
-    env.pop("DATABASE_URL", None)
-    env.pop("PROFILES_FILE", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench._bare_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        httpx.post(f"{base}/v1/prompt-items/schema", json={})  # miss: introspect and cache
-        real = httpx.post(f"{base}/v1/prompt-items/schema", json={}).content
+    body_file = Path("/tmp") / f"dbmeta-bench-body-{id(args)}.json"
+    env = {"BENCH_BODY_FILE": str(body_file), "REDIS_CACHE_ENABLED": "true" if args.redis else "false"}
+    with serve("bench._bare_app:app", **env) as server:
+        httpx.post(f"{server.base}/v1/prompt-items/schema", json={})  # miss: introspect and cache
+        real = httpx.post(f"{server.base}/v1/prompt-items/schema", json={}).content
         body_file.write_bytes(real)
-        bare = httpx.post(f"{base}/bench/bare", json={}).content
+        bare = httpx.post(f"{server.base}/bench/bare", json={}).content
         assert real == bare and b'"cache":"hit"' in real, "bodies differ"
         print(f"body: {len(real)} bytes, backend: {'redis' if args.redis else 'memory'}")
-        script = Path(data) / "post.lua"
-        script.write_text(LUA)
-        wrk(f"{base}/bench/bare", 2, args.connections, script)  # warm-up
-        wrk(f"{base}/v1/prompt-items/schema", 2, args.connections, script)
+        server.wrk("/bench/bare", "{}", 2, args.connections)  # warm-up
+        server.wrk("/v1/prompt-items/schema", "{}", 2, args.connections)
         bare_rps: list[float] = []
         real_rps: list[float] = []
-        for _ in range(args.rounds):
-            bare_rps.append(wrk(f"{base}/bench/bare", args.seconds, args.connections, script))
-            real_rps.append(wrk(f"{base}/v1/prompt-items/schema", args.seconds, args.connections, script))
-        b, r = median(bare_rps), median(real_rps)
-        print(
-            f"bare endpoint (same bytes from memory): {', '.join(f'{x:.0f}' for x in bare_rps)} req/s; median {b:.0f}"
-        )
-        print(
-            f"POST /v1/prompt-items/schema (hit):     {', '.join(f'{x:.0f}' for x in real_rps)} req/s; median {r:.0f}"
-        )
-        print(f"ratio = {r / b:.3f}")
-    finally:
-        server.terminate()
-        server.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
+        for _ in range(args.rounds):  # alternate so machine noise hits both alike
+            bare_rps.append(server.wrk("/bench/bare", "{}", args.seconds, args.connections)[0])
+            real_rps.append(server.wrk("/v1/prompt-items/schema", "{}", args.seconds, args.connections)[0])
+    body_file.unlink(missing_ok=True)
+    b, r = median(bare_rps), median(real_rps)
+    print(f"bare endpoint (same bytes from memory): {', '.join(f'{x:.0f}' for x in bare_rps)} req/s; median {b:.0f}")
+    print(f"POST /v1/prompt-items/schema (hit):     {', '.join(f'{x:.0f}' for x in real_rps)} req/s; median {r:.0f}")
+    print(f"ratio = {r / b:.3f}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ SEARCH_SECONDS = Histogram(
 )
 PREFLIGHT_SECONDS = Histogram(
     "dbmeta_preflight_seconds",
-    "Time to answer a preflight request",
-    ["profile", "cached"],
+    "Time to answer a preflight request, by outcome: refused (by the guard), cached, explained",
+    ["profile", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )

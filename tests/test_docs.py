@@ -56,9 +56,12 @@ SETTINGS = {name.upper() for name in Settings.model_fields}
 
 
 def _metric_names() -> set[str]:
-    names = set()
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the registry has no public listing
-        names.update(REGISTRY._collector_to_names[collector])  # noqa: SLF001
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        if family.type == "counter":
+            names.add(family.name + "_total")
     return names
 
 
