@@ -26,7 +26,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--redis", action="store_true", help="use the Redis on 127.0.0.1:6379 (default: memory)")
+    parser.add_argument(
+        "--redis", action="store_true", help="use the Redis on 127.0.0.1:6379 (default: memory)"
+    )
     args = parser.parse_args()
     body_file = Path("/tmp") / f"dbmeta-bench-body-{id(args)}.json"
     env = {"BENCH_BODY_FILE": str(body_file), "REDIS_CACHE_ENABLED": "true" if args.redis else "false"}
@@ -46,8 +48,12 @@ def main() -> None:
             real_rps.append(server.wrk("/v1/prompt-items/schema", "{}", args.seconds, args.connections)[0])
     body_file.unlink(missing_ok=True)
     b, r = median(bare_rps), median(real_rps)
-    print(f"bare endpoint (same bytes from memory): {', '.join(f'{x:.0f}' for x in bare_rps)} req/s; median {b:.0f}")
-    print(f"POST /v1/prompt-items/schema (hit):     {', '.join(f'{x:.0f}' for x in real_rps)} req/s; median {r:.0f}")
+    print(
+        f"bare endpoint (same bytes from memory): {', '.join(f'{x:.0f}' for x in bare_rps)} req/s; median {b:.0f}"
+    )
+    print(
+        f"POST /v1/prompt-items/schema (hit):     {', '.join(f'{x:.0f}' for x in real_rps)} req/s; median {r:.0f}"
+    )
     print(f"ratio = {r / b:.3f}")
 
 

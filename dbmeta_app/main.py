@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from dbmeta_app import __version__
-from dbmeta_app.api import routes_health, routes_schema
+from dbmeta_app.api import routes_health, routes_preflight, routes_schema
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
@@ -60,6 +60,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
+    app.include_router(routes_preflight.router)
     return app
 
 

@@ -61,3 +61,27 @@ class HealthBody(BaseModel):
 class ReadyBody(BaseModel):
     ready: bool
     checks: dict[str, Any]
+
+
+class PreflightRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # No length cap here: an over-long query is a verdict (ok: false), not a malformed request.
+    sql: str = Field(description="One SQL query written by the LLM")
+    profile: str | None = ProfileName
+
+
+class PreflightResponse(BaseModel):
+    ok: bool
+    error: str | None = None
+    error_kind: str | None = Field(default=None, description="unsafe | sql | limit | timeout (null when ok)")
+    position: int | None = Field(default=None, description="character offset the parser reported")
+    plan: Any = None
+    estimated_rows: int | None = None
+    estimated_cost: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+    suggestion: str | None = None
+    cached: bool = False
+    profile: str | None = None
+    dialect: str | None = None
+    schema_version: str | None = None

@@ -1,0 +1,1 @@
+"""SQL safety and EXPLAIN building blocks for the preflight."""

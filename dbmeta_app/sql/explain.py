@@ -1,0 +1,761 @@
+"""Run a dialect-specific EXPLAIN of one guarded query inside a read-only, time-boxed transaction.
+
+Blocking (SQLAlchemy sync engines): call it from a worker thread. Nothing here executes the query
+itself, never ANALYZE; every change made to the pooled session is transaction-scoped or restored
+before the connection goes back to the pool. Expected failures come back as results, never raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import sqlalchemy
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from dbmeta_app.sql.guard import DEFAULT_MAX_LENGTH, check_sql
+
+__all__ = [
+    "DEFAULT_LARGE_TABLE_ROWS",
+    "ExplainResult",
+    "apply_limits",
+    "mysql_estimates",
+    "mysql_warnings",
+    "postgres_estimates",
+    "postgres_warnings",
+    "run_explain",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LARGE_TABLE_ROWS: Final = 100_000
+
+# PostgreSQL SQLSTATEs: query_canceled (statement_timeout), lock_not_available (lock_timeout).
+_PG_TIMEOUT_STATES: Final = frozenset({"57014", "55P03"})
+_PG_CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05"})
+_PG_CONNECTION_CLASSES: Final = ("08", "53", "58", "XX")
+# MySQL/MariaDB error numbers: lock wait, query interrupted (KILL QUERY), MySQL
+# max_execution_time, MariaDB max_statement_time.
+_MYSQL_TIMEOUT_ERRORS: Final = frozenset({1205, 1317, 3024, 1969})
+_MYSQL_CONNECTION_ERRORS: Final = frozenset(
+    {1040, 1045, 1049, 1053, 1152, 1158, 1159, 1160, 1161, 1927, 4031}
+)
+
+# Keys of MySQL EXPLAIN JSON under which a separate query block hangs; join order never crosses them.
+_MYSQL_SUBQUERY_KEYS: Final = frozenset(
+    {
+        "attached_subqueries",
+        "group_by_subqueries",
+        "having_subqueries",
+        "materialized",
+        "materialized_from_subquery",
+        "optimized_away_subqueries",
+        "order_by_subqueries",
+        "query_block",
+        "select_list_subqueries",
+        "subqueries",
+        "union_result",
+        "update_value_subqueries",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainResult:
+    """The outcome of one EXPLAIN: a plan with estimates, or a classified error."""
+
+    ok: bool
+    error: str | None
+    error_kind: str | None
+    plan: Any
+    estimated_rows: int | None
+    estimated_cost: float | None
+    warnings: tuple[str, ...] = ()
+
+
+def run_explain(
+    engine: sqlalchemy.Engine,
+    statement: str,
+    *,
+    timeout_ms: int = 5000,
+    large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS,
+    max_length: int = DEFAULT_MAX_LENGTH,
+) -> ExplainResult:
+    """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors."""
+    backend = engine.dialect.name
+    # Check again here: this is the last door before the database, whoever the caller is.
+    verdict = check_sql(statement, backend, max_length=max_length)
+    if not verdict.ok or verdict.statement is None:
+        return _failure(f"refused: {verdict.reason}", "sql")
+    guarded = verdict.statement
+    timeout_ms = max(1, int(timeout_ms))
+    try:
+        if backend == "postgresql":
+            return _explain_postgres(engine, guarded, timeout_ms, large_table_rows)
+        if backend in ("mysql", "mariadb"):
+            set_statement = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
+            return _explain_mysql(engine, guarded, timeout_ms, large_table_rows, set_statement=set_statement)
+        if backend == "sqlite":
+            return _explain_sqlite(engine, guarded, timeout_ms)
+        return _explain_generic(engine, guarded, timeout_ms)
+    except DBAPIError as exc:  # raised while checking a connection out of the pool
+        return _error_result(exc, backend)
+    except PoolTimeoutError:
+        return _failure("no database connection available (pool exhausted)", "connection")
+    except SQLAlchemyError as exc:
+        logger.warning("EXPLAIN failed outside the database: %s", type(exc).__name__)
+        return _failure(f"database connection failed ({type(exc).__name__})", "connection")
+
+
+def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | None) -> ExplainResult:
+    """Turn a plan whose estimates exceed `max_rows` or `max_cost` into a `limit` failure."""
+    if not result.ok:
+        return result
+    reasons: list[str] = []
+    if max_rows is not None and result.estimated_rows is not None and result.estimated_rows > max_rows:
+        reasons.append(f"estimated {result.estimated_rows:,} rows exceeds the limit of {max_rows:,}")
+    if max_cost is not None and result.estimated_cost is not None and result.estimated_cost > max_cost:
+        reasons.append(f"estimated cost {result.estimated_cost:,.2f} exceeds the limit of {max_cost:,.2f}")
+    if not reasons:
+        return result
+    return dataclasses.replace(result, ok=False, error="; ".join(reasons), error_kind="limit")
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def _explain_postgres(
+    engine: sqlalchemy.Engine, statement: str, timeout_ms: int, large_table_rows: int
+) -> ExplainResult:
+    # A STABLE/IMMUTABLE function folded at plan time can take a session-level advisory lock,
+    # which a rollback does not release; release them before the connection is pooled again.
+    unlock = "SELECT pg_advisory_unlock_all()"
+    with engine.connect() as conn:
+        conn.execution_options(no_parameters=True)
+        try:
+            raw = conn.connection.dbapi_connection
+            # In autocommit mode nothing has begun a transaction, and SET TRANSACTION would be a no-op.
+            begin = "BEGIN READ ONLY" if getattr(raw, "autocommit", False) else "SET TRANSACTION READ ONLY"
+            conn.exec_driver_sql(begin)
+            idle_ms = max(1000, 2 * timeout_ms)
+            read_only = conn.exec_driver_sql(
+                f"SELECT set_config('statement_timeout', '{timeout_ms}', true),"
+                f" set_config('lock_timeout', '{timeout_ms}', true),"
+                f" set_config('idle_in_transaction_session_timeout', '{idle_ms}', true),"
+                # pglast writes standard strings; never let the server read backslashes as escapes.
+                " set_config('standard_conforming_strings', 'on', true),"
+                " current_setting('transaction_read_only')"
+            ).one()[-1]
+            if read_only != "on":
+                _finish(conn)
+                return _failure("could not open a read-only transaction", "connection")
+            row = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}").one()
+            conn.exec_driver_sql(unlock)
+        except DBAPIError as exc:
+            _finish(conn, unlock)
+            return _error_result(exc, "postgresql")
+        _finish(conn)
+    plan = _as_json(row[0])
+    rows, cost = postgres_estimates(plan)
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=rows,
+        estimated_cost=cost,
+        warnings=postgres_warnings(plan, large_table_rows=large_table_rows),
+    )
+
+
+def postgres_estimates(plan: Any) -> tuple[int | None, float | None]:
+    """Return the top plan node's estimated rows and total cost from `EXPLAIN (FORMAT JSON)` output."""
+    top = _pg_top(plan)
+    if top is None:
+        return None, None
+    rows, cost = top.get("Plan Rows"), top.get("Total Cost")
+    return (
+        int(rows) if isinstance(rows, int | float) else None,
+        float(cost) if isinstance(cost, int | float) else None,
+    )
+
+
+def postgres_warnings(plan: Any, *, large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS) -> tuple[str, ...]:
+    """Flag sequential scans of large tables and nested loops without any join condition."""
+    top = _pg_top(plan)
+    if top is None:
+        return ()
+    warnings: list[str] = []
+    for node in _pg_nodes(top):
+        node_type = node.get("Node Type")
+        rows = _number(node.get("Plan Rows"))
+        if node_type in ("Seq Scan", "Parallel Seq Scan") and rows >= large_table_rows:
+            warnings.append(f"full scan of {_pg_relation(node)} (about {int(rows):,} rows estimated)")
+        children = node.get("Plans")
+        if (
+            node_type == "Nested Loop"
+            and "Join Filter" not in node
+            and isinstance(children, list)
+            and len(children) >= 2
+            and _pg_is_cartesian(children[0], children[1])
+        ):
+            warnings.append(
+                f"possible cartesian product: {_pg_describe(children[0])} and "
+                f"{_pg_describe(children[1])} are joined without a join condition"
+            )
+    return tuple(dict.fromkeys(warnings))
+
+
+def _pg_top(plan: Any) -> dict[str, Any] | None:
+    if isinstance(plan, list) and plan and isinstance(plan[0], dict):
+        plan = plan[0]
+    if isinstance(plan, dict):
+        top = plan.get("Plan", plan)
+        if isinstance(top, dict):
+            return top
+    return None
+
+
+def _pg_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        children = current.get("Plans")
+        if isinstance(children, list):
+            stack.extend(child for child in reversed(children) if isinstance(child, dict))
+
+
+def _pg_is_cartesian(outer: dict[str, Any], inner: dict[str, Any]) -> bool:
+    """Tell whether no condition on the inner side of a nested loop mentions the outer side."""
+    if _number(outer.get("Plan Rows")) <= 1 or _number(inner.get("Plan Rows")) <= 1:
+        return False  # one row on a side: a cross join is harmless
+    aliases = {str(n["Alias"]) for n in _pg_nodes(outer) if n.get("Alias")}
+    if not aliases:
+        return False
+    texts: list[str] = []
+    for node in _pg_nodes(inner):
+        for key, value in node.items():
+            if key.endswith(("Cond", "Filter", "Key", "Output")):
+                texts.extend(value if isinstance(value, list) else [value])
+    joined = " ".join(str(text) for text in texts)
+    pattern = "|".join(rf'(?<![\w"]){re.escape(a)}\.|"{re.escape(a)}"\.' for a in aliases)
+    return re.search(pattern, joined) is None
+
+
+def _pg_relation(node: dict[str, Any]) -> str:
+    name = node.get("Relation Name") or node.get("Alias") or "a table"
+    schema = node.get("Schema")
+    return f"{schema}.{name}" if schema else str(name)
+
+
+def _pg_describe(node: dict[str, Any]) -> str:
+    for current in _pg_nodes(node):
+        if current.get("Relation Name") or current.get("Alias"):
+            return _pg_relation(current)
+    return str(node.get("Node Type", "a subplan"))
+
+
+# --- MySQL / MariaDB -------------------------------------------------------------------------------
+
+
+def _explain_mysql(
+    engine: sqlalchemy.Engine,
+    statement: str,
+    timeout_ms: int,
+    large_table_rows: int,
+    *,
+    set_statement: bool,
+) -> ExplainResult:
+    """EXPLAIN in a read-only transaction; MariaDB bounds time with SET STATEMENT, MySQL with KILL QUERY."""
+    seconds = timeout_ms / 1000
+    watchdog: _Watchdog | None = None
+    # Stored functions run while optimising can take GET_LOCK() locks, which outlive the rollback.
+    unlock = "DO RELEASE_ALL_LOCKS()"
+    with engine.connect() as conn:
+        conn.execution_options(no_parameters=True)
+        try:
+            conn.exec_driver_sql("START TRANSACTION READ ONLY")
+            if set_statement:
+                # Statement-scoped settings: the session's own values are never touched.
+                lock_wait = max(1, math.ceil(seconds))
+                row = conn.exec_driver_sql(
+                    f"SET STATEMENT max_statement_time={seconds:.3f}, lock_wait_timeout={lock_wait} "
+                    f"FOR EXPLAIN FORMAT=JSON {statement}"
+                ).one()
+            else:
+                # MySQL's max_execution_time does not cover EXPLAIN: cancel from a second connection.
+                connection_id = int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
+                watchdog = _Watchdog(seconds, _mysql_killer(engine, connection_id))
+                with watchdog:
+                    row = conn.exec_driver_sql(f"EXPLAIN FORMAT=JSON {statement}").one()
+        except DBAPIError as exc:
+            _finish(conn, unlock)
+            return _error_result(exc, "mysql", timed_out=watchdog is not None and watchdog.fired)
+        _finish(conn, unlock)
+    plan = _as_json(row[0])
+    rows, cost = mysql_estimates(plan)
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=rows,
+        estimated_cost=cost,
+        warnings=mysql_warnings(plan, large_table_rows=large_table_rows),
+    )
+
+
+def _mysql_killer(engine: sqlalchemy.Engine, connection_id: int) -> Callable[[], None]:
+    """Return an action that cancels the running statement of a connection, from outside the pool."""
+
+    def kill() -> None:
+        # A fresh DBAPI connection: the pool may have no connection left to lend.
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        raw = engine.dialect.connect(*cargs, **cparams)
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"KILL QUERY {connection_id:d}")
+            cursor.close()
+        finally:
+            raw.close()
+
+    return kill
+
+
+def mysql_estimates(plan: Any) -> tuple[int | None, float | None]:
+    """Return estimated result rows and query cost from MySQL/MariaDB `EXPLAIN FORMAT=JSON` output."""
+    block = plan.get("query_block") if isinstance(plan, dict) else None
+    if not isinstance(block, dict):
+        return None, None
+    cost_info = block.get("cost_info")
+    cost_value = cost_info.get("query_cost") if isinstance(cost_info, dict) else block.get("cost")
+    try:
+        cost = float(cost_value) if cost_value is not None else None
+    except (TypeError, ValueError):
+        cost = None
+    return _mysql_block_rows(block), cost
+
+
+def mysql_warnings(plan: Any, *, large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS) -> tuple[str, ...]:
+    """Flag full scans (access type ALL) of large tables and joins without any join condition."""
+    warnings: list[str] = []
+    for node in _json_dicts(plan):
+        table = node.get("table")
+        if isinstance(table, dict) and table.get("access_type") == "ALL":
+            rows = _mysql_table_rows(table)
+            if rows is not None and rows >= large_table_rows:
+                warnings.append(
+                    f"full scan of {table.get('table_name', 'a table')} (about {int(rows):,} rows estimated)"
+                )
+        loop = node.get("nested_loop")
+        if isinstance(loop, list):
+            warnings.extend(_mysql_cartesian_warnings(loop))
+    return tuple(dict.fromkeys(warnings))
+
+
+def _mysql_cartesian_warnings(loop: list[Any]) -> list[str]:
+    warnings: list[str] = []
+    earlier: list[str] = []
+    earlier_rows = 1.0
+    for item in loop:
+        if not isinstance(item, dict):
+            continue
+        table = _mysql_item_table(item)
+        if table is None:
+            continue
+        name = str(table.get("table_name", ""))
+        rows = _mysql_table_rows(table) or 0.0
+        conditions = _mysql_item_conditions(item)
+        joined = any(
+            re.search(rf"(?<![\w`]){re.escape(other)}\.|`{re.escape(other)}`\.", conditions)
+            for other in earlier
+        )
+        if earlier and not joined and not table.get("ref") and earlier_rows > 1 and rows > 1:
+            buffer = table.get("using_join_buffer") or (item.get("block-nl-join") or {}).get("join_type")
+            how = f" (join buffer: {buffer})" if buffer else ""
+            warnings.append(
+                f"possible cartesian product: {name} is joined to {', '.join(earlier)} "
+                f"without a join condition{how}"
+            )
+        earlier.append(name)
+        earlier_rows *= max(rows, 1.0)
+    return warnings
+
+
+def _mysql_item_table(item: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the table entry of one nested-loop item, looking through block-nl-join/filesort wrappers."""
+    stack: list[Any] = [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+        elif isinstance(node, dict):
+            table = node.get("table")
+            if isinstance(table, dict):
+                return table
+            stack.extend(
+                value
+                for key, value in node.items()
+                if key not in _MYSQL_SUBQUERY_KEYS and isinstance(value, dict | list)
+            )
+    return None
+
+
+def _mysql_item_conditions(item: dict[str, Any]) -> str:
+    """Join every attached condition and ref of one nested-loop item (outside its subqueries)."""
+    texts: list[str] = []
+    stack: list[Any] = [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("attached_condition", "ref"):
+                    texts.append(str(value))
+                elif key not in _MYSQL_SUBQUERY_KEYS and isinstance(value, dict | list):
+                    stack.append(value)
+    return " ".join(texts)
+
+
+def _mysql_table_rows(table: dict[str, Any]) -> float | None:
+    for key in ("rows_examined_per_scan", "rows"):
+        value = table.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def _mysql_block_rows(block: dict[str, Any]) -> int | None:
+    union = block.get("union_result")
+    if isinstance(union, dict):
+        specs = union.get("query_specifications")
+        if isinstance(specs, list) and specs:
+            parts = [
+                _mysql_block_rows(spec["query_block"])
+                for spec in specs
+                if isinstance(spec, dict) and isinstance(spec.get("query_block"), dict)
+            ]
+            if parts and all(part is not None for part in parts):
+                return sum(part for part in parts if part is not None)
+        return None
+    tables = _mysql_join_tables(block)
+    if not tables:
+        return None
+    real = [table for table in tables if "table_name" in table]
+    if not real:
+        return 1  # "No tables used": a single row
+    produced = real[-1].get("rows_produced_per_join")
+    if isinstance(produced, int | float):  # MySQL: rows out of the whole join
+        return int(produced)
+    estimate = 1.0
+    for table in real:  # MariaDB: rows examined, thinned by the filtered percentage
+        rows = _mysql_table_rows(table) or 1.0
+        filtered = table.get("filtered")
+        estimate *= rows * (float(filtered) / 100 if isinstance(filtered, int | float) else 1.0)
+    return max(1, round(estimate))
+
+
+def _mysql_join_tables(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the tables of a query block's join, looking through sort/group wrappers only."""
+    stack: list[Any] = [block]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        loop = node.get("nested_loop")
+        if isinstance(loop, list):
+            return [t for t in (_mysql_item_table(i) for i in loop if isinstance(i, dict)) if t]
+        table = node.get("table")
+        if isinstance(table, dict):
+            return [table]
+        stack.extend(
+            value
+            for key, value in node.items()
+            if key not in _MYSQL_SUBQUERY_KEYS and isinstance(value, dict | list)
+        )
+    return []
+
+
+# --- SQLite ----------------------------------------------------------------------------------------
+
+
+def _explain_sqlite(engine: sqlalchemy.Engine, statement: str, timeout_ms: int) -> ExplainResult:
+    seconds = timeout_ms / 1000
+    deadline = time.monotonic() + seconds
+    with engine.connect() as conn:
+        conn.execution_options(no_parameters=True)
+        raw = conn.connection.dbapi_connection
+        set_progress = getattr(raw, "set_progress_handler", None)
+        interrupt = getattr(raw, "interrupt", None)
+        previous = conn.exec_driver_sql("PRAGMA query_only").scalar()
+        watchdog = _Watchdog(seconds, interrupt if callable(interrupt) else _nothing)
+        try:
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            if callable(set_progress):
+                set_progress(lambda: int(time.monotonic() > deadline), 1000)
+            # The progress handler only runs while the VDBE steps; interrupt() also stops parsing.
+            with watchdog:
+                rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
+        except DBAPIError as exc:
+            timed_out = watchdog.fired or time.monotonic() > deadline
+            return _error_result(exc, "sqlite", timed_out=timed_out)
+        finally:
+            try:
+                if callable(set_progress):
+                    set_progress(None, 0)
+                conn.exec_driver_sql(f"PRAGMA query_only = {1 if previous else 0}")
+                conn.rollback()
+            except SQLAlchemyError:
+                conn.invalidate()  # query_only could not be restored: never pool it again
+    overrun = time.monotonic() - deadline
+    if overrun > 0:
+        # SQLite resets interrupts when a statement starts, so planning itself cannot be cut short;
+        # report the overrun anyway, so a query too costly to plan is treated as one that timed out.
+        took_ms = round(timeout_ms + overrun * 1000)
+        return _failure(
+            f"statement timed out: planning took {took_ms} ms, over the {timeout_ms} ms limit", "timeout"
+        )
+    plan = [{"id": row[0], "parent": row[1], "detail": str(row[-1])} for row in rows if len(row) >= 3]
+    return ExplainResult(
+        ok=True, error=None, error_kind=None, plan=plan, estimated_rows=None, estimated_cost=None
+    )
+
+
+def _nothing() -> None:
+    return None
+
+
+# --- other dialects --------------------------------------------------------------------------------
+
+
+def _explain_generic(engine: sqlalchemy.Engine, statement: str, timeout_ms: int) -> ExplainResult:
+    """EXPLAIN on dialects without a tested read-only transaction: ClickHouse, Trino, others."""
+    backend = engine.dialect.name
+    if backend == "clickhouse":
+        seconds = max(1, math.ceil(timeout_ms / 1000))
+        sql = f"EXPLAIN ESTIMATE {statement} SETTINGS max_execution_time = {seconds}"
+    elif backend == "trino":
+        sql = f"EXPLAIN (FORMAT JSON) {statement}"
+    else:
+        sql = f"EXPLAIN {statement}"
+    with engine.connect() as conn:
+        conn.execution_options(no_parameters=True)
+        try:
+            result = conn.exec_driver_sql(sql)
+            keys = list(result.keys())
+            rows = [tuple(row) for row in result.all()]
+        except DBAPIError as exc:
+            _finish(conn)
+            return _error_result(exc, backend)
+        _finish(conn)
+    plan: Any = [{key: _jsonable(value) for key, value in zip(keys, row, strict=False)} for row in rows]
+    estimated_rows: int | None = None
+    if backend == "clickhouse":
+        counts = [_number(entry.get("rows")) for entry in plan]
+        estimated_rows = int(sum(counts)) if counts else None
+    elif backend == "trino" and len(rows) == 1 and rows[0]:
+        plan = _as_json(rows[0][0])
+        estimated_rows = _trino_rows(plan)
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=estimated_rows,
+        estimated_cost=None,
+    )
+
+
+def _trino_rows(plan: Any) -> int | None:
+    node = plan
+    if isinstance(node, dict) and "estimates" not in node and node:
+        node = node.get("0", next(iter(node.values())))  # distributed plan: fragment 0 is the root
+    estimates = node.get("estimates") if isinstance(node, dict) else None
+    if isinstance(estimates, list) and estimates and isinstance(estimates[0], dict):
+        count = estimates[0].get("outputRowCount")
+        if isinstance(count, int | float) and math.isfinite(count):
+            return int(count)
+    return None
+
+
+# --- shared ----------------------------------------------------------------------------------------
+
+
+class _Watchdog:
+    """Run an action once after a delay unless disarmed first, and never after disarming returns."""
+
+    def __init__(self, seconds: float, action: Callable[[], None]) -> None:
+        self._action = action
+        self._lock = threading.Lock()
+        self._armed = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self.fired = False
+
+    def __enter__(self) -> _Watchdog:
+        self._armed = True
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Taking the lock waits out a running action, so it cannot hit the next statement.
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                self._action()
+            except Exception as exc:  # noqa: BLE001 - a failed cancel must not kill the timer thread
+                logger.warning("could not cancel a slow EXPLAIN: %s", type(exc).__name__)
+
+
+def _finish(conn: Connection, *cleanup: str) -> None:
+    """End our transaction explicitly (also right in autocommit mode) and run cleanup statements."""
+    if conn.invalidated:
+        return
+    try:
+        conn.exec_driver_sql("ROLLBACK")
+        for sql in cleanup:
+            conn.exec_driver_sql(sql)
+        conn.rollback()
+    except SQLAlchemyError:
+        # A connection whose state we could not restore must never be lent out again.
+        conn.invalidate()
+
+
+def _failure(error: str, kind: str) -> ExplainResult:
+    return ExplainResult(
+        ok=False, error=error, error_kind=kind, plan=None, estimated_rows=None, estimated_cost=None
+    )
+
+
+def _error_result(exc: DBAPIError, backend: str, *, timed_out: bool = False) -> ExplainResult:
+    """Classify a driver error as sql / timeout / connection, with a message free of connection details."""
+    kind, message = _classify(exc, backend, timed_out=timed_out)
+    if kind == "connection":
+        logger.warning("EXPLAIN could not reach the %s database: %s", backend, message)
+    return _failure(message, kind)
+
+
+def _classify(exc: DBAPIError, backend: str, *, timed_out: bool) -> tuple[str, str]:
+    orig: BaseException = exc.orig if exc.orig is not None else exc
+    if backend == "postgresql":
+        state = getattr(orig, "sqlstate", None)
+        if isinstance(state, str) and state in _PG_TIMEOUT_STATES:
+            return "timeout", _pg_message(orig)
+        if exc.connection_invalidated or not state or state in _PG_CONNECTION_STATES:
+            return "connection", _connection_message(orig)
+        if state.startswith(_PG_CONNECTION_CLASSES):
+            return "connection", _connection_message(orig)
+        return "sql", _pg_message(orig)
+    if backend in ("mysql", "mariadb"):
+        args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+        number = args[0] if args and isinstance(args[0], int) else None
+        text = str(args[1]) if len(args) > 1 else str(orig)
+        if timed_out or number in _MYSQL_TIMEOUT_ERRORS:
+            return "timeout", f"statement timed out: {text}"
+        if exc.connection_invalidated or number is None or number in _MYSQL_CONNECTION_ERRORS:
+            return "connection", _connection_message(orig)
+        if 2000 <= number < 3000:  # client-side (CR_*) errors: socket, protocol, server gone
+            return "connection", _connection_message(orig)
+        return "sql", text
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    lowered = text.lower()
+    if timed_out or "interrupted" in lowered or "database is locked" in lowered:
+        return "timeout", f"statement timed out: {text}"
+    if exc.connection_invalidated or "unable to open" in lowered or "disk i/o" in lowered:
+        return "connection", _connection_message(orig)
+    return "sql", text
+
+
+def _pg_message(orig: BaseException) -> str:
+    """Return the server's primary message (and hint), without the echoed statement or position."""
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    hint = getattr(diag, "message_hint", None)
+    text = str(primary) if primary else (str(orig).splitlines()[0] if str(orig) else "")
+    return f"{text} (hint: {hint})" if hint else text
+
+
+def _connection_message(orig: BaseException) -> str:
+    """Describe a connection failure without host, port, user or database names."""
+    lowered = str(orig).lower()
+    for needle, summary in (
+        ("refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("timeout", "connection timed out"),
+        ("password", "authentication failed"),
+        ("authentication", "authentication failed"),
+        ("access denied", "authentication failed"),
+        ("gone away", "connection lost"),
+        ("lost connection", "connection lost"),
+        ("terminat", "connection lost"),
+        ("closed", "connection lost"),
+        ("does not exist", "database does not exist"),
+        ("unknown database", "database does not exist"),
+    ):
+        if needle in lowered:
+            return f"database connection failed: {summary}"
+    return f"database connection failed ({type(orig).__name__})"
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_jsonable(item) for item in value]
+    return str(value)
+
+
+def _json_dicts(value: Any) -> Iterator[dict[str, Any]]:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            yield current
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
