@@ -52,6 +52,14 @@ CACHE_TTL: dict[str, int] = {
 REDIS_RETRY_AFTER = 1.0
 #: At most one "Redis unavailable" warning per this many seconds.
 WARN_EVERY = 30.0
+#: Compute lock: how long a holder may hold it, how long others wait for its value, how often they look.
+LOCK_TTL = 30.0
+LOCK_WAIT = 15.0
+LOCK_POLL = 0.05
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 #: Pub/sub channel on which every replica announces the keys it wrote or deleted.
 INVALIDATION_CHANNEL = f"{KEY_NAMESPACE}:{KEY_VERSION}:invalidate"
 
@@ -123,12 +131,22 @@ class MemoryCache:
         self._bytes = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A cache read: the JSON bytes (None on a miss), the tier that answered and the seconds left to live."""
+
+    raw: bytes | None
+    tier: str  # "memory" | "redis" | "miss"
+    remaining: float | None
+
+
 @dataclass
 class KindStats:
     hits: int = 0
     memory_hits: int = 0
     misses: int = 0
     errors: int = 0
+    refreshes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         total = self.hits + self.memory_hits + self.misses
@@ -138,6 +156,7 @@ class KindStats:
             "memory_hits": self.memory_hits,
             "misses": self.misses,
             "errors": self.errors,
+            "refreshes": self.refreshes,
             "hit_ratio": ratio,
         }
 
@@ -207,6 +226,7 @@ class RedisCache:
         self._skip_redis_until = 0.0
         self._last_warning = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
         self.redis_ok: bool | None = None  # unknown until the first call
         self.l1_coherent = False  # true while the invalidation listener is subscribed
         self._node = uuid.uuid4().hex  # our own announcements need not evict our own L1
@@ -291,10 +311,15 @@ class RedisCache:
 
     async def get_bytes(self, kind: str, key: str) -> tuple[bytes | None, str]:
         """Return the raw JSON bytes and where they came from: memory, redis or miss."""
+        found = await self.lookup(kind, key)
+        return found.raw, found.tier
+
+    async def lookup(self, kind: str, key: str) -> Lookup:
+        """Find a value: L1 when coherent, else Redis, else L1 as a fallback; with its remaining TTL."""
         if self.l1_coherent and self.redis_ok:
-            value = self.memory.get(key)
-            if value is not None:
-                return self._hit(kind, "memory", value)
+            kept = self.memory.get_with_ttl(key)
+            if kept is not None:
+                return self._hit(kind, "memory", *kept)
         client = self._redis_usable()
         if client is not None:
             try:
@@ -305,34 +330,35 @@ class RedisCache:
                 self._redis_succeeded()
                 if raw is not None:
                     value = raw if isinstance(raw, bytes) else raw.encode()
-                    if pttl and pttl > 0:
-                        self.memory.set(key, value, pttl / 1000)
-                    return self._hit(kind, "redis", value)
+                    remaining = pttl / 1000 if pttl and pttl > 0 else None
+                    if remaining is not None:
+                        self.memory.set(key, value, remaining)
+                    return self._hit(kind, "redis", value, remaining)
                 kept = self.memory.get_with_ttl(key)
                 if kept is None:
                     return self._miss(kind)
                 # Computed here while Redis was away: hand it to Redis (and the other replicas) now.
                 await self.set_bytes(kind, key, kept[0], kept[1])
-                return self._hit(kind, "memory", kept[0])
-        value = self.memory.get(key)
-        return self._miss(kind) if value is None else self._hit(kind, "memory", value)
+                return self._hit(kind, "memory", *kept)
+        kept = self.memory.get_with_ttl(key)
+        return self._miss(kind) if kept is None else self._hit(kind, "memory", *kept)
 
     def _announce(self, key: str) -> str:
         return f"{self._node} {key}"
 
-    def _hit(self, kind: str, tier: str, value: bytes) -> tuple[bytes, str]:
+    def _hit(self, kind: str, tier: str, value: bytes, remaining: float | None) -> Lookup:
         stats = self.stats.of(kind)
         if tier == "memory":
             stats.memory_hits += 1
         else:
             stats.hits += 1
         metrics.CACHE_HITS.labels(kind, tier).inc()
-        return value, tier
+        return Lookup(value, tier, remaining)
 
-    def _miss(self, kind: str) -> tuple[None, str]:
+    def _miss(self, kind: str) -> Lookup:
         self.stats.of(kind).misses += 1
         metrics.CACHE_MISSES.labels(kind).inc()
-        return None, "miss"
+        return Lookup(None, "miss", None)
 
     async def get_json(self, kind: str, key: str) -> Any | None:
         """Return the decoded value under key, or None on a miss."""
@@ -380,31 +406,135 @@ class RedisCache:
         encode: Callable[[T], Any],
         decode: Callable[[bytes], T],
         ttl: float | None = None,
+        *,
+        refresh: Callable[[T], Awaitable[T]] | None = None,
+        soft_ttl: float | None = None,
     ) -> tuple[T, str]:
-        """Return (value, "hit"|"miss"), computing it once per process when concurrent callers miss together.
+        """Return (value, "hit" | "stale" | "miss"), computing a missing value once across all replicas.
 
+        - Concurrent misses in this process wait for one computation; across replicas, a Redis lock
+          (token, TTL ``LOCK_TTL``) elects one computer and the others poll for its result for at most
+          ``LOCK_WAIT`` seconds before computing themselves. A holder that dies releases by TTL.
+        - With ``soft_ttl``, a value older than that is still returned at once, as "stale", and refreshed
+          in the background (``refresh(old)``, or ``compute()``) by one replica.
         ``decode`` turns the cached JSON bytes into the value; ``encode`` turns the value into JSON data.
         """
-        raw, _ = await self.get_bytes(kind, key)
-        if raw is not None:
-            return decode(raw), "hit"
+        hard = ttl if ttl is not None else CACHE_TTL[kind]
+        found = await self.lookup(kind, key)
+        if found.raw is not None:
+            value = decode(found.raw)
+            if soft_ttl is not None and found.remaining is not None and hard - found.remaining >= soft_ttl:
+                old = value
+                self._refresh_in_background(
+                    kind, key, (lambda: refresh(old)) if refresh else compute, encode, hard
+                )
+                return value, "stale"
+            return value, "hit"
         pending = self._inflight.get(key)
         if pending is not None:
-            value: T = await asyncio.shield(pending)
-            return value, "hit"
+            waited: T = await asyncio.shield(pending)
+            return waited, "hit"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            value = await compute()
-            await self.set_json(kind, key, encode(value), ttl)
+            value, status = await self._compute_once_across_replicas(kind, key, compute, encode, decode, hard)
             future.set_result(value)
-            return value, "miss"
+            return value, status
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         finally:
             self._inflight.pop(key, None)
+
+    async def _compute_once_across_replicas(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        encode: Callable[[T], Any],
+        decode: Callable[[bytes], T],
+        ttl: float,
+    ) -> tuple[T, str]:
+        token = await self._acquire_lock(key)
+        if token is None:  # another replica is computing: wait for its value, within bounds
+            deadline = time.monotonic() + LOCK_WAIT
+            while time.monotonic() < deadline:
+                await asyncio.sleep(LOCK_POLL)
+                found = await self.lookup(kind, key)
+                if found.raw is not None:
+                    return decode(found.raw), "hit"
+                if not await self._locked(key):  # the holder gave up (or died) without a value
+                    break
+            log.info("Waited %.1fs for another replica to compute %s; computing here", LOCK_WAIT, kind)
+        try:
+            value = await compute()
+            await self.set_json(kind, key, encode(value), ttl)
+            return value, "miss"
+        finally:
+            if token:
+                await self._release_lock(key, token)
+
+    def _refresh_in_background(
+        self,
+        kind: str,
+        key: str,
+        produce: Callable[[], Awaitable[T]],
+        encode: Callable[[T], Any],
+        ttl: float,
+    ) -> None:
+        if key in self._refreshing:
+            return
+
+        async def run() -> None:
+            token = await self._acquire_lock(key)
+            if token is None:
+                return  # another replica is refreshing it
+            try:
+                value = await produce()
+                await self.set_json(kind, key, encode(value), ttl)
+                self.stats.of(kind).refreshes += 1
+            except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
+                log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)
+            finally:
+                if token:
+                    await self._release_lock(key, token)
+
+        task = asyncio.create_task(run(), name=f"dbmeta-refresh-{kind}")
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+
+    async def _acquire_lock(self, key: str) -> str | None:
+        """Take the compute lock of a key: a token, "" when Redis is unusable (compute anyway), None if held."""
+        client = self._redis_usable()
+        if client is None:
+            return ""
+        token = uuid.uuid4().hex
+        try:
+            got = await client.set(f"{key}:lock", token, nx=True, px=int(LOCK_TTL * 1000))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("lock", exc)
+            return ""
+        return token if got else None
+
+    async def _locked(self, key: str) -> bool:
+        client = self._redis_usable()
+        if client is None:
+            return False
+        try:
+            return bool(await client.exists(f"{key}:lock"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("lock", exc)
+            return False
+
+    async def _release_lock(self, key: str, token: str) -> None:
+        client = self._redis_usable()
+        if client is None:
+            return
+        try:
+            await client.eval(_RELEASE_LOCK, 1, f"{key}:lock", token)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("lock", exc)  # the lock expires by its TTL
 
     async def ping(self) -> bool:
         """Tell whether Redis answers now (False when disabled)."""
@@ -430,6 +560,8 @@ class RedisCache:
         }
 
     async def close(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

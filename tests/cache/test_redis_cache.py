@@ -272,3 +272,123 @@ async def test_l1_copies_expire_with_the_redis_entry(fake_cache: RedisCache) -> 
     assert await fake_cache.get_json("explain", key) == {"v": 1}
     await asyncio.sleep(0.3)
     assert await fake_cache.get_json("explain", key) is None
+
+
+@pytest.mark.parametrize("backend", ["fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+async def test_200_concurrent_cold_requests_on_two_replicas_compute_once(
+    request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
+) -> None:
+    if backend == "fakeredis":
+        server = fakeredis.FakeServer()
+        on = settings.model_copy(update={"redis_cache_enabled": True})
+        replicas = [RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server)) for _ in range(2)]
+    else:
+        host, port = request.getfixturevalue("real_redis")
+        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
+        replicas = [RedisCache(on), RedisCache(on)]
+    calls = 0
+
+    async def introspect() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.3)  # a slow introspection: everybody else arrives meanwhile
+        return {"tables": 3}
+
+    key = cache_key("schema", stampede=unique)
+    results = await asyncio.gather(
+        *[
+            replicas[i % 2].get_or_compute("schema", key, introspect, lambda v: v, redis_cache.orjson.loads)
+            for i in range(200)
+        ]
+    )
+    assert calls == 1
+    assert all(value == {"tables": 3} for value, _ in results)
+    assert [status for _, status in results].count("miss") == 1
+    for c in replicas:
+        await c.delete(key)
+        await c.close()
+
+
+async def test_a_lock_holder_that_died_releases_by_ttl_and_waiters_compute(
+    fake_cache: RedisCache, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(redis_cache, "LOCK_TTL", 0.3)
+    key = cache_key("schema", dead_holder=1)
+    # a replica took the lock and died: nobody will ever write the value
+    assert await fake_cache._acquire_lock(key)
+
+    async def compute() -> dict[str, Any]:
+        return {"v": 1}
+
+    started = time.perf_counter()
+    value, status = await fake_cache.get_or_compute(
+        "schema", key, compute, lambda v: v, redis_cache.orjson.loads
+    )
+    assert (value, status) == ({"v": 1}, "miss")
+    assert time.perf_counter() - started < 2.0
+
+
+async def test_waiters_give_up_after_lock_wait_and_compute(fake_cache: RedisCache, monkeypatch: Any) -> None:
+    monkeypatch.setattr(redis_cache, "LOCK_WAIT", 0.2)
+    key = cache_key("schema", slow_holder=1)
+    assert await fake_cache._acquire_lock(key)  # a live holder that takes too long
+
+    async def compute() -> dict[str, Any]:
+        return {"v": 2}
+
+    started = time.perf_counter()
+    value, _ = await fake_cache.get_or_compute("schema", key, compute, lambda v: v, redis_cache.orjson.loads)
+    assert value == {"v": 2}
+    assert 0.2 <= time.perf_counter() - started < 1.5
+
+
+@pytest.mark.parametrize("backend", ["memory", "fakeredis"])
+async def test_past_the_soft_ttl_the_value_is_served_stale_and_refreshed_in_the_background(
+    settings: Settings, backend: str
+) -> None:
+    if backend == "memory":
+        cache = RedisCache(settings)
+    else:
+        cache = RedisCache(
+            settings.model_copy(update={"redis_cache_enabled": True}),
+            redis_client=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()),
+        )
+    version = 0
+    refreshed_from: list[dict[str, Any]] = []
+
+    async def compute() -> dict[str, Any]:
+        nonlocal version
+        version += 1
+        return {"v": version}
+
+    async def refresh(old: dict[str, Any]) -> dict[str, Any]:
+        refreshed_from.append(old)
+        await asyncio.sleep(0.05)
+        return await compute()
+
+    key = cache_key("schema", soft=backend)
+
+    async def get() -> tuple[Any, str]:
+        return await cache.get_or_compute(
+            "schema",
+            key,
+            compute,
+            lambda v: v,
+            redis_cache.orjson.loads,
+            ttl=10,
+            refresh=refresh,
+            soft_ttl=0.2,
+        )
+
+    assert await get() == ({"v": 1}, "miss")
+    assert await get() == ({"v": 1}, "hit")
+    await asyncio.sleep(0.25)
+    started = time.perf_counter()
+    stale = await asyncio.gather(*[get() for _ in range(20)])
+    assert time.perf_counter() - started < 0.05  # nobody waited for the refresh
+    assert all(r == ({"v": 1}, "stale") for r in stale)
+    await asyncio.sleep(0.15)
+    assert refreshed_from == [{"v": 1}]  # one refresh, from the old value
+    assert await get() == ({"v": 2}, "hit")
+    assert cache.stats.of("schema").refreshes == 1
+    await cache.close()
