@@ -1,0 +1,115 @@
+"""A cheap per-dialect fingerprint of a database's schema: one small query that changes with any DDL.
+
+It lets the service tell, in milliseconds, whether a cached snapshot is still true — so a refresh that
+finds nothing changed costs one catalog query instead of a full introspection.
+
+- PostgreSQL: md5 over the catalog rows that introspection reads (relations, columns, constraints, comments).
+- MySQL/MariaDB: CRC32 sums over information_schema (no GROUP_CONCAT length limit to trip over).
+- SQLite: ``PRAGMA schema_version`` (bumped by SQLite on every schema change) for each attached database.
+- Others: none (None) — the snapshot is then refreshed by a full introspection when its soft TTL passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+_PG = """
+SELECT md5(coalesce(string_agg(x, '|' ORDER BY x), '')) FROM (
+  SELECT concat_ws(':', c.oid, n.nspname, c.relname, c.relkind::text, d.description) AS x
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_description d
+    ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {where}
+  UNION ALL
+  SELECT concat_ws(':', a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+                   a.attisdropped, d.description)
+  FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_description d
+    ON d.objoid = a.attrelid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
+  WHERE a.attnum > 0 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {where}
+  UNION ALL
+  SELECT concat_ws(':', con.oid, con.conrelid, con.contype::text, con.conkey, con.confrelid, con.confkey)
+  FROM pg_catalog.pg_constraint con
+  JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE con.contype IN ('p', 'f') AND {where}
+) parts
+"""
+
+_PG_WHERE = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    AND (cardinality(CAST(:include AS text[])) = 0 OR n.nspname = ANY(CAST(:include AS text[])))
+    AND NOT (n.nspname = ANY(CAST(:exclude AS text[])))
+"""
+
+_MYSQL = """
+SELECT
+  (SELECT COUNT(*) FROM information_schema.COLUMNS c WHERE {where_c}),
+  (SELECT COALESCE(SUM(CRC32(CONCAT_WS(':', c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.ORDINAL_POSITION,
+          c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_KEY, c.COLUMN_COMMENT))), 0)
+     FROM information_schema.COLUMNS c WHERE {where_c}),
+  (SELECT COALESCE(SUM(CRC32(CONCAT_WS(':', t.TABLE_SCHEMA, t.TABLE_NAME, t.TABLE_TYPE, t.TABLE_COMMENT))), 0)
+     FROM information_schema.TABLES t WHERE {where_t}),
+  (SELECT COALESCE(SUM(CRC32(CONCAT_WS(':', k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME,
+          k.ORDINAL_POSITION, COALESCE(k.REFERENCED_TABLE_SCHEMA, ''), COALESCE(k.REFERENCED_TABLE_NAME, ''),
+          COALESCE(k.REFERENCED_COLUMN_NAME, '')))), 0)
+     FROM information_schema.KEY_COLUMN_USAGE k WHERE {where_k})
+"""
+_MYSQL_SYSTEM = "('mysql', 'information_schema', 'performance_schema', 'sys')"
+
+
+def _mysql_where(alias: str, include: Sequence[str], exclude: Sequence[str]) -> tuple[str, dict[str, str]]:
+    params: dict[str, str] = {}
+    if include:
+        names = []
+        for i, schema in enumerate(include):
+            params[f"{alias}i{i}"] = schema
+            names.append(f":{alias}i{i}")
+        return f"{alias}.TABLE_SCHEMA IN ({', '.join(names)})", params
+    clause = f"{alias}.TABLE_SCHEMA NOT IN {_MYSQL_SYSTEM}"
+    for i, schema in enumerate(exclude):
+        params[f"{alias}x{i}"] = schema
+        clause += f" AND {alias}.TABLE_SCHEMA <> :{alias}x{i}"
+    return clause, params
+
+
+def _sqlite(conn: Connection) -> str:
+    parts = []
+    for row in conn.exec_driver_sql("PRAGMA database_list").fetchall():
+        name = str(row[1]).replace('"', '""')
+        version = conn.exec_driver_sql(f'PRAGMA "{name}".schema_version').scalar()
+        parts.append(f"{row[1]}={version}")
+    return ";".join(parts)
+
+
+def schema_fingerprint(
+    engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
+) -> str | None:
+    """Return a short string that changes whenever the schema does (None when the dialect has no cheap one)."""
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            raw = conn.execute(
+                sa.text(_PG.format(where=_PG_WHERE)),
+                {"include": list(include_schemas), "exclude": list(exclude_schemas)},
+            ).scalar()
+        elif dialect in ("mysql", "mariadb"):
+            params: dict[str, str] = {}
+            clauses = {}
+            for alias in ("c", "t", "k"):
+                clauses[f"where_{alias}"], p = _mysql_where(alias, include_schemas, exclude_schemas)
+                params.update(p)
+            raw = ":".join(str(v) for v in conn.execute(sa.text(_MYSQL.format(**clauses)), params).one())
+        elif dialect == "sqlite":
+            raw = _sqlite(conn)
+        else:
+            return None
+    return hashlib.sha256(str(raw).encode()).hexdigest()[:16]
