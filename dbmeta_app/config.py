@@ -125,9 +125,13 @@ class Settings(BaseSettings):
     index_on_startup: bool = True
     search_fusion: Literal["rrf", "weighted"] = "rrf"
 
+    # schema drift: how often (seconds) each profile's fingerprint is compared with its cached snapshot; 0 = never
+    schema_check_interval: float = Field(default=60.0, ge=0, le=86_400)
+
     # service
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)

@@ -16,6 +16,7 @@ class DbmetaError(Exception):
 
     code = "internal_error"
     status_code = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from dbmeta_app import __version__
-from dbmeta_app.api import routes_health, routes_preflight, routes_schema
+from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import Runtime, open_runtime
+from dbmeta_app.tasks import watch_drift
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def create_app(
         configure_logging(settings.log_level)
         rt = open_runtime(settings, cache)
         await rt.cache.start()
+        if settings.schema_check_interval > 0:
+            rt.spawn(watch_drift(rt), "dbmeta-drift-watcher")
         app.state.runtime = rt
         log.info(
             "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
@@ -61,6 +64,7 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
     app.include_router(routes_preflight.router)
+    app.include_router(routes_admin.router)
     return app
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +130,26 @@ class Runtime:
     cache: RedisCache
     profiles: dict[str, ProfileRuntime]
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Called with (profile runtime, drift result) when a profile's schema changed.
+    schema_listeners: list[Callable[[ProfileRuntime, dict[str, Any]], Awaitable[None]]] = field(
+        default_factory=list
+    )
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def profile(self, name: str | None) -> ProfileRuntime:
         """Return the named profile's runtime (default when None) or raise UnknownProfileError."""
         return self.profiles[self.settings.profile(name).name]
 
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background task for the life of the runtime."""
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
     async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for rt in self.profiles.values():
             rt.dispose()
         await self.cache.close()

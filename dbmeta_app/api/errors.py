@@ -30,7 +30,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def dbmeta_error(_: Request, exc: DbmetaError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.code, exc.detail)
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

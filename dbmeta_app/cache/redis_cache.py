@@ -66,10 +66,33 @@ INVALIDATION_CHANNEL = f"{KEY_NAMESPACE}:{KEY_VERSION}:invalidate"
 T = TypeVar("T")
 
 
-def cache_key(kind: str, **parts: Any) -> str:
-    """Build the namespaced, versioned key of a value from every input that changes it."""
+_SCOPE_PARTS = ("client", "env", "profile")
+
+
+def _digest(parts: dict[str, Any]) -> str:
     canonical = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
-    return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{hashlib.sha256(canonical).hexdigest()}"
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def cache_key(kind: str, **parts: Any) -> str:
+    """Build the namespaced, versioned key of a value from every input that changes it.
+
+    ``dbmeta:v1:<kind>:<scope>:<sha256 of all inputs>``, where the scope (a short sha256 of the
+    client, env and profile among the inputs) lets one profile's values be found and dropped together.
+    """
+    scope = {k: parts[k] for k in _SCOPE_PARTS if k in parts}
+    if not scope:
+        return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{_digest(parts)}"
+    return f"{scope_prefix(kind, **scope)}{_digest(parts)}"
+
+
+def scope_prefix(kind: str, **scope: Any) -> str:
+    """The key prefix shared by every value of a kind for one (client, env, profile)."""
+    return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{_digest(scope)[:16]}:"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 class MemoryCache:
@@ -258,7 +281,11 @@ class RedisCache:
                         node, _, key = (data.decode() if isinstance(data, bytes) else str(data)).partition(
                             " "
                         )
-                        if node != self._node:
+                        if node == self._node:
+                            continue
+                        if key.endswith("*"):
+                            self.memory.delete_prefix(key[:-1])
+                        else:
                             self.memory.delete(key)
                     elif message is None:
                         await pubsub.ping()  # notice a dead connection within one period
@@ -397,6 +424,22 @@ class RedisCache:
             await _pipeline(client, ("DEL", *keys), *announcements)
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed("delete", exc)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Drop every value whose key starts with prefix, here, in Redis and in every replica's L1."""
+        dropped = self.memory.delete_prefix(prefix)
+        client = self._redis_usable()
+        if client is None:
+            return dropped
+        try:
+            keys = [k async for k in client.scan_iter(match=_glob_escape(prefix) + "*", count=500)]
+            for start in range(0, len(keys), 500):
+                await _pipeline(client, *[("DEL", k) for k in keys[start : start + 500]])
+            await client.publish(INVALIDATION_CHANNEL, self._announce(prefix + "*"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("delete", exc)
+            return dropped
+        return max(dropped, len(keys))
 
     async def get_or_compute(
         self,

@@ -9,6 +9,7 @@ import time
 from sqlalchemy.engine import Engine
 
 from dbmeta_app.introspection.descriptions import Descriptions, apply_descriptions, load_descriptions
+from dbmeta_app.introspection.fingerprint import schema_fingerprint
 from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table, qualified_name
 from dbmeta_app.introspection.reflect import reflect_tables, sample_rows
 
@@ -21,6 +22,7 @@ __all__ = [
     "introspect",
     "load_descriptions",
     "qualified_name",
+    "schema_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,15 @@ def introspect(
 ) -> Snapshot:
     """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied."""
     started = time.perf_counter()
+    # Read before the schema: a change made while we read shows up as drift at the next check.
+    fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
     tables = reflect_tables(engine, include_schemas, exclude_schemas)
     if descriptions is not None:
         tables = apply_descriptions(tables, descriptions)
     if data_examples > 0:
         samples = sample_rows(engine, tables, data_examples)
         tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
-    snapshot = Snapshot.build(profile, engine.dialect.name, tables)
+    snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(
         "Introspected profile=%s: %d tables in %.3fs (version %s)",
         profile,

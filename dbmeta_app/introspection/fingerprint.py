@@ -84,6 +84,8 @@ def _mysql_where(alias: str, include: Sequence[str], exclude: Sequence[str]) -> 
 def _sqlite(conn: Connection) -> str:
     parts = []
     for row in conn.exec_driver_sql("PRAGMA database_list").fetchall():
+        if row[1] == "temp":  # appears once anything touched it; not part of the schema we describe
+            continue
         name = str(row[1]).replace('"', '""')
         version = conn.exec_driver_sql(f'PRAGMA "{name}".schema_version').scalar()
         parts.append(f"{row[1]}={version}")

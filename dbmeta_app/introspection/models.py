@@ -144,13 +144,16 @@ class Snapshot:
     profile: str
     dialect: str
     tables: dict[str, Table] = field(default_factory=dict)
-    version: str = ""
+    version: str = ""  # hash of the tables' content: what the prompt shows
+    fingerprint: str = ""  # the database's cheap schema fingerprint when it was read ("" if none)
 
     def to_json(self) -> dict[str, Any]:
+        # profile, dialect, version and fingerprint come first: readers compare the JSON's head to skip decoding
         return {
             "profile": self.profile,
             "dialect": self.dialect,
             "version": self.version,
+            "fingerprint": self.fingerprint,
             "tables": [t.to_json() for t in self.tables.values()],
         }
 
@@ -162,14 +165,15 @@ class Snapshot:
             dialect=data["dialect"],
             tables={t.key: t for t in tables},
             version=data.get("version", ""),
+            fingerprint=data.get("fingerprint", ""),
         )
 
     @classmethod
-    def build(cls, profile: str, dialect: str, tables: list[Table]) -> Snapshot:
+    def build(cls, profile: str, dialect: str, tables: list[Table], fingerprint: str = "") -> Snapshot:
         """Make a snapshot with tables sorted by key and its content version computed."""
         ordered = sorted(tables, key=lambda t: t.key)
         snap = cls(profile=profile, dialect=dialect, tables={t.key: t for t in ordered})
-        return cls(profile=profile, dialect=dialect, tables=snap.tables, version=content_version(snap))
+        return cls(profile, dialect, snap.tables, version=content_version(snap), fingerprint=fingerprint)
 
 
 def qualified_name(schema: str | None, name: str) -> str:

@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, cache_key, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
-from dbmeta_app.introspection import introspect
+from dbmeta_app.introspection import introspect, schema_fingerprint
 from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.prompt_items.render import render_schema, resolve_table_names
 from dbmeta_app.runtime import ProfileRuntime, open_profile
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Bumped when the snapshot's JSON layout changes, so old cached values are never read.
 SNAPSHOT_FORMAT = 1
 _DECODED_MAX = 16
+#: Past this age a cached snapshot is served as "stale" while it is revalidated in the background.
+SCHEMA_SOFT_TTL = int(CACHE_TTL["schema"] * 0.8)
 _RENDERED_MAX = 32
 
 
@@ -114,10 +116,41 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
 
 
+def _fingerprint_blocking(rt: ProfileRuntime) -> str | None:
+    return schema_fingerprint(rt.engine, rt.profile.include_schemas, rt.profile.exclude_schemas)
+
+
+async def _revalidate(settings: Settings, rt: ProfileRuntime, old: Snapshot, with_examples: bool) -> Snapshot:
+    """Return the old snapshot if the database's fingerprint still matches it, else a fresh introspection."""
+    try:
+        fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
+    except SQLAlchemyError:
+        fingerprint = None
+    if fingerprint and fingerprint == old.fingerprint:
+        return old  # stored again: a new TTL for one catalog query instead of a full introspection
+    return await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
+
+
+def _log_stored(settings: Settings, rt: ProfileRuntime, snapshot: Snapshot) -> None:
+    log.info(
+        "Schema cached for profile=%s, client=%s, env=%s (%d tables, version %s)",
+        rt.name,
+        settings.client,
+        settings.env,
+        len(snapshot.tables),
+        snapshot.version,
+    )
+    metrics.SCHEMA_VERSION.labels(rt.name, snapshot.version).set(1)
+
+
 async def load_snapshot(
     settings: Settings, cache: RedisCache, rt: ProfileRuntime, with_examples: bool = False
 ) -> tuple[Snapshot, str]:
-    """Return the profile's full snapshot and "hit" or "miss", introspecting (once) on a miss."""
+    """Return the profile's full snapshot and "hit", "stale" or "miss", introspecting (once) on a miss.
+
+    Past ``SCHEMA_SOFT_TTL`` a snapshot is still served at once ("stale") and revalidated in the
+    background: a fingerprint query, and a full introspection only when the schema changed.
+    """
     key = schema_cache_key(settings, rt, with_examples)
     ids = f"profile={rt.name}, client={settings.client}, env={settings.env}"
 
@@ -125,16 +158,54 @@ async def load_snapshot(
         log.info("Schema cache MISS for %s", ids)
         return await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
 
+    async def refresh(old: Snapshot) -> Snapshot:
+        new = await _revalidate(settings, rt, old, with_examples)
+        if new is not old:
+            _log_stored(settings, rt, new)
+        return new
+
     def decode(raw: bytes) -> Snapshot:
         return _memo.decode(key, raw)
 
-    snapshot, status = await cache.get_or_compute("schema", key, compute, Snapshot.to_json, decode)
-    if status == "hit":
-        log.info("Schema cache HIT for %s", ids)
+    snapshot, status = await cache.get_or_compute(
+        "schema", key, compute, Snapshot.to_json, decode, refresh=refresh, soft_ttl=SCHEMA_SOFT_TTL
+    )
+    if status == "miss":
+        _log_stored(settings, rt, snapshot)
     else:
-        log.info("Schema cached for %s (%d tables, version %s)", ids, len(snapshot.tables), snapshot.version)
-        metrics.SCHEMA_VERSION.labels(rt.name, snapshot.version).set(1)
+        log.info("Schema cache HIT for %s", ids)
     return snapshot, status
+
+
+async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime) -> dict[str, Any]:
+    """Compare the cached snapshot with the database's fingerprint; re-read and store it when they differ."""
+    key = schema_cache_key(settings, rt, False)
+    found = await cache.lookup("schema", key)
+    if found.raw is None:
+        return {"profile": rt.name, "status": "not_cached"}
+    old = _memo.decode(key, found.raw)
+    new = await _revalidate(settings, rt, old, False)
+    if new is old:
+        return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
+    await cache.set_json("schema", key, new.to_json())
+    _log_stored(settings, rt, new)
+    # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
+    await cache.delete(schema_cache_key(settings, rt, True))
+    changed = sorted(k for k in set(old.tables) | set(new.tables) if old.tables.get(k) != new.tables.get(k))
+    log.info(
+        "Schema drift in profile=%s: version %s -> %s, %d tables changed",
+        rt.name,
+        old.version,
+        new.version,
+        len(changed),
+    )
+    return {
+        "profile": rt.name,
+        "status": "changed",
+        "old_version": old.version,
+        "schema_version": new.version,
+        "changed_tables": changed,
+    }
 
 
 def filter_and_render(

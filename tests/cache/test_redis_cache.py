@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dbmeta_app.cache import redis_cache
-from dbmeta_app.cache.redis_cache import CACHE_TTL, MemoryCache, RedisCache, cache_key
+from dbmeta_app.cache.redis_cache import CACHE_TTL, MemoryCache, RedisCache, cache_key, scope_prefix
 from dbmeta_app.config import Settings
 from tests.conftest import RedisProcess
 
@@ -46,9 +46,16 @@ def test_keys_are_namespaced_versioned_sha256_and_independent_of_argument_order(
     a = cache_key("schema", client="c", env="prod", profile="p")
     b = cache_key("schema", profile="p", env="prod", client="c")
     assert a == b
-    prefix, version, kind, digest = a.split(":")
+    prefix, version, kind, scope, digest = a.split(":")
     assert (prefix, version, kind) == ("dbmeta", "v1", "schema")
-    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert len(scope) == 16 and len(digest) == 64 and int(digest, 16) >= 0
+    assert a.startswith(scope_prefix("schema", client="c", env="prod", profile="p"))
+    assert cache_key("schema", client="c", env="prod", profile="p", other=1).startswith(
+        f"dbmeta:v1:schema:{scope}:"
+    )
+    assert not cache_key("schema", client="c", env="prod", profile="q").startswith(
+        f"dbmeta:v1:schema:{scope}:"
+    )
 
 
 @pytest.mark.parametrize("field", ["client", "env", "profile"])
@@ -392,3 +399,38 @@ async def test_past_the_soft_ttl_the_value_is_served_stale_and_refreshed_in_the_
     assert await get() == ({"v": 2}, "hit")
     assert cache.stats.of("schema").refreshes == 1
     await cache.close()
+
+
+@pytest.mark.parametrize("backend", ["fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+async def test_dropping_a_profiles_values_reaches_redis_and_every_replicas_l1(
+    request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
+) -> None:
+    if backend == "fakeredis":
+        server = fakeredis.FakeServer()
+        on = settings.model_copy(update={"redis_cache_enabled": True})
+        a = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+        b = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    else:
+        host, port = request.getfixturevalue("real_redis")
+        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
+        a, b = RedisCache(on), RedisCache(on)
+    await a.start()
+    await b.start()
+    await _wait_coherent(a, b)
+    profile = f"p-{unique} [odd*?]"
+    mine = [cache_key("explain", client="c", env="e", profile=profile, sql=i) for i in range(30)]
+    other = cache_key("explain", client="c", env="e", profile="other", sql=0)
+    for key in [*mine, other]:
+        await a.set_json("explain", key, {"k": key})
+        assert await b.get_json("explain", key) == {"k": key}  # now in b's L1 too
+    dropped = await a.delete_prefix(scope_prefix("explain", client="c", env="e", profile=profile))
+    assert dropped == 30
+    for _ in range(100):
+        if len(b.memory) <= 1:
+            break
+        await asyncio.sleep(0.01)
+    assert all([await b.get_json("explain", k) is None for k in mine])
+    assert await b.get_json("explain", other) == {"k": other}
+    await a.delete(other)
+    await a.close()
+    await b.close()

@@ -259,3 +259,40 @@ def test_reflection_uses_a_fixed_number_of_queries_whatever_the_table_count(ware
         # SQLAlchemy's SQLite dialect reads PRAGMAs per table; the other dialects use bulk catalog queries.
         pytest.skip(f"SQLite reflection issued {counts} statements (per-table PRAGMAs)")
     assert counts[0] == counts[1]
+
+
+def _alter(w: Warehouse, sql_pg: str, sql_my: str, sql_lite: str) -> None:
+    name = w.engine.dialect.name
+    sql = sql_pg if name == "postgresql" else sql_my if name in ("mysql", "mariadb") else sql_lite
+    with w.engine.begin() as conn:
+        conn.exec_driver_sql(sql)
+
+
+def test_the_fingerprint_is_stable_and_changes_with_ddl(warehouse: Warehouse) -> None:
+    from dbmeta_app.introspection import schema_fingerprint
+
+    w = warehouse
+    first = schema_fingerprint(w.engine, w.include)
+    assert first and first == schema_fingerprint(w.engine, w.include)
+    assert _snap(w).fingerprint == first
+    customers = (
+        f'"{w.core}".customers'
+        if w.core and w.engine.dialect.name == "postgresql"
+        else (f"`{w.core}`.customers" if w.core else "customers")
+    )
+    _alter(
+        w,
+        f"ALTER TABLE {customers} ADD COLUMN vip boolean",
+        f"ALTER TABLE {customers} ADD COLUMN vip boolean",
+        f"ALTER TABLE {customers} ADD COLUMN vip boolean",
+    )
+    second = schema_fingerprint(w.engine, w.include)
+    assert second != first
+    if w.engine.dialect.name != "sqlite":  # SQLite has no comments
+        _alter(
+            w,
+            f"COMMENT ON TABLE {customers} IS 'Buyers, all of them'",
+            f"ALTER TABLE {customers} COMMENT 'Buyers, all of them'",
+            "",
+        )
+        assert schema_fingerprint(w.engine, w.include) != second

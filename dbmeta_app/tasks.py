@@ -1,0 +1,39 @@
+"""Background work of the service process: the schema drift watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from dbmeta_app.errors import DbmetaError
+from dbmeta_app.prompt_items.db_struct import check_drift
+from dbmeta_app.runtime import ProfileRuntime, Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def check_profile(runtime: Runtime, rt: ProfileRuntime) -> dict[str, Any]:
+    """Check one profile for drift and tell the schema listeners (e.g. the search index) about a change."""
+    result = await check_drift(runtime.settings, runtime.cache, rt)
+    if result["status"] == "changed":
+        for listener in runtime.schema_listeners:
+            try:
+                await listener(rt, result)
+            except Exception:  # a listener's failure must not stop the watcher
+                log.exception("Schema change listener failed for profile=%s", rt.name)
+    return result
+
+
+async def watch_drift(runtime: Runtime) -> None:
+    """Every SCHEMA_CHECK_INTERVAL seconds, check every profile whose snapshot is cached."""
+    interval = runtime.settings.schema_check_interval
+    while True:
+        await asyncio.sleep(interval)
+        for rt in list(runtime.profiles.values()):
+            try:
+                await check_profile(runtime, rt)
+            except DbmetaError as exc:
+                log.info("Drift check of profile=%s skipped: %s", rt.name, exc.detail)
+            except Exception as exc:  # noqa: BLE001 - a database that is down now is checked again next time
+                log.info("Drift check of profile=%s failed: %s", rt.name, type(exc).__name__)

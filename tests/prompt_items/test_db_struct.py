@@ -1,0 +1,79 @@
+"""The schema flow: a cached full snapshot, refreshed ahead of expiry, revalidated by fingerprint."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbmeta_app.cache.redis_cache import RedisCache
+from dbmeta_app.config import Settings
+from dbmeta_app.prompt_items import db_struct
+from dbmeta_app.runtime import open_profile
+
+
+async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_not_reintrospected(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_struct, "SCHEMA_SOFT_TTL", 0.3)
+    calls = 0
+    real = db_struct._introspect_blocking
+
+    def slow_introspect(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(db_struct, "_introspect_blocking", slow_introspect)
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    first, status = await db_struct.load_snapshot(settings, cache, rt)
+    assert status == "miss" and calls == 1
+    await asyncio.sleep(0.35)
+    started = time.perf_counter()
+    results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(20)])
+    assert time.perf_counter() - started < 0.2  # nobody waited for a refresh
+    assert {status for _, status in results} == {"stale"}
+    await asyncio.sleep(0.2)
+    again, status = await db_struct.load_snapshot(settings, cache, rt)
+    assert status == "hit" and again.version == first.version
+    assert calls == 1  # the fingerprint matched: no second introspection
+    assert cache.stats.of("schema").refreshes == 1
+    rt.dispose()
+
+
+async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_background(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_struct, "SCHEMA_SOFT_TTL", 0.2)
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    first, _ = await db_struct.load_snapshot(settings, cache, rt)
+    path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE customers ADD COLUMN nps_score INTEGER")
+    await asyncio.sleep(0.25)
+    stale, status = await db_struct.load_snapshot(settings, cache, rt)
+    assert status == "stale" and stale.version == first.version
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
+        if fresh.version != first.version:
+            break
+    assert fresh.version != first.version
+    assert "nps_score" in [c.name for c in fresh.tables["customers"].columns]
+    rt.dispose()
+
+
+async def test_generate_schema_prompt_filters_the_cached_snapshot(settings: Settings) -> None:
+    rt = open_profile(settings.profile(None))
+    text = await db_struct.generate_schema_prompt(rt.engine, settings, filter_tables=["orders", "customers"])
+    assert text.startswith("# orders") and "# customers" in text and "# products" not in text
+    full = await db_struct.generate_schema_prompt(rt.engine, settings)
+    assert full.count("\n# ") + 1 >= 20
+    rt.dispose()
