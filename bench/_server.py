@@ -45,7 +45,9 @@ class Server:
         script.write_text(lua_post(body))
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), self.base + path],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         if errors:
@@ -67,8 +69,19 @@ def serve(app: str = "dbmeta_app.main:app", **env_extra: str) -> Iterator[Server
         env.pop(var, None)
     env.update(env_extra)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
