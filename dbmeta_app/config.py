@@ -43,11 +43,6 @@ def normalize_database_url(url: str) -> str:
     return f"{mapped}://{rest}"
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of a DSN so it can be logged."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
 class PreflightLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -111,6 +106,7 @@ class Settings(BaseSettings):
     redis_host: str = "localhost"
     redis_port: int = Field(default=6379, ge=1, le=65535)
     redis_password: SecretStr | None = None
+    redis_sentinel_password: SecretStr | None = None  # the sentinels' own, with a redis+sentinel:// REDIS_URL
     redis_db: int = Field(default=0, ge=0, le=15)
     redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
@@ -152,6 +148,25 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         return SecretStr(normalize_database_url(value.get_secret_value().strip()))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # Imported here: the cache package imports this module.
+        from dbmeta_app.cache.topology import RedisUrlError, parse_redis_url
+
+        try:
+            parse_redis_url(value.get_secret_value())
+        except RedisUrlError as exc:
+            raise ValueError(exc.reason) from None
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("redis_sentinel_password")
+    @classmethod
+    def _redis_sentinel_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("log_level")
     @classmethod

@@ -1,37 +1,72 @@
-"""Logging configured once, with secrets kept out of the output."""
+"""Logging configured once: request ids on every line, text or JSON, secrets kept out of the output."""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
+import time
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _SECRET_PATTERNS = (
-    re.compile(r"(://[^:/@\s]+:)[^@\s]+@"),  # passwords in DSNs
-    re.compile(r"(?i)((?:password|passwd|token|secret)\s*[=:]\s*)[^\s,;&]+"),
+    (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),  # passwords in DSNs
+    (re.compile(r"(?i)((?:password|passwd|token|secret)\s*[=:]\s*)[^\s,;&]+"), r"\1***"),
 )
 
 
-class RedactingFilter(logging.Filter):
-    """Mask passwords and tokens in every record before it is written."""
+def redact(text: str) -> str:
+    """Mask passwords and tokens in a log message."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class ContextFilter(logging.Filter):
+    """Add the current request id to every record and mask secrets in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
         message = record.getMessage()
-        redacted = message
-        for pattern in _SECRET_PATTERNS:
-            redacted = pattern.sub(r"\1***" + ("@" if pattern is _SECRET_PATTERNS[0] else ""), redacted)
+        redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
 
 
-def configure_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, request_id, message (and exc when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
     """Configure the root logger once (idempotent)."""
     root = logging.getLogger()
-    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+    handler = next((h for h in root.handlers if getattr(h, "_dbmeta", False)), None)
+    if handler is None:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(RedactingFilter())
+        handler._dbmeta = True  # type: ignore[attr-defined]
+        handler.addFilter(ContextFilter())
         root.addHandler(handler)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
     root.setLevel(level)
-    for noisy in ("httpx", "pymilvus", "sentence_transformers", "urllib3"):
+    for noisy in ("httpx", "httpx2", "pymilvus", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

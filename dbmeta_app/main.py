@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema
 from dbmeta_app.api.errors import install_error_handlers
+from dbmeta_app.api.middleware import RequestIdMiddleware
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -33,7 +34,7 @@ def create_app(
             yield
             return
         settings = settings or get_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         rt = open_runtime(settings, cache)
         await rt.cache.start()
         if settings.schema_check_interval > 0:
@@ -61,6 +62,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
     app.include_router(routes_preflight.router)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dbmeta_app.config import load_settings, redact_url
+from dbmeta_app.config import load_settings
+from dbmeta_app.logging_setup import redact
 from dbmeta_app.errors import ConfigError, UnknownProfileError
 
 
@@ -110,9 +111,7 @@ def test_placeholder_admin_tokens_are_refused(tmp_path: Path) -> None:
 
 
 def test_passwords_are_redacted_from_urls() -> None:
-    assert (
-        redact_url("postgresql+psycopg://user:s3cr3t@db:5432/x") == "postgresql+psycopg://user:***@db:5432/x"
-    )
+    assert redact("postgresql+psycopg://user:s3cr3t@db:5432/x") == "postgresql+psycopg://user:***@db:5432/x"
 
 
 def test_settings_validation_never_prints_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

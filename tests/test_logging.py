@@ -1,0 +1,65 @@
+"""Logs carry the request id, can be JSON, and never show a password or token."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dbmeta_app.config import Settings
+from dbmeta_app.logging_setup import configure_logging, redact, request_id
+from dbmeta_app.main import create_app
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    configure_logging("INFO", "json")
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_dbmeta", False))
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(old)
+        configure_logging("INFO", "text")
+
+
+def test_json_lines_carry_the_request_id_and_mask_secrets(captured: io.StringIO) -> None:
+    token = request_id.set("req-42")
+    try:
+        logging.getLogger("dbmeta_app.test").warning(
+            "connect postgresql://bob:hunter2@db/x with password=s3cr3t"
+        )
+    finally:
+        request_id.reset(token)
+    line = json.loads(captured.getvalue().strip().splitlines()[-1])
+    assert (
+        line["request_id"] == "req-42" and line["level"] == "WARNING" and line["logger"] == "dbmeta_app.test"
+    )
+    assert "hunter2" not in line["message"] and "s3cr3t" not in line["message"]
+    assert "postgresql://bob:***@db/x" in line["message"]
+
+
+def test_redaction_patterns() -> None:
+    assert redact("token: abc123 and secret=xyz") == "token: *** and secret=***"
+    assert redact("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
+
+
+def test_every_answer_carries_a_request_id(settings: Settings, captured: io.StringIO) -> None:
+    with TestClient(create_app(settings.model_copy(update={"log_format": "json"}))) as client:
+        given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert given.headers["x-request-id"] == "abc-123"
+        made = client.get("/healthz").headers["x-request-id"]
+        assert len(made) == 32
+        odd = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces" * 10}).headers[
+            "x-request-id"
+        ]
+        assert odd != "bad id\twith spaces" * 10 and len(odd) == 32
+        client.post("/v1/prompt-items/schema", json={}, headers={"X-Request-ID": "trace-7"})
+    lines = [json.loads(x) for x in captured.getvalue().splitlines() if x.startswith("{")]
+    assert any(x["request_id"] == "trace-7" and "Schema cache MISS" in x["message"] for x in lines)
