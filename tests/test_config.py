@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dbmeta_app.config import load_settings
-from dbmeta_app.logging_setup import redact
 from dbmeta_app.errors import ConfigError, UnknownProfileError
+from dbmeta_app.logging_setup import redact
 
 
 def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
