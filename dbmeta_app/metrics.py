@@ -33,3 +33,6 @@ PREFLIGHT_SECONDS = Histogram(
     ["profile", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )
+BREAKER_STATE = Gauge(
+    "dbmeta_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["name"]
+)
