@@ -84,6 +84,7 @@ class ProfileRuntime:
     engine: Engine
     descriptions: Descriptions
     descriptions_digest: str
+    keys: dict[Any, str] = field(default_factory=dict)  # memoised cache keys (their inputs never change)
     _preflight_engine: Engine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,7 +139,8 @@ class Runtime:
 
     def profile(self, name: str | None) -> ProfileRuntime:
         """Return the named profile's runtime (default when None) or raise UnknownProfileError."""
-        return self.profiles[self.settings.profile(name).name]
+        found = self.profiles.get(name or self.settings.default_profile)
+        return found if found is not None else self.profiles[self.settings.profile(name).name]
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background task for the life of the runtime."""

@@ -73,6 +73,15 @@ _memo = _Memo()
 
 def schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> str:
     """Key of a profile's full snapshot: every input that changes it is hashed in."""
+    # The inputs are fixed for the life of the runtime, so the key is computed once per variant.
+    memo = (settings.client, settings.env, with_examples)
+    key = rt.keys.get(memo)
+    if key is None:
+        key = rt.keys[memo] = _schema_cache_key(settings, rt, with_examples)
+    return key
+
+
+def _schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> str:
     profile = rt.profile
     return cache_key(
         "schema",
