@@ -6,9 +6,10 @@ Values are JSON (orjson) bytes, never pickle. Keys are namespaced and versioned:
 - L1 answers first only while it is known coherent: a listener subscribed to the invalidation channel
   hears every write and delete made by any replica and drops its own copy; when the listener is not
   connected, reads go to Redis. L1 copies expire with the Redis entry they came from.
-- A Redis outage is a miss or an L1 hit, never an error: the failing call is given up after the short
-  socket timeout, Redis is skipped for ``REDIS_RETRY_AFTER`` seconds, then tried again, so it is used
-  again as soon as it is back.
+- A Redis outage is a miss or an L1 hit, never an error: a failing call is given up after the short
+  socket timeout; after ``REDIS_BREAKER_THRESHOLD`` failures in a row a circuit breaker skips Redis for
+  ``REDIS_RETRY_AFTER`` seconds (doubling while it stays down, at most 8 s), then probes it, so Redis is
+  used again as soon as it is back.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from dbmeta_app import metrics
+from dbmeta_app.breaker import CircuitBreaker
+from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
 from dbmeta_app.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,10 @@ CACHE_TTL: dict[str, int] = {
 
 #: After a Redis failure, serve from memory for this long before trying Redis again.
 REDIS_RETRY_AFTER = 1.0
+#: At most this many keys written while Redis was away are remembered for write-back.
+_UNSYNCED_MAX = 10_000
+#: Consecutive Redis failures that open the breaker.
+REDIS_BREAKER_THRESHOLD = 3
 #: At most one "Redis unavailable" warning per this many seconds.
 WARN_EVERY = 30.0
 #: Compute lock: how long a holder may hold it, how long others wait for its value, how often they look.
@@ -89,6 +96,18 @@ def cache_key(kind: str, **parts: Any) -> str:
 def scope_prefix(kind: str, **scope: Any) -> str:
     """The key prefix shared by every value of a kind for one (client, env, profile)."""
     return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{_digest(scope)[:16]}:"
+
+
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _counter(metric: Any, *labels: str) -> Any:
+    """Return a labelled metric child, looked up once (``labels()`` takes a lock on every call)."""
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def _glob_escape(text: str) -> str:
@@ -195,8 +214,11 @@ class CacheStats:
         return stats
 
 
-def build_redis_client(settings: Settings) -> aioredis.Redis:
-    """Create (without connecting) the Redis client and its one connection pool for this process."""
+def build_redis_client(settings: Settings) -> RedisClient:
+    """Create (without connecting) the Redis client and its one connection pool for this process.
+
+    ``REDIS_URL`` may name one server, a Sentinel-managed master or a cluster (see ``cache/topology.py``).
+    """
     common: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
@@ -210,19 +232,23 @@ def build_redis_client(settings: Settings) -> aioredis.Redis:
         "retry": Retry(NoBackoff(), 0),
     }
     if settings.redis_url is not None:
-        pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url.get_secret_value(), **common)
-    else:
-        pool = aioredis.BlockingConnectionPool(
-            host=settings.redis_host,
-            port=settings.redis_port,
-            db=settings.redis_db,
-            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-            **common,
+        sentinel_password = settings.redis_sentinel_password
+        return build_client(
+            parse_redis_url(settings.redis_url.get_secret_value()),
+            common,
+            sentinel_password=sentinel_password.get_secret_value() if sentinel_password else None,
         )
+    pool = aioredis.BlockingConnectionPool(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+        **common,
+    )
     return aioredis.Redis(connection_pool=pool)
 
 
-async def _pipeline(client: aioredis.Redis, *commands: tuple[Any, ...]) -> list[Any]:
+async def _pipeline(client: RedisClient, *commands: tuple[Any, ...]) -> list[Any]:
     """Send commands in one round trip; on a connection error (a pooled socket a restart killed) once more."""
     for attempt in (1, 2):
         try:
@@ -239,17 +265,20 @@ async def _pipeline(client: aioredis.Redis, *commands: tuple[Any, ...]) -> list[
 class RedisCache:
     """Get and set JSON values by key, in Redis with an in-process fallback; never raises for Redis."""
 
-    def __init__(self, settings: Settings, redis_client: aioredis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, redis_client: RedisClient | None = None) -> None:
         self.enabled = settings.redis_cache_enabled
         self.memory = MemoryCache(settings.memory_cache_max_bytes)
         self.stats = CacheStats()
-        self._redis: aioredis.Redis | None = None
+        self._redis: RedisClient | None = None
         if self.enabled:
             self._redis = redis_client if redis_client is not None else build_redis_client(settings)
-        self._skip_redis_until = 0.0
+        self.breaker = CircuitBreaker(
+            "redis", failure_threshold=REDIS_BREAKER_THRESHOLD, cooldown=REDIS_RETRY_AFTER, max_cooldown=8.0
+        )
         self._last_warning = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._unsynced: set[str] = set()  # written to L1 only (Redis was away): to be written back
         self.redis_ok: bool | None = None  # unknown until the first call
         self.l1_coherent = False  # true while the invalidation listener is subscribed
         self._node = uuid.uuid4().hex  # our own announcements need not evict our own L1
@@ -272,7 +301,6 @@ class RedisCache:
                 self.memory.clear()
                 self.l1_coherent = True
                 self._redis_succeeded()
-                self._skip_redis_until = 0.0
                 backoff = 0.1
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
@@ -308,8 +336,8 @@ class RedisCache:
             return "memory"
         return "redis" if self.redis_ok is not False else "memory-fallback"
 
-    def _redis_usable(self) -> aioredis.Redis | None:
-        if self._redis is None or time.monotonic() < self._skip_redis_until:
+    def _redis_usable(self) -> RedisClient | None:
+        if self._redis is None or not self.breaker.allow():
             return None
         return self._redis
 
@@ -318,18 +346,19 @@ class RedisCache:
         metrics.CACHE_ERRORS.labels(kind).inc()
         metrics.REDIS_UP.set(0)
         self.redis_ok = False
+        self.breaker.record_failure()
         now = time.monotonic()
-        self._skip_redis_until = now + REDIS_RETRY_AFTER
         if now - self._last_warning >= WARN_EVERY:
             self._last_warning = now
             log.warning(
-                "Redis unavailable (%s: %s); serving from the in-process cache, retrying every %.0fs",
+                "Redis unavailable (%s: %s); serving from the in-process cache, retrying within %.0fs",
                 type(exc).__name__,
                 exc,
-                REDIS_RETRY_AFTER,
+                self.breaker.max_cooldown,
             )
 
     def _redis_succeeded(self) -> None:
+        self.breaker.record_success()
         if self.redis_ok is not True:
             if self.redis_ok is False:
                 log.info("Redis is back; using it again")
@@ -361,8 +390,13 @@ class RedisCache:
                     if remaining is not None:
                         self.memory.set(key, value, remaining)
                     return self._hit(kind, "redis", value, remaining)
+                if key not in self._unsynced:
+                    # Redis dropped it (expiry, an invalidation): an L1 copy must not outlive that.
+                    self.memory.delete(key)
+                    return self._miss(kind)
                 kept = self.memory.get_with_ttl(key)
                 if kept is None:
+                    self._unsynced.discard(key)
                     return self._miss(kind)
                 # Computed here while Redis was away: hand it to Redis (and the other replicas) now.
                 await self.set_bytes(kind, key, kept[0], kept[1])
@@ -379,12 +413,12 @@ class RedisCache:
             stats.memory_hits += 1
         else:
             stats.hits += 1
-        metrics.CACHE_HITS.labels(kind, tier).inc()
+        _counter(metrics.CACHE_HITS, kind, tier).inc()
         return Lookup(value, tier, remaining)
 
     def _miss(self, kind: str) -> Lookup:
         self.stats.of(kind).misses += 1
-        metrics.CACHE_MISSES.labels(kind).inc()
+        _counter(metrics.CACHE_MISSES, kind).inc()
         return Lookup(None, "miss", None)
 
     async def get_json(self, kind: str, key: str) -> Any | None:
@@ -402,6 +436,7 @@ class RedisCache:
         self.memory.set(key, raw, seconds)
         client = self._redis_usable()
         if client is None:
+            self._mark_unsynced(key)
             return
         px = max(1, int(seconds * 1000))
         try:
@@ -410,12 +445,23 @@ class RedisCache:
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed(kind, exc)
+            self._mark_unsynced(key)
         else:
             self._redis_succeeded()
+            self._unsynced.discard(key)
+
+    def _mark_unsynced(self, key: str) -> None:
+        if self._redis is None:
+            return
+        if len(self._unsynced) >= _UNSYNCED_MAX:
+            self._unsynced = {k for k in self._unsynced if self.memory.get(k) is not None}
+        if len(self._unsynced) < _UNSYNCED_MAX:
+            self._unsynced.add(key)
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self.memory.delete(key)
+            self._unsynced.discard(key)
         client = self._redis_usable()
         if client is None or not keys:
             return
@@ -589,7 +635,6 @@ class RedisCache:
             self._redis_failed("ping", exc)
             return False
         self._redis_succeeded()
-        self._skip_redis_until = 0.0
         return True
 
     def stats_json(self) -> dict[str, Any]:
@@ -597,6 +642,7 @@ class RedisCache:
             "backend": self.backend,
             "redis_enabled": self.enabled,
             "l1_coherent": self.l1_coherent,
+            "breaker": self.breaker.to_json(),
             "memory_entries": len(self.memory),
             "memory_bytes": self.memory.size_bytes,
             "kinds": {kind: s.to_json() for kind, s in sorted(self.stats.kinds.items())},
