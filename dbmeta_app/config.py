@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     index_on_startup: bool = True
     search_fusion: Literal["rrf", "weighted"] = "rrf"
 
+    # schema cache: time to live of a full snapshot (seconds); refreshed ahead at 80 % of it
+    schema_cache_ttl: float = Field(default=3600.0, ge=0.1, le=7 * 86_400)
+
     # schema drift: how often (seconds) each profile's fingerprint is compared with its cached snapshot; 0 = never
     schema_check_interval: float = Field(default=60.0, ge=0, le=86_400)
 

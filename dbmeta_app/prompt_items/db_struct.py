@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import RedisCache, cache_key, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.introspection import introspect, schema_fingerprint
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 #: Bumped when the snapshot's JSON layout changes, so old cached values are never read.
 SNAPSHOT_FORMAT = 1
 _DECODED_MAX = 16
-#: Past this age a cached snapshot is served as "stale" while it is revalidated in the background.
-SCHEMA_SOFT_TTL = int(CACHE_TTL["schema"] * 0.8)
+#: Past this share of its TTL a cached snapshot is served as "stale" while it is revalidated in the background.
+SOFT_TTL_FRACTION = 0.8
 _RENDERED_MAX = 32
 
 
@@ -157,7 +157,7 @@ async def load_snapshot(
 ) -> tuple[Snapshot, str]:
     """Return the profile's full snapshot and "hit", "stale" or "miss", introspecting (once) on a miss.
 
-    Past ``SCHEMA_SOFT_TTL`` a snapshot is still served at once ("stale") and revalidated in the
+    Past ``SOFT_TTL_FRACTION`` of ``SCHEMA_CACHE_TTL`` a snapshot is still served at once ("stale") and revalidated in the
     background: a fingerprint query, and a full introspection only when the schema changed.
     """
     key = schema_cache_key(settings, rt, with_examples)
@@ -177,7 +177,14 @@ async def load_snapshot(
         return _memo.decode(key, raw)
 
     snapshot, status = await cache.get_or_compute(
-        "schema", key, compute, Snapshot.to_json, decode, refresh=refresh, soft_ttl=SCHEMA_SOFT_TTL
+        "schema",
+        key,
+        compute,
+        Snapshot.to_json,
+        decode,
+        settings.schema_cache_ttl,
+        refresh=refresh,
+        soft_ttl=settings.schema_cache_ttl * SOFT_TTL_FRACTION,
     )
     if status == "miss":
         _log_stored(settings, rt, snapshot)
@@ -196,7 +203,7 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     new = await _revalidate(settings, rt, old, False)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
-    await cache.set_json("schema", key, new.to_json())
+    await cache.set_json("schema", key, new.to_json(), settings.schema_cache_ttl)
     _log_stored(settings, rt, new)
     # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
     await cache.delete(schema_cache_key(settings, rt, True))

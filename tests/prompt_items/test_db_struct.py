@@ -19,7 +19,7 @@ from dbmeta_app.runtime import open_profile
 async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_not_reintrospected(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db_struct, "SCHEMA_SOFT_TTL", 0.3)
+    settings = settings.model_copy(update={"schema_cache_ttl": 0.375})  # soft TTL 0.3 s
     calls = 0
     real = db_struct._introspect_blocking
 
@@ -51,16 +51,16 @@ async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_
 
 
 async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_background(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> None:
-    monkeypatch.setattr(db_struct, "SCHEMA_SOFT_TTL", 0.2)
+    settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
     first, _ = await db_struct.load_snapshot(settings, cache, rt)
     path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE customers ADD COLUMN nps_score INTEGER")
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.65)
     stale, status = await db_struct.load_snapshot(settings, cache, rt)
     assert status == "stale" and stale.version == first.version
     for _ in range(50):
