@@ -458,6 +458,22 @@ class RedisCache:
         if len(self._unsynced) < _UNSYNCED_MAX:
             self._unsynced.add(key)
 
+    async def touch(self, kind: str, key: str, ttl: float | None = None) -> None:
+        """Give a cached value a fresh TTL without rewriting it (Redis PEXPIRE, and the L1 copy)."""
+        seconds = ttl if ttl is not None else CACHE_TTL[kind]
+        kept = self.memory.get(key)
+        if kept is not None:
+            self.memory.set(key, kept, seconds)
+        client = self._redis_usable()
+        if client is None:
+            return
+        try:
+            await client.pexpire(key, max(1, int(seconds * 1000)))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed(kind, exc)
+        else:
+            self._redis_succeeded()
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self.memory.delete(key)
@@ -514,9 +530,8 @@ class RedisCache:
             value = decode(found.raw)
             if soft_ttl is not None and found.remaining is not None and hard - found.remaining >= soft_ttl:
                 old = value
-                self._refresh_in_background(
-                    kind, key, (lambda: refresh(old)) if refresh else compute, encode, hard
-                )
+                produce = (lambda: refresh(old)) if refresh else compute
+                self._refresh_in_background(kind, key, produce, encode, hard, old)
                 return value, "stale"
             return value, "hit"
         pending = self._inflight.get(key)
@@ -571,9 +586,11 @@ class RedisCache:
         produce: Callable[[], Awaitable[T]],
         encode: Callable[[T], Any],
         ttl: float,
+        old_value: T,
     ) -> None:
         if key in self._refreshing:
             return
+        unchanged = old_value
 
         async def run() -> None:
             token = await self._acquire_lock(key)
@@ -581,7 +598,10 @@ class RedisCache:
                 return  # another replica is refreshing it
             try:
                 value = await produce()
-                await self.set_json(kind, key, encode(value), ttl)
+                if value is unchanged:
+                    await self.touch(kind, key, ttl)  # still true: a new TTL, no re-encoding or re-sending
+                else:
+                    await self.set_json(kind, key, encode(value), ttl)
                 self.stats.of(kind).refreshes += 1
             except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
                 log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)

@@ -452,3 +452,35 @@ async def test_a_replica_that_missed_an_invalidation_does_not_resurrect_the_valu
     assert await a.get_json("schema", key) is None  # and Redis did not get it back
     await a.close()
     await deaf.close()
+
+
+async def test_a_refresh_that_finds_the_value_unchanged_only_renews_its_ttl(fake_cache: RedisCache) -> None:
+    key = cache_key("schema", touch=1)
+    encoded: list[int] = []
+
+    async def compute() -> dict[str, Any]:
+        return {"v": 1}
+
+    async def refresh(old: dict[str, Any]) -> dict[str, Any]:
+        return old  # still true
+
+    def encode(v: dict[str, Any]) -> dict[str, Any]:
+        encoded.append(1)
+        return v
+
+    async def get() -> tuple[Any, str]:
+        return await fake_cache.get_or_compute(
+            "schema", key, compute, encode, redis_cache.orjson.loads, ttl=1.0, refresh=refresh, soft_ttl=0.2
+        )
+
+    await get()
+    assert encoded == [1]
+    await asyncio.sleep(0.3)
+    assert (await get())[1] == "stale"
+    for _ in range(40):
+        await asyncio.sleep(0.02)
+        if fake_cache.stats.of("schema").refreshes:
+            break
+    assert encoded == [1]  # not re-encoded, not re-sent
+    pttl = await fake_cache._redis.pttl(key)  # type: ignore[union-attr]
+    assert pttl > 800  # the TTL was renewed to 1 s
