@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import time
 import uuid
@@ -246,6 +247,13 @@ def build_redis_client(settings: Settings) -> RedisClient:
         **common,
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def _decoded(value: T | Awaitable[T]) -> T:
+    """Await a decoder's result when it is awaitable (large values may be decoded in a worker thread)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 async def _pipeline(client: RedisClient, *commands: tuple[Any, ...]) -> list[Any]:
@@ -509,7 +517,7 @@ class RedisCache:
         key: str,
         compute: Callable[[], Awaitable[T]],
         encode: Callable[[T], Any],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes], T | Awaitable[T]],
         ttl: float | None = None,
         *,
         refresh: Callable[[T], Awaitable[T]] | None = None,
@@ -527,7 +535,7 @@ class RedisCache:
         hard = ttl if ttl is not None else CACHE_TTL[kind]
         found = await self.lookup(kind, key)
         if found.raw is not None:
-            value = decode(found.raw)
+            value = await _decoded(decode(found.raw))
             if soft_ttl is not None and found.remaining is not None and hard - found.remaining >= soft_ttl:
                 old = value
                 produce = (lambda: refresh(old)) if refresh else compute
@@ -557,7 +565,7 @@ class RedisCache:
         key: str,
         compute: Callable[[], Awaitable[T]],
         encode: Callable[[T], Any],
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes], T | Awaitable[T]],
         ttl: float,
     ) -> tuple[T, str]:
         token = await self._acquire_lock(key)
@@ -567,7 +575,7 @@ class RedisCache:
                 await asyncio.sleep(LOCK_POLL)
                 found = await self.lookup(kind, key)
                 if found.raw is not None:
-                    return decode(found.raw), "hit"
+                    return await _decoded(decode(found.raw)), "hit"
                 if not await self._locked(key):  # the holder gave up (or died) without a value
                     break
             log.info("Waited %.1fs for another replica to compute %s; computing here", LOCK_WAIT, kind)

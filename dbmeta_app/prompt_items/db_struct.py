@@ -6,7 +6,9 @@ a filtered result is never cached — it is cut from the cached snapshot in memo
 
 from __future__ import annotations
 
+import gc
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.introspection import introspect, schema_fingerprint
 from dbmeta_app.introspection.models import Snapshot
-from dbmeta_app.prompt_items.render import render_schema, resolve_table_names
+from dbmeta_app.prompt_items.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.runtime import ProfileRuntime, open_profile
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 #: Bumped when the snapshot's JSON layout changes, so old cached values are never read.
 SNAPSHOT_FORMAT = 1
 _DECODED_MAX = 16
+_DECODE_INLINE_MAX = 256 * 1024
+_HEAD = re.compile(
+    rb'^\{"profile":"[^"]*","dialect":"[^"]*","version":"([0-9a-f]*)","fingerprint":"([0-9a-f]*)"'
+)
 #: Past this share of its TTL a cached snapshot is served as "stale" while it is revalidated in the background.
 SOFT_TTL_FRACTION = 0.8
 _RENDERED_MAX = 32
@@ -41,21 +47,50 @@ _RENDERED_MAX = 32
 class _Memo:
     """Decoded snapshots and rendered full texts, keyed by content version (pure derivations)."""
 
-    decoded: OrderedDict[str, tuple[bytes, Snapshot]] = field(default_factory=OrderedDict)
+    decoded: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
+    names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
 
-    def decode(self, key: str, raw: bytes) -> Snapshot:
-        # The JSON starts with profile, dialect and the content version: an equal prefix is an equal snapshot.
-        head = raw[:256]
+    def known(self, key: str, raw: bytes) -> Snapshot | None:
+        """Return the decoded snapshot these bytes hold, if it is the one remembered for the key."""
+        # The JSON starts with profile, dialect, content version and fingerprint: equal heads, equal snapshots.
         hit = self.decoded.get(key)
-        if hit is not None and hit[0] == head:
-            self.decoded.move_to_end(key)
-            return hit[1]
-        snapshot = Snapshot.from_json(orjson.loads(raw))
-        self.decoded[key] = (head, snapshot)
+        head = _HEAD.match(raw)
+        if hit is None or head is None:
+            return None
+        if head.group(1).decode() != hit.version or head.group(2).decode() != hit.fingerprint:
+            return None
+        self.decoded.move_to_end(key)
+        return hit
+
+    def remember(self, key: str, snapshot: Snapshot) -> None:
+        self.decoded[key] = snapshot
+        self.decoded.move_to_end(key)
         while len(self.decoded) > _DECODED_MAX:
             self.decoded.popitem(last=False)
+        # A snapshot lives long: keep the collector from rescanning its many objects on every full pass.
+        gc.freeze()
+
+    async def decode(self, key: str, raw: bytes) -> Snapshot:
+        known = self.known(key, raw)
+        if known is not None:
+            return known
+        if len(raw) > _DECODE_INLINE_MAX:
+            # A large snapshot takes a long time to decode: off the event loop, so requests keep flowing.
+            snapshot = await anyio.to_thread.run_sync(lambda: Snapshot.from_json(orjson.loads(raw)))
+        else:
+            snapshot = Snapshot.from_json(orjson.loads(raw))
+        self.remember(key, snapshot)
         return snapshot
+
+    def name_index(self, snapshot: Snapshot) -> NameIndex:
+        key = (snapshot.profile, snapshot.version)
+        index = self.names.get(key)
+        if index is None or index.keys is not snapshot.tables:
+            index = self.names[key] = NameIndex(snapshot)
+            while len(self.names) > _DECODED_MAX:
+                self.names.popitem(last=False)
+        return index
 
     def render_full(self, snapshot: Snapshot, with_samples: bool) -> str:
         key = (snapshot.profile, snapshot.version, with_samples)
@@ -173,8 +208,8 @@ async def load_snapshot(
             _log_stored(settings, rt, new)
         return new
 
-    def decode(raw: bytes) -> Snapshot:
-        return _memo.decode(key, raw)
+    async def decode(raw: bytes) -> Snapshot:
+        return await _memo.decode(key, raw)
 
     snapshot, status = await cache.get_or_compute(
         "schema",
@@ -187,6 +222,7 @@ async def load_snapshot(
         soft_ttl=settings.schema_cache_ttl * SOFT_TTL_FRACTION,
     )
     if status == "miss":
+        _memo.remember(key, snapshot)
         _log_stored(settings, rt, snapshot)
     else:
         log.info("Schema cache HIT for %s", ids)
@@ -199,7 +235,7 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     found = await cache.lookup("schema", key)
     if found.raw is None:
         return {"profile": rt.name, "status": "not_cached"}
-    old = _memo.decode(key, found.raw)
+    old = await _memo.decode(key, found.raw)
     new = await _revalidate(settings, rt, old, False)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
@@ -230,7 +266,7 @@ def filter_and_render(
     """Render the full schema (tables=None) or just the named tables; return (text, keys, unknown names)."""
     if tables is None:
         return _memo.render_full(snapshot, with_samples), list(snapshot.tables), []
-    keys, unknown = resolve_table_names(snapshot, tables)
+    keys, unknown = resolve_table_names(snapshot, tables, _memo.name_index(snapshot))
     return render_schema(snapshot, keys, with_samples), keys, unknown
 
 

@@ -126,26 +126,43 @@ def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_
     return "\n\n".join(blocks)
 
 
-def resolve_table_names(snapshot: Snapshot, names: Iterable[str]) -> tuple[list[str], list[str]]:
+class NameIndex:
+    """Lookups from the names people and LLMs write to a snapshot's keys (build once per snapshot)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.keys = snapshot.tables
+        self.lowered: dict[str, str] = {}
+        self.bare: dict[str, list[str]] = {}
+        for table_key, table in snapshot.tables.items():
+            self.lowered.setdefault(table_key.lower(), table_key)
+            self.bare.setdefault(table.name.lower(), []).append(table_key)
+
+    def resolve(self, name: str) -> str | None:
+        """Return the key for one name: exact, case-insensitive, or a unique bare name (else None)."""
+        name = name.strip()
+        if name in self.keys:
+            return name
+        key = self.lowered.get(name.lower())
+        if key is None:
+            # "main.orders" for SQLite's bare keys, or a bare name for a qualified key
+            tail = name.rsplit(".", 1)[-1].strip('"`').lower()
+            candidates = self.bare.get(tail, [])
+            key = candidates[0] if len(candidates) == 1 else None
+        return key
+
+
+def resolve_table_names(
+    snapshot: Snapshot, names: Iterable[str], index: NameIndex | None = None
+) -> tuple[list[str], list[str]]:
     """Map requested names to snapshot keys (exact, case-insensitive, or a unique bare name).
 
     Returns (resolved keys in request order without duplicates, names that matched nothing).
     """
-    lowered: dict[str, str] = {}
-    bare: dict[str, list[str]] = {}
-    for table_key, table in snapshot.tables.items():
-        lowered.setdefault(table_key.lower(), table_key)
-        bare.setdefault(table.name.lower(), []).append(table_key)
+    index = index or NameIndex(snapshot)
     resolved: list[str] = []
     unknown: list[str] = []
     for raw in names:
-        name = raw.strip()
-        key: str | None = name if name in snapshot.tables else lowered.get(name.lower())
-        if key is None:
-            # "main.orders" for SQLite's bare keys, or a bare name for a qualified key
-            tail = name.rsplit(".", 1)[-1].strip('"`').lower()
-            candidates = bare.get(tail, [])
-            key = candidates[0] if len(candidates) == 1 else None
+        key = index.resolve(raw)
         if key is None:
             unknown.append(raw)
         elif key not in resolved:
