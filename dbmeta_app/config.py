@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     profiles_file: Path | None = None
     data_examples: int = Field(default=0, ge=0, le=50)
+    # curated prompt material shared by profiles (each profile may add its own files)
+    examples_dir: Path | None = None
+    instructions_file: Path | None = None
 
     # redis
     redis_cache_enabled: bool = True
