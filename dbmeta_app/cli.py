@@ -1,9 +1,10 @@
-"""The ``dbmeta`` command line: serve, schema, cache (more subcommands join as capabilities land)."""
+"""The ``dbmeta`` command line: serve, schema, index, search, preflight, cache."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 
 from dbmeta_app.config import get_settings
-from dbmeta_app.errors import DbmetaError
+from dbmeta_app.errors import DbmetaError, UpstreamUnavailableError
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import Runtime, open_runtime
 
@@ -86,6 +87,88 @@ def schema(
         )
 
 
+@app.command()
+def index(
+    profile: ProfileOpt = None,
+    rebuild: Annotated[bool, typer.Option(help="Re-embed everything into a new collection")] = False,
+) -> None:
+    """Build or refresh the table index of a profile (only changed tables are embedded)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dbmeta_app.search.runtime import SearchRuntime
+
+    async def work(rt: Runtime) -> Any:
+        search = SearchRuntime(rt)
+        rt.search = search
+        await search.start(background=False)
+        prt = rt.profile(profile)
+        with Progress(
+            TextColumn("[bold]indexing {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task(prt.name, total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            stats = await search.sync(prt, rebuild=rebuild, progress=progress, force=True)
+        if stats is None:
+            raise UpstreamUnavailableError(f"Milvus is unavailable: {search.milvus_error}")
+        return stats
+
+    stats = _run(work)
+    console.print(
+        f"added {stats.added} · updated {stats.updated} · removed {stats.removed} · unchanged {stats.unchanged}"
+        f" · embedded {stats.embedded} texts · collection {stats.collection}"
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The user's request")],
+    profile: ProfileOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=200)] = 10,
+) -> None:
+    """Show the tables a request needs, best first."""
+    from dbmeta_app.search.runtime import SearchRuntime, search_tables
+
+    async def work(rt: Runtime) -> Any:
+        rt.search = SearchRuntime(rt)
+        await rt.search.start(background=False)
+        prt = rt.profile(profile)
+        await rt.search.sync(prt)
+        _, result = await search_tables(rt, prt, query, top_k)
+        return result
+
+    result = _run(work)
+    for hit in result.hits:
+        sys.stdout.write(f"{hit.score:.4f}  {hit.name}\n")
+    if result.degraded:
+        console.print(f"[yellow]degraded:[/yellow] {result.reason}")
+
+
+@app.command()
+def preflight(
+    sql: Annotated[str, typer.Argument(help="One SQL query")],
+    profile: ProfileOpt = None,
+) -> None:
+    """Check SQL with the read-only guard and EXPLAIN it (never runs it)."""
+    import orjson
+
+    from dbmeta_app.prompt_items.preflight import preflight as run_preflight
+
+    async def work(rt: Runtime) -> Any:
+        return orjson.loads(await run_preflight(rt.settings, rt.cache, rt.profile(profile), sql))
+
+    answer = _run(work)
+    sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False, default=str) + "\n")
+    if not answer["ok"]:
+        raise typer.Exit(1)
+
+
 @cache_app.command("stats")
 def cache_stats() -> None:
     """Show where the cache serves from and whether Redis answers."""
@@ -114,4 +197,8 @@ def cache_clear(profile: ProfileOpt = None) -> None:
 
 def main() -> None:
     """Entry point of the console script."""
+    # Models load from local files only; their download progress bars would be noise here.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     app()

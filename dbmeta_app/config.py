@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     embedding_model: str = "all-MiniLM-L6-v2"
     index_on_startup: bool = True
+    # milvus: hybrid semantic retrieval; keyword: in-process BM25 only (no model, no Milvus)
+    search_backend: Literal["milvus", "keyword"] = "milvus"
     search_fusion: Literal["rrf", "weighted"] = "rrf"
 
     # schema cache: time to live of a full snapshot (seconds); refreshed ahead at 80 % of it

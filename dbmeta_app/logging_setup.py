@@ -68,5 +68,5 @@ def configure_logging(level: str, fmt: str = "text") -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     root.setLevel(level)
-    for noisy in ("httpx", "httpx2", "pymilvus", "sentence_transformers", "urllib3"):
+    for noisy in ("httpx", "httpx2", "pymilvus", "sentence_transformers", "urllib3", "mcp", "milvus_lite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

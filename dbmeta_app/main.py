@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from dbmeta_app import __version__
-from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema
+from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
 from dbmeta_app.api.errors import install_error_handlers
+from dbmeta_app.api.mcp_server import mount_mcp
 from dbmeta_app.api.middleware import RequestIdMiddleware
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import Runtime, open_runtime
+from dbmeta_app.search.runtime import SearchRuntime
 from dbmeta_app.tasks import watch_drift
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,17 @@ def create_app(
         nonlocal settings
         if runtime is not None:
             app.state.runtime = runtime
-            yield
+            async with mcp.run():
+                yield
             return
         settings = settings or get_settings()
         configure_logging(settings.log_level, settings.log_format)
         rt = open_runtime(settings, cache)
         await rt.cache.start()
+        if settings.search_backend == "milvus":
+            rt.search = SearchRuntime(rt)
+            rt.schema_listeners.append(rt.search.on_schema_change)
+            await rt.search.start()
         if settings.schema_check_interval > 0:
             rt.spawn(watch_drift(rt), "dbmeta-drift-watcher")
         app.state.runtime = rt
@@ -49,7 +56,8 @@ def create_app(
             "redis" if settings.redis_cache_enabled else "memory",
         )
         try:
-            yield
+            async with mcp.run():
+                yield
         finally:
             await rt.close()
 
@@ -65,8 +73,10 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
+    app.include_router(routes_tables.router)
     app.include_router(routes_preflight.router)
     app.include_router(routes_admin.router)
+    mcp = mount_mcp(app, max_body_bytes=max_body)
     return app
 
 

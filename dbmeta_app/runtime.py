@@ -12,7 +12,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,6 +21,9 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Profile, Settings, sample_file
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.descriptions import Descriptions, load_descriptions
+
+if TYPE_CHECKING:
+    from dbmeta_app.search.runtime import SearchRuntime
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +133,12 @@ class Runtime:
     settings: Settings
     cache: RedisCache
     profiles: dict[str, ProfileRuntime]
-    extras: dict[str, Any] = field(default_factory=dict)
     #: Called with (profile runtime, drift result) when a profile's schema changed.
     schema_listeners: list[Callable[[ProfileRuntime, dict[str, Any]], Awaitable[None]]] = field(
         default_factory=list
     )
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    search: SearchRuntime | None = None  # table search (None: keyword ranking only)
 
     def profile(self, name: str | None) -> ProfileRuntime:
         """Return the named profile's runtime (default when None) or raise UnknownProfileError."""
@@ -147,6 +150,8 @@ class Runtime:
         self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def close(self) -> None:
+        if self.search is not None:
+            await self.search.close()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

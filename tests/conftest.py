@@ -48,7 +48,12 @@ def make_settings(tmp_path: Path) -> Any:
     """Build Settings on the sample warehouse in a private data dir, Redis off unless asked."""
 
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "redis_cache_enabled": False}
+        # keyword search by default: the model and Milvus Lite are exercised by the search tests
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "redis_cache_enabled": False,
+            "search_backend": "keyword",
+        }
         values.update(overrides)
         return load_settings(**values)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,3 +85,26 @@ class PreflightResponse(BaseModel):
     profile: str | None = None
     dialect: str | None = None
     schema_version: str | None = None
+
+
+ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]
+
+
+class PromptItemsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_request: str | None = Field(default=None, max_length=20_000)
+    profile: str | None = ProfileName
+    items: list[ItemType] = Field(
+        default_factory=lambda: list(get_args(ItemType)),
+        min_length=1,
+        description="Item types, in answer order",
+    )
+    schema_top_k: int = Field(default=10, ge=1, le=200)
+    examples_top_k: int = Field(default=3, ge=0, le=50)
+
+
+class PromptItemsResponse(BaseModel):
+    prompt_items: list[PromptItem]
+    schema_version: str
+    profile: str

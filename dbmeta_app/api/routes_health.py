@@ -48,9 +48,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     redis_ok = await runtime.cache.ping()
     # Redis is optional (the in-process cache takes over), so it is reported but never blocks readiness.
     checks["cache"] = {"backend": runtime.cache.backend, "redis_ok": redis_ok}
-    index_state = runtime.extras.get("index_state")
-    if callable(index_state):
-        checks["index"] = index_state()
+    # Search degrades to keyword ranking while an index is missing, so it never blocks readiness either.
+    checks["search"] = runtime.search.state() if runtime.search is not None else {"backend": "keyword"}
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 

@@ -8,7 +8,14 @@ import orjson
 from fastapi import APIRouter, Response
 
 from dbmeta_app.api.deps import RuntimeDep
-from dbmeta_app.api.models import ErrorBody, PromptItem, SchemaRequest
+from dbmeta_app.api.models import (
+    ErrorBody,
+    PromptItem,
+    PromptItemsRequest,
+    PromptItemsResponse,
+    SchemaRequest,
+)
+from dbmeta_app.prompt_items.bundle import get_prompt_items, schema_item
 from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
 
 router = APIRouter(tags=["prompt items"])
@@ -22,25 +29,27 @@ router = APIRouter(tags=["prompt items"])
 async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> Response:
     """Return the schema of the tables relevant to a request (the full schema without one)."""
     rt = runtime.profile(body.profile)
-    search = runtime.extras.get("table_search")
-    if body.tables is not None or not body.user_request or search is None:
-        extra = None
-        if body.tables is None and body.user_request:
-            extra = {
-                "degraded": True,
-                "degraded_reason": "table search is not available; full schema returned",
-            }
+    if body.tables is not None:
         item = await get_schema_prompt_item(
-            runtime.settings,
-            runtime.cache,
-            rt,
-            tables=body.tables,
-            with_examples=body.with_examples,
-            extra_metadata=extra,
+            runtime.settings, runtime.cache, rt, tables=body.tables, with_examples=body.with_examples
         )
     else:
-        item = await search(runtime, rt, body)
+        item = await schema_item(runtime, rt, body.user_request, body.top_k, body.with_examples)
     return json_response(item)
+
+
+@router.post(
+    "/v1/prompt-items",
+    response_model=PromptItemsResponse,
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+async def prompt_items(body: PromptItemsRequest, runtime: RuntimeDep) -> Response:
+    """Return every prompt item for a request in one call: schema, examples, instructions, dialect."""
+    rt = runtime.profile(body.profile)
+    answer = await get_prompt_items(
+        runtime, rt, body.user_request, list(body.items), body.schema_top_k, body.examples_top_k
+    )
+    return json_response(answer)
 
 
 def json_response(item: dict[str, Any]) -> Response:

@@ -15,6 +15,9 @@ inherited example.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dbmeta_app.cache.redis_cache import RedisCache, cache_key
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.prompt_items.render import NameIndex
 from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.search.documents import lexical_terms
+from dbmeta_app.sql.guard import check_sql
 
 
 class _Entry(BaseModel):
@@ -184,3 +191,80 @@ async def get_query_examples(settings: Settings, cache: RedisCache, rt: ProfileR
         "examples", key, compute, lambda xs: [x.to_json() for x in xs], decode
     )
     return examples
+
+
+# --------------------------------------------------------------------------- fit and retrieval
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleCheck:
+    """Whether an example's SQL still fits the schema (guard verdict and known tables)."""
+
+    id: str
+    ok: bool
+    reason: str | None = None
+
+
+def check_examples(examples: list[QueryExample], snapshot: Snapshot) -> dict[str, ExampleCheck]:
+    """Check every example's SQL against the current snapshot: read-only, and every table it names exists."""
+    index = NameIndex(snapshot)
+    out: dict[str, ExampleCheck] = {}
+    for example in examples:
+        verdict = check_sql(example.response, snapshot.dialect)
+        if not verdict.ok:
+            out[example.id] = ExampleCheck(example.id, False, f"refused by the guard: {verdict.reason}")
+            continue
+        ctes = _cte_names(example.response)
+        missing = [t for t in verdict.tables if t.lower() not in ctes and index.resolve(t) is None]
+        missing += [t for t in example.tables if index.resolve(t) is None]
+        if missing:
+            names = ", ".join(sorted(set(missing)))
+            out[example.id] = ExampleCheck(example.id, False, f"unknown tables: {names}")
+        else:
+            out[example.id] = ExampleCheck(example.id, True)
+    return out
+
+
+def _cte_names(sql: str) -> set[str]:
+    return {
+        m.lower()
+        for m in re.findall(r"(?i)(?:with|,)\s*(?:recursive\s+)?([A-Za-z_][A-Za-z0-9_]*)\s+as\s*\(", sql)
+    }
+
+
+def example_text(example: QueryExample) -> str:
+    """The text an example is found by: its request, tags and tables."""
+    return " ".join([example.request, *example.tags, *example.tables])
+
+
+def rank_examples(
+    examples: list[QueryExample],
+    query: str,
+    top_k: int,
+    dense: dict[str, float] | None = None,
+) -> list[tuple[QueryExample, float]]:
+    """Rank examples by BM25 over their text fused (RRF) with dense similarities when given."""
+    if not examples or top_k <= 0:
+        return []
+    terms = {e.id: Counter(lexical_terms(example_text(e))) for e in examples}
+    wanted = set(lexical_terms(query))
+    n = len(examples)
+    df: Counter[str] = Counter()
+    for counts in terms.values():
+        df.update(counts.keys())
+    lexical: dict[str, float] = {}
+    for e in examples:
+        score = sum(
+            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * min(terms[e.id][t], 2)
+            for t in wanted
+            if terms[e.id][t]
+        )
+        if score > 0:
+            lexical[e.id] = score
+    fused: dict[str, float] = {}
+    for signal in (lexical, dense or {}):
+        for rank, (eid, _) in enumerate(sorted(signal.items(), key=lambda x: -x[1])):
+            fused[eid] = fused.get(eid, 0.0) + 1.0 / (60 + rank + 1)
+    by_id = {e.id: e for e in examples}
+    ordered = sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:top_k]
+    return [(by_id[eid], round(score * 60 / 2, 6)) for eid, score in ordered]

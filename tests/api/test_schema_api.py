@@ -128,11 +128,20 @@ def test_huge_streamed_bodies_are_refused_with_a_json_413(client: TestClient) ->
     assert r.json()["error"] == "payload_too_large"
 
 
-def test_request_without_search_returns_the_full_schema_flagged_degraded(client: TestClient) -> None:
-    client.app.state.runtime.extras.pop("table_search", None)  # type: ignore[attr-defined]
-    body = client.post("/v1/prompt-items/schema", json={"user_request": "revenue per month"}).json()
-    assert body["metadata"]["degraded"] is True
-    assert body["metadata"]["filtered"] is False and len(body["metadata"]["tables"]) >= 15
+def test_a_request_filters_the_schema_to_the_relevant_tables(client: TestClient) -> None:
+    body = client.post(
+        "/v1/prompt-items/schema", json={"user_request": "open support tickets by priority", "top_k": 3}
+    ).json()
+    meta = body["metadata"]
+    assert meta["filtered"] is True and meta["tables"][0] == "tickets" and len(meta["tables"]) <= 3
+    assert set(meta["scores"]) == set(meta["tables"]) and body["score"] == max(meta["scores"].values())
+    assert "# tickets" in body["text"] and "# orders" not in body["text"]
+    assert meta["degraded"] is False  # keyword ranking is this app's configured backend
+
+
+def test_a_request_that_matches_nothing_gets_the_whole_small_schema(client: TestClient) -> None:
+    meta = client.post("/v1/prompt-items/schema", json={"user_request": "zzzz qqqq"}).json()["metadata"]
+    assert meta["no_match"] is True and meta["filtered"] is False and len(meta["tables"]) >= 15
 
 
 def test_health_ready_metrics_and_openapi(client: TestClient) -> None:

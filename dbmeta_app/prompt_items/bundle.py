@@ -1,0 +1,137 @@
+"""Everything for one request in one call: schema, query examples, instructions and the SQL dialect.
+
+The parts are fetched concurrently; each item's metadata says where it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item, load_snapshot
+from dbmeta_app.prompt_items.instructions import get_instructions, render_dialect, render_instructions
+from dbmeta_app.prompt_items.query_examples import (
+    ExampleCheck,
+    check_examples,
+    get_query_examples,
+    rank_examples,
+)
+from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.search.runtime import SMALL_SCHEMA, example_similarities, search_tables
+
+ITEM_TYPES = ("db_struct", "query_examples", "instructions", "sql_dialect")
+_checks: dict[tuple[str, str, tuple[str, ...]], dict[str, ExampleCheck]] = {}
+
+
+async def schema_item(
+    runtime: Runtime, rt: ProfileRuntime, user_request: str | None, top_k: int, with_examples: bool = False
+) -> dict[str, Any]:
+    """The db_struct item: the tables a request needs (the full schema without a request)."""
+    if not user_request:
+        return await get_schema_prompt_item(runtime.settings, runtime.cache, rt, with_examples=with_examples)
+    snapshot, result = await search_tables(runtime, rt, user_request, top_k)
+    names: list[str] | None = [h.name for h in result.hits]
+    extra: dict[str, Any] = {"degraded": result.degraded, "search_ms": result.elapsed_ms}
+    if result.reason:
+        extra["degraded_reason"] = result.reason
+    if not names and len(snapshot.tables) <= SMALL_SCHEMA:
+        names = None  # nothing matched and the schema is small: the whole of it beats nothing
+        extra["no_match"] = True
+    return await get_schema_prompt_item(
+        runtime.settings,
+        runtime.cache,
+        rt,
+        tables=names,
+        scores={h.name: h.score for h in result.hits},
+        with_examples=with_examples,
+        extra_metadata=extra,
+    )
+
+
+def _fit(
+    examples_key: tuple[str, str, tuple[str, ...]], examples: Any, snapshot: Snapshot
+) -> dict[str, ExampleCheck]:
+    checks = _checks.get(examples_key)
+    if checks is None:
+        checks = check_examples(examples, snapshot)
+        if len(_checks) > 64:
+            _checks.clear()
+        _checks[examples_key] = checks
+    return checks
+
+
+async def examples_item(
+    runtime: Runtime, rt: ProfileRuntime, user_request: str | None, top_k: int
+) -> dict[str, Any]:
+    """The query_examples item: the examples closest to the request that still fit the schema."""
+    examples = await get_query_examples(runtime.settings, runtime.cache, rt)
+    snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
+    checks = _fit((rt.name, snapshot.version, tuple(e.id for e in examples)), examples, snapshot)
+    usable = [e for e in examples if checks[e.id].ok]
+    stale = sorted(i for i, c in checks.items() if not c.ok)
+    if user_request:
+        dense = await example_similarities(runtime, {e.id: e.request for e in usable}, user_request)
+        chosen = rank_examples(usable, user_request, top_k, dense)
+    else:
+        chosen = [(e, 0.0) for e in usable[:top_k]]
+    text = "\n\n".join(f"-- {e.request}\n{e.response}" for e, _ in chosen)
+    return {
+        "type": "query_examples",
+        "text": text,
+        "score": chosen[0][1] if chosen else None,
+        "metadata": {
+            "profile": rt.name,
+            "example_ids": [e.id for e, _ in chosen],
+            "scores": {e.id: s for e, s in chosen},
+            "stale_examples": stale,
+            "total_examples": len(examples),
+        },
+    }
+
+
+async def instructions_item(runtime: Runtime, rt: ProfileRuntime) -> dict[str, Any]:
+    """The instructions item (file reads are small; they run in a thread)."""
+    import anyio
+
+    instructions = await anyio.to_thread.run_sync(get_instructions, runtime.settings, rt)
+    return {
+        "type": "instructions",
+        "text": render_instructions(instructions),
+        "score": None,
+        "metadata": {"profile": rt.name, "count": len(instructions)},
+    }
+
+
+async def dialect_item(rt: ProfileRuntime) -> dict[str, Any]:
+    return {
+        "type": "sql_dialect",
+        "text": render_dialect(rt.dialect),
+        "score": None,
+        "metadata": {"profile": rt.name, "dialect": rt.dialect},
+    }
+
+
+async def get_prompt_items(
+    runtime: Runtime,
+    rt: ProfileRuntime,
+    user_request: str | None,
+    items: list[str],
+    schema_top_k: int,
+    examples_top_k: int,
+) -> dict[str, Any]:
+    """Build the requested prompt items concurrently, in the order asked."""
+    jobs: dict[str, Awaitable[dict[str, Any]]] = {}
+    for kind in dict.fromkeys(items):
+        if kind == "db_struct":
+            jobs[kind] = schema_item(runtime, rt, user_request, schema_top_k)
+        elif kind == "query_examples":
+            jobs[kind] = examples_item(runtime, rt, user_request, examples_top_k)
+        elif kind == "instructions":
+            jobs[kind] = instructions_item(runtime, rt)
+        elif kind == "sql_dialect":
+            jobs[kind] = dialect_item(rt)
+    results = await asyncio.gather(*jobs.values())
+    snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
+    return {"prompt_items": list(results), "schema_version": snapshot.version, "profile": rt.name}

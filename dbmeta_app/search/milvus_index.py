@@ -1,0 +1,578 @@
+"""The Milvus table index of one (client, env, profile): build aside, switch an alias, search.
+
+Layout: one collection holds a row per table, per column and (with several schemas) per schema.
+``MILVUS_URI`` is a ``*.db`` file path (Milvus Lite) or an ``http(s)://`` server address.
+
+Searches go through an alias, so they only ever see a complete, indexed collection. A sync
+builds a new physical collection aside: rows of unchanged tables are copied with their
+vectors, only tables whose content hash changed are embedded, then the alias is switched and
+the old collection dropped. Milvus Lite (3.2) supports aliases, so no pointer file is needed.
+Building aside also keeps searches fast: freshly inserted, unindexed rows are scanned at about
+50 µs each, while a bulk-built and loaded collection answers in milliseconds.
+
+Everything here is blocking; callers run it in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from pymilvus import (
+    AnnSearchRequest,
+    DataType,
+    Function,
+    FunctionType,
+    MilvusClient,
+    MilvusException,
+    RRFRanker,
+    WeightedRanker,
+)
+
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.search.documents import (
+    KIND_COLUMN,
+    KIND_SCHEMA,
+    KIND_TABLE,
+    MAX_LEXICAL_BYTES,
+    MAX_NAME_BYTES,
+    MAX_TEXT_BYTES,
+    Document,
+    DocumentGroup,
+    build_groups,
+)
+from dbmeta_app.search.retrieval import Signals
+
+logger = logging.getLogger(__name__)
+
+# Bump when fields or indexes change: an existing collection with another layout is rebuilt.
+LAYOUT_VERSION = "2"
+DEFAULT_LITE_FILE = "milvus.db"
+
+_PROP_LAYOUT = "dbmeta.layout"
+_PROP_MODEL = "dbmeta.model_id"
+_PROP_DIM = "dbmeta.dim"
+_PROP_LEXICAL = "dbmeta.lexical"
+_PROP_SNAPSHOT = "dbmeta.snapshot_version"
+
+# One partition per row kind: searching a partition is cheaper than filtering on a field.
+_PARTITIONS = {KIND_TABLE: "tables", KIND_COLUMN: "columns", KIND_SCHEMA: "schemas"}
+_OUTPUT_ROW = ["id", "kind", "table_key", "schema_name", "content_hash", "text", "lexical", "dense"]
+_INSERT_BATCH = 512
+_EMBED_BATCH = 512
+_COPY_GROUPS = 200
+_MAX_QUERY_WINDOW = 16_384  # Milvus caps offset + limit of a query or search
+
+
+class TextEncoder(Protocol):
+    """What the index needs from an embedder (see ``Embedder``)."""
+
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStats:
+    """What a sync did, counted in tables (schema documents are only counted in ``embedded``)."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int  # texts encoded: 0 when nothing changed
+    collection: str  # the live physical collection after the sync
+    rebuilt: bool  # a new collection was built and the alias switched
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """What /readyz reports about the index."""
+
+    ready: bool
+    alias: str
+    collection: str | None
+    rows: int
+    lexical: bool
+    model_id: str | None
+    snapshot_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HybridConfig:
+    """How Milvus ``hybrid_search`` fuses the dense and BM25 results.
+
+    ``weighted`` (default) scores cosine + lexical_weight * BM25 and keeps score magnitudes,
+    which the ranking downstream (column and schema signals) is calibrated on. ``rrf`` scores
+    ranks only, scaled to [0, 1]; on BirdUnion it loses about 6 points of complete recall@10.
+    """
+
+    ranker: Literal["weighted", "rrf"] = "weighted"
+    dense_weight: float = 1.0
+    lexical_weight: float = 0.04  # BM25 scores run to ~20 where cosines stay below 1
+    rrf_k: int = 60
+
+
+def resolve_uri(uri: str | None, data_dir: Path) -> str:
+    """Turn MILVUS_URI (None means the Milvus Lite file under data_dir) into a client URI."""
+    if not uri:
+        return str(data_dir / DEFAULT_LITE_FILE)
+    if uri.startswith(("http://", "https://", "tcp://", "unix:")):
+        return uri
+    if not uri.endswith(".db"):
+        # pymilvus only treats *.db paths as Milvus Lite; anything else would dial a server.
+        raise ValueError(f"MILVUS_URI={uri!r} must be an http(s):// address or a *.db file path")
+    return str(Path(uri).expanduser())
+
+
+def connect(uri: str, token: str | None = None) -> MilvusClient:
+    """Open a Milvus client: a Milvus Lite file (parent directory created) or a server."""
+    if uri.endswith(".db") and "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        return MilvusClient(uri)
+    return MilvusClient(uri=uri, token=token or "")
+
+
+def collection_base(client: str, env: str, profile: str) -> str:
+    """Derive a valid, collision-free Milvus name prefix for (client, env, profile)."""
+    readable = re.sub(r"[^0-9A-Za-z]+", "_", f"{client}_{env}_{profile}").strip("_")[:40]
+    digest = hashlib.sha256("\x00".join((client, env, profile)).encode("utf-8")).hexdigest()[:10]
+    return f"dbmeta_{readable}_{digest}"
+
+
+class TableIndex:
+    """The table collection of one profile, searched through an alias."""
+
+    def __init__(
+        self,
+        client: MilvusClient,
+        *,
+        client_name: str,
+        env: str,
+        profile: str,
+        hybrid: HybridConfig | None = None,
+        dense_index: str = "AUTOINDEX",
+    ) -> None:
+        self._client = client
+        self._hybrid_config = hybrid or HybridConfig()
+        self._dense_index = dense_index
+        base = collection_base(client_name, env, profile)
+        self.alias = f"{base}_tables"
+        # Reserved for the query-example collection of the same profile (not built yet).
+        self.examples_alias = f"{base}_examples"
+        self._physical_prefix = f"{base}_tables_"
+        self._lexical: dict[str, bool] = {}  # physical collection -> has BM25
+        self._live: str | None = None  # cached: searches go through the alias anyway
+        self._sync_lock = threading.Lock()
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def live_collection(self) -> str | None:
+        """Name the physical collection the alias points at, or None before the first build."""
+        # Listing first: describing a missing alias makes pymilvus log an error with a traceback.
+        listed = self._client.list_aliases()
+        aliases = listed.get("aliases", []) if isinstance(listed, dict) else listed
+        if self.alias not in aliases:
+            return None
+        name = self._client.describe_alias(self.alias).get("collection_name")
+        return str(name) if name else None
+
+    @property
+    def ready(self) -> bool:
+        """Tell whether searches can be answered."""
+        return self.live_collection() is not None
+
+    def state(self) -> IndexState:
+        """Report readiness and what the live collection holds."""
+        live = self.live_collection()
+        if live is None:
+            return IndexState(False, self.alias, None, 0, False, None, None)
+        props = self._properties(live)
+        rows = int(self._client.get_collection_stats(live).get("row_count", 0))
+        return IndexState(
+            ready=True,
+            alias=self.alias,
+            collection=live,
+            rows=rows,
+            lexical=props.get(_PROP_LEXICAL) == "1",
+            model_id=props.get(_PROP_MODEL),
+            snapshot_version=props.get(_PROP_SNAPSHOT),
+        )
+
+    def close(self) -> None:
+        """Close the client connection."""
+        self._client.close()
+
+    # ---- sync ----------------------------------------------------------------------------
+
+    def sync(
+        self,
+        snapshot: Snapshot,
+        embedder: TextEncoder,
+        progress: Progress | None = None,
+        *,
+        rebuild: bool = False,
+    ) -> SyncStats:
+        """Bring the index in line with the snapshot, embedding only changed tables."""
+        with self._sync_lock:
+            return self._sync(snapshot, embedder, progress, rebuild)
+
+    def _sync(
+        self, snapshot: Snapshot, embedder: TextEncoder, progress: Progress | None, rebuild: bool
+    ) -> SyncStats:
+        groups = build_groups(snapshot, embedder.model_id)
+        live = self._searchable()
+        existing = self._read_hashes(live) if live is not None else {}
+        # Vectors are reused only from a collection built the same way with the same model.
+        reusable = existing if live is not None and not rebuild and self._compatible(live, embedder) else {}
+        new_hashes = {(g.kind, g.key): g.content_hash for g in groups}
+        changed = [g for g in groups if reusable.get((g.kind, g.key)) != g.content_hash]
+        removed = existing.keys() - new_hashes.keys()
+        changed_tables = {g.key for g in changed if g.kind == KIND_TABLE}
+        added = sum(1 for key in changed_tables if (KIND_TABLE, key) not in existing)
+        updated = len(changed_tables) - added
+        removed_tables = sum(1 for kind, _ in removed if kind == KIND_TABLE)
+        unchanged = len(snapshot.tables) - len(changed_tables)
+        if live is not None and reusable and not changed and not removed:
+            self._set_snapshot_version(live, snapshot.version)
+            return SyncStats(0, 0, 0, unchanged, 0, live, rebuilt=False)
+
+        self._drop_leftovers(keep=live)
+        target = self._create_collection(embedder)
+        try:
+            keep = {k for k, h in new_hashes.items() if reusable.get(k) == h}
+            if live is not None and keep:
+                self._copy_rows(live, target, keep)
+            embedded = self._embed_into(target, changed, embedder, progress)
+            self._finish(target, snapshot.version)
+            self._switch_alias(target)
+            self._live = target
+        except BaseException:
+            self._client.drop_collection(target)
+            raise
+        if live is not None:
+            self._client.drop_collection(live)
+        logger.info(
+            "Table index %s rebuilt as %s: %d added, %d updated, %d removed, %d unchanged",
+            self.alias,
+            target,
+            added,
+            updated,
+            removed_tables,
+            unchanged,
+        )
+        return SyncStats(added, updated, removed_tables, unchanged, embedded, target, rebuilt=True)
+
+    def _compatible(self, live: str, embedder: TextEncoder) -> bool:
+        props = self._properties(live)
+        return (
+            props.get(_PROP_LAYOUT) == LAYOUT_VERSION
+            and props.get(_PROP_MODEL) == embedder.model_id
+            and props.get(_PROP_DIM) == str(embedder.dim)
+        )
+
+    def _properties(self, collection: str) -> dict[str, str]:
+        described = self._client.describe_collection(collection)
+        return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+
+    def _read_hashes(self, collection: str) -> dict[tuple[str, str], str]:
+        expr = f'kind in ["{KIND_TABLE}", "{KIND_SCHEMA}"]'
+        try:
+            rows = self._query(collection, expr, ["kind", "table_key", "content_hash"])
+        except MilvusException:
+            logger.warning("Collection %s has an unknown layout; rebuilding it from scratch", collection)
+            return {}
+        return {(str(r["kind"]), str(r["table_key"])): str(r["content_hash"]) for r in rows}
+
+    def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        rows = self._client.query(collection, filter=expr, output_fields=fields, limit=_MAX_QUERY_WINDOW)
+        if len(rows) < _MAX_QUERY_WINDOW:
+            return [dict(row) for row in rows]
+        # More rows than one query may return: page through them.
+        iterator = self._client.query_iterator(collection, batch_size=1000, filter=expr, output_fields=fields)
+        out: list[dict[str, Any]] = []
+        try:
+            while batch := iterator.next():
+                out.extend(dict(row) for row in batch)
+        finally:
+            iterator.close()
+        return out
+
+    def _drop_leftovers(self, keep: str | None) -> None:
+        # A crashed build leaves a half-filled physical collection behind; nobody reads it.
+        for name in self._client.list_collections():
+            if name.startswith(self._physical_prefix) and name != keep:
+                logger.warning("Dropping leftover collection %s from an interrupted build", name)
+                self._client.drop_collection(name)
+
+    def _create_collection(self, embedder: TextEncoder) -> str:
+        name = f"{self._physical_prefix}{int(time.time())}_{secrets.token_hex(3)}"
+        properties = {
+            _PROP_LAYOUT: LAYOUT_VERSION,
+            _PROP_MODEL: embedder.model_id,
+            _PROP_DIM: str(embedder.dim),
+        }
+        try:
+            self._client.create_collection(name, schema=_schema(embedder.dim, lexical=True))
+            lexical = bool(self._client.describe_collection(name).get("functions"))
+            if not lexical:
+                # An old server accepted the schema but silently dropped the BM25 function.
+                self._client.drop_collection(name)
+        except MilvusException as exc:
+            logger.warning(
+                "Milvus rejected a BM25 function (%s); the table index falls back to dense-only "
+                "search (Milvus >= 2.5 adds full-text search)",
+                exc,
+            )
+            lexical = False
+        if not lexical:
+            self._client.create_collection(name, schema=_schema(embedder.dim, lexical=False))
+        for partition in _PARTITIONS.values():
+            self._client.create_partition(name, partition)
+        self._client.alter_collection_properties(name, {**properties, _PROP_LEXICAL: "1" if lexical else "0"})
+        self._lexical[name] = lexical
+        return name
+
+    def _copy_rows(self, source: str, target: str, keep: set[tuple[str, str]]) -> None:
+        # Rows are fetched per group key, a few hundred groups at a time (the filter stays short).
+        keys = sorted({key for _, key in keep})
+        for start in range(0, len(keys), _COPY_GROUPS):
+            chunk = keys[start : start + _COPY_GROUPS]
+            rows = [
+                row
+                for row in self._query(
+                    source, f"table_key in {json.dumps(chunk, ensure_ascii=False)}", _OUTPUT_ROW
+                )
+                if (KIND_SCHEMA if row["kind"] == KIND_SCHEMA else KIND_TABLE, row["table_key"]) in keep
+            ]
+            for row in rows:
+                row["dense"] = [float(x) for x in row["dense"]]
+            self._insert(target, rows)
+
+    def _embed_into(
+        self,
+        target: str,
+        groups: Sequence[DocumentGroup],
+        embedder: TextEncoder,
+        progress: Progress | None,
+    ) -> int:
+        # Length-sorted batches pad little: mixing long table texts with short column texts
+        # in every batch made encoding several times slower than encoding everything at once.
+        docs = sorted(
+            ((doc, g.content_hash) for g in groups for doc in g.documents), key=lambda item: len(item[0].text)
+        )
+        total = len(docs)
+        if progress is not None:
+            progress(0, total)
+        for start in range(0, total, _EMBED_BATCH):
+            chunk = docs[start : start + _EMBED_BATCH]
+            vectors = embedder.encode([doc.text for doc, _ in chunk])
+            self._insert(target, [_row(doc, h, vec) for (doc, h), vec in zip(chunk, vectors, strict=True)])
+            if progress is not None:
+                progress(min(start + _EMBED_BATCH, total), total)
+        return total
+
+    def _insert(self, target: str, rows: Sequence[dict[str, Any]]) -> None:
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_kind.setdefault(str(row["kind"]), []).append(row)
+        for kind, batch in by_kind.items():
+            for offset in range(0, len(batch), _INSERT_BATCH):
+                self._client.insert(
+                    target, batch[offset : offset + _INSERT_BATCH], partition_name=_PARTITIONS[kind]
+                )
+
+    def _finish(self, target: str, snapshot_version: str) -> None:
+        # Bulk-load flow: index once over sealed segments, then load for searching.
+        self._client.flush(target)
+        params = self._client.prepare_index_params()
+        params.add_index("dense", index_type=self._dense_index, metric_type="COSINE")
+        if self._lexical.get(target):
+            params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        self._client.create_index(target, params)
+        self._client.load_collection(target)
+        self._set_snapshot_version(target, snapshot_version)
+
+    def _set_snapshot_version(self, collection: str, version: str) -> None:
+        self._client.alter_collection_properties(collection, {_PROP_SNAPSHOT: version})
+
+    def _switch_alias(self, target: str) -> None:
+        if self.live_collection() is None:
+            self._client.create_alias(target, self.alias)
+        else:
+            self._client.alter_alias(target, self.alias)
+
+    # ---- search --------------------------------------------------------------------------
+
+    def search(
+        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[str, float]]:
+        """Find tables by hybrid (dense + BM25) search, best first."""
+        hits = self._with_live(
+            lambda lexical: self._hybrid([KIND_TABLE], query_text, query_vector, limit, lexical)
+        )
+        return [(key, score) for _, key, score in hits]
+
+    def signals(
+        self,
+        query_text: str,
+        query_vector: npt.NDArray[np.float32],
+        limit: int,
+        column_limit: int | None = None,
+    ) -> Signals:
+        """Collect what ranking needs in two calls: tables and schemas (hybrid), best columns."""
+
+        def tables_and_schemas(lexical: bool) -> list[tuple[str, str, float]]:
+            # One call for both: weighted scores do not depend on which rows compete.
+            return self._hybrid([KIND_TABLE, KIND_SCHEMA], query_text, query_vector, limit, lexical)
+
+        def columns(_: bool) -> list[tuple[str, str, float]]:
+            hits = self._client.search(
+                self.alias,
+                data=[_as_list(query_vector)],
+                anns_field="dense",
+                limit=min(column_limit or limit, _MAX_QUERY_WINDOW),
+                partition_names=[_PARTITIONS[KIND_COLUMN]],
+                output_fields=["table_key"],
+            )
+            # Milvus' group_by would take the max per table too, at three times the cost.
+            return [(KIND_COLUMN, str(h["entity"]["table_key"]), float(h["distance"])) for h in hits[0]]
+
+        tables: dict[str, float] = {}
+        schemas: dict[str, float] = {}
+        for kind, key, score in self._with_live(tables_and_schemas):
+            (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
+        best_columns: dict[str, float] = {}
+        for _, key, score in self._with_live(columns):
+            best_columns.setdefault(key, score)
+        return Signals(tables=tables, columns=best_columns, schemas=schemas)
+
+    def _with_live(self, run: Callable[[bool], list[_Hit]]) -> list[_Hit]:
+        live = self._searchable()
+        if live is None:
+            return []
+        try:
+            return run(self._lexical[live])
+        except MilvusException:
+            # The alias may have moved (another process rebuilt) or the collection been released.
+            self._live = None
+            live = self._searchable()
+            if live is None:
+                return []
+            return run(self._lexical[live])
+
+    def _searchable(self) -> str | None:
+        if self._live is None:
+            live = self.live_collection()
+            if live is None:
+                return None
+            # Milvus Lite releases collections when the file is reopened.
+            self._client.load_collection(live)
+            self._lexical[live] = self._properties(live).get(_PROP_LEXICAL) == "1"
+            self._live = live
+        return self._live
+
+    def _hybrid(
+        self,
+        kinds: Sequence[str],
+        query_text: str,
+        query_vector: npt.NDArray[np.float32],
+        limit: int,
+        lexical: bool,
+    ) -> list[_Hit]:
+        limit = min(limit, _MAX_QUERY_WINDOW)
+        partitions = [_PARTITIONS[kind] for kind in kinds]
+        vector = [_as_list(query_vector)]
+        fields = ["kind", "table_key"]
+        if not lexical or not query_text.strip():
+            hits = self._client.search(
+                self.alias,
+                data=vector,
+                anns_field="dense",
+                limit=limit,
+                partition_names=partitions,
+                output_fields=fields,
+            )
+            return [_hit(h, 1.0) for h in hits[0]]
+        requests = [
+            AnnSearchRequest(vector, "dense", {}, limit=limit),
+            AnnSearchRequest([query_text], "sparse", {}, limit=limit),
+        ]
+        cfg = self._hybrid_config
+        if cfg.ranker == "rrf":
+            ranker: RRFRanker | WeightedRanker = RRFRanker(cfg.rrf_k)
+            scale = (cfg.rrf_k + 1) / 2.0  # first place in both lists scores 1.0
+        else:
+            # Raw scores: cosine + w * BM25. Milvus' normalisation (arctan, (1 + cos) / 2)
+            # flattens the contrast the ranking relies on (measured: -3 points complete@10).
+            ranker = WeightedRanker(cfg.dense_weight, cfg.lexical_weight, norm_score=False)
+            scale = 1.0
+        hits = self._client.hybrid_search(
+            self.alias, requests, ranker, limit=limit, partition_names=partitions, output_fields=fields
+        )
+        return [_hit(h, scale) for h in hits[0]]
+
+
+_Hit = tuple[str, str, float]  # (row kind, table key or schema name, score)
+
+
+def _hit(hit: dict[str, Any], scale: float) -> _Hit:
+    entity = hit["entity"]
+    return (str(entity["kind"]), str(entity["table_key"]), float(hit["distance"]) * scale)
+
+
+def _schema(dim: int, *, lexical: bool) -> Any:
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
+    schema.add_field("kind", DataType.VARCHAR, max_length=16)
+    schema.add_field("table_key", DataType.VARCHAR, max_length=MAX_NAME_BYTES)
+    schema.add_field("schema_name", DataType.VARCHAR, max_length=MAX_NAME_BYTES)
+    schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES + 16)
+    if lexical:
+        schema.add_field("lexical", DataType.VARCHAR, max_length=MAX_LEXICAL_BYTES + 16, enable_analyzer=True)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="lexical_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["lexical"],
+                output_field_names=["sparse"],
+            )
+        )
+    else:
+        schema.add_field("lexical", DataType.VARCHAR, max_length=MAX_LEXICAL_BYTES + 16)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+    return schema
+
+
+def _row(doc: Document, group_hash: str, vector: npt.NDArray[np.float32]) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "kind": doc.kind,
+        "table_key": doc.group,
+        "schema_name": doc.schema,
+        "content_hash": group_hash,
+        "text": doc.text,
+        "lexical": doc.lexical,
+        "dense": _as_list(vector),
+    }
+
+
+def _as_list(vector: npt.NDArray[np.float32]) -> list[float]:
+    return [float(x) for x in np.asarray(vector, dtype=np.float32).ravel()]

@@ -1,0 +1,147 @@
+"""Ranking of candidate tables: score fusion, schema coherence, FK expansion. Pure, no I/O.
+
+Signals (all in [0, 1], higher is better) come from the index:
+- the table document (hybrid dense + BM25),
+- the table's best-matching column (dense),
+- the schema document (hybrid), when the snapshot has several schemas.
+
+Two structural priors are generic to relational requests:
+- join coherence: a request's tables are joined, so a table next to a strong table (one FK
+  away) is more likely to matter;
+- schema coherence: a request's tables usually share a schema, so every table gets its
+  schema's score (its best table plus the schema document); in a single-schema database this
+  adds the same amount to every table and changes nothing.
+Finally, bridge tables that a join between two top tables needs are pulled into the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dbmeta_app.introspection.models import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalWeights:
+    """The few generic weights of the fusion (tuned once, not per dataset)."""
+
+    table: float = 0.5  # table document, hybrid score
+    column: float = 0.5  # best column, cosine
+    neighbour: float = 0.15  # best FK neighbour's score
+    schema: float = 1.0  # schema score added to each of its tables
+    schema_document: float = 0.5  # schema document's share of the schema score
+    bridge_core: float = 0.5  # share of top_k whose pairwise joins get bridge tables
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Per-key scores from the index: tables and columns keyed by table, schemas by schema."""
+
+    tables: Mapping[str, float] = field(default_factory=dict)
+    columns: Mapping[str, float] = field(default_factory=dict)
+    schemas: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaGraph:
+    """The structure ranking needs: each table's schema and its FK neighbours (both ways)."""
+
+    schema_of: Mapping[str, str]
+    neighbours: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> SchemaGraph:
+        """Collect schemas and undirected FK adjacency from a snapshot."""
+        links: dict[str, set[str]] = {key: set() for key in snapshot.tables}
+        for key, table in snapshot.tables.items():
+            for fk in table.foreign_keys:
+                if fk.ref_table in links and fk.ref_table != key:
+                    links[key].add(fk.ref_table)
+                    links[fk.ref_table].add(key)
+        return cls(
+            schema_of={key: table.schema or "" for key, table in snapshot.tables.items()},
+            neighbours={key: frozenset(n) for key, n in links.items()},
+        )
+
+
+def fuse(signals: Signals, graph: SchemaGraph, weights: RetrievalWeights | None = None) -> dict[str, float]:
+    """Combine the signals into one score per table known to the graph."""
+    w = weights or RetrievalWeights()
+    base: dict[str, float] = {}
+    for key in signals.tables.keys() | signals.columns.keys():
+        if key in graph.schema_of:  # a stale index may still hold dropped tables
+            base[key] = w.table * signals.tables.get(key, 0.0) + w.column * signals.columns.get(key, 0.0)
+    # Neighbours of candidates are candidates too: a bridge may match no word of the request.
+    joined: dict[str, float] = {}
+    around = {n for key in base for n in graph.neighbours.get(key, ())}
+    for key in base.keys() | around:
+        best_neighbour = max((base.get(n, 0.0) for n in graph.neighbours.get(key, ())), default=0.0)
+        joined[key] = base.get(key, 0.0) + w.neighbour * best_neighbour
+    schema_score: dict[str, float] = {}
+    for key, score in joined.items():
+        schema = graph.schema_of[key]
+        schema_score[schema] = max(schema_score.get(schema, 0.0), score)
+    for schema in schema_score:
+        schema_score[schema] += w.schema_document * signals.schemas.get(schema, 0.0)
+    return {key: score + w.schema * schema_score[graph.schema_of[key]] for key, score in joined.items()}
+
+
+def rank(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Order tables best first; ties by name so results are deterministic."""
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def expand_with_bridges(
+    ranked: Sequence[tuple[str, float]],
+    graph: SchemaGraph,
+    top_k: int,
+    core_share: float = 0.5,
+) -> list[tuple[str, float]]:
+    """Keep top_k tables, making room for the bridge tables joins between core tables need.
+
+    The core is the first ``ceil(top_k * core_share)`` tables (at least two). For each pair of
+    core tables that are not FK neighbours and have no selected table in common, the best
+    table adjacent to both is added with the weaker endpoint's score; it displaces the
+    weakest non-core tables, so the core is never pushed out and the budget always holds.
+    """
+    if top_k <= 0:
+        return []
+    selected = list(ranked[:top_k])
+    n_core = min(len(selected), max(2, math.ceil(top_k * core_share)))
+    core = selected[:n_core]
+    room = top_k - n_core
+    scores = dict(ranked)
+    chosen = {key for key, _ in core}
+    bridges: list[tuple[str, float]] = []
+    for i, (a, score_a) in enumerate(core):
+        for b, score_b in core[i + 1 :]:
+            if len(bridges) >= room:
+                break
+            around_a = graph.neighbours.get(a, frozenset())
+            around_b = graph.neighbours.get(b, frozenset())
+            if b in around_a or around_a & around_b & chosen:
+                continue  # already joinable within the selection
+            options = around_a & around_b
+            if not options:
+                continue
+            bridge = max(options, key=lambda n: (scores.get(n, 0.0), n))
+            chosen.add(bridge)
+            bridges.append((bridge, min(score_a, score_b)))
+    tail = [item for item in selected[n_core:] if item[0] not in chosen]
+    merged = core + bridges + tail
+    # Stable sort: a bridge sits right after the weaker table of the pair it joins.
+    merged.sort(key=lambda item: -item[1])
+    return merged[:top_k]
+
+
+def select_tables(
+    signals: Signals,
+    graph: SchemaGraph,
+    top_k: int,
+    weights: RetrievalWeights | None = None,
+) -> list[tuple[str, float]]:
+    """Fuse, rank and FK-expand: the top_k tables for a request, best first."""
+    w = weights or RetrievalWeights()
+    return expand_with_bridges(rank(fuse(signals, graph, w)), graph, top_k, w.bridge_core)

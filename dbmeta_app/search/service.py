@@ -1,0 +1,76 @@
+"""Table search for one profile: snapshot + embedder + index → the tables a request needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.search.documents import lexical_query
+from dbmeta_app.search.milvus_index import Progress, SyncStats, TableIndex, TextEncoder
+from dbmeta_app.search.retrieval import RetrievalWeights, SchemaGraph, select_tables
+
+EmbedQuery = Callable[[str], npt.NDArray[np.float32]]
+
+# Candidates fetched per signal (tables + schemas, columns). On BirdUnion 100 ranks as well
+# as 300 and keeps each Milvus call under ~10 ms.
+DEFAULT_CANDIDATES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TableHit:
+    """One retrieved table: its snapshot key and its relevance score."""
+
+    name: str
+    score: float
+
+
+class TableSearch:
+    """Answer "which tables does this request need?"; blocking, run it in a thread."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        embedder: TextEncoder,
+        index: TableIndex,
+        *,
+        embed_query: EmbedQuery | None = None,
+        weights: RetrievalWeights | None = None,
+        candidates: int = DEFAULT_CANDIDATES,
+    ) -> None:
+        self.snapshot = snapshot
+        self._embedder = embedder
+        self._index = index
+        # The app wraps this with its Redis cache; the default embeds every time.
+        self._embed_query = embed_query or (lambda text: embedder.encode([text])[0])
+        self._weights = weights or RetrievalWeights()
+        self._candidates = candidates
+        self._graph = SchemaGraph.from_snapshot(snapshot)
+        schemas = len(set(self._graph.schema_of.values()))
+        # Schema documents compete with tables for the hybrid call's slots: make room for them.
+        self._schema_slots = schemas if schemas > 1 else 0
+
+    def sync(self, progress: Progress | None = None, *, rebuild: bool = False) -> SyncStats:
+        """Index the snapshot, embedding only the tables that changed."""
+        return self._index.sync(self.snapshot, self._embedder, progress, rebuild=rebuild)
+
+    def search(
+        self, query: str, top_k: int, *, vector: npt.NDArray[np.float32] | None = None
+    ) -> list[TableHit]:
+        """Return the top_k tables for a request, best first; names are snapshot keys.
+
+        ``vector`` is the request's embedding when the caller already has it (cached).
+        """
+        if top_k <= 0 or not query.strip() or not self.snapshot.tables:
+            return []
+        if vector is None:
+            vector = self._embed_query(query)
+        limit = max(self._candidates, top_k)
+        signals = self._index.signals(
+            lexical_query(query), vector, limit + self._schema_slots, column_limit=limit
+        )
+        ranked = select_tables(signals, self._graph, top_k, self._weights)
+        return [TableHit(name, round(score, 6)) for name, score in ranked]

@@ -1,0 +1,239 @@
+"""The MCP tools over streamable HTTP: the real app under uvicorn, driven by the SDK's own client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
+
+from dbmeta_app.config import Settings, load_settings
+from dbmeta_app.main import create_app
+from tests.conftest import free_port
+
+TOOLS = {"prompt_items", "preflight_query", "search_tables", "get_table_details"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-http", "version": "0"},
+    },
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def _settings(data_dir: Path) -> Settings:
+    # the make_settings pattern (tests/conftest.py), built once for the module's one server
+    return load_settings(
+        data_dir=data_dir, redis_cache_enabled=False, search_backend="keyword", schema_check_interval=0
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve create_app(settings) with uvicorn on a free port in a background thread."""
+    port = free_port()
+    app = create_app(_settings(tmp_path_factory.mktemp("mcp") / "data"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="mcp-test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@asynccontextmanager
+async def mcp_session(base_url: str) -> AsyncIterator[ClientSession]:
+    # opened inside each test: the client's task group must be entered and left in the same task,
+    # which an async-generator fixture does not guarantee
+    async with (
+        streamable_http_client(base_url + "/mcp") as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def _text(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def _structured(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, _text(result)
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+async def test_the_four_tools_are_listed_with_described_constrained_parameters(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == TOOLS
+        props = {name: t.input_schema["properties"] for name, t in tools.items()}
+        assert set(props["prompt_items"]) == {
+            "user_request",
+            "profile",
+            "items",
+            "schema_top_k",
+            "examples_top_k",
+        }
+        assert set(props["preflight_query"]) == {"sql", "profile"}
+        assert set(props["search_tables"]) == {"query", "top_k", "profile"}
+        assert set(props["get_table_details"]) == {"tables", "profile", "with_examples"}
+        assert tools["search_tables"].input_schema["required"] == ["query"]
+        assert tools["get_table_details"].input_schema["required"] == ["tables"]
+        top_k = props["search_tables"]["top_k"]
+        assert (top_k["minimum"], top_k["maximum"], top_k["default"]) == (1, 200, 10) and top_k["description"]
+        assert props["search_tables"]["query"]["maxLength"] == 20_000
+        assert props["get_table_details"]["tables"]["maxItems"] == 2_000
+        assert all(t.description and t.annotations and t.annotations.read_only_hint for t in tools.values())
+
+
+async def test_search_tables_puts_tickets_first_for_a_support_request(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool(
+            "search_tables", {"query": "open support tickets by priority", "top_k": 5}
+        )
+        answer = _structured(result)
+        assert answer["profile"] == "default" and answer["tables"][0]["name"] == "tickets"
+        assert 1 <= len(answer["tables"]) <= 5 and answer["tables"][0]["score"] > 0
+        assert "1. tickets (score " in _text(result)
+
+
+async def test_preflight_refuses_a_delete_as_an_unsafe_verdict(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool("preflight_query", {"sql": "DELETE FROM orders"})
+        answer = _structured(result)  # a verdict, not a fault: the call itself succeeds
+        assert answer["ok"] is False and answer["error_kind"] == "unsafe" and answer["plan"] is None
+        assert _text(result).startswith("Preflight FAILED (unsafe): refused:")
+
+
+async def test_preflight_of_a_valid_select_returns_a_plan(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        sql = "SELECT c.company_name, count(*) FROM orders o JOIN customers c USING (customer_id) GROUP BY 1"
+        result = await session.call_tool("preflight_query", {"sql": sql})
+        answer = _structured(result)
+        assert answer["ok"] is True and answer["error"] is None and answer["plan"]
+        assert answer["dialect"] == "sqlite" and answer["schema_version"]
+        assert _text(result).startswith("Preflight OK")
+
+
+async def test_table_details_render_the_known_tables_and_list_the_unknown(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool("get_table_details", {"tables": ["orders", "nope"]})
+        item = _structured(result)
+        assert item["type"] == "db_struct" and item["metadata"]["tables"] == ["orders"]
+        assert item["metadata"]["unknown_tables"] == ["nope"] and item["metadata"]["filtered"] is True
+        assert item["text"].startswith("# orders") and "# customers" not in item["text"]
+        assert "# orders" in _text(result) and "Unknown tables (not in the schema): nope" in _text(result)
+
+
+async def test_prompt_items_returns_the_four_item_types(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool(
+            "prompt_items", {"user_request": "average order value per customer segment"}
+        )
+        answer = _structured(result)
+        kinds = [i["type"] for i in answer["prompt_items"]]
+        assert kinds == ["db_struct", "query_examples", "instructions", "sql_dialect"]
+        assert (
+            answer["profile"] == "default" and "customers" in answer["prompt_items"][0]["metadata"]["tables"]
+        )
+        assert answer["prompt_items"][3]["metadata"]["dialect"] == "sqlite"
+        assert all(f"## {kind}\n" in _text(result) for kind in kinds)
+
+
+async def test_an_unknown_profile_is_a_tool_error_naming_it(base_url: str) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("search_tables", {"query": "tickets", "profile": "nope"}),
+        ("preflight_query", {"sql": "SELECT 1", "profile": "nope"}),
+        ("get_table_details", {"tables": ["orders"], "profile": "nope"}),
+        ("prompt_items", {"profile": "nope"}),
+    ]
+    async with mcp_session(base_url) as session:
+        for name, args in calls:
+            result = await session.call_tool(name, args)
+            assert result.is_error, name
+            assert "Unknown profile 'nope'; configured profiles: default" in _text(result), name
+            assert result.structured_content == {
+                "error": "unknown_profile",
+                "detail": "Unknown profile 'nope'; configured profiles: default",
+            }
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "field"),
+    [
+        ("search_tables", {"query": "tickets", "top_k": 0}, "top_k"),
+        ("search_tables", {"query": "tickets", "top_k": 201}, "top_k"),
+        ("search_tables", {"query": "x" * 20_001}, "query"),
+        ("search_tables", {"query": ""}, "query"),
+        ("prompt_items", {"user_request": "x" * 20_001}, "user_request"),
+        ("prompt_items", {"items": ["db_struct", "bogus"]}, "items"),
+        ("get_table_details", {"tables": [f"t{i}" for i in range(2_001)]}, "tables"),
+        ("get_table_details", {}, "tables"),
+    ],
+)
+async def test_invalid_arguments_are_tool_errors_naming_the_field(
+    base_url: str, tool: str, args: dict[str, Any], field: str
+) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool(tool, args)
+        assert result.is_error
+        assert f"Error executing tool {tool}" in _text(result) and field in _text(result)
+
+
+async def test_the_endpoint_is_exactly_mcp_beside_the_rest_api(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url, follow_redirects=False) as client:
+        for path in ("/mcp", "/mcp/"):
+            r = await client.post(
+                path, json=INITIALIZE, headers={**MCP_HEADERS, "x-request-id": "mcp-probe-1"}
+            )
+            assert r.status_code == 200, (path, r.status_code, r.text)
+            assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
+            assert r.headers["x-request-id"] == "mcp-probe-1"
+        assert (await client.post("/mcp/mcp", json=INITIALIZE, headers=MCP_HEADERS)).status_code == 404
+        # a Host other than localhost (an in-cluster service name) is served, not refused with 421
+        r = await client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "host": "dbmeta:8000"})
+        assert r.status_code == 200, r.text
+        openapi = (await client.get("/openapi.json")).json()
+        assert "/v1/tables/search" in openapi["paths"] and not any(
+            p.startswith("/mcp") for p in openapi["paths"]
+        )
+        assert (await client.get("/healthz")).status_code == 200
+        search = await client.post("/v1/tables/search", json={"query": "open support tickets by priority"})
+        assert search.json()["tables"][0]["name"] == "tickets" and search.headers["x-request-id"]
+
+
+def test_a_second_lifespan_of_the_same_app_serves_mcp_again(make_settings: Any) -> None:
+    """The SDK's session manager runs once; the app makes a new one per lifespan (TestClient reuse, fuzzing)."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(make_settings(schema_check_interval=0))
+    for _ in range(2):
+        with TestClient(app) as client:
+            r = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert r.status_code == 200, r.text
+            assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
+    r = TestClient(app).post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)  # no lifespan: not running
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"

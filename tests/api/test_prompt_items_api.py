@@ -1,0 +1,74 @@
+"""POST /v1/prompt-items: every item for a request in one call, in the order asked."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dbmeta_app.config import Settings
+from dbmeta_app.main import create_app
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_all_items_by_default_each_saying_where_it_came_from(client: TestClient) -> None:
+    r = client.post("/v1/prompt-items", json={"user_request": "average order value per customer segment"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [i["type"] for i in body["prompt_items"]] == [
+        "db_struct",
+        "query_examples",
+        "instructions",
+        "sql_dialect",
+    ]
+    schema, examples, instructions, dialect = body["prompt_items"]
+    assert body["profile"] == "default" and body["schema_version"] == schema["metadata"]["schema_version"]
+    assert "customers" in schema["metadata"]["tables"] and schema["metadata"]["cache"] in {"hit", "miss"}
+    assert examples["metadata"]["example_ids"][0] == "average-order-value-by-segment"
+    assert examples["text"].startswith("-- Average order value per customer segment\nSELECT")
+    assert instructions["metadata"]["count"] >= 5 and instructions["text"].startswith("1. ")
+    assert dialect["metadata"]["dialect"] == "sqlite" and "strftime" in dialect["text"]
+
+
+def test_only_the_items_asked_for_in_that_order(client: TestClient) -> None:
+    body = client.post(
+        "/v1/prompt-items", json={"user_request": "x", "items": ["sql_dialect", "instructions"]}
+    ).json()
+    assert [i["type"] for i in body["prompt_items"]] == ["sql_dialect", "instructions"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"items": ["nope"]}, {"items": []}, {"schema_top_k": 0}, {"examples_top_k": -1}]
+)
+def test_bad_requests_are_422(client: TestClient, body: Any) -> None:
+    assert client.post("/v1/prompt-items", json=body).status_code == 422
+
+
+def test_unknown_profile_is_404(client: TestClient) -> None:
+    assert client.post("/v1/prompt-items", json={"profile": "nope"}).status_code == 404
+
+
+def test_examples_that_no_longer_fit_the_schema_are_flagged_and_left_out(client: TestClient) -> None:
+    before = client.post(
+        "/v1/prompt-items", json={"user_request": "tickets", "items": ["query_examples"]}
+    ).json()
+    assert before["prompt_items"][0]["metadata"]["stale_examples"] == []
+    url = client.app.state.runtime.profile(None).profile.database_url.get_secret_value()  # type: ignore[attr-defined]
+    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
+        conn.execute("ALTER TABLE ticket_events RENAME TO ticket_history")
+    client.app.state.runtime.cache.memory.clear()  # type: ignore[attr-defined]  # forget the old snapshot
+    after = client.post(
+        "/v1/prompt-items", json={"user_request": "ticket events history", "items": ["query_examples"]}
+    ).json()["prompt_items"][0]
+    stale = after["metadata"]["stale_examples"]
+    assert stale and all(i not in after["metadata"]["example_ids"] for i in stale)
+    assert "ticket_events" not in after["text"]

@@ -1,0 +1,108 @@
+"""Table search through the service with the real model and Milvus Lite: hybrid retrieval, degraded paths."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dbmeta_app.main import create_app
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_ready(client: TestClient, profile: str = "default", timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get("/readyz").json()["checks"]["search"]["profiles"].get(profile, {})
+        if state.get("state") == "ready":
+            return dict(state)
+        time.sleep(0.2)
+    raise AssertionError(f"index of {profile} not ready: {state}")
+
+
+@pytest.fixture(scope="module")
+def search_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from dbmeta_app.config import load_settings
+
+    data = tmp_path_factory.mktemp("search")
+    settings = load_settings(
+        data_dir=data, redis_cache_enabled=False, search_backend="milvus", schema_check_interval=0
+    )
+    with TestClient(create_app(settings)) as client:
+        _wait_ready(client)
+        yield client
+
+
+def test_search_returns_snapshot_keys_best_first(search_client: TestClient) -> None:
+    r = search_client.post(
+        "/v1/tables/search", json={"query": "open support tickets and their events", "top_k": 4}
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["profile"] == "default" and body["degraded"] is False
+    names = [t["name"] for t in body["tables"]]
+    assert len(names) == 4 and {"tickets", "ticket_events"} <= set(names)
+    scores = [t["score"] for t in body["tables"]]
+    assert scores == sorted(scores, reverse=True)
+    keys = set(search_client.post("/v1/prompt-items/schema", json={}).json()["metadata"]["tables"])
+    assert set(names) <= keys  # exactly the snapshot's keys, so filtering never comes out empty
+
+
+def test_the_schema_item_for_a_request_is_filtered_to_the_retrieved_tables(search_client: TestClient) -> None:
+    body = search_client.post(
+        "/v1/prompt-items/schema", json={"user_request": "salary of each employee by department", "top_k": 5}
+    ).json()
+    meta = body["metadata"]
+    assert meta["filtered"] is True and meta["degraded"] is False and len(meta["tables"]) <= 5
+    assert {"employees", "salaries"} <= set(meta["tables"])
+    assert all(f"# {t}" in body["text"] for t in meta["tables"])
+    assert set(meta["scores"]) == set(meta["tables"])
+
+
+def test_a_repeated_request_reuses_its_cached_embedding(search_client: TestClient) -> None:
+    stats = search_client.app.state.runtime.cache.stats  # type: ignore[attr-defined]
+    before = stats.of("embedding").memory_hits + stats.of("embedding").hits
+    for _ in range(2):
+        search_client.post("/v1/tables/search", json={"query": "warehouse stock of each product"})
+    assert stats.of("embedding").memory_hits + stats.of("embedding").hits == before + 1
+
+
+def test_a_schema_change_reindexes_only_the_changed_table(search_client: TestClient) -> None:
+    runtime = search_client.app.state.runtime  # type: ignore[attr-defined]
+    url = runtime.profile(None).profile.database_url.get_secret_value()
+    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
+        conn.execute("ALTER TABLE suppliers ADD COLUMN sustainability_rating TEXT")
+    from dbmeta_app.tasks import check_profile
+
+    search_client.portal.call(check_profile, runtime, runtime.profile(None))  # type: ignore[union-attr]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = search_client.get("/readyz").json()["checks"]["search"]["profiles"]["default"]
+        if state["last_sync"] and state["last_sync"]["updated"] == 1:
+            break
+        time.sleep(0.2)
+    assert state["last_sync"]["updated"] == 1 and state["last_sync"]["added"] == 0
+    assert state["last_sync"]["unchanged"] >= 20
+    hits = search_client.post(
+        "/v1/tables/search", json={"query": "supplier sustainability rating", "top_k": 3}
+    ).json()
+    assert hits["tables"][0]["name"] == "suppliers"
+
+
+def test_milvus_unavailable_gives_a_degraded_but_correct_answer(make_settings: Any) -> None:
+    settings = make_settings(search_backend="milvus", milvus_uri=f"http://127.0.0.1:{free_port()}")
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/tables/search", json={"query": "open support tickets by priority", "top_k": 3})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["degraded"] is True and "unavailable" in body["reason"]
+        assert body["tables"][0]["name"] == "tickets"
+        item = client.post("/v1/prompt-items/schema", json={"user_request": "open support tickets"}).json()
+        assert item["metadata"]["degraded"] is True and "tickets" in item["metadata"]["tables"]
+        assert client.get("/readyz").status_code == 200

@@ -1,0 +1,167 @@
+"""The Milvus table index with real Milvus Lite and the real MiniLM model."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from pymilvus import MilvusClient, MilvusException
+
+from dbmeta_app.search.embedder import Embedder
+from dbmeta_app.search.milvus_index import TableIndex, collection_base, connect, resolve_uri
+from dbmeta_app.search.service import TableSearch
+from tests.search._snapshots import col, warehouse
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+class CountingEncoder:
+    """Wrap the real embedder, recording the texts encoded; optionally pause mid-build."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.texts: list[str] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.texts.extend(texts)
+        self.started.set()
+        assert self.release.wait(30)
+        return self.inner.encode(texts)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[TableIndex]:
+    idx = TableIndex(connect(str(tmp_path / "milvus.db")), client_name="acme", env="test", profile="wh")
+    yield idx
+    idx.close()
+
+
+def names(search: TableSearch, query: str, k: int) -> list[str]:
+    return [hit.name for hit in search.search(query, k)]
+
+
+def test_collection_names_are_valid_and_distinct_per_client_env_profile() -> None:
+    a = collection_base("Acme Corp", "prod", "sales-eu/1")
+    assert a.startswith("dbmeta_Acme_Corp_prod_sales_eu_1_")
+    assert a.replace("_", "").isalnum()
+    assert a != collection_base("Acme Corp", "prod", "sales_eu_1")
+
+
+def test_resolve_uri_maps_files_to_lite_and_refuses_other_paths(tmp_path: Path) -> None:
+    assert resolve_uri(None, tmp_path) == str(tmp_path / "milvus.db")
+    assert resolve_uri("http://milvus:19530", tmp_path) == "http://milvus:19530"
+    with pytest.raises(ValueError, match="MILVUS_URI"):
+        resolve_uri("/data/milvus", tmp_path)
+
+
+def test_index_then_resync_unchanged_embeds_nothing_and_search_finds_the_table(
+    index: TableIndex, embedder: Embedder
+) -> None:
+    snap = warehouse()
+    assert not index.ready
+    first = index.sync(snap, embedder)
+    assert (first.added, first.updated, first.removed, first.unchanged) == (8, 0, 0, 0)
+    again = index.sync(snap, embedder)
+    assert (again.embedded, again.unchanged, again.rebuilt) == (0, 8, False)
+    state = index.state()
+    assert state.ready and state.lexical and state.snapshot_version == snap.version
+    assert state.rows == 8 + sum(len(t.columns) for t in snap.tables.values()) + 3
+    search = TableSearch(snap, embedder, index)
+    assert names(search, "average salary of employees per department", 2) == [
+        "hr.employees",
+        "hr.departments",
+    ]
+    assert index.search("student grade point average", embedder.encode(["student gpa"])[0], 3)[0][0] == (
+        "school.students"
+    )
+
+
+def test_resync_embeds_only_the_changed_table_and_drops_removed_ones(
+    index: TableIndex, embedder: Embedder
+) -> None:
+    snap = warehouse()
+    index.sync(snap, embedder)
+    tables = dict(snap.tables)
+    tables["school.courses"] = replace(
+        tables["school.courses"], columns=(*tables["school.courses"].columns, col("room"))
+    )
+    del tables["hr.departments"]
+    changed = replace(snap, tables=tables, version="v2")
+    counting = CountingEncoder(embedder)
+    stats = index.sync(changed, counting)
+    assert (stats.added, stats.updated, stats.removed, stats.unchanged) == (0, 1, 1, 6)
+    # courses: its table row and 4 columns; schema documents of school (changed) and hr (lost a table)
+    assert stats.embedded == len(counting.texts) == 7
+    assert any(t.startswith("courses (school)") for t in counting.texts)
+    search = TableSearch(changed, embedder, index)
+    hits = names(search, "department names", 8)
+    assert "hr.departments" not in hits
+    assert index.state().rows == 7 + sum(len(t.columns) for t in changed.tables.values()) + 3
+
+
+def test_a_reader_during_a_rebuild_sees_the_old_complete_index(index: TableIndex, embedder: Embedder) -> None:
+    snap = warehouse()
+    index.sync(snap, embedder)
+    live_before = index.live_collection()
+    search = TableSearch(snap, embedder, index)
+    expected = names(search, "products in each order", 8)
+    slow = CountingEncoder(embedder)
+    slow.release.clear()
+    builder = threading.Thread(target=lambda: index.sync(snap, slow, rebuild=True))
+    builder.start()
+    try:
+        assert slow.started.wait(30)  # the new collection exists and is being filled
+        assert index.live_collection() == live_before
+        assert names(search, "products in each order", 8) == expected
+        assert len(expected) == 8
+    finally:
+        slow.release.set()
+        builder.join(60)
+    assert index.live_collection() != live_before
+    assert names(search, "products in each order", 8) == expected
+
+
+class NoBm25Client:
+    """A Milvus Lite client that behaves like a server without full-text search (Milvus 2.4)."""
+
+    def __init__(self, inner: MilvusClient) -> None:
+        self._inner = inner
+
+    def create_collection(self, name: str, schema: Any = None, **kwargs: Any) -> None:
+        if schema is not None and schema.functions:
+            raise MilvusException(message="function type BM25 is not supported")
+        self._inner.create_collection(name, schema=schema, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
+def test_without_bm25_support_the_index_falls_back_to_dense_search(
+    tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
+    index = TableIndex(client, client_name="acme", env="test", profile="old")  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        index.sync(warehouse(), embedder)
+    assert "dense-only" in caplog.text
+    assert not index.state().lexical
+    search = TableSearch(warehouse(), embedder, index)
+    assert names(search, "customer email addresses", 1) == ["shop.customers"]
+    index.close()

@@ -1,0 +1,84 @@
+"""Ranking: fusion, schema coherence, FK neighbours and bridge tables."""
+
+from __future__ import annotations
+
+from dbmeta_app.search.retrieval import (
+    RetrievalWeights,
+    SchemaGraph,
+    Signals,
+    expand_with_bridges,
+    fuse,
+    rank,
+    select_tables,
+)
+from tests.search._snapshots import sqlite_shop, warehouse
+
+
+def test_graph_links_fk_neighbours_both_ways() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    assert graph.neighbours["shop.order_items"] == {"shop.orders", "shop.products"}
+    assert "shop.order_items" in graph.neighbours["shop.products"]
+    assert graph.schema_of["hr.departments"] == "hr"
+
+
+def test_schema_coherence_prefers_the_top_schemas_weaker_tables() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    # hr.departments matches a little better alone, but the request clearly lives in the shop.
+    signals = Signals(
+        tables={"shop.orders": 0.8, "shop.customers": 0.6, "shop.products": 0.3, "hr.departments": 0.35},
+        schemas={"shop": 0.7, "hr": 0.2},
+    )
+    ranked = [name for name, _ in rank(fuse(signals, graph))]
+    assert ranked.index("shop.products") < ranked.index("hr.departments")
+
+
+def test_fuse_adds_the_best_column_and_ignores_keys_missing_from_the_snapshot() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    signals = Signals(tables={"shop.orders": 0.5, "shop.gone": 0.9}, columns={"school.students": 0.9})
+    scores = fuse(signals, graph, RetrievalWeights(neighbour=0.0, schema=0.0))
+    assert "shop.gone" not in scores
+    assert scores["school.students"] == 0.45
+    assert scores["shop.orders"] == 0.25
+
+
+def test_bridge_table_joining_two_top_tables_is_added_within_the_budget() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    ranked = [("shop.orders", 0.9), ("shop.products", 0.8), ("hr.employees", 0.3), ("school.courses", 0.2)]
+    out = expand_with_bridges(ranked, graph, top_k=3)
+    names = [name for name, _ in out]
+    assert names == ["shop.orders", "shop.products", "shop.order_items"]
+    assert dict(out)["shop.order_items"] == 0.8
+
+
+def test_bridges_never_push_out_the_core_and_respect_the_budget() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    ranked = [("shop.orders", 0.9), ("shop.products", 0.8)]
+    assert [n for n, _ in expand_with_bridges(ranked, graph, top_k=2)] == ["shop.orders", "shop.products"]
+    for k in range(0, 6):
+        assert len(expand_with_bridges(ranked, graph, top_k=k)) <= k
+
+
+def test_no_bridge_when_the_top_tables_already_join_directly() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    ranked = [("shop.orders", 0.9), ("shop.customers", 0.8), ("hr.employees", 0.3)]
+    assert [n for n, _ in expand_with_bridges(ranked, graph, top_k=3)] == [
+        "shop.orders",
+        "shop.customers",
+        "hr.employees",
+    ]
+
+
+def test_names_are_exactly_the_snapshot_keys_including_bare_sqlite_names() -> None:
+    snap = sqlite_shop()
+    graph = SchemaGraph.from_snapshot(snap)
+    signals = Signals(tables={"Orders": 0.9, "Products": 0.85, "Customers": 0.1})
+    out = select_tables(signals, graph, top_k=3)
+    assert [n for n, _ in out] == ["Orders", "Products", "Order Lines"]
+    assert {n for n, _ in out} <= set(snap.tables)
+
+
+def test_scores_come_back_best_first() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    signals = Signals(tables={"shop.orders": 0.4, "hr.employees": 0.9, "school.courses": 0.1})
+    scores = [s for _, s in select_tables(signals, graph, top_k=5)]
+    assert scores == sorted(scores, reverse=True)
