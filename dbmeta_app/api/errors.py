@@ -40,6 +40,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI answers 400 to a body it cannot decode (not UTF-8); it is a malformed request like any other.
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "detail": [{"loc": ["body"], "msg": str(exc.detail), "type": "body_decode"}],
+                },
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )

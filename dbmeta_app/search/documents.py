@@ -29,8 +29,7 @@ MAX_NAME_BYTES = 2048  # table keys and schema names
 MAX_TEXT_BYTES = 16_000
 MAX_LEXICAL_BYTES = 60_000
 
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+[a-z]*")
-_CHUNK = re.compile(r"[0-9A-Za-z]+")
+_CHUNK = re.compile(r"[^\W_]+")  # runs of letters and digits, in any script
 
 # English function words and the verbs of request phrasing ("list the ...", "how many ...").
 # They carry no table signal, and the Milvus Lite analyzer ignores stop-word filters.
@@ -72,10 +71,22 @@ class DocumentGroup:
 
 
 def split_identifier(name: str) -> list[str]:
-    """Split an identifier into lower-case words (snake_case, camelCase, ABBRVWord, digits)."""
+    """Split an identifier into lower-case words (snake_case, camelCase, ABBRWord, digits)."""
     words: list[str] = []
     for chunk in _CHUNK.findall(name):
-        words.extend(m.group(0).lower() for m in _WORD.finditer(chunk))
+        start = 0
+        for i in range(1, len(chunk)):
+            prev, char = chunk[i - 1], chunk[i]
+            following = chunk[i + 1] if i + 1 < len(chunk) else ""
+            if (
+                (prev.islower() and char.isupper())  # orderDate
+                or (prev.isupper() and char.isupper() and following.islower())  # HTTPServer
+                or (prev.isalpha() and char.isdigit())  # K12, player_X1
+                or (prev.isdigit() and char.isupper())  # 4Id (but "1k" stays one word)
+            ):
+                words.append(chunk[start:i].lower())
+                start = i
+        words.append(chunk[start:].lower())
     return words
 
 

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from dbmeta_app.search.service import TableHit, TableSearch
 log = logging.getLogger(__name__)
 
 _embedders: dict[str, Embedder] = {}
+RECENT_SEARCHES = 2048
 _embedders_lock = threading.Lock()
 
 
@@ -89,6 +91,9 @@ class SearchRuntime:
         self._keyword: dict[tuple[str, str], KeywordIndex] = {}
         self.milvus_error: str | None = None
         self.example_vectors: dict[str, npt.NDArray[np.float32]] = {}
+        # Recent answers by (profile, snapshot version, index version, top_k, text): a retried request is
+        # answered without searching again. In process and bounded; an index or schema change misses it.
+        self._recent: OrderedDict[tuple[str, str, str | None, int, str], tuple[TableHit, ...]] = OrderedDict()
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -214,11 +219,18 @@ class SearchRuntime:
             model=embedder.model_id,
             text=hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
         )
-        raw, _ = await self.cache.get_bytes("embedding", key)
-        if raw is not None:
+
+        async def compute() -> npt.NDArray[np.float32]:
+            vectors = await anyio.to_thread.run_sync(lambda: embedder.encode([text]))
+            return np.asarray(vectors[0], dtype=np.float32)
+
+        def decode(raw: bytes) -> npt.NDArray[np.float32]:
             return np.asarray(orjson.loads(raw), dtype=np.float32)
-        vector: npt.NDArray[np.float32] = (await anyio.to_thread.run_sync(lambda: embedder.encode([text])))[0]
-        await self.cache.set_bytes("embedding", key, orjson.dumps(vector, option=orjson.OPT_SERIALIZE_NUMPY))
+
+        # get_or_compute: the schema and the examples of one request embed its text once, not twice
+        vector, _ = await self.cache.get_or_compute(
+            "embedding", key, compute, lambda v: [float(x) for x in v], decode
+        )
         return vector
 
     def keyword_index(self, snapshot: Snapshot) -> KeywordIndex:
@@ -241,6 +253,11 @@ class SearchRuntime:
             if entry.version != snapshot.version:
                 self.schedule_sync(rt)  # the schema changed (or was never indexed)
             search = entry.search
+            memo_key = (rt.name, snapshot.version, entry.version, top_k, query)
+            remembered = self._recent.get(memo_key)
+            if remembered is not None and search is not None:
+                self._recent.move_to_end(memo_key)
+                return self._done(rt, list(remembered), None, started)
             if search is None:
                 reason = (
                     "search index is being built"
@@ -261,6 +278,9 @@ class SearchRuntime:
                     self.breaker.record_success()
                     # An index built from an older snapshot may name tables that are gone: keep current keys.
                     hits = [h for h in hits if h.name in snapshot.tables]
+                    self._recent[memo_key] = tuple(hits)
+                    while len(self._recent) > RECENT_SEARCHES:
+                        self._recent.popitem(last=False)
                     return self._done(rt, hits, None, started)
         ranked = self.keyword_index(snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)

@@ -65,12 +65,26 @@ def test_the_schema_item_for_a_request_is_filtered_to_the_retrieved_tables(searc
     assert set(meta["scores"]) == set(meta["tables"])
 
 
-def test_a_repeated_request_reuses_its_cached_embedding(search_client: TestClient) -> None:
+def test_a_repeated_request_is_embedded_once(search_client: TestClient) -> None:
     stats = search_client.app.state.runtime.cache.stats  # type: ignore[attr-defined]
-    before = stats.of("embedding").memory_hits + stats.of("embedding").hits
-    for _ in range(2):
-        search_client.post("/v1/tables/search", json={"query": "warehouse stock of each product"})
-    assert stats.of("embedding").memory_hits + stats.of("embedding").hits == before + 1
+    before = stats.of("embedding").misses
+    answers = [
+        search_client.post("/v1/tables/search", json={"query": "warehouse stock of each product"}).json()
+        for _ in range(3)
+    ]
+    assert stats.of("embedding").misses == before + 1
+    assert answers[0] == answers[1] == answers[2] and answers[0]["tables"][0]["name"] == "stock_levels"
+
+
+def test_one_call_embeds_the_request_once_for_schema_and_examples(search_client: TestClient) -> None:
+    stats = search_client.app.state.runtime.cache.stats  # type: ignore[attr-defined]
+    before = stats.of("embedding").misses
+    body = search_client.post(
+        "/v1/prompt-items", json={"user_request": "late invoice payments by customer"}
+    ).json()
+    assert stats.of("embedding").misses == before + 1
+    examples = body["prompt_items"][1]["metadata"]["example_ids"]
+    assert examples and any("pay" in e or "invoice" in e for e in examples)
 
 
 def test_a_schema_change_reindexes_only_the_changed_table(search_client: TestClient) -> None:

@@ -37,20 +37,6 @@ _settings = {"data_dir": _data_dir, "redis_cache_enabled": False, "search_backen
 app = create_app(load_settings(**_settings, admin_token=ADMIN_TOKEN))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
-#: Known deviation (reported): a body that is not UTF-8 is answered by FastAPI's body parser with 400,
-#: a status no operation documents (invalid JSON gets the documented 422). Tolerated only exactly so here,
-#: and pinned by the strict xfail below, which starts failing once it is fixed.
-_NOT_UTF8_400 = {"error": "http_error", "detail": "There was an error parsing the body"}
-
-
-def _is_known_not_utf8_400(response: schemathesis.Response) -> bool:
-    if response.status_code != 400:
-        return False
-    try:
-        return bool(response.json() == _NOT_UTF8_400)
-    except ValueError:
-        return False
-
 
 @schema.parametrize()
 @settings(
@@ -66,15 +52,9 @@ def test_every_operation_answers_without_5xx_and_as_documented(
     """Send one generated request; its answer must match the OpenAPI document."""
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     response = case.call(headers=headers)
-    if _is_known_not_utf8_400(response):
-        return
     case.validate_response(response, excluded_checks=[negative_data_rejection], headers=headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: a body that is not UTF-8 gets an undocumented 400 http_error instead of 422",
-)
 def test_a_body_that_is_not_utf8_is_a_documented_422(tmp_path: Path) -> None:
     """The README promises 422 for an invalid body; bytes that are not UTF-8 are one."""
     other = create_app(load_settings(**{**_settings, "data_dir": tmp_path}))
@@ -83,3 +63,4 @@ def test_a_body_that_is_not_utf8_is_a_documented_422(tmp_path: Path) -> None:
             "/v1/preflight", content=b'{"sql": "\xff"}', headers={"content-type": "application/json"}
         )
     assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_request"

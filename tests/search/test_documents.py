@@ -30,6 +30,8 @@ from tests.search._snapshots import col, sqlite_shop, warehouse
         ("transactions_1k", ["transactions", "1k"]),
         ("Percent (%) Eligible Free (K-12)", ["percent", "eligible", "free", "k", "12"]),
         ("T-BIL", ["t", "bil"]),
+        ("mtgjsonv4Id", ["mtgjsonv", "4", "id"]),
+        ("Straße_Größe", ["straße", "größe"]),
         ("school", ["school"]),
     ],
 )

@@ -22,11 +22,6 @@ from tests.search._snapshots import col, warehouse
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder()
-
-
 class CountingEncoder:
     """Wrap the real embedder, recording the texts encoded; optionally pause mid-build."""
 
