@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     redis_db: int = Field(default=0, ge=0, le=15)
     redis_socket_timeout: float = Field(default=0.25, gt=0, le=30)
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
-    redis_max_connections: int = Field(default=50, ge=1, le=10_000)
+    # one connection is held by the L1 invalidation listener, so at least two
+    redis_max_connections: int = Field(default=50, ge=2, le=10_000)
     memory_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     # search

@@ -151,10 +151,11 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
             data_examples=_sample_count(settings, rt, with_examples),
         )
     except SQLAlchemyError as exc:
-        # The driver message may carry host names; the class and the first line are enough.
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        # The driver's message names hosts and ports: it goes to the log, the client gets the class only.
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        log.warning("Introspection of profile=%s failed: %s: %s", rt.name, type(exc).__name__, reason)
         raise UpstreamUnavailableError(
-            f"database of profile {rt.name!r} is unavailable ({type(exc).__name__}: {reason})"
+            f"database of profile {rt.name!r} is unavailable ({type(exc).__name__})"
         ) from exc
     finally:
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)

@@ -8,6 +8,8 @@ pydantic's lax mode accepts coercible values on purpose (``"with_examples": 0`` 
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ ADMIN_TOKEN = "fuzz-" + "0123456789abcdef" * 2
 MAX_EXAMPLES = 250
 
 _data_dir = Path(tempfile.mkdtemp(prefix="dbmeta-fuzz-"))
+atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 # Keyword table search: Milvus Lite and the model stay out of this process (the fault suite runs them).
 _settings = {"data_dir": _data_dir, "redis_cache_enabled": False, "search_backend": "keyword"}
 app = create_app(load_settings(**_settings, admin_token=ADMIN_TOKEN))
