@@ -97,7 +97,7 @@ def load_snapshot(engine: Engine, schemas: Sequence[str] | None = None) -> Snaps
         comments = inspector.get_multi_table_comment(schema=schema)
         for (_, name), cols in columns.items():
             key = (schema, name)
-            pk = tuple(pks.get(key, {}).get("constrained_columns") or ())
+            pk = tuple(pks[key]["constrained_columns"] if key in pks else ())
             tables.append(
                 Table(
                     schema=schema,
@@ -123,7 +123,7 @@ def load_snapshot(engine: Engine, schemas: Sequence[str] | None = None) -> Snaps
                         )
                         for fk in fks.get(key, ())
                     ),
-                    comment=(comments.get(key) or {}).get("text"),
+                    comment=comments[key]["text"] if key in comments else None,
                 )
             )
     return Snapshot.build(profile=DATABASE, dialect=engine.dialect.name, tables=tables)

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,7 +101,7 @@ def main() -> None:
     started = time.perf_counter()
     vectors = embedder.encode(texts)
     batch_embed = (time.perf_counter() - started) / max(len(texts), 1)
-    single = [_timed(lambda t=text: embedder.encode([t])) for text in texts[:20]]
+    single = [_timed(partial(embedder.encode, [text])) for text in texts[:20]]
     cache = dict(zip(texts, vectors, strict=True))
     search = TableSearch(snapshot, embedder, index, embed_query=cache.__getitem__)
 

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     index_on_startup: bool = True
     # milvus: hybrid semantic retrieval; keyword: in-process BM25 only (no model, no Milvus)
     search_backend: Literal["milvus", "keyword"] = "milvus"
-    search_fusion: Literal["rrf", "weighted"] = "rrf"
+    search_fusion: Literal["rrf", "weighted"] = "weighted"
 
     # schema cache: time to live of a full snapshot (seconds); refreshed ahead at 80 % of it
     schema_cache_ttl: float = Field(default=3600.0, ge=0.1, le=7 * 86_400)

@@ -83,6 +83,8 @@ def test_index_then_resync_unchanged_embeds_nothing_and_search_finds_the_table(
         "hr.employees",
         "hr.departments",
     ]
+    without_columns = TableSearch(snap, embedder, index, columns=False)
+    assert names(without_columns, "customer email addresses", 1) == ["shop.customers"]
     assert index.search("student grade point average", embedder.encode(["student gpa"])[0], 3)[0][0] == (
         "school.students"
     )
