@@ -74,7 +74,11 @@ _INSERT_BATCH = 512
 _EMBED_BATCH = 512
 _COPY_GROUPS = 200
 _INDEX_POLL_SECONDS = 0.02
-_MAX_QUERY_WINDOW = 16_384  # Milvus caps offset + limit of a query or search
+_MAX_QUERY_WINDOW = 16_384
+# Runs the column search of a request beside its table search (MilvusClient is safe across threads).
+_SEARCH_POOL = ThreadPoolExecutor(
+    max_workers=4, thread_name_prefix="dbmeta-milvus"
+)  # Milvus caps offset + limit of a query or search
 
 
 class TextEncoder(Protocol):
@@ -485,13 +489,15 @@ class TableIndex:
             # Milvus' group_by would take the max per table too, at three times the cost.
             return [(KIND_COLUMN, str(h["entity"]["table_key"]), float(h["distance"])) for h in hits[0]]
 
+        # The two calls are independent: the column call runs beside the table call, not after it.
+        pending = _SEARCH_POOL.submit(self._with_live, columns) if column_limit != 0 else None
         tables: dict[str, float] = {}
         schemas: dict[str, float] = {}
         for kind, key, score in self._with_live(tables_and_schemas):
             (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
         best_columns: dict[str, float] = {}
-        if column_limit != 0:
-            for _, key, score in self._with_live(columns):
+        if pending is not None:
+            for _, key, score in pending.result():
                 best_columns.setdefault(key, score)
         return Signals(tables=tables, columns=best_columns, schemas=schemas)
 
