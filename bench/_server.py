@@ -64,7 +64,14 @@ def serve(app: str = "dbmeta_app.main:app", **env_extra: str) -> Iterator[Server
     """Start uvicorn on a free port with a private DATA_DIR; stop it on exit."""
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="dbmeta-bench-"))
-    env = dict(os.environ, DATA_DIR=str(data), LOG_LEVEL="WARNING", REDIS_CACHE_ENABLED="false")
+    # keyword search unless a bench asks for Milvus: no model load or background indexing skews timings
+    env = dict(
+        os.environ,
+        DATA_DIR=str(data),
+        LOG_LEVEL="WARNING",
+        REDIS_CACHE_ENABLED="false",
+        SEARCH_BACKEND="keyword",
+    )
     for var in ("DATABASE_URL", "PROFILES_FILE"):
         env.pop(var, None)
     env.update(env_extra)
