@@ -31,7 +31,8 @@ async def schema_item(
     """The db_struct item: the tables a request needs (the full schema without a request)."""
     if not user_request:
         return await get_schema_prompt_item(runtime.settings, runtime.cache, rt, with_examples=with_examples)
-    snapshot, result = await search_tables(runtime, rt, user_request, top_k)
+    loaded, result = await search_tables(runtime, rt, user_request, top_k)
+    snapshot = loaded[0]
     names: list[str] | None = [h.name for h in result.hits]
     extra: dict[str, Any] = {"degraded": result.degraded, "search_ms": result.elapsed_ms}
     if result.reason:
@@ -47,6 +48,8 @@ async def schema_item(
         scores={h.name: h.score for h in result.hits},
         with_examples=with_examples,
         extra_metadata=extra,
+        # sample rows live in another snapshot variant: only reuse the one search loaded when it fits
+        loaded=None if with_examples else loaded,
     )
 
 

@@ -295,9 +295,13 @@ async def get_schema_prompt_item(
     scores: dict[str, float] | None = None,
     with_examples: bool = False,
     extra_metadata: dict[str, Any] | None = None,
+    loaded: tuple[Snapshot, str] | None = None,
 ) -> dict[str, Any]:
-    """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores."""
-    snapshot, status = await load_snapshot(settings, cache, rt, with_examples)
+    """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores.
+
+    ``loaded`` is the (snapshot, cache status) the caller already has, so it is not looked up twice.
+    """
+    snapshot, status = loaded or await load_snapshot(settings, cache, rt, with_examples)
     text, keys, unknown = filter_and_render(snapshot, tables, with_examples)
     metadata: dict[str, Any] = {
         "profile": rt.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,16 @@ class _Instructions(BaseModel):
 
 
 def _read(path: Path) -> _Instructions:
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise ConfigError(f"instructions file {str(path)!r}: cannot read it ({exc.strerror})") from None
+    return _parse(path, stamp)
+
+
+@lru_cache(maxsize=64)
+def _parse(path: Path, stamp: int) -> _Instructions:
+    # Parsed once per file version (stamp = mtime): requests only pay for a stat.
     try:
         return _Instructions.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     except OSError as exc:

@@ -88,7 +88,6 @@ class SearchRuntime:
         self.client: Any = None
         self.breaker = CircuitBreaker("milvus", failure_threshold=3, cooldown=2.0, max_cooldown=30.0)
         self.profiles: dict[str, ProfileIndex] = {}
-        self._keyword: dict[tuple[str, str], KeywordIndex] = {}
         self.milvus_error: str | None = None
         self.example_vectors: dict[str, npt.NDArray[np.float32]] = {}
         # Recent answers by (profile, snapshot version, index version, top_k, text): a retried request is
@@ -233,15 +232,6 @@ class SearchRuntime:
         )
         return vector
 
-    def keyword_index(self, snapshot: Snapshot) -> KeywordIndex:
-        key = (snapshot.profile, snapshot.version)
-        index = self._keyword.get(key)
-        if index is None:
-            index = KeywordIndex.build(snapshot)
-            self._keyword = {k: v for k, v in self._keyword.items() if k[0] != snapshot.profile}
-            self._keyword[key] = index
-        return index
-
     async def search(self, rt: ProfileRuntime, snapshot: Snapshot, query: str, top_k: int) -> SearchResult:
         """Pick the top_k tables for a request: hybrid retrieval, or keyword ranking when degraded."""
         started = time.perf_counter()
@@ -282,7 +272,7 @@ class SearchRuntime:
                     while len(self._recent) > RECENT_SEARCHES:
                         self._recent.popitem(last=False)
                     return self._done(rt, hits, None, started)
-        ranked = self.keyword_index(snapshot).search(query, top_k)
+        ranked = keyword_index(snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
 
     def _done(
@@ -311,19 +301,31 @@ class SearchRuntime:
 SMALL_SCHEMA = 50
 
 
+_keyword_indexes: dict[str, KeywordIndex] = {}
+
+
+def keyword_index(snapshot: Snapshot) -> KeywordIndex:
+    """The keyword index of a snapshot, built once per profile and snapshot version."""
+    index = _keyword_indexes.get(snapshot.profile)
+    if index is None or index.version != snapshot.version:
+        index = _keyword_indexes[snapshot.profile] = KeywordIndex.build(snapshot)
+    return index
+
+
 async def search_tables(
     runtime: Runtime, rt: ProfileRuntime, query: str, top_k: int
-) -> tuple[Snapshot, SearchResult]:
-    """Return the profile's snapshot and the top_k tables for a request (keyword ranking without Milvus)."""
-    snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
+) -> tuple[tuple[Snapshot, str], SearchResult]:
+    """Return the profile's (snapshot, cache status) and the top_k tables for a request."""
+    loaded = await load_snapshot(runtime.settings, runtime.cache, rt)
+    snapshot = loaded[0]
     if runtime.search is not None:
         result = await runtime.search.search(rt, snapshot, query, top_k)
     else:
         started = time.perf_counter()
-        ranked = KeywordIndex.build(snapshot).search(query, top_k) if snapshot.tables else []
+        ranked = keyword_index(snapshot).search(query, top_k) if snapshot.tables else []
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         result = SearchResult([TableHit(k, round(s, 6)) for k, s in ranked], False, None, elapsed)
-    return snapshot, result
+    return loaded, result
 
 
 async def search_relevant_tables(
