@@ -119,3 +119,13 @@ def test_settings_validation_never_prints_secrets(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "s3cr3t" not in str(err.value)
+
+
+def test_the_example_env_names_every_setting_and_only_settings() -> None:
+    import re
+
+    from dbmeta_app.config import Settings
+
+    text = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    named = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.M))
+    assert named == {name.upper() for name in Settings.model_fields}
