@@ -224,6 +224,19 @@ async def test_disabled_redis_uses_memory_only(settings: Settings) -> None:
     assert await cache.ping() is False
 
 
+def _replicas(
+    request: pytest.FixtureRequest, settings: Settings, backend: str, n: int = 2
+) -> list[RedisCache]:
+    """n caches sharing one Redis (fakeredis server or the real one), like replicas of the service."""
+    if backend == "fakeredis":
+        server = fakeredis.FakeServer()
+        on = settings.model_copy(update={"redis_cache_enabled": True})
+        return [RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server)) for _ in range(n)]
+    host, port = request.getfixturevalue("real_redis")
+    on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
+    return [RedisCache(on) for _ in range(n)]
+
+
 async def _wait_coherent(*caches: RedisCache) -> None:
     for _ in range(100):
         if all(c.l1_coherent for c in caches):
@@ -236,15 +249,7 @@ async def _wait_coherent(*caches: RedisCache) -> None:
 async def test_l1_stays_coherent_across_two_instances_sharing_redis(
     request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
 ) -> None:
-    if backend == "fakeredis":
-        server = fakeredis.FakeServer()
-        on = settings.model_copy(update={"redis_cache_enabled": True})
-        a = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
-        b = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
-    else:
-        host, port = request.getfixturevalue("real_redis")
-        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
-        a, b = RedisCache(on), RedisCache(on)
+    a, b = _replicas(request, settings, backend)
     await a.start()
     await b.start()
     await _wait_coherent(a, b)
@@ -285,14 +290,7 @@ async def test_l1_copies_expire_with_the_redis_entry(fake_cache: RedisCache) -> 
 async def test_200_concurrent_cold_requests_on_two_replicas_compute_once(
     request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
 ) -> None:
-    if backend == "fakeredis":
-        server = fakeredis.FakeServer()
-        on = settings.model_copy(update={"redis_cache_enabled": True})
-        replicas = [RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server)) for _ in range(2)]
-    else:
-        host, port = request.getfixturevalue("real_redis")
-        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
-        replicas = [RedisCache(on), RedisCache(on)]
+    replicas = _replicas(request, settings, backend)
     calls = 0
 
     async def introspect() -> dict[str, Any]:
@@ -408,15 +406,7 @@ async def test_past_the_soft_ttl_the_value_is_served_stale_and_refreshed_in_the_
 async def test_dropping_a_profiles_values_reaches_redis_and_every_replicas_l1(
     request: pytest.FixtureRequest, settings: Settings, backend: str, unique: str
 ) -> None:
-    if backend == "fakeredis":
-        server = fakeredis.FakeServer()
-        on = settings.model_copy(update={"redis_cache_enabled": True})
-        a = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
-        b = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
-    else:
-        host, port = request.getfixturevalue("real_redis")
-        on = settings.model_copy(update={"redis_cache_enabled": True, "redis_host": host, "redis_port": port})
-        a, b = RedisCache(on), RedisCache(on)
+    a, b = _replicas(request, settings, backend)
     await a.start()
     await b.start()
     await _wait_coherent(a, b)
