@@ -92,7 +92,7 @@ def index(
     profile: ProfileOpt = None,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything into a new collection")] = False,
 ) -> None:
-    """Build or refresh the table index of a profile (only changed tables are embedded)."""
+    """Build or refresh the table and example indexes of a profile (only what changed is embedded)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from dbmeta_app.search.runtime import SearchRuntime
@@ -117,13 +117,22 @@ def index(
             stats = await search.sync(prt, rebuild=rebuild, progress=progress, force=True)
         if stats is None:
             raise UpstreamUnavailableError(f"Milvus is unavailable: {search.milvus_error}")
-        return stats
+        return stats, search.profiles[prt.name]
 
-    stats = _run(work)
+    stats, entry = _run(work)
     console.print(
-        f"added {stats.added} · updated {stats.updated} · removed {stats.removed} · unchanged {stats.unchanged}"
-        f" · embedded {stats.embedded} texts · collection {stats.collection}"
+        f"tables: added {stats.added} · updated {stats.updated} · removed {stats.removed}"
+        f" · unchanged {stats.unchanged} · embedded {stats.embedded} texts · collection {stats.collection}"
     )
+    if entry.examples_error:
+        console.print(f"[yellow]examples not indexed: {entry.examples_error}")
+    elif entry.last_examples_sync:
+        ex = entry.last_examples_sync
+        stale = ", ".join(ex["stale"]) or "none"
+        console.print(
+            f"examples: added {ex['added']} · updated {ex['updated']} · removed {ex['removed']}"
+            f" · unchanged {ex['unchanged']} · embedded {ex['embedded']} · no longer fit the schema: {stale}"
+        )
 
 
 @app.command()

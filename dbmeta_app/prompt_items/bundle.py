@@ -14,15 +14,17 @@ from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item, load_snaps
 from dbmeta_app.prompt_items.instructions import get_instructions, render_dialect, render_instructions
 from dbmeta_app.prompt_items.query_examples import (
     ExampleCheck,
+    QueryExample,
     check_examples,
+    examples_version,
     get_query_examples,
     rank_examples,
 )
 from dbmeta_app.runtime import ProfileRuntime, Runtime
-from dbmeta_app.search.runtime import SMALL_SCHEMA, example_similarities, search_tables
+from dbmeta_app.search.runtime import SMALL_SCHEMA, search_tables
 
 ITEM_TYPES = ("db_struct", "query_examples", "instructions", "sql_dialect")
-_checks: dict[tuple[str, str, tuple[str, ...]], dict[str, ExampleCheck]] = {}
+_checks: dict[str, dict[str, ExampleCheck]] = {}
 
 
 async def schema_item(
@@ -53,44 +55,63 @@ async def schema_item(
     )
 
 
-def _fit(
-    examples_key: tuple[str, str, tuple[str, ...]], examples: Any, snapshot: Snapshot
-) -> dict[str, ExampleCheck]:
-    checks = _checks.get(examples_key)
+def _local_checks(snapshot: Snapshot, examples: list[QueryExample]) -> dict[str, ExampleCheck]:
+    """Check examples in process (memoised per version) when the example index does not hold them."""
+    version = examples_version(snapshot, examples)
+    checks = _checks.get(version)
     if checks is None:
         checks = check_examples(examples, snapshot)
         if len(_checks) > 64:
             _checks.clear()
-        _checks[examples_key] = checks
+        _checks[version] = checks
     return checks
 
 
 async def examples_item(
     runtime: Runtime, rt: ProfileRuntime, user_request: str | None, top_k: int
 ) -> dict[str, Any]:
-    """The query_examples item: the examples closest to the request that still fit the schema."""
+    """The query_examples item: the examples closest to the request that still fit the schema.
+
+    They come from the profile's example collection (hybrid search over examples checked at index time);
+    while it cannot answer (being built, Milvus down) they are ranked by BM25 in process, flagged degraded.
+    """
     examples = await get_query_examples(runtime.settings, runtime.cache, rt)
     snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
-    checks = _fit((rt.name, snapshot.version, tuple(e.id for e in examples)), examples, snapshot)
+    search = runtime.search
+    # The verdicts the example index was built with for this schema, else checked here (memoised).
+    checks = (search.indexed_checks(rt, snapshot, examples) if search else None) or _local_checks(
+        snapshot, examples
+    )
     usable = [e for e in examples if checks[e.id].ok]
-    stale = sorted(i for i, c in checks.items() if not c.ok)
-    if user_request:
-        dense = await example_similarities(runtime, {e.id: e.request for e in usable}, user_request)
-        chosen = rank_examples(usable, user_request, top_k, dense)
+    stale = {i: c.reason for i, c in sorted(checks.items()) if not c.ok}
+    metadata: dict[str, Any] = {"profile": rt.name, "retrieval": "milvus" if search else "keyword"}
+    found: list[tuple[str, float]] | str | None = None
+    if search is not None and usable and user_request:
+        # examples that stopped fitting since the index was built may come back: ask for that many more
+        found = await search.find_examples(rt, snapshot, examples, user_request, top_k + len(stale))
+    if isinstance(found, list):
+        by_id = {e.id: e for e in usable}
+        chosen = [(by_id[i], round(score, 6)) for i, score in found if i in by_id][:top_k]
+    elif user_request:
+        chosen = rank_examples(usable, user_request, top_k)
+        if isinstance(found, str):
+            metadata.update(retrieval="keyword", degraded=True, degraded_reason=found)
     else:
         chosen = [(e, 0.0) for e in usable[:top_k]]
     text = "\n\n".join(f"-- {e.request}\n{e.response}" for e, _ in chosen)
+    metadata.update(
+        example_ids=[e.id for e, _ in chosen],
+        scores={e.id: s for e, s in chosen},
+        stale_examples=list(stale),
+        stale_reasons=stale,
+        total_examples=len(examples),
+    )
+    metadata.setdefault("degraded", False)
     return {
         "type": "query_examples",
         "text": text,
         "score": chosen[0][1] if chosen else None,
-        "metadata": {
-            "profile": rt.name,
-            "example_ids": [e.id for e, _ in chosen],
-            "scores": {e.id: s for e, s in chosen},
-            "stale_examples": stale,
-            "total_examples": len(examples),
-        },
+        "metadata": metadata,
     }
 
 

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlglot
+import sqlglot.errors
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlglot import exp
 
 from dbmeta_app.cache.redis_cache import RedisCache, cache_key
 from dbmeta_app.config import Settings
@@ -205,24 +208,83 @@ class ExampleCheck:
     reason: str | None = None
 
 
+def examples_version(snapshot: Snapshot, examples: list[QueryExample]) -> str:
+    """Identify a set of examples checked against one schema version (what an example index holds).
+
+    The form is ``<schema version>:<examples digest>``.
+    """
+    digest = hashlib.sha256(orjson.dumps([e.to_json() for e in examples])).hexdigest()[:24]
+    return f"{snapshot.version}:{digest}"
+
+
 def check_examples(examples: list[QueryExample], snapshot: Snapshot) -> dict[str, ExampleCheck]:
-    """Check every example's SQL against the current snapshot: read-only, and every table it names exists."""
+    """Check every example's SQL against a snapshot: the guard accepts it, its tables and columns exist."""
     index = NameIndex(snapshot)
     out: dict[str, ExampleCheck] = {}
     for example in examples:
-        verdict = check_sql(example.response, snapshot.dialect)
-        if not verdict.ok:
-            out[example.id] = ExampleCheck(example.id, False, f"refused by the guard: {verdict.reason}")
-            continue
-        ctes = _cte_names(example.response)
-        missing = [t for t in verdict.tables if t.lower() not in ctes and index.resolve(t) is None]
-        missing += [t for t in example.tables if index.resolve(t) is None]
-        if missing:
-            names = ", ".join(sorted(set(missing)))
-            out[example.id] = ExampleCheck(example.id, False, f"unknown tables: {names}")
-        else:
-            out[example.id] = ExampleCheck(example.id, True)
+        out[example.id] = _check_example(example, snapshot, index)
     return out
+
+
+def _check_example(example: QueryExample, snapshot: Snapshot, index: NameIndex) -> ExampleCheck:
+    verdict = check_sql(example.response, snapshot.dialect)
+    if not verdict.ok:
+        return ExampleCheck(example.id, False, f"refused by the guard: {verdict.reason}")
+    read = _defined_names(example.response, snapshot.dialect)
+    # sqlglot may not read what the guard accepted: then only the tables are judged
+    ctes, defined = read if read is not None else (_cte_names(example.response), None)
+    resolved = [(t, index.resolve(t)) for t in verdict.tables if t.lower() not in ctes]
+    missing = sorted(
+        {t for t, key in resolved if key is None} | {t for t in example.tables if index.resolve(t) is None}
+    )
+    if missing:
+        return ExampleCheck(example.id, False, f"unknown tables: {', '.join(missing)}")
+    # A column must belong to one of the tables the query reads, or be a name the query itself defines
+    # (an output alias, a CTE or derived-table column). Qualifiers are not resolved: a loose check, but
+    # one without false alarms on valid SQL.
+    if defined is None:
+        return ExampleCheck(example.id, True)
+    known = set(defined)
+    for _, key in resolved:
+        if key is not None:
+            known.update(c.name.lower() for c in snapshot.tables[key].columns)
+    unknown = sorted(
+        {
+            c
+            for c in (ref.rsplit(".", 1)[-1] for ref in verdict.columns)
+            if c.lower() not in known and c != "*"
+        }
+    )
+    if unknown:
+        return ExampleCheck(example.id, False, f"unknown columns: {', '.join(unknown)}")
+    return ExampleCheck(example.id, True)
+
+
+_GLOT_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+
+
+def _defined_names(sql: str, dialect: str) -> tuple[set[str], set[str]] | None:
+    """The CTE names and every name a query defines (aliases, CTE and derived-table columns), lower-cased.
+
+    None when sqlglot cannot read the query.
+    """
+    try:
+        trees = sqlglot.parse(sql, read=_GLOT_DIALECTS.get(dialect, dialect))
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        return None
+    ctes: set[str] = set()
+    names: set[str] = set()
+    for tree in trees:
+        if tree is None:
+            continue
+        for node in tree.find_all(exp.Alias, exp.TableAlias, exp.CTE):
+            if node.alias:
+                names.add(node.alias.lower())
+                if isinstance(node, exp.CTE):
+                    ctes.add(node.alias.lower())
+            if isinstance(node, exp.TableAlias):
+                names.update(c.name.lower() for c in node.columns)
+    return ctes, names
 
 
 def _cte_names(sql: str) -> set[str]:
@@ -237,13 +299,8 @@ def example_text(example: QueryExample) -> str:
     return " ".join([example.request, *example.tags, *example.tables])
 
 
-def rank_examples(
-    examples: list[QueryExample],
-    query: str,
-    top_k: int,
-    dense: dict[str, float] | None = None,
-) -> list[tuple[QueryExample, float]]:
-    """Rank examples by BM25 over their text fused (RRF) with dense similarities when given."""
+def rank_examples(examples: list[QueryExample], query: str, top_k: int) -> list[tuple[QueryExample, float]]:
+    """Rank examples by BM25 over their text, in process: the fallback when the example index cannot answer."""
     if not examples or top_k <= 0:
         return []
     terms = {e.id: Counter(lexical_terms(example_text(e))) for e in examples}
@@ -261,10 +318,6 @@ def rank_examples(
         )
         if score > 0:
             lexical[e.id] = score
-    fused: dict[str, float] = {}
-    for signal in (lexical, dense or {}):
-        for rank, (eid, _) in enumerate(sorted(signal.items(), key=lambda x: -x[1])):
-            fused[eid] = fused.get(eid, 0.0) + 1.0 / (60 + rank + 1)
     by_id = {e.id: e for e in examples}
-    ordered = sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:top_k]
-    return [(by_id[eid], round(score * 60 / 2, 6)) for eid, score in ordered]
+    ordered = sorted(lexical.items(), key=lambda x: (-x[1], x[0]))[:top_k]
+    return [(by_id[eid], round(score, 6)) for eid, score in ordered]

@@ -23,6 +23,8 @@ DOCUMENT_FORMAT = "2"
 KIND_TABLE = "table"
 KIND_COLUMN = "column"
 KIND_SCHEMA = "schema"
+KIND_EXAMPLE = "example"  # a query example whose SQL fits the schema
+KIND_STALE_EXAMPLE = "stale_example"  # one that does not: indexed, never searched
 
 # Milvus VARCHAR limits are in bytes; keep a margin under the field sizes of the collection.
 MAX_NAME_BYTES = 2048  # table keys and schema names
@@ -53,8 +55,8 @@ class Document:
     """One indexed row: a table, one of its columns, or a schema."""
 
     id: str  # primary key in the collection, unique per snapshot
-    kind: str  # KIND_TABLE | KIND_COLUMN | KIND_SCHEMA
-    group: str  # the table key (table and column rows) or the schema name (schema rows)
+    kind: str  # KIND_TABLE | KIND_COLUMN | KIND_SCHEMA | KIND_EXAMPLE | KIND_STALE_EXAMPLE
+    group: str  # the table key (table and column rows), the schema name, or the example id
     schema: str  # the table's schema, "" when the database has none
     text: str  # embedded
     lexical: str  # BM25 terms
@@ -64,8 +66,8 @@ class Document:
 class DocumentGroup:
     """The documents re-embedded together when their content hash changes."""
 
-    kind: str  # KIND_TABLE | KIND_SCHEMA: (kind, key) identifies a group
-    key: str  # the table key, or the schema name
+    kind: str  # KIND_TABLE | KIND_SCHEMA | KIND_EXAMPLE: (kind, key) identifies a group
+    key: str  # the table key, the schema name, or the example id
     documents: tuple[Document, ...]
     content_hash: str
 
@@ -272,3 +274,20 @@ def build_groups(snapshot: Snapshot, model_id: str) -> list[DocumentGroup]:
             for name, tables in sorted(by_schema.items())
         )
     return groups
+
+
+def example_group(example_id: str, text: str, fits: bool, model_id: str) -> DocumentGroup:
+    """Build the document of one query example; ``fits`` (its SQL fits the schema) picks its row kind."""
+    doc = Document(
+        id=row_id(KIND_EXAMPLE, example_id),
+        kind=KIND_EXAMPLE if fits else KIND_STALE_EXAMPLE,
+        group=example_id,
+        schema="",
+        text=truncate_utf8(text, MAX_TEXT_BYTES),
+        lexical=truncate_utf8(lexical_query(text), MAX_LEXICAL_BYTES),
+    )
+    # The row kind is hashed too: an example that starts or stops fitting moves partition.
+    parts = [doc.kind, *_hashed_parts([doc])]
+    return DocumentGroup(
+        kind=KIND_EXAMPLE, key=example_id, documents=(doc,), content_hash=content_hash(parts, model_id)
+    )

@@ -1,6 +1,9 @@
-"""The Milvus table index of one (client, env, profile): build aside, switch an alias, search.
+"""The Milvus indexes of one (client, env, profile): build aside, switch an alias, search.
 
-Layout: one collection holds a row per table, per column and (with several schemas) per schema.
+Two collections share one layout and one sync mechanism (``DocumentIndex``):
+- tables (``TableIndex``): a row per table, per column and (with several schemas) per schema;
+- query examples (``ExampleIndex``): a row per example, in the ``examples`` partition when its SQL fits
+  the schema snapshot it was indexed against, in ``stale_examples`` when it does not (kept, not searched).
 ``MILVUS_URI`` is a ``*.db`` file path (Milvus Lite) or an ``http(s)://`` server address.
 
 Searches go through an alias, so they only ever see a complete, indexed collection. A sync
@@ -44,7 +47,9 @@ from pymilvus import (
 from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.search.documents import (
     KIND_COLUMN,
+    KIND_EXAMPLE,
     KIND_SCHEMA,
+    KIND_STALE_EXAMPLE,
     KIND_TABLE,
     MAX_LEXICAL_BYTES,
     MAX_NAME_BYTES,
@@ -67,8 +72,6 @@ _PROP_DIM = "dbmeta.dim"
 _PROP_LEXICAL = "dbmeta.lexical"
 _PROP_SNAPSHOT = "dbmeta.snapshot_version"
 
-# One partition per row kind: searching a partition is cheaper than filtering on a field.
-_PARTITIONS = {KIND_TABLE: "tables", KIND_COLUMN: "columns", KIND_SCHEMA: "schemas"}
 _OUTPUT_ROW = ["id", "kind", "table_key", "schema_name", "content_hash", "text", "lexical", "dense"]
 _INSERT_BATCH = 512
 _EMBED_BATCH = 512
@@ -94,8 +97,39 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """What kind of documents a collection holds and how its rows group for incremental syncs."""
+
+    name: str  # the alias suffix: "tables" | "examples"
+    # One partition per row kind: searching a partition is cheaper than filtering on a field.
+    partitions: dict[str, str]
+    group_kind: dict[str, str]  # row kind -> kind of the group it belongs to (identity when absent)
+    hash_kinds: tuple[str, ...]  # row kinds read to learn each group's content hash
+    counted: str  # the group kind SyncStats counts
+
+    def group_of(self, row_kind: str) -> str:
+        return self.group_kind.get(row_kind, row_kind)
+
+
+TABLES = Layout(
+    name="tables",
+    partitions={KIND_TABLE: "tables", KIND_COLUMN: "columns", KIND_SCHEMA: "schemas"},
+    group_kind={KIND_COLUMN: KIND_TABLE},
+    hash_kinds=(KIND_TABLE, KIND_SCHEMA),  # column rows carry their table's hash
+    counted=KIND_TABLE,
+)
+EXAMPLES = Layout(
+    name="examples",
+    partitions={KIND_EXAMPLE: "examples", KIND_STALE_EXAMPLE: "stale_examples"},
+    group_kind={KIND_STALE_EXAMPLE: KIND_EXAMPLE},
+    hash_kinds=(KIND_EXAMPLE, KIND_STALE_EXAMPLE),
+    counted=KIND_EXAMPLE,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class SyncStats:
-    """What a sync did, counted in tables (schema documents are only counted in ``embedded``)."""
+    """What a sync did, counted in tables or examples (other documents only count in ``embedded``)."""
 
     added: int
     updated: int
@@ -161,8 +195,10 @@ def collection_base(client: str, env: str, profile: str) -> str:
     return f"dbmeta_{readable}_{digest}"
 
 
-class TableIndex:
-    """The table collection of one profile, searched through an alias."""
+class DocumentIndex:
+    """One aliased collection of a profile: synced incrementally by content hash, searched by alias."""
+
+    layout: Layout
 
     def __init__(
         self,
@@ -178,10 +214,8 @@ class TableIndex:
         self._hybrid_config = hybrid or HybridConfig()
         self._dense_index = dense_index
         base = collection_base(client_name, env, profile)
-        self.alias = f"{base}_tables"
-        # Reserved for the query-example collection of the same profile (not built yet).
-        self.examples_alias = f"{base}_examples"
-        self._physical_prefix = f"{base}_tables_"
+        self.alias = f"{base}_{self.layout.name}"
+        self._physical_prefix = f"{self.alias}_"
         self._lexical: dict[str, bool] = {}  # physical collection -> has BM25
         self._live: str | None = None  # cached: searches go through the alias anyway
         self._sync_lock = threading.Lock()
@@ -226,22 +260,28 @@ class TableIndex:
 
     # ---- sync ----------------------------------------------------------------------------
 
-    def sync(
+    def sync_groups(
         self,
-        snapshot: Snapshot,
+        groups: Sequence[DocumentGroup],
+        version: str,
         embedder: TextEncoder,
         progress: Progress | None = None,
         *,
         rebuild: bool = False,
     ) -> SyncStats:
-        """Bring the index in line with the snapshot, embedding only changed tables."""
+        """Bring the collection in line with ``groups``, embedding only the groups whose hash changed."""
         with self._sync_lock:
-            return self._sync(snapshot, embedder, progress, rebuild)
+            return self._sync(groups, version, embedder, progress, rebuild)
 
     def _sync(
-        self, snapshot: Snapshot, embedder: TextEncoder, progress: Progress | None, rebuild: bool
+        self,
+        groups: Sequence[DocumentGroup],
+        version: str,
+        embedder: TextEncoder,
+        progress: Progress | None,
+        rebuild: bool,
     ) -> SyncStats:
-        groups = build_groups(snapshot, embedder.model_id)
+        counted = self.layout.counted
         live = self._searchable()
         existing = self._read_hashes(live) if live is not None else {}
         # Vectors are reused only from a collection built the same way with the same model.
@@ -249,13 +289,13 @@ class TableIndex:
         new_hashes = {(g.kind, g.key): g.content_hash for g in groups}
         changed = [g for g in groups if reusable.get((g.kind, g.key)) != g.content_hash]
         removed = existing.keys() - new_hashes.keys()
-        changed_tables = {g.key for g in changed if g.kind == KIND_TABLE}
-        added = sum(1 for key in changed_tables if (KIND_TABLE, key) not in existing)
-        updated = len(changed_tables) - added
-        removed_tables = sum(1 for kind, _ in removed if kind == KIND_TABLE)
-        unchanged = len(snapshot.tables) - len(changed_tables)
+        changed_keys = {g.key for g in changed if g.kind == counted}
+        added = sum(1 for key in changed_keys if (counted, key) not in existing)
+        updated = len(changed_keys) - added
+        removed_count = sum(1 for kind, _ in removed if kind == counted)
+        unchanged = sum(1 for g in groups if g.kind == counted) - len(changed_keys)
         if live is not None and reusable and not changed and not removed:
-            self._set_snapshot_version(live, snapshot.version)
+            self._set_snapshot_version(live, version)
             return SyncStats(0, 0, 0, unchanged, 0, live, rebuilt=False)
 
         self._drop_leftovers(keep=live)
@@ -265,7 +305,7 @@ class TableIndex:
             if live is not None and keep:
                 self._copy_rows(live, target, keep)
             embedded = self._embed_into(target, changed, embedder, progress)
-            self._finish(target, snapshot.version)
+            self._finish(target, version)
             self._switch_alias(target)
             self._live = target
         except BaseException:
@@ -274,15 +314,16 @@ class TableIndex:
         if live is not None:
             self._client.drop_collection(live)
         logger.info(
-            "Table index %s rebuilt as %s: %d added, %d updated, %d removed, %d unchanged",
+            "Index %s rebuilt as %s: %d added, %d updated, %d removed, %d unchanged %s",
             self.alias,
             target,
             added,
             updated,
-            removed_tables,
+            removed_count,
             unchanged,
+            self.layout.name,
         )
-        return SyncStats(added, updated, removed_tables, unchanged, embedded, target, rebuilt=True)
+        return SyncStats(added, updated, removed_count, unchanged, embedded, target, rebuilt=True)
 
     def _compatible(self, live: str, embedder: TextEncoder) -> bool:
         props = self._properties(live)
@@ -297,13 +338,14 @@ class TableIndex:
         return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
 
     def _read_hashes(self, collection: str) -> dict[tuple[str, str], str]:
-        expr = f'kind in ["{KIND_TABLE}", "{KIND_SCHEMA}"]'
+        expr = f"kind in {json.dumps(list(self.layout.hash_kinds))}"
         try:
             rows = self._query(collection, expr, ["kind", "table_key", "content_hash"])
         except MilvusException:
             logger.warning("Collection %s has an unknown layout; rebuilding it from scratch", collection)
             return {}
-        return {(str(r["kind"]), str(r["table_key"])): str(r["content_hash"]) for r in rows}
+        group_of = self.layout.group_of
+        return {(group_of(str(r["kind"])), str(r["table_key"])): str(r["content_hash"]) for r in rows}
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         rows = self._client.query(collection, filter=expr, output_fields=fields, limit=_MAX_QUERY_WINDOW)
@@ -348,7 +390,7 @@ class TableIndex:
             lexical = False
         if not lexical:
             self._client.create_collection(name, schema=_schema(embedder.dim, lexical=False))
-        for partition in _PARTITIONS.values():
+        for partition in self.layout.partitions.values():
             self._client.create_partition(name, partition)
         self._client.alter_collection_properties(name, {**properties, _PROP_LEXICAL: "1" if lexical else "0"})
         self._lexical[name] = lexical
@@ -364,7 +406,7 @@ class TableIndex:
                 for row in self._query(
                     source, f"table_key in {json.dumps(chunk, ensure_ascii=False)}", _OUTPUT_ROW
                 )
-                if (KIND_SCHEMA if row["kind"] == KIND_SCHEMA else KIND_TABLE, row["table_key"]) in keep
+                if (self.layout.group_of(row["kind"]), row["table_key"]) in keep
             ]
             for row in rows:
                 row["dense"] = np.asarray(row["dense"], dtype=np.float32).tolist()
@@ -408,7 +450,9 @@ class TableIndex:
         for kind, batch in by_kind.items():
             for offset in range(0, len(batch), _INSERT_BATCH):
                 self._client.insert(
-                    target, batch[offset : offset + _INSERT_BATCH], partition_name=_PARTITIONS[kind]
+                    target,
+                    batch[offset : offset + _INSERT_BATCH],
+                    partition_name=self.layout.partitions[kind],
                 )
 
     def _finish(self, target: str, snapshot_version: str) -> None:
@@ -452,55 +496,6 @@ class TableIndex:
 
     # ---- search --------------------------------------------------------------------------
 
-    def search(
-        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
-    ) -> list[tuple[str, float]]:
-        """Find tables by hybrid (dense + BM25) search, best first."""
-        hits = self._with_live(
-            lambda lexical: self._hybrid([KIND_TABLE], query_text, query_vector, limit, lexical)
-        )
-        return [(key, score) for _, key, score in hits]
-
-    def signals(
-        self,
-        query_text: str,
-        query_vector: npt.NDArray[np.float32],
-        limit: int,
-        column_limit: int | None = None,
-    ) -> Signals:
-        """Collect what ranking needs in two calls: tables and schemas (hybrid), best columns.
-
-        ``column_limit=0`` skips the column call (one call instead of two).
-        """
-
-        def tables_and_schemas(lexical: bool) -> list[tuple[str, str, float]]:
-            # One call for both: weighted scores do not depend on which rows compete.
-            return self._hybrid([KIND_TABLE, KIND_SCHEMA], query_text, query_vector, limit, lexical)
-
-        def columns(_: bool) -> list[tuple[str, str, float]]:
-            hits = self._client.search(
-                self.alias,
-                data=[_as_list(query_vector)],
-                anns_field="dense",
-                limit=min(column_limit or limit, _MAX_QUERY_WINDOW),
-                partition_names=[_PARTITIONS[KIND_COLUMN]],
-                output_fields=["table_key"],
-            )
-            # Milvus' group_by would take the max per table too, at three times the cost.
-            return [(KIND_COLUMN, str(h["entity"]["table_key"]), float(h["distance"])) for h in hits[0]]
-
-        # The two calls are independent: the column call runs beside the table call, not after it.
-        pending = _SEARCH_POOL.submit(self._with_live, columns) if column_limit != 0 else None
-        tables: dict[str, float] = {}
-        schemas: dict[str, float] = {}
-        for kind, key, score in self._with_live(tables_and_schemas):
-            (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
-        best_columns: dict[str, float] = {}
-        if pending is not None:
-            for _, key, score in pending.result():
-                best_columns.setdefault(key, score)
-        return Signals(tables=tables, columns=best_columns, schemas=schemas)
-
     def _with_live(self, run: Callable[[bool], list[_Hit]]) -> list[_Hit]:
         live = self._searchable()
         if live is None:
@@ -535,7 +530,7 @@ class TableIndex:
         lexical: bool,
     ) -> list[_Hit]:
         limit = min(limit, _MAX_QUERY_WINDOW)
-        partitions = [_PARTITIONS[kind] for kind in kinds]
+        partitions = [self.layout.partitions[kind] for kind in kinds]
         vector = [_as_list(query_vector)]
         fields = ["kind", "table_key"]
         if not lexical or not query_text.strip():
@@ -565,6 +560,88 @@ class TableIndex:
             self.alias, requests, ranker, limit=limit, partition_names=partitions, output_fields=fields
         )
         return [_hit(h, scale) for h in hits[0]]
+
+
+class TableIndex(DocumentIndex):
+    """The table collection of one profile."""
+
+    layout = TABLES
+
+    def sync(
+        self,
+        snapshot: Snapshot,
+        embedder: TextEncoder,
+        progress: Progress | None = None,
+        *,
+        rebuild: bool = False,
+    ) -> SyncStats:
+        """Bring the index in line with the snapshot, embedding only changed tables."""
+        groups = build_groups(snapshot, embedder.model_id)
+        return self.sync_groups(groups, snapshot.version, embedder, progress, rebuild=rebuild)
+
+    def search(
+        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[str, float]]:
+        """Find tables by hybrid (dense + BM25) search, best first."""
+        hits = self._with_live(
+            lambda lexical: self._hybrid([KIND_TABLE], query_text, query_vector, limit, lexical)
+        )
+        return [(key, score) for _, key, score in hits]
+
+    def signals(
+        self,
+        query_text: str,
+        query_vector: npt.NDArray[np.float32],
+        limit: int,
+        column_limit: int | None = None,
+    ) -> Signals:
+        """Collect what ranking needs in two calls: tables and schemas (hybrid), best columns.
+
+        ``column_limit=0`` skips the column call (one call instead of two).
+        """
+
+        def tables_and_schemas(lexical: bool) -> list[tuple[str, str, float]]:
+            # One call for both: weighted scores do not depend on which rows compete.
+            return self._hybrid([KIND_TABLE, KIND_SCHEMA], query_text, query_vector, limit, lexical)
+
+        def columns(_: bool) -> list[tuple[str, str, float]]:
+            hits = self._client.search(
+                self.alias,
+                data=[_as_list(query_vector)],
+                anns_field="dense",
+                limit=min(column_limit or limit, _MAX_QUERY_WINDOW),
+                partition_names=[self.layout.partitions[KIND_COLUMN]],
+                output_fields=["table_key"],
+            )
+            # Milvus' group_by would take the max per table too, at three times the cost.
+            return [(KIND_COLUMN, str(h["entity"]["table_key"]), float(h["distance"])) for h in hits[0]]
+
+        # The two calls are independent: the column call runs beside the table call, not after it.
+        pending = _SEARCH_POOL.submit(self._with_live, columns) if column_limit != 0 else None
+        tables: dict[str, float] = {}
+        schemas: dict[str, float] = {}
+        for kind, key, score in self._with_live(tables_and_schemas):
+            (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
+        best_columns: dict[str, float] = {}
+        if pending is not None:
+            for _, key, score in pending.result():
+                best_columns.setdefault(key, score)
+        return Signals(tables=tables, columns=best_columns, schemas=schemas)
+
+
+class ExampleIndex(DocumentIndex):
+    """The query-example collection of one profile: only examples that fit the schema are searched."""
+
+    layout = EXAMPLES
+
+    def search(
+        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[str, float]]:
+        """Find fitting examples by hybrid (dense + BM25) search, best first: (example id, score)."""
+        hits = self._with_live(
+            lambda lexical: self._hybrid([KIND_EXAMPLE], query_text, query_vector, limit, lexical)
+        )
+        return [(key, score) for _, key, score in hits]
 
 
 _Hit = tuple[str, str, float]  # (row kind, table key or schema name, score)

@@ -7,6 +7,8 @@
 - Indexes are built in the background (at start-up when INDEX_ON_STARTUP, and whenever the snapshot version
   changes), incrementally, one profile at a time per process and per deployment (a Redis lock).
 - Query embeddings are cached (kind ``embedding``: model id + sha256 of the text).
+- Each profile's query examples have their own collection, synced with the tables: at index time every
+  example's SQL is checked against the snapshot, and examples that no longer fit are kept out of searches.
 """
 
 from __future__ import annotations
@@ -33,10 +35,26 @@ from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.prompt_items.db_struct import load_snapshot
+from dbmeta_app.prompt_items.query_examples import (
+    ExampleCheck,
+    QueryExample,
+    check_examples,
+    example_text,
+    examples_version,
+    get_query_examples,
+)
 from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.search.documents import example_group, lexical_query
 from dbmeta_app.search.embedder import Embedder, ModelNotFoundError
 from dbmeta_app.search.keyword import KeywordIndex
-from dbmeta_app.search.milvus_index import HybridConfig, SyncStats, TableIndex, connect, resolve_uri
+from dbmeta_app.search.milvus_index import (
+    ExampleIndex,
+    HybridConfig,
+    SyncStats,
+    TableIndex,
+    connect,
+    resolve_uri,
+)
 from dbmeta_app.search.service import TableHit, TableSearch
 
 log = logging.getLogger(__name__)
@@ -60,11 +78,17 @@ class ProfileIndex:
     """The search state of one profile."""
 
     index: TableIndex
+    examples: ExampleIndex
     state: str = "missing"  # missing | building | ready | failed
     version: str | None = None  # snapshot version the live index was built from
     search: TableSearch | None = None
     error: str | None = None
     last_sync: dict[str, Any] | None = None
+    # The example collection: the (snapshot, examples) version it holds and the verdicts it was built with.
+    examples_version: str | None = None
+    example_checks: dict[str, ExampleCheck] = field(default_factory=dict)
+    examples_error: str | None = None
+    last_examples_sync: dict[str, Any] | None = None
     task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -89,10 +113,9 @@ class SearchRuntime:
         self.breaker = CircuitBreaker("milvus", failure_threshold=3, cooldown=2.0, max_cooldown=30.0)
         self.profiles: dict[str, ProfileIndex] = {}
         self.milvus_error: str | None = None
-        self.example_vectors: dict[str, npt.NDArray[np.float32]] = {}
-        # Recent answers by (profile, snapshot version, index version, top_k, text): a retried request is
-        # answered without searching again. In process and bounded; an index or schema change misses it.
-        self._recent: OrderedDict[tuple[str, str, str | None, int, str], tuple[TableHit, ...]] = OrderedDict()
+        # Recent answers by (what, profile, snapshot or examples version, index version, top_k, text): a
+        # retried request is answered without searching again. In process and bounded; a change misses it.
+        self._recent: OrderedDict[tuple[str, str, str, str | None, int, str], tuple[Any, ...]] = OrderedDict()
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -128,14 +151,12 @@ class SearchRuntime:
     def _profile(self, rt: ProfileRuntime) -> ProfileIndex | None:
         entry = self.profiles.get(rt.name)
         if entry is None and self.client is not None:
-            index = TableIndex(
-                self.client,
-                client_name=self.settings.client,
-                env=self.settings.env,
-                profile=rt.name,
-                hybrid=HybridConfig(ranker=self.settings.search_fusion),
+            names = {"client_name": self.settings.client, "env": self.settings.env, "profile": rt.name}
+            hybrid = HybridConfig(ranker=self.settings.search_fusion)
+            entry = self.profiles[rt.name] = ProfileIndex(
+                TableIndex(self.client, hybrid=hybrid, **names),
+                ExampleIndex(self.client, hybrid=hybrid, **names),
             )
-            entry = self.profiles[rt.name] = ProfileIndex(index)
         return entry
 
     async def close(self) -> None:
@@ -169,39 +190,80 @@ class SearchRuntime:
         progress: Callable[[int, int], None] | None = None,
         force: bool = False,
     ) -> SyncStats | None:
-        """Index the profile's current snapshot (only changed tables are embedded); return what it did."""
+        """Index the profile's current snapshot and examples (only what changed is embedded).
+
+        Returns what the table sync did, None when there was nothing to do or Milvus is unavailable.
+        """
         if self.embedder is None or not await self._connect():
             return None
         entry = self._profile(rt)
         assert entry is not None
         async with entry.lock:
             snapshot, _ = await load_snapshot(self.settings, self.cache, rt)
-            if entry.state == "ready" and entry.version == snapshot.version and not (rebuild or force):
-                return None
-            entry.state = "building" if entry.state != "ready" else "ready"
-            embedder = self.embedder
-            started = time.perf_counter()
-            search = TableSearch(snapshot, embedder, entry.index)
-            try:
-                stats = await anyio.to_thread.run_sync(lambda: search.sync(progress, rebuild=rebuild))
-            except Exception as exc:
-                entry.error = f"{type(exc).__name__}: {exc}"[:300]
-                if entry.search is None:
-                    entry.state = "failed"
-                self.breaker.record_failure()
-                raise
-            self.breaker.record_success()
-            entry.search, entry.version, entry.state, entry.error = search, snapshot.version, "ready", None
-            entry.last_sync = {
-                "added": stats.added,
-                "updated": stats.updated,
-                "removed": stats.removed,
-                "unchanged": stats.unchanged,
-                "embedded": stats.embedded,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            log.info("Indexed profile=%s (version %s): %s", rt.name, snapshot.version, entry.last_sync)
+            stats = None
+            if not (entry.state == "ready" and entry.version == snapshot.version and not (rebuild or force)):
+                stats = await self._sync_tables(rt, entry, snapshot, rebuild, progress)
+            await self._sync_examples(rt, entry, snapshot, rebuild=rebuild, force=force)
             return stats
+
+    async def _sync_tables(
+        self,
+        rt: ProfileRuntime,
+        entry: ProfileIndex,
+        snapshot: Snapshot,
+        rebuild: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> SyncStats:
+        assert self.embedder is not None
+        entry.state = "building" if entry.state != "ready" else "ready"
+        started = time.perf_counter()
+        search = TableSearch(snapshot, self.embedder, entry.index)
+        try:
+            stats = await anyio.to_thread.run_sync(lambda: search.sync(progress, rebuild=rebuild))
+        except Exception as exc:
+            entry.error = f"{type(exc).__name__}: {exc}"[:300]
+            if entry.search is None:
+                entry.state = "failed"
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        entry.search, entry.version, entry.state, entry.error = search, snapshot.version, "ready", None
+        entry.last_sync = _sync_report(stats, started)
+        log.info("Indexed profile=%s (version %s): %s", rt.name, snapshot.version, entry.last_sync)
+        return stats
+
+    async def _sync_examples(
+        self, rt: ProfileRuntime, entry: ProfileIndex, snapshot: Snapshot, *, rebuild: bool, force: bool
+    ) -> None:
+        """Check every example against the snapshot and bring the example collection in line."""
+        assert self.embedder is not None
+        embedder = self.embedder
+        try:
+            examples = await get_query_examples(self.settings, self.cache, rt)
+        except ConfigError as exc:
+            entry.examples_error = str(exc)[:300]  # the request path reports the same error to the caller
+            return
+        version = examples_version(snapshot, examples)
+        if entry.examples_version == version and not (rebuild or force):
+            return
+        started = time.perf_counter()
+        checks = await anyio.to_thread.run_sync(lambda: check_examples(examples, snapshot))
+        groups = [example_group(e.id, example_text(e), checks[e.id].ok, embedder.model_id) for e in examples]
+        try:
+            stats = await anyio.to_thread.run_sync(
+                lambda: entry.examples.sync_groups(groups, version, embedder, rebuild=rebuild)
+            )
+        except Exception as exc:  # noqa: BLE001 - examples fall back to in-process ranking; tables are unaffected
+            entry.examples_error = f"{type(exc).__name__}: {exc}"[:300]
+            self.breaker.record_failure()
+            log.warning("Indexing the examples of profile=%s failed: %s", rt.name, entry.examples_error)
+            return
+        entry.examples_version, entry.example_checks, entry.examples_error = version, checks, None
+        entry.last_examples_sync = {
+            **_sync_report(stats, started),
+            "stale": sorted(i for i, c in checks.items() if not c.ok),
+        }
+        log.info("Indexed the examples of profile=%s: %s", rt.name, entry.last_examples_sync)
 
     async def on_schema_change(self, rt: ProfileRuntime, _: dict[str, Any]) -> None:
         """Schema listener: re-index a profile whose schema changed (the sync embeds only what changed)."""
@@ -243,10 +305,9 @@ class SearchRuntime:
             if entry.version != snapshot.version:
                 self.schedule_sync(rt)  # the schema changed (or was never indexed)
             search = entry.search
-            memo_key = (rt.name, snapshot.version, entry.version, top_k, query)
-            remembered = self._recent.get(memo_key)
+            memo_key = ("tables", rt.name, snapshot.version, entry.version, top_k, query)
+            remembered = self._recall(memo_key)
             if remembered is not None and search is not None:
-                self._recent.move_to_end(memo_key)
                 return self._done(rt, list(remembered), None, started)
             if search is None:
                 reason = (
@@ -268,12 +329,66 @@ class SearchRuntime:
                     self.breaker.record_success()
                     # An index built from an older snapshot may name tables that are gone: keep current keys.
                     hits = [h for h in hits if h.name in snapshot.tables]
-                    self._recent[memo_key] = tuple(hits)
-                    while len(self._recent) > RECENT_SEARCHES:
-                        self._recent.popitem(last=False)
+                    self._remember(memo_key, tuple(hits))
                     return self._done(rt, hits, None, started)
         ranked = keyword_index(snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
+
+    def indexed_checks(
+        self, rt: ProfileRuntime, snapshot: Snapshot, examples: list[QueryExample]
+    ) -> dict[str, ExampleCheck] | None:
+        """The verdicts the example collection holds for these examples and this snapshot, else None."""
+        entry = self.profiles.get(rt.name)
+        if entry is None or entry.examples_version != examples_version(snapshot, examples):
+            return None
+        return entry.example_checks
+
+    async def find_examples(
+        self, rt: ProfileRuntime, snapshot: Snapshot, examples: list[QueryExample], query: str, limit: int
+    ) -> list[tuple[str, float]] | str:
+        """Search the example collection (hybrid dense + BM25): (example id, score), best first.
+
+        A string says why the collection cannot answer (it holds other examples, Milvus is down). When it
+        was checked against an older schema it still answers, and a re-index is scheduled: the caller
+        filters the hits with verdicts for the current schema.
+        """
+        entry = self._profile(rt)
+        if entry is None or self.embedder is None:
+            return "example index unavailable: " + (self.milvus_error or "Milvus is not connected")
+        wanted = examples_version(snapshot, examples)
+        indexed = entry.examples_version
+        if indexed != wanted:
+            self.schedule_sync(rt)  # examples or schema changed (or never indexed)
+            if indexed is None or indexed.split(":", 1)[1] != wanted.split(":", 1)[1]:
+                return entry.examples_error or "example index is being built"
+        memo_key = ("examples", rt.name, wanted, indexed, limit, query)
+        remembered = self._recall(memo_key)
+        if remembered is not None:
+            return list(remembered)
+        if not self.breaker.allow():
+            return "Milvus is failing; circuit breaker open"
+        index = entry.examples
+        try:
+            vector = await self.embed_query(query)
+            hits = await anyio.to_thread.run_sync(lambda: index.search(lexical_query(query), vector, limit))
+        except Exception as exc:  # noqa: BLE001 - a failing index degrades the answer, never fails it
+            self.breaker.record_failure()
+            log.warning("Example search failed for profile=%s: %s", rt.name, exc)
+            return f"example search failed ({type(exc).__name__})"
+        self.breaker.record_success()
+        self._remember(memo_key, tuple(hits))
+        return hits
+
+    def _recall(self, key: tuple[str, str, str, str | None, int, str]) -> tuple[Any, ...] | None:
+        found = self._recent.get(key)
+        if found is not None:
+            self._recent.move_to_end(key)
+        return found
+
+    def _remember(self, key: tuple[str, str, str, str | None, int, str], value: tuple[Any, ...]) -> None:
+        self._recent[key] = value
+        while len(self._recent) > RECENT_SEARCHES:
+            self._recent.popitem(last=False)
 
     def _done(
         self, rt: ProfileRuntime, hits: list[TableHit], reason: str | None, started: float
@@ -291,7 +406,17 @@ class SearchRuntime:
             "milvus": "connected" if self.client is not None else f"unavailable ({self.milvus_error})",
             "breaker": self.breaker.to_json(),
             "profiles": {
-                name: {"state": e.state, "version": e.version, "error": e.error, "last_sync": e.last_sync}
+                name: {
+                    "state": e.state,
+                    "version": e.version,
+                    "error": e.error,
+                    "last_sync": e.last_sync,
+                    "examples": {
+                        "state": "ready" if e.examples_version else "missing",
+                        "error": e.examples_error,
+                        "last_sync": e.last_examples_sync,
+                    },
+                }
                 for name, e in self.profiles.items()
             },
         }
@@ -336,18 +461,12 @@ async def search_relevant_tables(
     return result.hits
 
 
-async def example_similarities(runtime: Runtime, texts: dict[str, str], query: str) -> dict[str, float]:
-    """Cosine similarity of a request to each example text (empty without the embedding model)."""
-    search = runtime.search
-    if search is None or search.embedder is None or not texts:
-        return {}
-    embedder = search.embedder
-    ids = sorted(texts)
-    digest = hashlib.sha256(orjson.dumps([[i, texts[i]] for i in ids])).hexdigest()
-    matrix = search.example_vectors.get(digest)
-    if matrix is None:
-        matrix = await anyio.to_thread.run_sync(lambda: embedder.encode([texts[i] for i in ids]))
-        search.example_vectors = {digest: matrix}  # one example set per process is the common case
-    vector = await search.embed_query(query)
-    sims = matrix @ vector
-    return {i: float(s) for i, s in zip(ids, sims, strict=True)}
+def _sync_report(stats: SyncStats, started: float) -> dict[str, Any]:
+    return {
+        "added": stats.added,
+        "updated": stats.updated,
+        "removed": stats.removed,
+        "unchanged": stats.unchanged,
+        "embedded": stats.embedded,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -21,7 +21,7 @@ def _wait_ready(client: TestClient, profile: str = "default", timeout: float = 1
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = client.get("/readyz").json()["checks"]["search"]["profiles"].get(profile, {})
-        if state.get("state") == "ready":
+        if state.get("state") == "ready" and state["examples"]["state"] == "ready":
             return dict(state)
         time.sleep(0.2)
     raise AssertionError(f"index of {profile} not ready: {state}")
@@ -76,14 +76,21 @@ def test_a_repeated_request_is_embedded_once(search_client: TestClient) -> None:
     assert answers[0] == answers[1] == answers[2] and answers[0]["tables"][0]["name"] == "stock_levels"
 
 
-def test_one_call_embeds_the_request_once_for_schema_and_examples(search_client: TestClient) -> None:
-    stats = search_client.app.state.runtime.cache.stats  # type: ignore[attr-defined]
-    before = stats.of("embedding").misses
+def test_one_call_embeds_the_request_once_for_schema_and_examples(
+    search_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = search_client.app.state.runtime.search.embedder  # type: ignore[attr-defined]
+    encoded: list[str] = []
+    real = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts: encoded.extend(texts) or real(texts))
     body = search_client.post(
         "/v1/prompt-items", json={"user_request": "late invoice payments by customer"}
     ).json()
-    assert stats.of("embedding").misses == before + 1
-    examples = body["prompt_items"][1]["metadata"]["example_ids"]
+    # the schema search and the example search wait for one embedding of the request
+    assert encoded == ["late invoice payments by customer"]
+    meta = body["prompt_items"][1]["metadata"]
+    assert meta["retrieval"] == "milvus" and meta["degraded"] is False  # from the example collection
+    examples = meta["example_ids"]
     assert examples and any("pay" in e or "invoice" in e for e in examples)
 
 
@@ -109,6 +116,33 @@ def test_a_schema_change_reindexes_only_the_changed_table(search_client: TestCli
     assert hits["tables"][0]["name"] == "suppliers"
 
 
+def test_an_example_that_no_longer_fits_is_flagged_at_index_time_and_never_retrieved(
+    search_client: TestClient,
+) -> None:
+    ask = {"user_request": "payments received per payment method", "items": ["query_examples"]}
+    before = search_client.post("/v1/prompt-items", json=ask).json()["prompt_items"][0]["metadata"]
+    assert before["retrieval"] == "milvus" and before["example_ids"][0] == "payments-by-method"
+    runtime = search_client.app.state.runtime  # type: ignore[attr-defined]
+    url = runtime.profile(None).profile.database_url.get_secret_value()
+    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
+        conn.execute("ALTER TABLE payments RENAME COLUMN method TO payment_method")
+    from dbmeta_app.tasks import check_profile
+
+    search_client.portal.call(check_profile, runtime, runtime.profile(None))  # type: ignore[union-attr]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        examples = _wait_ready(search_client)["examples"]
+        if "payments-by-method" in (examples["last_sync"] or {}).get("stale", []):
+            break
+        time.sleep(0.2)
+    assert examples["last_sync"]["stale"] == ["payments-by-method"]
+    assert examples["last_sync"]["embedded"] == 1  # only the example that moved
+    after = search_client.post("/v1/prompt-items", json=ask).json()["prompt_items"][0]["metadata"]
+    assert after["retrieval"] == "milvus" and after["degraded"] is False
+    assert "payments-by-method" not in after["example_ids"] and after["example_ids"]
+    assert after["stale_reasons"] == {"payments-by-method": "unknown columns: method"}
+
+
 def test_milvus_unavailable_gives_a_degraded_but_correct_answer(make_settings: Any) -> None:
     settings = make_settings(search_backend="milvus", milvus_uri=f"http://127.0.0.1:{free_port()}")
     with TestClient(create_app(settings)) as client:
@@ -119,4 +153,8 @@ def test_milvus_unavailable_gives_a_degraded_but_correct_answer(make_settings: A
         assert body["tables"][0]["name"] == "tickets"
         item = client.post("/v1/prompt-items/schema", json={"user_request": "open support tickets"}).json()
         assert item["metadata"]["degraded"] is True and "tickets" in item["metadata"]["tables"]
+        ask = {"user_request": "open support tickets per agent", "items": ["query_examples"]}
+        examples = client.post("/v1/prompt-items", json=ask).json()["prompt_items"][0]["metadata"]
+        assert examples["degraded"] is True and examples["retrieval"] == "keyword"
+        assert "agent-workload" in examples["example_ids"]
         assert client.get("/readyz").status_code == 200

@@ -134,3 +134,45 @@ def test_dialect_items_name_the_quoting_and_date_functions() -> None:
     assert "backticks" in render_dialect("mariadb") and "MySQL / MariaDB" in render_dialect("mariadb")
     assert "strftime" in render_dialect("sqlite")
     assert render_dialect("oracle").startswith("SQL dialect: oracle.")
+
+
+def _fit_snapshot() -> Any:
+    from dbmeta_app.introspection.models import Column, Snapshot, Table
+
+    def table(name: str, *cols: str) -> Table:
+        return Table(name=name, schema=None, columns=tuple(Column(name=c, type="INTEGER") for c in cols))
+
+    tables = [
+        table("tickets", "ticket_id", "assigned_to", "status"),
+        table("employees", "employee_id", "name"),
+    ]
+    return Snapshot.build("p", "sqlite", tables)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        # an output alias that is also a table name, table aliases, a CTE and its columns
+        (
+            "WITH load(agent, n) AS (SELECT assigned_to, COUNT(*) FROM tickets GROUP BY 1) "
+            "SELECT e.name AS agent_name, l.n AS tickets FROM load l JOIN employees e ON e.employee_id = l.agent "
+            "ORDER BY tickets DESC",
+            None,
+        ),
+        ("SELECT x.total FROM (SELECT COUNT(*) AS total FROM tickets) x", None),
+        ("SELECT t.priority FROM tickets t", "unknown columns: priority"),
+        (
+            "SELECT status FROM tickets JOIN agents ON agents.id = tickets.assigned_to",
+            "unknown tables: agents",
+        ),
+        ("DELETE FROM tickets", "refused by the guard"),
+    ],
+)
+def test_example_sql_is_checked_against_the_snapshot_tables_and_columns(sql: str, reason: str | None) -> None:
+    from dbmeta_app.prompt_items.query_examples import QueryExample, check_examples
+
+    example = QueryExample(id="e", request="r", response=sql)
+    check = check_examples([example], _fit_snapshot())["e"]
+    assert check.ok is (reason is None)
+    if reason is not None:
+        assert check.reason is not None and check.reason.startswith(reason)

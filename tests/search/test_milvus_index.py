@@ -162,3 +162,51 @@ def test_without_bm25_support_the_index_falls_back_to_dense_search(
     search = TableSearch(warehouse(), embedder, index)
     assert names(search, "customer email addresses", 1) == ["shop.customers"]
     index.close()
+
+
+# ---- query examples ------------------------------------------------------------------------------
+
+EXAMPLE_TEXTS = {
+    "late-invoices": "Invoices paid late, by customer",
+    "stock-levels": "Units in stock per warehouse",
+    "ticket-load": "Support tickets handled per agent",
+}
+
+
+def _example_groups(model_id: str, stale: frozenset[str] = frozenset()) -> list[Any]:
+    from dbmeta_app.search.documents import example_group
+
+    return [example_group(i, text, i not in stale, model_id) for i, text in EXAMPLE_TEXTS.items()]
+
+
+def test_examples_that_do_not_fit_are_kept_out_of_searches_and_move_back_when_they_fit(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from dbmeta_app.search.milvus_index import ExampleIndex
+
+    client = connect(str(tmp_path / "milvus.db"))
+    tables = TableIndex(client, client_name="acme", env="test", profile="wh")
+    examples = ExampleIndex(client, client_name="acme", env="test", profile="wh")
+    assert examples.alias != tables.alias  # two collections of one profile, one Lite file
+    encoder = CountingEncoder(embedder)
+    first = examples.sync_groups(_example_groups(embedder.model_id), "v1", encoder)
+    assert (first.added, first.embedded) == (3, 3) and not tables.ready
+    query = "which warehouse holds how many units"
+    vector = embedder.encode([query])[0]
+    hits = examples.search(query, vector, 3)
+    assert hits[0][0] == "stock-levels" and {h[0] for h in hits} == set(EXAMPLE_TEXTS)
+
+    # The schema changed and "stock-levels" no longer fits: it is re-filed, the others are not re-embedded.
+    encoder.texts.clear()
+    moved = examples.sync_groups(
+        _example_groups(embedder.model_id, frozenset({"stock-levels"})), "v2", encoder
+    )
+    assert (moved.updated, moved.unchanged) == (1, 2) and encoder.texts == [EXAMPLE_TEXTS["stock-levels"]]
+    assert "stock-levels" not in {h[0] for h in examples.search(query, vector, 3)}
+    assert examples.state().rows == 3 and examples.state().snapshot_version == "v2"
+
+    back = examples.sync_groups(_example_groups(embedder.model_id), "v3", encoder)
+    assert back.updated == 1 and examples.search(query, vector, 1)[0][0] == "stock-levels"
+    again = examples.sync_groups(_example_groups(embedder.model_id), "v3", encoder)
+    assert (again.embedded, again.rebuilt) == (0, False)
+    client.close()
