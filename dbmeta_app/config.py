@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # milvus: hybrid semantic retrieval; keyword: in-process BM25 only (no model, no Milvus)
     search_backend: Literal["milvus", "keyword"] = "milvus"
     search_fusion: Literal["rrf", "weighted"] = "weighted"
+    # an index of at most this many rows (tables + columns + schemas) keeps its vectors in process too:
+    # dense scoring is a matrix product and only BM25 goes to Milvus; 0 = always search in Milvus
+    search_mirror_max_rows: int = Field(default=100_000, ge=0, le=10_000_000)
 
     # schema cache: time to live of a full snapshot (seconds); refreshed ahead at 80 % of it
     schema_cache_ttl: float = Field(default=3600.0, ge=0.1, le=7 * 86_400)

@@ -15,9 +15,7 @@ inherited example.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.prompt_items.render import NameIndex
 from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_terms
 from dbmeta_app.sql.guard import check_sql
 
@@ -303,21 +302,7 @@ def rank_examples(examples: list[QueryExample], query: str, top_k: int) -> list[
     """Rank examples by BM25 over their text, in process: the fallback when the example index cannot answer."""
     if not examples or top_k <= 0:
         return []
-    terms = {e.id: Counter(lexical_terms(example_text(e))) for e in examples}
-    wanted = set(lexical_terms(query))
-    n = len(examples)
-    df: Counter[str] = Counter()
-    for counts in terms.values():
-        df.update(counts.keys())
-    lexical: dict[str, float] = {}
-    for e in examples:
-        score = sum(
-            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) * min(terms[e.id][t], 2)
-            for t in wanted
-            if terms[e.id][t]
-        )
-        if score > 0:
-            lexical[e.id] = score
     by_id = {e.id: e for e in examples}
-    ordered = sorted(lexical.items(), key=lambda x: (-x[1], x[0]))[:top_k]
+    bm25 = Bm25.build({e.id: lexical_terms(example_text(e)) for e in examples})
+    ordered = sorted(bm25.scores(lexical_terms(query)).items(), key=lambda x: (-x[1], x[0]))[:top_k]
     return [(by_id[eid], round(score, 6)) for eid, score in ordered]

@@ -13,6 +13,14 @@ the old collection dropped. Milvus Lite (3.2) supports aliases, so no pointer fi
 Building aside also keeps searches fast: freshly inserted, unindexed rows are scanned at about
 50 µs each, while a bulk-built and loaded collection answers in milliseconds.
 
+Mirror: a collection of at most ``mirror_max_rows`` rows is also held in process after each build (or
+when a process first opens it): its vectors, and BM25 postings of its lexical texts. Searches then cost
+a matrix product and a few postings lookups, not Milvus round trips: Milvus Lite spends 5-20 ms per
+search call on this 2-core machine, as long as embedding the request itself. The fusion is the one
+Milvus' rankers apply (weighted sum of raw scores, or RRF, over each half's top ``limit``); the dense
+half is exact where Milvus' AUTOINDEX approximates, and the BM25 statistics are the collection's
+lexical rows (Milvus keeps its own per segment). Larger collections are searched in Milvus.
+
 Everything here is blocking; callers run it in a thread.
 """
 
@@ -45,6 +53,7 @@ from pymilvus import (
 )
 
 from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import (
     KIND_COLUMN,
     KIND_EXAMPLE,
@@ -78,6 +87,8 @@ _EMBED_BATCH = 512
 _COPY_GROUPS = 200
 _INDEX_POLL_SECONDS = 0.02
 _MAX_QUERY_WINDOW = 16_384
+#: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row).
+DEFAULT_MIRROR_MAX_ROWS = 100_000
 # Runs the column search of a request beside its table search (MilvusClient is safe across threads).
 _SEARCH_POOL = ThreadPoolExecutor(
     max_workers=4, thread_name_prefix="dbmeta-milvus"
@@ -94,6 +105,7 @@ class TextEncoder(Protocol):
 
 
 Progress = Callable[[int, int], None]
+Hit = tuple[str, str, float]  # (row kind, table key / schema name / example id, score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +207,56 @@ def collection_base(client: str, env: str, profile: str) -> str:
     return f"dbmeta_{readable}_{digest}"
 
 
+@dataclass(frozen=True, slots=True)
+class IndexMirror:
+    """One physical collection held in process: vectors per row kind, BM25 over its lexical texts."""
+
+    collection: str
+    keys: dict[str, list[str]]  # row kind -> table key / schema / example id per row
+    vectors: dict[str, npt.NDArray[np.float32]]  # row kind -> (rows, dim), L2-normalised
+    lexical: Bm25[tuple[str, str]]  # rows with lexical text, keyed (kind, key)
+
+    @classmethod
+    def from_rows(cls, collection: str, rows: Sequence[dict[str, Any]]) -> IndexMirror:
+        keys: dict[str, list[str]] = {}
+        lists: dict[str, list[Any]] = {}
+        texts: dict[tuple[str, str], list[str]] = {}
+        for row in rows:
+            kind, key = str(row["kind"]), str(row["table_key"])
+            keys.setdefault(kind, []).append(key)
+            lists.setdefault(kind, []).append(row["dense"])
+            if row["lexical"]:
+                texts[(kind, key)] = str(row["lexical"]).split()
+        vectors = {kind: _normalised(np.asarray(vs, dtype=np.float32)) for kind, vs in lists.items()}
+        return cls(collection, keys, vectors, Bm25.build(texts))
+
+    def dense(self, kinds: Sequence[str], query_vector: npt.NDArray[np.float32], limit: int) -> list[Hit]:
+        """The ``limit`` rows of these kinds closest to the query (cosine), best first."""
+        query = _normalised(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
+        scored: list[Hit] = []
+        for kind in kinds:
+            matrix = self.vectors.get(kind)
+            if matrix is None or not len(matrix):
+                continue
+            sims = matrix @ query
+            top = np.argpartition(-sims, limit - 1)[:limit] if limit < len(sims) else np.arange(len(sims))
+            names = self.keys[kind]
+            scored.extend((kind, names[i], float(sims[i])) for i in top)
+        scored.sort(key=lambda hit: -hit[2])
+        return scored[:limit]
+
+    def bm25(self, kinds: Sequence[str], query_text: str, limit: int) -> list[Hit]:
+        """The ``limit`` best BM25 matches among rows of these kinds, best first."""
+        wanted = set(kinds)
+        scored = [
+            (kind, key, s)
+            for (kind, key), s in self.lexical.scores(query_text.split()).items()
+            if kind in wanted
+        ]
+        scored.sort(key=lambda hit: -hit[2])
+        return scored[:limit]
+
+
 class DocumentIndex:
     """One aliased collection of a profile: synced incrementally by content hash, searched by alias."""
 
@@ -209,10 +271,13 @@ class DocumentIndex:
         profile: str,
         hybrid: HybridConfig | None = None,
         dense_index: str = "AUTOINDEX",
+        mirror_max_rows: int = DEFAULT_MIRROR_MAX_ROWS,
     ) -> None:
         self._client = client
         self._hybrid_config = hybrid or HybridConfig()
         self._dense_index = dense_index
+        self._mirror_max_rows = mirror_max_rows
+        self._mirror: IndexMirror | None = None
         base = collection_base(client_name, env, profile)
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
@@ -308,6 +373,7 @@ class DocumentIndex:
             self._finish(target, version)
             self._switch_alias(target)
             self._live = target
+            self._mirror = self._load_mirror(target)
         except BaseException:
             self._client.drop_collection(target)
             raise
@@ -496,7 +562,7 @@ class DocumentIndex:
 
     # ---- search --------------------------------------------------------------------------
 
-    def _with_live(self, run: Callable[[bool], list[_Hit]]) -> list[_Hit]:
+    def _with_live(self, run: Callable[[bool], list[Hit]]) -> list[Hit]:
         live = self._searchable()
         if live is None:
             return []
@@ -518,8 +584,35 @@ class DocumentIndex:
             # Milvus Lite releases collections when the file is reopened.
             self._client.load_collection(live)
             self._lexical[live] = self._properties(live).get(_PROP_LEXICAL) == "1"
+            self._mirror = self._load_mirror(live)
             self._live = live
         return self._live
+
+    def _load_mirror(self, collection: str) -> IndexMirror | None:
+        if self._mirror_max_rows <= 0:
+            return None
+        rows = int(self._client.get_collection_stats(collection).get("row_count", 0))
+        if rows > self._mirror_max_rows:
+            return None
+        found = self._query(collection, 'kind != ""', ["kind", "table_key", "lexical", "dense"])
+        return IndexMirror.from_rows(collection, found)
+
+    @property
+    def mirrored(self) -> bool:
+        """Tell whether searches are answered in process (see the module doc)."""
+        return self._mirror is not None
+
+    def _fuse(self, dense: list[Hit], lexical: list[Hit], limit: int) -> list[Hit]:
+        """Fuse two top-``limit`` lists the way Milvus' rankers do (rows keyed by kind and key)."""
+        cfg = self._hybrid_config
+        scores: dict[tuple[str, str], float] = {}
+        for hits, weight in ((dense, cfg.dense_weight), (lexical, cfg.lexical_weight)):
+            for rank, (kind, key, score) in enumerate(hits, start=1):
+                gain = 1.0 / (cfg.rrf_k + rank) if cfg.ranker == "rrf" else weight * score
+                scores[(kind, key)] = scores.get((kind, key), 0.0) + gain
+        scale = (cfg.rrf_k + 1) / 2.0 if cfg.ranker == "rrf" else 1.0
+        ordered = sorted(scores.items(), key=lambda item: -item[1])[:limit]
+        return [(kind, key, score * scale) for (kind, key), score in ordered]
 
     def _hybrid(
         self,
@@ -528,8 +621,14 @@ class DocumentIndex:
         query_vector: npt.NDArray[np.float32],
         limit: int,
         lexical: bool,
-    ) -> list[_Hit]:
+    ) -> list[Hit]:
         limit = min(limit, _MAX_QUERY_WINDOW)
+        mirror = self._mirror
+        if mirror is not None and mirror.collection == self._live:
+            dense = mirror.dense(kinds, query_vector, limit)
+            if not lexical or not query_text.strip():
+                return dense
+            return self._fuse(dense, mirror.bm25(kinds, query_text, limit), limit)
         partitions = [self.layout.partitions[kind] for kind in kinds]
         vector = [_as_list(query_vector)]
         fields = ["kind", "table_key"]
@@ -560,6 +659,10 @@ class DocumentIndex:
             self.alias, requests, ranker, limit=limit, partition_names=partitions, output_fields=fields
         )
         return [_hit(h, scale) for h in hits[0]]
+
+
+#: The row kinds a table search ranks in its hybrid call (columns are searched densely, apart).
+SEARCHED_KINDS = (KIND_TABLE, KIND_SCHEMA)
 
 
 class TableIndex(DocumentIndex):
@@ -595,16 +698,21 @@ class TableIndex(DocumentIndex):
         limit: int,
         column_limit: int | None = None,
     ) -> Signals:
-        """Collect what ranking needs in two calls: tables and schemas (hybrid), best columns.
+        """Collect what ranking needs: tables and schemas (hybrid), best columns (dense).
 
-        ``column_limit=0`` skips the column call (one call instead of two).
+        Two Milvus calls, run side by side, or none with a mirror. ``column_limit=0`` skips the columns.
         """
 
         def tables_and_schemas(lexical: bool) -> list[tuple[str, str, float]]:
             # One call for both: weighted scores do not depend on which rows compete.
-            return self._hybrid([KIND_TABLE, KIND_SCHEMA], query_text, query_vector, limit, lexical)
+            return self._hybrid(SEARCHED_KINDS, query_text, query_vector, limit, lexical)
 
         def columns(_: bool) -> list[tuple[str, str, float]]:
+            mirror = self._mirror
+            if mirror is not None:
+                return mirror.dense(
+                    [KIND_COLUMN], query_vector, min(column_limit or limit, _MAX_QUERY_WINDOW)
+                )
             hits = self._client.search(
                 self.alias,
                 data=[_as_list(query_vector)],
@@ -617,15 +725,19 @@ class TableIndex(DocumentIndex):
             return [(KIND_COLUMN, str(h["entity"]["table_key"]), float(h["distance"])) for h in hits[0]]
 
         # The two calls are independent: the column call runs beside the table call, not after it.
-        pending = _SEARCH_POOL.submit(self._with_live, columns) if column_limit != 0 else None
+        pending = (
+            _SEARCH_POOL.submit(self._with_live, columns)
+            if column_limit != 0 and self._mirror is None
+            else None
+        )
+        mirrored_columns = columns(True) if column_limit != 0 and self._mirror is not None else []
         tables: dict[str, float] = {}
         schemas: dict[str, float] = {}
         for kind, key, score in self._with_live(tables_and_schemas):
             (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
         best_columns: dict[str, float] = {}
-        if pending is not None:
-            for _, key, score in pending.result():
-                best_columns.setdefault(key, score)
+        for _, key, score in pending.result() if pending is not None else mirrored_columns:
+            best_columns.setdefault(key, score)
         return Signals(tables=tables, columns=best_columns, schemas=schemas)
 
 
@@ -644,10 +756,7 @@ class ExampleIndex(DocumentIndex):
         return [(key, score) for _, key, score in hits]
 
 
-_Hit = tuple[str, str, float]  # (row kind, table key or schema name, score)
-
-
-def _hit(hit: dict[str, Any], scale: float) -> _Hit:
+def _hit(hit: dict[str, Any], scale: float) -> Hit:
     entity = hit["entity"]
     return (str(entity["kind"]), str(entity["table_key"]), float(hit["distance"]) * scale)
 
@@ -688,6 +797,12 @@ def _row(doc: Document, group_hash: str, vector: npt.NDArray[np.float32]) -> dic
         "lexical": doc.lexical,
         "dense": _as_list(vector),
     }
+
+
+def _normalised(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+    return out
 
 
 def _as_list(vector: npt.NDArray[np.float32]) -> list[float]:

@@ -63,7 +63,11 @@ class TableSearch:
         return self._index.sync(self.snapshot, self._embedder, progress, rebuild=rebuild)
 
     def search(
-        self, query: str, top_k: int, *, vector: npt.NDArray[np.float32] | None = None
+        self,
+        query: str,
+        top_k: int,
+        *,
+        vector: npt.NDArray[np.float32] | None = None,
     ) -> list[TableHit]:
         """Return the top_k tables for a request, best first; names are snapshot keys.
 

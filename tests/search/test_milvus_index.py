@@ -14,8 +14,15 @@ import numpy.typing as npt
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.embedder import Embedder
-from dbmeta_app.search.milvus_index import TableIndex, collection_base, connect, resolve_uri
+from dbmeta_app.search.milvus_index import (
+    DEFAULT_MIRROR_MAX_ROWS,
+    TableIndex,
+    collection_base,
+    connect,
+    resolve_uri,
+)
 from dbmeta_app.search.service import TableSearch
 from tests.search._snapshots import col, warehouse
 
@@ -41,9 +48,16 @@ class CountingEncoder:
         return self.inner.encode(texts)
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[TableIndex]:
-    idx = TableIndex(connect(str(tmp_path / "milvus.db")), client_name="acme", env="test", profile="wh")
+@pytest.fixture(params=[DEFAULT_MIRROR_MAX_ROWS, 0], ids=["mirrored", "in-milvus"])
+def index(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TableIndex]:
+    """Both search paths: dense scoring in process (a small index) and everything in Milvus."""
+    idx = TableIndex(
+        connect(str(tmp_path / "milvus.db")),
+        client_name="acme",
+        env="test",
+        profile="wh",
+        mirror_max_rows=request.param,
+    )
     yield idx
     idx.close()
 
@@ -133,6 +147,48 @@ def test_a_reader_during_a_rebuild_sees_the_old_complete_index(index: TableIndex
         builder.join(60)
     assert index.live_collection() != live_before
     assert names(search, "products in each order", 8) == expected
+
+
+QUERIES = [
+    "average salary of employees per department",
+    "customer email addresses",
+    "which students take which courses",
+    "the of and",  # stop words only: no BM25 half
+]
+
+
+def test_the_mirrored_search_agrees_with_milvus(tmp_path: Path, embedder: Embedder) -> None:
+    client = connect(str(tmp_path / "milvus.db"))
+    mirrored = TableIndex(client, client_name="acme", env="test", profile="wh")
+    in_milvus = TableIndex(client, client_name="acme", env="test", profile="wh", mirror_max_rows=0)
+    snap = warehouse()
+    mirrored.sync(snap, embedder)
+    assert mirrored.mirrored and not in_milvus.mirrored and in_milvus.ready
+    for query in QUERIES:
+        text, vector = lexical_query(query), embedder.encode([query])[0]
+        a = mirrored.signals(text, vector, 20, column_limit=20)
+        b = in_milvus.signals(text, vector, 20, column_limit=20)
+        # dense scores are the same cosines (a small collection is searched exactly by Milvus too)
+        assert set(a.columns) == set(b.columns)
+        assert all(abs(a.columns[k] - b.columns[k]) < 1e-4 for k in b.columns), query
+        # BM25 statistics differ a little (Milvus keeps them per segment): the same rows, close scores
+        assert set(a.tables) == set(b.tables) and set(a.schemas) == set(b.schemas), query
+        assert all(abs(a.tables[k] - b.tables[k]) < 0.1 * max(1.0, b.tables[k]) for k in b.tables), query
+        assert names(TableSearch(snap, embedder, mirrored), query, 3) == names(
+            TableSearch(snap, embedder, in_milvus), query, 3
+        ), query
+    client.close()
+
+
+def test_an_index_over_the_mirror_size_is_searched_in_milvus(tmp_path: Path, embedder: Embedder) -> None:
+    index = TableIndex(
+        connect(str(tmp_path / "m.db")), client_name="a", env="t", profile="p", mirror_max_rows=10
+    )
+    index.sync(warehouse(), embedder)
+    assert not index.mirrored and index.state().rows > 10
+    search = TableSearch(warehouse(), embedder, index)
+    assert names(search, "customer email addresses", 1) == ["shop.customers"]
+    index.close()
 
 
 class NoBm25Client:
