@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from dbmeta_app.api.deps import RuntimeDep
+from dbmeta_app.api.deps import json_body, read_body, runtime_of
 from dbmeta_app.api.models import (
     ErrorBody,
     PromptItem,
@@ -25,9 +25,11 @@ router = APIRouter(tags=["prompt items"])
     "/v1/prompt-items/schema",
     response_model=PromptItem,
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    openapi_extra=json_body(SchemaRequest),
 )
-async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> Response:
+async def schema_prompt_item(request: Request) -> Response:
     """Return the schema of the tables relevant to a request (the full schema without one)."""
+    body, runtime = await read_body(request, SchemaRequest), runtime_of(request)
     rt = runtime.profile(body.profile)
     if body.tables is not None:
         item = await get_schema_prompt_item(
@@ -42,9 +44,11 @@ async def schema_prompt_item(body: SchemaRequest, runtime: RuntimeDep) -> Respon
     "/v1/prompt-items",
     response_model=PromptItemsResponse,
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    openapi_extra=json_body(PromptItemsRequest),
 )
-async def prompt_items(body: PromptItemsRequest, runtime: RuntimeDep) -> Response:
+async def prompt_items(request: Request) -> Response:
     """Return every prompt item for a request in one call: schema, examples, instructions, dialect."""
+    body, runtime = await read_body(request, PromptItemsRequest), runtime_of(request)
     rt = runtime.profile(body.profile)
     answer = await get_prompt_items(
         runtime, rt, body.user_request, list(body.items), body.schema_top_k, body.examples_top_k

@@ -103,11 +103,24 @@ def test_invalid_bodies_are_422_without_echoing_input(client: TestClient, body: 
     assert "x" * 200 not in r.text
 
 
-def test_malformed_json_is_422(client: TestClient) -> None:
-    r = client.post(
-        "/v1/prompt-items/schema", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert r.status_code == 422
+@pytest.mark.parametrize(
+    "path", ["/v1/prompt-items/schema", "/v1/prompt-items", "/v1/tables/search", "/v1/preflight"]
+)
+@pytest.mark.parametrize("content", [b"{not json", b"", b"\xff\xfe{}", b"null"])
+def test_malformed_bodies_are_422_naming_the_body(client: TestClient, path: str, content: bytes) -> None:
+    r = client.post(path, content=content, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_field_errors_name_the_field_and_the_bodies_are_documented(client: TestClient) -> None:
+    r = client.post("/v1/tables/search", json={"query": "orders", "top_k": 0})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "top_k"]
+    spec = client.get("/openapi.json").json()["paths"]
+    wanted = {"/v1/prompt-items/schema": "user_request", "/v1/tables/search": "query", "/v1/preflight": "sql"}
+    for path, field in wanted.items():
+        body = spec[path]["post"]["requestBody"]
+        assert body["required"] and field in body["content"]["application/json"]["schema"]["properties"]
 
 
 def test_huge_bodies_are_refused_with_413(client: TestClient) -> None:
