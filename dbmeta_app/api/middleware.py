@@ -1,8 +1,10 @@
-"""ASGI middleware: a request id per request (taken from X-Request-ID when sane), echoed in the answer."""
+"""ASGI middleware: a request id per request (taken from X-Request-ID when sane), echoed in the answer,
+and the time the app took until it started answering, as ``Server-Timing: app;dur=<ms>``."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,10 +32,12 @@ class RequestIdMiddleware:
                 break
         rid = rid or uuid.uuid4().hex
         header = (b"x-request-id", rid.encode())
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                message["headers"] = [*message.get("headers", ()), header, (b"server-timing", took)]
             await send(message)
 
         token = request_id.set(rid)
