@@ -4,7 +4,8 @@
 
 Needs wrk (Debian package `wrk`). Starts one uvicorn server (same settings for both endpoints) with the
 real app plus a bare route that answers the full-schema prompt item's bytes from memory, warms the cache,
-then alternates wrk runs against both and prints requests/s and the ratio (issue bar: ≥ 0.5).
+then alternates wrk runs against both and prints requests/s and the ratio (issue bar: ≥ 0.8). The machine's
+speed drifts between rounds, so the ratio of each round's back-to-back pair is printed too.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def main() -> None:
     print(
         f"POST /v1/prompt-items/schema (hit):     {', '.join(f'{x:.0f}' for x in real_rps)} req/s; median {r:.0f}"
     )
-    print(f"ratio = {r / b:.3f}")
+    paired = sorted(x / y for x, y in zip(real_rps, bare_rps, strict=True))
+    print(f"ratio of the medians = {r / b:.3f}")
+    print(
+        f"per-round ratios (each round runs both back to back): {', '.join(f'{x:.2f}' for x in paired)}; "
+        f"median {median(paired):.3f}  (bar: >= 0.8)"
+    )
 
 
 if __name__ == "__main__":

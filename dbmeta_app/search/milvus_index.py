@@ -278,6 +278,7 @@ class DocumentIndex:
         self._dense_index = dense_index
         self._mirror_max_rows = mirror_max_rows
         self._mirror: IndexMirror | None = None
+        self._written: list[dict[str, Any]] | None = None  # rows inserted by the running sync
         base = collection_base(client_name, env, profile)
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
@@ -365,18 +366,27 @@ class DocumentIndex:
 
         self._drop_leftovers(keep=live)
         target = self._create_collection(embedder)
+        self._written = [] if self._mirror_max_rows > 0 else None
         try:
             keep = {k for k, h in new_hashes.items() if reusable.get(k) == h}
             if live is not None and keep:
                 self._copy_rows(live, target, keep)
             embedded = self._embed_into(target, changed, embedder, progress)
+            # the rows just written make the new mirror: no second read of the collection
+            rows = len(self._written) if self._written is not None else 0
             self._finish(target, version)
             self._switch_alias(target)
             self._live = target
-            self._mirror = self._load_mirror(target)
+            self._mirror = (
+                IndexMirror.from_rows(target, self._written)
+                if self._written is not None and rows <= self._mirror_max_rows
+                else None
+            )
         except BaseException:
             self._client.drop_collection(target)
             raise
+        finally:
+            self._written = None
         if live is not None:
             self._client.drop_collection(live)
         logger.info(
@@ -510,6 +520,8 @@ class DocumentIndex:
         return total
 
     def _insert(self, target: str, rows: Sequence[dict[str, Any]]) -> None:
+        if self._written is not None:
+            self._written.extend(rows)
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_kind.setdefault(str(row["kind"]), []).append(row)
