@@ -60,6 +60,11 @@ def test_every_answer_carries_a_request_id(settings: Settings, captured: io.Stri
             "x-request-id"
         ]
         assert odd != "bad id\twith spaces" * 10 and len(odd) == 32
-        client.post("/v1/prompt-items/schema", json={}, headers={"X-Request-ID": "trace-7"})
+        answer = client.post("/v1/prompt-items/schema", json={}, headers={"X-Request-ID": "trace-7"})
+        # the first schema request introspects: its server time is real, and under the client's
+        name, _, took = answer.headers["server-timing"].partition(";dur=")
+        assert name == "app" and 0 < float(took) < answer.elapsed.total_seconds() * 1000
+        missing = client.post("/v1/prompt-items/schema", json={"profile": "nope"})
+        assert missing.status_code == 404 and "app;dur=" in missing.headers["server-timing"]
     lines = [json.loads(x) for x in captured.getvalue().splitlines() if x.startswith("{")]
     assert any(x["request_id"] == "trace-7" and "Schema cache MISS" in x["message"] for x in lines)
