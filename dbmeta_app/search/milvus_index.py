@@ -106,6 +106,7 @@ class TextEncoder(Protocol):
 
 Progress = Callable[[int, int], None]
 Hit = tuple[str, str, float]  # (row kind, table key / schema name / example id, score)
+MirrorRow = tuple[str, str, str, npt.NDArray[np.float32]]  # (row kind, key, lexical text, vector)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +218,16 @@ class IndexMirror:
     lexical: Bm25[tuple[str, str]]  # rows with lexical text, keyed (kind, key)
 
     @classmethod
-    def from_rows(cls, collection: str, rows: Sequence[dict[str, Any]]) -> IndexMirror:
+    def build(cls, collection: str, rows: Sequence[MirrorRow]) -> IndexMirror:
         keys: dict[str, list[str]] = {}
-        lists: dict[str, list[Any]] = {}
+        lists: dict[str, list[npt.NDArray[np.float32]]] = {}
         texts: dict[tuple[str, str], list[str]] = {}
-        for row in rows:
-            kind, key = str(row["kind"]), str(row["table_key"])
+        for kind, key, lexical, vector in rows:
             keys.setdefault(kind, []).append(key)
-            lists.setdefault(kind, []).append(row["dense"])
-            if row["lexical"]:
-                texts[(kind, key)] = str(row["lexical"]).split()
-        vectors = {kind: _normalised(np.asarray(vs, dtype=np.float32)) for kind, vs in lists.items()}
+            lists.setdefault(kind, []).append(vector)
+            if lexical:
+                texts[(kind, key)] = lexical.split()
+        vectors = {kind: _normalised(np.stack(vs)) for kind, vs in lists.items()}
         return cls(collection, keys, vectors, Bm25.build(texts))
 
     def dense(self, kinds: Sequence[str], query_vector: npt.NDArray[np.float32], limit: int) -> list[Hit]:
@@ -278,7 +278,7 @@ class DocumentIndex:
         self._dense_index = dense_index
         self._mirror_max_rows = mirror_max_rows
         self._mirror: IndexMirror | None = None
-        self._written: list[dict[str, Any]] | None = None  # rows inserted by the running sync
+        self._written: list[MirrorRow] | None = None  # rows inserted by the running sync
         base = collection_base(client_name, env, profile)
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
@@ -378,7 +378,7 @@ class DocumentIndex:
             self._switch_alias(target)
             self._live = target
             self._mirror = (
-                IndexMirror.from_rows(target, self._written)
+                IndexMirror.build(target, self._written)
                 if self._written is not None and rows <= self._mirror_max_rows
                 else None
             )
@@ -521,7 +521,8 @@ class DocumentIndex:
 
     def _insert(self, target: str, rows: Sequence[dict[str, Any]]) -> None:
         if self._written is not None:
-            self._written.extend(rows)
+            # compact copies: thousands of retained lists of floats slowed the collector during the sync
+            self._written.extend(_mirror_row(row) for row in rows)
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_kind.setdefault(str(row["kind"]), []).append(row)
@@ -607,7 +608,7 @@ class DocumentIndex:
         if rows > self._mirror_max_rows:
             return None
         found = self._query(collection, 'kind != ""', ["kind", "table_key", "lexical", "dense"])
-        return IndexMirror.from_rows(collection, found)
+        return IndexMirror.build(collection, [_mirror_row(row) for row in found])
 
     @property
     def mirrored(self) -> bool:
@@ -809,6 +810,11 @@ def _row(doc: Document, group_hash: str, vector: npt.NDArray[np.float32]) -> dic
         "lexical": doc.lexical,
         "dense": _as_list(vector),
     }
+
+
+def _mirror_row(row: dict[str, Any]) -> MirrorRow:
+    vector = np.asarray(row["dense"], dtype=np.float32)
+    return str(row["kind"]), str(row["table_key"]), str(row["lexical"] or ""), vector
 
 
 def _normalised(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
