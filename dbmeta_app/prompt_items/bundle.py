@@ -55,9 +55,8 @@ async def schema_item(
     )
 
 
-def _local_checks(snapshot: Snapshot, examples: list[QueryExample]) -> dict[str, ExampleCheck]:
+def _local_checks(version: str, snapshot: Snapshot, examples: list[QueryExample]) -> dict[str, ExampleCheck]:
     """Check examples in process (memoised per version) when the example index does not hold them."""
-    version = examples_version(snapshot, examples)
     checks = _checks.get(version)
     if checks is None:
         checks = check_examples(examples, snapshot)
@@ -78,9 +77,10 @@ async def examples_item(
     examples = await get_query_examples(runtime.settings, runtime.cache, rt)
     snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
     search = runtime.search
+    version = examples_version(snapshot, examples)  # hashed once per request
     # The verdicts the example index was built with for this schema, else checked here (memoised).
-    checks = (search.indexed_checks(rt, snapshot, examples) if search else None) or _local_checks(
-        snapshot, examples
+    checks = (search.indexed_checks(rt, version) if search else None) or _local_checks(
+        version, snapshot, examples
     )
     usable = [e for e in examples if checks[e.id].ok]
     stale = {i: c.reason for i, c in sorted(checks.items()) if not c.ok}
@@ -88,7 +88,7 @@ async def examples_item(
     found: list[tuple[str, float]] | str | None = None
     if search is not None and usable and user_request:
         # examples that stopped fitting since the index was built may come back: ask for that many more
-        found = await search.find_examples(rt, snapshot, examples, user_request, top_k + len(stale))
+        found = await search.find_examples(rt, version, user_request, top_k + len(stale))
     if isinstance(found, list):
         by_id = {e.id: e for e in usable}
         chosen = [(by_id[i], round(score, 6)) for i, score in found if i in by_id][:top_k]

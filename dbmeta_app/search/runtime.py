@@ -38,7 +38,6 @@ from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.prompt_items.db_struct import load_snapshot
 from dbmeta_app.prompt_items.query_examples import (
     ExampleCheck,
-    QueryExample,
     check_examples,
     example_text,
     examples_version,
@@ -342,28 +341,26 @@ class SearchRuntime:
         ranked = keyword_index(snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
 
-    def indexed_checks(
-        self, rt: ProfileRuntime, snapshot: Snapshot, examples: list[QueryExample]
-    ) -> dict[str, ExampleCheck] | None:
-        """The verdicts the example collection holds for these examples and this snapshot, else None."""
+    def indexed_checks(self, rt: ProfileRuntime, version: str) -> dict[str, ExampleCheck] | None:
+        """The verdicts the example collection holds for this ``examples_version``, else None."""
         entry = self.profiles.get(rt.name)
-        if entry is None or entry.examples_version != examples_version(snapshot, examples):
+        if entry is None or entry.examples_version != version:
             return None
         return entry.example_checks
 
     async def find_examples(
-        self, rt: ProfileRuntime, snapshot: Snapshot, examples: list[QueryExample], query: str, limit: int
+        self, rt: ProfileRuntime, wanted: str, query: str, limit: int
     ) -> list[tuple[str, float]] | str:
         """Search the example collection (hybrid dense + BM25): (example id, score), best first.
 
-        A string says why the collection cannot answer (it holds other examples, Milvus is down). When it
-        was checked against an older schema it still answers, and a re-index is scheduled: the caller
-        filters the hits with verdicts for the current schema.
+        ``wanted`` is the ``examples_version`` of the request's snapshot and examples. A string says why
+        the collection cannot answer (it holds other examples, Milvus is down). When it was checked against
+        an older schema it still answers, and a re-index is scheduled: the caller filters the hits with
+        verdicts for the current schema.
         """
         entry = self._profile(rt)
         if entry is None or self.embedder is None:
             return "example index unavailable: " + (self.milvus_error or "Milvus is not connected")
-        wanted = examples_version(snapshot, examples)
         indexed = entry.examples_version
         if indexed != wanted:
             self.schedule_sync(rt)  # examples or schema changed (or never indexed)

@@ -94,14 +94,19 @@ def test_one_call_embeds_the_request_once_for_schema_and_examples(
     assert examples and any("pay" in e or "invoice" in e for e in examples)
 
 
-def test_a_schema_change_reindexes_only_the_changed_table(search_client: TestClient) -> None:
-    runtime = search_client.app.state.runtime  # type: ignore[attr-defined]
-    url = runtime.profile(None).profile.database_url.get_secret_value()
-    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
-        conn.execute("ALTER TABLE suppliers ADD COLUMN sustainability_rating TEXT")
+def _change_schema(client: TestClient, ddl: str) -> None:
+    """Run DDL on the sample database and let the drift check notice it (it schedules the re-index)."""
     from dbmeta_app.tasks import check_profile
 
-    search_client.portal.call(check_profile, runtime, runtime.profile(None))  # type: ignore[union-attr]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    url = runtime.profile(None).profile.database_url.get_secret_value()
+    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
+        conn.execute(ddl)
+    client.portal.call(check_profile, runtime, runtime.profile(None))  # type: ignore[union-attr]
+
+
+def test_a_schema_change_reindexes_only_the_changed_table(search_client: TestClient) -> None:
+    _change_schema(search_client, "ALTER TABLE suppliers ADD COLUMN sustainability_rating TEXT")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = search_client.get("/readyz").json()["checks"]["search"]["profiles"]["default"]
@@ -122,13 +127,7 @@ def test_an_example_that_no_longer_fits_is_flagged_at_index_time_and_never_retri
     ask = {"user_request": "payments received per payment method", "items": ["query_examples"]}
     before = search_client.post("/v1/prompt-items", json=ask).json()["prompt_items"][0]["metadata"]
     assert before["retrieval"] == "milvus" and before["example_ids"][0] == "payments-by-method"
-    runtime = search_client.app.state.runtime  # type: ignore[attr-defined]
-    url = runtime.profile(None).profile.database_url.get_secret_value()
-    with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
-        conn.execute("ALTER TABLE payments RENAME COLUMN method TO payment_method")
-    from dbmeta_app.tasks import check_profile
-
-    search_client.portal.call(check_profile, runtime, runtime.profile(None))  # type: ignore[union-attr]
+    _change_schema(search_client, "ALTER TABLE payments RENAME COLUMN method TO payment_method")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         examples = _wait_ready(search_client)["examples"]
