@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -37,10 +38,39 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_range()
+_HANDED_OUT: set[int] = set()
+_PORTS = random.Random(os.getpid())
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that is free now and stays free until a test binds it.
+
+    A port the kernel picked (bind to 0) can be reused by the kernel for the next outgoing connection
+    before the server binds it, and the same port may come back twice before either is bound. So the port
+    is drawn outside the ephemeral range, where the kernel never assigns ports on its own, and never twice
+    in one process.
+    """
+    for _ in range(1000):
+        port = _PORTS.randrange(20000, 30000)
+        if port in _HANDED_OUT or port in _EPHEMERAL:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-29999")
 
 
 @pytest.fixture

@@ -249,13 +249,16 @@ class Servers:
         command += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", str(self.tmp), *args]
         # A session of its own: killing the group also kills a child it forked (an RDB save for a replica).
-        self.procs[port] = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        log = self.tmp / f"redis-{port}.log"
+        with log.open("wb") as out:
+            self.procs[port] = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + 10
         while not port_open("127.0.0.1", port):
             if time.monotonic() > deadline or self.procs[port].poll() is not None:
-                raise RuntimeError(f"redis-server on port {port} did not start")
+                tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server on port {port} did not start; its log ends with:\n{tail}")
             time.sleep(0.02)
 
     def kill(self, port: int) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import free_port
 
 from ._k8s import K8S, PROD, RUNBOOK, Doc, env_of, find, load_docs, pod_template
 
@@ -200,16 +201,10 @@ needs_redis = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def redis_from_manifest(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Variant, int, str]]:
     v: Variant = request.param
-    port, password = _free_port(), secrets.token_urlsafe(24)
+    port, password = free_port(), secrets.token_urlsafe(24)
     args = [a.replace("$(REDIS_PASSWORD)", password) for a in _redis(v)["args"]]
     args[args.index("--port") + 1] = str(port)
     args[args.index("--dir") + 1] = str(tmp_path)

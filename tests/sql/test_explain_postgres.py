@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dbmeta_app.sql.explain import (
 )
 from dbmeta_app.sql.guard import check_sql
 from dbmeta_app.sql.suggest import suggest_names
+from tests.conftest import free_port
 
 from .test_guard import PG_HOSTILE, PG_LEGIT
 
@@ -447,14 +447,8 @@ def test_limits_apply_to_real_estimates(engine: sa.Engine) -> None:
     assert (limited.ok, limited.error_kind) == (False, "limit")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_server_is_a_connection_error_without_connection_details() -> None:
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     engine = sa.create_engine(f"postgresql+psycopg://secretuser@127.0.0.1:{port}/secretdb")
     try:
         result = run_explain(engine, "SELECT 1")
