@@ -250,7 +250,7 @@ def build_redis_client(settings: Settings) -> RedisClient:
 
 
 async def _decoded(value: T | Awaitable[T]) -> T:
-    """Await a decoder's result when it is awaitable (large values may be decoded in a worker thread)."""
+    """Await a decoder's (or encoder's) result when it is awaitable (large values go to a worker thread)."""
     if inspect.isawaitable(value):
         return await value
     return value
@@ -516,7 +516,7 @@ class RedisCache:
         kind: str,
         key: str,
         compute: Callable[[], Awaitable[T]],
-        encode: Callable[[T], Any],
+        encode: Callable[[T], Any | Awaitable[Any]],
         decode: Callable[[bytes], T | Awaitable[T]],
         ttl: float | None = None,
         *,
@@ -530,7 +530,8 @@ class RedisCache:
           ``LOCK_WAIT`` seconds before computing themselves. A holder that dies releases by TTL.
         - With ``soft_ttl``, a value older than that is still returned at once, as "stale", and refreshed
           in the background (``refresh(old)``, or ``compute()``) by one replica.
-        ``decode`` turns the cached JSON bytes into the value; ``encode`` turns the value into JSON data.
+        ``decode`` turns the cached JSON bytes into the value; ``encode`` turns the value into JSON data or
+        into the JSON bytes themselves. Either may return an awaitable, to do a large value's work off the loop.
         """
         hard = ttl if ttl is not None else CACHE_TTL[kind]
         found = await self.lookup(kind, key)
@@ -564,7 +565,7 @@ class RedisCache:
         kind: str,
         key: str,
         compute: Callable[[], Awaitable[T]],
-        encode: Callable[[T], Any],
+        encode: Callable[[T], Any | Awaitable[Any]],
         decode: Callable[[bytes], T | Awaitable[T]],
         ttl: float,
     ) -> tuple[T, str]:
@@ -581,18 +582,27 @@ class RedisCache:
             log.info("Waited %.1fs for another replica to compute %s; computing here", LOCK_WAIT, kind)
         try:
             value = await compute()
-            await self.set_json(kind, key, encode(value), ttl)
+            await self._store(kind, key, encode, value, ttl)
             return value, "miss"
         finally:
             if token:
                 await self._release_lock(key, token)
+
+    async def _store(
+        self, kind: str, key: str, encode: Callable[[T], Any | Awaitable[Any]], value: T, ttl: float
+    ) -> None:
+        data = await _decoded(encode(value))
+        if isinstance(data, bytes):
+            await self.set_bytes(kind, key, data, ttl)
+        else:
+            await self.set_json(kind, key, data, ttl)
 
     def _refresh_in_background(
         self,
         kind: str,
         key: str,
         produce: Callable[[], Awaitable[T]],
-        encode: Callable[[T], Any],
+        encode: Callable[[T], Any | Awaitable[Any]],
         ttl: float,
         old_value: T,
     ) -> None:
@@ -609,7 +619,7 @@ class RedisCache:
                 if value is unchanged:
                     await self.touch(kind, key, ttl)  # still true: a new TTL, no re-encoding or re-sending
                 else:
-                    await self.set_json(kind, key, encode(value), ttl)
+                    await self._store(kind, key, encode, value, ttl)
                 self.stats.of(kind).refreshes += 1
             except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
                 log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)

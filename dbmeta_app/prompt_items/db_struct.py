@@ -6,6 +6,7 @@ a filtered result is never cached — it is cut from the cached snapshot in memo
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FORMAT = 1
 _DECODED_MAX = 16
 _DECODE_INLINE_MAX = 256 * 1024
+_ENCODE_INLINE_MAX_TABLES = 100
 _HEAD = re.compile(
     rb'^\{"profile":"[^"]*","dialect":"[^"]*","version":"([0-9a-f]*)","fingerprint":"([0-9a-f]*)"'
 )
@@ -45,27 +47,36 @@ _RENDERED_MAX = 32
 
 @dataclass
 class _Memo:
-    """Decoded snapshots and rendered full texts, keyed by content version (pure derivations)."""
+    """Decoded snapshots and rendered full texts, keyed by content version (pure derivations).
 
-    decoded: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)
+    A snapshot is known by (cache key, content version, fingerprint), so the one being served and the one a
+    refresh just produced are both known while the cached bytes switch from one to the other: no request
+    decodes a snapshot this process already holds.
+    """
+
+    decoded: OrderedDict[tuple[str, str, str], Snapshot] = field(default_factory=OrderedDict)
+    decoding: dict[tuple[str, str, str], asyncio.Future[Snapshot]] = field(default_factory=dict)
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
     names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
 
-    def known(self, key: str, raw: bytes) -> Snapshot | None:
-        """Return the decoded snapshot these bytes hold, if it is the one remembered for the key."""
+    @staticmethod
+    def identity(key: str, raw: bytes) -> tuple[str, str, str] | None:
         # The JSON starts with profile, dialect, content version and fingerprint: equal heads, equal snapshots.
-        hit = self.decoded.get(key)
         head = _HEAD.match(raw)
-        if hit is None or head is None:
-            return None
-        if head.group(1).decode() != hit.version or head.group(2).decode() != hit.fingerprint:
-            return None
-        self.decoded.move_to_end(key)
+        return None if head is None else (key, head.group(1).decode(), head.group(2).decode())
+
+    def known(self, key: str, raw: bytes) -> Snapshot | None:
+        """Return the decoded snapshot these bytes hold, if this process has it."""
+        identity = self.identity(key, raw)
+        hit = None if identity is None else self.decoded.get(identity)
+        if hit is not None:
+            self.decoded.move_to_end(identity)  # type: ignore[arg-type]
         return hit
 
     def remember(self, key: str, snapshot: Snapshot) -> None:
-        self.decoded[key] = snapshot
-        self.decoded.move_to_end(key)
+        identity = (key, snapshot.version, snapshot.fingerprint)
+        self.decoded[identity] = snapshot
+        self.decoded.move_to_end(identity)
         while len(self.decoded) > _DECODED_MAX:
             self.decoded.popitem(last=False)
         # A snapshot lives long: keep the collector from rescanning its many objects on every full pass.
@@ -75,13 +86,35 @@ class _Memo:
         known = self.known(key, raw)
         if known is not None:
             return known
-        if len(raw) > _DECODE_INLINE_MAX:
-            # A large snapshot takes a long time to decode: off the event loop, so requests keep flowing.
-            snapshot = await anyio.to_thread.run_sync(lambda: Snapshot.from_json(orjson.loads(raw)))
-        else:
+        if len(raw) <= _DECODE_INLINE_MAX:
             snapshot = Snapshot.from_json(orjson.loads(raw))
+            self.remember(key, snapshot)
+            return snapshot
+        # A large snapshot takes a long time to decode: once, off the event loop, whoever asks meanwhile.
+        identity = self.identity(key, raw) or (key, "", "")
+        pending = self.decoding.get(identity)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        self.decoding[identity] = future
+        try:
+            snapshot = await anyio.to_thread.run_sync(lambda: Snapshot.from_json(orjson.loads(raw)))
+            self.remember(key, snapshot)
+            future.set_result(snapshot)
+            return snapshot
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self.decoding.pop(identity, None)
+
+    async def encode(self, key: str, snapshot: Snapshot) -> bytes | dict[str, Any]:
+        """The snapshot's JSON for the cache; remembered first, so its bytes never need decoding here."""
         self.remember(key, snapshot)
-        return snapshot
+        if len(snapshot.tables) <= _ENCODE_INLINE_MAX_TABLES:
+            return snapshot.to_json()
+        return await anyio.to_thread.run_sync(lambda: orjson.dumps(snapshot.to_json()))
 
     def name_index(self, snapshot: Snapshot) -> NameIndex:
         key = (snapshot.profile, snapshot.version)
@@ -209,6 +242,9 @@ async def load_snapshot(
             _log_stored(settings, rt, new)
         return new
 
+    async def encode(snapshot: Snapshot) -> bytes | dict[str, Any]:
+        return await _memo.encode(key, snapshot)
+
     async def decode(raw: bytes) -> Snapshot:
         return await _memo.decode(key, raw)
 
@@ -216,14 +252,13 @@ async def load_snapshot(
         "schema",
         key,
         compute,
-        Snapshot.to_json,
+        encode,
         decode,
         settings.schema_cache_ttl,
         refresh=refresh,
         soft_ttl=settings.schema_cache_ttl * SOFT_TTL_FRACTION,
     )
     if status == "miss":
-        _memo.remember(key, snapshot)
         _log_stored(settings, rt, snapshot)
     else:
         log.info("Schema cache HIT for %s", ids)
@@ -240,7 +275,11 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     new = await _revalidate(settings, rt, old, False)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
-    await cache.set_json("schema", key, new.to_json(), settings.schema_cache_ttl)
+    encoded = await _memo.encode(key, new)
+    if isinstance(encoded, bytes):
+        await cache.set_bytes("schema", key, encoded, settings.schema_cache_ttl)
+    else:
+        await cache.set_json("schema", key, encoded, settings.schema_cache_ttl)
     _log_stored(settings, rt, new)
     # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
     await cache.delete(schema_cache_key(settings, rt, True))

@@ -444,6 +444,25 @@ async def test_a_replica_that_missed_an_invalidation_does_not_resurrect_the_valu
     await deaf.close()
 
 
+async def test_an_encoder_may_return_the_json_bytes_from_an_awaitable(fake_cache: RedisCache) -> None:
+    key = cache_key("schema", encoded_bytes=1)
+
+    async def compute() -> dict[str, Any]:
+        return {"v": 2}
+
+    async def encode(value: dict[str, Any]) -> bytes:
+        await asyncio.sleep(0)
+        return redis_cache.orjson.dumps(value)
+
+    value, status = await fake_cache.get_or_compute("schema", key, compute, encode, redis_cache.orjson.loads)
+    assert (value, status) == ({"v": 2}, "miss")
+    assert await fake_cache._redis.get(key) == b'{"v":2}'  # type: ignore[union-attr]  # stored as is
+    assert await fake_cache.get_or_compute("schema", key, compute, encode, redis_cache.orjson.loads) == (
+        {"v": 2},
+        "hit",
+    )
+
+
 async def test_a_refresh_that_finds_the_value_unchanged_only_renews_its_ttl(fake_cache: RedisCache) -> None:
     key = cache_key("schema", touch=1)
     encoded: list[int] = []

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from dbmeta_app.cache.redis_cache import RedisCache
@@ -70,6 +71,63 @@ async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_backg
             break
     assert fresh.version != first.version
     assert "nps_score" in [c.name for c in fresh.tables["customers"].columns]
+    rt.dispose()
+
+
+async def test_a_snapshot_a_refresh_produced_is_served_without_being_decoded_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    first, _ = await db_struct.load_snapshot(settings, cache, rt)
+    path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE customers ADD COLUMN loyalty_tier TEXT")
+    decoded: list[str] = []
+    real = db_struct.Snapshot.from_json
+
+    def counting(data: dict[str, Any]) -> db_struct.Snapshot:
+        decoded.append(data["version"])
+        return real(data)
+
+    monkeypatch.setattr(db_struct.Snapshot, "from_json", counting)
+    await asyncio.sleep(1.65)
+    stale, status = await db_struct.load_snapshot(settings, cache, rt)
+    assert status == "stale" and stale is first
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
+        if fresh.version != first.version:
+            break
+    assert status == "hit" and "loyalty_tier" in [c.name for c in fresh.tables["customers"].columns]
+    # the refresh remembered what it stored: neither the old nor the new bytes were decoded by a request
+    assert decoded == []
+    rt.dispose()
+
+
+async def test_concurrent_requests_decode_a_large_snapshot_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    snapshot, _ = await db_struct.load_snapshot(settings, cache, rt)
+    raw = orjson.dumps(snapshot.to_json())
+    memo = db_struct._Memo()  # a replica that has not seen this snapshot yet
+    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
+    decoded: list[str] = []
+    real = db_struct.Snapshot.from_json
+
+    def slow(data: dict[str, Any]) -> db_struct.Snapshot:
+        decoded.append(data["version"])
+        time.sleep(0.2)
+        return real(data)
+
+    monkeypatch.setattr(db_struct.Snapshot, "from_json", slow)
+    results = await asyncio.gather(*[memo.decode("k", raw) for _ in range(8)])
+    assert decoded == [snapshot.version]
+    assert all(r is results[0] for r in results) and results[0].version == snapshot.version
+    assert await memo.decode("k", raw) is results[0] and len(decoded) == 1
     rt.dispose()
 
 
