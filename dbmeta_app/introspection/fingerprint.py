@@ -11,6 +11,7 @@ finds nothing changed costs one catalog query instead of a full introspection.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -92,6 +93,20 @@ def _sqlite(conn: Connection) -> str:
     return ";".join(parts)
 
 
+@functools.lru_cache(maxsize=64)
+def _mysql_query(include: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[sa.TextClause, dict[str, str]]:
+    params: dict[str, str] = {}
+    clauses = {}
+    for alias in ("c", "t", "k"):
+        clauses[f"where_{alias}"], p = _mysql_where(alias, include, exclude)
+        params.update(p)
+    return sa.text(_MYSQL.format(**clauses)), params
+
+
+#: Built once: a refresh runs this in a worker thread beside the event loop, so its Python work is kept short.
+_PG_QUERY = sa.text(_PG.format(where=_PG_WHERE))
+
+
 def schema_fingerprint(
     engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
 ) -> str | None:
@@ -100,16 +115,11 @@ def schema_fingerprint(
     with engine.connect() as conn:
         if dialect == "postgresql":
             raw = conn.execute(
-                sa.text(_PG.format(where=_PG_WHERE)),
-                {"include": list(include_schemas), "exclude": list(exclude_schemas)},
+                _PG_QUERY, {"include": list(include_schemas), "exclude": list(exclude_schemas)}
             ).scalar()
         elif dialect in ("mysql", "mariadb"):
-            params: dict[str, str] = {}
-            clauses = {}
-            for alias in ("c", "t", "k"):
-                clauses[f"where_{alias}"], p = _mysql_where(alias, include_schemas, exclude_schemas)
-                params.update(p)
-            raw = ":".join(str(v) for v in conn.execute(sa.text(_MYSQL.format(**clauses)), params).one())
+            query, params = _mysql_query(tuple(include_schemas), tuple(exclude_schemas))
+            raw = ":".join(str(v) for v in conn.execute(query, params).one())
         elif dialect == "sqlite":
             raw = _sqlite(conn)
         else:
