@@ -51,11 +51,13 @@ class _Memo:
 
     A snapshot is known by (cache key, content version, fingerprint), so the one being served and the one a
     refresh just produced are both known while the cached bytes switch from one to the other: no request
-    decodes a snapshot this process already holds.
+    decodes a snapshot this process already holds. One another replica stored is decoded in the background
+    while the one held before keeps being served.
     """
 
     decoded: OrderedDict[tuple[str, str, str], Snapshot] = field(default_factory=OrderedDict)
     decoding: dict[tuple[str, str, str], asyncio.Future[Snapshot]] = field(default_factory=dict)
+    latest: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)  # per cache key, last remembered
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
     names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
 
@@ -79,10 +81,19 @@ class _Memo:
         self.decoded.move_to_end(identity)
         while len(self.decoded) > _DECODED_MAX:
             self.decoded.popitem(last=False)
+        self.latest[key] = snapshot
+        self.latest.move_to_end(key)
+        while len(self.latest) > _DECODED_MAX:
+            self.latest.popitem(last=False)
         # A snapshot lives long: keep the collector from rescanning its many objects on every full pass.
         gc.freeze()
 
-    async def decode(self, key: str, raw: bytes) -> Snapshot:
+    async def decode(self, key: str, raw: bytes, *, older_ok: bool = False) -> Snapshot:
+        """Return the snapshot these bytes hold; a large one is decoded once, off the event loop.
+
+        With ``older_ok``, while a large snapshot is decoded, the one this process last held for the key
+        (if any) is returned at once instead: the caller reports it as stale, and nobody waits for a decode.
+        """
         known = self.known(key, raw)
         if known is not None:
             return known
@@ -90,22 +101,22 @@ class _Memo:
             snapshot = Snapshot.from_json(orjson.loads(raw))
             self.remember(key, snapshot)
             return snapshot
-        # A large snapshot takes a long time to decode: once, off the event loop, whoever asks meanwhile.
         identity = self.identity(key, raw) or (key, "", "")
         pending = self.decoding.get(identity)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
-        self.decoding[identity] = future
+        if pending is None:
+            pending = self.decoding[identity] = asyncio.ensure_future(self._decode_large(identity, raw))
+            # retrieved here: when nobody awaits a failed decode, it is no "never retrieved" error
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        older = self.latest.get(key) if older_ok else None
+        if older is not None:
+            return older
+        return await asyncio.shield(pending)
+
+    async def _decode_large(self, identity: tuple[str, str, str], raw: bytes) -> Snapshot:
         try:
             snapshot = await anyio.to_thread.run_sync(lambda: Snapshot.from_json(orjson.loads(raw)))
-            self.remember(key, snapshot)
-            future.set_result(snapshot)
+            self.remember(identity[0], snapshot)
             return snapshot
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
         finally:
             self.decoding.pop(identity, None)
 
@@ -227,7 +238,8 @@ async def load_snapshot(
     """Return the profile's full snapshot and "hit", "stale" or "miss", introspecting (once) on a miss.
 
     Past ``SOFT_TTL_FRACTION`` of ``SCHEMA_CACHE_TTL`` a snapshot is still served at once ("stale") and revalidated in the
-    background: a fingerprint query, and a full introspection only when the schema changed.
+    background: a fingerprint query, and a full introspection only when the schema changed. While a newer
+    large snapshot (stored by another replica) is decoded, the one held before is served, also as "stale".
     """
     key = schema_cache_key(settings, rt, with_examples)
     ids = f"profile={rt.name}, client={settings.client}, env={settings.env}"
@@ -245,8 +257,14 @@ async def load_snapshot(
     async def encode(snapshot: Snapshot) -> bytes | dict[str, Any]:
         return await _memo.encode(key, snapshot)
 
+    served_older = False
+
     async def decode(raw: bytes) -> Snapshot:
-        return await _memo.decode(key, raw)
+        nonlocal served_older
+        snapshot = await _memo.decode(key, raw, older_ok=True)
+        identity = _memo.identity(key, raw)
+        served_older = identity is not None and identity[1:] != (snapshot.version, snapshot.fingerprint)
+        return snapshot
 
     snapshot, status = await cache.get_or_compute(
         "schema",
@@ -258,6 +276,8 @@ async def load_snapshot(
         refresh=refresh,
         soft_ttl=settings.schema_cache_ttl * SOFT_TTL_FRACTION,
     )
+    if served_older and status == "hit":
+        status = "stale"  # a newer snapshot is being decoded; this one is served meanwhile
     if status == "miss":
         _log_stored(settings, rt, snapshot)
     else:

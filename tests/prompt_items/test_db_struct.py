@@ -131,6 +131,41 @@ async def test_concurrent_requests_decode_a_large_snapshot_once(
     rt.dispose()
 
 
+async def test_a_newer_snapshot_from_another_replica_is_decoded_in_the_background_while_the_held_one_is_served(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    held, _ = await db_struct.load_snapshot(settings, cache, rt)
+    # what another replica stores after the schema changed: one table fewer
+    tables = [t for k, t in held.tables.items() if k != "customers"]
+    newer = db_struct.Snapshot.build(held.profile, held.dialect, tables, fingerprint="0f" * 8)
+    key = db_struct.schema_cache_key(settings, rt, False)
+    await cache.set_bytes("schema", key, orjson.dumps(newer.to_json()), settings.schema_cache_ttl)
+    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
+    decoded: list[str] = []
+    real = db_struct.Snapshot.from_json
+
+    def slow(data: dict[str, Any]) -> db_struct.Snapshot:
+        decoded.append(data["version"])
+        time.sleep(0.3)
+        return real(data)
+
+    monkeypatch.setattr(db_struct.Snapshot, "from_json", slow)
+    started = time.perf_counter()
+    results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(5)])
+    assert time.perf_counter() - started < 0.25  # nobody waited for the 0.3 s decode
+    assert all(snap is held and status == "stale" for snap, status in results)
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
+        if status == "hit":
+            break
+    assert status == "hit" and fresh.version == newer.version and "customers" not in fresh.tables
+    assert decoded == [newer.version]  # once, whoever asked meanwhile
+    rt.dispose()
+
+
 async def test_generate_schema_prompt_filters_the_cached_snapshot(settings: Settings) -> None:
     rt = open_profile(settings.profile(None))
     text = await db_struct.generate_schema_prompt(rt.engine, settings, filter_tables=["orders", "customers"])
