@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from dbmeta_app.config import Settings
-from dbmeta_app.main import create_app
+from dbmeta_app.main import GIL_SWITCH_INTERVAL, create_app
 from tests.conftest import RedisProcess, free_port
 
 
@@ -26,6 +27,19 @@ def _count_statements(client: TestClient) -> list[str]:
     engine = client.app.state.runtime.profile(None).engine  # type: ignore[attr-defined]
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(str(a[2])))
     return statements
+
+
+def test_the_app_shortens_the_gil_switch_interval_so_worker_threads_cannot_stall_the_event_loop(
+    settings: Settings,
+) -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default
+    try:
+        with TestClient(create_app(settings)):
+            assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
+        assert GIL_SWITCH_INTERVAL <= 0.001
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_full_schema_without_a_request(client: TestClient) -> None:
