@@ -435,8 +435,8 @@ class RedisCache:
         return None if raw is None else orjson.loads(raw)
 
     async def set_json(self, kind: str, key: str, value: Any, ttl: float | None = None) -> None:
-        """Store a JSON-encodable value under key for ttl seconds (the kind's TTL by default)."""
-        await self.set_bytes(kind, key, orjson.dumps(value), ttl)
+        """Store a JSON-encodable value (or its JSON bytes) under key for ttl seconds (the kind's TTL by default)."""
+        await self.set_bytes(kind, key, value if isinstance(value, bytes) else orjson.dumps(value), ttl)
 
     async def set_bytes(self, kind: str, key: str, raw: bytes, ttl: float | None = None) -> None:
         seconds = ttl if ttl is not None else CACHE_TTL[kind]
@@ -582,20 +582,11 @@ class RedisCache:
             log.info("Waited %.1fs for another replica to compute %s; computing here", LOCK_WAIT, kind)
         try:
             value = await compute()
-            await self._store(kind, key, encode, value, ttl)
+            await self.set_json(kind, key, await _decoded(encode(value)), ttl)
             return value, "miss"
         finally:
             if token:
                 await self._release_lock(key, token)
-
-    async def _store(
-        self, kind: str, key: str, encode: Callable[[T], Any | Awaitable[Any]], value: T, ttl: float
-    ) -> None:
-        data = await _decoded(encode(value))
-        if isinstance(data, bytes):
-            await self.set_bytes(kind, key, data, ttl)
-        else:
-            await self.set_json(kind, key, data, ttl)
 
     def _refresh_in_background(
         self,
@@ -619,7 +610,7 @@ class RedisCache:
                 if value is unchanged:
                     await self.touch(kind, key, ttl)  # still true: a new TTL, no re-encoding or re-sending
                 else:
-                    await self._store(kind, key, encode, value, ttl)
+                    await self.set_json(kind, key, await _decoded(encode(value)), ttl)
                 self.stats.of(kind).refreshes += 1
             except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
                 log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)

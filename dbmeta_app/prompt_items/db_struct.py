@@ -295,11 +295,7 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     new = await _revalidate(settings, rt, old, False)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
-    encoded = await _memo.encode(key, new)
-    if isinstance(encoded, bytes):
-        await cache.set_bytes("schema", key, encoded, settings.schema_cache_ttl)
-    else:
-        await cache.set_json("schema", key, encoded, settings.schema_cache_ttl)
+    await cache.set_json("schema", key, await _memo.encode(key, new), settings.schema_cache_ttl)
     _log_stored(settings, rt, new)
     # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
     await cache.delete(schema_cache_key(settings, rt, True))
