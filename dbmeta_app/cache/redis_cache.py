@@ -249,6 +249,10 @@ def build_redis_client(settings: Settings) -> RedisClient:
     return aioredis.Redis(connection_pool=pool)
 
 
+#: What a decoder raises for bytes that are not the value it expects (orjson's error is a ValueError).
+DECODE_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+
 async def _decoded(value: T | Awaitable[T]) -> T:
     """Await a decoder's (or encoder's) result when it is awaitable (large values go to a worker thread)."""
     if inspect.isawaitable(value):
@@ -536,13 +540,21 @@ class RedisCache:
         hard = ttl if ttl is not None else CACHE_TTL[kind]
         found = await self.lookup(kind, key)
         if found.raw is not None:
-            value = await _decoded(decode(found.raw))
-            if soft_ttl is not None and found.remaining is not None and hard - found.remaining >= soft_ttl:
-                old = value
-                produce = (lambda: refresh(old)) if refresh else compute
-                self._refresh_in_background(kind, key, produce, encode, hard, old)
-                return value, "stale"
-            return value, "hit"
+            try:
+                value = await _decoded(decode(found.raw))
+            except DECODE_ERRORS as exc:
+                await self._drop_undecodable(kind, key, exc)  # then computed again, as a miss
+            else:
+                if (
+                    soft_ttl is not None
+                    and found.remaining is not None
+                    and hard - found.remaining >= soft_ttl
+                ):
+                    old = value
+                    produce = (lambda: refresh(old)) if refresh else compute
+                    self._refresh_in_background(kind, key, produce, encode, hard, old)
+                    return value, "stale"
+                return value, "hit"
         pending = self._inflight.get(key)
         if pending is not None:
             waited: T = await asyncio.shield(pending)
@@ -576,7 +588,11 @@ class RedisCache:
                 await asyncio.sleep(LOCK_POLL)
                 found = await self.lookup(kind, key)
                 if found.raw is not None:
-                    return await _decoded(decode(found.raw)), "hit"
+                    try:
+                        return await _decoded(decode(found.raw)), "hit"
+                    except DECODE_ERRORS as exc:
+                        await self._drop_undecodable(kind, key, exc)
+                        break
                 if not await self._locked(key):  # the holder gave up (or died) without a value
                     break
             log.info("Waited %.1fs for another replica to compute %s; computing here", LOCK_WAIT, kind)
@@ -587,6 +603,17 @@ class RedisCache:
         finally:
             if token:
                 await self._release_lock(key, token)
+
+    async def _drop_undecodable(self, kind: str, key: str, exc: Exception) -> None:
+        """A cached value that does not decode (a stray write, another version's layout) is a miss, never an error."""
+        log.warning(
+            "A cached %s value could not be decoded (%s: %s); it is dropped and computed again",
+            kind,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        self.stats.of(kind).errors += 1
+        await self.delete(key)
 
     def _refresh_in_background(
         self,

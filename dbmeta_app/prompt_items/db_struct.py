@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, cache_key, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.introspection import introspect, schema_fingerprint
@@ -58,6 +58,9 @@ class _Memo:
     decoded: OrderedDict[tuple[str, str, str], Snapshot] = field(default_factory=OrderedDict)
     decoding: dict[tuple[str, str, str], asyncio.Future[Snapshot]] = field(default_factory=dict)
     latest: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)  # per cache key, last remembered
+    failed: OrderedDict[tuple[str, str, str], str] = field(
+        default_factory=OrderedDict
+    )  # bytes that did not decode
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
     names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
 
@@ -102,6 +105,8 @@ class _Memo:
             self.remember(key, snapshot)
             return snapshot
         identity = self.identity(key, raw) or (key, "", "")
+        if identity in self.failed:  # decoded once in the background and failed: the caller drops the value
+            raise ValueError(f"cached snapshot does not decode: {self.failed[identity]}")
         pending = self.decoding.get(identity)
         if pending is None:
             pending = self.decoding[identity] = asyncio.ensure_future(self._decode_large(identity, raw))
@@ -115,6 +120,12 @@ class _Memo:
     async def _decode_large(self, identity: tuple[str, str, str], raw: bytes) -> Snapshot:
         try:
             snapshot = await anyio.to_thread.run_sync(lambda: Snapshot.from_json(orjson.loads(raw)))
+        except DECODE_ERRORS as exc:
+            self.failed[identity] = type(exc).__name__
+            while len(self.failed) > _DECODED_MAX:
+                self.failed.popitem(last=False)
+            raise
+        else:
             self.remember(identity[0], snapshot)
             return snapshot
         finally:
@@ -291,7 +302,11 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     found = await cache.lookup("schema", key)
     if found.raw is None:
         return {"profile": rt.name, "status": "not_cached"}
-    old = await _memo.decode(key, found.raw)
+    try:
+        old = await _memo.decode(key, found.raw)
+    except DECODE_ERRORS:
+        await cache.delete(key)  # undecodable: the next request reads the schema afresh
+        return {"profile": rt.name, "status": "not_cached"}
     new = await _revalidate(settings, rt, old, False)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from redis import Redis
 
 from dbmeta_app.config import Settings
 from dbmeta_app.main import GIL_SWITCH_INTERVAL, create_app
+from dbmeta_app.prompt_items.db_struct import schema_cache_key
 from tests.conftest import RedisProcess, free_port
 
 
@@ -27,6 +29,39 @@ def _count_statements(client: TestClient) -> list[str]:
     engine = client.app.state.runtime.profile(None).engine  # type: ignore[attr-defined]
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(str(a[2])))
     return statements
+
+
+@pytest.mark.integration
+def test_a_cached_schema_that_does_not_decode_is_read_again_not_a_500(
+    settings: Settings, real_redis: Any
+) -> None:
+    host, port = real_redis
+    settings = settings.model_copy(
+        update={
+            "redis_cache_enabled": True,
+            "redis_host": host,
+            "redis_port": port,
+            "client": f"odd-{free_port()}",
+        }
+    )
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/v1/prompt-items/schema", json={}).json()["metadata"]["cache"] == "miss"
+        runtime = c.app.state.runtime  # type: ignore[attr-defined]
+        key = schema_cache_key(settings, runtime.profile(None), False)
+    # what another version of the service, or a stray write, could leave under the key
+    redis = Redis(host=host, port=port)
+    try:
+        redis.set(
+            key, b'{"profile":"default","dialect":"sqlite","version":"00","fingerprint":"00","tables":7}'
+        )
+        with TestClient(create_app(settings)) as c:  # a new replica: nothing in its memory yet
+            r = c.post("/v1/prompt-items/schema", json={})
+            assert r.status_code == 200 and r.json()["metadata"]["cache"] == "miss"
+            assert "# orders" in r.json()["text"]
+            assert c.post("/v1/prompt-items/schema", json={}).json()["metadata"]["cache"] == "hit"
+    finally:
+        redis.delete(key)
+        redis.close()
 
 
 def test_the_app_shortens_the_gil_switch_interval_so_worker_threads_cannot_stall_the_event_loop(

@@ -444,6 +444,29 @@ async def test_a_replica_that_missed_an_invalidation_does_not_resurrect_the_valu
     await deaf.close()
 
 
+@pytest.mark.parametrize("garbage", [b"not json", b'{"v": 1}', b"[1, 2]", b"\xff\xfe"])
+async def test_a_cached_value_that_does_not_decode_is_a_miss_and_is_replaced(
+    cache: RedisCache, garbage: bytes
+) -> None:
+    key = cache_key("schema", garbage=garbage.hex())
+    await cache.set_bytes("schema", key, garbage)
+    computed: list[int] = []
+
+    async def compute() -> dict[str, Any]:
+        computed.append(1)
+        return {"version": 2}
+
+    def decode(raw: bytes) -> dict[str, Any]:
+        data = redis_cache.orjson.loads(raw)
+        return {"version": data["version"]}  # KeyError / TypeError for the wrong layout
+
+    value, status = await cache.get_or_compute("schema", key, compute, lambda v: v, decode)
+    assert (value, status, computed) == ({"version": 2}, "miss", [1])
+    assert cache.stats.of("schema").errors >= 1
+    assert await cache.get_or_compute("schema", key, compute, lambda v: v, decode) == ({"version": 2}, "hit")
+    assert computed == [1]
+
+
 async def test_an_encoder_may_return_the_json_bytes_from_an_awaitable(fake_cache: RedisCache) -> None:
     key = cache_key("schema", encoded_bytes=1)
 

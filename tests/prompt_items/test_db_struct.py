@@ -166,6 +166,30 @@ async def test_a_newer_snapshot_from_another_replica_is_decoded_in_the_backgroun
     rt.dispose()
 
 
+async def test_a_newer_snapshot_that_fails_to_decode_in_the_background_is_dropped_and_read_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(settings)
+    rt = open_profile(settings.profile(None))
+    held, _ = await db_struct.load_snapshot(settings, cache, rt)
+    key = db_struct.schema_cache_key(settings, rt, False)
+    # a valid head (a newer version) and a body of another layout
+    broken = b'{"profile":"default","dialect":"sqlite","version":"0123456789abcdef","fingerprint":"","tables":[{"schema":null}]}'
+    await cache.set_bytes("schema", key, broken, settings.schema_cache_ttl)
+    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)
+    first, status = await db_struct.load_snapshot(settings, cache, rt)
+    assert first is held and status == "stale"  # served while the newer one decodes
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        again, status = await db_struct.load_snapshot(settings, cache, rt)
+        if status != "stale":
+            break
+    # the failed decode is remembered: the value is dropped and the schema read again, not served stale forever
+    assert status == "miss" and again.version == held.version
+    assert cache.stats.of("schema").errors >= 1
+    rt.dispose()
+
+
 async def test_generate_schema_prompt_filters_the_cached_snapshot(settings: Settings) -> None:
     rt = open_profile(settings.profile(None))
     text = await db_struct.generate_schema_prompt(rt.engine, settings, filter_tables=["orders", "customers"])
