@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_a_cached_schema_that_does_not_decode_is_read_again_not_a_500(
             "redis_cache_enabled": True,
             "redis_host": host,
             "redis_port": port,
-            "client": f"odd-{free_port()}",
+            "client": f"odd-{uuid.uuid4().hex}",
         }
     )
     with TestClient(create_app(settings)) as c:
