@@ -118,7 +118,7 @@ class Layout:
     partitions: dict[str, str]
     group_kind: dict[str, str]  # row kind -> kind of the group it belongs to (identity when absent)
     hash_kinds: tuple[str, ...]  # row kinds read to learn each group's content hash
-    counted: str  # the group kind SyncStats counts
+    counted: str  # the group kind SyncStats counts, and the row kind `search` returns
 
     def group_of(self, row_kind: str) -> str:
         return self.group_kind.get(row_kind, row_kind)
@@ -627,6 +627,15 @@ class DocumentIndex:
         ordered = sorted(scores.items(), key=lambda item: -item[1])[:limit]
         return [(kind, key, score * scale) for (kind, key), score in ordered]
 
+    def search(
+        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
+    ) -> list[tuple[str, float]]:
+        """Find documents of the layout's searched kind (tables, fitting examples) by hybrid search, best first."""
+        hits = self._with_live(
+            lambda lexical: self._hybrid([self.layout.counted], query_text, query_vector, limit, lexical)
+        )
+        return [(key, score) for _, key, score in hits]
+
     def _hybrid(
         self,
         kinds: Sequence[str],
@@ -695,15 +704,6 @@ class TableIndex(DocumentIndex):
         groups = build_groups(snapshot, embedder.model_id)
         return self.sync_groups(groups, snapshot.version, embedder, progress, rebuild=rebuild)
 
-    def search(
-        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
-    ) -> list[tuple[str, float]]:
-        """Find tables by hybrid (dense + BM25) search, best first."""
-        hits = self._with_live(
-            lambda lexical: self._hybrid([KIND_TABLE], query_text, query_vector, limit, lexical)
-        )
-        return [(key, score) for _, key, score in hits]
-
     def signals(
         self,
         query_text: str,
@@ -758,15 +758,6 @@ class ExampleIndex(DocumentIndex):
     """The query-example collection of one profile: only examples that fit the schema are searched."""
 
     layout = EXAMPLES
-
-    def search(
-        self, query_text: str, query_vector: npt.NDArray[np.float32], limit: int
-    ) -> list[tuple[str, float]]:
-        """Find fitting examples by hybrid (dense + BM25) search, best first: (example id, score)."""
-        hits = self._with_live(
-            lambda lexical: self._hybrid([KIND_EXAMPLE], query_text, query_vector, limit, lexical)
-        )
-        return [(key, score) for _, key, score in hits]
 
 
 def _hit(hit: dict[str, Any], scale: float) -> Hit:
