@@ -17,6 +17,20 @@ from dbmeta_app.prompt_items import db_struct
 from dbmeta_app.runtime import open_profile
 
 
+def _count_decodes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.0) -> list[str]:
+    """Make Snapshot.from_json record the version of each snapshot it decodes (and take `seconds`)."""
+    decoded: list[str] = []
+    real = db_struct.Snapshot.from_json
+
+    def counting(data: dict[str, Any]) -> db_struct.Snapshot:
+        decoded.append(data["version"])
+        time.sleep(seconds)
+        return real(data)
+
+    monkeypatch.setattr(db_struct.Snapshot, "from_json", counting)
+    return decoded
+
+
 async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_not_reintrospected(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,14 +98,7 @@ async def test_a_snapshot_a_refresh_produced_is_served_without_being_decoded_aga
     path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE customers ADD COLUMN loyalty_tier TEXT")
-    decoded: list[str] = []
-    real = db_struct.Snapshot.from_json
-
-    def counting(data: dict[str, Any]) -> db_struct.Snapshot:
-        decoded.append(data["version"])
-        return real(data)
-
-    monkeypatch.setattr(db_struct.Snapshot, "from_json", counting)
+    decoded = _count_decodes(monkeypatch)
     await asyncio.sleep(1.65)
     stale, status = await db_struct.load_snapshot(settings, cache, rt)
     assert status == "stale" and stale is first
@@ -115,15 +122,7 @@ async def test_concurrent_requests_decode_a_large_snapshot_once(
     raw = orjson.dumps(snapshot.to_json())
     memo = db_struct._Memo()  # a replica that has not seen this snapshot yet
     monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
-    decoded: list[str] = []
-    real = db_struct.Snapshot.from_json
-
-    def slow(data: dict[str, Any]) -> db_struct.Snapshot:
-        decoded.append(data["version"])
-        time.sleep(0.2)
-        return real(data)
-
-    monkeypatch.setattr(db_struct.Snapshot, "from_json", slow)
+    decoded = _count_decodes(monkeypatch, seconds=0.2)
     results = await asyncio.gather(*[memo.decode("k", raw) for _ in range(8)])
     assert decoded == [snapshot.version]
     assert all(r is results[0] for r in results) and results[0].version == snapshot.version
@@ -143,15 +142,7 @@ async def test_a_newer_snapshot_from_another_replica_is_decoded_in_the_backgroun
     key = db_struct.schema_cache_key(settings, rt, False)
     await cache.set_bytes("schema", key, orjson.dumps(newer.to_json()), settings.schema_cache_ttl)
     monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
-    decoded: list[str] = []
-    real = db_struct.Snapshot.from_json
-
-    def slow(data: dict[str, Any]) -> db_struct.Snapshot:
-        decoded.append(data["version"])
-        time.sleep(0.3)
-        return real(data)
-
-    monkeypatch.setattr(db_struct.Snapshot, "from_json", slow)
+    decoded = _count_decodes(monkeypatch, seconds=0.3)
     started = time.perf_counter()
     results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(5)])
     assert time.perf_counter() - started < 0.25  # nobody waited for the 0.3 s decode
