@@ -91,19 +91,24 @@ class _Memo:
         # A snapshot lives long: keep the collector from rescanning its many objects on every full pass.
         gc.freeze()
 
-    async def decode(self, key: str, raw: bytes, *, older_ok: bool = False) -> Snapshot:
-        """Return the snapshot these bytes hold; a large one is decoded once, off the event loop.
+    async def decode(self, key: str, raw: bytes) -> Snapshot:
+        """Return the snapshot these bytes hold; a large one is decoded once, off the event loop."""
+        snapshot, _ = await self.decode_or_held(key, raw, wait=True)
+        return snapshot
 
-        With ``older_ok``, while a large snapshot is decoded, the one this process last held for the key
-        (if any) is returned at once instead: the caller reports it as stale, and nobody waits for a decode.
+    async def decode_or_held(self, key: str, raw: bytes, *, wait: bool = False) -> tuple[Snapshot, bool]:
+        """Like ``decode``, but while a large snapshot is decoded, return the one held for the key at once.
+
+        Returns (snapshot, held): ``held`` is True when that older snapshot is returned (the caller reports
+        it as stale), so nobody waits for a decode. With ``wait``, or when nothing is held, it waits.
         """
         known = self.known(key, raw)
         if known is not None:
-            return known
+            return known, False
         if len(raw) <= _DECODE_INLINE_MAX:
             snapshot = Snapshot.from_json(orjson.loads(raw))
             self.remember(key, snapshot)
-            return snapshot
+            return snapshot, False
         identity = self.identity(key, raw) or (key, "", "")
         if identity in self.failed:  # decoded once in the background and failed: the caller drops the value
             raise ValueError(f"cached snapshot does not decode: {self.failed[identity]}")
@@ -112,10 +117,10 @@ class _Memo:
             pending = self.decoding[identity] = asyncio.ensure_future(self._decode_large(identity, raw))
             # retrieved here: when nobody awaits a failed decode, it is no "never retrieved" error
             pending.add_done_callback(lambda done: done.cancelled() or done.exception())
-        older = self.latest.get(key) if older_ok else None
-        if older is not None:
-            return older
-        return await asyncio.shield(pending)
+        held = None if wait else self.latest.get(key)
+        if held is not None:
+            return held, True
+        return await asyncio.shield(pending), False
 
     async def _decode_large(self, identity: tuple[str, str, str], raw: bytes) -> Snapshot:
         try:
@@ -272,9 +277,7 @@ async def load_snapshot(
 
     async def decode(raw: bytes) -> Snapshot:
         nonlocal served_older
-        snapshot = await _memo.decode(key, raw, older_ok=True)
-        identity = _memo.identity(key, raw)
-        served_older = identity is not None and identity[1:] != (snapshot.version, snapshot.fingerprint)
+        snapshot, served_older = await _memo.decode_or_held(key, raw)
         return snapshot
 
     snapshot, status = await cache.get_or_compute(
