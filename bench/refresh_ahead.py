@@ -7,7 +7,8 @@ Uses the generated 1,000-table PostgreSQL warehouse of bench/introspection.py (c
 server with SCHEMA_CACHE_TTL=--ttl (soft TTL at 80 %), warms it, then sends a steady --rate of requests for
 three tables' schema for --seconds, crossing several soft-TTL boundaries. It prints the warm p50, p99, p99.9
 and slowest request, how many answers were "stale", and the slowest request in flight during a background
-refresh (or within --margin s of one) as a ratio to the warm p50 (issue bar: <= 3).
+refresh (or within --margin s of one: 25 ms, about ten requests each side at 400/s) as a ratio to the warm p50
+(issue bar: <= 3). The same figure with a 100 ms margin is printed beside it.
 Each such run is followed by a control run, --pairs times: the same load for the same time with a TTL no
 boundary falls in. Its slowest request in the same stretches of time is what this machine's noise alone
 gives. Latencies are reported as the client saw them and as the server measured them (Server-Timing).
@@ -41,6 +42,7 @@ from dbmeta_app.prompt_items.db_struct import SOFT_TTL_FRACTION
 
 URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dbmeta_bench"
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+WIDE_MARGIN = 0.1  # also reported: requests up to 100 ms before or after a refresh
 
 
 @dataclass
@@ -117,7 +119,7 @@ def main() -> None:
     parser.add_argument(
         "--margin",
         type=float,
-        default=0.1,
+        default=0.025,
         help="seconds before and after a background refresh whose requests count as crossing the boundary",
     )
     parser.add_argument("--pairs", type=int, default=3, help="boundary and control runs, alternated")
@@ -140,34 +142,40 @@ def main() -> None:
     results = []
     for pair in range(1, args.pairs + 1):
         print(f"=== pair {pair}: soft-TTL boundaries every {args.ttl * SOFT_TTL_FRACTION:g} s")
-        boundary, windows = run(args, args.ttl)
+        boundary, spans = run(args, args.ttl)
         print("--- control: the same load, no soft-TTL boundary (TTL 3600 s)")
         control, _ = run(args, 3600.0)
-        results.append(_compare(args, boundary, windows, control))
-    print("=== slowest request across a boundary / warm p50, per pair (bar: <= 3):")
-    for pair, (ratio, server_ratio, control_ratio) in enumerate(results, 1):
+        results.append([_compare(boundary, spans, control, m) for m in (args.margin, WIDE_MARGIN)])
+    for i, margin in enumerate((args.margin, WIDE_MARGIN)):
         print(
-            f"pair {pair}: {ratio:.2f} (in the server: {server_ratio:.2f}); "
-            f"control run, same stretches of time: {control_ratio:.2f}"
+            f"=== slowest request during a refresh or within {margin * 1000:g} ms of one / warm p50, "
+            "per pair (bar: <= 3):"
         )
-    met = sum(1 for ratio, _, _ in results if ratio <= 3)
-    print(f"bar met in {met} of {len(results)} pairs")
+        for pair, found in enumerate(results, 1):
+            ratio, server_ratio, control_ratio = found[i]
+            print(
+                f"pair {pair}: {ratio:.2f} (in the server: {server_ratio:.2f}); "
+                f"control run, same stretches of time: {control_ratio:.2f}"
+            )
+        met = sum(1 for found in results if found[i][0] <= 3)
+        control_met = sum(1 for found in results if found[i][2] <= 3)
+        print(
+            f"bar met in {met} of {len(results)} pairs (control runs, no refresh: {control_met} of {len(results)})"
+        )
 
 
 def _compare(
-    args: argparse.Namespace,
-    boundary: list[Sample],
-    windows: list[tuple[float, float]],
-    control: list[Sample],
+    boundary: list[Sample], spans: list[tuple[float, float]], control: list[Sample], margin: float
 ) -> tuple[float, float, float]:
     """Print and return the slowest request near a boundary / warm p50 (client, server) and the control's."""
+    windows = [(a - margin, b + margin) for a, b in spans]
     near = _in_windows(boundary, windows)
     worst = max(near, key=lambda s: s.client)
     t0 = boundary[0].at
     print(
         f"{len(windows)} soft-TTL boundaries crossed; {len(near)} requests were in flight during a background "
-        f"refresh or within {args.margin:g} s of one. The slowest: {worst.client * 1000:.2f} ms "
-        f"(server {worst.server * 1000:.2f} ms) at {worst.at - t0:.2f} s"
+        f"refresh or within {margin * 1000:g} ms of one. "
+        f"The slowest: {worst.client * 1000:.2f} ms (server {worst.server * 1000:.2f} ms) at {worst.at - t0:.2f} s"
     )
     server_p50 = statistics.median(s.server for s in boundary if s.cache == "hit")
     server_ratio = max(s.server for s in near) / server_p50
@@ -196,8 +204,8 @@ def _in_windows(samples: list[Sample], windows: list[tuple[float, float]]) -> li
     return [s for s in samples if any(a <= s.at + s.client and s.at <= b for a, b in windows)]
 
 
-def _windows(samples: list[Sample], margin: float) -> list[tuple[float, float]]:
-    """The stretches of time a background refresh could have run in, widened by `margin` each side.
+def _refresh_spans(samples: list[Sample]) -> list[tuple[float, float]]:
+    """The stretches of time a background refresh could have run in.
 
     A refresh starts with the first "stale" answer and has stored its result before the next "hit".
     """
@@ -208,15 +216,15 @@ def _windows(samples: list[Sample], margin: float) -> list[tuple[float, float]]:
         if s.cache == "stale" and begin is None:
             begin = s.at
         elif s.cache != "stale" and begin is not None:
-            out.append((begin - margin, s.at + s.client + margin))
+            out.append((begin, s.at + s.client))
             begin = None
     if begin is not None:
-        out.append((begin - margin, ordered[-1].at + margin))
+        out.append((begin, ordered[-1].at))
     return out
 
 
 def run(args: argparse.Namespace, ttl: float) -> tuple[list[Sample], list[tuple[float, float]]]:
-    """Run the load once with this TTL; print what it saw; return the samples and the refresh windows."""
+    """Run the load once with this TTL; print what it saw; return the samples and the refresh spans."""
     env = {
         "DATABASE_URL": URL,
         "SCHEMA_CACHE_TTL": str(ttl),
@@ -273,7 +281,7 @@ def run(args: argparse.Namespace, ttl: float) -> tuple[list[Sample], list[tuple[
             for s in slowest
         ],
     )
-    return samples, _windows(samples, margin=args.margin)
+    return samples, _refresh_spans(samples)
 
 
 if __name__ == "__main__":
