@@ -314,6 +314,10 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime)
     if new is old:
         return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
     await cache.set_json("schema", key, await _memo.encode(key, new), settings.schema_cache_ttl)
+    if new.version == old.version:
+        # The fingerprint moved, the schema did not (a constraint dropped and re-created, a table created and
+        # dropped, a new fingerprint form after an upgrade): stored with its new fingerprint, nothing changed.
+        return {"profile": rt.name, "status": "unchanged", "schema_version": new.version}
     _log_stored(settings, rt, new)
     # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
     await cache.delete(schema_cache_key(settings, rt, True))

@@ -100,6 +100,30 @@ def test_a_ddl_change_is_detected_on_demand_and_yields_a_new_version(client: Tes
     assert client.post("/v1/preflight", json=sql).json()["cached"] is False
 
 
+def test_a_fingerprint_change_without_a_schema_change_is_unchanged_and_read_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbmeta_app.prompt_items import db_struct
+
+    reads = []
+    real = db_struct._introspect_blocking
+    monkeypatch.setattr(db_struct, "_introspect_blocking", lambda *a: reads.append(1) or real(*a))
+    before = client.post("/v1/prompt-items/schema", json={"tables": ["orders"]}).json()["metadata"]
+    with sqlite3.connect(_sample_db(client)) as conn:  # bumps SQLite's schema_version twice, changes nothing
+        conn.execute("CREATE TABLE scratch (a INTEGER)")
+        conn.execute("DROP TABLE scratch")
+    for _ in range(2):
+        result = client.post("/v1/admin/schema/check", json={}, headers=AUTH).json()["profiles"][0]
+        assert result == {
+            "profile": "default",
+            "status": "unchanged",
+            "schema_version": before["schema_version"],
+        }
+    assert len(reads) == 2  # the first request's, then one re-read; the new fingerprint was kept
+    after = client.post("/v1/prompt-items/schema", json={"tables": ["orders"]}).json()["metadata"]
+    assert after["schema_version"] == before["schema_version"] and after["cache"] == "hit"
+
+
 def test_the_drift_watcher_notices_a_change_by_itself(make_settings: Any) -> None:
     with TestClient(create_app(make_settings(schema_check_interval=0.2))) as c:
         first = c.post("/v1/prompt-items/schema", json={}).json()["metadata"]["schema_version"]
