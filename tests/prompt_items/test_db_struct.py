@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
+from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.prompt_items import db_struct
-from dbmeta_app.runtime import open_profile
+from dbmeta_app.runtime import ProfileRuntime, open_profile
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.0) -> list[str]:
@@ -29,6 +31,21 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.0) -> lis
 
     monkeypatch.setattr(db_struct.Snapshot, "from_json", counting)
     return decoded
+
+
+async def _load_until(
+    settings: Settings,
+    cache: RedisCache,
+    rt: ProfileRuntime,
+    done: Callable[[Snapshot, str], bool],
+) -> tuple[Snapshot, str]:
+    """Load the snapshot every 50 ms, for at most 2.5 s, until done(snapshot, status); return the last answer."""
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        snapshot, status = await db_struct.load_snapshot(settings, cache, rt)
+        if done(snapshot, status):
+            break
+    return snapshot, status
 
 
 async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_not_reintrospected(
@@ -65,30 +82,7 @@ async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_
     rt.dispose()
 
 
-async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_background(
-    settings: Settings,
-) -> None:
-    settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
-    cache = RedisCache(settings)
-    rt = open_profile(settings.profile(None))
-    first, _ = await db_struct.load_snapshot(settings, cache, rt)
-    path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE customers ADD COLUMN nps_score INTEGER")
-    await asyncio.sleep(1.65)
-    stale, status = await db_struct.load_snapshot(settings, cache, rt)
-    assert status == "stale" and stale.version == first.version
-    for _ in range(50):
-        await asyncio.sleep(0.05)
-        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
-        if fresh.version != first.version:
-            break
-    assert fresh.version != first.version
-    assert "nps_score" in [c.name for c in fresh.tables["customers"].columns]
-    rt.dispose()
-
-
-async def test_a_snapshot_a_refresh_produced_is_served_without_being_decoded_again(
+async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_background_and_not_decoded_again(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
@@ -102,11 +96,7 @@ async def test_a_snapshot_a_refresh_produced_is_served_without_being_decoded_aga
     await asyncio.sleep(1.65)
     stale, status = await db_struct.load_snapshot(settings, cache, rt)
     assert status == "stale" and stale is first
-    for _ in range(50):
-        await asyncio.sleep(0.05)
-        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
-        if fresh.version != first.version:
-            break
+    fresh, status = await _load_until(settings, cache, rt, lambda snap, _: snap.version != first.version)
     assert status == "hit" and "loyalty_tier" in [c.name for c in fresh.tables["customers"].columns]
     # the refresh remembered what it stored: neither the old nor the new bytes were decoded by a request
     assert decoded == []
@@ -147,11 +137,7 @@ async def test_a_newer_snapshot_from_another_replica_is_decoded_in_the_backgroun
     results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(5)])
     assert time.perf_counter() - started < 0.25  # nobody waited for the 0.3 s decode
     assert all(snap is held and status == "stale" for snap, status in results)
-    for _ in range(40):
-        await asyncio.sleep(0.05)
-        fresh, status = await db_struct.load_snapshot(settings, cache, rt)
-        if status == "hit":
-            break
+    fresh, status = await _load_until(settings, cache, rt, lambda _, status: status == "hit")
     assert status == "hit" and fresh.version == newer.version and "customers" not in fresh.tables
     assert decoded == [newer.version]  # once, whoever asked meanwhile
     rt.dispose()
@@ -170,11 +156,7 @@ async def test_a_newer_snapshot_that_fails_to_decode_in_the_background_is_droppe
     monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)
     first, status = await db_struct.load_snapshot(settings, cache, rt)
     assert first is held and status == "stale"  # served while the newer one decodes
-    for _ in range(40):
-        await asyncio.sleep(0.05)
-        again, status = await db_struct.load_snapshot(settings, cache, rt)
-        if status != "stale":
-            break
+    again, status = await _load_until(settings, cache, rt, lambda _, status: status != "stale")
     # the failed decode is remembered: the value is dropped and the schema read again, not served stale forever
     assert status == "miss" and again.version == held.version
     assert cache.stats.of("schema").errors >= 1
