@@ -58,9 +58,8 @@ class _Memo:
     decoded: OrderedDict[tuple[str, str, str], Snapshot] = field(default_factory=OrderedDict)
     decoding: dict[tuple[str, str, str], asyncio.Future[Snapshot]] = field(default_factory=dict)
     latest: OrderedDict[str, Snapshot] = field(default_factory=OrderedDict)  # per cache key, last remembered
-    failed: OrderedDict[tuple[str, str, str], str] = field(
-        default_factory=OrderedDict
-    )  # bytes that did not decode
+    # identities whose bytes failed to decode in the background, with the error's class name
+    failed: OrderedDict[tuple[str, str, str], str] = field(default_factory=OrderedDict)
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
     names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
 
@@ -70,9 +69,8 @@ class _Memo:
         head = _HEAD.match(raw)
         return None if head is None else (key, head.group(1).decode(), head.group(2).decode())
 
-    def known(self, key: str, raw: bytes) -> Snapshot | None:
-        """Return the decoded snapshot these bytes hold, if this process has it."""
-        identity = self.identity(key, raw)
+    def known(self, identity: tuple[str, str, str] | None) -> Snapshot | None:
+        """Return the decoded snapshot of this identity, if this process has it."""
         hit = None if identity is None else self.decoded.get(identity)
         if hit is not None:
             self.decoded.move_to_end(identity)  # type: ignore[arg-type]
@@ -102,14 +100,15 @@ class _Memo:
         Returns (snapshot, held): ``held`` is True when that older snapshot is returned (the caller reports
         it as stale), so nobody waits for a decode. With ``wait``, or when nothing is held, it waits.
         """
-        known = self.known(key, raw)
+        identity = self.identity(key, raw)
+        known = self.known(identity)
         if known is not None:
             return known, False
         if len(raw) <= _DECODE_INLINE_MAX:
             snapshot = Snapshot.from_json(orjson.loads(raw))
             self.remember(key, snapshot)
             return snapshot, False
-        identity = self.identity(key, raw) or (key, "", "")
+        identity = identity or (key, "", "")
         if identity in self.failed:  # decoded once in the background and failed: the caller drops the value
             raise ValueError(f"cached snapshot does not decode: {self.failed[identity]}")
         pending = self.decoding.get(identity)
