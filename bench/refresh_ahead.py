@@ -139,14 +139,15 @@ def main() -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # inherited by the server it starts
         print("client and server run under SCHED_FIFO")
     ensure_warehouse(ADMIN_URL, URL, 1000)
+    margins = (args.margin, WIDE_MARGIN)
     results = []
     for pair in range(1, args.pairs + 1):
         print(f"=== pair {pair}: soft-TTL boundaries every {args.ttl * SOFT_TTL_FRACTION:g} s")
         boundary, spans = run(args, args.ttl)
         print("--- control: the same load, no soft-TTL boundary (TTL 3600 s)")
         control, _ = run(args, 3600.0)
-        results.append([_compare(boundary, spans, control, m) for m in (args.margin, WIDE_MARGIN)])
-    for i, margin in enumerate((args.margin, WIDE_MARGIN)):
+        results.append([_compare(boundary, spans, control, m) for m in margins])
+    for i, margin in enumerate(margins):
         print(
             f"=== slowest request during a refresh or within {margin * 1000:g} ms of one / warm p50, "
             "per pair (bar: <= 3):"
