@@ -19,7 +19,7 @@ from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import Runtime, open_runtime
 from dbmeta_app.search.runtime import SearchRuntime
-from dbmeta_app.tasks import watch_drift
+from dbmeta_app.tasks import log_privileges, watch_drift
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def create_app(
             await rt.search.start()
         if settings.schema_check_interval > 0:
             rt.spawn(watch_drift(rt), "dbmeta-drift-watcher")
+        rt.spawn(log_privileges(rt), "dbmeta-privileges")
         app.state.runtime = rt
         log.info(
             "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
