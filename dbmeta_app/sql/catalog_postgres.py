@@ -294,6 +294,9 @@ SELECT {FINGERPRINT_SQL},
 )
 
 _FINGERPRINT: Final = sa.text(f"SELECT {FINGERPRINT_SQL}")
+_GET_PATH: Final = sa.text("SELECT pg_catalog.current_setting('search_path')")
+# Transaction-local: the caller's transaction (the EXPLAIN's) is the only one that sees it.
+_SET_PATH: Final = sa.text("SELECT pg_catalog.set_config('search_path', :path, true)")
 _RESOLVE: Final = sa.text(
     "SELECT ARRAY(SELECT pg_catalog.to_regclass(r.name)::oid "
     "FROM unnest(CAST(:relations AS text[])) WITH ORDINALITY AS r(name, ord) ORDER BY r.ord)"
@@ -378,7 +381,20 @@ def _routine(row: Sequence[Any]) -> PgRoutine | None:
 
 
 def load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
-    """Read the catalog facts the policy judges by (a few queries; cache them under the fingerprint)."""
+    """Read the catalog facts the policy judges by (a few queries; cache them under the fingerprint).
+
+    Type names in messages are spelled with an empty search path (schema-qualified unless built in), so
+    they do not depend on the session that happened to read them; the path is restored afterwards.
+    """
+    path = conn.execute(_GET_PATH).scalar_one()
+    conn.execute(_SET_PATH, {"path": "pg_catalog"})
+    try:
+        return _load_catalog(conn, fingerprint)
+    finally:
+        conn.execute(_SET_PATH, {"path": path})
+
+
+def _load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
     patterns = [prefix.translate(_LIKE_ESCAPES) + "%" for prefix in POSTGRES_DENIED_PREFIXES]
     routines = [
         routine

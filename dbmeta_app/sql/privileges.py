@@ -83,6 +83,7 @@ SELECT current_database(),
           AND pg_catalog.has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') ORDER BY 1),
   ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p
         WHERE p.proname ~ :risky AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
+          AND pg_catalog.has_schema_privilege(p.pronamespace, 'USAGE')
           AND (p.proname LIKE 'dblink%' OR (p.proacl IS NOT NULL AND NOT EXISTS (
                 SELECT 1 FROM pg_catalog.aclexplode(p.proacl) a
                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')))
