@@ -191,11 +191,56 @@ def mysql_reach(tree: exp.Expr, tokens: list[Token]) -> Reach:
     return Reach(functions=mysql_calls(tokens), relations=_glot_relations(tree))
 
 
+def _matching(tokens: list[Token], start: int) -> int:
+    """Return the index of the parenthesis closing the one at `start` (the last index if none does)."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        if tokens[index].token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tokens[index].token_type == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return index
+    return len(tokens) - 1
+
+
+def _cte_names(tokens: list[Token]) -> set[int]:
+    """Return the positions of CTE names (``WITH r (n) AS (...)``: r is followed by "(" but not called)."""
+    names: set[int] = set()
+    for index, token in enumerate(tokens):
+        if token.token_type != TokenType.WITH:
+            continue
+        at = index + 1
+        if at < len(tokens) and tokens[at].text.upper() == "RECURSIVE":
+            at += 1
+        while at < len(tokens):
+            names.add(at)
+            at += 1
+            if at < len(tokens) and tokens[at].token_type == TokenType.L_PAREN:
+                at = _matching(tokens, at) + 1  # the column list
+            if at < len(tokens) and tokens[at].token_type == TokenType.ALIAS:
+                at += 1
+            if at >= len(tokens) or tokens[at].token_type != TokenType.L_PAREN:
+                break
+            at = _matching(tokens, at) + 1  # the body (its own calls are found by the caller)
+            if at >= len(tokens) or tokens[at].token_type != TokenType.COMMA:
+                break
+            at += 1
+    return names
+
+
 def mysql_calls(tokens: list[Token]) -> tuple[Name, ...]:
-    """Return every name written directly before "(", with its qualifier (``db.fn(``) if any."""
+    """Return every name written directly before "(", with its qualifier (``db.fn(``) if any.
+
+    Not calls: a CTE's name before its column list, and a name after AS or after ")" (a type in
+    ``CAST(x AS CHAR(10))``, a derived table's alias before its column list).
+    """
     found: list[Name] = []
+    ctes = _cte_names(tokens)
     for index, token in enumerate(tokens[:-1]):
-        if tokens[index + 1].token_type != TokenType.L_PAREN:
+        if tokens[index + 1].token_type != TokenType.L_PAREN or index in ctes:
+            continue
+        if index > 0 and tokens[index - 1].token_type in (TokenType.ALIAS, TokenType.R_PAREN):
             continue
         quoted = token.token_type == TokenType.IDENTIFIER
         if not quoted and not _WORD.match(token.text):

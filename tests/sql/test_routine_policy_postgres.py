@@ -338,8 +338,14 @@ def test_a_superuser_profile_refuses_the_same_attacks(world: World, client: Test
 
 LEGIT: list[tuple[str, str]] = [
     ("join_and_aggregate", "SELECT t.x, sum(u.amount) FROM fx.t t JOIN fx.u u ON u.t_id = t.id GROUP BY t.x"),
-    ("window_functions", "SELECT id, row_number() OVER (ORDER BY id), lag(x) OVER w FROM fx.t WINDOW w AS (ORDER BY id)"),
-    ("lateral", "SELECT t.id, l.amount FROM fx.t t CROSS JOIN LATERAL (SELECT amount FROM fx.u WHERE t_id = t.id LIMIT 1) l"),
+    (
+        "window_functions",
+        "SELECT id, row_number() OVER (ORDER BY id), lag(x) OVER w FROM fx.t WINDOW w AS (ORDER BY id)",
+    ),
+    (
+        "lateral",
+        "SELECT t.id, l.amount FROM fx.t t CROSS JOIN LATERAL (SELECT amount FROM fx.u WHERE t_id = t.id LIMIT 1) l",
+    ),
     ("grouping_sets", "SELECT x, email, count(*) FROM fx.t GROUP BY GROUPING SETS ((x), (email), ())"),
     (
         "recursive_cte",
@@ -412,10 +418,14 @@ def test_a_view_replaced_to_call_a_bad_function_is_refused_on_the_very_next_pref
         loads = gate.loads
         with world.sup.begin() as conn:  # same columns: the schema fingerprint does not move
             conn.exec_driver_sql(f"SET LOCAL ROLE {world.owner}")
-            conn.exec_driver_sql("CREATE OR REPLACE VIEW fx.v_stale AS SELECT id, ops.audit('stale')::text AS x FROM fx.t")
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE VIEW fx.v_stale AS SELECT id, ops.audit('stale')::text AS x FROM fx.t"
+            )
         before = world.state()
         body = _preflight(client, "SELECT id, x FROM fx.v_stale")
-        assert body["error_kind"] == "unsafe" and "view fx.v_stale → function ops.audit(text)" in body["error"]
+        assert (
+            body["error_kind"] == "unsafe" and "view fx.v_stale → function ops.audit(text)" in body["error"]
+        )
         assert gate.loads == loads + 1  # re-read once, in the EXPLAIN's transaction
         # The answer cached before the change is not served any more: its key named the old definitions.
         again = _preflight(client, "SELECT * FROM fx.v_stale")
@@ -460,7 +470,12 @@ def test_samples_are_not_read_from_relations_that_reach_untrusted_routines(
         refused = sample_refusals(engine, gate, names)
     finally:
         engine.dispose()
-    assert set(refused) == {Name("fx", "v_report"), Name("fx", "ix"), Name("fx", "secure"), Name("fx", "parent")}
+    assert set(refused) == {
+        Name("fx", "v_report"),
+        Name("fx", "ix"),
+        Name("fx", "secure"),
+        Name("fx", "parent"),
+    }
     assert "function ops.audit(text)" in refused[Name("fx", "v_report")]
 
 
@@ -513,6 +528,8 @@ def test_readyz_reports_privileges_per_profile_without_the_login(world: World, c
             break
         time.sleep(0.1)
     assert entry["reader"] == {"least_privilege": True, "problems": []}
-    assert entry["super"]["least_privilege"] is False and entry["super"]["problems"][0].startswith("superuser")
+    assert entry["super"]["least_privilege"] is False and entry["super"]["problems"][0].startswith(
+        "superuser"
+    )
     assert entry["owner"]["least_privilege"] is False
     assert world.owner not in str(entry) and world.reader not in str(entry)
