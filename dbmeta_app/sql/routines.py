@@ -269,7 +269,7 @@ class _Judge:
     problems: list[str] = field(default_factory=list)
 
     def add(self, problem: str) -> None:
-        if problem not in self.problems:
+        if problem not in self.problems and not self.full:
             self.problems.append(problem)
 
     @property

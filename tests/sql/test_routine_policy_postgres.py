@@ -13,6 +13,8 @@ The canary test proves each effect is real: without the policy (today's ``run_ex
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
 
@@ -30,6 +33,8 @@ from dbmeta_app.sql.explain import run_explain
 from dbmeta_app.sql.guard import check_sql
 from dbmeta_app.sql.policy import RoutineGate
 from dbmeta_app.sql.privileges import inspect_privileges
+from tests.api.test_mcp import _structured, _text, mcp_session
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -519,8 +524,6 @@ def test_require_least_privilege_refuses_preflight_and_samples_for_an_over_privi
 
 
 def test_readyz_reports_privileges_per_profile_without_the_login(world: World, client: TestClient) -> None:
-    import time
-
     deadline = time.monotonic() + 15
     while True:
         entry = client.get("/readyz").json()["checks"]["privileges"]
@@ -533,3 +536,49 @@ def test_readyz_reports_privileges_per_profile_without_the_login(world: World, c
     )
     assert entry["owner"]["least_privilege"] is False
     assert world.owner not in str(entry) and world.reader not in str(entry)
+
+
+# --- over MCP ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mcp_url(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the app with uvicorn (the MCP endpoint needs a real server) on the owner profile."""
+    port = free_port()
+    app = create_app(_settings(world, tmp_path_factory.mktemp("routines_mcp")))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="routines-mcp-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize(
+    "name", ["view", "operator_on_the_search_path", "index_expression", "terminates_a_backend"]
+)
+async def test_over_mcp_an_attack_is_an_unsafe_verdict_and_changes_nothing(
+    world: World, mcp_url: str, name: str
+) -> None:
+    before = world.state()
+    async with mcp_session(mcp_url) as session:
+        result = await session.call_tool("preflight_query", {"sql": _attack(name)})
+    answer = _structured(result)
+    assert answer["ok"] is False and answer["error_kind"] == "unsafe" and answer["plan"] is None
+    assert _text(result).startswith("Preflight FAILED (unsafe): refused:")
+    assert world.state() == before
+
+
+async def test_over_mcp_a_legitimate_read_gets_a_plan(world: World, mcp_url: str) -> None:
+    async with mcp_session(mcp_url) as session:
+        result = await session.call_tool("preflight_query", {"sql": "SELECT * FROM fx.v_clean WHERE id > 1"})
+    assert _structured(result)["ok"] is True
