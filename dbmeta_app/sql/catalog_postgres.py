@@ -252,44 +252,58 @@ WHERE t.oid = ANY(CAST(:oids AS oid[]))
 """
 )
 
+# Lookups by oid go through LATERAL subqueries (OFFSET 0: never flattened into a hash join) so that each
+# is an index probe, never a scan of pg_class or pg_type. Built-in types are not followed: only types created in the database can be spared.
 _LIVE: Final = sa.text(
     f"""
 WITH RECURSIVE
 rel AS (
-  SELECT r.ord, c.oid, c.reltype
+  SELECT r.ord, pg_catalog.to_regclass(r.name)::oid AS oid
   FROM unnest(CAST(:relations AS text[])) WITH ORDINALITY AS r(name, ord)
-  LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(r.name)
+),
+cls AS (
+  SELECT rel.oid, c.reltype
+  FROM rel CROSS JOIN LATERAL (SELECT reltype FROM pg_catalog.pg_class WHERE oid = rel.oid OFFSET 0) AS c
 ),
 seed AS (
   SELECT a.atttypid AS oid, false AS is_cast
-  FROM pg_catalog.pg_attribute a JOIN rel ON a.attrelid = rel.oid
-  WHERE a.attnum > 0 AND NOT a.attisdropped
+  FROM cls CROSS JOIN LATERAL (
+    SELECT atttypid FROM pg_catalog.pg_attribute
+    WHERE attrelid = cls.oid AND attnum > 0 AND NOT attisdropped
+  ) AS a
   UNION
-  SELECT reltype, false FROM rel WHERE coalesce(reltype, 0) <> 0
+  SELECT reltype, false FROM cls WHERE reltype <> 0
   UNION
-  SELECT pg_catalog.to_regtype(x)::oid, true FROM unnest(CAST(:types AS text[])) AS x
-  WHERE pg_catalog.to_regtype(x) IS NOT NULL
+  SELECT x.oid, true
+  FROM (SELECT pg_catalog.to_regtype(n)::oid AS oid FROM unnest(CAST(:types AS text[])) AS n) AS x
+  WHERE x.oid IS NOT NULL
 ),
 closure(oid, is_cast, depth) AS (
   SELECT oid, is_cast, 0 FROM seed
   UNION
   SELECT x.oid, c.is_cast, c.depth + 1
   FROM closure c
-  JOIN pg_catalog.pg_type t ON t.oid = c.oid
+  CROSS JOIN LATERAL (
+    SELECT typbasetype, typelem, typarray, typrelid FROM pg_catalog.pg_type WHERE oid = c.oid OFFSET 0
+  ) AS t
   CROSS JOIN LATERAL (
     SELECT t.typbasetype UNION ALL SELECT t.typelem UNION ALL SELECT t.typarray
     UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
   ) AS x(oid)
-  WHERE c.depth < 4 AND x.oid <> 0
+  WHERE c.depth < 4 AND c.oid >= 16384 AND x.oid <> 0
 )
 SELECT {FINGERPRINT_SQL},
        pg_catalog.current_schemas(true)::text[],
        ARRAY(SELECT oid FROM rel ORDER BY ord),
        ARRAY(SELECT DISTINCT oid FROM closure),
        ARRAY(SELECT DISTINCT oid FROM closure WHERE is_cast),
-       ARRAY(SELECT DISTINCT a.attname::text FROM pg_catalog.pg_attribute a JOIN rel ON a.attrelid = rel.oid
-             WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY(CAST(:attributes AS name[])))
+       ARRAY(SELECT DISTINCT a.attname::text
+             FROM cls CROSS JOIN LATERAL (
+               SELECT attname FROM pg_catalog.pg_attribute
+               WHERE attrelid = cls.oid AND attnum > 0 AND NOT attisdropped
+                 AND attname = ANY(CAST(:attributes AS name[]))
+             ) AS a)
 """
 )
 
