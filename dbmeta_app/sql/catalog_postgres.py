@@ -311,9 +311,18 @@ _FINGERPRINT: Final = sa.text(f"SELECT {FINGERPRINT_SQL}")
 _GET_PATH: Final = sa.text("SELECT pg_catalog.current_setting('search_path')")
 # Transaction-local: the caller's transaction (the EXPLAIN's) is the only one that sees it.
 _SET_PATH: Final = sa.text("SELECT pg_catalog.set_config('search_path', :path, true)")
+# A qualified name is looked up by name, not with to_regclass, which raises for a schema the role may not
+# use: one such schema must not fail the check of every other relation.
 _RESOLVE: Final = sa.text(
-    "SELECT ARRAY(SELECT pg_catalog.to_regclass(r.name)::oid "
-    "FROM unnest(CAST(:relations AS text[])) WITH ORDINALITY AS r(name, ord) ORDER BY r.ord)"
+    """
+SELECT ARRAY(
+  SELECT CASE WHEN r.schema IS NULL THEN pg_catalog.to_regclass(r.quoted)::oid
+         ELSE (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = r.schema AND c.relname = r.name) END
+  FROM unnest(CAST(:schemas AS text[]), CAST(:names AS text[]), CAST(:quoted AS text[]))
+       WITH ORDINALITY AS r(schema, name, quoted, ord)
+  ORDER BY r.ord)
+"""
 )
 
 
@@ -355,7 +364,14 @@ def resolve_relations(conn: Connection, names: Sequence[Name]) -> tuple[int | No
     """Resolve relation names as the server would (search path included); None for a missing one."""
     if not names:
         return ()
-    row = conn.execute(_RESOLVE, {"relations": [qualified(name) for name in names]}).scalar_one()
+    row = conn.execute(
+        _RESOLVE,
+        {
+            "schemas": [name.schema for name in names],
+            "names": [name.name for name in names],
+            "quoted": [qualified(name) for name in names],
+        },
+    ).scalar_one()
     return tuple(int(oid) if oid is not None else None for oid in row or ())
 
 

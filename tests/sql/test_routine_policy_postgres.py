@@ -124,6 +124,7 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         "CREATE SCHEMA a2",
         "CREATE FUNCTION a1.dup(t text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'",
         "CREATE FUNCTION a2.dup(t text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 2'",
+        "CREATE TABLE a2.hidden (id int)",  # the reader has no USAGE on a2
         f"GRANT USAGE ON SCHEMA ops, ext, a1, a2 TO {owner}",
         f"GRANT USAGE ON SCHEMA a1 TO {reader}",
         f"CREATE SCHEMA fx AUTHORIZATION {owner}",
@@ -469,7 +470,10 @@ def test_samples_are_not_read_from_relations_that_reach_untrusted_routines(
     from dbmeta_app.sql.policy import sample_refusals
     from dbmeta_app.sql.reach import Name
 
-    names = [Name("fx", n) for n in ("t", "v_report", "ix", "secure", "parent", "v_clean")]
+    # a2.hidden is in a schema the reader may not use: it must not fail the check of the others
+    names = [Name("fx", n) for n in ("t", "v_report", "ix", "secure", "parent", "v_clean")] + [
+        Name("a2", "hidden")
+    ]
     engine = sa.create_engine(world.url(world.reader))
     try:
         refused = sample_refusals(engine, gate, names)
