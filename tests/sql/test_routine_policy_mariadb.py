@@ -273,3 +273,24 @@ def test_privileges_of_each_user(world: World, client: TestClient, tmp_path: Pat
     strict = _preflight(client, "SELECT * FROM t", "strict")
     assert strict["error_kind"] == "unsafe" and "require_least_privilege" in strict["error"]
     assert _preflight(client, "SELECT * FROM t", "reader")["ok"] is True
+
+
+def test_samples_are_not_read_from_a_view_that_calls_a_stored_function(
+    world: World, client: TestClient
+) -> None:
+    from dbmeta_app.sql.policy import sample_refusals
+    from dbmeta_app.sql.reach import Name
+
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        refused = sample_refusals(
+            engine, RoutineGate("mysql"), [Name(world.db, n) for n in ("t", "v_kill", "v_clean")]
+        )
+    finally:
+        engine.dispose()
+    assert (
+        set(refused) == {Name(world.db, "v_kill")} and "stored function" in refused[Name(world.db, "v_kill")]
+    )
+    response = client.post("/v1/prompt-items/schema", json={"with_examples": True})
+    assert response.status_code == 200 and "three" in response.json()["text"]  # t is sampled
+    assert world.victim_alive()

@@ -88,7 +88,7 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
     definer = "LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog"
     first = [
         "REVOKE ALL ON DATABASE " + db + " FROM PUBLIC",
-        f"GRANT CONNECT ON DATABASE {db} TO {owner}, {reader}",
+        f"GRANT CONNECT ON DATABASE {db} TO {owner}, {reader}, {reader}_sig",
         "CREATE SCHEMA ext",
         "CREATE EXTENSION dblink SCHEMA ext",
         "CREATE EXTENSION citext SCHEMA ext",
@@ -168,6 +168,8 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         "CREATE TABLE fx.lineorder (orderkey int, orderdate date, custkey int, revenue numeric)",
         "CREATE TABLE fx.customer (c_custkey int PRIMARY KEY, c_name text, c_region text)",
         "CREATE TABLE fx.tree (id int PRIMARY KEY, parent_id int)",
+        # user-defined aggregates are refused like any user routine, whatever they are built from
+        "CREATE AGGREGATE fx.total(int) (SFUNC = int4pl, STYPE = int)",
         "INSERT INTO fx.t (x, email) VALUES ('a', 'A@B.example'), ('b', 'c@d.example')",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA fx TO {reader}",
     ]
@@ -184,6 +186,7 @@ def world(pg_url: str) -> Iterator[World]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE ROLE {owner} LOGIN")
         conn.exec_driver_sql(f"CREATE ROLE {reader} LOGIN")
+        conn.exec_driver_sql(f"CREATE ROLE {reader}_sig LOGIN IN ROLE pg_signal_backend")
         conn.exec_driver_sql(f"CREATE DATABASE {db}")
     base = f"postgresql+psycopg://{{user}}@{server.host}:{server.port or 5432}/{db}"
     sup = sa.create_engine(base.format(user=server.username or "postgres"))
@@ -214,6 +217,7 @@ def world(pg_url: str) -> Iterator[World]:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {owner}")
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {reader}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {reader}_sig")
         admin.dispose()
 
 
@@ -282,6 +286,8 @@ ATTACKS: list[tuple[str, str, str]] = [
     ("terminates_a_backend", "SELECT ops.kill_idle('x')", "ops.kill_idle(text)"),
     ("resets_statistics", "SELECT 1 FROM fx.t WHERE id = ops.reset_stats('x')", "ops.reset_stats(text)"),
     ("leaves_a_lock_held", "SELECT ops.hold_lock('x')", "ops.hold_lock(text)"),
+    ("user_defined_aggregate", "SELECT total(id) FROM fx.t", "function fx.total(integer) (user-defined"),
+    ("user_defined_aggregate_as_a_window", "SELECT fx.total(id) OVER () FROM fx.t", "fx.total(integer)"),
 ]
 # Each of these has an effect at plan time when nothing stops it (the canary proves it).
 CANARIES = [
@@ -492,11 +498,13 @@ def test_samples_are_not_read_from_relations_that_reach_untrusted_routines(
 
 
 def test_the_superuser_report_says_superuser_and_the_reader_report_is_clean(world: World) -> None:
-    engines = {user: sa.create_engine(world.url(user)) for user in ("postgres", world.owner, world.reader)}
+    users = ("postgres", world.owner, world.reader, f"{world.reader}_sig")
+    engines = {user: sa.create_engine(world.url(user)) for user in users}
     try:
         superuser = inspect_privileges(engines["postgres"])
         owner = inspect_privileges(engines[world.owner])
         reader = inspect_privileges(engines[world.reader])
+        signaller = inspect_privileges(engines[f"{world.reader}_sig"])
     finally:
         for engine in engines.values():
             engine.dispose()
@@ -505,6 +513,7 @@ def test_the_superuser_report_says_superuser_and_the_reader_report_is_clean(worl
     assert any(p.startswith("owns ") and "tables, views or sequences (fx." in p for p in owner.problems)
     assert any("EXECUTE on server file, remote or admin functions (dblink" in p for p in owner.problems)
     assert reader.checked and reader.problems == () and reader.least_privilege
+    assert signaller.problems == ("member of pg_signal_backend (can cancel and terminate other sessions)",)
     # never the login: reports go to logs and /readyz
     assert not any(world.owner in p or world.reader in p for p in (*owner.problems, *reader.problems))
 
