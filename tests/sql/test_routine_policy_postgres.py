@@ -28,7 +28,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection, Engine
 
 from dbmeta_app.config import Settings, load_settings
+from dbmeta_app.introspection.fingerprint import schema_fingerprint
 from dbmeta_app.main import create_app
+from dbmeta_app.sql import catalog_postgres
 from dbmeta_app.sql.explain import run_explain
 from dbmeta_app.sql.guard import check_sql
 from dbmeta_app.sql.policy import RoutineGate
@@ -447,6 +449,55 @@ def test_a_view_replaced_to_call_a_bad_function_is_refused_on_the_very_next_pref
     finally:
         with world.sup.begin() as conn:
             conn.exec_driver_sql("DROP VIEW fx.v_stale")
+
+
+@pytest.mark.parametrize(
+    ("change", "moves"),
+    [
+        ("CREATE OR REPLACE VIEW fx.v_fp AS SELECT id, upper(x) AS x FROM fx.t", True),
+        (
+            "CREATE OR REPLACE FUNCTION ops.safe_fn(t text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 2'",
+            True,
+        ),
+        ("CREATE INDEX fp_idx ON fx.u ((amount + 1))", True),
+        ("ALTER TABLE fx.u ADD CONSTRAINT fp_check CHECK (amount > 0)", True),
+        ("CREATE POLICY fp_policy ON fx.u USING (true)", True),
+        ("CREATE OPERATOR fx.### (LEFTARG = int, RIGHTARG = int, FUNCTION = int4pl)", True),
+        ("CREATE TABLE fx.fp_child () INHERITS (fx.u)", True),
+        ("INSERT INTO fx.u VALUES (99, 1, 1.5)", False),
+        ("ANALYZE fx.u", False),
+    ],
+)
+def test_the_definitions_fingerprint_moves_with_what_the_planner_runs_and_only_that(
+    world: World, change: str, moves: bool
+) -> None:
+    with world.sup.begin() as conn:
+        conn.exec_driver_sql("CREATE VIEW fx.v_fp AS SELECT id, x FROM fx.t")
+    try:
+        with world.sup.connect() as conn:
+            before = catalog_postgres.read_fingerprint(conn)
+        schema_before = schema_fingerprint(world.sup, ["fx"])
+        with world.sup.begin() as conn:
+            conn.exec_driver_sql(change)
+        with world.sup.connect() as conn:
+            after = catalog_postgres.read_fingerprint(conn)
+        assert (after != before) is moves
+        if change.startswith("CREATE OR REPLACE VIEW"):
+            # same columns: the schema fingerprint (tables and columns) does not see it, this one does
+            assert schema_fingerprint(world.sup, ["fx"]) == schema_before
+    finally:
+        with world.sup.begin() as conn:
+            for undo in (
+                "DROP VIEW IF EXISTS fx.v_fp",
+                "DROP INDEX IF EXISTS fx.fp_idx",
+                "ALTER TABLE fx.u DROP CONSTRAINT IF EXISTS fp_check",
+                "DROP POLICY IF EXISTS fp_policy ON fx.u",
+                "DROP OPERATOR IF EXISTS fx.### (int, int)",
+                "DROP TABLE IF EXISTS fx.fp_child",
+                "DELETE FROM fx.u WHERE id = 99",
+                "CREATE OR REPLACE FUNCTION ops.safe_fn(t text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT length($1)'",
+            ):
+                conn.exec_driver_sql(undo)
 
 
 def test_allow_listing_a_schema_admits_its_functions(world: World) -> None:
