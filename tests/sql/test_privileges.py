@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -92,3 +93,39 @@ def test_an_inspection_that_fails_keeps_the_last_good_report(monkeypatch: pytest
         privileges, "inspect_privileges", lambda engine: PrivilegeReport("x", checked=False, error="e")
     )
     assert fresh.report(engine).checked is False and fresh.report(engine).to_json()["checked"] is False
+
+
+def test_start_up_logs_each_profile_once_and_readyz_reports_it(
+    make_settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from dbmeta_app.main import create_app
+
+    path = tmp_path / "w.db"
+    sa.create_engine(f"sqlite:///{path}").connect().close()
+    profiles = tmp_path / "profiles.yml"
+    profiles.write_text(
+        "profiles:\n"
+        f"  rw: {{database_url: 'sqlite:///{path}'}}\n"
+        f"  ro: {{database_url: 'sqlite:///file:{path}?mode=ro&uri=true'}}\n"
+    )
+    settings = make_settings(profiles_file=profiles, default_profile="ro")
+    with caplog.at_level("INFO", logger="dbmeta_app.tasks"), TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 10
+        while (
+            len([r for r in caplog.records if r.name == "dbmeta_app.tasks"]) < 2
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        ready = client.get("/readyz")
+    lines = {
+        r.getMessage().split("profile=")[1].split(" ")[0]: r
+        for r in caplog.records
+        if r.name == "dbmeta_app.tasks"
+    }
+    assert lines["rw"].levelname == "WARNING" and "writable" in lines["rw"].getMessage()
+    assert lines["ro"].levelname == "INFO" and "least privilege" in lines["ro"].getMessage()
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["privileges"]["ro"] == {"least_privilege": True, "problems": []}
+    assert ready.json()["checks"]["privileges"]["rw"]["least_privilege"] is False
