@@ -43,12 +43,44 @@ def normalize_database_url(url: str) -> str:
     return f"{mapped}://{rest}"
 
 
+# One part of a routine name: a plain name, or a double-quoted one ("" is a quote inside it).
+_NAME_PART = r'(?:"(?:[^"]|"")+"|[^".\s]+)'
+_ROUTINE_ENTRY = re.compile(rf"^({_NAME_PART})\.({_NAME_PART})$")
+
+
+def parse_routine_entry(entry: str) -> tuple[str, str]:
+    """Split an allow-list entry ``schema.name`` / ``schema.*`` (parts may be double-quoted) into its parts."""
+    match = _ROUTINE_ENTRY.match(entry.strip())
+    if match is None:
+        raise ValueError(
+            f"{entry!r} is not schema.name or schema.* (double-quote a part that holds a dot or spaces)"
+        )
+
+    def unquote(part: str) -> str:
+        return part[1:-1].replace('""', '"') if part.startswith('"') else part
+
+    return unquote(match.group(1)), unquote(match.group(2))
+
+
 class PreflightLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timeout_ms: int = Field(default=5000, ge=100, le=120_000)
     max_estimated_rows: int | None = Field(default=None, ge=1)
     max_cost: float | None = Field(default=None, gt=0)
+    #: Routines (functions, aggregates; operators and casts through their functions) a preflight may reach
+    #: besides the built-ins known to be free of side effects: ``schema.name`` or ``schema.*``
+    #: (MySQL/MariaDB loadable UDFs: ``udf.name``). See docs/SECURITY.md.
+    allow_functions: tuple[str, ...] = ()
+    #: Refuse preflight and sample rows while the profile's database role can do more than read.
+    require_least_privilege: bool = False
+
+    @field_validator("allow_functions")
+    @classmethod
+    def _allow_functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_routine_entry(entry)
+        return tuple(dict.fromkeys(entry.strip() for entry in value))
 
 
 class Profile(BaseModel):

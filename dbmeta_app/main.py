@@ -13,13 +13,13 @@ from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
-from dbmeta_app.api.middleware import RequestIdMiddleware
+from dbmeta_app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import Runtime, open_runtime
 from dbmeta_app.search.runtime import SearchRuntime
-from dbmeta_app.tasks import watch_drift
+from dbmeta_app.tasks import log_privileges, watch_drift
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def create_app(
             await rt.search.start()
         if settings.schema_check_interval > 0:
             rt.spawn(watch_drift(rt), "dbmeta-drift-watcher")
+        rt.spawn(log_privileges(rt), "dbmeta-privileges")
         app.state.runtime = rt
         log.info(
             "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
@@ -72,12 +73,14 @@ def create_app(
     max_body = settings.max_body_bytes if settings is not None else _max_body_from_env()
     app = FastAPI(
         title="dbmeta",
-        max_body_size=max_body,
         version=__version__,
         summary="Database context for LLM text-to-SQL: schema prompt items, table search, safe preflight.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=max_body
+    )  # inside RequestIdMiddleware: a JSON 413 with an id
     app.add_middleware(RequestIdMiddleware)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)

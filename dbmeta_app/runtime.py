@@ -21,6 +21,8 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Profile, Settings, sample_file
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.descriptions import Descriptions, load_descriptions
+from dbmeta_app.sql.policy import RoutineGate
+from dbmeta_app.sql.privileges import PrivilegeCheck
 
 if TYPE_CHECKING:
     from dbmeta_app.search.runtime import SearchRuntime
@@ -88,6 +90,9 @@ class ProfileRuntime:
     descriptions: Descriptions
     descriptions_digest: str
     keys: dict[Any, str] = field(default_factory=dict)  # memoised cache keys (their inputs never change)
+    #: The role's latest privilege report (sql/privileges.py).
+    privileges: PrivilegeCheck = field(default_factory=PrivilegeCheck)
+    _routines: RoutineGate | None = None
     _preflight_engine: Engine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,6 +111,14 @@ class ProfileRuntime:
             if self._preflight_engine is None:
                 self._preflight_engine = create_profile_engine(self.profile, pool_size=3)
             return self._preflight_engine
+
+    @property
+    def routines(self) -> RoutineGate:
+        """The routine policy of this profile, with its cached catalog facts (sql/policy.py)."""
+        with self._lock:
+            if self._routines is None:
+                self._routines = RoutineGate(self.dialect, self.profile.preflight.allow_functions)
+            return self._routines
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,10 +1,12 @@
-"""Background work of the service process: the schema drift watcher."""
+"""Background work of the service process: the schema drift watcher, the start-up privilege check."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from typing import Any
+
+import anyio
 
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.prompt_items.db_struct import check_drift
@@ -37,3 +39,25 @@ async def watch_drift(runtime: Runtime) -> None:
                 log.info("Drift check of profile=%s skipped: %s", rt.name, exc.detail)
             except Exception as exc:  # noqa: BLE001 - a database that is down now is checked again next time
                 log.info("Drift check of profile=%s failed: %s", rt.name, type(exc).__name__)
+
+
+async def log_privileges(runtime: Runtime) -> None:
+    """Inspect each profile's database role once and log what it can do beyond reading."""
+    for rt in list(runtime.profiles.values()):
+        report = await anyio.to_thread.run_sync(rt.privileges.report, rt.engine)
+        if not report.checked:
+            log.info("Privileges of profile=%s not checked: %s", rt.name, report.error)
+        elif report.problems:
+            # The bundled sample warehouse is the service's own file: worth a line, not a warning.
+            log.log(
+                logging.INFO if rt.profile.sample else logging.WARNING,
+                "The database role of profile=%s can do more than a metadata service needs: %s "
+                "(see docs/SECURITY.md%s)",
+                rt.name,
+                "; ".join(report.problems),
+                ""
+                if rt.profile.preflight.require_least_privilege
+                else "; preflight.require_least_privilege enforces it",
+            )
+        else:
+            log.info("The database role of profile=%s is read-only (least privilege)", rt.name)

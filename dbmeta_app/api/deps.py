@@ -46,4 +46,12 @@ async def read_body(request: Request, model: type[M]) -> M:
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI request body of a route that uses ``read_body`` (``openapi_extra=``)."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    # Any body can be over MAX_BODY_BYTES: the app answers 413 before the route runs.
+    too_large = {
+        "description": "Request body over MAX_BODY_BYTES",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {"413": too_large},
+    }

@@ -54,6 +54,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
     404: {"model": ErrorBody},
+    413: {"model": ErrorBody},
 }
 
 

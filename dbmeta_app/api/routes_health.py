@@ -26,6 +26,15 @@ def _ping_database(rt: ProfileRuntime) -> None:
         conn.execute(sa.text("SELECT 1"))
 
 
+def _privileges(rt: ProfileRuntime) -> dict[str, Any]:
+    """The latest privilege report of a profile; a stale one is refreshed in the background (never awaited)."""
+    rt.privileges.refresh_in_background(rt.engine)
+    report = rt.privileges.last
+    return (
+        report.to_json() if report is not None else {"least_privilege": None, "problems": [], "pending": True}
+    )
+
+
 @router.get("/healthz", response_model=HealthBody)
 async def healthz() -> dict[str, str]:
     """Answer while the process is alive."""
@@ -50,6 +59,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks["cache"] = {"backend": runtime.cache.backend, "redis_ok": redis_ok}
     # Search degrades to keyword ranking while an index is missing, so it never blocks readiness either.
     checks["search"] = runtime.search.state() if runtime.search is not None else {"backend": "keyword"}
+    # What each profile's database role can do beyond reading: reported, never blocking readiness.
+    checks["privileges"] = {name: _privileges(profile) for name, profile in runtime.profiles.items()}
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy.engine import Engine
 
@@ -36,8 +37,12 @@ def introspect(
     exclude_schemas: tuple[str, ...] = (),
     descriptions: Descriptions | None = None,
     data_examples: int = 0,
+    sample_filter: Callable[[Sequence[Table]], Mapping[str, str]] | None = None,
 ) -> Snapshot:
-    """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied."""
+    """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied.
+
+    ``sample_filter`` names the tables whose sample rows must not be read, with why (the routine policy).
+    """
     started = time.perf_counter()
     # Read before the schema: a change made while we read shows up as drift at the next check.
     fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
@@ -45,7 +50,10 @@ def introspect(
     if descriptions is not None:
         tables = apply_descriptions(tables, descriptions)
     if data_examples > 0:
-        samples = sample_rows(engine, tables, data_examples)
+        refused = sample_filter(tables) if sample_filter is not None else {}
+        for key, reason in refused.items():
+            log.info("No sample rows for %s: %s", key, reason)
+        samples = sample_rows(engine, [t for t in tables if t.key not in refused], data_examples)
         tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
     snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(

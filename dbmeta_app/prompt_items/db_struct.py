@@ -26,9 +26,11 @@ from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, cache_key, g
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.introspection import introspect, schema_fingerprint
-from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.introspection.models import Snapshot, Table
 from dbmeta_app.prompt_items.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.runtime import ProfileRuntime, open_profile
+from dbmeta_app.sql.policy import sample_refusals
+from dbmeta_app.sql.reach import Name
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,7 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
             exclude_schemas=rt.profile.exclude_schemas,
             descriptions=rt.descriptions,
             data_examples=_sample_count(settings, rt, with_examples),
+            sample_filter=lambda tables: _sample_refusals(rt, tables),
         )
     except SQLAlchemyError as exc:
         # The driver's message names hosts and ports: it goes to the log, the client gets the class only.
@@ -218,6 +221,14 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
         ) from exc
     finally:
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
+
+
+def _sample_refusals(rt: ProfileRuntime, tables: Sequence[Table]) -> dict[str, str]:
+    """Return the tables whose sample rows may not be read (the routine policy, least privilege), with why."""
+    names = {Name(t.schema, t.name): t.key for t in tables}
+    required = rt.privileges if rt.profile.preflight.require_least_privilege else None
+    refused = sample_refusals(rt.engine, rt.routines, list(names), privileges=required)
+    return {names[name]: reason for name, reason in refused.items()}
 
 
 def _fingerprint_blocking(rt: ProfileRuntime) -> str | None:

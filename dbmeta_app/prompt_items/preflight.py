@@ -105,28 +105,43 @@ async def preflight(settings: Settings, cache: RedisCache, rt: ProfileRuntime, s
                 "dialect": dialect,
             }
         )
-    snapshot, _ = await load_snapshot(settings, cache, rt)
     limits = rt.profile.preflight
-    key = cache_key(
-        "explain",
-        client=settings.client,
-        env=settings.env,
-        profile=rt.name,
-        schema_version=snapshot.version,
-        sql=verdict.normalized,
-        limits=(limits.timeout_ms, limits.max_estimated_rows, limits.max_cost),
-    )
+    if limits.require_least_privilege:
+        refusal = await least_privilege_refusal(rt)
+        if refusal is not None:
+            metrics.PREFLIGHT_SECONDS.labels(rt.name, "refused").observe(time.perf_counter() - started)
+            return orjson.dumps({**_answer(refusal, profile=rt.name, dialect=dialect), "cached": False})
+    snapshot, _ = await load_snapshot(settings, cache, rt)
+
+    def explain_key(definitions: str | None) -> str:
+        # The definitions fingerprint last seen: once a preflight sees views or routines change, the
+        # answers cached before are no longer served (the schema version does not move with them).
+        return cache_key(
+            "explain",
+            client=settings.client,
+            env=settings.env,
+            profile=rt.name,
+            schema_version=snapshot.version,
+            sql=verdict.normalized,
+            limits=(limits.timeout_ms, limits.max_estimated_rows, limits.max_cost, limits.allow_functions),
+            definitions=definitions,
+        )
+
+    key = explain_key(rt.routines.fingerprint)
     cached, _ = await cache.get_bytes("explain", key)
     if cached is not None:
         metrics.PREFLIGHT_SECONDS.labels(rt.name, "cached").observe(time.perf_counter() - started)
         return cached
     assert verdict.statement is not None  # ok verdicts always carry the statement
     statement = verdict.statement
+    # The routine policy runs in the EXPLAIN's own transaction, just before it (sql/policy.py).
+    check = rt.routines.checker(verdict.reach)
     result = await anyio.to_thread.run_sync(
-        lambda: run_explain(rt.preflight_engine, statement, timeout_ms=limits.timeout_ms)
+        lambda: run_explain(rt.preflight_engine, statement, timeout_ms=limits.timeout_ms, check=check)
     )
     if result.error_kind == "connection":
         raise UpstreamUnavailableError(f"database of profile {rt.name!r} is unavailable: {result.error}")
+    key = explain_key(rt.routines.fingerprint)
     result = apply_limits(result, limits.max_estimated_rows, limits.max_cost)
     extra: dict[str, Any] = {"profile": rt.name, "dialect": dialect, "schema_version": snapshot.version}
     if result.error_kind == "sql" and result.error:
@@ -142,6 +157,30 @@ async def preflight(settings: Settings, cache: RedisCache, rt: ProfileRuntime, s
     # timeouts (and connection failures, raised above) are never cached
     metrics.PREFLIGHT_SECONDS.labels(rt.name, "explained").observe(time.perf_counter() - started)
     return orjson.dumps({**answer, "cached": False})
+
+
+async def least_privilege_refusal(rt: ProfileRuntime) -> ExplainResult | None:
+    """Return the refusal of a profile that requires a least-privilege role while its role can do more."""
+    report = rt.privileges.fresh()
+    if report is None:
+        report = await anyio.to_thread.run_sync(rt.privileges.report, rt.engine)
+    if report.least_privilege:
+        return None
+    if not report.checked:
+        reason = f"the profile requires a least-privilege database role, which could not be checked: {report.error}"
+    else:
+        reason = (
+            "the profile requires a least-privilege database role (preflight.require_least_privilege), "
+            "but its role can: " + "; ".join(report.problems) + " (see docs/SECURITY.md)"
+        )
+    return ExplainResult(
+        ok=False,
+        error=f"refused: {reason}",
+        error_kind="unsafe",
+        plan=None,
+        estimated_rows=None,
+        estimated_cost=None,
+    )
 
 
 async def query_preflight(

@@ -28,6 +28,7 @@ from dbmeta_app.sql.guard import DEFAULT_MAX_LENGTH, check_sql
 
 __all__ = [
     "DEFAULT_LARGE_TABLE_ROWS",
+    "Check",
     "ExplainResult",
     "apply_limits",
     "mysql_estimates",
@@ -71,6 +72,10 @@ _MYSQL_SUBQUERY_KEYS: Final = frozenset(
 )
 
 
+#: A last check run in the EXPLAIN's transaction: a reason to refuse the statement, or None.
+Check = Callable[[Connection], str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class ExplainResult:
     """The outcome of one EXPLAIN: a plan with estimates, or a classified error."""
@@ -91,8 +96,13 @@ def run_explain(
     timeout_ms: int = 5000,
     large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS,
     max_length: int = DEFAULT_MAX_LENGTH,
+    check: Check | None = None,
 ) -> ExplainResult:
-    """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors."""
+    """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors.
+
+    ``check`` (the routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
+    reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
+    """
     backend = engine.dialect.name
     # Check again here: this is the last door before the database, whoever the caller is.
     verdict = check_sql(statement, backend, max_length=max_length)
@@ -102,10 +112,12 @@ def run_explain(
     timeout_ms = max(1, int(timeout_ms))
     try:
         if backend == "postgresql":
-            return _explain_postgres(engine, guarded, timeout_ms, large_table_rows)
+            return _explain_postgres(engine, guarded, timeout_ms, large_table_rows, check)
         if backend in ("mysql", "mariadb"):
             set_statement = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
-            return _explain_mysql(engine, guarded, timeout_ms, large_table_rows, set_statement=set_statement)
+            return _explain_mysql(
+                engine, guarded, timeout_ms, large_table_rows, set_statement=set_statement, check=check
+            )
         if backend == "sqlite":
             return _explain_sqlite(engine, guarded, timeout_ms)
         return _explain_generic(engine, guarded, timeout_ms)
@@ -136,7 +148,7 @@ def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | 
 
 
 def _explain_postgres(
-    engine: sqlalchemy.Engine, statement: str, timeout_ms: int, large_table_rows: int
+    engine: sqlalchemy.Engine, statement: str, timeout_ms: int, large_table_rows: int, check: Check | None
 ) -> ExplainResult:
     # A STABLE/IMMUTABLE function folded at plan time can take a session-level advisory lock,
     # which a rollback does not release; release them before the connection is pooled again.
@@ -160,6 +172,10 @@ def _explain_postgres(
             if read_only != "on":
                 _finish(conn)
                 return _failure("could not open a read-only transaction", "connection")
+            refusal = check(conn) if check is not None else None
+            if refusal is not None:
+                _finish(conn)
+                return _failure(f"refused: {refusal}", "unsafe")
             row = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}").one()
             conn.exec_driver_sql(unlock)
         except DBAPIError as exc:
@@ -277,6 +293,7 @@ def _explain_mysql(
     large_table_rows: int,
     *,
     set_statement: bool,
+    check: Check | None = None,
 ) -> ExplainResult:
     """EXPLAIN in a read-only transaction; MariaDB bounds time with SET STATEMENT, MySQL with KILL QUERY."""
     seconds = timeout_ms / 1000
@@ -287,6 +304,10 @@ def _explain_mysql(
         conn.execution_options(no_parameters=True)
         try:
             conn.exec_driver_sql("START TRANSACTION READ ONLY")
+            refusal = check(conn) if check is not None else None
+            if refusal is not None:
+                _finish(conn, unlock)
+                return _failure(f"refused: {refusal}", "unsafe")
             if set_statement:
                 # Statement-scoped settings: the session's own values are never touched.
                 lock_wait = max(1, math.ceil(seconds))

@@ -27,6 +27,8 @@ from sqlglot.errors import ParseError as GlotParseError
 from sqlglot.generators.mysql import MySQLGenerator
 from sqlglot.tokenizer_core import Token, TokenType
 
+from dbmeta_app.sql.reach import Reach, mysql_reach, postgres_reach
+
 __all__ = [
     "DEFAULT_MAX_LENGTH",
     "OTHER_DENIED_FUNCTIONS",
@@ -318,6 +320,9 @@ class GuardVerdict:
     position: int | None = None
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    #: What the accepted statement reaches by name (functions, operators, casts, relations), for the
+    #: routine policy; None when refused, or for dialects without one.
+    reach: Reach | None = None
 
 
 def sqlglot_dialect(dialect: str) -> _GlotDialect:
@@ -472,7 +477,14 @@ def _check_postgres(sql: str) -> GuardVerdict:
         again = ()
     if len(again) != 1 or _pg_problem(again[0].stmt) is not None or _pg_serialise(again) != statement:
         return _reject("the query could not be re-serialised faithfully", normalized=normalized)
-    return GuardVerdict(ok=True, statement=statement, normalized=normalized, tables=tables, columns=columns)
+    return GuardVerdict(
+        ok=True,
+        statement=statement,
+        normalized=normalized,
+        tables=tables,
+        columns=columns,
+        reach=postgres_reach(again[0].stmt),
+    )
 
 
 def _pg_serialise(raw_statements: tuple[pg.RawStmt, ...]) -> str:
@@ -641,7 +653,13 @@ def _check_sqlglot(sql: str, dialect: str) -> GuardVerdict:
         or _glot_serialise(again[0], read) != statement
     ):
         return _reject("the query could not be re-serialised faithfully", normalized=normalized)
-    return GuardVerdict(ok=True, statement=statement, normalized=normalized, tables=tables, columns=columns)
+    reach = None
+    if dialect in ("mysql", "mariadb"):
+        # Names as the server will read them: from the text sent, not the input.
+        reach = mysql_reach(again[0], sqlglot.tokenize(statement, read=read))
+    return GuardVerdict(
+        ok=True, statement=statement, normalized=normalized, tables=tables, columns=columns, reach=reach
+    )
 
 
 def _glot_serialise(tree: exp.Expr, read: _GlotDialect) -> str:
