@@ -191,6 +191,12 @@ def _schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: boo
     )
 
 
+def held_schema_version(settings: Settings, rt: ProfileRuntime) -> str | None:
+    """The version of the profile's full snapshot this process last held, without any I/O (None: none yet)."""
+    held = _memo.latest.get(schema_cache_key(settings, rt, False))
+    return None if held is None else held.version
+
+
 def _sample_count(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> int:
     if not with_examples:
         return 0
