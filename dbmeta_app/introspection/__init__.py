@@ -11,12 +11,14 @@ from sqlalchemy.engine import Engine
 from dbmeta_app.introspection.descriptions import Descriptions, apply_descriptions, load_descriptions
 from dbmeta_app.introspection.fingerprint import schema_fingerprint
 from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table, qualified_name
-from dbmeta_app.introspection.reflect import reflect_tables, sample_rows
+from dbmeta_app.introspection.reflect import reflect_tables
+from dbmeta_app.introspection.samples import SamplePolicy, sample_rows
 
 __all__ = [
     "Column",
     "Descriptions",
     "ForeignKey",
+    "SamplePolicy",
     "Snapshot",
     "Table",
     "introspect",
@@ -36,8 +38,14 @@ def introspect(
     exclude_schemas: tuple[str, ...] = (),
     descriptions: Descriptions | None = None,
     data_examples: int = 0,
+    sample_engine: Engine | None = None,
+    sample_policy: SamplePolicy | None = None,
 ) -> Snapshot:
-    """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied."""
+    """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied.
+
+    With ``data_examples``, up to that many rows of each table the policy allows are read on
+    ``sample_engine`` (by default ``engine``): see :mod:`dbmeta_app.introspection.samples`.
+    """
     started = time.perf_counter()
     # Read before the schema: a change made while we read shows up as drift at the next check.
     fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
@@ -45,7 +53,7 @@ def introspect(
     if descriptions is not None:
         tables = apply_descriptions(tables, descriptions)
     if data_examples > 0:
-        samples = sample_rows(engine, tables, data_examples)
+        samples = sample_rows(sample_engine or engine, tables, data_examples, sample_policy)
         tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
     snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(

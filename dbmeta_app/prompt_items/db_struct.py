@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -25,10 +26,12 @@ from dbmeta_app import metrics
 from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, cache_key, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
-from dbmeta_app.introspection import introspect, schema_fingerprint
+from dbmeta_app.introspection import SamplePolicy, introspect, schema_fingerprint
 from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.introspection.samples import SAMPLE_TIMEOUT_MS
 from dbmeta_app.prompt_items.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.runtime import ProfileRuntime, open_profile
+from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +207,20 @@ def _sample_count(settings: Settings, rt: ProfileRuntime, with_examples: bool) -
     return count or 3
 
 
+def _sample_policy(rt: ProfileRuntime) -> SamplePolicy:
+    """Sample reads share the preflight's pool, read-only session and concurrency bound (samples.py)."""
+    limits = rt.profile.preflight
+    return SamplePolicy(
+        timeout_ms=min(limits.timeout_ms, SAMPLE_TIMEOUT_MS),
+        allowed_views=limits.sample_views,
+        admission=rt.admission,
+        retry_after=max(1, math.ceil(limits.timeout_ms / 1000)),
+    )
+
+
 def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> Snapshot:
     started = time.perf_counter()
+    samples = _sample_count(settings, rt, with_examples)
     try:
         return introspect(
             rt.engine,
@@ -213,11 +228,14 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
             include_schemas=rt.profile.include_schemas,
             exclude_schemas=rt.profile.exclude_schemas,
             descriptions=rt.descriptions,
-            data_examples=_sample_count(settings, rt, with_examples),
+            data_examples=samples,
+            sample_engine=rt.preflight_engine if samples else None,
+            sample_policy=_sample_policy(rt) if samples else None,
         )
     except SQLAlchemyError as exc:
-        # The driver's message names hosts and ports: it goes to the log, the client gets the class only.
+        # The driver's message names hosts and ports: it goes to the log (scrubbed), the client gets the class only.
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        reason = scrub(reason)
         log.warning("Introspection of profile=%s failed: %s: %s", rt.name, type(exc).__name__, reason)
         raise UpstreamUnavailableError(
             f"database of profile {rt.name!r} is unavailable ({type(exc).__name__})"

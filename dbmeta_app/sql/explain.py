@@ -10,6 +10,7 @@ raised, with messages free of logins, hosts and addresses.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import re
@@ -18,7 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
 import sqlalchemy
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -520,9 +520,9 @@ def _plan(value: Any, max_plan_bytes: int) -> tuple[Any, bool]:
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
         return load_bounded(value, max_plan_bytes)
-    if len(orjson.dumps(value, default=str)) > max_plan_bytes:  # already decoded by the driver
-        return load_bounded(orjson.dumps(value, default=str).decode(), max_plan_bytes)
-    return value, False
+    # Decoded by the driver (a driver the read-only session does not know): re-encode it to bound it.
+    text = json.dumps(value, default=str)
+    return load_bounded(text, max_plan_bytes)
 
 
 def _bounded_rows(result: Any, max_bytes: int) -> tuple[list[Any], bool]:

@@ -32,6 +32,11 @@ import sqlalchemy
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+try:  # psycopg 3 (the PostgreSQL driver the service installs); other drivers return JSON as text already
+    from psycopg.types.string import TextLoader
+except ImportError:  # pragma: no cover
+    TextLoader = None  # type: ignore[assignment,misc]
+
 __all__ = ["ReadOnlySession", "SessionRefused", "read_only_session"]
 
 logger = logging.getLogger(__name__)
@@ -104,10 +109,14 @@ def read_only_session(
 def _postgres(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
     try:
         raw: Any = conn.connection.dbapi_connection
-        if hasattr(raw, "prepare_threshold"):
+        if hasattr(raw, "prepare_threshold") and TextLoader is not None:
             # psycopg prepares a statement run 5 times, and its cache cannot follow the DISCARD ALL below:
             # this connection never prepares (a one-off EXPLAIN gains nothing from it).
             raw.prepare_threshold = None
+            # EXPLAIN (FORMAT JSON) returns json, which psycopg would decode whole (a 50 MB plan: gigabytes of
+            # Python objects): this connection reads json as text, for the caller to decode what it can afford.
+            raw.adapters.register_loader("json", TextLoader)
+            raw.adapters.register_loader("jsonb", TextLoader)
         # In autocommit mode nothing has begun a transaction, and SET TRANSACTION would be a no-op.
         begin = "BEGIN READ ONLY" if getattr(raw, "autocommit", False) else "SET TRANSACTION READ ONLY"
         conn.exec_driver_sql(begin)
