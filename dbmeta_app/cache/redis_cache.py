@@ -37,6 +37,7 @@ from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
 from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
 from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -665,7 +666,12 @@ class RedisCache:
                     await self.set_json(kind, key, await _decoded(encode(value)), ttl)
                 self.stats.of(kind).refreshes += 1
             except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
-                log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)
+                log.warning(
+                    "Background refresh of a %s value failed: %s: %s",
+                    kind,
+                    type(exc).__name__,
+                    scrub(str(exc)),
+                )
             finally:
                 if token:
                     await self._release_lock(key, token)
