@@ -154,7 +154,12 @@ def test_a_profiles_preflight_limits_are_read_and_checked(tmp_path: Path) -> Non
         " max_plan_bytes: 4096, sample_views: [sales.v_orders]}\n"
     )
     limits = load_settings(profiles_file=path, default_profile="a").profile("a").preflight
-    assert (limits.max_relations, limits.concurrency, limits.queue, limits.max_plan_bytes) == (500, 2, 0, 4096)
+    assert (limits.max_relations, limits.concurrency, limits.queue, limits.max_plan_bytes) == (
+        500,
+        2,
+        0,
+        4096,
+    )
     assert limits.sample_views == ("sales.v_orders",) and limits.max_nodes == 100_000
     path.write_text("profiles:\n  a: {database_url: 'sqlite:///x.db', preflight: {concurrency: 0}}\n")
     with pytest.raises(ConfigError, match="concurrency"):

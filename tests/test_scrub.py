@@ -65,7 +65,9 @@ def test_tracebacks_in_the_log_are_scrubbed_in_both_formats() -> None:
         old = handler.setStream(stream)
         try:
             try:
-                raise RuntimeError("Access denied for user 'svc'@'10.0.0.5' via postgresql://svc:hunter2@db/x")
+                raise RuntimeError(
+                    "Access denied for user 'svc'@'10.0.0.5' via postgresql://svc:hunter2@db/x"
+                )
             except RuntimeError:
                 logging.getLogger("dbmeta_app.test").exception("boom")
         finally:
