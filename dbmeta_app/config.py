@@ -61,7 +61,7 @@ class PreflightLimits(BaseModel):
     max_plan_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # concurrency: EXPLAINs and sample reads at once, how many more may wait, and for how long
     concurrency: int = Field(default=3, ge=1, le=64)
-    queue: int = Field(default=6, ge=0, le=1_000)
+    queue: int = Field(default=100, ge=0, le=10_000)
     queue_wait_ms: int = Field(default=1_000, ge=0, le=60_000)
     # views whose rows may be sampled (schema.view, or the bare name); base tables always may
     sample_views: tuple[str, ...] = ()
