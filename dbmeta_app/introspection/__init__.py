@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy.engine import Engine
 
@@ -40,11 +41,13 @@ def introspect(
     data_examples: int = 0,
     sample_engine: Engine | None = None,
     sample_policy: SamplePolicy | None = None,
+    sample_filter: Callable[[Sequence[Table]], Mapping[str, str]] | None = None,
 ) -> Snapshot:
     """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied.
 
     With ``data_examples``, up to that many rows of each table the policy allows are read on
     ``sample_engine`` (by default ``engine``): see :mod:`dbmeta_app.introspection.samples`.
+    ``sample_filter`` names the tables whose sample rows must not be read, with why (e.g. a routine policy).
     """
     started = time.perf_counter()
     # Read before the schema: a change made while we read shows up as drift at the next check.
@@ -53,7 +56,11 @@ def introspect(
     if descriptions is not None:
         tables = apply_descriptions(tables, descriptions)
     if data_examples > 0:
-        samples = sample_rows(sample_engine or engine, tables, data_examples, sample_policy)
+        refused = sample_filter(tables) if sample_filter is not None else {}
+        for key, reason in refused.items():
+            log.info("No sample rows for %s: %s", key, reason)
+        readable = [t for t in tables if t.key not in refused]
+        samples = sample_rows(sample_engine or engine, readable, data_examples, sample_policy)
         tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
     snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(

@@ -15,11 +15,12 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -31,6 +32,7 @@ from dbmeta_app.sql.session import ReadOnlySession, SessionRefused, read_only_se
 
 __all__ = [
     "DEFAULT_LARGE_TABLE_ROWS",
+    "Check",
     "ExplainResult",
     "apply_limits",
     "mysql_estimates",
@@ -76,6 +78,10 @@ _MYSQL_SUBQUERY_KEYS: Final = frozenset(
 )
 
 
+#: A last check run in the EXPLAIN's transaction: a reason to refuse the statement, or None.
+Check = Callable[[Connection], str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class ExplainResult:
     """The outcome of one EXPLAIN: a plan with estimates, or a classified error."""
@@ -100,9 +106,12 @@ def run_explain(
     budget: Budget | None = None,
     max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
     mysql_timeout: str | None = None,
+    check: Check | None = None,
 ) -> ExplainResult:
     """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors.
 
+    ``check`` (e.g. a routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
+    reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
     ``mysql_timeout``: see :func:`~dbmeta_app.sql.session.read_only_session`.
     """
     backend = engine.dialect.name
@@ -116,6 +125,9 @@ def run_explain(
     session: ReadOnlySession | None = None
     try:
         with read_only_session(engine, timeout_ms, mysql_timeout=mysql_timeout) as session:
+            refusal = check(session.conn) if check is not None else None
+            if refusal is not None:
+                return _failure(f"refused: {refusal}", "unsafe")
             if backend == "postgresql":
                 return _explain_postgres(session, guarded, large_table_rows, max_plan_bytes)
             if backend in ("mysql", "mariadb"):

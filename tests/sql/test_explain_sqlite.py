@@ -217,3 +217,17 @@ def test_missing_database_file_is_a_connection_error(tmp_path: Path) -> None:
         engine.dispose()
     assert (result.ok, result.error_kind) == (False, "connection")
     assert result.error is not None and str(tmp_path) not in result.error
+
+
+def test_a_check_runs_inside_the_read_only_transaction_and_can_refuse(engine: sa.Engine) -> None:
+    seen: list[Any] = []
+
+    def check(conn: sa.Connection) -> str | None:
+        seen.append(conn.exec_driver_sql("PRAGMA query_only").scalar())
+        return "reaches a routine that is not allowed"
+
+    result = run_explain(engine, "SELECT * FROM sentinel", check=check)
+    assert (result.ok, result.error_kind, result.plan) == (False, "unsafe", None)
+    assert result.error == "refused: reaches a routine that is not allowed"
+    assert seen == [1]
+    assert run_explain(engine, "SELECT * FROM sentinel", check=lambda conn: None).ok
