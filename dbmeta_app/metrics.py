@@ -32,7 +32,7 @@ SEARCH_SECONDS = Histogram(
 )
 PREFLIGHT_SECONDS = Histogram(
     "dbmeta_preflight_seconds",
-    "Time to answer a preflight request, by outcome: refused (by the guard), cached, explained",
+    "Time to answer a preflight request, by outcome: refused (by the guard), cached, busy, explained",
     ["profile", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )

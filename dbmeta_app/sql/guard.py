@@ -1,8 +1,11 @@
 """Decide whether LLM-written SQL is exactly one read-only query that is safe to wrap in EXPLAIN.
 
 Pure: no I/O. PostgreSQL is parsed with pglast (the server's own grammar), every other dialect with
-sqlglot. An accepted query is re-serialised from the checked tree, re-parsed and checked again, so the
-text that reaches the database is the text that was checked, never the raw input.
+sqlglot. An accepted query is re-serialised from the checked tree, re-parsed, checked again and compared
+with the first tree, so the text that reaches the database is the text that was checked, never the raw
+input. Deep trees (a 2,000-term expression, a 1,000-branch UNION) are serialised on a big-stack thread,
+and the tree is measured against a complexity budget (:mod:`dbmeta_app.sql.budget`) before anything
+reaches a database. A refusal says why and of what kind: ``sql`` (invalid), ``unsafe`` or ``limit``.
 """
 
 from __future__ import annotations

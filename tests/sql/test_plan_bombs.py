@@ -59,8 +59,12 @@ def or_bomb(terms: int, refs: int) -> str:
 
 
 def wide_join(tables: int) -> str:
-    joins = " AND ".join(f"t{i}.id = t{i + 1}.a" for i in range(tables - 1))
-    return "SELECT count(*) FROM " + ", ".join(f"t{i}" for i in range(tables)) + f" WHERE {joins}"
+    joins = " AND ".join(f"x{i}.id = x{i + 1}.a" for i in range(tables - 1))
+    return (
+        "SELECT count(*) FROM "
+        + ", ".join(f"t{i % TABLES} AS x{i}" for i in range(tables))
+        + f" WHERE {joins}"
+    )
 
 
 def nested(levels: int) -> str:
