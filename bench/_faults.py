@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -280,11 +281,22 @@ class PgCluster:
             str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"
         )
 
-    def start(self) -> None:
-        """Start the cluster and wait until it accepts connections."""
+    def start(self, *, memory_limit_mb: int | None = None) -> None:
+        """Start the cluster and wait until it accepts connections.
+
+        ``memory_limit_mb`` caps every server process's address space (``ulimit -v``, inherited by each
+        backend), so a runaway backend fails with "out of memory" instead of exhausting the machine.
+        """
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         pg_ctl = str(self.bin / "pg_ctl")
-        self._run(pg_ctl, "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-o", opts, "-w", "start")
+        command = [pg_ctl, "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-o", opts, "-w", "start"]
+        if memory_limit_mb is None:
+            self._run(*command)
+            return
+        opts += " -c shared_buffers=16MB"  # the cap counts shared memory too
+        command[command.index("-o") + 1] = opts
+        quoted = " ".join(shlex.quote(part) for part in command)
+        self._run("sh", "-c", f"ulimit -v {int(memory_limit_mb) * 1024} && exec {quoted}")
 
     def stop(self) -> None:
         """Stop the cluster at once (like a crash: every connection dropped, no checkpoint)."""

@@ -63,6 +63,8 @@ def parse_routine_entry(entry: str) -> tuple[str, str]:
 
 
 class PreflightLimits(BaseModel):
+    """What a profile lets the service ask of its database (preflight EXPLAINs and sample reads)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timeout_ms: int = Field(default=5000, ge=100, le=120_000)
@@ -81,6 +83,21 @@ class PreflightLimits(BaseModel):
         for entry in value:
             parse_routine_entry(entry)
         return tuple(dict.fromkeys(entry.strip() for entry in value))
+
+    # the complexity budget, measured on the parse tree before anything reaches the database
+    max_nodes: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_relations: int = Field(default=2_000, ge=1, le=1_000_000)
+    max_depth: int = Field(default=5_000, ge=1, le=10_000)
+    max_query_depth: int = Field(default=64, ge=1, le=1_000)
+    max_from_items: int = Field(default=100, ge=1, le=10_000)
+    # answers: a larger plan is cut to fit (plan_truncated)
+    max_plan_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # concurrency: EXPLAINs and sample reads at once, how many more may wait, and for how long
+    concurrency: int = Field(default=3, ge=1, le=64)
+    queue: int = Field(default=100, ge=0, le=10_000)
+    queue_wait_ms: int = Field(default=1_000, ge=0, le=60_000)
+    # views whose rows may be sampled (schema.view, or the bare name); base tables always may
+    sample_views: tuple[str, ...] = ()
 
 
 class Profile(BaseModel):
@@ -147,6 +164,8 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(default=0.25, gt=0, le=30)
     # one connection is held by the L1 invalidation listener, so at least two
     redis_max_connections: int = Field(default=50, ge=2, le=10_000)
+    # a larger value is not written to Redis (kept in the in-process tier when it fits there)
+    redis_max_value_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     memory_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     # search

@@ -5,7 +5,8 @@ DbmetaError
  ├── UnknownProfileError    the request names a profile that does not exist    404
  ├── InvalidInputError      a well-formed request that cannot be served        422
  ├── IndexNotReadyError     the search index is still being built              503
- └── UpstreamUnavailableError  the database (or another dependency) is down    503
+ ├── UpstreamUnavailableError  the database (or another dependency) is down    503
+ └── BusyError              the profile's database work is at its bound        503 + Retry-After
 """
 
 from __future__ import annotations
@@ -51,3 +52,15 @@ class IndexNotReadyError(DbmetaError):
 class UpstreamUnavailableError(DbmetaError):
     code = "upstream_unavailable"
     status_code = 503
+
+
+class BusyError(DbmetaError):
+    """The profile already runs as much database work as it allows (sample reads); retry shortly."""
+
+    code = "busy"
+    status_code = 503
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -7,6 +7,9 @@ import json
 import logging
 import re
 import time
+from typing import Any
+
+from dbmeta_app.scrub import scrub
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -48,8 +51,31 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            data["exc"] = redact(self.formatException(record.exc_info))
+            data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
+
+    def formatException(self, ei: Any) -> str:
+        return _scrub_traceback(super().formatException(ei))
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with tracebacks scrubbed like the JSON format's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Another handler may have cached the record's traceback text unscrubbed: format it afresh.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatException(self, ei: Any) -> str:
+        return _scrub_traceback(super().formatException(ei))
+
+
+def _scrub_traceback(text: str) -> str:
+    # A driver's exception text names the login, host and address it used, and may hold a DSN.
+    return scrub(redact(text))
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
@@ -64,9 +90,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-        )
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root.setLevel(level)
     for noisy in ("httpx", "httpx2", "pymilvus", "sentence_transformers", "urllib3", "mcp", "milvus_lite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

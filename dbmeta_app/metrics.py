@@ -9,6 +9,9 @@ CACHE_MISSES = Counter("dbmeta_cache_misses_total", "Cache misses by kind", ["ki
 CACHE_ERRORS = Counter(
     "dbmeta_cache_errors_total", "Redis errors (served from memory instead) by kind", ["kind"]
 )
+CACHE_TOO_LARGE = Counter(
+    "dbmeta_cache_too_large_total", "Values over REDIS_MAX_VALUE_BYTES, kept out of Redis, by kind", ["kind"]
+)
 REDIS_UP = Gauge(
     "dbmeta_redis_up", "1 when the last Redis call succeeded, 0 when Redis is failing or disabled"
 )
@@ -29,7 +32,7 @@ SEARCH_SECONDS = Histogram(
 )
 PREFLIGHT_SECONDS = Histogram(
     "dbmeta_preflight_seconds",
-    "Time to answer a preflight request, by outcome: refused (by the guard), cached, explained",
+    "Time to answer a preflight request, by outcome: refused (by the guard), cached, busy, explained",
     ["profile", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )

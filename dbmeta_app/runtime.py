@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,7 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Profile, Settings, sample_file
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.descriptions import Descriptions, load_descriptions
+from dbmeta_app.sql.admission import Admission
 from dbmeta_app.sql.policy import RoutineGate
 from dbmeta_app.sql.privileges import PrivilegeCheck
 
@@ -42,12 +44,23 @@ def _connect_args(dialect: str) -> dict[str, Any]:
     return {}
 
 
-def create_profile_engine(profile: Profile, *, pool_size: int = 5) -> Engine:
-    """Create (without connecting) an engine for the profile's database."""
+def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bool = False) -> Engine:
+    """Create (without connecting) an engine for the profile's database.
+
+    ``preflight``: the pool for EXPLAINs and sample reads, sized to the profile's concurrency bound (which
+    admits no more than that at once, so nobody waits here), without psycopg's prepared statements (reset
+    after each use), and without pooling for SQLite (a fresh connection is cheap and has no leftover state).
+    """
     url = profile.database_url.get_secret_value()
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _connect_args(profile.dialect)}
-    if profile.dialect != "sqlite":
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_recycle=1800)
+    connect_args = _connect_args(profile.dialect)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
+    if preflight and profile.dialect == "postgresql":
+        connect_args["prepare_threshold"] = None
+    if preflight and profile.dialect == "sqlite" and ":memory:" not in url and "mode=memory" not in url:
+        kwargs["poolclass"] = sa.pool.NullPool
+    elif profile.dialect != "sqlite":
+        overflow = 0 if preflight else pool_size
+        kwargs.update(pool_size=pool_size, max_overflow=overflow, pool_timeout=10, pool_recycle=1800)
     try:
         return sa.create_engine(url, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -93,8 +106,15 @@ class ProfileRuntime:
     #: The role's latest privilege report (sql/privileges.py).
     privileges: PrivilegeCheck = field(default_factory=PrivilegeCheck)
     _routines: RoutineGate | None = None
+    # the bound on concurrent EXPLAINs and sample reads, from the profile's preflight limits
+    admission: Admission = field(init=False, repr=False)
     _preflight_engine: Engine | None = None
+    _limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        limits = self.profile.preflight
+        self.admission = Admission(limits.concurrency, limits.queue, limits.queue_wait_ms / 1000)
 
     @property
     def name(self) -> str:
@@ -106,10 +126,11 @@ class ProfileRuntime:
 
     @property
     def preflight_engine(self) -> Engine:
-        """A pool kept apart from introspection, created on first use."""
+        """A pool kept apart from introspection, created on first use (EXPLAINs and sample reads)."""
         with self._lock:
             if self._preflight_engine is None:
-                self._preflight_engine = create_profile_engine(self.profile, pool_size=3)
+                size = self.profile.preflight.concurrency
+                self._preflight_engine = create_profile_engine(self.profile, pool_size=size, preflight=True)
             return self._preflight_engine
 
     @property
@@ -119,6 +140,14 @@ class ProfileRuntime:
             if self._routines is None:
                 self._routines = RoutineGate(self.dialect, self.profile.preflight.allow_functions)
             return self._routines
+
+    def thread_limiter(self) -> anyio.CapacityLimiter:
+        """Worker threads for this profile's database work, apart from the process's shared ones (per loop)."""
+        loop = asyncio.get_running_loop()
+        held = self._limiter
+        if held is None or held[0] is not loop:
+            held = self._limiter = (loop, anyio.CapacityLimiter(self.profile.preflight.concurrency))
+        return held[1]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -129,3 +129,38 @@ def test_the_example_env_names_every_setting_and_only_settings() -> None:
     text = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
     named = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.M))
     assert named == {name.upper() for name in Settings.model_fields}
+
+
+def test_redis_max_value_bytes_is_read_exported_and_from_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("REDIS_MAX_VALUE_BYTES=4096\n")
+    assert load_settings(data_dir=tmp_path).redis_max_value_bytes == 4096
+    monkeypatch.setenv("REDIS_MAX_VALUE_BYTES", "8192")
+    assert load_settings(data_dir=tmp_path).redis_max_value_bytes == 8192
+    monkeypatch.setenv("REDIS_MAX_VALUE_BYTES", "10")
+    with pytest.raises(ConfigError, match="REDIS_MAX_VALUE_BYTES"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_a_profiles_preflight_limits_are_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.yml"
+    path.write_text(
+        "profiles:\n"
+        "  a:\n"
+        "    database_url: 'sqlite:///x.db'\n"
+        "    preflight: {max_relations: 500, concurrency: 2, queue: 0, queue_wait_ms: 0,"
+        " max_plan_bytes: 4096, sample_views: [sales.v_orders]}\n"
+    )
+    limits = load_settings(profiles_file=path, default_profile="a").profile("a").preflight
+    assert (limits.max_relations, limits.concurrency, limits.queue, limits.max_plan_bytes) == (
+        500,
+        2,
+        0,
+        4096,
+    )
+    assert limits.sample_views == ("sales.v_orders",) and limits.max_nodes == 100_000
+    path.write_text("profiles:\n  a: {database_url: 'sqlite:///x.db', preflight: {concurrency: 0}}\n")
+    with pytest.raises(ConfigError, match="concurrency"):
+        load_settings(profiles_file=path, default_profile="a")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dbmeta_app.errors import DbmetaError
+from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DbmetaError)
     async def dbmeta_error(_: Request, exc: DbmetaError) -> JSONResponse:
+        detail = exc.detail
         if exc.status_code >= 500:
-            log.warning("%s: %s", exc.code, exc.detail)
+            detail = scrub(detail)  # a dependency's failure: never its login, host or address
+            log.warning("%s: %s", exc.code, detail)
         return JSONResponse(
-            {"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            {"error": exc.code, "detail": detail}, status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

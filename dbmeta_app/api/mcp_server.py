@@ -144,6 +144,10 @@ def _preflight_text(answer: dict[str, Any]) -> str:
             f"Preflight OK: estimated_rows={answer.get('estimated_rows')}, "
             f"estimated_cost={answer.get('estimated_cost')}"
         )
+        if answer.get("plan_truncated"):
+            head += " (plan truncated to the profile's max_plan_bytes)"
+    elif answer.get("error_kind") == "busy":
+        head = f"Preflight BUSY (not checked; try again shortly): {answer.get('error')}"
     else:
         head = f"Preflight FAILED ({answer.get('error_kind')}): {answer.get('error')}"
     if answer.get("suggestion"):

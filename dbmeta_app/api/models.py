@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,20 +72,39 @@ class PreflightRequest(BaseModel):
     profile: str | None = ProfileName
 
 
+class PreflightErrorKind(StrEnum):
+    """Why a preflight answer is not ok."""
+
+    unsafe = "unsafe"  # refused by the guard: not one read-only query, or it reaches what it must not
+    sql = "sql"  # invalid SQL: a syntax error (from the guard too), an unknown table or column
+    limit = "limit"  # over a limit: the complexity budget, the query's length, estimated rows or cost
+    timeout = "timeout"  # the statement (planning included) ran out of time or waited on a lock
+    busy = "busy"  # the profile's EXPLAINs are at their concurrency bound: retry after Retry-After
+
+
 class PreflightResponse(BaseModel):
+    """Every preflight answer has every one of these keys, whatever the outcome (null where not applicable)."""
+
     ok: bool
     error: str | None = None
-    error_kind: str | None = Field(default=None, description="unsafe | sql | limit | timeout (null when ok)")
+    error_kind: PreflightErrorKind | None = Field(default=None, description="null when ok")
     position: int | None = Field(default=None, description="character offset the parser reported")
     plan: Any = None
+    plan_truncated: bool | None = Field(
+        default=None,
+        description="true when the plan was cut to the profile's max_plan_bytes; null without a plan",
+    )
     estimated_rows: int | None = None
     estimated_cost: float | None = None
     warnings: list[str] = Field(default_factory=list)
     suggestion: str | None = None
     cached: bool = False
-    profile: str | None = None
-    dialect: str | None = None
-    schema_version: str | None = None
+    profile: str
+    dialect: str
+    schema_version: str | None = Field(
+        default=None,
+        description="the profile's schema version; null on a refusal before any schema is loaded",
+    )
 
 
 ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from dbmeta_app.api.deps import json_body, read_body, runtime_of
 from dbmeta_app.api.models import ErrorBody, PreflightRequest, PreflightResponse
-from dbmeta_app.prompt_items.preflight import preflight
+from dbmeta_app.prompt_items.preflight import preflight_reply
 
 router = APIRouter(tags=["preflight"])
 
@@ -18,9 +18,12 @@ router = APIRouter(tags=["preflight"])
     openapi_extra=json_body(PreflightRequest),
 )
 async def preflight_sql(request: Request) -> Response:
-    """Tell whether SQL is safe and valid, and how expensive it is, without running it."""
+    """Tell whether SQL is safe and valid, and how expensive it is, without running it.
+
+    A verdict, always 200: also ``busy`` (the profile's EXPLAINs are at their bound), with ``Retry-After``.
+    """
     body, runtime = await read_body(request, PreflightRequest), runtime_of(request)
     rt = runtime.profile(body.profile)
-    return Response(
-        await preflight(runtime.settings, runtime.cache, rt, body.sql), media_type="application/json"
-    )
+    reply = await preflight_reply(runtime.settings, runtime.cache, rt, body.sql)
+    headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else None
+    return Response(reply.body, media_type="application/json", headers=headers)

@@ -37,6 +37,7 @@ from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
 from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
 from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ class KindStats:
     misses: int = 0
     errors: int = 0
     refreshes: int = 0
+    too_large: int = 0  # values over REDIS_MAX_VALUE_BYTES, kept out of Redis
 
     def to_json(self) -> dict[str, Any]:
         total = self.hits + self.memory_hits + self.misses
@@ -200,6 +202,7 @@ class KindStats:
             "misses": self.misses,
             "errors": self.errors,
             "refreshes": self.refreshes,
+            "too_large": self.too_large,
             "hit_ratio": ratio,
         }
 
@@ -279,6 +282,7 @@ class RedisCache:
 
     def __init__(self, settings: Settings, redis_client: RedisClient | None = None) -> None:
         self.enabled = settings.redis_cache_enabled
+        self.max_value_bytes = settings.redis_max_value_bytes
         self.memory = MemoryCache(settings.memory_cache_max_bytes)
         self.stats = CacheStats()
         self._redis: RedisClient | None = None
@@ -291,6 +295,7 @@ class RedisCache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._unsynced: set[str] = set()  # written to L1 only (Redis was away): to be written back
+        self._local_only: set[str] = set()  # over REDIS_MAX_VALUE_BYTES: held in L1 only, never written back
         self.redis_ok: bool | None = None  # unknown until the first call
         self.l1_coherent = False  # true while the invalidation listener is subscribed
         self._node = uuid.uuid4().hex  # our own announcements need not evict our own L1
@@ -402,14 +407,17 @@ class RedisCache:
                     if remaining is not None:
                         self.memory.set(key, value, remaining)
                     return self._hit(kind, "redis", value, remaining)
-                if key not in self._unsynced:
+                if key not in self._unsynced and key not in self._local_only:
                     # Redis dropped it (expiry, an invalidation): an L1 copy must not outlive that.
                     self.memory.delete(key)
                     return self._miss(kind)
                 kept = self.memory.get_with_ttl(key)
                 if kept is None:
                     self._unsynced.discard(key)
+                    self._local_only.discard(key)
                     return self._miss(kind)
+                if key in self._local_only:  # too large for Redis: this process's copy is the value
+                    return self._hit(kind, "memory", *kept)
                 # Computed here while Redis was away: hand it to Redis (and the other replicas) now.
                 await self.set_bytes(kind, key, kept[0], kept[1])
                 return self._hit(kind, "memory", *kept)
@@ -451,16 +459,33 @@ class RedisCache:
             self._mark_unsynced(key)
             return
         px = max(1, int(seconds * 1000))
-        try:
-            await _pipeline(
-                client, ("SET", key, raw, "PX", px), ("PUBLISH", INVALIDATION_CHANNEL, self._announce(key))
+        command: tuple[Any, ...] = ("SET", key, raw, "PX", px)
+        if len(raw) > self.max_value_bytes:
+            # Too large for Redis: kept in memory only (if it fits there), and any older value of the key in
+            # Redis is dropped so no replica serves it; lookups here then answer from memory.
+            self.stats.of(kind).too_large += 1
+            _counter(metrics.CACHE_TOO_LARGE, kind).inc()
+            log.warning(
+                "Cache value of kind=%s is %d bytes, over REDIS_MAX_VALUE_BYTES=%d: not written to Redis",
+                kind,
+                len(raw),
+                self.max_value_bytes,
             )
+            if len(self._local_only) >= _UNSYNCED_MAX:
+                self._local_only = {k for k in self._local_only if self.memory.get(k) is not None}
+            if len(self._local_only) < _UNSYNCED_MAX:
+                self._local_only.add(key)
+            command = ("DEL", key)
+        try:
+            await _pipeline(client, command, ("PUBLISH", INVALIDATION_CHANNEL, self._announce(key)))
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed(kind, exc)
             self._mark_unsynced(key)
         else:
             self._redis_succeeded()
             self._unsynced.discard(key)
+            if command[0] == "SET":
+                self._local_only.discard(key)
 
     def _mark_unsynced(self, key: str) -> None:
         if self._redis is None:
@@ -490,6 +515,7 @@ class RedisCache:
         for key in keys:
             self.memory.delete(key)
             self._unsynced.discard(key)
+            self._local_only.discard(key)
         client = self._redis_usable()
         if client is None or not keys:
             return
@@ -640,7 +666,12 @@ class RedisCache:
                     await self.set_json(kind, key, await _decoded(encode(value)), ttl)
                 self.stats.of(kind).refreshes += 1
             except Exception as exc:  # noqa: BLE001 - the stale value keeps serving until its hard TTL
-                log.warning("Background refresh of a %s value failed: %s: %s", kind, type(exc).__name__, exc)
+                log.warning(
+                    "Background refresh of a %s value failed: %s: %s",
+                    kind,
+                    type(exc).__name__,
+                    scrub(str(exc)),
+                )
             finally:
                 if token:
                     await self._release_lock(key, token)

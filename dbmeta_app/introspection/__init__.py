@@ -12,12 +12,14 @@ from sqlalchemy.engine import Engine
 from dbmeta_app.introspection.descriptions import Descriptions, apply_descriptions, load_descriptions
 from dbmeta_app.introspection.fingerprint import schema_fingerprint
 from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table, qualified_name
-from dbmeta_app.introspection.reflect import reflect_tables, sample_rows
+from dbmeta_app.introspection.reflect import reflect_tables
+from dbmeta_app.introspection.samples import SamplePolicy, sample_rows
 
 __all__ = [
     "Column",
     "Descriptions",
     "ForeignKey",
+    "SamplePolicy",
     "Snapshot",
     "Table",
     "introspect",
@@ -37,11 +39,15 @@ def introspect(
     exclude_schemas: tuple[str, ...] = (),
     descriptions: Descriptions | None = None,
     data_examples: int = 0,
+    sample_engine: Engine | None = None,
+    sample_policy: SamplePolicy | None = None,
     sample_filter: Callable[[Sequence[Table]], Mapping[str, str]] | None = None,
 ) -> Snapshot:
     """Read the whole schema of a database (blocking) into a Snapshot, with curated descriptions applied.
 
-    ``sample_filter`` names the tables whose sample rows must not be read, with why (the routine policy).
+    With ``data_examples``, up to that many rows of each table the policy allows are read on
+    ``sample_engine`` (by default ``engine``): see :mod:`dbmeta_app.introspection.samples`.
+    ``sample_filter`` names the tables whose sample rows must not be read, with why (e.g. a routine policy).
     """
     started = time.perf_counter()
     # Read before the schema: a change made while we read shows up as drift at the next check.
@@ -53,7 +59,8 @@ def introspect(
         refused = sample_filter(tables) if sample_filter is not None else {}
         for key, reason in refused.items():
             log.info("No sample rows for %s: %s", key, reason)
-        samples = sample_rows(engine, [t for t in tables if t.key not in refused], data_examples)
+        readable = [t for t in tables if t.key not in refused]
+        samples = sample_rows(sample_engine or engine, readable, data_examples, sample_policy)
         tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
     snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(

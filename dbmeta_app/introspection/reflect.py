@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.reflection import Inspector
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchTableError
 
 from dbmeta_app.introspection.models import Column, ForeignKey, Table, qualified_name
 
@@ -26,7 +26,6 @@ SYSTEM_SCHEMAS = {
     "mysql": {"mysql", "information_schema", "performance_schema", "sys"},
     "mariadb": {"mysql", "information_schema", "performance_schema", "sys"},
 }
-SAMPLE_VALUE_MAX = 60
 
 _PG_TYPE_ABBREV = (
     ("character varying", "varchar"),
@@ -300,46 +299,6 @@ def _reflect_generic(conn: Connection, include: Sequence[str], exclude: Sequence
                     comment=comment or None,
                 )
             )
-    return out
-
-
-# --------------------------------------------------------------------------- sample rows
-
-
-def _truncate(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(bytes(value))} bytes>"
-    text = str(value).replace("\r", " ").replace("\n", " ")
-    return text if len(text) <= SAMPLE_VALUE_MAX else text[: SAMPLE_VALUE_MAX - 1] + "…"
-
-
-def _sample_statement(table: Table, limit: int) -> sa.Select[Any]:
-    # SQLAlchemy quotes every identifier and renders LIMIT in the dialect's own syntax (TOP, FETCH FIRST…).
-    source = sa.table(table.name, *[sa.column(c.name) for c in table.columns], schema=table.schema)
-    return sa.select(*source.c).limit(limit)
-
-
-def sample_rows(
-    engine: Engine, tables: Iterable[Table], limit: int, timeout_ms: int = 2000
-) -> dict[str, tuple[tuple[str | None, ...], ...]]:
-    """Read up to ``limit`` rows of each table (values truncated); a table that fails is skipped."""
-    out: dict[str, tuple[tuple[str | None, ...], ...]] = {}
-    dialect = engine.dialect.name
-    with engine.connect() as conn:
-        for table in tables:
-            if not table.columns:
-                continue
-            try:
-                with conn.begin():
-                    if dialect == "postgresql":
-                        conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
-                    rows = conn.execute(_sample_statement(table, limit)).fetchall()
-            except SQLAlchemyError as exc:
-                log.info("No sample rows for %s: %s", table.key, type(exc).__name__)
-                continue
-            out[table.key] = tuple(tuple(_truncate(v) for v in row) for row in rows)
     return out
 
 

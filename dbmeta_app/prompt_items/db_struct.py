@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -18,18 +19,19 @@ from typing import Any
 
 import anyio
 import orjson
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app import metrics
 from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, cache_key, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
-from dbmeta_app.introspection import introspect, schema_fingerprint
+from dbmeta_app.introspection import SamplePolicy, introspect, schema_fingerprint
 from dbmeta_app.introspection.models import Snapshot, Table
+from dbmeta_app.introspection.samples import SAMPLE_TIMEOUT_MS
 from dbmeta_app.prompt_items.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.runtime import ProfileRuntime, open_profile
-from dbmeta_app.sql.policy import sample_refusals
+from dbmeta_app.scrub import scrub
 from dbmeta_app.sql.reach import Name
 
 log = logging.getLogger(__name__)
@@ -193,6 +195,12 @@ def _schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: boo
     )
 
 
+def held_schema_version(settings: Settings, rt: ProfileRuntime) -> str | None:
+    """The version of the profile's full snapshot this process last held, without any I/O (None: none yet)."""
+    held = _memo.latest.get(schema_cache_key(settings, rt, False))
+    return None if held is None else held.version
+
+
 def _sample_count(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> int:
     if not with_examples:
         return 0
@@ -200,8 +208,21 @@ def _sample_count(settings: Settings, rt: ProfileRuntime, with_examples: bool) -
     return count or 3
 
 
+def _sample_policy(rt: ProfileRuntime) -> SamplePolicy:
+    """Sample reads share the preflight's pool, read-only session and concurrency bound (samples.py)."""
+    limits = rt.profile.preflight
+    return SamplePolicy(
+        timeout_ms=min(limits.timeout_ms, SAMPLE_TIMEOUT_MS),
+        allowed_views=limits.sample_views,
+        admission=rt.admission,
+        retry_after=max(1, math.ceil(limits.timeout_ms / 1000)),
+        relation_check=lambda conn, tables: _relation_refusals(rt, conn, tables),
+    )
+
+
 def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> Snapshot:
     started = time.perf_counter()
+    samples = _sample_count(settings, rt, with_examples)
     try:
         return introspect(
             rt.engine,
@@ -209,12 +230,15 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
             include_schemas=rt.profile.include_schemas,
             exclude_schemas=rt.profile.exclude_schemas,
             descriptions=rt.descriptions,
-            data_examples=_sample_count(settings, rt, with_examples),
-            sample_filter=lambda tables: _sample_refusals(rt, tables),
+            data_examples=samples,
+            sample_engine=rt.preflight_engine if samples else None,
+            sample_policy=_sample_policy(rt) if samples else None,
+            sample_filter=(lambda tables: _privilege_refusals(rt, tables)) if samples else None,
         )
     except SQLAlchemyError as exc:
-        # The driver's message names hosts and ports: it goes to the log, the client gets the class only.
+        # The driver's message names hosts and ports: it goes to the log (scrubbed), the client gets the class only.
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        reason = scrub(reason)
         log.warning("Introspection of profile=%s failed: %s: %s", rt.name, type(exc).__name__, reason)
         raise UpstreamUnavailableError(
             f"database of profile {rt.name!r} is unavailable ({type(exc).__name__})"
@@ -223,11 +247,22 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
 
 
-def _sample_refusals(rt: ProfileRuntime, tables: Sequence[Table]) -> dict[str, str]:
-    """Return the tables whose sample rows may not be read (the routine policy, least privilege), with why."""
+def _privilege_refusals(rt: ProfileRuntime, tables: Sequence[Table]) -> dict[str, str]:
+    """Refuse every table's sample rows while a profile that requires a least-privilege role has more."""
+    if not rt.profile.preflight.require_least_privilege:
+        return {}
+    report = rt.privileges.report(rt.engine)
+    if report.least_privilege:
+        return {}
+    why = "; ".join(report.problems) if report.checked else str(report.error)
+    reason = f"the profile requires a least-privilege database role, but its role can: {why}"
+    return dict.fromkeys((t.key for t in tables), reason)
+
+
+def _relation_refusals(rt: ProfileRuntime, conn: Connection, tables: Sequence[Table]) -> dict[str, str]:
+    """The routine policy's verdict on reading these tables (attached expressions, view expansion)."""
     names = {Name(t.schema, t.name): t.key for t in tables}
-    required = rt.privileges if rt.profile.preflight.require_least_privilege else None
-    refused = sample_refusals(rt.engine, rt.routines, list(names), privileges=required)
+    refused = rt.routines.relation_problems(conn, list(names))
     return {names[name]: reason for name, reason in refused.items()}
 
 

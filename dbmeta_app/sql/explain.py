@@ -1,8 +1,10 @@
 """Run a dialect-specific EXPLAIN of one guarded query inside a read-only, time-boxed transaction.
 
 Blocking (SQLAlchemy sync engines): call it from a worker thread. Nothing here executes the query
-itself, never ANALYZE; every change made to the pooled session is transaction-scoped or restored
-before the connection goes back to the pool. Expected failures come back as results, never raised.
+itself, never ANALYZE; the transaction is the one :mod:`dbmeta_app.sql.session` opens (read-only,
+time-boxed, planner bounded, rolled back, the pooled session reset after). A plan larger than
+``max_plan_bytes`` is cut to fit (``plan_truncated``). Expected failures come back as results, never
+raised, with messages free of logins, hosts and addresses.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final
 
 import sqlalchemy
@@ -24,7 +24,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from dbmeta_app.sql.guard import DEFAULT_MAX_LENGTH, check_sql
+from dbmeta_app.scrub import scrub
+from dbmeta_app.sql.budget import Budget
+from dbmeta_app.sql.guard import DEFAULT_MAX_LENGTH, UNSAFE, check_sql
+from dbmeta_app.sql.plan_size import DEFAULT_MAX_PLAN_BYTES, load_bounded
+from dbmeta_app.sql.session import ReadOnlySession, SessionRefused, read_only_session
 
 __all__ = [
     "DEFAULT_LARGE_TABLE_ROWS",
@@ -41,6 +45,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_LARGE_TABLE_ROWS: Final = 100_000
+# A server's error text can echo long input (MySQL quotes the SQL near the error): keep answers small.
+_MAX_ERROR_CHARS: Final = 2_000
 
 # PostgreSQL SQLSTATEs: query_canceled (statement_timeout), lock_not_available (lock_timeout).
 _PG_TIMEOUT_STATES: Final = frozenset({"57014", "55P03"})
@@ -87,6 +93,7 @@ class ExplainResult:
     estimated_rows: int | None
     estimated_cost: float | None
     warnings: tuple[str, ...] = ()
+    plan_truncated: bool = False
 
 
 def run_explain(
@@ -96,33 +103,42 @@ def run_explain(
     timeout_ms: int = 5000,
     large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS,
     max_length: int = DEFAULT_MAX_LENGTH,
+    budget: Budget | None = None,
+    max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
+    mysql_timeout: str | None = None,
     check: Check | None = None,
 ) -> ExplainResult:
     """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors.
 
-    ``check`` (the routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
+    ``check`` (e.g. a routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
     reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
+    ``mysql_timeout``: see :func:`~dbmeta_app.sql.session.read_only_session`.
     """
     backend = engine.dialect.name
     # Check again here: this is the last door before the database, whoever the caller is.
-    verdict = check_sql(statement, backend, max_length=max_length)
+    verdict = check_sql(statement, backend, max_length=max_length, budget=budget)
     if not verdict.ok or verdict.statement is None:
-        return _failure(f"refused: {verdict.reason}", "sql")
+        prefix = "refused: " if verdict.kind == UNSAFE else ""
+        return _failure(f"{prefix}{verdict.reason}", verdict.kind or UNSAFE)
     guarded = verdict.statement
     timeout_ms = max(1, int(timeout_ms))
+    session: ReadOnlySession | None = None
     try:
-        if backend == "postgresql":
-            return _explain_postgres(engine, guarded, timeout_ms, large_table_rows, check)
-        if backend in ("mysql", "mariadb"):
-            set_statement = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
-            return _explain_mysql(
-                engine, guarded, timeout_ms, large_table_rows, set_statement=set_statement, check=check
-            )
-        if backend == "sqlite":
-            return _explain_sqlite(engine, guarded, timeout_ms)
-        return _explain_generic(engine, guarded, timeout_ms)
-    except DBAPIError as exc:  # raised while checking a connection out of the pool
-        return _error_result(exc, backend)
+        with read_only_session(engine, timeout_ms, mysql_timeout=mysql_timeout) as session:
+            refusal = check(session.conn) if check is not None else None
+            if refusal is not None:
+                return _failure(f"refused: {refusal}", "unsafe")
+            if backend == "postgresql":
+                return _explain_postgres(session, guarded, large_table_rows, max_plan_bytes)
+            if backend in ("mysql", "mariadb"):
+                return _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
+            if backend == "sqlite":
+                return _explain_sqlite(session, guarded, max_plan_bytes)
+            return _explain_generic(session, guarded, max_plan_bytes)
+    except SessionRefused as exc:
+        return _failure(str(exc), "connection")
+    except DBAPIError as exc:
+        return _error_result(exc, backend, timed_out=session is not None and session.timed_out)
     except PoolTimeoutError:
         return _failure("no database connection available (pool exhausted)", "connection")
     except SQLAlchemyError as exc:
@@ -148,41 +164,10 @@ def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | 
 
 
 def _explain_postgres(
-    engine: sqlalchemy.Engine, statement: str, timeout_ms: int, large_table_rows: int, check: Check | None
+    session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
 ) -> ExplainResult:
-    # A STABLE/IMMUTABLE function folded at plan time can take a session-level advisory lock,
-    # which a rollback does not release; release them before the connection is pooled again.
-    unlock = "SELECT pg_advisory_unlock_all()"
-    with engine.connect() as conn:
-        conn.execution_options(no_parameters=True)
-        try:
-            raw = conn.connection.dbapi_connection
-            # In autocommit mode nothing has begun a transaction, and SET TRANSACTION would be a no-op.
-            begin = "BEGIN READ ONLY" if getattr(raw, "autocommit", False) else "SET TRANSACTION READ ONLY"
-            conn.exec_driver_sql(begin)
-            idle_ms = max(1000, 2 * timeout_ms)
-            read_only = conn.exec_driver_sql(
-                f"SELECT set_config('statement_timeout', '{timeout_ms}', true),"
-                f" set_config('lock_timeout', '{timeout_ms}', true),"
-                f" set_config('idle_in_transaction_session_timeout', '{idle_ms}', true),"
-                # pglast writes standard strings; never let the server read backslashes as escapes.
-                " set_config('standard_conforming_strings', 'on', true),"
-                " current_setting('transaction_read_only')"
-            ).one()[-1]
-            if read_only != "on":
-                _finish(conn)
-                return _failure("could not open a read-only transaction", "connection")
-            refusal = check(conn) if check is not None else None
-            if refusal is not None:
-                _finish(conn)
-                return _failure(f"refused: {refusal}", "unsafe")
-            row = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}").one()
-            conn.exec_driver_sql(unlock)
-        except DBAPIError as exc:
-            _finish(conn, unlock)
-            return _error_result(exc, "postgresql")
-        _finish(conn)
-    plan = _as_json(row[0])
+    row = session.run(f"EXPLAIN (FORMAT JSON) {statement}").one()
+    plan, truncated = _plan(row[0], max_plan_bytes)
     rows, cost = postgres_estimates(plan)
     return ExplainResult(
         ok=True,
@@ -192,6 +177,7 @@ def _explain_postgres(
         estimated_rows=rows,
         estimated_cost=cost,
         warnings=postgres_warnings(plan, large_table_rows=large_table_rows),
+        plan_truncated=truncated,
     )
 
 
@@ -287,45 +273,10 @@ def _pg_describe(node: dict[str, Any]) -> str:
 
 
 def _explain_mysql(
-    engine: sqlalchemy.Engine,
-    statement: str,
-    timeout_ms: int,
-    large_table_rows: int,
-    *,
-    set_statement: bool,
-    check: Check | None = None,
+    session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
 ) -> ExplainResult:
-    """EXPLAIN in a read-only transaction; MariaDB bounds time with SET STATEMENT, MySQL with KILL QUERY."""
-    seconds = timeout_ms / 1000
-    watchdog: _Watchdog | None = None
-    # Stored functions run while optimising can take GET_LOCK() locks, which outlive the rollback.
-    unlock = "DO RELEASE_ALL_LOCKS()"
-    with engine.connect() as conn:
-        conn.execution_options(no_parameters=True)
-        try:
-            conn.exec_driver_sql("START TRANSACTION READ ONLY")
-            refusal = check(conn) if check is not None else None
-            if refusal is not None:
-                _finish(conn, unlock)
-                return _failure(f"refused: {refusal}", "unsafe")
-            if set_statement:
-                # Statement-scoped settings: the session's own values are never touched.
-                lock_wait = max(1, math.ceil(seconds))
-                row = conn.exec_driver_sql(
-                    f"SET STATEMENT max_statement_time={seconds:.3f}, lock_wait_timeout={lock_wait} "
-                    f"FOR EXPLAIN FORMAT=JSON {statement}"
-                ).one()
-            else:
-                # MySQL's max_execution_time does not cover EXPLAIN: cancel from a second connection.
-                connection_id = int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
-                watchdog = _Watchdog(seconds, _mysql_killer(engine, connection_id))
-                with watchdog:
-                    row = conn.exec_driver_sql(f"EXPLAIN FORMAT=JSON {statement}").one()
-        except DBAPIError as exc:
-            _finish(conn, unlock)
-            return _error_result(exc, "mysql", timed_out=watchdog is not None and watchdog.fired)
-        _finish(conn, unlock)
-    plan = _as_json(row[0])
+    row = session.run(f"EXPLAIN FORMAT=JSON {statement}").one()
+    plan, truncated = _plan(row[0], max_plan_bytes)
     rows, cost = mysql_estimates(plan)
     return ExplainResult(
         ok=True,
@@ -335,24 +286,8 @@ def _explain_mysql(
         estimated_rows=rows,
         estimated_cost=cost,
         warnings=mysql_warnings(plan, large_table_rows=large_table_rows),
+        plan_truncated=truncated,
     )
-
-
-def _mysql_killer(engine: sqlalchemy.Engine, connection_id: int) -> Callable[[], None]:
-    """Return an action that cancels the running statement of a connection, from outside the pool."""
-
-    def kill() -> None:
-        # A fresh DBAPI connection: the pool may have no connection left to lend.
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        raw = engine.dialect.connect(*cargs, **cparams)
-        try:
-            cursor = raw.cursor()
-            cursor.execute(f"KILL QUERY {connection_id:d}")
-            cursor.close()
-        finally:
-            raw.close()
-
-    return kill
 
 
 def mysql_estimates(plan: Any) -> tuple[int | None, float | None]:
@@ -516,82 +451,54 @@ def _mysql_join_tables(block: dict[str, Any]) -> list[dict[str, Any]]:
 # --- SQLite ----------------------------------------------------------------------------------------
 
 
-def _explain_sqlite(engine: sqlalchemy.Engine, statement: str, timeout_ms: int) -> ExplainResult:
-    seconds = timeout_ms / 1000
-    deadline = time.monotonic() + seconds
-    with engine.connect() as conn:
-        conn.execution_options(no_parameters=True)
-        raw = conn.connection.dbapi_connection
-        set_progress = getattr(raw, "set_progress_handler", None)
-        interrupt = getattr(raw, "interrupt", None)
-        previous = conn.exec_driver_sql("PRAGMA query_only").scalar()
-        watchdog = _Watchdog(seconds, interrupt if callable(interrupt) else _nothing)
-        try:
-            conn.exec_driver_sql("PRAGMA query_only = ON")
-            if callable(set_progress):
-                set_progress(lambda: int(time.monotonic() > deadline), 1000)
-            # The progress handler only runs while the VDBE steps; interrupt() also stops parsing.
-            with watchdog:
-                rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
-        except DBAPIError as exc:
-            timed_out = watchdog.fired or time.monotonic() > deadline
-            return _error_result(exc, "sqlite", timed_out=timed_out)
-        finally:
-            try:
-                if callable(set_progress):
-                    set_progress(None, 0)
-                conn.exec_driver_sql(f"PRAGMA query_only = {1 if previous else 0}")
-                conn.rollback()
-            except SQLAlchemyError:
-                conn.invalidate()  # query_only could not be restored: never pool it again
-    overrun = time.monotonic() - deadline
-    if overrun > 0:
+def _explain_sqlite(session: ReadOnlySession, statement: str, max_plan_bytes: int) -> ExplainResult:
+    started = time.monotonic()
+    result = session.run(f"EXPLAIN QUERY PLAN {statement}")
+    rows, truncated = _bounded_rows(result, max_plan_bytes)
+    took_ms = round((time.monotonic() - started) * 1000)
+    if took_ms > session.timeout_ms:
         # SQLite resets interrupts when a statement starts, so planning itself cannot be cut short;
         # report the overrun anyway, so a query too costly to plan is treated as one that timed out.
-        took_ms = round(timeout_ms + overrun * 1000)
         return _failure(
-            f"statement timed out: planning took {took_ms} ms, over the {timeout_ms} ms limit", "timeout"
+            f"statement timed out: planning took {took_ms} ms, over the {session.timeout_ms} ms limit",
+            "timeout",
         )
     plan = [{"id": row[0], "parent": row[1], "detail": str(row[-1])} for row in rows if len(row) >= 3]
     return ExplainResult(
-        ok=True, error=None, error_kind=None, plan=plan, estimated_rows=None, estimated_cost=None
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=None,
+        estimated_cost=None,
+        plan_truncated=truncated,
     )
-
-
-def _nothing() -> None:
-    return None
 
 
 # --- other dialects --------------------------------------------------------------------------------
 
 
-def _explain_generic(engine: sqlalchemy.Engine, statement: str, timeout_ms: int) -> ExplainResult:
+def _explain_generic(session: ReadOnlySession, statement: str, max_plan_bytes: int) -> ExplainResult:
     """EXPLAIN on dialects without a tested read-only transaction: ClickHouse, Trino, others."""
-    backend = engine.dialect.name
+    backend = session.backend
     if backend == "clickhouse":
-        seconds = max(1, math.ceil(timeout_ms / 1000))
+        seconds = max(1, -(-session.timeout_ms // 1000))
         sql = f"EXPLAIN ESTIMATE {statement} SETTINGS max_execution_time = {seconds}"
     elif backend == "trino":
         sql = f"EXPLAIN (FORMAT JSON) {statement}"
     else:
         sql = f"EXPLAIN {statement}"
-    with engine.connect() as conn:
-        conn.execution_options(no_parameters=True)
-        try:
-            result = conn.exec_driver_sql(sql)
-            keys = list(result.keys())
-            rows = [tuple(row) for row in result.all()]
-        except DBAPIError as exc:
-            _finish(conn)
-            return _error_result(exc, backend)
-        _finish(conn)
+    result = session.run(sql)
+    keys = list(result.keys())
+    fetched, truncated = _bounded_rows(result, max_plan_bytes)
+    rows = [tuple(row) for row in fetched]
     plan: Any = [{key: _jsonable(value) for key, value in zip(keys, row, strict=False)} for row in rows]
     estimated_rows: int | None = None
     if backend == "clickhouse":
         counts = [_number(entry.get("rows")) for entry in plan]
         estimated_rows = int(sum(counts)) if counts else None
     elif backend == "trino" and len(rows) == 1 and rows[0]:
-        plan = _as_json(rows[0][0])
+        plan, truncated = _plan(rows[0][0], max_plan_bytes)
         estimated_rows = _trino_rows(plan)
     return ExplainResult(
         ok=True,
@@ -600,6 +507,7 @@ def _explain_generic(engine: sqlalchemy.Engine, statement: str, timeout_ms: int)
         plan=plan,
         estimated_rows=estimated_rows,
         estimated_cost=None,
+        plan_truncated=truncated,
     )
 
 
@@ -618,56 +526,31 @@ def _trino_rows(plan: Any) -> int | None:
 # --- shared ----------------------------------------------------------------------------------------
 
 
-class _Watchdog:
-    """Run an action once after a delay unless disarmed first, and never after disarming returns."""
-
-    def __init__(self, seconds: float, action: Callable[[], None]) -> None:
-        self._action = action
-        self._lock = threading.Lock()
-        self._armed = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self.fired = False
-
-    def __enter__(self) -> _Watchdog:
-        self._armed = True
-        self._timer.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Taking the lock waits out a running action, so it cannot hit the next statement.
-        with self._lock:
-            self._armed = False
-        self._timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._armed:
-                return
-            self.fired = True
-            try:
-                self._action()
-            except Exception as exc:  # noqa: BLE001 - a failed cancel must not kill the timer thread
-                logger.warning("could not cancel a slow EXPLAIN: %s", type(exc).__name__)
+def _plan(value: Any, max_plan_bytes: int) -> tuple[Any, bool]:
+    """Decode a plan the server sent as JSON text, cut to `max_plan_bytes` when it is larger."""
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return load_bounded(value, max_plan_bytes)
+    # Decoded by the driver (a driver the read-only session does not know): re-encode it to bound it.
+    text = json.dumps(value, default=str)
+    return load_bounded(text, max_plan_bytes)
 
 
-def _finish(conn: Connection, *cleanup: str) -> None:
-    """End our transaction explicitly (also right in autocommit mode) and run cleanup statements."""
-    if conn.invalidated:
-        return
-    try:
-        conn.exec_driver_sql("ROLLBACK")
-        for sql in cleanup:
-            conn.exec_driver_sql(sql)
-        conn.rollback()
-    except SQLAlchemyError:
-        # A connection whose state we could not restore must never be lent out again.
-        conn.invalidate()
+def _bounded_rows(result: Any, max_bytes: int) -> tuple[list[Any], bool]:
+    """Fetch plan rows until about `max_bytes` of them are held; tell whether any were left unread."""
+    rows: list[Any] = []
+    size = 0
+    while True:
+        batch = result.fetchmany(256)
+        if not batch:
+            return rows, False
+        for row in batch:
+            size += sum(len(str(value)) + 8 for value in row)
+            if size > max_bytes:
+                result.close()
+                return rows, True
+            rows.append(row)
 
 
 def _failure(error: str, kind: str) -> ExplainResult:
@@ -679,6 +562,7 @@ def _failure(error: str, kind: str) -> ExplainResult:
 def _error_result(exc: DBAPIError, backend: str, *, timed_out: bool = False) -> ExplainResult:
     """Classify a driver error as sql / timeout / connection, with a message free of connection details."""
     kind, message = _classify(exc, backend, timed_out=timed_out)
+    message = scrub(message)[:_MAX_ERROR_CHARS]
     if kind == "connection":
         logger.warning("EXPLAIN could not reach the %s database: %s", backend, message)
     return _failure(message, kind)
@@ -744,17 +628,6 @@ def _connection_message(orig: BaseException) -> str:
         if needle in lowered:
             return f"database connection failed: {summary}"
     return f"database connection failed ({type(orig).__name__})"
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        value = value.decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _jsonable(value: Any) -> Any:

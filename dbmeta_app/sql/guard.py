@@ -1,19 +1,23 @@
 """Decide whether LLM-written SQL is exactly one read-only query that is safe to wrap in EXPLAIN.
 
 Pure: no I/O. PostgreSQL is parsed with pglast (the server's own grammar), every other dialect with
-sqlglot. An accepted query is re-serialised from the checked tree, re-parsed and checked again, so the
-text that reaches the database is the text that was checked, never the raw input.
+sqlglot. An accepted query is re-serialised from the checked tree, re-parsed, checked again and compared
+with the first tree, so the text that reaches the database is the text that was checked, never the raw
+input. Deep trees (a 2,000-term expression, a 1,000-branch UNION) are serialised on a big-stack thread,
+and the tree is measured against a complexity budget (:mod:`dbmeta_app.sql.budget`) before anything
+reaches a database. A refusal says why and of what kind: ``sql`` (invalid), ``unsafe`` or ``limit``.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import sys
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import pglast
 import sqlglot
@@ -27,14 +31,18 @@ from sqlglot.errors import ParseError as GlotParseError
 from sqlglot.generators.mysql import MySQLGenerator
 from sqlglot.tokenizer_core import Token, TokenType
 
+from dbmeta_app.sql.budget import Budget, Measures, measure_postgres, measure_sqlglot, over_budget
 from dbmeta_app.sql.reach import Reach, mysql_reach, postgres_reach
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
+    "LIMIT",
     "OTHER_DENIED_FUNCTIONS",
     "OTHER_DENIED_PREFIXES",
     "POSTGRES_DENIED_FUNCTIONS",
     "POSTGRES_DENIED_PREFIXES",
+    "SQL",
+    "UNSAFE",
     "GuardVerdict",
     "MySQLFamily",
     "check_sql",
@@ -43,6 +51,13 @@ __all__ = [
 ]
 
 DEFAULT_MAX_LENGTH: Final = 100_000
+
+#: Why a verdict is not ok: invalid SQL, SQL the service will not run, or SQL too big to plan safely.
+SQL: Final = "sql"
+UNSAFE: Final = "unsafe"
+LIMIT: Final = "limit"
+
+T = TypeVar("T")
 
 # Functions that sleep, take locks, touch files or the network, write (sequences, settings, slots,
 # large objects), signal other backends, or run SQL held in a string (query_to_xml, ts_stat), which a
@@ -320,6 +335,8 @@ class GuardVerdict:
     position: int | None = None
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    kind: str | None = None  # SQL, UNSAFE or LIMIT when not ok
+    measures: Measures | None = None  # the planning work the query asks for, when it could be measured
     #: What the accepted statement reaches by name (functions, operators, casts, relations), for the
     #: routine policy; None when refused, or for dialects without one.
     reach: Reach | None = None
@@ -342,17 +359,20 @@ def is_denied_function(name: str, dialect: str) -> bool:
     return bare in names or bare.startswith(prefixes)
 
 
-def check_sql(sql: str, dialect: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> GuardVerdict:
-    """Check that `sql` is exactly one read-only query and return it re-serialised, or why not."""
+def check_sql(
+    sql: str, dialect: str, *, max_length: int = DEFAULT_MAX_LENGTH, budget: Budget | None = None
+) -> GuardVerdict:
+    """Check that `sql` is exactly one read-only query within `budget` and return it re-serialised, or why not."""
     rejected = _precheck(sql, max_length)
     if rejected is not None:
         return rejected
+    limits = budget if budget is not None else Budget()
     try:
         if dialect.lower() in _POSTGRES_NAMES:
-            return _check_postgres(sql)
-        return _check_sqlglot(sql, dialect.lower())
+            return _check_postgres(sql, limits)
+        return _check_sqlglot(sql, dialect.lower(), limits)
     except RecursionError:
-        return _reject("query is nested too deeply to check")
+        return _too_deep(limits)
     except Exception as exc:  # noqa: BLE001 - fail closed: a parser bug must reject, never pass or crash
         return _reject(f"the query could not be checked ({type(exc).__name__} in the SQL parser)")
 
@@ -360,10 +380,12 @@ def check_sql(sql: str, dialect: str, *, max_length: int = DEFAULT_MAX_LENGTH) -
 def _reject(
     reason: str,
     *,
+    kind: str = UNSAFE,
     normalized: str = "",
     position: int | None = None,
     tables: tuple[str, ...] = (),
     columns: tuple[str, ...] = (),
+    measures: Measures | None = None,
 ) -> GuardVerdict:
     return GuardVerdict(
         ok=False,
@@ -373,15 +395,25 @@ def _reject(
         position=position,
         tables=tables,
         columns=columns,
+        kind=kind,
+        measures=measures,
+    )
+
+
+def _too_deep(budget: Budget) -> GuardVerdict:
+    return _reject(
+        f"query too complex to plan safely: nested too deeply to check (limit {budget.max_depth:,} levels; "
+        "the profile's preflight.max_depth)",
+        kind=LIMIT,
     )
 
 
 def _precheck(sql: str, max_length: int) -> GuardVerdict | None:
     """Reject what needs no parser: size, emptiness, NUL and invisible or control characters."""
     if len(sql) > max_length:
-        return _reject(f"query is {len(sql):,} characters long, over the limit of {max_length:,}")
+        return _reject(f"query is {len(sql):,} characters long, over the limit of {max_length:,}", kind=LIMIT)
     if not sql.strip():
-        return _reject("empty query")
+        return _reject("empty query", kind=SQL)
     nul = sql.find("\x00")
     if nul >= 0:
         return _reject(f"query contains a NUL byte at offset {nul}", position=nul)
@@ -423,59 +455,109 @@ def _pg_parse(sql: str) -> tuple[pg.RawStmt, ...]:
         return pglast.parse_sql(sql)
     if len(sql) > _PG_MAX_TOKENS and len(pglast.parser.scan(sql)) > _PG_MAX_TOKENS:
         raise RecursionError("too many tokens to parse safely")
-    outcome: list[tuple[pg.RawStmt, ...] | BaseException] = []
+    return _on_big_stack(lambda: pglast.parse_sql(sql))
 
-    def parse() -> None:
+
+def _on_big_stack(call: Callable[[], T], recursion_limit: int | None = None) -> T:
+    """Run `call` on a thread with a big stack (and, if given, a raised recursion limit); raise what it raises."""
+    outcome: list[T | BaseException] = []
+
+    def run() -> None:
         try:
-            outcome.append(pglast.parse_sql(sql))
+            outcome.append(call())
         except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
             outcome.append(exc)
 
-    with _PG_STACK_LOCK:  # threading.stack_size() is process-wide: set it only around our start()
-        previous = threading.stack_size(_PG_PARSER_STACK_BYTES)
-        try:
-            worker = threading.Thread(target=parse, name="pglast-parse", daemon=True)
-            worker.start()
-        finally:
-            threading.stack_size(previous)
-    worker.join()
+    if recursion_limit is None:
+        _start_big_stack_thread(run).join()
+    else:
+        # The recursion limit is process-wide: deep checks take turns, and the limit is raised only for
+        # as long as one runs. Other threads never recurse this deep (untrusted trees are only walked here).
+        with _DEEP_LOCK:
+            previous_limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(previous_limit, recursion_limit))
+            try:
+                _start_big_stack_thread(run).join()
+            finally:
+                sys.setrecursionlimit(previous_limit)
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result
     return result
 
 
-def _check_postgres(sql: str) -> GuardVerdict:
+def _start_big_stack_thread(target: Callable[[], None]) -> threading.Thread:
+    with _PG_STACK_LOCK:  # threading.stack_size() is process-wide: set it only around our start()
+        previous = threading.stack_size(_PG_PARSER_STACK_BYTES)
+        try:
+            worker = threading.Thread(target=target, name="sql-guard", daemon=True)
+            worker.start()
+        finally:
+            threading.stack_size(previous)
+    return worker
+
+
+# pglast's printers and sqlglot's parser recurse a few Python frames per level of the tree (measured:
+# about 6 for `a + b + ...`): a tree this shallow is handled in place under the default limit of 1,000.
+_FRAMES_PER_LEVEL: Final = 10
+# sqlglot's recursive descent goes through about 25 functions per parenthesis or subquery level.
+_GLOT_PARSE_FRAMES_PER_LEVEL: Final = 40
+_IN_PLACE_DEPTH: Final = 60
+_DEEP_LOCK: Final = threading.Lock()
+
+
+def _deep(call: Callable[[], T], depth: int) -> T:
+    """Run a recursive function over a tree `depth` levels deep without hitting the recursion limit."""
+    if depth <= _IN_PLACE_DEPTH:
+        return call()
+    return _on_big_stack(call, recursion_limit=depth * _FRAMES_PER_LEVEL + 2_000)
+
+
+def _check_postgres(sql: str, budget: Budget) -> GuardVerdict:
     try:
         raw_statements = _pg_parse(sql)
     except PgParseError as exc:
         message = str(exc.args[0]) if exc.args else str(exc)
         location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-        return _reject(f"syntax error: {message}", position=location)
-    except RecursionError:
-        return _reject("query is nested too deeply to check")
-    normalized = _pg_serialise(raw_statements)
+        return _reject(f"syntax error: {message}", kind=SQL, position=location)
     if not raw_statements:
-        return _reject("no SQL statement found (only comments or semicolons)")
+        return _reject("no SQL statement found (only comments or semicolons)", kind=SQL)
     if len(raw_statements) > 1:
         kinds = ", ".join(_pg_kind(raw.stmt) for raw in raw_statements)
+        depth = max(_pg_depth(raw) for raw in raw_statements)
         return _reject(
             f"exactly one statement is allowed, found {len(raw_statements)} ({kinds})",
-            normalized=normalized,
+            normalized=_pg_serialise(raw_statements, depth) if depth <= budget.max_depth else "",
             position=raw_statements[1].stmt_location,
         )
     statement_node = raw_statements[0].stmt
+    if statement_node is None:
+        return _reject("no SQL statement found", kind=SQL)
     tables, columns = _pg_references(statement_node)
+    measures = measure_postgres(statement_node)
+    if measures.depth > budget.max_depth:
+        return _reject(
+            over_budget(measures, budget) or "", kind=LIMIT, tables=tables, columns=columns, measures=measures
+        )
+    normalized = _pg_serialise(raw_statements, measures.depth)
     problem = _pg_problem(statement_node)
     if problem is not None:
-        return _reject(problem, normalized=normalized, tables=tables, columns=columns)
+        kind = SQL if problem == _BIND_PARAMETERS else UNSAFE
+        return _reject(
+            problem, kind=kind, normalized=normalized, tables=tables, columns=columns, measures=measures
+        )
+    too_big = over_budget(measures, budget)
+    if too_big is not None:
+        return _reject(
+            too_big, kind=LIMIT, normalized=normalized, tables=tables, columns=columns, measures=measures
+        )
     statement = normalized
-    # The serialised text is what the server will parse: parse it again and check that, too.
+    # The serialised text is what the server will parse: parse it again; it must be the same tree.
     try:
-        again = _pg_parse(statement)
+        again = _pg_parse(statement) if statement else ()
     except (PgParseError, RecursionError):
         again = ()
-    if len(again) != 1 or _pg_problem(again[0].stmt) is not None or _pg_serialise(again) != statement:
+    if len(again) != 1 or not _pg_same_tree(again[0].stmt, statement_node):
         return _reject("the query could not be re-serialised faithfully", normalized=normalized)
     return GuardVerdict(
         ok=True,
@@ -483,18 +565,60 @@ def _check_postgres(sql: str) -> GuardVerdict:
         normalized=normalized,
         tables=tables,
         columns=columns,
+        measures=measures,
         reach=postgres_reach(again[0].stmt),
     )
 
 
-def _pg_serialise(raw_statements: tuple[pg.RawStmt, ...]) -> str:
+def _pg_serialise(raw_statements: tuple[pg.RawStmt, ...], depth: int) -> str:
     """Serialise parsed statements canonically (no comments, upper-case keywords), or "" if impossible."""
     if not raw_statements:
         return ""
     try:
-        return RawStream()(raw_statements)
+        return _deep(lambda: RawStream()(raw_statements), depth)
     except Exception:  # noqa: BLE001 - pglast's printers raise assorted errors on odd trees
         return ""
+
+
+def _pg_depth(root: pg.Node) -> int:
+    """Return the depth of a pglast tree (iteratively)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, pg.Node):
+            deepest = max(deepest, level)
+            for attribute in item:
+                value = getattr(item, attribute, None)
+                if isinstance(value, pg.Node | tuple | list):
+                    stack.append((value, level + 1))
+        elif isinstance(item, tuple | list):
+            stack.extend((value, level) for value in item)
+    return deepest
+
+
+# Where a node was in the text: a re-serialised query has the same tree at other offsets.
+_PG_POSITIONS: Final = frozenset({"location", "stmt_location", "stmt_len"})
+
+
+def _pg_same_tree(first: Any, second: Any) -> bool:
+    """Tell whether two pglast trees are equal but for source positions (iteratively)."""
+    stack: list[tuple[Any, Any]] = [(first, second)]
+    while stack:
+        a, b = stack.pop()
+        if isinstance(a, pg.Node):
+            if type(a) is not type(b):
+                return False
+            for attribute in a:
+                if attribute not in _PG_POSITIONS:
+                    stack.append((getattr(a, attribute, None), getattr(b, attribute, None)))
+        elif isinstance(a, tuple | list):
+            if not isinstance(b, tuple | list) or len(a) != len(b):
+                return False
+            stack.extend(zip(a, b, strict=True))
+        elif a != b or type(a) is not type(b):
+            return False
+    return True
 
 
 def _pg_kind(node: pg.Node | None) -> str:
@@ -517,6 +641,16 @@ def _pg_walk(root: pg.Node) -> Iterator[pg.Node]:
             stack.extend(item)
 
 
+class _Scope:
+    """A marker on the walk's stack: the FROM names of a SELECT become visible, or stop being."""
+
+    __slots__ = ("enter", "names")
+
+    def __init__(self, names: tuple[str, ...], enter: bool) -> None:
+        self.names = names
+        self.enter = enter
+
+
 def _pg_problem(root: pg.Node | None) -> str | None:
     """Return why a parsed PostgreSQL statement is not a safe read-only query, or None."""
     if not isinstance(root, pg.SelectStmt):
@@ -526,10 +660,90 @@ def _pg_problem(root: pg.Node | None) -> str | None:
             "only one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE) is allowed, "
             f"not {_pg_kind(root)}",
         )
-    for node in _pg_walk(root):
-        problem = _pg_node_problem(node)
+    visible: dict[str, int] = {}  # range-table names in scope here → how many SELECTs bring them
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Scope):
+            for name in item.names:
+                visible[name] = visible.get(name, 0) + (1 if item.enter else -1)
+            continue
+        if isinstance(item, tuple | list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, pg.Node):
+            continue
+        problem = (
+            _pg_column_problem(item, visible) if isinstance(item, pg.ColumnRef) else _pg_node_problem(item)
+        )
         if problem is not None:
             return problem
+        children = [
+            value
+            for attribute in item
+            if attribute != "withClause"
+            and isinstance(value := getattr(item, attribute, None), pg.Node | tuple | list)
+        ]
+        if isinstance(item, pg.SelectStmt):
+            # The FROM names are visible in the rest of this SELECT and its subqueries, not in its CTEs.
+            names = _pg_range_names(item.fromClause)
+            stack.append(_Scope(names, enter=False))
+            stack.extend(children)
+            stack.append(_Scope(names, enter=True))
+            if item.withClause is not None:
+                stack.append(item.withClause)
+        else:
+            stack.extend(children)
+    return None
+
+
+def _pg_range_names(from_clause: Any) -> tuple[str, ...]:
+    """Return the names a FROM clause makes visible as qualifiers (aliases; else relation/function names)."""
+    names: list[str] = []
+    stack = list(from_clause or ())
+    while stack:
+        item = stack.pop()
+        alias = getattr(item, "alias", None)
+        aliasname = alias.aliasname if isinstance(alias, pg.Alias) else None
+        if isinstance(item, pg.JoinExpr):
+            # Names inside an aliased join stay visible in its own ON clause; outside, PostgreSQL refuses them.
+            names.extend([aliasname] if aliasname else [])
+            stack.extend(side for side in (item.larg, item.rarg) if side is not None)
+        elif aliasname:
+            names.append(aliasname)  # an alias hides the relation's own name
+        elif isinstance(item, pg.RangeTableSample):
+            stack.append(item.relation)
+        elif isinstance(item, pg.RangeVar) and item.relname:
+            names.append(item.relname)
+        elif isinstance(item, pg.RangeFunction) and len(item.functions or ()) == 1:
+            call = (item.functions or ((None,),))[0][0]
+            if isinstance(call, pg.FuncCall) and call.funcname:
+                name = _pg_string(call.funcname[-1])
+                if name:
+                    names.append(name)
+    return tuple(names)
+
+
+def _pg_column_problem(node: pg.ColumnRef, visible: dict[str, int]) -> str | None:
+    """Check the names of `a.b.c` that PostgreSQL may read as a function call (attribute notation).
+
+    A name qualified by a range-table entry of the query (`lo.lo_revenue`, `s.t.col`) is a column:
+    only what follows the column (a composite's field, or f(column) when no such field exists) can be
+    a call. An unqualified name is always a column; `x.f` where x is no range-table entry is x's field f,
+    or f(x), and is checked.
+    """
+    names = [_pg_string(field) for field in node.fields or ()]
+    if len(names) <= 1:
+        return None
+    start = 1
+    for position in range(min(3, len(names) - 1)):
+        name = names[position]
+        if name is not None and visible.get(name, 0) > 0:
+            start = position + 2  # the qualifier, then the column, then fields
+            break
+    for name in names[start:]:
+        if name is not None and is_denied_function(name, "postgresql"):
+            return _denied_reason(name) + " (called with attribute notation)"
     return None
 
 
@@ -542,18 +756,11 @@ def _pg_node_problem(node: pg.Node) -> str | None:
     if isinstance(node, pg.LockingClause):
         return "row-locking clauses (FOR UPDATE / FOR SHARE / ...) are not allowed"
     if isinstance(node, pg.ParamRef):
-        return "bind parameters ($1, ...) cannot be planned here; inline the values"
+        return _BIND_PARAMETERS
     if isinstance(node, pg.FuncCall):
         name = _pg_string(node.funcname[-1]) if node.funcname else None
         if name is not None and is_denied_function(name, "postgresql"):
             return _denied_reason(name)
-    elif isinstance(node, pg.ColumnRef):
-        # PostgreSQL resolves `x.f` / `(x).f` to f(x) when no such column exists
-        # (attribute notation), so a field name can be a hidden function call.
-        for field in (node.fields or ())[1:]:
-            name = _pg_string(field)
-            if name is not None and is_denied_function(name, "postgresql"):
-                return _denied_reason(name) + " (called with attribute notation)"
     elif isinstance(node, pg.RangeTableSample):
         # The sampling method is a function too (looked up with an `internal` argument).
         name = _pg_string((node.method or (None,))[-1])
@@ -567,6 +774,9 @@ def _pg_node_problem(node: pg.Node) -> str | None:
     elif type(node).__name__.endswith("Stmt") and not isinstance(node, pg.SelectStmt):
         return f"{_pg_kind(node)} inside the query is not allowed"
     return None
+
+
+_BIND_PARAMETERS: Final = "bind parameters ($1, ...) cannot be planned here; inline the values"
 
 
 def _pg_string(node: object) -> str | None:
@@ -608,49 +818,61 @@ def _denied_reason(name: str) -> str:
 # --- other dialects (sqlglot) ----------------------------------------------------------------------
 
 
-def _check_sqlglot(sql: str, dialect: str) -> GuardVerdict:
+def _check_sqlglot(sql: str, dialect: str, budget: Budget) -> GuardVerdict:
     read = sqlglot_dialect(dialect)
     tokens_problem = _glot_token_problem(sql, read, dialect)
     try:
-        parsed = sqlglot.parse(sql, read=read)
+        parsed = _glot_parse(sql, read, budget)
     except GlotParseError as exc:
-        return _reject(f"syntax error: {_glot_error_message(exc)}", position=_glot_position(sql, exc))
+        return _reject(
+            f"syntax error: {_glot_error_message(exc)}", kind=SQL, position=_glot_position(sql, exc)
+        )
     except SqlglotError as exc:
-        return _reject(f"syntax error: {str(exc).splitlines()[0] if str(exc) else exc!r}")
-    except RecursionError:
-        return _reject("query is nested too deeply to check")
+        return _reject(f"syntax error: {str(exc).splitlines()[0] if str(exc) else exc!r}", kind=SQL)
     statements = [tree for tree in parsed if tree is not None and not isinstance(tree, exp.Semicolon)]
-    normalized = _glot_serialise_all(statements, read)
     if not statements:
-        return _reject("no SQL statement found (only comments or semicolons)")
+        return _reject("no SQL statement found (only comments or semicolons)", kind=SQL)
     if len(statements) > 1:
         kinds = ", ".join(tree.key.upper() for tree in statements)
+        depth = max(_glot_depth(tree) for tree in statements)
         return _reject(
             f"exactly one statement is allowed, found {len(statements)} ({kinds})",
-            normalized=normalized,
+            normalized=_glot_serialise_all(statements, read, depth) if depth <= budget.max_depth else "",
         )
     tree = statements[0]
     tables, columns = _glot_references(tree)
+    measures = measure_sqlglot(tree, dialect)
+    if measures.depth > budget.max_depth:
+        return _reject(
+            over_budget(measures, budget) or "", kind=LIMIT, tables=tables, columns=columns, measures=measures
+        )
+    normalized = _glot_serialise(tree, read, measures.depth)
     problem = tokens_problem or _glot_problem(tree, dialect)
     if problem is not None:
-        return _reject(problem, normalized=normalized, tables=tables, columns=columns)
+        return _reject(problem, normalized=normalized, tables=tables, columns=columns, measures=measures)
+    too_big = over_budget(measures, budget)
+    if too_big is not None:
+        return _reject(
+            too_big, kind=LIMIT, normalized=normalized, tables=tables, columns=columns, measures=measures
+        )
     statement = normalized
     if not statement:
         return _reject(
             "the query uses syntax that cannot be re-serialised for this database",
             tables=tables,
             columns=columns,
+            measures=measures,
         )
     # The serialised text is what the server will parse: parse it again and check that, too.
     try:
-        again = [t for t in sqlglot.parse(statement, read=read) if t is not None]
+        again = [t for t in _glot_parse(statement, read, budget) if t is not None]
     except (SqlglotError, RecursionError):
         again = []
     if (
         len(again) != 1
         or _glot_token_problem(statement, read, dialect) is not None
         or _glot_problem(again[0], dialect) is not None
-        or _glot_serialise(again[0], read) != statement
+        or _glot_serialise(again[0], read, measures.depth) != statement
     ):
         return _reject("the query could not be re-serialised faithfully", normalized=normalized)
     reach = None
@@ -658,20 +880,50 @@ def _check_sqlglot(sql: str, dialect: str) -> GuardVerdict:
         # Names as the server will read them: from the text sent, not the input.
         reach = mysql_reach(again[0], sqlglot.tokenize(statement, read=read))
     return GuardVerdict(
-        ok=True, statement=statement, normalized=normalized, tables=tables, columns=columns, reach=reach
+        ok=True,
+        statement=statement,
+        normalized=normalized,
+        tables=tables,
+        columns=columns,
+        measures=measures,
+        reach=reach,
     )
 
 
-def _glot_serialise(tree: exp.Expr, read: _GlotDialect) -> str:
+def _glot_parse(sql: str, read: _GlotDialect, budget: Budget) -> list[exp.Expr | None]:
+    """Parse with sqlglot (recursive descent); a query nested deeper than the default limit allows is
+    parsed again on a big stack, up to the budget's depth."""
+    try:
+        return sqlglot.parse(sql, read=read)
+    except RecursionError:
+        return _on_big_stack(
+            lambda: sqlglot.parse(sql, read=read),
+            recursion_limit=budget.max_depth * _GLOT_PARSE_FRAMES_PER_LEVEL,
+        )
+
+
+def _glot_depth(root: exp.Expr) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in node.iter_expressions())
+    return deepest
+
+
+def _glot_serialise(tree: exp.Expr, read: _GlotDialect, depth: int) -> str:
     """Serialise without comments (MySQL executes `/*! ... */`); "" when the dialect cannot say it."""
     try:
-        return tree.sql(dialect=read, comments=False, unsupported_level=ErrorLevel.RAISE)
+        return _deep(
+            lambda: tree.sql(dialect=read, comments=False, unsupported_level=ErrorLevel.RAISE), depth
+        )
     except Exception:  # noqa: BLE001 - generators raise assorted errors on trees they cannot write
         return ""
 
 
-def _glot_serialise_all(trees: Iterable[exp.Expr], read: _GlotDialect) -> str:
-    parts = [_glot_serialise(tree, read) for tree in trees]
+def _glot_serialise_all(trees: Iterable[exp.Expr], read: _GlotDialect, depth: int) -> str:
+    parts = [_glot_serialise(tree, read, depth) for tree in trees]
     return "" if not all(parts) else "; ".join(parts)
 
 

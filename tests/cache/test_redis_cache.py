@@ -516,3 +516,43 @@ async def test_a_refresh_that_finds_the_value_unchanged_only_renews_its_ttl(fake
     assert encoded == [1]  # not re-encoded, not re-sent
     pttl = await fake_cache._redis.pttl(key)  # type: ignore[union-attr]
     assert pttl > 800  # the TTL was renewed to 1 s
+
+
+async def test_a_value_over_the_redis_size_cap_stays_out_of_redis_and_is_served_from_memory(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = fakeredis.FakeServer()
+    capped = settings.model_copy(update={"redis_cache_enabled": True, "redis_max_value_bytes": 1024})
+    cache = RedisCache(capped, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    other = RedisCache(capped, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    raw = fakeredis.FakeAsyncRedis(server=server)
+    try:
+        key = cache_key("explain", client="c", env="e", profile="p", sql="big")
+        await cache.set_json("explain", key, {"plan": "small"})
+        assert await raw.get(key) is not None  # a small value goes to Redis
+        big = {"plan": "x" * 5000}
+        await cache.set_json("explain", key, big)
+        assert await raw.get(key) is None  # not written, and the older small value is gone too
+        assert await cache.get_json("explain", key) == big  # served from this process's memory
+        assert await other.get_json("explain", key) is None  # no other replica serves the old value
+        assert cache.stats.of("explain").too_large == 1
+        assert cache.stats_json()["kinds"]["explain"]["too_large"] == 1
+        assert any("REDIS_MAX_VALUE_BYTES" in r.getMessage() for r in caplog.records)
+    finally:
+        await cache.close()
+        await other.close()
+        await raw.aclose()
+
+
+async def test_a_value_too_large_for_memory_as_well_is_cached_nowhere(settings: Settings) -> None:
+    capped = settings.model_copy(
+        update={"redis_cache_enabled": True, "redis_max_value_bytes": 1024, "memory_cache_max_bytes": 2048}
+    )
+    server = fakeredis.FakeServer()
+    cache = RedisCache(capped, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    try:
+        key = cache_key("explain", client="c", env="e", profile="p", sql="huge")
+        await cache.set_json("explain", key, {"plan": "x" * 10_000})
+        assert await cache.get_json("explain", key) is None
+    finally:
+        await cache.close()

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dbmeta_app.sql.explain import _Watchdog, run_explain
+from dbmeta_app.sql.explain import run_explain
 from dbmeta_app.sql.guard import check_sql
+from dbmeta_app.sql.session import _Watchdog
 from dbmeta_app.sql.suggest import suggest_names
 
 from .test_guard import SQLITE_HOSTILE, SQLITE_LEGIT
@@ -99,7 +100,7 @@ def test_hostile_corpus_is_refused_and_the_database_is_unchanged(db_path: Path, 
             accepted.append(case_id)
             run_explain(engine, verdict.statement, timeout_ms=1000)
         direct = run_explain(engine, sql, timeout_ms=1000)
-        assert not direct.ok and direct.error is not None and direct.error.startswith("refused"), case_id
+        assert not direct.ok and direct.error and direct.error_kind in ("unsafe", "sql", "limit"), case_id
     assert accepted == []
     assert database_state(db_path) == database_before
     assert session_state(engine) == session_before
@@ -216,3 +217,17 @@ def test_missing_database_file_is_a_connection_error(tmp_path: Path) -> None:
         engine.dispose()
     assert (result.ok, result.error_kind) == (False, "connection")
     assert result.error is not None and str(tmp_path) not in result.error
+
+
+def test_a_check_runs_inside_the_read_only_transaction_and_can_refuse(engine: sa.Engine) -> None:
+    seen: list[Any] = []
+
+    def check(conn: sa.Connection) -> str | None:
+        seen.append(conn.exec_driver_sql("PRAGMA query_only").scalar())
+        return "reaches a routine that is not allowed"
+
+    result = run_explain(engine, "SELECT * FROM sentinel", check=check)
+    assert (result.ok, result.error_kind, result.plan) == (False, "unsafe", None)
+    assert result.error == "refused: reaches a routine that is not allowed"
+    assert seen == [1]
+    assert run_explain(engine, "SELECT * FROM sentinel", check=lambda conn: None).ok

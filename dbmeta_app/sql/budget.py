@@ -1,0 +1,328 @@
+"""Measure how much planning work a parsed query can cause, and hold it against per-profile limits.
+
+Pure: no I/O. The planner's work grows with what it plans *after* inlining: a non-materialised CTE is
+copied into every place that references it, so a chain of CTEs that each reference the previous one twice
+doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB). The measures:
+
+- ``nodes``: parse-tree nodes, every inlined CTE counted once per reference (transitively);
+- ``relations``: range-table entries (tables, subqueries, functions, joins, set-operation branches, CTE
+  references), inlined the same way; planning memory grows with their square in a UNION;
+- ``depth``: the parse tree's depth (a long ``a + b + ...`` is as deep as it is long); the service's own
+  serialiser and the server's expression code recurse once per level;
+- ``query_depth``: how deeply queries nest (subqueries, CTE bodies; not UNION branches): PostgreSQL's
+  memory grows with its square (200 levels of ``SELECT *, random() FROM (...) OFFSET 0``: 428 MB);
+- ``from_items``: the most range-table entries in one FROM clause (joins flattened): the join search
+  is exponential in them, bounded by the collapse limits and GEQO the EXPLAIN transaction sets.
+
+Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
+``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
+are not expanded: their definitions are not in the parse tree (a documented limitation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pglast import ast as pg
+from pglast.enums import CTEMaterialize, SetOperation
+from sqlglot import exp
+
+__all__ = ["Budget", "Measures", "measure_postgres", "measure_sqlglot", "over_budget"]
+
+# Counts saturate here: an exponential CTE chain must not build integers with thousands of digits.
+_CAP: Final = 10**15
+_POSTGRES_LIKE: Final = frozenset({"postgresql", "postgres", "sqlite"})
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The most planning work one preflight may ask of the database (see the module docstring)."""
+
+    max_nodes: int = 100_000
+    max_relations: int = 2_000
+    max_depth: int = 5_000
+    max_query_depth: int = 64
+    max_from_items: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """What a query costs to plan, in the units of :class:`Budget`."""
+
+    nodes: int
+    relations: int
+    depth: int
+    from_items: int
+    query_depth: int
+
+
+def over_budget(measures: Measures, budget: Budget) -> str | None:
+    """Say which measure exceeds its limit and by how much, or None when the query fits."""
+    checks = (
+        (measures.depth, budget.max_depth, "nesting depth", "max_depth"),
+        (measures.query_depth, budget.max_query_depth, "levels of nested queries", "max_query_depth"),
+        (measures.from_items, budget.max_from_items, "entries in one FROM clause", "max_from_items"),
+        (measures.relations, budget.max_relations, "range-table entries (CTEs inlined)", "max_relations"),
+        (measures.nodes, budget.max_nodes, "expression nodes (CTEs inlined)", "max_nodes"),
+    )
+    for value, limit, what, setting in checks:
+        if value > limit:
+            shown = f"over {_CAP:,}" if value >= _CAP else f"{value:,}"
+            ratio = f"{value / limit:.1f}x; " if limit > 0 else ""
+            return (
+                f"query too complex to plan safely: {shown} {what}, over the limit of {limit:,} "
+                f"({ratio}the profile's preflight.{setting})"
+            )
+    return None
+
+
+@dataclass
+class _Block:
+    """One CTE body (or the statement itself, index 0): what it holds outside nested CTE bodies."""
+
+    nodes: int = 0
+    relations: int = 0
+    query_depth: int = 0  # query levels inside it, its own body counting 1
+    refs: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (CTE referenced, query level of the reference)
+    referenced: int = 0  # references to this CTE, as written
+    inline: bool = True
+    recursive: bool = False
+    base: int = 0  # the query level the block starts at
+
+
+@dataclass(frozen=True, slots=True)
+class _Total:
+    nodes: int
+    relations: int
+    query_depth: int
+
+
+class _Scope:
+    """The CTE names visible at a point of the query, resolved to block indexes."""
+
+    __slots__ = ("hidden", "names", "outer")
+
+    def __init__(self, names: dict[str, int], outer: _Scope | None = None, hidden: range = range(0)) -> None:
+        self.names = names
+        self.outer = outer
+        self.hidden = hidden  # later siblings, which a non-recursive CTE's body cannot see yet
+
+    def find(self, name: str) -> int | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            target = scope.names.get(name)
+            if target is None or target not in scope.hidden:
+                return target
+            scope = scope.outer
+        return None
+
+    def clause(self, own: list[str], first: int, recursive: bool) -> tuple[_Scope, list[_Scope]]:
+        """Scopes of a WITH clause met here: its query's, and each of its CTE bodies'."""
+        names = self.names
+        if self.hidden:  # resolve through the hidden siblings once, so lookups below stay O(1)
+            names = {n: t for n in self.names if (t := self.find(n)) is not None}
+        body = _Scope({**names, **{name: first + i for i, name in enumerate(own)}})
+        if recursive:
+            return body, [body] * len(own)
+        outer = _Scope(names)
+        return body, [
+            _Scope(body.names, outer=outer, hidden=range(first + i, first + len(own)))
+            for i in range(len(own))
+        ]
+
+
+def _combine(blocks: list[_Block], inlined: list[bool]) -> _Total:
+    """Totals of the statement: inlined CTEs counted at each reference (nested there), the others once."""
+    totals: dict[int, _Total] = {}
+    active: set[int] = set()
+    for start in range(len(blocks)):
+        # Iterative post-order: a CTE's total needs the totals of the inlined CTEs it references.
+        stack: list[tuple[int, bool]] = [(start, False)]
+        while stack:
+            index, expanded = stack.pop()
+            block = blocks[index]
+            if expanded:
+                nodes, relations, depth = block.nodes, block.relations, block.query_depth
+                for target, level in block.refs:
+                    # A self-reference, a cycle (the server refuses it) or a materialised CTE adds nothing.
+                    if target != index and target not in active and inlined[target]:
+                        nodes = min(_CAP, nodes + totals[target].nodes)
+                        relations = min(_CAP, relations + totals[target].relations)
+                        depth = max(depth, level + totals[target].query_depth)
+                totals[index] = _Total(nodes, relations, depth)
+                active.discard(index)
+            elif index not in totals and index not in active:
+                active.add(index)
+                stack.append((index, True))
+                stack.extend((t, False) for t, _ in block.refs if t not in totals and t not in active)
+    nodes, relations, depth = totals[0].nodes, totals[0].relations, totals[0].query_depth
+    for index, block in enumerate(blocks[1:], start=1):
+        if block.referenced == 0:
+            # Never referenced: parsed, not planned; its own size only.
+            nodes, relations = min(_CAP, nodes + block.nodes), min(_CAP, relations + block.relations)
+            depth = max(depth, block.query_depth)
+        elif not inlined[index]:  # planned once, on its own
+            nodes = min(_CAP, nodes + totals[index].nodes)
+            relations = min(_CAP, relations + totals[index].relations)
+            depth = max(depth, totals[index].query_depth)
+    return _Total(nodes, relations, depth)
+
+
+def _inline_rule(blocks: list[_Block], dialect: str) -> list[bool]:
+    postgres_like = dialect in _POSTGRES_LIKE
+    out = [False]
+    for block in blocks[1:]:
+        if block.recursive:
+            out.append(False)  # a work table, planned once
+        elif postgres_like:
+            out.append(block.inline or block.referenced == 1)
+        else:
+            out.append(True)
+    return out
+
+
+# --- PostgreSQL (pglast) ---------------------------------------------------------------------------
+
+_PG_RELATION_NODES: Final = (pg.RangeSubselect, pg.RangeFunction, pg.RangeTableFunc, pg.JoinExpr)
+
+
+def _pg_children(node: pg.Node) -> Iterator[Any]:
+    for attribute in node:
+        value = getattr(node, attribute, None)
+        if isinstance(value, pg.Node | tuple | list):
+            yield attribute, value
+
+
+def _pg_from_items(from_clause: Any) -> int:
+    count = 0
+    stack = list(from_clause or ())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, pg.JoinExpr):
+            stack.extend(side for side in (item.larg, item.rarg) if side is not None)
+        else:
+            count += 1
+    return count
+
+
+def measure_postgres(root: pg.Node) -> Measures:
+    """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep)."""
+    blocks = [_Block()]
+    depth = from_items = 0
+    # (value, owning block, visible CTEs, depth in the tree, query nesting level)
+    stack: list[tuple[Any, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
+    while stack:
+        value, owner, scope, level, query = stack.pop()
+        if isinstance(value, tuple | list):
+            stack.extend((item, owner, scope, level, query) for item in value if item is not None)
+            continue
+        if not isinstance(value, pg.Node):
+            continue
+        block = blocks[owner]
+        block.nodes += 1
+        depth = max(depth, level)
+        if isinstance(value, pg.SelectStmt):
+            query += 1
+            block.query_depth = max(block.query_depth, query - block.base)
+            from_items = max(from_items, _pg_from_items(value.fromClause))
+            if value.op is not None and value.op != SetOperation.SETOP_NONE:
+                for side in (value.larg, value.rarg):
+                    if isinstance(side, pg.SelectStmt) and side.op in (None, SetOperation.SETOP_NONE):
+                        block.relations += 1  # each branch becomes a subquery entry
+            body_scope = scope
+            clause = value.withClause
+            if isinstance(clause, pg.WithClause):
+                ctes = [cte for cte in clause.ctes or () if isinstance(cte, pg.CommonTableExpr)]
+                first = len(blocks)
+                body_scope, cte_scopes = scope.clause(
+                    [cte.ctename or "" for cte in ctes], first, bool(clause.recursive)
+                )
+                for cte, cte_scope in zip(ctes, cte_scopes, strict=True):
+                    never = cte.ctematerialized == CTEMaterialize.CTEMaterializeNever
+                    blocks.append(_Block(nodes=2, inline=never, base=query))
+                    stack.append((cte.ctequery, len(blocks) - 1, cte_scope, level + 2, query))
+            for attribute, child in _pg_children(value):
+                if attribute in ("larg", "rarg"):  # a UNION's branches are queries of this same level
+                    stack.append((child, owner, body_scope, level + 1, query - 1))
+                elif attribute != "withClause":
+                    stack.append((child, owner, body_scope, level + 1, query))
+            continue
+        if isinstance(value, pg.RangeVar):
+            block.relations += 1
+            if not value.schemaname and not value.catalogname:
+                _reference(blocks, owner, scope.find(value.relname or ""), query)
+        elif isinstance(value, _PG_RELATION_NODES):
+            block.relations += 1
+        for _, child in _pg_children(value):
+            stack.append((child, owner, scope, level + 1, query))
+    total = _combine(blocks, _inline_rule(blocks, "postgresql"))
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth)
+
+
+def _reference(blocks: list[_Block], owner: int, target: int | None, query: int) -> None:
+    if target is None:
+        return
+    blocks[owner].refs.append((target, query - blocks[owner].base))
+    blocks[target].referenced += 1
+    if target == owner:
+        blocks[target].recursive = True
+
+
+# --- other dialects (sqlglot) ----------------------------------------------------------------------
+
+_GLOT_RELATION_NODES: Final = (exp.Subquery, exp.Lateral, exp.Unnest)
+
+
+def _glot_from_items(select: exp.Select) -> int:
+    count = 1 if select.args.get("from_") is not None else 0
+    return count + len(select.args.get("joins") or ()) + len(select.args.get("laterals") or ())
+
+
+def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
+    """Measure a sqlglot statement tree for a dialect (iteratively)."""
+    blocks = [_Block()]
+    depth = from_items = 0
+    stack: list[tuple[exp.Expr, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
+    while stack:
+        node, owner, scope, level, query = stack.pop()
+        block = blocks[owner]
+        block.nodes += 1
+        depth = max(depth, level)
+        if isinstance(node, exp.Select | exp.SetOperation):
+            query += 1
+            block.query_depth = max(block.query_depth, query - block.base)
+        if isinstance(node, exp.Select):
+            from_items = max(from_items, _glot_from_items(node))
+        if isinstance(node, exp.SetOperation):
+            for side in (node.this, node.expression):
+                if isinstance(side, exp.Select):
+                    block.relations += 1
+        body_scope = scope
+        clause = node.args.get("with_")
+        if isinstance(clause, exp.With):
+            ctes = [cte for cte in clause.expressions if isinstance(cte, exp.CTE)]
+            first = len(blocks)
+            body_scope, cte_scopes = scope.clause(
+                [cte.alias_or_name.lower() for cte in ctes], first, bool(clause.args.get("recursive"))
+            )
+            for cte, cte_scope in zip(ctes, cte_scopes, strict=True):
+                blocks.append(_Block(nodes=2, inline=cte.args.get("materialized") is False, base=query))
+                if isinstance(cte.this, exp.Expr):
+                    stack.append((cte.this, len(blocks) - 1, cte_scope, level + 2, query))
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+            block.relations += 1
+            if not node.args.get("db"):
+                _reference(blocks, owner, scope.find(node.name.lower()), query)
+        elif isinstance(node, _GLOT_RELATION_NODES):
+            block.relations += 1
+        branches = (node.this, node.expression) if isinstance(node, exp.SetOperation) else ()
+        for child in node.iter_expressions():
+            if child is not clause:
+                same_level = any(child is branch for branch in branches)
+                stack.append((child, owner, body_scope, level + 1, query - 1 if same_level else query))
+    total = _combine(blocks, _inline_rule(blocks, dialect))
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth)

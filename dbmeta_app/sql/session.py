@@ -1,0 +1,330 @@
+"""A read-only, time-boxed, rolled-back transaction on a pooled connection, per dialect.
+
+The one way the service runs anything on a profile's database that an untrusted party shaped: an EXPLAIN
+built around LLM-written SQL, a sample read of a table the database defines. Blocking (SQLAlchemy sync
+engines): use it from a worker thread. Every change made to the session is transaction-scoped or undone when
+the transaction ends; whatever else a statement left behind (user variables, advisory or user locks,
+temporary objects, prepared statements, settings) is reset right after the rollback, before the connection
+goes back to the pool. A connection that cannot be reset is discarded, never lent out again.
+
+- PostgreSQL: ``READ ONLY`` transaction; ``statement_timeout``/``lock_timeout`` and the planner's own bounds
+  (collapse limits, GEQO on for wide joins, no partition-wise planning, no JIT) set transaction-local with
+  ``set_config(..., true)``; ``DISCARD ALL`` after the rollback.
+- MySQL/MariaDB: ``START TRANSACTION READ ONLY``; MariaDB bounds each statement with ``SET STATEMENT
+  max_statement_time``, MySQL (whose ``max_execution_time`` does not cover EXPLAIN) with a ``KILL QUERY``
+  watchdog; ``COM_RESET_CONNECTION`` after the rollback.
+- SQLite: ``PRAGMA query_only``, a progress-handler deadline and an ``interrupt()`` watchdog; the preflight
+  engine does not pool SQLite connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Final
+
+import sqlalchemy
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+try:  # psycopg 3 (the PostgreSQL driver the service installs); other drivers return JSON as text already
+    from psycopg.types.string import TextLoader
+except ImportError:  # pragma: no cover
+    TextLoader = None  # type: ignore[assignment,misc]
+
+__all__ = ["ReadOnlySession", "SessionRefused", "read_only_session"]
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL planner settings that bound planning work, each lowered to at most this (never raised):
+# wide FROM lists go to GEQO instead of an exhaustive join search, and sub-queries and explicit JOINs are
+# flattened into join problems of at most 8 items.
+_PG_PLANNER_CAPS: Final = (("from_collapse_limit", 8), ("join_collapse_limit", 8), ("geqo_threshold", 12))
+_PG_PLANNER_FIXED: Final = (
+    ("geqo", "on"),
+    ("geqo_effort", "5"),
+    ("geqo_pool_size", "0"),
+    ("geqo_generations", "0"),
+    ("enable_partitionwise_join", "off"),
+    ("enable_partitionwise_aggregate", "off"),
+    ("jit", "off"),
+)
+# COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+): PyMySQL has the command code but no method for it.
+_COM_RESET_CONNECTION: Final = 0x1F
+
+
+class SessionRefused(Exception):
+    """The database would not open a read-only transaction (e.g. a server without READ ONLY support)."""
+
+
+class ReadOnlySession:
+    """A connection inside a read-only, time-boxed transaction; :meth:`run` executes one statement."""
+
+    def __init__(self, conn: Connection, backend: str, timeout_ms: int, run: Callable[[str], Any]) -> None:
+        self.conn = conn
+        self.backend = backend
+        self.timeout_ms = timeout_ms
+        self._run = run
+        self.timed_out = False  # set when a watchdog cancelled the statement
+
+    def run(self, sql: str) -> Any:
+        """Execute a statement built by the service and return its SQLAlchemy result."""
+        return self._run(sql)
+
+
+@contextlib.contextmanager
+def read_only_session(
+    engine: sqlalchemy.Engine, timeout_ms: int, *, mysql_timeout: str | None = None
+) -> Iterator[ReadOnlySession]:
+    """Open a read-only, time-boxed transaction on a pooled connection; it is always rolled back and reset.
+
+    ``mysql_timeout`` picks how a MySQL-family statement is bounded: "statement" (MariaDB's SET STATEMENT)
+    or "watchdog" (KILL QUERY from a second connection); by default whatever the server supports.
+    Raises what the driver raises (``DBAPIError``, pool errors) and :class:`SessionRefused`.
+    """
+    backend = engine.dialect.name
+    timeout_ms = max(1, int(timeout_ms))
+    with engine.connect() as conn:
+        conn.execution_options(no_parameters=True)
+        if backend == "postgresql":
+            opened = _postgres(conn, timeout_ms)
+        elif backend in ("mysql", "mariadb"):
+            mariadb = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
+            per_statement = mariadb if mysql_timeout is None else mysql_timeout == "statement"
+            opened = _mysql(engine, conn, timeout_ms, mariadb=per_statement)
+        elif backend == "sqlite":
+            opened = _sqlite(conn, timeout_ms)
+        else:
+            opened = _generic(conn, timeout_ms)
+        with opened as session:
+            yield session
+
+
+@contextlib.contextmanager
+def _postgres(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
+    try:
+        raw: Any = conn.connection.dbapi_connection
+        if hasattr(raw, "prepare_threshold") and TextLoader is not None:
+            # psycopg prepares a statement run 5 times, and its cache cannot follow the DISCARD ALL below:
+            # this connection never prepares (a one-off EXPLAIN gains nothing from it).
+            raw.prepare_threshold = None
+            # EXPLAIN (FORMAT JSON) returns json, which psycopg would decode whole (a 50 MB plan: gigabytes of
+            # Python objects): this connection reads json as text, for the caller to decode what it can afford.
+            raw.adapters.register_loader("json", TextLoader)
+            raw.adapters.register_loader("jsonb", TextLoader)
+        # In autocommit mode nothing has begun a transaction, and SET TRANSACTION would be a no-op.
+        begin = "BEGIN READ ONLY" if getattr(raw, "autocommit", False) else "SET TRANSACTION READ ONLY"
+        conn.exec_driver_sql(begin)
+        idle_ms = max(1000, 2 * timeout_ms)
+        caps = ", ".join(
+            f"set_config('{name}', least(current_setting('{name}')::int, {cap})::text, true)"
+            for name, cap in _PG_PLANNER_CAPS
+        )
+        fixed = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in _PG_PLANNER_FIXED)
+        read_only = conn.exec_driver_sql(
+            f"SELECT set_config('statement_timeout', '{timeout_ms}', true),"
+            f" set_config('lock_timeout', '{timeout_ms}', true),"
+            f" set_config('idle_in_transaction_session_timeout', '{idle_ms}', true),"
+            # pglast writes standard strings; never let the server read backslashes as escapes.
+            " set_config('standard_conforming_strings', 'on', true),"
+            f" {caps}, {fixed},"
+            " current_setting('transaction_read_only')"
+        ).one()[-1]
+        if read_only != "on":
+            raise SessionRefused("could not open a read-only transaction")
+        yield ReadOnlySession(conn, "postgresql", timeout_ms, conn.exec_driver_sql)
+    finally:
+        _end(conn, _reset_postgres)
+
+
+@contextlib.contextmanager
+def _mysql(
+    engine: sqlalchemy.Engine, conn: Connection, timeout_ms: int, *, mariadb: bool
+) -> Iterator[ReadOnlySession]:
+    seconds = timeout_ms / 1000
+    try:
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+        if mariadb:
+            # Statement-scoped settings: the session's own values are never touched.
+            prefix = (
+                f"SET STATEMENT max_statement_time={seconds:.3f}, "
+                f"lock_wait_timeout={max(1, math.ceil(seconds))} FOR "
+            )
+            yield ReadOnlySession(conn, "mysql", timeout_ms, lambda sql: conn.exec_driver_sql(prefix + sql))
+            return
+        # MySQL's max_execution_time does not cover EXPLAIN: cancel from a second connection.
+        connection_id = int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
+        session: ReadOnlySession
+
+        def run(sql: str) -> Any:
+            watchdog = _Watchdog(seconds, _mysql_killer(engine, connection_id))
+            try:
+                with watchdog:
+                    return conn.exec_driver_sql(sql)
+            finally:
+                session.timed_out = session.timed_out or watchdog.fired
+
+        session = ReadOnlySession(conn, "mysql", timeout_ms, run)
+        yield session
+    finally:
+        _end(conn, _reset_mysql)
+
+
+def _mysql_killer(engine: sqlalchemy.Engine, connection_id: int) -> Callable[[], None]:
+    """Return an action that cancels the running statement of a connection, from outside the pool."""
+
+    def kill() -> None:
+        # A fresh DBAPI connection: the pool may have no connection left to lend.
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        raw = engine.dialect.connect(*cargs, **cparams)
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"KILL QUERY {connection_id:d}")
+            cursor.close()
+        finally:
+            raw.close()
+
+    return kill
+
+
+@contextlib.contextmanager
+def _sqlite(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
+    seconds = timeout_ms / 1000
+    deadline = time.monotonic() + seconds
+    raw = conn.connection.dbapi_connection
+    set_progress = getattr(raw, "set_progress_handler", None)
+    interrupt = getattr(raw, "interrupt", None)
+    previous = conn.exec_driver_sql("PRAGMA query_only").scalar()
+    session: ReadOnlySession
+
+    def run(sql: str) -> Any:
+        # The progress handler only runs while the VDBE steps; interrupt() also stops a long prepare.
+        watchdog = _Watchdog(
+            max(0.0, deadline - time.monotonic()), interrupt if callable(interrupt) else _nothing
+        )
+        try:
+            with watchdog:
+                return conn.exec_driver_sql(sql)
+        finally:
+            session.timed_out = session.timed_out or watchdog.fired or time.monotonic() > deadline
+
+    try:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        if callable(set_progress):
+            set_progress(lambda: int(time.monotonic() > deadline), 1000)
+        session = ReadOnlySession(conn, "sqlite", timeout_ms, run)
+        yield session
+    finally:
+        try:
+            if callable(set_progress):
+                set_progress(None, 0)
+            conn.exec_driver_sql(f"PRAGMA query_only = {1 if previous else 0}")
+            conn.rollback()
+        except SQLAlchemyError:
+            conn.invalidate()  # query_only could not be restored: never pool it again
+
+
+@contextlib.contextmanager
+def _generic(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
+    """Dialects without a tested read-only transaction (ClickHouse, Trino, others): the statement alone."""
+    try:
+        yield ReadOnlySession(conn, conn.dialect.name, timeout_ms, conn.exec_driver_sql)
+    finally:
+        _end(conn, None)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _end(conn: Connection, reset: Callable[[Any], None] | None) -> None:
+    """End our transaction explicitly (also right in autocommit mode), then reset the session's state."""
+    if conn.invalidated:
+        return
+    try:
+        conn.exec_driver_sql("ROLLBACK")
+        conn.rollback()
+        if reset is not None:
+            reset(conn.connection.dbapi_connection)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the connection must not be lent out again
+        logger.info("discarding a connection whose session could not be reset: %s", type(exc).__name__)
+        conn.invalidate()
+
+
+class _Watchdog:
+    """Run an action once after a delay unless disarmed first, and never after disarming returns."""
+
+    def __init__(self, seconds: float, action: Callable[[], None]) -> None:
+        self._action = action
+        self._lock = threading.Lock()
+        self._armed = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self.fired = False
+
+    def __enter__(self) -> _Watchdog:
+        self._armed = True
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Taking the lock waits out a running action, so it cannot hit the next statement.
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                self._action()
+            except Exception as exc:  # noqa: BLE001 - a failed cancel must not kill the timer thread
+                logger.warning("could not cancel a slow statement: %s", type(exc).__name__)
+
+
+# --- session resets (after the rollback, so nothing a statement left behind reaches the next user) -----
+
+
+def _reset_postgres(dbapi_connection: Any) -> None:
+    # DISCARD ALL cannot run inside a transaction block; psycopg forgets its prepared statements when it sees it.
+    previous = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("DISCARD ALL", prepare=False)
+    finally:
+        dbapi_connection.autocommit = previous
+
+
+def _reset_mysql(dbapi_connection: Any) -> None:
+    execute: Callable[[int, bytes], None] | None = getattr(dbapi_connection, "_execute_command", None)
+    read_ok: Callable[[], Any] | None = getattr(dbapi_connection, "_read_ok_packet", None)
+    if execute is None or read_ok is None:
+        raise RuntimeError("this MySQL driver cannot reset a connection; it is discarded instead")
+    execute(_COM_RESET_CONNECTION, b"")
+    read_ok()  # user variables, temporary tables, prepared statements, GET_LOCK locks, settings: gone
+    # The reset restores the server's defaults: redo what the driver did at connect time, in its order.
+    charset = getattr(dbapi_connection, "charset", None)
+    if isinstance(charset, str):
+        dbapi_connection.set_character_set(charset, getattr(dbapi_connection, "collation", None))
+    init_command = getattr(dbapi_connection, "init_command", None)
+    if isinstance(init_command, str) and init_command:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(init_command)
+        finally:
+            cursor.close()
+    autocommit = getattr(dbapi_connection, "autocommit_mode", None)
+    if isinstance(autocommit, bool):
+        dbapi_connection.autocommit(autocommit)
