@@ -17,7 +17,7 @@ import anyio
 import orjson
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, get_cache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.prompt_items.db_struct import load_snapshot
@@ -107,7 +107,7 @@ async def preflight(settings: Settings, cache: RedisCache, rt: ProfileRuntime, s
         )
     snapshot, _ = await load_snapshot(settings, cache, rt)
     limits = rt.profile.preflight
-    key = cache_key(
+    key = rt.scope.key(
         "explain",
         client=settings.client,
         env=settings.env,
@@ -149,7 +149,7 @@ async def query_preflight(
 ) -> dict[str, Any]:
     """Preflight SQL for a profile outside the app (CLI, library use)."""
     settings = settings or get_settings()
-    rt = open_profile(settings.profile(profile))
+    rt = open_profile(settings.profile(profile), settings)
     try:
         answer: dict[str, Any] = orjson.loads(await preflight(settings, get_cache(settings), rt, sql))
         return answer
