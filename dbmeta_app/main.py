@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
+from dbmeta_app.api.docs import mount_docs
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
-from dbmeta_app.api.middleware import RequestIdMiddleware
+from dbmeta_app.api.middleware import EdgeMiddleware
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -25,6 +27,13 @@ log = logging.getLogger(__name__)
 
 #: Seconds a thread that wants the GIL waits before it asks the holder to give it up (Python's default: 5 ms).
 GIL_SWITCH_INTERVAL = 0.0005
+
+
+class DbmetaApp(FastAPI):
+    """FastAPI with ``EdgeMiddleware`` outside its whole stack (its error middleware included)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return EdgeMiddleware(super().build_middleware_stack(), max_body_bytes=self.max_body_size)
 
 
 def create_app(
@@ -70,15 +79,17 @@ def create_app(
             await rt.close()
 
     max_body = settings.max_body_bytes if settings is not None else _max_body_from_env()
-    app = FastAPI(
+    app = DbmetaApp(
         title="dbmeta",
         max_body_size=max_body,
+        docs_url=None,  # served from local assets by mount_docs
+        redoc_url=None,
         version=__version__,
         summary="Database context for LLM text-to-SQL: schema prompt items, table search, safe preflight.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    mount_docs(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
     app.include_router(routes_tables.router)
