@@ -78,7 +78,16 @@ def create_app(
         finally:
             await rt.close()
 
-    max_body = settings.max_body_bytes if settings is not None else _max_body_from_env()
+    from_env = _settings_from_env() if settings is None and runtime is None else None
+    if from_env is not None:
+        # The app uvicorn imports: its logging (format, levels) is set before uvicorn's first line about it.
+        configure_logging(from_env.log_level, from_env.log_format)
+    configured = settings or from_env
+    max_body = (
+        configured.max_body_bytes
+        if configured is not None
+        else Settings.model_fields["max_body_bytes"].default
+    )
     app = DbmetaApp(
         title="dbmeta",
         max_body_size=max_body,
@@ -99,12 +108,12 @@ def create_app(
     return app
 
 
-def _max_body_from_env() -> int:
-    # The body cap is read from the environment without failing here: bad settings fail in the lifespan.
+def _settings_from_env() -> Settings | None:
+    # Read without failing here: bad settings fail in the lifespan, with a message naming the variable.
     try:
-        return get_settings().max_body_bytes
+        return get_settings()
     except Exception:  # noqa: BLE001
-        return Settings.model_fields["max_body_bytes"].default  # type: ignore[no-any-return]
+        return None
 
 
 app = create_app()

@@ -41,7 +41,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from pymilvus import (
+
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.search._pymilvus import (
     AnnSearchRequest,
     DataType,
     Function,
@@ -51,8 +53,6 @@ from pymilvus import (
     RRFRanker,
     WeightedRanker,
 )
-
-from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import (
     KIND_COLUMN,
