@@ -247,3 +247,22 @@ def test_the_search_index_built_for_one_database_is_never_used_for_another(
     with deployment(a) as again:  # database a's index is intact: nothing to embed again
         sync = _wait_indexed(again)["last_sync"]
         assert (sync["added"], sync["embedded"], sync["unchanged"]) == (0, 0, 2)
+
+
+@pytest.mark.integration
+def test_cache_clear_drops_every_kind_of_the_profiles_scope_and_nothing_of_another_database(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    a = make_sqlite(tmp_path / "a.db", "alpha_orders")
+    b = make_sqlite(tmp_path / "b.db", "beta_invoices")
+    assert run_schema(monkeypatch, b)[0] == 0  # another database under the same CLIENT, ENV and profile name
+    assert run_schema(monkeypatch, a)[0] == 0
+    explained = CliRunner().invoke(cli, ["preflight", "SELECT count(*) FROM alpha_orders"])
+    assert explained.exit_code == 0, explained.output
+    cleared = CliRunner().invoke(cli, ["cache", "clear"])
+    assert cleared.exit_code == 0, cleared.output
+    assert "1 schema" in cleared.output and "1 explain" in cleared.output, cleared.output
+    code, item, _ = run_schema(monkeypatch, a)
+    assert code == 0 and item is not None and item["metadata"]["cache"] == "miss"
+    code, item, _ = run_schema(monkeypatch, b)
+    assert code == 0 and item is not None and item["metadata"]["cache"] == "hit"

@@ -8,7 +8,7 @@ For every HTTP request it
   in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error);
 - gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
   already shaped so (Starlette's plain-text errors, the MCP transport's JSON-RPC errors, a library's
-  ``{"detail": …}``) is rewritten, keeping its status and headers;
+  ``{"detail": …}``) is rewritten, keeping its status, its headers and the other fields of a JSON object;
 - turns anything that escapes the app (any exception class, raised in a route, a dependency, a middleware or
   a worker thread) into a JSON 500 when no answer was started, logs it once with the request id, and does not
   re-raise it once the answer is complete, so the server keeps the connection instead of resetting it.
@@ -89,7 +89,12 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 
 def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
-    """Return the one-shape body for an error answer, or None when it already has that shape."""
+    """Return the one-shape body for an error answer, or None when it already has that shape.
+
+    A JSON object keeps what it says (``/readyz``'s checks, a JSON-RPC error's id) and gets a string ``error``
+    code and a ``detail``: from its own ``detail``, a JSON-RPC error's message, or the status's phrase.
+    Any other body becomes the ``detail``.
+    """
     data: Any = None
     if "json" in content_type:
         try:
@@ -98,11 +103,13 @@ def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
             data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str) and "detail" in data:
         return None
-    detail: Any
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):  # a JSON-RPC error (the MCP transport)
-        detail = str(data["error"].get("message") or "")
-    elif isinstance(data, dict) and "detail" in data:
-        detail = data["detail"]
+    shaped: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+    detail: Any = None
+    if isinstance(data, dict):
+        if isinstance(data.get("error"), dict):  # a JSON-RPC error (the MCP transport)
+            detail = data["error"].get("message")
+        elif "detail" in data:
+            detail = data["detail"]
     else:
         detail = body.decode("utf-8", "replace").strip()[:1000]
     if not detail:
@@ -110,7 +117,8 @@ def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
             detail = HTTPStatus(status).phrase
         except ValueError:
             detail = "error"
-    return error_body(error_code(status), detail)
+    shaped.update(error=error_code(status), detail=detail)
+    return orjson.dumps(shaped)
 
 
 class EdgeMiddleware:

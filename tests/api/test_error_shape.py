@@ -104,7 +104,7 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
     assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
     assert r.headers.get("x-request-id"), dict(r.headers)
     body = r.json()
-    assert set(body) == {"error", "detail"} and isinstance(body["error"], str) and body["detail"], body
+    assert {"error", "detail"} <= set(body) and isinstance(body["error"], str) and body["detail"], body
     if code is not None:
         assert body["error"] == code, body
     return dict(body)
@@ -252,11 +252,27 @@ def test_a_caller_request_id_is_echoed_on_errors(client: httpx.Client) -> None:
             415,
             "application/json",
             b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Unsupported Media Type"}}',
-            {"error": "unsupported_media_type", "detail": "Unsupported Media Type"},
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": "unsupported_media_type",
+                "detail": "Unsupported Media Type",
+            },
         ),
         (404, "application/json", b'{"detail":"Not Found"}', {"error": "not_found", "detail": "Not Found"}),
         (502, "text/html", b"", {"error": "bad_gateway", "detail": "Bad Gateway"}),
         (418, "application/json", b"[1, 2]", {"error": "http_error", "detail": "[1, 2]"}),
+        (
+            503,
+            "application/json",
+            b'{"ready": false, "checks": {"database": {"ok": false}}}',
+            {
+                "ready": False,
+                "checks": {"database": {"ok": False}},
+                "error": "unavailable",
+                "detail": "Service Unavailable",
+            },
+        ),
     ],
 )
 def test_error_bodies_of_any_other_shape_are_reshaped_keeping_what_they_say(
