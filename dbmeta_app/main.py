@@ -16,6 +16,7 @@ from dbmeta_app.api.docs import mount_docs
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
 from dbmeta_app.api.middleware import EdgeMiddleware
+from dbmeta_app.api.models import ErrorBody
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -91,6 +92,12 @@ def create_app(
     app = DbmetaApp(
         title="dbmeta",
         max_body_size=max_body,
+        # answers any operation may give (EdgeMiddleware, the JSON body check): documented once, for all
+        responses={
+            413: {"model": ErrorBody, "description": "Request body over MAX_BODY_BYTES"},
+            415: {"model": ErrorBody, "description": "Request body not sent as application/json"},
+            500: {"model": ErrorBody, "description": "Unexpected server error (logged with the request id)"},
+        },
         docs_url=None,  # served from local assets by mount_docs
         redoc_url=None,
         version=__version__,
