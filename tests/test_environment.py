@@ -10,7 +10,8 @@ dbmeta_app``): third-party libraries read the environment when they are imported
   Redis settings, the Milvus backend for ``SEARCH_BACKEND``). The servers run three at a time.
 - Together: every setting at once, exported (Milvus Lite at an exported file path, the model, Redis with
   a password), and written in ``.env`` instead; ``dbmeta index`` with the same environment.
-- The overlays: the rendered ConfigMap of each, cluster-only names and paths mapped to local ones.
+- The container and the overlays: a pod's environment (the image's ENV, the overlay's rendered ConfigMap, the
+  Secrets), cluster-only names and paths mapped to local ones.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from dbmeta_app.config import Settings
 from tests._prefork import Preforker
 from tests.conftest import free_port, port_open
 from tests.infra._k8s import OVERLAYS, find, render_structurally
+from tests.infra.test_dockerfile import FINAL as FINAL_STAGE
+from tests.infra.test_dockerfile import _env as _image_env
 
 pytestmark = pytest.mark.integration
 
@@ -731,10 +734,18 @@ def test_every_setting_in_dot_env_works_for_the_server_and_the_cli(world: World)
 # ------------------------------------------------------------------------------------------- k8s overlays
 
 
+def image_environment() -> dict[str, str]:
+    """The environment the container image sets (the Dockerfile's final stage), its own Python's paths aside."""
+    env = dict(_image_env(FINAL_STAGE))
+    for name in ("PATH", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    return env
+
+
 def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str]:
-    """The overlay's ConfigMap as the pod's environment, cluster-only names and paths mapped to local ones."""
+    """A pod's environment: the image's, the overlay's ConfigMap, the Secrets; cluster-only names mapped to local ones."""
     docs = render_structurally(OVERLAYS[overlay])
-    data: dict[str, str] = dict(find(docs, "ConfigMap", "db-meta-config")["data"])
+    data: dict[str, str] = {**image_environment(), **find(docs, "ConfigMap", "db-meta-config")["data"]}
     pod_data_dir = data["DATA_DIR"]
     local_data = work / "data"
     for key, value in list(data.items()):
@@ -743,6 +754,9 @@ def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str
     if data.get("MILVUS_URI", "").startswith("http"):
         data["MILVUS_URI"] = f"http://127.0.0.1:{free_port()}"  # the cluster's Milvus, not running here
     data["REDIS_HOST"], data["REDIS_PORT"] = "127.0.0.1", str(world.redis_protected)
+    for key in ("HF_HOME", "XDG_CACHE_HOME"):  # the image's scratch directories
+        if key in data:
+            data[key] = str(work / "scratch" / key.lower())
     env = {**clean_environment(), **data, "REDIS_PASSWORD": PASSWORD, "ADMIN_TOKEN": ADMIN}  # the Secrets
     if "PROFILES_FILE" in data:
         profiles = find(docs, "ConfigMap", "db-meta-profiles")["data"]

@@ -27,6 +27,10 @@ from dbmeta_app.prompt_items import db_struct
 from tests.conftest import free_port
 
 MAX_BODY = 64 * 1024
+
+
+class ReflectionAborted(BaseException):
+    """What some drivers and green-thread libraries raise: not an Exception."""
 MCP = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
@@ -52,6 +56,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     "broken": {"database_url": f"sqlite:///{tmp / 'broken.db'}"},
                     # a database that cannot be opened: an expected failure, a 503
                     "down": {"database_url": f"sqlite:///{tmp / 'no-such-dir' / 'down.db'}"},
+                    # reflection raising an exception that is not an Exception (Starlette's handler misses it)
+                    "odd": {"database_url": f"sqlite:///{tmp / 'odd.db'}"},
                 }
             }
         )
@@ -70,6 +76,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     def introspect(engine: Any, profile: str, **kwargs: Any) -> Any:
         if profile == "broken":
             raise NotImplementedError("reflection of type Nested(a String) is not implemented")
+        if profile == "odd":
+            raise ReflectionAborted("a driver's own BaseException")
         return real(engine, profile, **kwargs)
 
     patch = pytest.MonkeyPatch()
@@ -200,6 +208,7 @@ def _chunks(size: int) -> Iterator[bytes]:
         ("POST", "/v1/prompt-items/schema", {"json": {"profile": "nope"}}, 404, "unknown_profile"),
         ("POST", "/v1/prompt-items/schema", {"json": {"profile": "down"}}, 503, "upstream_unavailable"),
         ("POST", "/v1/prompt-items/schema", {"json": {"profile": "broken"}}, 500, "internal_error"),
+        ("POST", "/v1/prompt-items/schema", {"json": {"profile": "odd"}}, 500, "internal_error"),
         ("POST", "/v1/prompt-items/schema", {"content": b'{"x": "' + b"a" * MAX_BODY + b'"}'}, 413, None),
         ("POST", "/v1/prompt-items/schema", {"content": "chunked"}, 413, "payload_too_large"),
         ("POST", "/mcp", {"content": b'{"x": "' + b"a" * MAX_BODY + b'"}', "headers": MCP}, 413, None),
