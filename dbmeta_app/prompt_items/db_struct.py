@@ -244,8 +244,9 @@ def _fingerprint_blocking(rt: ProfileRuntime) -> str | None:
 
 
 def _ping_blocking(rt: ProfileRuntime) -> None:
-    with contextlib.suppress(SQLAlchemyError):
-        rt.ping_database()  # the outcome is in rt.health
+    # The outcome, whatever it is, is noted in rt.health: nobody awaits a background ping's exception.
+    with contextlib.suppress(Exception):
+        rt.ping_database()
 
 
 async def _note_health(rt: ProfileRuntime, *, wait: bool) -> None:

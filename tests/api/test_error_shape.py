@@ -31,6 +31,8 @@ MAX_BODY = 64 * 1024
 
 class ReflectionAborted(BaseException):
     """What some drivers and green-thread libraries raise: not an Exception."""
+
+
 MCP = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
