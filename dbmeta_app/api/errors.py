@@ -53,7 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail
         limit = getattr(request.app, "max_body_size", None)
         if exc.status_code == 413 and limit is not None:
-            detail = f"request body is over the limit of {limit} bytes"  # as EdgeMiddleware says it
+            detail = f"request body is over MAX_BODY_BYTES ({limit} bytes)"  # as EdgeMiddleware says it
         return JSONResponse(
             {"error": error_code(exc.status_code), "detail": detail},
             status_code=exc.status_code,

@@ -145,7 +145,8 @@ class EdgeMiddleware:
             length = _content_length(scope)
             if self.max_body_bytes is not None and length is not None and length > self.max_body_bytes:
                 await answer.error(
-                    413, f"request body of {length} bytes is over the limit of {self.max_body_bytes} bytes"
+                    413,
+                    f"request body of {length} bytes is over MAX_BODY_BYTES ({self.max_body_bytes} bytes)",
                 )
                 return
             await self.app(scope, receive, answer.send)
