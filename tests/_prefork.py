@@ -125,10 +125,17 @@ class Preforker:
         return Run(pid, out, err, status)
 
     def close(self) -> None:
+        """End the parent (it exits when its stdin closes; terminated, then killed, if it does not)."""
         if self._proc.stdin is not None:
             self._proc.stdin.close()
-        self._proc.terminate()
-        self._proc.wait(10)
+        for stop in (None, self._proc.terminate, self._proc.kill):
+            if stop is not None:
+                stop()
+            try:
+                self._proc.wait(5)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
 
 class Run:
