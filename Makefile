@@ -1,5 +1,8 @@
 # The two commands of the README: `make run` (service on its embedded defaults) and `make test`.
 PYTHON ?= python
+# where `make run` listens: `make run PORT=9000 HOST=0.0.0.0` (or exported in the environment)
+HOST ?= 127.0.0.1
+PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install run test lint typecheck unit bench
@@ -8,7 +11,7 @@ install:
 	scripts/install.sh
 
 run: install
-	$(PYTHON) -m uvicorn dbmeta_app.main:app --host 127.0.0.1 --port 8000
+	$(PYTHON) -m uvicorn dbmeta_app.main:app --host $(HOST) --port $(PORT)
 
 lint:
 	$(PYTHON) -m ruff check .

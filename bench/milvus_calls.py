@@ -49,7 +49,7 @@ def main() -> None:
     embedder = Embedder()
     vectors = embedder.encode(questions)
     client = connect(str(WORK_DIR / "birdunion.db"))
-    names = {"client_name": "bench", "env": "local", "profile": "birdunion"}
+    names = {"client_name": "bench", "env": "local", "profile": "birdunion", "database": "bench:birdunion"}
     in_milvus = TableIndex(client, mirror_max_rows=0, **names)
     mirrored = TableIndex(client, **names)
     if not in_milvus.ready:

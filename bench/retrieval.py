@@ -86,6 +86,7 @@ def main() -> None:
         client_name="bench",
         env="local",
         profile=profile,
+        database="bench:birdunion",
         hybrid=HybridConfig(ranker=args.ranker),
     )
     stats = index.sync(snapshot, embedder, _progress_callback("indexing"))
@@ -158,7 +159,11 @@ def timing_report(snapshot: Snapshot, embedder: Embedder, rounds: int = 2) -> No
         scratch = Path(tempfile.mkdtemp(prefix="dbmeta_timing_", dir="/tmp"))
         try:
             index = TableIndex(
-                connect(str(scratch / "timing.db")), client_name="bench", env="timing", profile="wide"
+                connect(str(scratch / "timing.db")),
+                client_name="bench",
+                env="timing",
+                profile="wide",
+                database="bench:wide",
             )
             started = time.perf_counter()
             embedded = index.sync(wide, embedder).embedded

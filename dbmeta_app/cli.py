@@ -73,7 +73,12 @@ def schema(
 
     async def work(rt: Runtime) -> dict[str, Any]:
         return await get_schema_prompt_item(
-            rt.settings, rt.cache, rt.profile(profile), tables=table or None, with_examples=samples
+            rt.settings,
+            rt.cache,
+            rt.profile(profile),
+            tables=table or None,
+            with_examples=samples,
+            verify_database=True,  # a cached snapshot of a database that does not answer is "stale"
         )
 
     item = _run(work)
@@ -85,6 +90,8 @@ def schema(
         console.print(
             f"[dim]{len(meta['tables'])} tables · version {meta['schema_version']} · cache {meta['cache']}[/dim]"
         )
+        if meta.get("stale_reason"):
+            console.print(f"[yellow]stale:[/yellow] {meta['stale_reason']}")
 
 
 @app.command()
@@ -191,17 +198,13 @@ def cache_stats() -> None:
 
 @cache_app.command("clear")
 def cache_clear(profile: ProfileOpt = None) -> None:
-    """Drop the cached full schema of a profile (both samples variants)."""
-    from dbmeta_app.prompt_items.db_struct import schema_cache_key
+    """Drop every cached value of a profile's scope (schema, explain, examples), like the admin endpoint."""
 
-    async def work(rt: Runtime) -> int:
-        prt = rt.profile(profile)
-        keys = [schema_cache_key(rt.settings, prt, flag) for flag in (False, True)]
-        await rt.cache.delete(*keys)
-        return len(keys)
+    async def work(rt: Runtime) -> dict[str, int]:
+        return await rt.cache.drop_scope(rt.profile(profile).scope)
 
-    count = _run(work)
-    console.print(f"cleared {count} schema keys")
+    dropped = _run(work)
+    console.print("cleared " + ", ".join(f"{count} {kind}" for kind, count in dropped.items()))
 
 
 def main() -> None:

@@ -78,8 +78,18 @@ def _scrub_traceback(text: str) -> str:
     return scrub(redact(text))
 
 
+#: The service's own loggers: they log at LOG_LEVEL. Every other logger (third-party libraries) logs at
+#: WARNING and above only: their INFO lines (faiss trying AVX512 and AVX2 builds before the one that loads,
+#: connection chatter) read like failures to an operator. The runbook's lines (``Schema cache HIT/MISS``) are
+#: the service's own and stay at INFO.
+OWN_LOGGERS = ("dbmeta_app",)
+#: uvicorn's lines (start-up, access log) keep the levels uvicorn's own options give them; with
+#: LOG_FORMAT=json they go through the same handler, so that every line is one JSON object.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(level: str, fmt: str = "text") -> None:
-    """Configure the root logger once (idempotent)."""
+    """Configure the root logger once (idempotent): our loggers at ``level``, third parties at WARNING+."""
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_dbmeta", False)), None)
     if handler is None:
@@ -91,6 +101,12 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    root.setLevel(level)
-    for noisy in ("httpx", "httpx2", "pymilvus", "sentence_transformers", "urllib3", "mcp", "milvus_lite"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    wanted = logging.getLevelName(level)
+    root.setLevel(max(logging.WARNING, wanted))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(wanted)
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        if fmt == "json" and server_logger.handlers:
+            server_logger.handlers.clear()  # uvicorn's own plain-text handlers
+            server_logger.propagate = True

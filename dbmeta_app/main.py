@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
+from dbmeta_app.api.docs import mount_docs
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
-from dbmeta_app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from dbmeta_app.api.middleware import EdgeMiddleware
+from dbmeta_app.api.models import ErrorBody
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -25,6 +28,13 @@ log = logging.getLogger(__name__)
 
 #: Seconds a thread that wants the GIL waits before it asks the holder to give it up (Python's default: 5 ms).
 GIL_SWITCH_INTERVAL = 0.0005
+
+
+class DbmetaApp(FastAPI):
+    """FastAPI with ``EdgeMiddleware`` outside its whole stack (its error middleware included)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return EdgeMiddleware(super().build_middleware_stack(), max_body_bytes=self.max_body_size)
 
 
 def create_app(
@@ -70,18 +80,33 @@ def create_app(
         finally:
             await rt.close()
 
-    max_body = settings.max_body_bytes if settings is not None else _max_body_from_env()
-    app = FastAPI(
+    from_env = _settings_from_env() if settings is None and runtime is None else None
+    if from_env is not None:
+        # The app uvicorn imports: its logging (format, levels) is set before uvicorn's first line about it.
+        configure_logging(from_env.log_level, from_env.log_format)
+    configured = settings or from_env
+    max_body = (
+        configured.max_body_bytes
+        if configured is not None
+        else Settings.model_fields["max_body_bytes"].default
+    )
+    app = DbmetaApp(
         title="dbmeta",
+        max_body_size=max_body,
+        # answers any operation may give (EdgeMiddleware, the JSON body check): documented once, for all
+        responses={
+            413: {"model": ErrorBody, "description": "Request body over MAX_BODY_BYTES"},
+            415: {"model": ErrorBody, "description": "Request body not sent as application/json"},
+            500: {"model": ErrorBody, "description": "Unexpected server error (logged with the request id)"},
+        },
+        docs_url=None,  # served from local assets by mount_docs
+        redoc_url=None,
         version=__version__,
         summary="Database context for LLM text-to-SQL: schema prompt items, table search, safe preflight.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=max_body
-    )  # inside RequestIdMiddleware: a JSON 413 with an id
-    app.add_middleware(RequestIdMiddleware)
+    mount_docs(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)
     app.include_router(routes_tables.router)
@@ -91,12 +116,12 @@ def create_app(
     return app
 
 
-def _max_body_from_env() -> int:
-    # The body cap is read from the environment without failing here: bad settings fail in the lifespan.
+def _settings_from_env() -> Settings | None:
+    # Read without failing here: bad settings fail in the lifespan, with a message naming the variable.
     try:
-        return get_settings().max_body_bytes
+        return get_settings()
     except Exception:  # noqa: BLE001
-        return Settings.model_fields["max_body_bytes"].default  # type: ignore[no-any-return]
+        return None
 
 
 app = create_app()

@@ -9,6 +9,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbmeta_app.cache.keys import Scope, database_identity
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Profile, Settings, sample_file
 from dbmeta_app.errors import ConfigError
@@ -95,6 +97,37 @@ def file_digest(path: Path | None) -> str:
 
 
 @dataclass
+class DatabaseHealth:
+    """What this process last learned about a profile's database: that it answered, or why it did not."""
+
+    error: str | None = None  # the failure's class name while the database does not answer
+    down_since: float | None = None  # wall-clock time of the first failure in a row
+    checked_at: float | None = None  # monotonic time of the last contact; None: never contacted
+    ping: asyncio.Future[None] | None = None  # the running background ping, if any
+
+    def record(self, error: BaseException | None) -> None:
+        """Note the outcome of a contact with the database (None: it answered)."""
+        self.checked_at = time.monotonic()
+        if error is None:
+            self.error, self.down_since = None, None
+            return
+        if self.error is None:
+            self.down_since = time.time()
+        self.error = type(error).__name__
+
+    def age(self) -> float | None:
+        """Seconds since the last contact (None: never contacted)."""
+        return None if self.checked_at is None else time.monotonic() - self.checked_at
+
+    def reason(self) -> str | None:
+        """Why cached answers are stale, while the database does not answer."""
+        if self.error is None:
+            return None
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.down_since or time.time()))
+        return f"database unavailable since {since} ({self.error}); serving the last snapshot read from it"
+
+
+@dataclass
 class ProfileRuntime:
     """A profile with its open resources: the introspection engine, the preflight engine, curated files."""
 
@@ -102,6 +135,10 @@ class ProfileRuntime:
     engine: Engine
     descriptions: Descriptions
     descriptions_digest: str
+    #: Whose cached values and indexes these are (deployment, profile, the database's identity): every key
+    #: and Milvus name of the profile is built from it.
+    scope: Scope
+    health: DatabaseHealth = field(default_factory=DatabaseHealth)
     keys: dict[Any, str] = field(default_factory=dict)  # memoised cache keys (their inputs never change)
     #: The role's latest privilege report (sql/privileges.py).
     privileges: PrivilegeCheck = field(default_factory=PrivilegeCheck)
@@ -149,22 +186,47 @@ class ProfileRuntime:
             held = self._limiter = (loop, anyio.CapacityLimiter(self.profile.preflight.concurrency))
         return held[1]
 
+    def ping_database(self) -> None:
+        """Connect and run ``SELECT 1`` (blocking), noting the outcome in ``health``; raise on failure."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            self.health.record(exc)
+            raise
+        self.health.record(None)
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self._preflight_engine is not None:
             self._preflight_engine.dispose()
 
 
-def open_profile(profile: Profile) -> ProfileRuntime:
-    """Open (without connecting) a profile's engines and read its descriptions file."""
+def profile_scope(settings: Settings | None, profile: Profile, engine: Engine | None = None) -> Scope:
+    """The cache scope of a profile: this deployment's CLIENT and ENV, the profile, its database's identity."""
+    client = settings.client if settings is not None else Settings.model_fields["client"].default
+    env = settings.env if settings is not None else Settings.model_fields["env"].default
+    url = engine.url if engine is not None else profile.database_url.get_secret_value()
+    return Scope(client=client, env=env, profile=profile.name, database=database_identity(url))
+
+
+def open_profile(
+    profile: Profile, settings: Settings | None = None, *, engine: Engine | None = None
+) -> ProfileRuntime:
+    """Open (without connecting) a profile's engines and read its descriptions file.
+
+    ``settings`` names the deployment (CLIENT, ENV) in the profile's cache scope (their defaults without it);
+    ``engine``, when given, is used instead of one created from the profile's URL, and its URL is the identity.
+    """
     if profile.sample:
         url = profile.database_url.get_secret_value()
         materialize_sample(Path(url.split(":///", 1)[1]))
     return ProfileRuntime(
         profile=profile,
-        engine=create_profile_engine(profile),
+        engine=engine if engine is not None else create_profile_engine(profile),
         descriptions=load_descriptions(profile.descriptions_file),
         descriptions_digest=file_digest(profile.descriptions_file),
+        scope=profile_scope(settings, profile, engine),
     )
 
 
@@ -209,5 +271,5 @@ def open_runtime(settings: Settings, cache: RedisCache | None = None) -> Runtime
     return Runtime(
         settings=settings,
         cache=cache if cache is not None else RedisCache(settings),
-        profiles={name: open_profile(p) for name, p in settings.profiles.items()},
+        profiles={name: open_profile(p, settings) for name, p in settings.profiles.items()},
     )

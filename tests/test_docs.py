@@ -21,6 +21,8 @@ DOCS = [
 ]
 # Names that are not dbmeta settings: third-party or build-time variables the docs mention on purpose.
 NOT_SETTINGS = {
+    "HOST",  # `make run`'s variables, not the service's
+    "PORT",
     "HF_HUB_OFFLINE",
     "TORCH_INDEX_URL",
     "TRANSFORMERS_OFFLINE",

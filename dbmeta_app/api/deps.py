@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from dbmeta_app.errors import UnsupportedMediaTypeError
 from dbmeta_app.runtime import Runtime
 
 
@@ -33,10 +34,24 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 async def read_body(request: Request, model: type[M]) -> M:
-    """Validate the JSON body as ``model``; any problem is a 422 shaped like FastAPI's own."""
+    """Validate the JSON body as ``model``; any problem is a 422 shaped like FastAPI's own.
+
+    A body sent as anything but JSON is a 415: a browser page may send a text/plain or untyped body to a
+    service on localhost without asking first (no CORS preflight), never an application/json one.
+    """
+    body = await request.body()
+    if body and not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaTypeError(
+            "the request body must be JSON, sent with Content-Type: application/json"
+        )
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dbmeta_app.api.middleware import error_code
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.scrub import scrub
 
@@ -42,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "invalid_request", "detail": _validation_detail(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:
             # FastAPI answers 400 to a body it cannot decode (not UTF-8); it is a malformed request like any other.
             return JSONResponse(
@@ -52,14 +53,17 @@ def install_error_handlers(app: FastAPI) -> None:
                 },
                 status_code=422,
             )
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        detail = exc.detail
+        limit = getattr(request.app, "max_body_size", None)
+        if exc.status_code == 413 and limit is not None:
+            detail = f"request body is over MAX_BODY_BYTES ({limit} bytes)"  # as EdgeMiddleware says it
         return JSONResponse(
-            {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            {"error": error_code(exc.status_code), "detail": detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("Unexpected error: %s", type(exc).__name__)
+        # Logged once, with its traceback and the request id, by EdgeMiddleware (it sees it re-raised).
         return JSONResponse({"error": "internal_error", "detail": "unexpected server error"}, status_code=500)

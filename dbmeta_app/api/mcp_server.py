@@ -45,6 +45,7 @@ from starlette.types import Receive, Scope, Send
 from dbmeta_app import __version__
 from dbmeta_app.api.models import ItemType
 from dbmeta_app.errors import DbmetaError
+from dbmeta_app.logging_setup import request_id
 from dbmeta_app.prompt_items.bundle import ITEM_TYPES, get_prompt_items
 from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
 from dbmeta_app.prompt_items.preflight import preflight
@@ -124,11 +125,23 @@ def _error(tool: str, exc: DbmetaError) -> CallToolResult:
 
 
 async def _guard(tool: str, call: Callable[[], Awaitable[CallToolResult]]) -> CallToolResult:
-    """Run a tool body; a domain error becomes an isError result (anything else: the SDK's generic one)."""
+    """Run a tool body; a domain error becomes an isError result, and so does anything unexpected.
+
+    An unexpected error is answered like the HTTP API's 500 (``internal_error``), logged once with its
+    traceback and the request id, which the answer names so that the log line can be found.
+    """
     try:
         return await call()
     except DbmetaError as exc:
         return _error(tool, exc)
+    except Exception:
+        log.exception("MCP tool %s failed unexpectedly", tool)
+        detail = f"unexpected server error (request id {request_id.get()})"
+        return CallToolResult(
+            content=[TextContent(type="text", text=f"internal_error: {detail}")],
+            structured_content={"error": "internal_error", "detail": detail},
+            is_error=True,
+        )
 
 
 def _prompt_items_text(answer: dict[str, Any]) -> str:

@@ -1,25 +1,132 @@
-"""ASGI middleware: a request id per request (taken from X-Request-ID when sane), echoed in the answer,
-and the time the app took until it started answering, as ``Server-Timing: app;dur=<ms>``."""
+"""The outermost ASGI layer of the app, around everything FastAPI and the MCP endpoint do.
+
+For every HTTP request it
+
+- binds a request id (the caller's ``X-Request-ID`` when sane, else a new one) to the logs and returns it on
+  every answer, with ``Server-Timing: app;dur=<ms>`` (the time until the app started answering);
+- refuses a body whose ``Content-Length`` is over ``MAX_BODY_BYTES`` at once, with the JSON 413 (a body sent
+  in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error);
+- gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
+  already shaped so (Starlette's plain-text errors, the MCP transport's JSON-RPC errors, a library's
+  ``{"detail": …}``) is rewritten, keeping its status, its headers and the other fields of a JSON object;
+- turns anything that escapes the app (any exception class, raised in a route, a dependency, a middleware or
+  a worker thread) into a JSON 500 when no answer was started, logs it once with the request id, and does not
+  re-raise it once the answer is complete, so the server keeps the connection instead of resetting it.
+
+It sits outside Starlette's ``ServerErrorMiddleware``, which always re-raises after answering (that re-raise
+made uvicorn log "Exception in ASGI application" and close the connection under the client).
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import re
 import time
 import uuid
+from http import HTTPStatus
+from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmeta_app.logging_setup import request_id
 
+log = logging.getLogger(__name__)
+
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: An error answer longer than this is passed on as it is rather than held in memory to be reshaped.
+_ERROR_BODY_MAX = 256 * 1024
+#: Error codes by HTTP status; the routes' own errors carry theirs (``errors.py``).
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    421: "misdirected_request",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "gateway_timeout",
+}
 
 
-class RequestIdMiddleware:
-    """Bind a request id to the request's context (for logs) and return it as X-Request-ID."""
+def error_code(status: int) -> str:
+    """The ``error`` code of an answer with this HTTP status."""
+    return ERROR_CODES.get(status, "http_error" if status < 500 else "internal_error")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def error_body(code: str, detail: Any) -> bytes:
+    """The one error shape, as JSON bytes."""
+    return orjson.dumps({"error": code, "detail": detail})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """Cancellation and interrupts go on up; anything else is the request's failure."""
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_cancellation(inner) for inner in exc.exceptions)
+    return False
+
+
+def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
+    """Return the one-shape body for an error answer, or None when it already has that shape.
+
+    A JSON object keeps what it says (``/readyz``'s checks, a JSON-RPC error's id) and gets a string ``error``
+    code and a ``detail``: from its own ``detail``, a JSON-RPC error's message, or the status's phrase.
+    Any other body becomes the ``detail``.
+    """
+    data: Any = None
+    if "json" in content_type:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and "detail" in data:
+        return None
+    shaped: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+    detail: Any = None
+    if isinstance(data, dict):
+        if isinstance(data.get("error"), dict):  # a JSON-RPC error (the MCP transport)
+            detail = data["error"].get("message")
+        elif "detail" in data:
+            detail = data["detail"]
+    else:
+        detail = body.decode("utf-8", "replace").strip()[:1000]
+    if not detail:
+        try:
+            detail = HTTPStatus(status).phrase
+        except ValueError:
+            detail = "error"
+    shaped.update(error=error_code(status), detail=detail)
+    return orjson.dumps(shaped)
+
+
+class EdgeMiddleware:
+    """Request ids, the body cap, one error shape and a last-resort JSON 500 for everything below it."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int | None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,81 +139,110 @@ class RequestIdMiddleware:
                 rid = candidate if _SANE.match(candidate) else ""
                 break
         rid = rid or uuid.uuid4().hex
-        header = (b"x-request-id", rid.encode())
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
-                message["headers"] = [*message.get("headers", ()), header, (b"server-timing", took)]
-            await send(message)
-
         token = request_id.set(rid)
+        answer = _Answer(send, rid.encode(), reshape=scope.get("method") != "HEAD")
         try:
-            await self.app(scope, receive, send_with_id)
+            length = _content_length(scope)
+            if self.max_body_bytes is not None and length is not None and length > self.max_body_bytes:
+                await answer.error(
+                    413,
+                    f"request body of {length} bytes is over MAX_BODY_BYTES ({self.max_body_bytes} bytes)",
+                )
+                return
+            await self.app(scope, receive, answer.send)
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                raise
+            where = f"{scope.get('method', '')} {scope.get('path', '')}"
+            if not answer.started:
+                log.error("Unexpected error answering %s", where, exc_info=exc)
+                await answer.error(500, "unexpected server error")
+            elif not answer.complete:
+                # Half an answer is out: nothing can be said any more; the server closes the connection.
+                log.error("Unexpected error in the middle of answering %s", where, exc_info=exc)
+                raise
+            else:
+                # Answered already (Starlette's error handler answers, then re-raises for the server's log).
+                log.error("Unexpected error answering %s (answered 500)", where, exc_info=exc)
         finally:
             request_id.reset(token)
 
 
-class _BodyTooLarge(Exception):
-    """Raised from receive() when the body passes the limit (caught by BodyLimitMiddleware)."""
+class _Answer:
+    """The response going out: headers added at its start, error bodies reshaped, its progress known."""
 
+    def __init__(self, send: Send, rid: bytes, *, reshape: bool) -> None:
+        self._send = send
+        self._rid = rid
+        self._reshape = reshape
+        self._started_at = time.perf_counter()
+        self.started = False  # the start went to the server
+        self.complete = False  # the last body part went to the server
+        self._held: Message | None = None  # an error answer's start, held until its body is reshaped
+        self._body: list[bytes] = []
+        self._size = 0
 
-class BodyLimitMiddleware:
-    """Refuse a request body over ``max_bytes`` with a JSON 413, shaped like every other error.
-
-    Starlette's own limit answers in plain text from outside the app's middleware (no X-Request-ID); this
-    one sits inside the request-id middleware. A declared Content-Length over the limit is refused before
-    the app runs; a streamed body as soon as it passes the limit.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = value.decode("latin-1").strip()
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    await self._refuse(send)
-                    return
-                break
-        total = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal total
-            message = await receive()
-            if message["type"] == "http.request":
-                total += len(message.get("body", b""))
-                if total > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": "payload_too_large",
-                "detail": f"Content Too Large: the request body is over MAX_BODY_BYTES ({self.max_bytes} bytes)",
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            took = f"app;dur={(time.perf_counter() - self._started_at) * 1000:.2f}".encode()
+            headers = [
+                (k, v)
+                for k, v in message.get("headers", ())
+                if k.lower() not in (b"x-request-id", b"server-timing")
+            ]
+            message = {
+                **message,
+                "headers": [*headers, (b"x-request-id", self._rid), (b"server-timing", took)],
             }
-        ).encode()
+            if self._reshape and message["status"] >= 400:
+                self._held = message
+                return
+            self.started = True
+            await self._send(message)
+            return
+        if kind == "http.response.body" and self._held is not None:
+            chunk = message.get("body", b"")
+            self._body.append(chunk)
+            self._size += len(chunk)
+            if message.get("more_body", False):
+                if self._size > _ERROR_BODY_MAX:
+                    await self._flush_raw(more_body=True)
+                return
+            await self._flush_reshaped()
+            return
+        if kind == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        await self._send(message)
+
+    async def error(self, status: int, detail: str) -> None:
+        """Answer with the one error shape (nothing must have been sent yet)."""
+        self._held, self._body, self._size = None, [], 0
+        body = error_body(error_code(status), detail)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def _flush_reshaped(self) -> None:
+        held, self._held = self._held, None
+        assert held is not None
+        body = b"".join(self._body)
+        headers = list(held["headers"])
+        content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+        shaped = reshape_error(held["status"], content_type.lower(), body)
+        if shaped is not None:
+            body = shaped
+            headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        self.started = True
+        await self._send({**held, "headers": headers})
+        self.complete = True
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def _flush_raw(self, *, more_body: bool) -> None:
+        held, self._held = self._held, None
+        assert held is not None
+        self.started = True
+        await self._send(held)
+        await self._send({"type": "http.response.body", "body": b"".join(self._body), "more_body": more_body})
+        self._body = []

@@ -10,15 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import ErrorBody
-from dbmeta_app.cache.redis_cache import scope_prefix
+from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.prompt_items.db_struct import load_snapshot
 from dbmeta_app.runtime import ProfileRuntime, Runtime
 from dbmeta_app.tasks import check_profile
 
 router = APIRouter(tags=["operations"])
-
-PROFILE_KINDS = ("schema", "explain", "examples")
 
 
 class AdminDisabledError(DbmetaError):
@@ -83,13 +81,11 @@ async def cache_stats(runtime: RuntimeDep) -> dict[str, Any]:
 @router.post("/v1/admin/cache/invalidate", responses=ADMIN_ERRORS)
 async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Drop cached values of a profile (or all profiles), by kind, in Redis and every replica's L1."""
-    kinds = PROFILE_KINDS if body.kind == "all" else (body.kind,)
+    kinds = SCOPED_KINDS if body.kind == "all" else (body.kind,)
     dropped: dict[str, int] = {}
-    s = runtime.settings
     for rt in _selected(runtime, body.profile):
-        for kind in kinds:
-            prefix = scope_prefix(kind, client=s.client, env=s.env, profile=rt.name)
-            dropped[f"{rt.name}/{kind}"] = await runtime.cache.delete_prefix(prefix)
+        for kind, count in (await runtime.cache.drop_scope(rt.scope, kinds)).items():
+            dropped[f"{rt.name}/{kind}"] = count
     return {"dropped": dropped}
 
 

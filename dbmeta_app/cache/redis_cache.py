@@ -1,7 +1,7 @@
 """The cache: a bounded in-process tier (L1) in front of Redis (L2), failing open to L1 alone.
 
-Values are JSON (orjson) bytes, never pickle. Keys are namespaced and versioned:
-``dbmeta:v1:<kind>:<sha256 of a canonical JSON encoding of every input>``.
+Values are JSON (orjson) bytes, never pickle. Keys are namespaced, versioned and scoped: see ``keys.py``
+(``Scope.key`` for everything derived from a database, ``cache_key`` for the rest).
 
 - L1 answers first only while it is known coherent: a listener subscribed to the invalidation channel
   hears every write and delete made by any replica and drops its own copy; when the listener is not
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import logging
 import time
@@ -35,14 +34,14 @@ from redis.retry import Retry
 
 from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
+from dbmeta_app.cache.keys import KEY_NAMESPACE, KEY_VERSION, SCOPED_KINDS, Scope, cache_key
 from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
-KEY_NAMESPACE = "dbmeta"
-KEY_VERSION = "v1"
+__all__ = ["CACHE_TTL", "KEY_NAMESPACE", "KEY_VERSION", "RedisCache", "cache_key", "get_cache"]
 
 #: Time to live, in seconds, of each kind of cached value.
 CACHE_TTL: dict[str, int] = {
@@ -73,31 +72,6 @@ return 0
 INVALIDATION_CHANNEL = f"{KEY_NAMESPACE}:{KEY_VERSION}:invalidate"
 
 T = TypeVar("T")
-
-
-_SCOPE_PARTS = ("client", "env", "profile")
-
-
-def _digest(parts: dict[str, Any]) -> str:
-    canonical = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def cache_key(kind: str, **parts: Any) -> str:
-    """Build the namespaced, versioned key of a value from every input that changes it.
-
-    ``dbmeta:v1:<kind>:<scope>:<sha256 of all inputs>``, where the scope (a short sha256 of the
-    client, env and profile among the inputs) lets one profile's values be found and dropped together.
-    """
-    scope = {k: parts[k] for k in _SCOPE_PARTS if k in parts}
-    if not scope:
-        return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{_digest(parts)}"
-    return f"{scope_prefix(kind, **scope)}{_digest(parts)}"
-
-
-def scope_prefix(kind: str, **scope: Any) -> str:
-    """The key prefix shared by every value of a kind for one (client, env, profile)."""
-    return f"{KEY_NAMESPACE}:{KEY_VERSION}:{kind}:{_digest(scope)[:16]}:"
 
 
 _children: dict[tuple[Any, ...], Any] = {}
@@ -540,6 +514,10 @@ class RedisCache:
             self._redis_failed("delete", exc)
             return dropped
         return max(dropped, len(keys))
+
+    async def drop_scope(self, scope: Scope, kinds: tuple[str, ...] = SCOPED_KINDS) -> dict[str, int]:
+        """Drop every value of a scope, by kind, here, in Redis and in every replica's L1; count them per kind."""
+        return {kind: await self.delete_prefix(scope.prefix(kind)) for kind in kinds}
 
     async def get_or_compute(
         self,

@@ -1,12 +1,20 @@
 """The schema prompt item: cached full snapshot → (optionally) filter → render.
 
-The full snapshot is cached under (client, env, profile, with_examples, what else changes it);
-a filtered result is never cached — it is cut from the cached snapshot in memory.
+The full snapshot is cached in the profile's scope (client, env, profile, the database's identity) under
+everything else that changes it (with_examples, sample rows, schema filters, descriptions); a filtered
+result is never cached — it is cut from the cached snapshot in memory.
+
+A cached snapshot is served without touching the database (that is the cache's point, and what keeps
+answers flowing while the database is down), but never passed off as fresh when this process knows its
+database does not answer: it is then ``stale``, with the reason. The database's health is learned from
+every contact (introspection, fingerprint checks) and, while answers come from the cache, from a ping in
+the background at most every ``HEALTH_PROBE_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import math
@@ -23,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache, get_cache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.introspection import SamplePolicy, introspect, schema_fingerprint
@@ -46,6 +54,11 @@ _HEAD = re.compile(
 )
 #: Past this share of its TTL a cached snapshot is served as "stale" while it is revalidated in the background.
 SOFT_TTL_FRACTION = 0.8
+#: While answers come from the cache, the database is pinged in the background at most this often (seconds),
+#: so that an answer says "stale" soon after the database stopped answering.
+HEALTH_PROBE_INTERVAL = 5.0
+#: ``metadata.stale_reason`` of a snapshot served while a newer one is read (refresh ahead, decoding).
+REFRESHING = "refreshing in the background; this snapshot is served meanwhile"
 _RENDERED_MAX = 32
 
 
@@ -170,9 +183,9 @@ _memo = _Memo()
 
 
 def schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> str:
-    """Key of a profile's full snapshot: every input that changes it is hashed in."""
+    """Key of a profile's full snapshot, in the profile's scope: every input that changes it is hashed in."""
     # The inputs are fixed for the life of the runtime, so the key is computed once per variant.
-    memo = (settings.client, settings.env, with_examples)
+    memo = ("schema", with_examples, settings.data_examples)
     key = rt.keys.get(memo)
     if key is None:
         key = rt.keys[memo] = _schema_cache_key(settings, rt, with_examples)
@@ -181,12 +194,9 @@ def schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool
 
 def _schema_cache_key(settings: Settings, rt: ProfileRuntime, with_examples: bool) -> str:
     profile = rt.profile
-    return cache_key(
+    return rt.scope.key(
         "schema",
         format=SNAPSHOT_FORMAT,
-        client=settings.client,
-        env=settings.env,
-        profile=profile.name,
         with_examples=with_examples,
         data_examples=_sample_count(settings, rt, with_examples),
         include=list(profile.include_schemas),
@@ -224,7 +234,7 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
     started = time.perf_counter()
     samples = _sample_count(settings, rt, with_examples)
     try:
-        return introspect(
+        snapshot = introspect(
             rt.engine,
             rt.name,
             include_schemas=rt.profile.include_schemas,
@@ -235,7 +245,10 @@ def _introspect_blocking(settings: Settings, rt: ProfileRuntime, with_examples: 
             sample_policy=_sample_policy(rt) if samples else None,
             sample_filter=(lambda tables: _privilege_refusals(rt, tables)) if samples else None,
         )
+        rt.health.record(None)
+        return snapshot
     except SQLAlchemyError as exc:
+        rt.health.record(exc)
         # The driver's message names hosts and ports: it goes to the log (scrubbed), the client gets the class only.
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
         reason = scrub(reason)
@@ -267,7 +280,37 @@ def _relation_refusals(rt: ProfileRuntime, conn: Connection, tables: Sequence[Ta
 
 
 def _fingerprint_blocking(rt: ProfileRuntime) -> str | None:
-    return schema_fingerprint(rt.engine, rt.profile.include_schemas, rt.profile.exclude_schemas)
+    try:
+        fingerprint = schema_fingerprint(rt.engine, rt.profile.include_schemas, rt.profile.exclude_schemas)
+    except SQLAlchemyError as exc:
+        rt.health.record(exc)
+        raise
+    rt.health.record(None)
+    return fingerprint
+
+
+def _ping_blocking(rt: ProfileRuntime) -> None:
+    # The outcome, whatever it is, is noted in rt.health: nobody awaits a background ping's exception.
+    with contextlib.suppress(Exception):
+        rt.ping_database()
+
+
+async def _note_health(rt: ProfileRuntime, *, wait: bool) -> None:
+    """Learn whether the profile's database answers, unless a recent contact told (one ping at a time).
+
+    ``wait``: ping now and wait for it (a one-shot command); else ping in the background, at most every
+    ``HEALTH_PROBE_INTERVAL`` seconds, so no request waits for a database that may not answer.
+    """
+    age = rt.health.age()
+    if age is not None and age < HEALTH_PROBE_INTERVAL:
+        return
+    pending = rt.health.ping
+    if pending is None or pending.done():
+        pending = rt.health.ping = asyncio.ensure_future(
+            anyio.to_thread.run_sync(_ping_blocking, rt, abandon_on_cancel=True)
+        )
+    if wait:
+        await asyncio.shield(pending)
 
 
 async def _revalidate(settings: Settings, rt: ProfileRuntime, old: Snapshot, with_examples: bool) -> Snapshot:
@@ -294,13 +337,21 @@ def _log_stored(settings: Settings, rt: ProfileRuntime, snapshot: Snapshot) -> N
 
 
 async def load_snapshot(
-    settings: Settings, cache: RedisCache, rt: ProfileRuntime, with_examples: bool = False
+    settings: Settings,
+    cache: RedisCache,
+    rt: ProfileRuntime,
+    with_examples: bool = False,
+    *,
+    verify_database: bool = False,
 ) -> tuple[Snapshot, str]:
     """Return the profile's full snapshot and "hit", "stale" or "miss", introspecting (once) on a miss.
 
     Past ``SOFT_TTL_FRACTION`` of ``SCHEMA_CACHE_TTL`` a snapshot is still served at once ("stale") and revalidated in the
     background: a fingerprint query, and a full introspection only when the schema changed. While a newer
     large snapshot (stored by another replica) is decoded, the one held before is served, also as "stale".
+    A cached snapshot of a database this process knows is down is "stale" too (``stale_reason`` says why);
+    ``verify_database`` pings the database before answering from the cache (a one-shot command knows
+    nothing of it yet), where a service pings in the background.
     """
     key = schema_cache_key(settings, rt, with_examples)
     ids = f"profile={rt.name}, client={settings.client}, env={settings.env}"
@@ -339,9 +390,19 @@ async def load_snapshot(
         status = "stale"  # a newer snapshot is being decoded; this one is served meanwhile
     if status == "miss":
         _log_stored(settings, rt, snapshot)
-    else:
-        log.info("Schema cache HIT for %s", ids)
+        return snapshot, status
+    log.info("Schema cache HIT for %s", ids)
+    await _note_health(rt, wait=verify_database)
+    if rt.health.error is not None:
+        status = "stale"  # the cached snapshot of this database, which does not answer now
     return snapshot, status
+
+
+def stale_reason(rt: ProfileRuntime, status: str) -> str | None:
+    """Why an answer's snapshot is "stale" (None when it is not)."""
+    if status != "stale":
+        return None
+    return rt.health.reason() or REFRESHING
 
 
 async def check_drift(settings: Settings, cache: RedisCache, rt: ProfileRuntime) -> dict[str, Any]:
@@ -401,8 +462,7 @@ async def generate_schema_prompt(
     profile: str | None = None,
 ) -> str:
     """Return the schema prompt text of a database, from the cached full snapshot, filtered when asked."""
-    rt = open_profile(settings.profile(profile))
-    rt.engine = engine
+    rt = open_profile(settings.profile(profile), settings, engine=engine)
     snapshot, _ = await load_snapshot(settings, get_cache(settings), rt, with_examples)
     text, _, _ = filter_and_render(snapshot, filter_tables, with_examples)
     return text
@@ -418,12 +478,16 @@ async def get_schema_prompt_item(
     with_examples: bool = False,
     extra_metadata: dict[str, Any] | None = None,
     loaded: tuple[Snapshot, str] | None = None,
+    verify_database: bool = False,
 ) -> dict[str, Any]:
     """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores.
 
-    ``loaded`` is the (snapshot, cache status) the caller already has, so it is not looked up twice.
+    ``loaded`` is the (snapshot, cache status) the caller already has, so it is not looked up twice;
+    ``verify_database`` is passed to ``load_snapshot``.
     """
-    snapshot, status = loaded or await load_snapshot(settings, cache, rt, with_examples)
+    snapshot, status = loaded or await load_snapshot(
+        settings, cache, rt, with_examples, verify_database=verify_database
+    )
     text, keys, unknown = filter_and_render(snapshot, tables, with_examples)
     metadata: dict[str, Any] = {
         "profile": rt.name,
@@ -431,6 +495,7 @@ async def get_schema_prompt_item(
         "tables": keys,
         "schema_version": snapshot.version,
         "cache": status,
+        "stale_reason": stale_reason(rt, status),
         "filtered": tables is not None,
         "total_tables": len(snapshot.tables),
     }

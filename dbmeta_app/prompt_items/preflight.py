@@ -23,7 +23,7 @@ import anyio
 import orjson
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, cache_key, get_cache
+from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, get_cache
 from dbmeta_app.config import PreflightLimits, Settings, get_settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.prompt_items.db_struct import held_schema_version, load_snapshot
@@ -198,11 +198,8 @@ async def preflight_reply(
     def explain_key(definitions: str | None) -> str:
         # The definitions fingerprint last seen: once a preflight sees views or routines change, the
         # answers cached before are no longer served (the schema version does not move with them).
-        return cache_key(
+        return rt.scope.key(
             "explain",
-            client=settings.client,
-            env=settings.env,
-            profile=rt.name,
             schema_version=snapshot.version,
             sql=verdict.normalized,
             limits=(
@@ -318,7 +315,7 @@ async def query_preflight(
 ) -> dict[str, Any]:
     """Preflight SQL for a profile outside the app (CLI, library use)."""
     settings = settings or get_settings()
-    rt = open_profile(settings.profile(profile))
+    rt = open_profile(settings.profile(profile), settings)
     try:
         answer: dict[str, Any] = orjson.loads(await preflight(settings, get_cache(settings), rt, sql))
         return answer

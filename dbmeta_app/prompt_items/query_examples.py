@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlglot import exp
 
-from dbmeta_app.cache.redis_cache import RedisCache, cache_key
+from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.introspection.models import Snapshot
@@ -179,9 +179,7 @@ async def get_query_examples(settings: Settings, cache: RedisCache, rt: ProfileR
     paths = example_layers(settings, rt)
     if not paths:
         return []
-    key = cache_key(
-        "examples", client=settings.client, env=settings.env, profile=rt.name, files=_digest(paths)
-    )
+    key = rt.scope.key("examples", files=_digest(paths))
 
     async def compute() -> list[QueryExample]:
         return load_examples(paths)

@@ -74,7 +74,16 @@ class Embedder:
 
 def _load(model: str, device: str) -> SentenceTransformer:
     path = resolve_model_path(model)
+    from huggingface_hub.utils.tqdm import disable_progress_bars
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # A "Loading weights" progress bar on stderr at every start is noise in a service's log (and breaks
+    # LOG_FORMAT=json); transformers' messages go through the service's logging, not a handler of its own.
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
 
     try:
         return SentenceTransformer(path, device=device, local_files_only=True)

@@ -1,4 +1,4 @@
-"""The Milvus indexes of one (client, env, profile): build aside, switch an alias, search.
+"""The Milvus indexes of one (client, env, profile, database): build aside, switch an alias, search.
 
 Two collections share one layout and one sync mechanism (``DocumentIndex``):
 - tables (``TableIndex``): a row per table, per column and (with several schemas) per schema;
@@ -41,7 +41,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from pymilvus import (
+
+from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.search._pymilvus import (
     AnnSearchRequest,
     DataType,
     Function,
@@ -51,8 +53,6 @@ from pymilvus import (
     RRFRanker,
     WeightedRanker,
 )
-
-from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import (
     KIND_COLUMN,
@@ -201,10 +201,14 @@ def connect(uri: str, token: str | None = None) -> MilvusClient:
     return MilvusClient(uri=uri, token=token or "")
 
 
-def collection_base(client: str, env: str, profile: str) -> str:
-    """Derive a valid, collision-free Milvus name prefix for (client, env, profile)."""
+def collection_base(client: str, env: str, profile: str, database: str) -> str:
+    """Derive a valid, collision-free Milvus name prefix for (client, env, profile, database identity).
+
+    ``database`` is the profile's ``database_identity``: an index built for one database is never found
+    under the names of another, even when CLIENT, ENV and the profile's name are the same.
+    """
     readable = re.sub(r"[^0-9A-Za-z]+", "_", f"{client}_{env}_{profile}").strip("_")[:40]
-    digest = hashlib.sha256("\x00".join((client, env, profile)).encode("utf-8")).hexdigest()[:10]
+    digest = hashlib.sha256("\x00".join((client, env, profile, database)).encode("utf-8")).hexdigest()[:12]
     return f"dbmeta_{readable}_{digest}"
 
 
@@ -269,6 +273,7 @@ class DocumentIndex:
         client_name: str,
         env: str,
         profile: str,
+        database: str,
         hybrid: HybridConfig | None = None,
         dense_index: str = "AUTOINDEX",
         mirror_max_rows: int = DEFAULT_MIRROR_MAX_ROWS,
@@ -279,7 +284,7 @@ class DocumentIndex:
         self._mirror_max_rows = mirror_max_rows
         self._mirror: IndexMirror | None = None
         self._written: list[MirrorRow] | None = None  # rows inserted by the running sync
-        base = collection_base(client_name, env, profile)
+        base = collection_base(client_name, env, profile, database)
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
         self._lexical: dict[str, bool] = {}  # physical collection -> has BM25

@@ -158,6 +158,7 @@ class SearchRuntime:
                 "client_name": self.settings.client,
                 "env": self.settings.env,
                 "profile": rt.name,
+                "database": rt.scope.database,  # an index built for another database is never used
                 "hybrid": HybridConfig(ranker=self.settings.search_fusion),
                 "mirror_max_rows": self.settings.search_mirror_max_rows,
             }

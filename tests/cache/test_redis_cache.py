@@ -12,7 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from dbmeta_app.cache import redis_cache
-from dbmeta_app.cache.redis_cache import CACHE_TTL, MemoryCache, RedisCache, cache_key, scope_prefix
+from dbmeta_app.cache.keys import Scope
+from dbmeta_app.cache.redis_cache import CACHE_TTL, MemoryCache, RedisCache, cache_key
 from dbmeta_app.config import Settings
 from tests.conftest import RedisProcess
 
@@ -40,35 +41,6 @@ def test_ttls_match_the_documented_values() -> None:
     assert CACHE_TTL["explain"] == 600
     assert CACHE_TTL["explain_error"] == 60
     assert CACHE_TTL["examples"] == 1800
-
-
-def test_keys_are_namespaced_versioned_sha256_and_independent_of_argument_order() -> None:
-    a = cache_key("schema", client="c", env="prod", profile="p")
-    b = cache_key("schema", profile="p", env="prod", client="c")
-    assert a == b
-    prefix, version, kind, scope, digest = a.split(":")
-    assert (prefix, version, kind) == ("dbmeta", "v1", "schema")
-    assert len(scope) == 16 and len(digest) == 64 and int(digest, 16) >= 0
-    assert a.startswith(scope_prefix("schema", client="c", env="prod", profile="p"))
-    assert cache_key("schema", client="c", env="prod", profile="p", other=1).startswith(
-        f"dbmeta:v1:schema:{scope}:"
-    )
-    assert not cache_key("schema", client="c", env="prod", profile="q").startswith(
-        f"dbmeta:v1:schema:{scope}:"
-    )
-
-
-@pytest.mark.parametrize("field", ["client", "env", "profile"])
-def test_every_input_changes_the_key(field: str) -> None:
-    base = {"client": "c", "env": "e", "profile": "p"}
-    changed = dict(base, **{field: "other"})
-    assert cache_key("schema", **base) != cache_key("schema", **changed)
-
-
-def test_odd_inputs_make_distinct_keys_without_collisions() -> None:
-    # "a:b" + "c" must not collide with "a" + "b:c" as a naive join would.
-    assert cache_key("k", x="a:b", y="c") != cache_key("k", x="a", y="b:c")
-    assert cache_key("k", profile='ünïcødé %s "q"') != cache_key("k", profile="unicode")
 
 
 async def test_round_trips_json_values(cache: RedisCache, unique: str) -> None:
@@ -410,14 +382,14 @@ async def test_dropping_a_profiles_values_reaches_redis_and_every_replicas_l1(
     await a.start()
     await b.start()
     await _wait_coherent(a, b)
-    profile = f"p-{unique} [odd*?]"
-    mine = [cache_key("explain", client="c", env="e", profile=profile, sql=i) for i in range(30)]
-    other = cache_key("explain", client="c", env="e", profile="other", sql=0)
+    scope = Scope("c", "e", f"p-{unique} [odd*?]", "sqlite:0123456789abcdef")
+    mine = [scope.key("explain", sql=i) for i in range(30)]
+    other = Scope("c", "e", "other", scope.database).key("explain", sql=0)
     for key in [*mine, other]:
         await a.set_json("explain", key, {"k": key})
         assert await b.get_json("explain", key) == {"k": key}  # now in b's L1 too
-    dropped = await a.delete_prefix(scope_prefix("explain", client="c", env="e", profile=profile))
-    assert dropped == 30
+    dropped = await a.drop_scope(scope, ("explain",))
+    assert dropped == {"explain": 30}
     for _ in range(100):
         if len(b.memory) <= 1:
             break

@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from dbmeta_app.cache.redis_cache import RedisCache, build_redis_client, cache_key
+from dbmeta_app.cache.redis_cache import KEY_VERSION, RedisCache, build_redis_client, cache_key
 from dbmeta_app.cache.topology import (
     BlockingSentinelConnectionPool,
     DbmetaRedisCluster,
@@ -454,7 +454,7 @@ async def _keys_per_node(ports: tuple[int, ...]) -> list[int]:
     counts = []
     for port in ports:
         node = aioredis.Redis(port=port)
-        counts.append(len(await node.keys("dbmeta:v1:*")))
+        counts.append(len(await node.keys(f"dbmeta:{KEY_VERSION}:*")))
         await node.aclose()
     return counts
 
@@ -556,7 +556,7 @@ async def test_cluster_failover_keeps_answering_and_then_writes_to_the_promoted_
         for i, key in enumerate(keys):
             await cache.set_json("schema", key, {"n": i})
         victim = masters[-1]  # not a seed node of the URL
-        probe = redis.Redis(port=victim, decode_responses=True).keys("dbmeta:v1:*")[0]
+        probe = redis.Redis(port=victim, decode_responses=True).keys(f"dbmeta:{KEY_VERSION}:*")[0]
         promoted_port = next(
             p for p in ports if redis.Redis(port=p).info("replication").get("master_port") == victim
         )

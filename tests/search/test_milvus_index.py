@@ -28,6 +28,8 @@ from tests.search._snapshots import col, warehouse
 
 pytestmark = pytest.mark.integration
 
+DB = "sqlite:0000000000000000"  # a database identity (cache.keys.database_identity)
+
 
 class CountingEncoder:
     """Wrap the real embedder, recording the texts encoded; optionally pause mid-build."""
@@ -56,6 +58,7 @@ def index(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TableIndex
         client_name="acme",
         env="test",
         profile="wh",
+        database=DB,
         mirror_max_rows=request.param,
     )
     yield idx
@@ -66,11 +69,12 @@ def names(search: TableSearch, query: str, k: int) -> list[str]:
     return [hit.name for hit in search.search(query, k)]
 
 
-def test_collection_names_are_valid_and_distinct_per_client_env_profile() -> None:
-    a = collection_base("Acme Corp", "prod", "sales-eu/1")
+def test_collection_names_are_valid_and_distinct_per_client_env_profile_and_database() -> None:
+    a = collection_base("Acme Corp", "prod", "sales-eu/1", "postgresql:00112233aabbccdd")
     assert a.startswith("dbmeta_Acme_Corp_prod_sales_eu_1_")
     assert a.replace("_", "").isalnum()
-    assert a != collection_base("Acme Corp", "prod", "sales_eu_1")
+    assert a != collection_base("Acme Corp", "prod", "sales_eu_1", "postgresql:00112233aabbccdd")
+    assert a != collection_base("Acme Corp", "prod", "sales-eu/1", "postgresql:99112233aabbccdd")
 
 
 def test_resolve_uri_maps_files_to_lite_and_refuses_other_paths(tmp_path: Path) -> None:
@@ -159,8 +163,10 @@ QUERIES = [
 
 def test_the_mirrored_search_agrees_with_milvus(tmp_path: Path, embedder: Embedder) -> None:
     client = connect(str(tmp_path / "milvus.db"))
-    mirrored = TableIndex(client, client_name="acme", env="test", profile="wh")
-    in_milvus = TableIndex(client, client_name="acme", env="test", profile="wh", mirror_max_rows=0)
+    mirrored = TableIndex(client, client_name="acme", env="test", profile="wh", database=DB)
+    in_milvus = TableIndex(
+        client, client_name="acme", env="test", profile="wh", database=DB, mirror_max_rows=0
+    )
     snap = warehouse()
     mirrored.sync(snap, embedder)
     assert mirrored.mirrored and not in_milvus.mirrored and in_milvus.ready
@@ -182,7 +188,12 @@ def test_the_mirrored_search_agrees_with_milvus(tmp_path: Path, embedder: Embedd
 
 def test_an_index_over_the_mirror_size_is_searched_in_milvus(tmp_path: Path, embedder: Embedder) -> None:
     index = TableIndex(
-        connect(str(tmp_path / "m.db")), client_name="a", env="t", profile="p", mirror_max_rows=10
+        connect(str(tmp_path / "m.db")),
+        client_name="a",
+        env="t",
+        profile="p",
+        database=DB,
+        mirror_max_rows=10,
     )
     index.sync(warehouse(), embedder)
     assert not index.mirrored and index.state().rows > 10
@@ -210,7 +221,7 @@ def test_without_bm25_support_the_index_falls_back_to_dense_search(
     tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
-    index = TableIndex(client, client_name="acme", env="test", profile="old")  # type: ignore[arg-type]
+    index = TableIndex(client, client_name="acme", env="test", profile="old", database=DB)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING):
         index.sync(warehouse(), embedder)
     assert "dense-only" in caplog.text
@@ -241,8 +252,8 @@ def test_examples_that_do_not_fit_are_kept_out_of_searches_and_move_back_when_th
     from dbmeta_app.search.milvus_index import ExampleIndex
 
     client = connect(str(tmp_path / "milvus.db"))
-    tables = TableIndex(client, client_name="acme", env="test", profile="wh")
-    examples = ExampleIndex(client, client_name="acme", env="test", profile="wh")
+    tables = TableIndex(client, client_name="acme", env="test", profile="wh", database=DB)
+    examples = ExampleIndex(client, client_name="acme", env="test", profile="wh", database=DB)
     assert examples.alias != tables.alias  # two collections of one profile, one Lite file
     encoder = CountingEncoder(embedder)
     first = examples.sync_groups(_example_groups(embedder.model_id), "v1", encoder)
