@@ -1,8 +1,10 @@
 """ASGI middleware: a request id per request (taken from X-Request-ID when sane), echoed in the answer,
-and the time the app took until it started answering, as ``Server-Timing: app;dur=<ms>``."""
+the time the app took until it started answering, as ``Server-Timing: app;dur=<ms>``, and the process that
+answered, as ``X-Dbmeta-Worker: <pid>`` (which of the workers of ``serve --workers N``)."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -19,6 +21,7 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.worker = (b"x-dbmeta-worker", str(os.getpid()).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,7 +40,12 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
-                message["headers"] = [*message.get("headers", ()), header, (b"server-timing", took)]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    header,
+                    (b"server-timing", took),
+                    self.worker,
+                ]
             await send(message)
 
         token = request_id.set(rid)
