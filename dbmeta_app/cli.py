@@ -56,7 +56,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the answer as JSON"
 EXIT_PARTIAL, EXIT_FAILED, EXIT_INTERRUPTED = 1, 2, 130
 
 
-class IndexHeldError(DbmetaError):
+class HeldByServerError(DbmetaError):
+    """The local index is held by a server that serves another database."""
+
     code = "index_held"
     status_code = 409
 
@@ -164,7 +166,7 @@ class Target:
 def _find_server(ctx: typer.Context) -> Target | None:
     """The server named by --server / DBMETA_URL, or the one running on this local index, else None."""
     options: CliOptions = ctx.find_object(CliOptions) or CliOptions()
-    if options.server:
+    if options.server:  # --server, or DBMETA_URL exported
         token = os.environ.get("ADMIN_TOKEN")
         try:
             settings = get_settings()
@@ -172,7 +174,11 @@ def _find_server(ctx: typer.Context) -> Target | None:
         except DbmetaError:
             pass  # local settings are not needed to talk to a server
         return Target(options.server.rstrip("/"), token, None, None)
-    return _local_server(_settings())
+    settings = _settings()
+    if settings.dbmeta_url:  # DBMETA_URL in .env
+        token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        return Target(settings.dbmeta_url.rstrip("/"), token, None, None)
+    return _local_server(settings)
 
 
 def _local_server(settings: Settings) -> Target | None:
@@ -215,7 +221,7 @@ def _server_for_index(ctx: typer.Context, profile: str | None) -> Target | None:
 
         name = settings.profile(profile).name
         what = "another database as" if name in target.served else "no"
-        raise IndexHeldError(
+        raise HeldByServerError(
             f"the index {anchor_path(settings)} is held by {target.describe()}, which serves {what} profile "
             f"{name!r}: send the command there with --server, stop that server, or use another DATA_DIR"
         )

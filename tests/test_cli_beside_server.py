@@ -75,11 +75,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log.close()
 
 
-def cli(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(data: Path, *args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dbmeta_app", *args],
-        cwd=ROOT,
-        env=_env(data, **env),
+        cwd=cwd,
+        env=_env(data, PYTHONPATH=str(ROOT), **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -152,3 +152,10 @@ def test_an_explicit_server_is_used_from_anywhere(server: Server, tmp_path: Path
     index = cli(tmp_path, "--server", server.base, "index")  # no ADMIN_TOKEN, no local token: refused
     _no_traceback(index)
     assert index.returncode == 2 and "unauthorized" in index.stderr
+
+
+def test_dbmeta_url_in_dot_env_names_the_server(server: Server, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DBMETA_URL={server.base}\n")
+    result = cli(tmp_path / "elsewhere", "cache", "stats", cwd=tmp_path)
+    _no_traceback(result)
+    assert result.returncode == 0 and server.base in result.stderr and "no server runs" not in result.stderr

@@ -276,14 +276,23 @@ class SearchRuntime:
 
     # ---- indexing -----------------------------------------------------------------------------
 
-    def schedule_sync(self, rt: ProfileRuntime, rebuild: bool = False, *, now: bool = False) -> None:
-        """Queue a profile for the builder (no-op while queued, or while a failed one waits to retry)."""
+    def schedule_sync(
+        self, rt: ProfileRuntime, rebuild: bool = False, *, now: bool = False, first: bool = False
+    ) -> None:
+        """Queue a profile for the builder (no-op while queued, or while a failed one waits to retry).
+
+        ``first``: a request waits for this profile's index: build it before the others still queued.
+        """
         entry = self.profiles.get(rt.name)
         if not now and entry is not None and entry.retry_at is not None and time.monotonic() < entry.retry_at:
             return  # the supervisor queues it again when its delay is over
         if now and entry is not None:
             entry.retry_at = None
-        self._queue[rt.name] = self._queue.get(rt.name, False) or rebuild
+        rebuild = self._queue.pop(rt.name, False) or rebuild
+        if first:
+            self._queue = {rt.name: rebuild, **self._queue}
+        else:
+            self._queue[rt.name] = rebuild
         self._wake.set()
 
     async def _build_loop(self) -> None:
@@ -512,7 +521,8 @@ class SearchRuntime:
             reason = "search index unavailable: " + (self.milvus_error or "Milvus is not connected")
         else:
             if entry.version != snapshot.version:
-                self.schedule_sync(rt)  # the schema changed (or was never indexed)
+                # the schema changed (or was never indexed); without an index, this request waits for it
+                self.schedule_sync(rt, first=entry.search is None)
             search = entry.search
             memo_key = ("tables", rt.name, snapshot.version, entry.version, top_k, query)
             remembered = self._recall(memo_key)
@@ -565,7 +575,7 @@ class SearchRuntime:
             return "example index unavailable: " + (self.milvus_error or "Milvus is not connected")
         indexed = entry.examples_version
         if indexed != wanted:
-            self.schedule_sync(rt)  # examples or schema changed (or never indexed)
+            self.schedule_sync(rt, first=indexed is None)  # examples or schema changed (or never indexed)
             if indexed is None or indexed.split(":", 1)[1] != wanted.split(":", 1)[1]:
                 return entry.examples_error or "example index is being built"
         memo_key = ("examples", rt.name, wanted, indexed, limit, query)
