@@ -333,6 +333,7 @@ class DocumentIndex:
         self._call_timeout, self._search_timeout = call_timeout, search_timeout
         self._client: Any = None
         self.rebind(client)
+        self._live: str | None = None  # cached: searches go through the alias anyway
         self._hybrid_config = hybrid or HybridConfig()
         self._dense_index = dense_index
         self._mirror_max_rows = mirror_max_rows
@@ -342,15 +343,16 @@ class DocumentIndex:
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
         self._lexical: dict[str, bool] = {}  # physical collection -> has BM25
-        self._live: str | None = None  # cached: searches go through the alias anyway
         # Shared by every index on the same Milvus Lite file (and across processes): see BuildLock.
         self._build_lock = build_lock or BuildLock(None)
 
     def rebind(self, client: Any) -> None:
-        """Use another connection to the same Milvus (the owner of a Lite file changed); the mirror stays."""
+        """Use another connection to the same Milvus (the owner of a Lite file changed).
+
+        The live collection and its mirror stay: a sync, or a search that fails, looks again.
+        """
         inner = client.inner if isinstance(client, BoundedClient) else client
         self._client = BoundedClient(inner, self._call_timeout, self._search_timeout)
-        self._live = None
 
     # ---- state ---------------------------------------------------------------------------
 

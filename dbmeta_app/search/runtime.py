@@ -155,7 +155,6 @@ class SearchRuntime:
         self.build_lock = runtime.anchor.build_lock() if self.lite and runtime.anchor else BuildLock(None)
         self.role = "server" if self.lite is None else "none"  # owner | follower of a Lite file
         self.following: OwnerRecord | None = None
-        self.building: str | None = None
         self._queue: dict[str, bool] = {}  # profile -> rebuild, in arrival order
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -403,7 +402,7 @@ class SearchRuntime:
         entry = self._profile(rt)
         assert entry is not None
         async with entry.lock:
-            entry.building_since, self.building = time.monotonic(), rt.name
+            entry.building_since = time.monotonic()
             try:
                 snapshot, _ = await load_snapshot(self.settings, self.cache, rt)
                 tables = None
@@ -413,7 +412,7 @@ class SearchRuntime:
                     tables = await self._sync_tables(rt, entry, snapshot, rebuild, progress)
                 examples = await self._sync_examples(rt, entry, snapshot, rebuild=rebuild, force=force)
             finally:
-                entry.building_since, self.building = None, None
+                entry.building_since = None
             return {
                 "profile": rt.name,
                 "tables": tables,
@@ -672,7 +671,7 @@ class SearchRuntime:
             "model": self.embedder.model_id if self.embedder else None,
             "milvus": "connected" if self.client is not None else f"unavailable ({self.milvus_error})",
             "index_owner": self._owner_state(),
-            "building": self.building,
+            "building": sorted(n for n, e in self.profiles.items() if e.building_since is not None),
             "queued": len(self._queue),
             "profiles": {
                 name: {

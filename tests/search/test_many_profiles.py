@@ -85,11 +85,11 @@ def test_a_hundred_profiles_started_at_once_answer_from_their_indexes_once_ready
     names = [f"w{i}" for i in range(100)]
     with _app(tmp_path, names) as client:
         took = _wait_ready(client, 480)
+        for name in names:
+            _not_degraded(client, name)
         search = client.get("/readyz").json()["checks"]["search"]
         # every build went through the first time: no rename race, no collection dropped under a listing
         assert {n: (p["attempts"], p["error"]) for n, p in search["profiles"].items() if p["attempts"]} == {}
-        for name in names:
-            _not_degraded(client, name)
     print(f"100 profiles indexed and ready after {took:.1f}s")
 
 
