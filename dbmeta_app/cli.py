@@ -589,4 +589,6 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # gRPC's C core (under pymilvus) writes its own log lines to stderr, outside Python's logging.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     app()
