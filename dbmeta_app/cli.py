@@ -167,18 +167,27 @@ def _find_server(ctx: typer.Context) -> Target | None:
     """The server named by --server / DBMETA_URL, or the one running on this local index, else None."""
     options: CliOptions = ctx.find_object(CliOptions) or CliOptions()
     if options.server:  # --server, or DBMETA_URL exported
-        token = os.environ.get("ADMIN_TOKEN")
         try:
-            settings = get_settings()
-            token = settings.admin_token.get_secret_value() if settings.admin_token else token
+            settings: Settings | None = get_settings()
         except DbmetaError:
-            pass  # local settings are not needed to talk to a server
-        return Target(options.server.rstrip("/"), token, None, None)
+            settings = None  # local settings are not needed to talk to a server
+        return _named_server(options.server, settings)
     settings = _settings()
     if settings.dbmeta_url:  # DBMETA_URL in .env
-        token = settings.admin_token.get_secret_value() if settings.admin_token else None
-        return Target(settings.dbmeta_url.rstrip("/"), token, None, None)
+        return _named_server(settings.dbmeta_url, settings)
     return _local_server(settings)
+
+
+def _named_server(url: str, settings: Settings | None) -> Target:
+    """A server named by the user; index requests carry ADMIN_TOKEN, or the local token when it is ours."""
+    url = url.rstrip("/")
+    token = os.environ.get("ADMIN_TOKEN")
+    if settings is not None:
+        if settings.admin_token is not None:
+            token = settings.admin_token.get_secret_value()
+        elif (local := _local_server(settings)) is not None and local.url == url:
+            token = local.token
+    return Target(url, token, None, None)
 
 
 def _local_server(settings: Settings) -> Target | None:

@@ -53,7 +53,12 @@ def create_app(
         # file is claimed when search opens it; otherwise the claim only tells the CLI where we serve.
         rt.anchor = Anchor(anchor_path(settings), kind="server", served=served_identities(settings))
         if lite_path(settings) is None:
-            rt.anchor.claim()
+            try:
+                rt.anchor.claim()
+            except OSError as exc:  # e.g. a read-only DATA_DIR: the service runs, the CLI cannot find it
+                log.warning(
+                    "Cannot write beside %s (%s): the CLI will not find this server", rt.anchor.path, exc
+                )
         await rt.cache.start()
         if settings.search_backend == "milvus":
             rt.search = SearchRuntime(rt)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +44,37 @@ log = logging.getLogger(__name__)
 #: The anchor when the index is not a Milvus Lite file (keyword search, or a Milvus server).
 DATA_DIR_ANCHOR = "dbmeta"
 _LOCK_POLL_S = 0.05
+
+
+if sys.platform == "win32":  # pragma: no cover - the service runs on Linux; Milvus Lite runs on Windows too
+    import msvcrt
+
+    def _try_lock(fd: int, shared: bool = False) -> bool:
+        """Take a lock on fd without waiting (always exclusive here); False when another holds it."""
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int, shared: bool = False) -> bool:
+        """Take a lock on fd without waiting (exclusive unless shared); False when another holds it."""
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class IndexBusyError(DbmetaError):
@@ -157,12 +188,13 @@ class Anchor:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
+                taken = _try_lock(fd)
+            except OSError:
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    return False
                 raise
+            if not taken:
+                os.close(fd)
+                return False
             self._fd = fd
             record = OwnerRecord(
                 os.getpid(), self.kind, secrets.token_urlsafe(32), time.time(), served=self.served
@@ -174,7 +206,10 @@ class Anchor:
         """Update the published record (the owner's Milvus Lite or HTTP address); no-op unless owner."""
         with self._mutex:
             if self._fd is not None and self._record is not None:
-                self._write(replace(self._record, **changes))
+                try:
+                    self._write(replace(self._record, **changes))
+                except OSError as exc:  # the CLI will not find this process; it still serves
+                    log.warning("Cannot update %s: %s", self.record_file, exc)
 
     def release(self) -> None:
         """Remove the record and drop the claim."""
@@ -186,7 +221,7 @@ class Anchor:
                 if current is not None and self._record is not None and current.token == self._record.token:
                     self.record_file.unlink()
             with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                _unlock(self._fd)
             os.close(self._fd)
             self._fd, self._record = None, None
 
@@ -244,7 +279,7 @@ class BuildLock:
             self.holder = None
             if fd is not None:
                 with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    _unlock(fd)
                 os.close(fd)
             self._thread.release()
 
@@ -254,12 +289,11 @@ class BuildLock:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
+                if _try_lock(fd):
+                    return fd
+            except OSError:
+                os.close(fd)
+                raise
             if time.monotonic() > deadline:
                 os.close(fd)
                 raise IndexBusyError(
@@ -274,12 +308,12 @@ def _locked_by_someone(path: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        if _try_lock(fd, shared=True):  # shared: a probe never keeps a claimant out
+            _unlock(fd)
+            return False
+        return True
     except OSError:
         return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
     finally:
         os.close(fd)
 

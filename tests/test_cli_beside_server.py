@@ -152,6 +152,8 @@ def test_an_explicit_server_is_used_from_anywhere(server: Server, tmp_path: Path
     index = cli(tmp_path, "--server", server.base, "index")  # no ADMIN_TOKEN, no local token: refused
     _no_traceback(index)
     assert index.returncode == 2 and "unauthorized" in index.stderr
+    local = cli(server.data, "--server", server.base, "index")  # the server on this DATA_DIR: its local token
+    assert local.returncode == 0 and "unchanged 24" in local.stderr, local.stderr
 
 
 def test_dbmeta_url_in_dot_env_names_the_server(server: Server, tmp_path: Path) -> None:
