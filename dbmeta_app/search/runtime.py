@@ -159,7 +159,6 @@ class SearchRuntime:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background = False
-        self._started_at = time.monotonic()
         # Recent answers by (what, profile, snapshot or examples version, index version, top_k, text): a
         # retried request is answered without searching again. In process and bounded; a change misses it.
         self._recent: OrderedDict[tuple[str, str, str, str | None, int, str], tuple[Any, ...]] = OrderedDict()
@@ -303,8 +302,14 @@ class SearchRuntime:
                 name = next(iter(self._queue))
                 rebuild = self._queue.pop(name)
                 rt = self.runtime.profiles.get(name)
-                if rt is not None:
+                if rt is None:
+                    continue
+                try:
                     await self._build(rt, rebuild)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the builder must outlive any one build (_build reports its own)
+                    log.exception("Index builder failed on profile=%s", name)
 
     async def _build(self, rt: ProfileRuntime, rebuild: bool) -> None:
         entry = self._profile(rt)
@@ -321,10 +326,13 @@ class SearchRuntime:
         if report["examples_error"] and not entry.examples_invalid:
             self._failed(rt, entry, f"examples: {report['examples_error']}")
             return
-        entry.attempts, entry.retry_at = 0, None
+        entry.attempts, entry.retry_at, entry.error = 0, None, None
 
     def _failed(self, rt: ProfileRuntime, entry: ProfileIndex, reason: str) -> None:
         entry.attempts += 1
+        entry.error = reason  # shown in /readyz (a previous index, if any, still serves)
+        if entry.search is None:
+            entry.state = "failed"
         delay = RETRY_DELAYS[min(entry.attempts, len(RETRY_DELAYS)) - 1]
         entry.retry_at = time.monotonic() + delay
         log.warning(
@@ -381,7 +389,7 @@ class SearchRuntime:
             self._failed(rt, entry, _short(exc))
             raise IndexBuildError(f"indexing profile {rt.name!r} failed: {_short(exc)}") from None
         if not report["examples_error"] or entry.examples_invalid:
-            entry.attempts, entry.retry_at = 0, None
+            entry.attempts, entry.retry_at, entry.error = 0, None, None
         return report
 
     async def sync(
