@@ -161,3 +161,33 @@ def test_dbmeta_url_in_dot_env_names_the_server(server: Server, tmp_path: Path) 
     result = cli(tmp_path / "elsewhere", "cache", "stats", cwd=tmp_path)
     _no_traceback(result)
     assert result.returncode == 0 and server.base in result.stderr and "no server runs" not in result.stderr
+
+
+def test_a_lite_file_held_by_another_program_is_one_line_saying_so(tmp_path: Path) -> None:
+    # e.g. an older dbmeta, or any program using Milvus Lite on that file: it holds Milvus Lite's own lock
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pymilvus import MilvusClient; "
+            f"MilvusClient({str(tmp_path / 'milvus.db')!r}); print('held', flush=True); time.sleep(120)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        index = cli(tmp_path, "index")
+        _no_traceback(index)
+        lines = index.stderr.strip().splitlines()
+        assert index.returncode == 2 and len(lines) == 1, index.stderr
+        assert "cannot open the Milvus Lite file" in lines[0] and "another program holds it" in lines[0]
+        found = cli(tmp_path, "search", "open support tickets by priority", "-k", "2")
+        _no_traceback(found)
+        assert found.returncode == 1 and found.stdout.splitlines()[0].endswith("tickets")
+        assert "degraded" in found.stderr and "another program holds it" in found.stderr
+    finally:
+        holder.kill()
+        holder.wait(10)

@@ -71,6 +71,29 @@ def test_serve_with_two_workers_answers_from_the_index_in_both(tmp_path: Path) -
             if len(answered) == 2 and min(answered.values()) >= 3:
                 break
         assert set(answered) == set(ready), answered  # both workers answered, none degraded
+
+        # The owner dies: the other worker takes the file over, uvicorn starts a new worker that follows it.
+        owner = next(
+            pid for pid, b in ready.items() if b["checks"]["search"]["index_owner"]["role"] == "owner"
+        )  # type: ignore[index]
+        os.kill(int(owner), signal.SIGKILL)
+        after: dict[str, dict[str, object]] = {}
+        deadline = time.monotonic() + 240
+        while len(after) < 2:
+            assert time.monotonic() < deadline, f"ready workers after the owner died: {after}"
+            try:
+                r = _fresh(base, "GET", "/readyz")
+            except httpx.HTTPError:
+                time.sleep(0.5)
+                continue
+            if r.status_code == 200 and r.headers["x-dbmeta-worker"] != owner:
+                after[r.headers["x-dbmeta-worker"]] = r.json()
+            time.sleep(0.1)
+        roles = sorted(str(b["checks"]["search"]["index_owner"]["role"]) for b in after.values())  # type: ignore[index]
+        assert roles == ["follower", "owner"]
+        for _ in range(10):
+            body = _fresh(base, "POST", "/v1/tables/search", json={"query": "salary of each employee"}).json()
+            assert body["degraded"] is False and body["tables"][0]["name"] in {"salaries", "employees"}, body
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

@@ -216,7 +216,10 @@ class SearchRuntime:
                 client = connect(str(self.lite))
             except Exception as exc:  # noqa: BLE001 - held by a process that is not dbmeta, or unreadable
                 anchor.release()
-                raise IndexHeldError(f"cannot open the Milvus Lite file {self.lite}: {_short(exc)}") from None
+                raise IndexHeldError(
+                    f"cannot open the Milvus Lite file {self.lite} ({_short(exc)}): another program holds it, "
+                    "or it is unreadable; stop that program, or set another DATA_DIR or MILVUS_URI"
+                ) from None
             anchor.publish(milvus=_lite_server_uri(self.lite), url=self.runtime.http_url)
             self.role, self.following = "owner", None
             log.info("This process (owner) holds the Milvus Lite file %s", self.lite)
@@ -224,8 +227,8 @@ class SearchRuntime:
         record = anchor.owner()
         if record is None or record.milvus is None:
             raise IndexHeldError(
-                f"the Milvus Lite file {self.lite} is held by another process that has not published "
-                "its address yet"
+                f"the Milvus Lite file {self.lite} is held by another dbmeta process that is still "
+                "starting: try again in a moment"
             )
         client = connect(record.milvus)
         self.role, self.following = "follower", record
