@@ -189,6 +189,8 @@ class Settings(BaseSettings):
 
     # service
     admin_token: SecretStr | None = None
+    # the CLI: send commands to this dbmeta server (default: the server running on the same DATA_DIR)
+    dbmeta_url: str | None = None
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

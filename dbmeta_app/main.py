@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
+from dbmeta_app.api.announce import announce_http_url
 from dbmeta_app.api.docs import mount_docs
 from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
@@ -20,6 +21,7 @@ from dbmeta_app.api.models import ErrorBody
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
+from dbmeta_app.ownership import Anchor, anchor_path, lite_path, served_identities
 from dbmeta_app.runtime import Runtime, open_runtime
 from dbmeta_app.search.runtime import SearchRuntime
 from dbmeta_app.tasks import log_privileges, watch_drift
@@ -57,6 +59,16 @@ def create_app(
         # 2 s (bench/refresh_ahead.py --realtime --drift): p99 6.10 -> 1.13 ms, slowest 20.3 -> 4.3 ms.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         rt = open_runtime(settings, cache)
+        # The CLI on this DATA_DIR finds the server through this anchor (see ownership.py). A Milvus Lite
+        # file is claimed when search opens it; otherwise the claim only tells the CLI where we serve.
+        rt.anchor = Anchor(anchor_path(settings), kind="server", served=served_identities(settings))
+        if lite_path(settings) is None:
+            try:
+                rt.anchor.claim()
+            except OSError as exc:  # e.g. a read-only DATA_DIR: the service runs, the CLI cannot find it
+                log.warning(
+                    "Cannot write beside %s (%s): the CLI will not find this server", rt.anchor.path, exc
+                )
         await rt.cache.start()
         if settings.search_backend == "milvus":
             rt.search = SearchRuntime(rt)
@@ -65,6 +77,7 @@ def create_app(
         if settings.schema_check_interval > 0:
             rt.spawn(watch_drift(rt), "dbmeta-drift-watcher")
         rt.spawn(log_privileges(rt), "dbmeta-privileges")
+        rt.spawn(announce_http_url(rt), "dbmeta-announce")
         app.state.runtime = rt
         log.info(
             "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",

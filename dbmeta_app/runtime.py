@@ -29,6 +29,7 @@ from dbmeta_app.sql.policy import RoutineGate
 from dbmeta_app.sql.privileges import PrivilegeCheck
 
 if TYPE_CHECKING:
+    from dbmeta_app.ownership import Anchor
     from dbmeta_app.search.runtime import SearchRuntime
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,8 @@ class Runtime:
     )
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     search: SearchRuntime | None = None  # table search (None: keyword ranking only)
+    anchor: Anchor | None = None  # this process's claim on the local index, or how it finds the owner
+    http_url: str | None = None  # where this process serves HTTP, once known (published to the CLI)
 
     def profile(self, name: str | None) -> ProfileRuntime:
         """Return the named profile's runtime (default when None) or raise UnknownProfileError."""
@@ -263,6 +266,8 @@ class Runtime:
                 await task
         for rt in self.profiles.values():
             rt.dispose()
+        if self.anchor is not None:
+            self.anchor.release()
         await self.cache.close()
 
 

@@ -28,7 +28,16 @@ MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:330
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 # These variables would leak the developer's environment into the tests' settings.
-for _var in ("DATABASE_URL", "PROFILES_FILE", "REDIS_URL", "DEFAULT_PROFILE", "CLIENT", "ENV", "ADMIN_TOKEN"):
+for _var in (
+    "DATABASE_URL",
+    "PROFILES_FILE",
+    "REDIS_URL",
+    "DEFAULT_PROFILE",
+    "CLIENT",
+    "ENV",
+    "ADMIN_TOKEN",
+    "DBMETA_URL",
+):
     os.environ.pop(_var, None)
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
+from dbmeta_app import __version__
 from dbmeta_app.cli import app
 from dbmeta_app.config import get_settings
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +50,111 @@ def test_preflight_exits_non_zero_on_unsafe_sql_and_an_unknown_profile_is_a_clea
     assert unsafe.exit_code == 1 and '"ok": false' in unsafe.stdout
     unknown = run.invoke(app, ["schema", "--profile", "nope"])
     assert unknown.exit_code == 2 and "nope" in unknown.output
+
+
+# ---- the small things: version, unknown tables, --json, exits, one line on failure ----------------------
+
+
+@pytest.fixture
+def keyword(run: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI on keyword search (no model, no Milvus)."""
+    monkeypatch.setenv("SEARCH_BACKEND", "keyword")
+    get_settings.cache_clear()
+    return run
+
+
+def _one_line_error(result: Result) -> str:
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error"), result.stderr
+    return lines[0]
+
+
+def test_version_prints_the_package_version(run: CliRunner) -> None:
+    result = run.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"dbmeta {__version__}"
+
+
+def test_unknown_tables_are_named_and_exit_non_zero_with_the_known_ones_printed(keyword: CliRunner) -> None:
+    none = keyword.invoke(app, ["schema", "-t", "nosuch"])
+    assert none.exit_code == 1 and none.stdout == ""
+    assert "unknown tables" in none.stderr and "nosuch" in none.stderr
+    mixed = keyword.invoke(app, ["schema", "-t", "nosuch", "-t", "orders"])
+    assert mixed.exit_code == 1 and "# orders" in mixed.stdout and "nosuch" in mixed.stderr
+    assert "nosuch" not in mixed.stdout
+    as_json = keyword.invoke(app, ["schema", "-t", "nosuch", "-t", "orders", "--json"])
+    meta = json.loads(as_json.stdout)["metadata"]
+    assert as_json.exit_code == 1 and meta["tables"] == ["orders"] and meta["unknown_tables"] == ["nosuch"]
+    known = keyword.invoke(app, ["schema", "-t", "orders"])
+    assert known.exit_code == 0 and "# orders" in known.stdout
+
+
+def test_search_json_has_the_http_answer_shape(keyword: CliRunner) -> None:
+    result = keyword.invoke(app, ["search", "open support tickets by priority", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["profile"] == "default" and answer["degraded"] is False
+    assert answer["tables"][0]["name"] == "tickets" and len(answer["tables"]) == 3
+    assert set(answer["tables"][0]) == {"name", "score"}
+
+
+def test_cache_stats_without_a_server_says_whose_counters_they_are(keyword: CliRunner) -> None:
+    result = keyword.invoke(app, ["cache", "stats", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["backend"] == "memory"
+    assert "no server runs on this DATA_DIR" in result.stderr
+
+
+def test_a_database_that_is_down_is_one_line_and_exit_2_without_the_password(
+    keyword: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:s3cret@127.0.0.1:{free_port()}/db")
+    get_settings.cache_clear()
+    for command in (["schema"], ["preflight", "SELECT 1"], ["search", "orders"]):
+        result = keyword.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "upstream_unavailable" in _one_line_error(result) and "s3cret" not in result.output
+
+
+def test_interrupt_and_unexpected_failures_are_one_line(
+    keyword: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dbmeta_app.cli._run", interrupted)
+    result = keyword.invoke(app, ["schema"])
+    assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("something odd")
+
+    monkeypatch.setattr("dbmeta_app.cli._run", broken)
+    result = keyword.invoke(app, ["schema"])
+    assert result.exit_code == 2 and "RuntimeError: something odd" in _one_line_error(result)
+
+
+def test_milvus_unreachable_makes_search_degraded_exit_1_and_index_fail_in_one_line(
+    run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILVUS_URI", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    found = run.invoke(app, ["search", "open support tickets by priority", "-k", "3"])
+    # the keyword ranking still answers, but never silently: it says so and exits 1
+    assert found.exit_code == 1, found.output
+    assert found.stdout.splitlines()[0].endswith("tickets")
+    assert "degraded" in found.stderr and "Traceback" not in found.output
+    built = run.invoke(app, ["index"])
+    assert built.exit_code == 2 and "unavailable" in _one_line_error(built)
+
+
+def test_the_progress_bar_says_nothing_to_embed_when_nothing_changed(run: CliRunner) -> None:
+    first = run.invoke(app, ["index"])
+    again = run.invoke(app, ["index"])
+    assert again.exit_code == 0 and "default: nothing to embed" in again.stderr and "0/?" not in again.output
+    assert first.exit_code == 0 and "embedding default" in first.stderr
+    assert "nothing to embed" not in first.stderr
+    as_json = run.invoke(app, ["index", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["tables"]["embedded"] == 0 and report["tables"]["unchanged"] == 24
+    assert report["examples"]["embedded"] == 0 and report["examples_error"] is None

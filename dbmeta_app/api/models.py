@@ -61,7 +61,9 @@ class HealthBody(BaseModel):
 
 class ReadyBody(BaseModel):
     ready: bool
+    degraded: bool = Field(description="some search answers would fall back to keyword ranking")
     checks: dict[str, Any]
+    pid: int = Field(description="the process that answered (one of the workers)")
 
 
 class PreflightRequest(BaseModel):

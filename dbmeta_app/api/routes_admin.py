@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbmeta_app.api.deps import RuntimeDep
@@ -16,6 +22,7 @@ from dbmeta_app.prompt_items.db_struct import load_snapshot
 from dbmeta_app.runtime import ProfileRuntime, Runtime
 from dbmeta_app.tasks import check_profile
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -48,6 +55,38 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+class NoIndexError(DbmetaError):
+    code = "no_index"
+    status_code = 409
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
+async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
+    """Let an index request through with ADMIN_TOKEN, or with the local token of the index owner.
+
+    The local token is in the owner record beside the Milvus Lite file (mode 0600): a CLI run by the same
+    user on the same DATA_DIR reads it there, nobody else can.
+    """
+    given = _bearer(request)
+    if given is None:
+        raise UnauthorizedError(
+            "missing bearer token: ADMIN_TOKEN, or the local token the dbmeta CLI reads beside the index"
+        )
+    accepted = [runtime.settings.admin_token.get_secret_value()] if runtime.settings.admin_token else []
+    owner = runtime.anchor.owner() if runtime.anchor is not None else None
+    if owner is not None:
+        accepted.append(owner.token)
+    if not any(hmac.compare_digest(given.encode(), token.encode()) for token in accepted):
+        raise ForbiddenError("wrong token for index requests")
+
+
+IndexerDep = Annotated[None, Depends(require_indexer)]
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
@@ -66,6 +105,14 @@ class ProfileSelection(BaseModel):
 
 class InvalidateRequest(ProfileSelection):
     kind: Literal["schema", "explain", "examples", "all"] = "all"
+
+
+class IndexRequest(ProfileSelection):
+    rebuild: bool = Field(default=False, description="Re-embed everything into a new collection")
+
+
+#: Seconds between two progress lines of one profile (the last one is always sent).
+PROGRESS_EVERY = 0.1
 
 
 def _selected(runtime: Runtime, profile: str | None) -> list[ProfileRuntime]:
@@ -103,3 +150,74 @@ async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict
 async def schema_check(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Compare cached snapshots with the databases now (drift check on demand)."""
     return {"profiles": [await check_profile(runtime, rt) for rt in _selected(runtime, body.profile)]}
+
+
+@router.post(
+    "/v1/admin/index",
+    responses={**ADMIN_ERRORS, 409: {"model": ErrorBody}},
+    response_class=StreamingResponse,
+)
+async def index(body: IndexRequest, runtime: RuntimeDep, _: IndexerDep) -> StreamingResponse:
+    """Build or refresh the table and example index of a profile (every profile when null), as NDJSON.
+
+    Lines: ``{"event": "start"|"progress"|"done"|"error", "profile": ...}``; progress has ``done`` and
+    ``total`` (texts embedded), done has the ``report``, error has ``error`` and ``detail`` and ends the
+    stream. The work goes on if the client goes away.
+    """
+    search = runtime.search
+    if search is None:
+        raise NoIndexError(
+            "this server uses keyword search (SEARCH_BACKEND=keyword): there is no index to build"
+        )
+    targets = _selected(runtime, body.profile)
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def progress_of(profile: str) -> Callable[[int, int], None]:
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:  # called from the build thread
+            nonlocal last
+            now = time.monotonic()
+            if done >= total or now - last >= PROGRESS_EVERY:
+                last = now
+                event = {"event": "progress", "profile": profile, "done": done, "total": total}
+                loop.call_soon_threadsafe(events.put_nowait, event)
+
+        return progress
+
+    async def work() -> None:
+        try:
+            for rt in targets:
+                events.put_nowait({"event": "start", "profile": rt.name})
+                try:
+                    report = await search.index_profile(
+                        rt, rebuild=body.rebuild, progress=progress_of(rt.name)
+                    )
+                except DbmetaError as exc:
+                    events.put_nowait(
+                        {"event": "error", "profile": rt.name, "error": exc.code, "detail": exc.detail}
+                    )
+                    return
+                except Exception as exc:  # the stream has begun: the error is its last line
+                    log.exception("Index request for profile=%s failed", rt.name)
+                    events.put_nowait(
+                        {
+                            "event": "error",
+                            "profile": rt.name,
+                            "error": "internal_error",
+                            "detail": type(exc).__name__,
+                        }
+                    )
+                    return
+                events.put_nowait({"event": "done", "profile": rt.name, "report": report})
+        finally:
+            events.put_nowait(None)
+
+    runtime.spawn(work(), "dbmeta-index-request")
+
+    async def lines() -> AsyncIterator[bytes]:
+        while (event := await events.get()) is not None:
+            yield orjson.dumps(event) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

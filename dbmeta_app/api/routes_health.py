@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from typing import Annotated, Any
 
 import anyio
 import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import HealthBody, ReadyBody
 from dbmeta_app.runtime import ProfileRuntime
@@ -36,14 +38,30 @@ def _privileges(rt: ProfileRuntime) -> dict[str, Any]:
 
 
 @router.get("/healthz", response_model=HealthBody)
-async def healthz() -> dict[str, str]:
+async def healthz(request: Request) -> JSONResponse:
     """Answer while the process is alive."""
-    return {"status": "ok"}
+    runtime = getattr(request.app.state, "runtime", None)
+    anchor = getattr(runtime, "anchor", None)
+    # Names the local index this process belongs to: how a server recognises its own socket (announce.py).
+    headers = {ANCHOR_HEADER: anchor_digest(anchor.path)} if anchor is not None else None
+    return JSONResponse({"status": "ok"}, headers=headers)
 
 
 @router.get("/readyz", response_model=ReadyBody, responses={503: {"model": ReadyBody}})
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Report whether the dependencies answer: 503 when the default profile's database does not."""
+async def readyz(
+    runtime: RuntimeDep,
+    allow_degraded: Annotated[
+        bool,
+        Query(description="200 once start-up indexing is over even if some answers are degraded (for k8s)"),
+    ] = False,
+) -> JSONResponse:
+    """Report whether answers can be trusted: 503 while the default database is down or search is degraded.
+
+    Degraded means some table or example search would fall back to keyword ranking: an index is missing,
+    still being built, or failing. ``allow_degraded=true`` is what a load balancer needs: a pod that is
+    still building its indexes gets no traffic, but once start-up is over a degraded pod keeps serving
+    (degraded answers beat none when every replica shares a failing Milvus).
+    """
     rt = runtime.profile(None)
     checks: dict[str, Any] = {}
     ready = True
@@ -57,11 +75,15 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     redis_ok = await runtime.cache.ping()
     # Redis is optional (the in-process cache takes over), so it is reported but never blocks readiness.
     checks["cache"] = {"backend": runtime.cache.backend, "redis_ok": redis_ok}
-    # Search degrades to keyword ranking while an index is missing, so it never blocks readiness either.
-    checks["search"] = runtime.search.state() if runtime.search is not None else {"backend": "keyword"}
+    search = runtime.search.state() if runtime.search is not None else {"backend": "keyword", "ready": True}
+    checks["search"] = search
     # What each profile's database role can do beyond reading: reported, never blocking readiness.
     checks["privileges"] = {name: _privileges(profile) for name, profile in runtime.profiles.items()}
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    degraded = not search["ready"]
+    if degraded and not (allow_degraded and not search.get("warming")):
+        ready = False
+    body = {"ready": ready, "degraded": degraded, "checks": checks, "pid": os.getpid()}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response)

@@ -26,12 +26,12 @@ Everything here is blocking; callers run it in a thread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.ownership import BuildLock
 from dbmeta_app.search._pymilvus import (
     AnnSearchRequest,
     DataType,
@@ -84,15 +85,68 @@ _PROP_SNAPSHOT = "dbmeta.snapshot_version"
 _OUTPUT_ROW = ["id", "kind", "table_key", "schema_name", "content_hash", "text", "lexical", "dense"]
 _INSERT_BATCH = 512
 _EMBED_BATCH = 512
+_PROGRESS_BATCH = 64  # the embedder's own batch size
 _COPY_GROUPS = 200
 _INDEX_POLL_SECONDS = 0.02
 _MAX_QUERY_WINDOW = 16_384
 #: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row).
 DEFAULT_MIRROR_MAX_ROWS = 100_000
+#: Seconds any Milvus call may take before it fails: a call that never answers must not hang a build.
+DEFAULT_CALL_TIMEOUT = 120.0
+#: Seconds a search call may take (a request waits for it; slower means degraded, not hung).
+DEFAULT_SEARCH_TIMEOUT = 10.0
+#: Seconds a sync waits for another build on the same file to finish before it gives up.
+BUILD_LOCK_WAIT = 900.0
 # Runs the column search of a request beside its table search (MilvusClient is safe across threads).
 _SEARCH_POOL = ThreadPoolExecutor(
     max_workers=4, thread_name_prefix="dbmeta-milvus"
 )  # Milvus caps offset + limit of a query or search
+
+
+_SEARCH_CALLS = frozenset({"search", "hybrid_search"})
+_BOUNDED_CALLS = frozenset(
+    {
+        "alter_alias",
+        "alter_collection_properties",
+        "create_alias",
+        "create_collection",
+        "create_index",
+        "create_partition",
+        "describe_alias",
+        "describe_collection",
+        "describe_index",
+        "drop_collection",
+        "flush",
+        "get_collection_stats",
+        "insert",
+        "list_aliases",
+        "list_collections",
+        "load_collection",
+        "query",
+        "query_iterator",
+    }
+)
+
+
+class BoundedClient:
+    """A MilvusClient whose every call carries a deadline: a call that never answers fails, never hangs.
+
+    pymilvus waits forever by default; a build stuck on one such call held its profile in "building" for
+    good. With a deadline the call raises, the build fails with that reason and is retried.
+    """
+
+    def __init__(self, client: Any, timeout: float, search_timeout: float) -> None:
+        self.inner = client
+        self._timeout = timeout
+        self._search_timeout = search_timeout
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name in _SEARCH_CALLS:
+            return functools.partial(attr, timeout=self._search_timeout)
+        if name in _BOUNDED_CALLS:
+            return functools.partial(attr, timeout=self._timeout)
+        return attr
 
 
 class TextEncoder(Protocol):
@@ -277,8 +331,14 @@ class DocumentIndex:
         hybrid: HybridConfig | None = None,
         dense_index: str = "AUTOINDEX",
         mirror_max_rows: int = DEFAULT_MIRROR_MAX_ROWS,
+        build_lock: BuildLock | None = None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        search_timeout: float = DEFAULT_SEARCH_TIMEOUT,
     ) -> None:
-        self._client = client
+        self._call_timeout, self._search_timeout = call_timeout, search_timeout
+        self._client: Any = None
+        self.rebind(client)
+        self._live: str | None = None  # cached: searches go through the alias anyway
         self._hybrid_config = hybrid or HybridConfig()
         self._dense_index = dense_index
         self._mirror_max_rows = mirror_max_rows
@@ -288,8 +348,16 @@ class DocumentIndex:
         self.alias = f"{base}_{self.layout.name}"
         self._physical_prefix = f"{self.alias}_"
         self._lexical: dict[str, bool] = {}  # physical collection -> has BM25
-        self._live: str | None = None  # cached: searches go through the alias anyway
-        self._sync_lock = threading.Lock()
+        # Shared by every index on the same Milvus Lite file (and across processes): see BuildLock.
+        self._build_lock = build_lock or BuildLock(None)
+
+    def rebind(self, client: Any) -> None:
+        """Use another connection to the same Milvus (the owner of a Lite file changed).
+
+        The live collection and its mirror stay: a sync, or a search that fails, looks again.
+        """
+        inner = client.inner if isinstance(client, BoundedClient) else client
+        self._client = BoundedClient(inner, self._call_timeout, self._search_timeout)
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -341,7 +409,10 @@ class DocumentIndex:
         rebuild: bool = False,
     ) -> SyncStats:
         """Bring the collection in line with ``groups``, embedding only the groups whose hash changed."""
-        with self._sync_lock:
+        with self._build_lock.hold(self.alias, BUILD_LOCK_WAIT):
+            # Another process (a worker, the CLI) may have rebuilt the collection since this one looked.
+            if self._live is not None and self.live_collection() != self._live:
+                self._live = None
             return self._sync(groups, version, embedder, progress, rebuild)
 
     def _sync(
@@ -506,20 +577,25 @@ class DocumentIndex:
             ((doc, g.content_hash) for g in groups for doc in g.documents), key=lambda item: len(item[0].text)
         )
         total = len(docs)
-        if progress is not None:
+        if progress is not None and total:
             progress(0, total)
         # Insert batch n while batch n + 1 is being encoded: the model, not Milvus, sets the pace.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbmeta-index-insert") as pool:
             pending: Future[None] | None = None
             for start in range(0, total, _EMBED_BATCH):
                 chunk = docs[start : start + _EMBED_BATCH]
-                vectors = embedder.encode([doc.text for doc, _ in chunk])
+                vectors: list[npt.NDArray[np.float32]] = []
+                # Encoded a model batch at a time, so that progress moves with the model's work.
+                for sub in range(0, len(chunk), _PROGRESS_BATCH):
+                    vectors.extend(
+                        embedder.encode([doc.text for doc, _ in chunk[sub : sub + _PROGRESS_BATCH]])
+                    )
+                    if progress is not None:
+                        progress(start + min(sub + _PROGRESS_BATCH, len(chunk)), total)
                 rows = [_row(doc, h, vec) for (doc, h), vec in zip(chunk, vectors, strict=True)]
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(self._insert, target, rows)
-                if progress is not None:
-                    progress(min(start + _EMBED_BATCH, total), total)
             if pending is not None:
                 pending.result()
         return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -156,4 +157,45 @@ def test_milvus_unavailable_gives_a_degraded_but_correct_answer(make_settings: A
         examples = client.post("/v1/prompt-items", json=ask).json()["prompt_items"][0]["metadata"]
         assert examples["degraded"] is True and examples["retrieval"] == "keyword"
         assert "agent-workload" in examples["example_ids"]
-        assert client.get("/readyz").status_code == 200
+        # Answers are degraded: not ready. A load balancer's probe (allow_degraded) keeps the pod serving
+        # once start-up has given Milvus its first attempts: degraded answers beat none.
+        strict = client.get("/readyz")
+        assert strict.status_code == 503 and strict.json()["degraded"] is True
+        assert "unavailable" in strict.json()["checks"]["search"]["reason"]
+        deadline = time.monotonic() + 20
+        while (lenient := client.get("/readyz?allow_degraded=true")).status_code != 200:
+            assert time.monotonic() < deadline, lenient.json()
+            time.sleep(0.2)
+        assert lenient.json()["degraded"] is True and lenient.json()["checks"]["search"]["warming"] is False
+
+
+def test_index_requests_need_a_token_and_stream_progress_then_the_report(search_client: TestClient) -> None:
+    runtime = search_client.app.state.runtime  # type: ignore[attr-defined]
+    record = json.loads((runtime.settings.data_dir / "milvus.db.owner.json").read_text())
+    missing = search_client.post("/v1/admin/index", json={})
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    assert "x-request-id" in missing.headers
+    wrong = search_client.post("/v1/admin/index", json={}, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden"
+    local = {"authorization": f"Bearer {record['token']}"}  # what the CLI reads beside the index
+    unknown = search_client.post("/v1/admin/index", json={"profile": "nosuch"}, headers=local)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_profile"
+
+    r = search_client.post("/v1/admin/index", json={"profile": "default", "rebuild": True}, headers=local)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert [e["event"] for e in events[:1] + events[-1:]] == ["start", "done"]
+    progress = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]
+    assert len(progress) >= 2 and progress[-1][0] == progress[-1][1] and progress == sorted(progress)
+    report = events[-1]["report"]
+    assert report["tables"]["updated"] == 24 and report["tables"]["rebuilt"] is True
+    assert report["examples"]["updated"] == 37 and report["examples_error"] is None
+    hits = search_client.post("/v1/tables/search", json={"query": "open support tickets", "top_k": 1}).json()
+    assert hits["degraded"] is False and hits["tables"][0]["name"] == "tickets"
+
+
+def test_an_index_request_to_a_keyword_server_is_a_clear_409(make_settings: Any) -> None:
+    with TestClient(create_app(make_settings())) as client:
+        token = client.app.state.runtime.anchor.record.token  # type: ignore[attr-defined]
+        r = client.post("/v1/admin/index", json={}, headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 409 and r.json()["error"] == "no_index" and "keyword" in r.json()["detail"]

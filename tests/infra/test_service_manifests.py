@@ -144,7 +144,8 @@ def test_probes_use_healthz_readyz_and_a_generous_startup_budget() -> None:
     c = _app(DEPLOYMENT)
     assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # degraded but warm replicas stay in service (see deployment.yml); warming ones get no traffic
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz?allow_degraded=true", "port": "http"}
     startup = c["startupProbe"]
     assert startup["httpGet"]["path"] == "/healthz"
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 180, (

@@ -277,3 +277,88 @@ def test_examples_that_do_not_fit_are_kept_out_of_searches_and_move_back_when_th
     again = examples.sync_groups(_example_groups(embedder.model_id), "v3", encoder)
     assert (again.embedded, again.rebuilt) == (0, False)
     client.close()
+
+
+# ---- bounded calls and progress ----------------------------------------------------------------------
+
+
+class RecordingClient:
+    """A real client that records, for each call, whether it carried a deadline."""
+
+    def __init__(self, inner: MilvusClient) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._inner, attr)
+        if not callable(target) or attr in {"close", "prepare_index_params", "create_schema"}:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((attr, kwargs.get("timeout")))
+            return target(*args, **kwargs)
+
+        return call
+
+
+def test_every_milvus_call_of_a_build_and_a_search_has_a_deadline(tmp_path: Path, embedder: Embedder) -> None:
+    client = RecordingClient(connect(str(tmp_path / "milvus.db")))
+    index = TableIndex(
+        client,  # type: ignore[arg-type]
+        client_name="acme",
+        env="test",
+        profile="wh",
+        database=DB,
+        mirror_max_rows=0,
+        call_timeout=7.0,
+        search_timeout=3.0,
+    )
+    index.sync(warehouse(), embedder)
+    index.sync(warehouse(), embedder, rebuild=True)
+    assert names(TableSearch(warehouse(), embedder, index), "customer email addresses", 1) == [
+        "shop.customers"
+    ]
+    used = {name for name, _ in client.calls}
+    assert {"create_collection", "insert", "flush", "create_alias", "alter_alias", "drop_collection"} <= used
+    assert {"hybrid_search", "search"} <= used
+    unbounded = [name for name, timeout in client.calls if timeout is None]
+    assert unbounded == []  # pymilvus waits forever without one: a stuck call would hang the build
+    assert {t for n, t in client.calls if n in ("search", "hybrid_search")} == {3.0}
+    assert {t for n, t in client.calls if n not in ("search", "hybrid_search")} == {7.0}
+    index.close()
+
+
+def test_progress_moves_per_model_batch_and_is_silent_with_nothing_to_embed(
+    index: TableIndex, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dbmeta_app.search.milvus_index._PROGRESS_BATCH", 8, raising=False)
+    seen: list[tuple[int, int]] = []
+    stats = index.sync(warehouse(), embedder, lambda done, total: seen.append((done, total)))
+    total = stats.embedded
+    assert total > 16 and seen[0] == (0, total) and seen[-1] == (total, total)
+    dones = [done for done, _ in seen]
+    assert dones == sorted(dones) and len(set(dones)) >= total // 8  # a step per batch of 8 texts
+    seen.clear()
+    index.sync(warehouse(), embedder, lambda done, total: seen.append((done, total)))
+    assert seen == []  # nothing changed: the CLI says "nothing to embed", not 0/?
+
+
+def test_a_sync_sees_a_collection_another_process_built_and_embeds_nothing(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    client = connect(str(tmp_path / "milvus.db"))
+    here = TableIndex(client, client_name="acme", env="test", profile="wh", database=DB)
+    there = TableIndex(
+        client, client_name="acme", env="test", profile="wh", database=DB
+    )  # e.g. the CLI, or another worker
+    here.sync(warehouse(), embedder)
+    before = here.live_collection()
+    there.sync(warehouse(), embedder, rebuild=True)  # moves the alias, drops the collection 'here' knew
+    assert there.live_collection() != before
+    counting = CountingEncoder(embedder)
+    again = here.sync(warehouse(), counting)
+    assert (again.embedded, again.rebuilt) == (0, False) and counting.texts == []
+    assert names(TableSearch(warehouse(), embedder, here), "customer email addresses", 1) == [
+        "shop.customers"
+    ]
+    client.close()
