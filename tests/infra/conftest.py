@@ -18,6 +18,7 @@ from ._k8s import (
     K8S,
     NAMESPACES,
     OVERLAYS,
+    REPO,
     Doc,
     in_copy,
     kustomize_command,
@@ -93,33 +94,37 @@ class CheckovReport:
     skipped: list[dict[str, Any]]
 
 
-def _checkov_command(target: Path, framework: str) -> list[str]:
-    # --skip-download: no call to the vendor's platform (guidelines, custom policies), offline and quiet
-    return [
-        sys.executable, "-m", "checkov.main", "--file", str(target), "--framework", framework,
-        "--output", "json", "--skip-download", "--compact",
-    ]  # fmt: skip
+def checkov_file(path: Path, framework: str) -> list[str]:
+    """Return the checkov arguments that scan one file with one framework."""
+    return ["--file", str(path), "--framework", framework]
 
 
-def run_checkov(targets: dict[str, tuple[Path, str]]) -> dict[str, CheckovReport]:
-    """Run checkov once per target (file, framework), all at once, and return each report."""
+KEYS = ("passed_checks", "failed_checks", "skipped_checks")
+
+
+def run_checkov(targets: dict[str, list[str]]) -> dict[str, CheckovReport]:
+    """Run checkov once per target (its arguments), all at once from the repository root, and
+    return each report (the results of every framework it ran, together)."""
+    # --skip-download: no call to the vendor's platform (guidelines, custom policies): offline
+    common = ["--output", "json", "--skip-download", "--compact"]
     procs = {
         name: subprocess.Popen(
-            _checkov_command(path, framework), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-m", "checkov.main", *args, *common],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        for name, (path, framework) in targets.items()
+        for name, args in targets.items()
     }
     reports: dict[str, CheckovReport] = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=240)
         assert proc.returncode in (0, 1), f"checkov on {name} exited {proc.returncode}:\n{err[-3000:]}"
         data = json.loads(out)
-        results = data["results"]
-        reports[name] = CheckovReport(
-            results.get("passed_checks", []),
-            results.get("failed_checks", []),
-            results.get("skipped_checks", []),
-        )
+        results = [f["results"] for f in (data if isinstance(data, list) else [data])]
+        passed, failed, skipped = ([r for res in results for r in res.get(key, [])] for key in KEYS)
+        reports[name] = CheckovReport(passed, failed, skipped)
     return reports
 
 
@@ -127,14 +132,16 @@ def run_checkov(targets: dict[str, tuple[Path, str]]) -> dict[str, CheckovReport
 def checkov_reports(
     rendered_text: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, CheckovReport]:
-    """checkov's verdict on every rendering (kubernetes) and on the Dockerfile, each run once."""
+    """checkov's verdict on every rendering, on the Dockerfile and on the repository, each run once."""
     if not checkov_available():
         pytest.skip("checkov is not installed (pip install checkov, see the dev extras of pyproject.toml)")
     out_dir = tmp_path_factory.mktemp("rendered")
-    targets: dict[str, tuple[Path, str]] = {}
+    targets: dict[str, list[str]] = {}
     for name, text in rendered_text.items():
         path = out_dir / f"{name.replace('+', '-')}.yaml"
         path.write_text(text, encoding="utf-8")
-        targets[name] = (path, "kubernetes")
-    targets["Dockerfile"] = (K8S.parents[1] / "Dockerfile", "dockerfile")
+        targets[name] = checkov_file(path, "kubernetes")
+    targets["Dockerfile"] = checkov_file(REPO / "Dockerfile", "dockerfile")
+    # what someone running checkov on the repository sees (.checkov.yaml there says what is scanned)
+    targets["repository"] = ["--directory", "."]
     return run_checkov(targets)
