@@ -132,7 +132,8 @@ def run_checkov(targets: dict[str, list[str]]) -> dict[str, CheckovReport]:
 def checkov_reports(
     rendered_text: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, CheckovReport]:
-    """checkov's verdict on every rendering, on the Dockerfile and on the repository, each run once."""
+    """checkov's verdict on every rendering, on the repository (the Dockerfile with it) and on a bare
+    Deployment it must fail, each run once and all at the same time."""
     if not checkov_available():
         pytest.skip("checkov is not installed (pip install checkov, see the dev extras of pyproject.toml)")
     out_dir = tmp_path_factory.mktemp("rendered")
@@ -141,7 +142,24 @@ def checkov_reports(
         path = out_dir / f"{name.replace('+', '-')}.yaml"
         path.write_text(text, encoding="utf-8")
         targets[name] = checkov_file(path, "kubernetes")
-    targets["Dockerfile"] = checkov_file(REPO / "Dockerfile", "dockerfile")
     # what someone running checkov on the repository sees (.checkov.yaml there says what is scanned)
     targets["repository"] = ["--directory", "."]
+    bare = out_dir / "bare.yaml"
+    bare.write_text(BARE_DEPLOYMENT, encoding="utf-8")
+    targets["bare"] = checkov_file(bare, "kubernetes")
     return run_checkov(targets)
+
+
+# no digest, no pull policy, no NetworkPolicy: what the gate must refuse
+BARE_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bare, namespace: dbmeta}
+spec:
+  selector: {matchLabels: {app: bare}}
+  template:
+    metadata: {labels: {app: bare}}
+    spec:
+      containers:
+        - {name: bare, image: 'db-meta:0.1.0'}
+"""
