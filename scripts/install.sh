@@ -13,8 +13,20 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
 else
   pip_install "torch==2.13.0"
 fi
+# checkov (run by tests/infra) pins packaging, networkx, cachetools and boto3 low: it gets an environment of its own.
+CHECKOV_VERSION=3.3.30
+install_checkov() {
+  local venv=.tools/checkov
+  if [ -x "$venv/bin/checkov" ] && [ "$("$venv/bin/checkov" --version 2>/dev/null)" = "$CHECKOV_VERSION" ]; then
+    return 0
+  fi
+  python -m venv "$venv"
+  # (the machine's pip configuration may name local indexes that do not exist: their warnings are noise here)
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q "checkov==$CHECKOV_VERSION" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 case "$mode" in
-  dev) pip_install -e ".[dev]" ;;
+  dev) pip_install -e ".[dev]"; install_checkov ;;
   prod) pip_install --no-cache-dir . ;;
   *) echo "usage: scripts/install.sh [dev|prod]" >&2; exit 2 ;;
 esac

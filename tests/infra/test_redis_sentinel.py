@@ -70,14 +70,18 @@ def fake_bin(tmp_path: Path) -> Path:
     return bin_dir
 
 
+PASSWORD = "a-test-password-of-some-length"
+
+
 def _run(script: str, fake_bin: Path, hostname: str, **fake: str) -> str:
-    env = {
-        "PATH": f"{fake_bin}:{os.environ['PATH']}",
-        "HOSTNAME": hostname,
-        "POD_NAMESPACE": NS,
-        "REDIS_PASSWORD": "a-test-password-of-some-length",
-        **fake,
-    }
+    """Run a start script with the pod's files under fake_bin's parent and redis-* faked."""
+    root = fake_bin.parent
+    (root / "secret").mkdir(exist_ok=True)
+    (root / "run").mkdir(exist_ok=True)
+    (root / "secret" / "redis-password").write_text(PASSWORD)
+    script = script.replace("/run/secrets/redis/redis-password", str(root / "secret" / "redis-password"))
+    script = script.replace("/run/redis", str(root / "run"))
+    env = {"PATH": f"{fake_bin}:{os.environ['PATH']}", "HOSTNAME": hostname, "POD_NAMESPACE": NS, **fake}
     out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -96,10 +100,15 @@ def _run(script: str, fake_bin: Path, hostname: str, **fake: str) -> str:
 def test_redis_start_script_follows_the_master_the_sentinels_know(
     fake_bin: Path, hostname: str, sentinel_master: str, replicaof: str | None
 ) -> None:
-    args = _run(SCRIPTS["redis.sh"], fake_bin, hostname, FAKE_SENTINEL_MASTER=sentinel_master).splitlines()
+    config, *args = _run(
+        SCRIPTS["redis.sh"], fake_bin, hostname, FAKE_SENTINEL_MASTER=sentinel_master
+    ).splitlines()
     opts = dict(zip(args[::2], args[1::2], strict=False))
     assert opts["--maxmemory"] == "512mb" and opts["--maxmemory-policy"] == "allkeys-lru"
-    assert opts["--requirepass"] == opts["--masterauth"] == "a-test-password-of-some-length"
+    # the password reaches redis-server through its config file only
+    assert Path(config).read_text().splitlines() == [f'requirepass "{PASSWORD}"', f'masterauth "{PASSWORD}"']
+    assert Path(config).stat().st_mode & 0o077 == 0
+    assert not any(PASSWORD in a for a in args)
     assert opts["--replica-announce-ip"] == f"{hostname}.{HEADLESS}"
     if replicaof is None:
         assert "--replicaof" not in args
@@ -127,7 +136,7 @@ def test_sentinel_start_script_monitors_the_current_master_with_quorum_two(
         FAKE_ROLE_MASTER=role_master,
     ).splitlines()
     assert f"sentinel monitor mymaster {monitored} 6379 2" in conf
-    assert "sentinel auth-pass mymaster a-test-password-of-some-length" in conf
+    assert f"sentinel auth-pass mymaster {PASSWORD}" in conf
     assert conf.index("sentinel resolve-hostnames yes") < conf.index(
         f"sentinel monitor mymaster {monitored} 6379 2"
     )
@@ -136,6 +145,18 @@ def test_sentinel_start_script_monitors_the_current_master_with_quorum_two(
 
 def _doc_names(docs: list[Doc]) -> set[str]:
     return {f"{d['kind']}/{d['metadata']['name']}" for d in docs}
+
+
+def test_every_pod_reads_the_password_from_the_mounted_secret_and_keeps_configs_in_memory() -> None:
+    for name in ("redis-ha", "redis-sentinel"):
+        pod = pod_template(find(DOCS, "StatefulSet", name))["spec"]
+        (c,) = pod["containers"]
+        assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in c.get("env", [])), name
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes[mounts["/run/secrets/redis"]]["secret"]["secretName"] == "redis-secret"
+        config_dir = "/run/redis" if name == "redis-ha" else "/etc/redis-sentinel"
+        assert volumes[mounts[config_dir]]["emptyDir"]["medium"] == "Memory", name
 
 
 def test_network_policies_let_the_group_and_db_meta_through() -> None:

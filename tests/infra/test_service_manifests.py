@@ -87,8 +87,11 @@ def test_overlay_configuration_is_accepted_by_settings(
 
     settings = Settings()
 
-    assert settings.env == overlay
+    assert settings.env == overlay.removesuffix("-sentinel")  # prod-sentinel is prod, one Redis setup apart
     assert settings.redis_host == "redis" and settings.redis_port == 6379
+    if overlay == "prod-sentinel":
+        assert settings.redis_url is not None
+        assert settings.redis_url.get_secret_value().startswith("redis+sentinel://redis-sentinel:26379/")
     assert settings.redis_cache_enabled is True
     assert settings.default_profile in settings.profiles
 
