@@ -13,7 +13,7 @@ collide there). Here:
 - data, configuration and logs live under one directory (a pytest temp dir), kept across ``restart()``;
 - the server runs in its own process group, stopped with SIGTERM then SIGKILL, and ``processes()`` lists
   what is left of the group (nothing, after ``stop()``). Started from the main thread, it is also killed
-  by the kernel if this process dies without stopping it (``PR_SET_PDEATHSIG``).
+  by the kernel if this process dies without stopping it (``PR_SET_PDEATHSIG``, through util-linux's setpriv).
 
 Use the ``milvus_server`` fixture (session scope, a ``MilvusServer``), ``milvus_uri`` (its address),
 ``milvus_server_auth`` (authorization on: token ``root:Milvus``), or ``running_milvus()`` in a bench.
@@ -23,7 +23,6 @@ A test that needs one is skipped, with the reason, where the server cannot start
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import lzma
 import os
 import shutil
@@ -59,7 +58,6 @@ STOP_GRACE = 5.0
 #: expiring on this loaded machine.
 SESSION_TTL = 10
 _COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
-_PR_SET_PDEATHSIG = 1
 
 
 class MilvusUnavailable(RuntimeError):
@@ -110,10 +108,14 @@ def binaries() -> Path:
     return target
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: the kernel kills it when the thread that forked it exits.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent() -> list[str]:
+    """A command prefix that has the kernel kill the server when the thread that started it exits.
+
+    util-linux's setpriv sets PR_SET_PDEATHSIG and execs the server: unlike a ``preexec_fn``, nothing runs
+    in Python between fork and exec, which can deadlock a process that has other threads (gRPC's, the app's).
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 class MilvusServer:
@@ -170,7 +172,10 @@ class MilvusServer:
         config = milvus.MilvusServerConfig(data_dir=str(self.base_dir), **self._ports)
         config.set("authorization_enabled", self.auth)
         config.set("etcd_log_level", "warn")
-        config.resolve()  # renders the package's template into <base_dir>/configs/milvus.yaml
+        try:
+            config.resolve()  # renders the package's template into <base_dir>/configs/milvus.yaml
+        except (RuntimeError, OSError) as exc:  # a port taken meanwhile, an unwritable directory
+            raise MilvusUnavailable(f"cannot configure the Milvus server: {exc}") from exc
         path = self.base_dir / "configs" / "milvus.yaml"
         settings = yaml.safe_load(path.read_text(encoding="utf-8"))
         for component in _COMPONENTS:
@@ -214,18 +219,24 @@ class MilvusServer:
             "MILVUSCONF": str(self.base_dir / "configs"),
             "LD_LIBRARY_PATH": f"{bin_dir}:{os.environ.get('LD_LIBRARY_PATH', '')}",
         }
+        # Started from another thread, the server would die with that thread: no parent-death signal then.
+        prefix = _die_with_parent() if threading.current_thread() is threading.main_thread() else []
         self._log = self.log_file.open("ab")
         started = time.monotonic()
-        self._proc = subprocess.Popen(
-            [str(bin_dir / "milvus"), "run", "standalone"],
-            cwd=self.base_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() signals all of it
-            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [*prefix, str(bin_dir / "milvus"), "run", "standalone"],
+                cwd=self.base_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() signals all of it
+            )
+        except OSError as exc:
+            self._log.close()
+            self._log = None
+            raise MilvusUnavailable(f"cannot run the Milvus server binary: {exc}") from exc
         self._group = self._proc.pid
         try:
             self.version = self._wait_ready(started + timeout)
