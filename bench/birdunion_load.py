@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table
+from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table
 
 LOADER_VERSION = "1"
 TABLES_JSON = Path("/work/shared/bench/birdunion/tables.json")

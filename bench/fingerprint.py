@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import median
 from bench.introspection import ensure_warehouse
-from dbmeta_app.introspection import fingerprint as fp
+from dbmeta_app.schema import fingerprint as fp
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dbmeta_bench"

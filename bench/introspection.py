@@ -5,7 +5,7 @@
 Creates (once) a warehouse of N tables over 10 schemas, ~16 columns each, with FKs and comments, then times,
 alternating, in the same process:
   baseline: Inspector.get_multi_columns + get_multi_pk_constraint + get_multi_foreign_keys over every schema
-  dbmeta:   dbmeta_app.introspection.introspect(...) + render_schema(...)  (the full cold path)
+  dbmeta:   dbmeta_app.schema.introspect(...) + render_schema(...)  (the full cold path)
 and prints the medians and their ratio (the bar is ratio ≤ 1.0).
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import median, timed
-from dbmeta_app.introspection import introspect
-from dbmeta_app.prompt_items.render import render_schema
+from dbmeta_app.schema import introspect
+from dbmeta_app.schema.render import render_schema
 
 SCHEMAS = 10
 TYPES = ["integer", "bigint", "text", "varchar(80)", "numeric(12,2)", "timestamp", "date", "boolean", "jsonb"]

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._faults import PgCluster, pg_tools_available
-from dbmeta_app.sql.explain import run_explain
-from dbmeta_app.sql.guard import check_sql
-from tests.sql.test_plan_bombs import OVER_BUDGET, TABLES, WITHIN_BUDGET, BackendWatch
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+from tests.preflight.test_plan_bombs import OVER_BUDGET, TABLES, WITHIN_BUDGET, BackendWatch
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import percentile
 from bench.birdunion_load import DATABASE_URL, ensure_database, load_birdunion, load_snapshot
-from dbmeta_app.introspection.models import Snapshot, Table
+from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.search.documents import build_groups
 from dbmeta_app.search.embedder import Embedder
 from dbmeta_app.search.milvus_index import HybridConfig, TableIndex, connect

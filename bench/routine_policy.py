@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import median
 from bench.introspection import ensure_warehouse
-from dbmeta_app.sql import catalog_postgres
-from dbmeta_app.sql.explain import run_explain
-from dbmeta_app.sql.guard import check_sql
-from dbmeta_app.sql.policy import RoutineGate
+from dbmeta_app.preflight import catalog_postgres
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.policy import RoutineGate
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dbmeta_bench"

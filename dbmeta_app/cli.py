@@ -308,7 +308,7 @@ def schema(
             item = client.schema(profile, table or None, samples)
         _note(target)
     else:
-        from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
+        from dbmeta_app.items.db_struct import get_schema_prompt_item
 
         async def work(rt: Runtime) -> dict[str, Any]:
             return await get_schema_prompt_item(
@@ -543,7 +543,7 @@ def preflight(
     else:
         import orjson
 
-        from dbmeta_app.prompt_items.preflight import preflight as run_preflight
+        from dbmeta_app.items.preflight import preflight as run_preflight
 
         async def work(rt: Runtime) -> Any:
             return orjson.loads(await run_preflight(rt.settings, rt.cache, rt.profile(profile), sql))

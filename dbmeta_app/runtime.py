@@ -23,10 +23,10 @@ from dbmeta_app.cache.keys import Scope, database_identity
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Profile, Settings, sample_file
 from dbmeta_app.errors import ConfigError
-from dbmeta_app.introspection.descriptions import Descriptions, load_descriptions
-from dbmeta_app.sql.admission import Admission
-from dbmeta_app.sql.policy import RoutineGate
-from dbmeta_app.sql.privileges import PrivilegeCheck
+from dbmeta_app.preflight.admission import Admission
+from dbmeta_app.preflight.policy import RoutineGate
+from dbmeta_app.preflight.privileges import PrivilegeCheck
+from dbmeta_app.schema.descriptions import Descriptions, load_descriptions
 
 if TYPE_CHECKING:
     from dbmeta_app.ownership import Anchor
@@ -141,7 +141,7 @@ class ProfileRuntime:
     scope: Scope
     health: DatabaseHealth = field(default_factory=DatabaseHealth)
     keys: dict[Any, str] = field(default_factory=dict)  # memoised cache keys (their inputs never change)
-    #: The role's latest privilege report (sql/privileges.py).
+    #: The role's latest privilege report (preflight/privileges.py).
     privileges: PrivilegeCheck = field(default_factory=PrivilegeCheck)
     _routines: RoutineGate | None = None
     # the bound on concurrent EXPLAINs and sample reads, from the profile's preflight limits
@@ -173,7 +173,7 @@ class ProfileRuntime:
 
     @property
     def routines(self) -> RoutineGate:
-        """The routine policy of this profile, with its cached catalog facts (sql/policy.py)."""
+        """The routine policy of this profile, with its cached catalog facts (preflight/policy.py)."""
         with self._lock:
             if self._routines is None:
                 self._routines = RoutineGate(self.dialect, self.profile.preflight.allow_functions)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from dbmeta_app.errors import DbmetaError
-from dbmeta_app.prompt_items.db_struct import check_drift
+from dbmeta_app.items.db_struct import check_drift
 from dbmeta_app.runtime import ProfileRuntime, Runtime
 
 log = logging.getLogger(__name__)

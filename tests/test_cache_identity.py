@@ -274,7 +274,7 @@ async def test_the_library_call_with_an_engine_is_scoped_by_that_engines_databas
     import sqlalchemy as sa
 
     from dbmeta_app.cache import redis_cache
-    from dbmeta_app.prompt_items.db_struct import generate_schema_prompt
+    from dbmeta_app.items.db_struct import generate_schema_prompt
 
     settings = make_settings()
     a = sa.create_engine(make_sqlite(tmp_path / "a.db", "alpha_orders"))

@@ -45,10 +45,10 @@ from starlette.types import Receive, Scope, Send
 from dbmeta_app import __version__
 from dbmeta_app.api.models import ItemType
 from dbmeta_app.errors import DbmetaError
+from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items
+from dbmeta_app.items.db_struct import get_schema_prompt_item
+from dbmeta_app.items.preflight import preflight
 from dbmeta_app.logging_setup import request_id
-from dbmeta_app.prompt_items.bundle import ITEM_TYPES, get_prompt_items
-from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
-from dbmeta_app.prompt_items.preflight import preflight
 from dbmeta_app.runtime import Runtime
 from dbmeta_app.search import runtime as search_runtime
 

@@ -18,7 +18,7 @@ from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import ErrorBody
 from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
-from dbmeta_app.prompt_items.db_struct import load_snapshot
+from dbmeta_app.items.db_struct import load_snapshot
 from dbmeta_app.runtime import ProfileRuntime, Runtime
 from dbmeta_app.tasks import check_profile
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from dbmeta_app.api.deps import json_body, read_body, runtime_of
 from dbmeta_app.api.models import ErrorBody, PreflightRequest, PreflightResponse
-from dbmeta_app.prompt_items.preflight import preflight_reply
+from dbmeta_app.items.preflight import preflight_reply
 
 router = APIRouter(tags=["preflight"])
 

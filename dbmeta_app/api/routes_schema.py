@@ -15,8 +15,8 @@ from dbmeta_app.api.models import (
     PromptItemsResponse,
     SchemaRequest,
 )
-from dbmeta_app.prompt_items.bundle import get_prompt_items, schema_item
-from dbmeta_app.prompt_items.db_struct import get_schema_prompt_item
+from dbmeta_app.items.bundle import get_prompt_items, schema_item
+from dbmeta_app.items.db_struct import get_schema_prompt_item
 
 router = APIRouter(tags=["prompt items"])
 

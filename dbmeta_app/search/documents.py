@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dbmeta_app.introspection.models import Column, Snapshot, Table
+from dbmeta_app.schema.models import Column, Snapshot, Table
 
 # Bump when the document format changes: every hash changes, so everything is re-embedded.
 DOCUMENT_FORMAT = "2"

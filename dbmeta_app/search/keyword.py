@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_terms, table_lexical
 from dbmeta_app.search.retrieval import SchemaGraph, Signals, select_tables

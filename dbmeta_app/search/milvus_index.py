@@ -42,8 +42,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from dbmeta_app.introspection.models import Snapshot
 from dbmeta_app.ownership import BuildLock
+from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search._pymilvus import (
     AnnSearchRequest,
     DataType,

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.schema.models import Snapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,17 +41,17 @@ from dbmeta_app.breaker import CircuitBreaker
 from dbmeta_app.cache.redis_cache import RedisCache, cache_key
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError, DbmetaError, UpstreamUnavailableError
-from dbmeta_app.introspection.models import Snapshot
-from dbmeta_app.ownership import Anchor, BuildLock, OwnerRecord, lite_path, served_identities
-from dbmeta_app.prompt_items.db_struct import load_snapshot
-from dbmeta_app.prompt_items.query_examples import (
+from dbmeta_app.examples.query_examples import (
     ExampleCheck,
     check_examples,
     example_text,
     examples_version,
     get_query_examples,
 )
+from dbmeta_app.items.db_struct import load_snapshot
+from dbmeta_app.ownership import Anchor, BuildLock, OwnerRecord, lite_path, served_identities
 from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.documents import example_group, lexical_query
 from dbmeta_app.search.embedder import Embedder, ModelNotFoundError
 from dbmeta_app.search.keyword import KeywordIndex

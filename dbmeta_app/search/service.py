@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dbmeta_app.introspection.models import Snapshot
+from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.milvus_index import Progress, SyncStats, TableIndex, TextEncoder
 from dbmeta_app.search.retrieval import RetrievalWeights, SchemaGraph, select_tables

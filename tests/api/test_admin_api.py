@@ -103,7 +103,7 @@ def test_a_ddl_change_is_detected_on_demand_and_yields_a_new_version(client: Tes
 def test_a_fingerprint_change_without_a_schema_change_is_unchanged_and_read_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dbmeta_app.prompt_items import db_struct
+    from dbmeta_app.items import db_struct
 
     reads = []
     real = db_struct._introspect_blocking

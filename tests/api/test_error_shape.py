@@ -22,8 +22,8 @@ import yaml
 
 from dbmeta_app.api.middleware import reshape_error
 from dbmeta_app.config import load_settings
+from dbmeta_app.items import db_struct
 from dbmeta_app.main import create_app
-from dbmeta_app.prompt_items import db_struct
 from tests.conftest import free_port
 
 MAX_BODY = 64 * 1024

@@ -24,10 +24,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
 from dbmeta_app.api.models import PreflightErrorKind, PreflightResponse
+from dbmeta_app.items.preflight import ERROR_KINDS, PREFLIGHT_KEYS
 from dbmeta_app.main import create_app
-from dbmeta_app.prompt_items.preflight import ERROR_KINDS, PREFLIGHT_KEYS
 from tests.conftest import free_port
-from tests.sql.test_budget import cte_chain
+from tests.preflight.test_budget import cte_chain
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Planned for seconds (an immutable function folded on a large constant): holds a slot until the timeout.

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from dbmeta_app.config import Settings
+from dbmeta_app.items.db_struct import schema_cache_key
 from dbmeta_app.main import GIL_SWITCH_INTERVAL, create_app
-from dbmeta_app.prompt_items.db_struct import schema_cache_key
 from tests.conftest import RedisProcess, free_port
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbmeta_app.introspection.models import Column, ForeignKey, Snapshot, Table
+from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table
 
 
 def col(name: str, type_: str = "TEXT", comment: str | None = None, pk: bool = False) -> Column:

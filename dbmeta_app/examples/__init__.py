@@ -1,0 +1,1 @@
+"""Curated query examples and instructions: packs, fit check against the snapshot, ranking."""

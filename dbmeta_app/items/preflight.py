@@ -1,0 +1,323 @@
+"""Safe, cached EXPLAIN preflight of LLM-written SQL.
+
+guard (pure, memoised; the profile's complexity budget included) → cached result? → a slot of the
+profile's concurrency bound (else at once ``busy``) → EXPLAIN built by us around the guarded statement, on
+the profile's preflight pool, in a read-only, time-boxed, planner-bounded transaction, always rolled back
+and the session reset → limits, warnings, "did you mean" hints from the cached snapshot → cached (valid
+600 s, SQL errors 60 s; timeouts, busy answers and connection failures never).
+
+Every answer has exactly the keys of :data:`PREFLIGHT_KEYS` (null where one does not apply), built by
+:func:`preflight_answer` whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import orjson
+
+from dbmeta_app import metrics
+from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, get_cache
+from dbmeta_app.config import PreflightLimits, Settings, get_settings
+from dbmeta_app.errors import UpstreamUnavailableError
+from dbmeta_app.items.db_struct import held_schema_version, load_snapshot
+from dbmeta_app.preflight.budget import Budget
+from dbmeta_app.preflight.explain import ExplainResult, apply_limits, run_explain
+from dbmeta_app.preflight.guard import UNSAFE, GuardVerdict, check_sql
+from dbmeta_app.preflight.suggest import suggest_names
+from dbmeta_app.runtime import ProfileRuntime, open_profile
+
+MAX_SQL_LENGTH = 100_000
+#: Queries longer than this are parsed in a worker thread so the event loop never stalls on them.
+INLINE_PARSE_MAX = 4_000
+_VERDICTS_MAX = 2048
+
+#: Why an answer is not ok: refused by the guard, invalid SQL, over a limit (complexity budget, estimated
+#: rows or cost), the statement timed out, or the profile's database work is at its concurrency bound.
+ERROR_KINDS: Final = ("unsafe", "sql", "limit", "timeout", "busy")
+#: The keys of every preflight answer, in order (the README and ``PreflightResponse`` list the same).
+PREFLIGHT_KEYS: Final = (
+    "ok",
+    "error",
+    "error_kind",
+    "position",
+    "plan",
+    "plan_truncated",
+    "estimated_rows",
+    "estimated_cost",
+    "warnings",
+    "suggestion",
+    "cached",
+    "profile",
+    "dialect",
+    "schema_version",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightReply:
+    """A preflight answer as JSON bytes, and how many seconds to wait before retrying a ``busy`` one."""
+
+    body: bytes
+    retry_after: int | None = None
+
+
+def preflight_answer(
+    *,
+    profile: str,
+    dialect: str,
+    schema_version: str | None,
+    ok: bool = False,
+    error: str | None = None,
+    error_kind: str | None = None,
+    position: int | None = None,
+    plan: Any = None,
+    plan_truncated: bool | None = None,
+    estimated_rows: int | None = None,
+    estimated_cost: float | None = None,
+    warnings: tuple[str, ...] | list[str] = (),
+    suggestion: str | None = None,
+    cached: bool = False,
+) -> dict[str, Any]:
+    """Build one preflight answer: every key of PREFLIGHT_KEYS, null where it does not apply."""
+    return {
+        "ok": ok,
+        "error": error,
+        "error_kind": error_kind,
+        "position": position,
+        "plan": plan,
+        "plan_truncated": plan_truncated if plan is not None else None,
+        "estimated_rows": estimated_rows,
+        "estimated_cost": estimated_cost,
+        "warnings": list(warnings),
+        "suggestion": suggestion,
+        "cached": cached,
+        "profile": profile,
+        "dialect": dialect,
+        "schema_version": schema_version,
+    }
+
+
+def budget_of(limits: PreflightLimits) -> Budget:
+    """The guard's complexity budget of a profile."""
+    return Budget(
+        max_nodes=limits.max_nodes,
+        max_relations=limits.max_relations,
+        max_depth=limits.max_depth,
+        max_query_depth=limits.max_query_depth,
+        max_from_items=limits.max_from_items,
+    )
+
+
+class _VerdictMemo:
+    """The guard is pure: remember verdicts by (dialect, budget, sha256 of the SQL) so repeats skip parsing."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[str, Budget, bytes], GuardVerdict] = OrderedDict()
+
+    def get(
+        self, dialect: str, budget: Budget, sql: str
+    ) -> tuple[tuple[str, Budget, bytes], GuardVerdict | None]:
+        key = (dialect, budget, hashlib.sha256(sql.encode("utf-8", "surrogatepass")).digest())
+        verdict = self._items.get(key)
+        if verdict is not None:
+            self._items.move_to_end(key)
+        return key, verdict
+
+    def put(self, key: tuple[str, Budget, bytes], verdict: GuardVerdict) -> None:
+        self._items[key] = verdict
+        while len(self._items) > _VERDICTS_MAX:
+            self._items.popitem(last=False)
+
+
+_verdicts = _VerdictMemo()
+
+
+async def guard(sql: str, dialect: str, budget: Budget | None = None) -> GuardVerdict:
+    """Check SQL with the guard (memoised; long inputs parsed off the event loop)."""
+    limits = budget if budget is not None else Budget()
+    key, verdict = _verdicts.get(dialect, limits, sql)
+    if verdict is not None:
+        return verdict
+    if len(sql) <= INLINE_PARSE_MAX:
+        verdict = check_sql(sql, dialect, max_length=MAX_SQL_LENGTH, budget=limits)
+    else:
+        verdict = await anyio.to_thread.run_sync(
+            lambda: check_sql(sql, dialect, max_length=MAX_SQL_LENGTH, budget=limits)
+        )
+    _verdicts.put(key, verdict)
+    return verdict
+
+
+def _refusal_text(verdict: GuardVerdict) -> str:
+    reason = verdict.reason or "refused"
+    return f"refused: {reason}" if (verdict.kind or UNSAFE) == UNSAFE else reason
+
+
+async def preflight_reply(
+    settings: Settings, cache: RedisCache, rt: ProfileRuntime, sql: str
+) -> PreflightReply:
+    """Return the preflight answer of one SQL text for a profile (see the module docstring).
+
+    Cached answers are stored with ``"cached": true`` already in them, so a hit is served as stored bytes.
+    """
+    started = time.perf_counter()
+    dialect, limits = rt.dialect, rt.profile.preflight
+    verdict = await guard(sql, dialect, budget_of(limits))
+    if not verdict.ok or verdict.statement is None:
+        metrics.PREFLIGHT_SECONDS.labels(rt.name, "refused").observe(time.perf_counter() - started)
+        answer = preflight_answer(
+            profile=rt.name,
+            dialect=dialect,
+            schema_version=held_schema_version(settings, rt),
+            error=_refusal_text(verdict),
+            error_kind=verdict.kind or UNSAFE,
+            position=verdict.position,
+        )
+        return PreflightReply(orjson.dumps(answer))
+    if limits.require_least_privilege:
+        refusal = await least_privilege_refusal(rt)
+        if refusal is not None:
+            metrics.PREFLIGHT_SECONDS.labels(rt.name, "refused").observe(time.perf_counter() - started)
+            answer = preflight_answer(
+                profile=rt.name,
+                dialect=dialect,
+                schema_version=held_schema_version(settings, rt),
+                error=refusal,
+                error_kind=UNSAFE,
+            )
+            return PreflightReply(orjson.dumps(answer))
+    snapshot, _ = await load_snapshot(settings, cache, rt)
+
+    def explain_key(definitions: str | None) -> str:
+        # The definitions fingerprint last seen: once a preflight sees views or routines change, the
+        # answers cached before are no longer served (the schema version does not move with them).
+        return rt.scope.key(
+            "explain",
+            schema_version=snapshot.version,
+            sql=verdict.normalized,
+            limits=(
+                limits.timeout_ms,
+                limits.max_estimated_rows,
+                limits.max_cost,
+                limits.max_plan_bytes,
+                limits.allow_functions,
+            ),
+            definitions=definitions,
+        )
+
+    key = explain_key(rt.routines.fingerprint)
+    cached, _ = await cache.get_bytes("explain", key)
+    if cached is not None:
+        metrics.PREFLIGHT_SECONDS.labels(rt.name, "cached").observe(time.perf_counter() - started)
+        return PreflightReply(cached)
+    statement = verdict.statement
+    async with rt.admission.slot() as admitted:
+        if not admitted:
+            metrics.PREFLIGHT_SECONDS.labels(rt.name, "busy").observe(time.perf_counter() - started)
+            return _busy(rt, snapshot.version)
+        # The routine policy runs in the EXPLAIN's own transaction, just before it (preflight/policy.py).
+        check = rt.routines.checker(verdict.reach)
+        result = await anyio.to_thread.run_sync(
+            lambda: run_explain(
+                rt.preflight_engine,
+                statement,
+                timeout_ms=limits.timeout_ms,
+                budget=budget_of(limits),
+                max_plan_bytes=limits.max_plan_bytes,
+                check=check,
+            ),
+            limiter=rt.thread_limiter(),
+        )
+    if result.error_kind == "connection":
+        raise UpstreamUnavailableError(f"database of profile {rt.name!r} is unavailable: {result.error}")
+    key = explain_key(rt.routines.fingerprint)
+    result = apply_limits(result, limits.max_estimated_rows, limits.max_cost)
+    suggestion = None
+    if result.error_kind == "sql" and result.error:
+        columns = {k: [c.name for c in t.columns] for k, t in snapshot.tables.items()}
+        suggestion = suggest_names(result.error, snapshot.tables.keys(), columns, verdict.tables)
+    answer = _explained(result, rt, snapshot.version, suggestion)
+    if result.error_kind is None or result.error_kind == "limit":
+        await cache.set_json("explain", key, {**answer, "cached": True}, CACHE_TTL["explain"])
+    elif result.error_kind == "sql":
+        await cache.set_json("explain", key, {**answer, "cached": True}, CACHE_TTL["explain_error"])
+    # timeouts (and connection failures, raised above) are never cached
+    metrics.PREFLIGHT_SECONDS.labels(rt.name, "explained").observe(time.perf_counter() - started)
+    return PreflightReply(orjson.dumps(answer))
+
+
+def _explained(
+    result: ExplainResult, rt: ProfileRuntime, version: str, suggestion: str | None
+) -> dict[str, Any]:
+    return preflight_answer(
+        profile=rt.name,
+        dialect=rt.dialect,
+        schema_version=version,
+        ok=result.ok,
+        error=result.error,
+        error_kind=result.error_kind,
+        plan=result.plan,
+        plan_truncated=result.plan_truncated,
+        estimated_rows=result.estimated_rows,
+        estimated_cost=result.estimated_cost,
+        warnings=result.warnings,
+        suggestion=suggestion or None,
+    )
+
+
+def _busy(rt: ProfileRuntime, version: str) -> PreflightReply:
+    limits = rt.profile.preflight
+    retry = max(1, math.ceil(limits.timeout_ms / 1000))
+    answer = preflight_answer(
+        profile=rt.name,
+        dialect=rt.dialect,
+        schema_version=version,
+        error=(
+            f"busy: profile {rt.name!r} already runs {limits.concurrency} EXPLAINs or sample reads "
+            f"(preflight.concurrency) and {limits.queue} more wait; retry in {retry} s"
+        ),
+        error_kind="busy",
+    )
+    return PreflightReply(orjson.dumps(answer), retry_after=retry)
+
+
+async def preflight(settings: Settings, cache: RedisCache, rt: ProfileRuntime, sql: str) -> bytes:
+    """Return the preflight answer of one SQL text for a profile, as JSON bytes."""
+    return (await preflight_reply(settings, cache, rt, sql)).body
+
+
+async def least_privilege_refusal(rt: ProfileRuntime) -> str | None:
+    """Return why a profile that requires a least-privilege role is refused while its role can do more."""
+    report = rt.privileges.fresh()
+    if report is None:
+        report = await anyio.to_thread.run_sync(rt.privileges.report, rt.engine)
+    if report.least_privilege:
+        return None
+    if not report.checked:
+        reason = f"the profile requires a least-privilege database role, which could not be checked: {report.error}"
+    else:
+        reason = (
+            "the profile requires a least-privilege database role (preflight.require_least_privilege), "
+            "but its role can: " + "; ".join(report.problems) + " (see docs/SECURITY.md)"
+        )
+    return f"refused: {reason}"
+
+
+async def query_preflight(
+    sql: str, profile: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Preflight SQL for a profile outside the app (CLI, library use)."""
+    settings = settings or get_settings()
+    rt = open_profile(settings.profile(profile), settings)
+    try:
+        answer: dict[str, Any] = orjson.loads(await preflight(settings, get_cache(settings), rt, sql))
+        return answer
+    finally:
+        rt.dispose()

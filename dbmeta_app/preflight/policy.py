@@ -1,0 +1,195 @@
+"""The routine policy of one profile: catalog facts cached per definitions fingerprint, judged per query.
+
+``RoutineGate.check`` runs inside the EXPLAIN's own read-only transaction, before the EXPLAIN: one live
+query reads the definitions fingerprint (and, on PostgreSQL, the search path, the relations the query
+names and the types it can produce); if the fingerprint moved since the cached catalog was read, the
+catalog is read again right there, in the same transaction. So a view or function replaced a moment
+ago is judged by its new definition on the very next preflight that reaches the database, and an
+unchanged database costs one cheap extra query per EXPLAIN.
+
+(What remains is the gap between two statements of one READ COMMITTED transaction: a definition
+committed between the check and the EXPLAIN, microseconds later, is not seen by the check. Closing it
+would need locks a read-only role cannot take on functions; it needs someone able to change definitions
+racing the service on purpose.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from dbmeta_app.preflight import catalog_mysql, catalog_postgres
+from dbmeta_app.preflight.privileges import PrivilegeCheck
+from dbmeta_app.preflight.reach import Name, Reach
+from dbmeta_app.preflight.routines import (
+    AllowList,
+    MyCatalog,
+    PgCatalog,
+    judge_mysql,
+    judge_postgres,
+    mysql_relation_problems,
+    postgres_relation_problems,
+)
+
+__all__ = ["RoutineGate", "has_routine_policy", "sample_refusals"]
+
+log = logging.getLogger(__name__)
+
+_MYSQL_FAMILY = ("mysql", "mariadb")
+#: Statement timeout of the transaction that checks which relations may be sampled.
+SAMPLE_CHECK_TIMEOUT_MS = 5000
+
+
+def has_routine_policy(dialect: str) -> bool:
+    """Tell whether queries of this dialect can reach user routines (SQLite: no, see preflight/routines.py)."""
+    return dialect == "postgresql" or dialect in _MYSQL_FAMILY
+
+
+@dataclass
+class RoutineGate:
+    """Per-profile state of the routine policy: the allow-list and the cached catalog facts."""
+
+    dialect: str
+    allow_functions: tuple[str, ...] = ()
+    _pg: PgCatalog | None = None
+    _my: MyCatalog | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: How many times the catalog was read (a definitions change must cause exactly one re-read).
+    loads: int = 0
+    allow: AllowList = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.allow = AllowList.parse(self.allow_functions, fold_case=self.dialect in _MYSQL_FAMILY)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The definitions fingerprint last seen in the database (None before the first check)."""
+        catalog = self._pg if self._pg is not None else self._my
+        return catalog.fingerprint if catalog is not None else None
+
+    def check(self, conn: Connection, reach: Reach | None) -> str | None:
+        """Return why the query must be refused, or None; run inside the EXPLAIN's transaction.
+
+        Database errors (a timeout, a lost connection) propagate for the caller to classify; any other
+        failure refuses the query (fail closed) and is logged.
+        """
+        if not has_routine_policy(self.dialect):
+            return None
+        if reach is None:
+            # Fail closed: an accepted statement always carries what it reaches.
+            return "the query's routines could not be determined"
+        try:
+            return self._check(conn, reach)
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("The routine policy failed; refusing the query")
+            return "the routines the query reaches could not be checked (see the service log)"
+
+    def _check(self, conn: Connection, reach: Reach) -> str | None:
+        if self.dialect == "postgresql":
+            live = catalog_postgres.read_live(conn, reach)
+            pg = self._postgres_catalog(conn, live.fingerprint)
+            return judge_postgres(reach, pg, live, self.allow)
+        my_live = catalog_mysql.read_live(conn)
+        my = self._mysql_catalog(conn, my_live.fingerprint)
+        return judge_mysql(reach, my, my_live, self.allow)
+
+    def checker(self, reach: Reach | None) -> Callable[[Connection], str | None]:
+        """Return the check of one query as a hook for run_explain."""
+        return lambda conn: self.check(conn, reach)
+
+    def relation_problems(self, conn: Connection, relations: Sequence[Name]) -> dict[Name, str]:
+        """Return, per relation that may not be read, why (its view expansion or attached expressions)."""
+        if not has_routine_policy(self.dialect) or not relations:
+            return {}
+        problems: dict[Name, str] = {}
+        if self.dialect == "postgresql":
+            fingerprint = catalog_postgres.read_fingerprint(conn)
+            pg = self._postgres_catalog(conn, fingerprint)
+            for name, oid in zip(relations, catalog_postgres.resolve_relations(conn, relations), strict=True):
+                found = postgres_relation_problems(pg, [oid], self.allow)
+                if found:
+                    problems[name] = "; ".join(found)
+            return problems
+        live = catalog_mysql.read_live(conn)
+        my = self._mysql_catalog(conn, live.fingerprint)
+        for name in relations:
+            found = mysql_relation_problems(my, [name], live.database, self.allow)
+            if found:
+                problems[name] = "; ".join(found)
+        return problems
+
+    def _postgres_catalog(self, conn: Connection, fingerprint: str) -> PgCatalog:
+        with self._lock:
+            if self._pg is None or self._pg.fingerprint != fingerprint:
+                self._pg = catalog_postgres.load_catalog(conn, fingerprint)
+                self.loads += 1
+                log.info(
+                    "Routine policy catalog read: %d untrusted routines, %d operators, %d casts, %d relations",
+                    len(self._pg.routines),
+                    len(self._pg.operators),
+                    len(self._pg.casts),
+                    len(self._pg.relations),
+                )
+            return self._pg
+
+    def _mysql_catalog(self, conn: Connection, fingerprint: str) -> MyCatalog:
+        with self._lock:
+            if self._my is None or self._my.fingerprint != fingerprint:
+                self._my = catalog_mysql.load_catalog(conn, fingerprint)
+                self.loads += 1
+                log.info(
+                    "Routine policy catalog read: %d stored functions, %s UDFs, %d views",
+                    len(self._my.functions),
+                    "unknown" if self._my.udfs is None else len(self._my.udfs),
+                    len(self._my.views),
+                )
+            return self._my
+
+
+def _read_only(conn: Connection) -> None:
+    """Make the connection's (just begun) transaction read-only and time-boxed."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SELECT set_config('statement_timeout', '{SAMPLE_CHECK_TIMEOUT_MS}', true)")
+    elif conn.dialect.name in _MYSQL_FAMILY:
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+
+
+def sample_refusals(
+    engine: Engine,
+    gate: RoutineGate,
+    relations: Sequence[Name],
+    *,
+    privileges: PrivilegeCheck | None = None,
+) -> dict[Name, str]:
+    """Return, per relation whose sample rows may not be read, why (blocking; its own read-only transaction).
+
+    ``privileges`` is given when the profile requires a least-privilege role: while the role can do
+    more, no relation may be read. Any failure refuses every relation (fail closed).
+    """
+    if not relations:
+        return {}
+    if privileges is not None:
+        report = privileges.report(engine)
+        if not report.least_privilege:
+            why = "; ".join(report.problems) if report.checked else str(report.error)
+            reason = f"the profile requires a least-privilege database role, but its role can: {why}"
+            return dict.fromkeys(relations, reason)
+    if not has_routine_policy(gate.dialect):
+        return {}
+    try:
+        with engine.connect() as conn:
+            _read_only(conn)
+            problems = gate.relation_problems(conn, relations)
+            conn.rollback()
+    except SQLAlchemyError as exc:
+        log.warning("Could not check which relations may be sampled: %s", type(exc).__name__)
+        return dict.fromkeys(relations, f"the routine policy could not be checked ({type(exc).__name__})")
+    return problems

@@ -1,0 +1,551 @@
+"""The routine policy: may a preflight query reach only routines known to be free of side effects?
+
+Pure: no I/O. ``preflight/catalog_postgres.py`` and ``preflight/catalog_mysql.py`` read what this module judges (a
+cached catalog, plus a few live facts read in the EXPLAIN's own transaction); ``preflight/policy.py`` ties them.
+
+Why it exists: a database evaluates routines while *planning*. PostgreSQL folds STABLE and IMMUTABLE
+functions called with constants (and runs operator functions on statistics while estimating selectivity);
+MariaDB evaluates DETERMINISTIC stored functions while optimising. A read-only, rolled-back transaction
+does not undo what such a routine does outside it (a dblink write, a terminated backend, a file, reset
+statistics). Declared volatility is a claim the routine's author makes, so it is never trusted.
+
+What is trusted:
+
+- PostgreSQL: built-ins (oid below 16384, the first oid initdb leaves to users) except the guard's deny
+  list; C, internal and SQL functions owned by a superuser that belong to an extension of
+  ``TRUSTED_EXTENSIONS`` (minus ``EXTENSION_DENIED``); and whatever the profile allow-lists
+  (``preflight.allow_functions``). Everything else a query reaches is refused: by name (overloads and
+  the search path resolved conservatively: an untrusted overload counts unless it is provably not
+  chosen), through an operator or a cast whose function is untrusted, or attached to a relation the
+  query reads and evaluated by the planner (a view's rule, recursively; index expressions and
+  predicates; CHECK constraints; row-level-security policies; extended statistics; partition keys;
+  operator classes of indexes; foreign-data-wrapper and access-method handlers; all of these for
+  inheritance children and partitions too). Column defaults and triggers are not evaluated by a SELECT's
+  plan and do not count.
+- MySQL/MariaDB: built-in functions; every stored function and loadable UDF (``mysql.func``; when the
+  service may not read it, a name that is not a built-in of the server is treated as a UDF) is refused
+  unless allow-listed, also when a view reaches it (view definitions are parsed, recursively).
+- SQLite: nothing to check. User functions exist only in the connection that registered them, and the
+  service registers none; the dangerous built-ins (load_extension, readfile, ...) are refused by the guard.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from dbmeta_app.config import parse_routine_entry
+from dbmeta_app.preflight.reach import IMPLICIT_OPERATORS, Name, Reach
+
+__all__ = [
+    "EXTENSION_DENIED",
+    "FIRST_USER_OID",
+    "MAX_PROBLEMS",
+    "TRUSTED_EXTENSIONS",
+    "TRUSTED_LANGUAGES",
+    "AllowList",
+    "MyCatalog",
+    "MyLive",
+    "MyView",
+    "PgCast",
+    "PgCatalog",
+    "PgHit",
+    "PgLive",
+    "PgOperator",
+    "PgRelation",
+    "PgRoutine",
+    "judge_mysql",
+    "judge_postgres",
+    "mysql_relation_problems",
+    "postgres_relation_problems",
+]
+
+#: PostgreSQL's FirstNormalObjectId: every object initdb did not create has an oid at least this.
+FIRST_USER_OID: Final = 16384
+
+#: Extensions whose C, internal and SQL functions are pure computations on their arguments (types,
+#: operators, index support, text search helpers). Not here on purpose: dblink and postgres_fdw (reach
+#: other servers), file_fdw and adminpack (server files), tablefunc (runs SQL text), pg_stat_statements,
+#: pg_prewarm, pageinspect, lo, xml2 and the like (state, files or superuser-only internals).
+TRUSTED_EXTENSIONS: Final[frozenset[str]] = frozenset(
+    {
+        "bloom",
+        "btree_gin",
+        "btree_gist",
+        "citext",
+        "cube",
+        "earthdistance",
+        "fuzzystrmatch",
+        "hstore",
+        "intarray",
+        "isn",
+        "ltree",
+        "pg_trgm",
+        "pgcrypto",
+        "postgis",
+        "seg",
+        "tsm_system_rows",
+        "tsm_system_time",
+        "unaccent",
+        "uuid-ossp",
+        "vector",
+    }
+)
+#: Functions of trusted extensions that change session state (a setting that would outlive the preflight).
+EXTENSION_DENIED: Final[Mapping[str, frozenset[str]]] = {
+    "pg_trgm": frozenset({"set_limit"}),
+    "isn": frozenset({"isn_weak"}),
+}
+#: Languages of extension functions that are trusted (a PL/pgSQL function can do anything).
+TRUSTED_LANGUAGES: Final = frozenset({"c", "internal", "sql"})
+
+#: A verdict names at most this many problems.
+MAX_PROBLEMS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """The routines a profile allow-lists: exact ``schema.name`` entries and whole ``schema.*`` schemas."""
+
+    names: frozenset[tuple[str, str]] = frozenset()
+    schemas: frozenset[str] = frozenset()
+    fold_case: bool = False  # MySQL: routine names are case-insensitive
+
+    @classmethod
+    def parse(cls, entries: Iterable[str], *, fold_case: bool = False) -> AllowList:
+        """Build an allow-list from validated ``preflight.allow_functions`` entries."""
+        names: set[tuple[str, str]] = set()
+        schemas: set[str] = set()
+        for entry in entries:
+            schema, name = parse_routine_entry(entry)
+            if name == "*":
+                schemas.add(schema)
+            else:
+                names.add((schema, name.lower() if fold_case else name))
+        return cls(frozenset(names), frozenset(schemas), fold_case)
+
+    def permits(self, schema: str, name: str) -> bool:
+        """Tell whether the routine ``schema.name`` is allow-listed."""
+        if schema in self.schemas:
+            return True
+        return (schema, name.lower() if self.fold_case else name) in self.names
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PgRoutine:
+    """A function a query could reach that is not trusted unless allow-listed."""
+
+    oid: int
+    schema: str
+    name: str
+    signature: str  # schema.name(argument types), for messages
+    args: tuple[int, ...]
+    returns: int
+    reason: str  # why it is not trusted
+    denied: bool = False  # on the deny list: an allow-list entry cannot admit it
+    builtin_name: bool = False  # a built-in function has this name (the call may resolve to it)
+    builtin_twin: bool = False  # a built-in has this name and these argument types (hidden behind it)
+
+
+@dataclass(frozen=True, slots=True)
+class PgOperator:
+    """A user-defined operator (its function, or its selectivity estimators', may be untrusted)."""
+
+    oid: int
+    schema: str
+    symbol: str
+    left: int  # 0 for a prefix operator
+    right: int
+    procs: tuple[int, ...]  # the operator function and its restriction/join estimators
+    signature: str
+    builtin_name: bool = False
+    builtin_twin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PgCast:
+    """A user-defined cast with a function."""
+
+    source: int
+    target: int
+    context: str  # e explicit, a assignment, i implicit
+    proc: int
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class PgHit:
+    """Something the planner evaluates for a relation (or a domain), and the routine it calls."""
+
+    via: str  # e.g. "index s.t_idx", "check constraint c1", "policy p"; "" for a view's own definition
+    proc: int = 0
+    operator: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PgRelation:
+    """A relation that has something the planner evaluates, reads, or expands to."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: str  # pg_class.relkind
+    hits: tuple[PgHit, ...] = ()
+    reads: tuple[int, ...] = ()  # a view: the relations its rule reads
+    children: tuple[int, ...] = ()  # inheritance children and partitions
+
+
+@dataclass(frozen=True, slots=True)
+class PgCatalog:
+    """The catalog facts the policy needs, valid while the definitions fingerprint stays the same."""
+
+    fingerprint: str
+    routines: Mapping[int, PgRoutine]
+    operators: Mapping[int, PgOperator]
+    casts: tuple[PgCast, ...]
+    relations: Mapping[int, PgRelation]
+    user_types: frozenset[int]  # created by a user in this database (not built in, not an extension's)
+    domain_hits: Mapping[int, tuple[PgHit, ...]]  # domain type → its CHECK constraints' calls
+    type_names: Mapping[int, str]
+    routines_by_name: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    operators_by_symbol: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        fingerprint: str,
+        routines: Iterable[PgRoutine],
+        operators: Iterable[PgOperator],
+        casts: Iterable[PgCast],
+        relations: Iterable[PgRelation],
+        user_types: Iterable[int],
+        domain_hits: Mapping[int, tuple[PgHit, ...]],
+        type_names: Mapping[int, str],
+    ) -> PgCatalog:
+        """Index the facts by name and symbol."""
+        routine_map = {r.oid: r for r in routines}
+        operator_map = {o.oid: o for o in operators}
+        by_name: dict[str, list[int]] = {}
+        for routine in routine_map.values():
+            by_name.setdefault(routine.name, []).append(routine.oid)
+        by_symbol: dict[str, list[int]] = {}
+        for operator in operator_map.values():
+            by_symbol.setdefault(operator.symbol, []).append(operator.oid)
+        return cls(
+            fingerprint=fingerprint,
+            routines=routine_map,
+            operators=operator_map,
+            casts=tuple(casts),
+            relations={r.oid: r for r in relations},
+            user_types=frozenset(user_types),
+            domain_hits=dict(domain_hits),
+            type_names=dict(type_names),
+            routines_by_name={k: tuple(v) for k, v in by_name.items()},
+            operators_by_symbol={k: tuple(v) for k, v in by_symbol.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PgLive:
+    """Facts read in the EXPLAIN's own transaction (never cached)."""
+
+    fingerprint: str
+    search_path: tuple[str, ...]  # current_schemas(true): the effective path, pg_catalog included
+    relations: tuple[int | None, ...]  # Reach.relations resolved (None: no such relation)
+    universe: frozenset[int]  # types the query's values can have (columns, row types, cast targets, ...)
+    cast_targets: frozenset[int]  # types cast to, with their base and element types
+    columns: frozenset[str]  # Reach.attributes that are columns of a relation read
+
+
+@dataclass
+class _Judge:
+    """Collect the problems of one query, in a fixed order, up to MAX_PROBLEMS."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, problem: str) -> None:
+        if problem not in self.problems and not self.full:
+            self.problems.append(problem)
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
+
+    def verdict(self) -> str | None:
+        if not self.problems:
+            return None
+        return "the query reaches routines that are not known to be free of side effects: " + "; ".join(
+            self.problems
+        )
+
+
+def _pg_routine_ok(catalog: PgCatalog, allow: AllowList, oid: int) -> bool:
+    routine = catalog.routines.get(oid)
+    return routine is None or (not routine.denied and allow.permits(routine.schema, routine.name))
+
+
+def _pg_routine_text(routine: PgRoutine) -> str:
+    if routine.denied:
+        return f"function {routine.signature} ({routine.reason})"
+    return f"function {routine.signature} ({routine.reason}; not in the profile's preflight.allow_functions)"
+
+
+def _pg_hidden(schema: str, path: Sequence[str]) -> bool:
+    """Tell whether pg_catalog comes before `schema` in the path (an exact twin there wins)."""
+    return "pg_catalog" in path and schema in path and path.index("pg_catalog") < path.index(schema)
+
+
+def _pg_visible(path: Sequence[str]) -> tuple[str, ...]:
+    # Functions and operators are never looked up in the temporary schema.
+    return tuple(schema for schema in path if not schema.startswith("pg_temp"))
+
+
+def judge_postgres(reach: Reach, catalog: PgCatalog, live: PgLive, allow: AllowList) -> str | None:
+    """Return why a query reaches an untrusted routine (naming it and the path to it), or None."""
+    judge = _Judge()
+    visible = _pg_visible(live.search_path)
+    universe = set(live.universe)
+    # Values of an allow-listed function's argument and result types can appear in the query.
+    for name in reach.functions:
+        for oid in catalog.routines_by_name.get(name.name, ()):
+            routine = catalog.routines[oid]
+            if _pg_routine_ok(catalog, allow, oid) and (routine.schema == name.schema or not name.schema):
+                universe.update((routine.returns, *routine.args))
+
+    def absent(type_oid: int) -> bool:
+        """A user type that no value in the query can have."""
+        return type_oid in catalog.user_types and type_oid not in universe
+
+    for relation_problem in postgres_relation_problems(catalog, live.relations, allow):
+        judge.add(relation_problem)
+    for name in reach.functions:
+        for routine in _pg_candidates(catalog, name, visible):
+            if _pg_routine_ok(catalog, allow, routine.oid):
+                continue
+            if name.schema is None and routine.builtin_twin and _pg_hidden(routine.schema, live.search_path):
+                continue
+            # A built-in overload exists and this one needs a value of a type the query cannot produce.
+            if name.schema is None and routine.builtin_name and any(absent(arg) for arg in routine.args):
+                continue
+            judge.add(_pg_routine_text(routine))
+    for attribute in reach.attributes:
+        if attribute in live.columns or attribute in reach.aliases:
+            continue
+        for routine in _pg_candidates(catalog, Name(None, attribute), visible):
+            if len(routine.args) != 1 or _pg_routine_ok(catalog, allow, routine.oid):
+                continue
+            if absent(routine.args[0]) or (
+                routine.builtin_twin and _pg_hidden(routine.schema, live.search_path)
+            ):
+                continue
+            judge.add(_pg_routine_text(routine) + f", called with attribute notation (x.{attribute})")
+    explicit = set(reach.operators)
+    for name in (*reach.operators, *(Name(None, symbol) for symbol in IMPLICIT_OPERATORS)):
+        for operator in _pg_operator_candidates(catalog, name, visible):
+            bad = [oid for oid in operator.procs if not _pg_routine_ok(catalog, allow, oid)]
+            if not bad:
+                continue
+            if name.schema is None:
+                if operator.builtin_twin and _pg_hidden(operator.schema, live.search_path):
+                    continue
+                only_untrusted = name in explicit and not operator.builtin_name
+                if not only_untrusted and any(absent(t) for t in (operator.left, operator.right) if t):
+                    continue
+            judge.add(f"operator {operator.signature} → " + _pg_routine_text(catalog.routines[bad[0]]))
+    for cast in catalog.casts:
+        if _pg_routine_ok(catalog, allow, cast.proc) or absent(cast.source):
+            continue
+        explicit_cast = cast.target in live.cast_targets
+        implicit_cast = cast.context in ("i", "a") and not absent(cast.target)
+        if explicit_cast or implicit_cast:
+            judge.add(f"{cast.signature} → " + _pg_routine_text(catalog.routines[cast.proc]))
+    for type_oid in sorted(live.cast_targets):
+        for hit in catalog.domain_hits.get(type_oid, ()):
+            problem = _pg_hit_problem(catalog, hit, allow)
+            if problem is not None:
+                judge.add(f"cast to domain {catalog.type_names.get(type_oid, type_oid)} → {problem}")
+    return judge.verdict()
+
+
+def _pg_candidates(catalog: PgCatalog, name: Name, visible: Sequence[str]) -> list[PgRoutine]:
+    routines = (catalog.routines[oid] for oid in catalog.routines_by_name.get(name.name, ()))
+    if name.schema is not None:
+        return [r for r in routines if r.schema == name.schema]
+    return [r for r in routines if r.schema in visible]
+
+
+def _pg_operator_candidates(catalog: PgCatalog, name: Name, visible: Sequence[str]) -> list[PgOperator]:
+    operators = (catalog.operators[oid] for oid in catalog.operators_by_symbol.get(name.name, ()))
+    if name.schema is not None:
+        return [o for o in operators if o.schema == name.schema]
+    return [o for o in operators if o.schema in visible]
+
+
+def _pg_hit_problem(catalog: PgCatalog, hit: PgHit, allow: AllowList) -> str | None:
+    """Describe a hit whose routine is untrusted, or None."""
+    via = f"{hit.via} → " if hit.via else ""  # a view's own definition needs no label
+    if hit.proc and not _pg_routine_ok(catalog, allow, hit.proc):
+        return via + _pg_routine_text(catalog.routines[hit.proc])
+    if hit.operator:
+        operator = catalog.operators.get(hit.operator)
+        if operator is not None:
+            bad = [oid for oid in operator.procs if not _pg_routine_ok(catalog, allow, oid)]
+            if bad:
+                return f"{via}operator {operator.signature} → " + _pg_routine_text(catalog.routines[bad[0]])
+    return None
+
+
+_PG_KINDS: Final = {
+    "r": "table",
+    "p": "partitioned table",
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+}
+
+
+def postgres_relation_problems(
+    catalog: PgCatalog, relations: Iterable[int | None], allow: AllowList
+) -> list[str]:
+    """Return why reading these relations reaches untrusted routines (at most MAX_PROBLEMS), or []."""
+    judge = _Judge()
+    queue: deque[tuple[int, str]] = deque((oid, "") for oid in relations if oid is not None)
+    seen: set[int] = set()
+    while queue and not judge.full:
+        oid, path = queue.popleft()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        relation = catalog.relations.get(oid)
+        if relation is None:
+            continue  # nothing evaluated at plan time, and nothing to expand
+        here = f"{path}{_PG_KINDS.get(relation.kind, 'relation')} {relation.schema}.{relation.name} → "
+        for hit in relation.hits:
+            problem = _pg_hit_problem(catalog, hit, allow)
+            if problem is not None:
+                judge.add(here + problem)
+        # A view is expanded into the query (a materialized view is read like a table).
+        if relation.kind == "v":
+            queue.extend((child, here) for child in relation.reads)
+        queue.extend((child, here) for child in relation.children)
+    return judge.problems
+
+
+# --- MySQL / MariaDB -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MyView:
+    """A view: what its definition calls and reads (None: the definition is hidden from the service)."""
+
+    schema: str
+    name: str
+    functions: tuple[Name, ...] | None
+    relations: tuple[Name, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MyCatalog:
+    """Stored functions, UDFs and views, valid while the definitions fingerprint stays the same."""
+
+    fingerprint: str
+    functions: Mapping[tuple[str, str], str]  # (schema, lower-case name) → "schema.name"
+    udfs: frozenset[str] | None  # lower-case names; None when mysql.func is not readable
+    keywords: frozenset[str]  # upper-case words the server's grammar knows (not callable as UDFs)
+    builtins: frozenset[str]  # upper-case built-in function names (resolved before UDFs and stored ones)
+    builtins_quoted: frozenset[str]  # those resolved as built-ins even when written in backquotes
+    views: Mapping[tuple[str, str], MyView]
+    fold_table_case: bool = False  # lower_case_table_names != 0
+
+
+@dataclass(frozen=True, slots=True)
+class MyLive:
+    """Facts read in the EXPLAIN's own transaction (never cached)."""
+
+    fingerprint: str
+    database: str | None  # DATABASE(): where unqualified names are looked up
+
+
+def _my_key(catalog: MyCatalog, schema: str, name: str) -> tuple[str, str]:
+    return (schema.lower(), name.lower()) if catalog.fold_table_case else (schema, name)
+
+
+def _my_function_problem(
+    catalog: MyCatalog, name: Name, database: str | None, allow: AllowList
+) -> str | None:
+    word = name.name.upper()
+    if name.schema is None and word in (catalog.builtins_quoted if name.quoted else catalog.builtins):
+        return None  # the server resolves a built-in before any UDF or stored function
+    schema = name.schema or database
+    if schema is not None:
+        stored = catalog.functions.get((schema, name.name.lower()))
+        if stored is not None:
+            if allow.permits(schema, name.name):
+                return None
+            return f"stored function {stored}() (not in the profile's preflight.allow_functions)"
+    if name.schema is not None:
+        return None  # a qualified name is only ever a stored function
+    lowered = name.name.lower()
+    if catalog.udfs is not None:
+        if lowered in catalog.udfs and not allow.permits("udf", lowered):
+            return f"loadable function (UDF) {lowered}() (not in the profile's preflight.allow_functions)"
+        return None
+    if word in catalog.keywords and not name.quoted:
+        return None  # grammar, not a call: IN (...), VALUES (...), OVER (...)
+    if allow.permits("udf", lowered):
+        return None
+    return (
+        f"function {name.name}() is not a built-in of this server and may be a loadable UDF "
+        "(the service cannot read mysql.func to tell; see docs/SECURITY.md)"
+    )
+
+
+def judge_mysql(reach: Reach, catalog: MyCatalog, live: MyLive, allow: AllowList) -> str | None:
+    """Return why a query reaches a stored function or UDF (naming it and the path to it), or None."""
+    judge = _Judge()
+    for name in reach.functions:
+        problem = _my_function_problem(catalog, name, live.database, allow)
+        if problem is not None:
+            judge.add(problem)
+    for problem in mysql_relation_problems(catalog, reach.relations, live.database, allow):
+        judge.add(problem)
+    return judge.verdict()
+
+
+def mysql_relation_problems(
+    catalog: MyCatalog, relations: Iterable[Name], database: str | None, allow: AllowList
+) -> list[str]:
+    """Return why reading these relations reaches stored functions or UDFs (through views), or []."""
+    judge = _Judge()
+    queue: deque[tuple[Name, str | None, str]] = deque((name, database, "") for name in relations)
+    seen: set[tuple[str, str]] = set()
+    while queue and not judge.full:
+        name, default_schema, path = queue.popleft()
+        schema = name.schema or default_schema
+        if schema is None:
+            continue
+        key = _my_key(catalog, schema, name.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        view = catalog.views.get(key)
+        if view is None:
+            continue  # a base table: MySQL evaluates no stored routine to plan reading one
+        here = f"{path}view {view.schema}.{view.name} → "
+        if view.functions is None:
+            judge.add(
+                f"{here}its definition is hidden from the service's database user, so what it calls "
+                "cannot be checked (grant SHOW VIEW; see docs/SECURITY.md)"
+            )
+            continue
+        for function in view.functions:
+            problem = _my_function_problem(catalog, function, view.schema, allow)
+            if problem is not None:
+                judge.add(here + problem)
+        queue.extend((relation, view.schema, here) for relation in view.relations)
+    return judge.problems

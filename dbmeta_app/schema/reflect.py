@@ -1,0 +1,323 @@
+"""Bulk reflection of a database into a Snapshot: catalog queries where they are faster, SQLAlchemy otherwise.
+
+Every path reads the whole schema in a fixed number of queries (never one per table):
+PostgreSQL and MySQL/MariaDB read their catalogs directly; any other dialect (SQLite included)
+goes through SQLAlchemy 2's bulk ``Inspector.get_multi_*`` API, one call per schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy.exc import NoSuchTableError
+
+from dbmeta_app.schema.models import Column, ForeignKey, Table, qualified_name
+
+log = logging.getLogger(__name__)
+
+SYSTEM_SCHEMAS = {
+    "postgresql": {"pg_catalog", "information_schema", "pg_toast"},
+    "mysql": {"mysql", "information_schema", "performance_schema", "sys"},
+    "mariadb": {"mysql", "information_schema", "performance_schema", "sys"},
+}
+
+_PG_TYPE_ABBREV = (
+    ("character varying", "varchar"),
+    ("timestamp without time zone", "timestamp"),
+    ("timestamp with time zone", "timestamptz"),
+    ("time without time zone", "time"),
+    ("time with time zone", "timetz"),
+    ("double precision", "double"),
+    ("character", "char"),
+)
+
+
+def short_type(type_name: str) -> str:
+    """Shorten verbose catalog type names (``character varying(20)`` → ``varchar(20)``)."""
+    lowered = type_name.strip()
+    for long, short in _PG_TYPE_ABBREV:
+        if lowered.startswith(long):
+            return short + lowered[len(long) :]
+    return lowered
+
+
+def _schema_filter(schema: str, dialect: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    if include:
+        return schema in include
+    if schema in exclude or schema in SYSTEM_SCHEMAS.get(dialect, set()):
+        return False
+    return not (schema.startswith("pg_temp_") or schema.startswith("pg_toast_temp_"))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_PG_SCHEMA_WHERE = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    AND (cardinality(CAST(:include AS text[])) = 0 OR n.nspname = ANY(CAST(:include AS text[])))
+    AND NOT (n.nspname = ANY(CAST(:exclude AS text[])))
+"""
+
+_PG_TABLES = f"""
+SELECT c.oid, n.nspname, c.relname, c.relkind, d.description
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_description d
+  ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_SCHEMA_WHERE}
+"""
+
+_PG_COLUMNS = f"""
+SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_description d
+  ON d.objoid = a.attrelid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
+WHERE a.attnum > 0 AND NOT a.attisdropped
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_SCHEMA_WHERE}
+ORDER BY a.attrelid, a.attnum
+"""
+
+_PG_CONSTRAINTS = f"""
+SELECT con.conrelid, con.contype, con.conname,
+  ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i),
+  fn.nspname, fc.relname,
+  ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i)
+FROM pg_catalog.pg_constraint con
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
+LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE con.contype IN ('p', 'f') AND {_PG_SCHEMA_WHERE}
+ORDER BY con.conrelid, con.conname
+"""
+
+_PG_KINDS = {"r": "table", "p": "table", "f": "table", "v": "view", "m": "materialized_view"}
+
+
+def _reflect_postgresql(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
+    params = {"include": list(include), "exclude": list(exclude)}
+    tables: dict[int, dict[str, Any]] = {}
+    for oid, schema, name, relkind, comment in conn.execute(sa.text(_PG_TABLES), params):
+        tables[oid] = {"schema": schema, "name": name, "kind": _PG_KINDS[relkind], "comment": comment}
+    columns: dict[int, list[tuple[str, str, bool, str | None]]] = defaultdict(list)
+    for relid, col, type_name, notnull, comment in conn.execute(sa.text(_PG_COLUMNS), params):
+        columns[relid].append((col, short_type(type_name), not notnull, comment))
+    pks: dict[int, tuple[str, ...]] = {}
+    fks: dict[int, list[ForeignKey]] = defaultdict(list)
+    for relid, contype, conname, cols, ref_schema, ref_table, ref_cols in conn.execute(
+        sa.text(_PG_CONSTRAINTS), params
+    ):
+        if contype == "p":
+            pks[relid] = tuple(cols)
+        else:
+            fks[relid].append(
+                ForeignKey(
+                    columns=tuple(cols),
+                    ref_table=qualified_name(ref_schema, ref_table),
+                    ref_columns=tuple(ref_cols),
+                    name=conname,
+                )
+            )
+    out = []
+    for oid, info in tables.items():
+        pk = pks.get(oid, ())
+        pk_set = set(pk)
+        cols = tuple(
+            Column(name=c, type=t, nullable=nullable, primary_key=c in pk_set, comment=comment)
+            for c, t, nullable, comment in columns.get(oid, ())
+        )
+        out.append(
+            Table(
+                schema=info["schema"],
+                name=info["name"],
+                kind=info["kind"],
+                columns=cols,
+                primary_key=pk,
+                foreign_keys=tuple(fks.get(oid, ())),
+                comment=info["comment"] or None,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- MySQL / MariaDB
+
+_MY_SCHEMA_WHERE = """
+    {alias}.TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
+"""
+
+
+def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
+    def where(alias: str) -> str:
+        return _MY_SCHEMA_WHERE.format(alias=alias)
+
+    tables: dict[tuple[str, str], dict[str, Any]] = {}
+    for schema, name, ttype, comment in conn.execute(
+        sa.text(
+            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.TABLE_TYPE, t.TABLE_COMMENT "
+            f"FROM information_schema.TABLES t WHERE {where('t')}"
+        )
+    ):
+        if not _schema_filter(schema, "mysql", include, exclude):
+            continue
+        kind = "view" if ttype == "VIEW" else "table"
+        # MySQL puts a placeholder comment on views.
+        text = comment if comment and comment != "VIEW" else None
+        tables[(schema, name)] = {"kind": kind, "comment": text}
+    columns: dict[tuple[str, str], list[tuple[str, str, bool, str | None]]] = defaultdict(list)
+    for schema, name, col, ctype, nullable, comment in conn.execute(
+        sa.text(
+            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_COMMENT "
+            f"FROM information_schema.COLUMNS c WHERE {where('c')} "
+            "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
+        )
+    ):
+        if (schema, name) in tables:
+            columns[(schema, name)].append((col, str(ctype), nullable == "YES", comment or None))
+    pks: dict[tuple[str, str], list[str]] = defaultdict(list)
+    fk_parts: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = defaultdict(list)
+    for schema, name, cname, col, ref_schema, ref_table, ref_col in conn.execute(
+        sa.text(
+            "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, "
+            "k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME "
+            f"FROM information_schema.KEY_COLUMN_USAGE k WHERE {where('k')} "
+            "AND (k.CONSTRAINT_NAME = 'PRIMARY' OR k.REFERENCED_TABLE_NAME IS NOT NULL) "
+            "ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+        )
+    ):
+        if (schema, name) not in tables:
+            continue
+        if cname == "PRIMARY":
+            pks[(schema, name)].append(col)
+        else:
+            fk_parts[(schema, name, cname)].append((col, ref_schema, ref_table, ref_col))
+    fks: dict[tuple[str, str], list[ForeignKey]] = defaultdict(list)
+    for (schema, name, cname), parts in fk_parts.items():
+        fks[(schema, name)].append(
+            ForeignKey(
+                columns=tuple(p[0] for p in parts),
+                ref_table=qualified_name(parts[0][1], parts[0][2]),
+                ref_columns=tuple(p[3] for p in parts),
+                name=cname,
+            )
+        )
+    out = []
+    for (schema, name), info in tables.items():
+        pk = tuple(pks.get((schema, name), ()))
+        cols = tuple(
+            Column(name=c, type=t, nullable=n, primary_key=c in pk, comment=cm)
+            for c, t, n, cm in columns.get((schema, name), ())
+        )
+        out.append(
+            Table(
+                schema=schema,
+                name=name,
+                kind=info["kind"],
+                columns=cols,
+                primary_key=pk,
+                foreign_keys=tuple(fks.get((schema, name), ())),
+                comment=info["comment"],
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- generic (SQLAlchemy)
+
+
+def _type_text(type_: Any, dialect: sa.Dialect) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:  # noqa: BLE001 - an exotic type must not fail the whole reflection
+        return type(type_).__name__
+
+
+def _reflect_generic(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
+    insp: Inspector = sa.inspect(conn)
+    dialect = conn.dialect.name
+    schemas = [s for s in insp.get_schema_names() if _schema_filter(s, dialect, include, exclude)]
+    default_schema = insp.default_schema_name
+    out: list[Table] = []
+    for schema in schemas:
+        # SQLite's main schema keeps bare names; everything else is qualified.
+        key_schema = None if dialect == "sqlite" and schema == (default_schema or "main") else schema
+        kind = sa.engine.reflection.ObjectKind.ANY
+        arg_schema = None if schema == default_schema else schema
+        columns = insp.get_multi_columns(schema=arg_schema, kind=kind)
+        pks = insp.get_multi_pk_constraint(schema=arg_schema, kind=kind)
+        fks = insp.get_multi_foreign_keys(schema=arg_schema, kind=kind)
+        try:
+            comments = insp.get_multi_table_comment(schema=arg_schema, kind=kind)
+        except NotImplementedError:
+            comments = {}
+        views = set(insp.get_view_names(schema=arg_schema))
+        for (_, name), cols in columns.items():
+            pk_info: Any = pks.get((arg_schema, name)) or {}
+            pk_cols = tuple(pk_info.get("constrained_columns") or ())
+            fk_list = []
+            for fk in fks.get((arg_schema, name), ()):
+                ref_schema = fk.get("referred_schema")
+                if ref_schema is None or ref_schema == default_schema:
+                    ref_schema = key_schema if dialect == "sqlite" else (ref_schema or schema)
+                fk_list.append(
+                    ForeignKey(
+                        columns=tuple(fk["constrained_columns"]),
+                        ref_table=qualified_name(ref_schema, fk["referred_table"]),
+                        ref_columns=tuple(fk["referred_columns"]),
+                        name=fk.get("name"),
+                    )
+                )
+            comment_info: Any = comments.get((arg_schema, name)) or {}
+            comment = comment_info.get("text")
+            out.append(
+                Table(
+                    schema=key_schema,
+                    name=name,
+                    kind="view" if name in views else "table",
+                    columns=tuple(
+                        Column(
+                            name=c["name"],
+                            type=_type_text(c["type"], conn.dialect),
+                            nullable=bool(c.get("nullable", True)),
+                            primary_key=c["name"] in pk_cols,
+                            comment=c.get("comment") or None,
+                        )
+                        for c in cols
+                    ),
+                    primary_key=pk_cols,
+                    foreign_keys=tuple(fk_list),
+                    comment=comment or None,
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+_REFLECTORS = {
+    "postgresql": _reflect_postgresql,
+    "mysql": _reflect_mysql,
+    "mariadb": _reflect_mysql,
+}
+
+
+def reflect_tables(
+    engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
+) -> list[Table]:
+    """Read every table and view of every non-system schema, in bulk."""
+    reflector = _REFLECTORS.get(engine.dialect.name, _reflect_generic)
+    with engine.connect() as conn:
+        try:
+            return reflector(conn, list(include_schemas), list(exclude_schemas))
+        except NoSuchTableError:  # a table dropped while reading: read again once
+            return reflector(conn, list(include_schemas), list(exclude_schemas))

@@ -1,0 +1,170 @@
+"""Snapshot → prompt text. Pure functions: no I/O, deterministic output for the same input.
+
+The text is compact and reads like a schema an engineer would write on a whiteboard:
+
+    # sales.orders — One row per customer order.
+    order_id integer PK
+    customer_id integer NOT NULL → sales.customers.customer_id — Who placed the order
+    status varchar(20) — Fulfilment status; e.g. pending, shipped
+    sample rows (CSV):
+    order_id,customer_id,status
+    1,17,shipped
+
+Identifiers are shown exactly as they must be written in SQL for the dialect (quoted when needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+
+from dbmeta_app.schema.models import Column, Snapshot, Table
+
+_PLAIN = {
+    # unquoted identifiers fold to lower case in PostgreSQL, so anything else needs quotes there
+    "postgresql": re.compile(r"^[a-z_][a-z0-9_$]*$"),
+    "mysql": re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$"),
+    "mariadb": re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$"),
+}
+_DEFAULT_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED = frozenset(
+    """
+    all and any as asc between by case check column constraint create
+    cross current_date current_time default delete desc distinct drop else end except exists
+    false fetch for foreign from full grant group having in inner insert
+    intersect into is join key leading left like limit natural not null
+    offset on or order outer primary references right select table then to
+    true union unique update user using values when where window with
+    """.split()
+)
+MAX_EXAMPLES_SHOWN = 5
+
+
+def quote_ident(name: str, dialect: str) -> str:
+    """Quote an identifier for the dialect when it is not a plain, non-reserved name."""
+    plain = _PLAIN.get(dialect, _DEFAULT_PLAIN)
+    if plain.match(name) and name.lower() not in _RESERVED:
+        return name
+    if dialect in ("mysql", "mariadb"):
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_table(key: str, table: Table | None, dialect: str) -> str:
+    """Render a table key (schema.table) as it is written in SQL."""
+    if table is not None:
+        parts = [table.schema, table.name] if table.schema else [table.name]
+    else:
+        parts = key.split(".", 1) if "." in key else [key]
+    return ".".join(quote_ident(p, dialect) for p in parts if p is not None)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
+    parts = [quote_ident(col.name, dialect), col.type]
+    if col.primary_key:
+        parts.append("PK")
+    elif not col.nullable:
+        parts.append("NOT NULL")
+    target = fk_targets.get(col.name)
+    if target:
+        parts.append(f"→ {target}")
+    line = " ".join(parts)
+    notes = []
+    if col.text:
+        notes.append(_one_line(col.text))
+    if col.examples:
+        notes.append("e.g. " + ", ".join(_one_line(e) for e in col.examples[:MAX_EXAMPLES_SHOWN]))
+    if notes:
+        line += " — " + "; ".join(notes)
+    return line
+
+
+def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) -> str:
+    """Render one table (name, description, columns with PK/FK markers, optional CSV sample rows)."""
+    dialect = snapshot.dialect
+    header = "# " + quote_table(table.key, table, dialect)
+    if table.kind != "table":
+        header += f" ({table.kind.replace('_', ' ')})"
+    if table.text:
+        header += " — " + _one_line(table.text)
+    lines = [header]
+    single: dict[str, str] = {}
+    composite: list[str] = []
+    for fk in table.foreign_keys:
+        ref = quote_table(fk.ref_table, snapshot.tables.get(fk.ref_table), dialect)
+        if len(fk.columns) == 1:
+            single[fk.columns[0]] = f"{ref}.{quote_ident(fk.ref_columns[0], dialect)}"
+        else:
+            cols = ", ".join(quote_ident(c, dialect) for c in fk.columns)
+            refs = ", ".join(quote_ident(c, dialect) for c in fk.ref_columns)
+            composite.append(f"FK ({cols}) → {ref} ({refs})")
+    lines.extend(_column_line(c, single, dialect) for c in table.columns)
+    if len(table.primary_key) > 1:
+        lines.append("PK (" + ", ".join(quote_ident(c, dialect) for c in table.primary_key) + ")")
+    lines.extend(composite)
+    if with_samples and table.sample_rows:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([c.name for c in table.columns])
+        for row in table.sample_rows:
+            writer.writerow(["" if v is None else v for v in row])
+        lines.append("sample rows (CSV):")
+        lines.append(buf.getvalue().rstrip("\n"))
+    return "\n".join(lines)
+
+
+def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_samples: bool = True) -> str:
+    """Render the given tables of the snapshot (all of them, in key order, when tables is None)."""
+    keys: Iterable[str] = snapshot.tables.keys() if tables is None else tables
+    blocks = [render_table(snapshot.tables[k], snapshot, with_samples) for k in keys if k in snapshot.tables]
+    return "\n\n".join(blocks)
+
+
+class NameIndex:
+    """Lookups from the names people and LLMs write to a snapshot's keys (build once per snapshot)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.keys = snapshot.tables
+        self.lowered: dict[str, str] = {}
+        self.bare: dict[str, list[str]] = {}
+        for table_key, table in snapshot.tables.items():
+            self.lowered.setdefault(table_key.lower(), table_key)
+            self.bare.setdefault(table.name.lower(), []).append(table_key)
+
+    def resolve(self, name: str) -> str | None:
+        """Return the key for one name: exact, case-insensitive, or a unique bare name (else None)."""
+        name = name.strip()
+        if name in self.keys:
+            return name
+        key = self.lowered.get(name.lower())
+        if key is None:
+            # "main.orders" for SQLite's bare keys, or a bare name for a qualified key
+            tail = name.rsplit(".", 1)[-1].strip('"`').lower()
+            candidates = self.bare.get(tail, [])
+            key = candidates[0] if len(candidates) == 1 else None
+        return key
+
+
+def resolve_table_names(
+    snapshot: Snapshot, names: Iterable[str], index: NameIndex | None = None
+) -> tuple[list[str], list[str]]:
+    """Map requested names to snapshot keys (exact, case-insensitive, or a unique bare name).
+
+    Returns (resolved keys in request order without duplicates, names that matched nothing).
+    """
+    index = index or NameIndex(snapshot)
+    resolved: list[str] = []
+    unknown: list[str] = []
+    for raw in names:
+        key = index.resolve(raw)
+        if key is None:
+            unknown.append(raw)
+        elif key not in resolved:
+            resolved.append(key)
+    return resolved, unknown

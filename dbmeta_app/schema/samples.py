@@ -1,0 +1,296 @@
+"""Sample rows of a profile's tables: read only where reading runs nothing, bounded in time, size and number.
+
+Reading a view runs its query, and the functions it calls, with whatever effects they have; a foreign table
+reaches another server (or, with file_fdw's ``program``, runs a command); a MariaDB CONNECT or FEDERATED
+table reads files or other servers. So rows are read only from:
+
+- base tables, confirmed against the live catalog at read time (a snapshot may be stale, and SQLAlchemy's
+  reflection calls a foreign table a table): PostgreSQL ``relkind`` r/p, MySQL/MariaDB ``BASE TABLE`` with a
+  storage engine that keeps its own data, SQLite ``sqlite_master`` tables that are not virtual;
+- views (and materialised views) the profile allow-lists (``preflight: {sample_views: [...]}``);
+- and, of those, what a relation policy check does not refuse (:data:`RelationCheck`, called once per table
+  set: e.g. tables with row-level security policies, whose expressions run on every read).
+
+Each read runs in the same read-only, time-boxed, rolled-back and reset session as a preflight EXPLAIN
+(:mod:`dbmeta_app.preflight.session`), on the profile's preflight pool, inside one slot of its concurrency bound.
+Values are cut on the server (the first characters of their text, a byte count for binary values), so a
+table of 100 MB documents costs a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from dbmeta_app.errors import BusyError
+from dbmeta_app.preflight.admission import Admission
+from dbmeta_app.preflight.session import SessionRefused, read_only_session
+from dbmeta_app.schema.models import Table
+from dbmeta_app.scrub import scrub
+
+__all__ = ["SAMPLE_VALUE_MAX", "RelationCheck", "SamplePolicy", "sample_rows", "sampleable"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_VALUE_MAX: Final = 60
+SAMPLE_TIMEOUT_MS: Final = 2_000
+
+#: Given a connection (in a read-only session) and the tables about to be read, return those whose rows must
+#: not be read, each with the reason (e.g. row-level security policies, virtual generated columns).
+RelationCheck = Callable[[Connection, Sequence[Table]], Mapping[str, str]]
+
+# Storage engines that keep their own data: anything else (CONNECT, FEDERATED, SPIDER, ...) reads files or
+# other servers when read.
+_MYSQL_LOCAL_ENGINES: Final = frozenset(
+    {
+        "innodb",
+        "myisam",
+        "aria",
+        "memory",
+        "heap",
+        "archive",
+        "columnstore",
+        "rocksdb",
+        "tokudb",
+        "mrg_myisam",
+    }
+)
+_MYSQL_BINARY_TYPES: Final = (
+    "blob",
+    "tinyblob",
+    "mediumblob",
+    "longblob",
+    "binary",
+    "varbinary",
+    "bit",
+    "geometry",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplePolicy:
+    """How a profile's sample rows may be read."""
+
+    timeout_ms: int = SAMPLE_TIMEOUT_MS
+    allowed_views: tuple[str, ...] = ()
+    admission: Admission | None = None
+    retry_after: int = 1
+    relation_check: RelationCheck | None = None
+
+
+def sample_rows(
+    engine: Engine, tables: Iterable[Table], limit: int, policy: SamplePolicy | None = None
+) -> dict[str, tuple[tuple[str | None, ...], ...]]:
+    """Read up to ``limit`` rows of each table the policy allows (values cut); a table that fails is skipped.
+
+    Raises :class:`~dbmeta_app.errors.BusyError` when the profile's concurrency bound has no slot in time.
+    """
+    rules = policy or SamplePolicy()
+    candidates = [
+        t for t in tables if t.columns and (t.kind == "table" or _allowed_view(t, rules.allowed_views))
+    ]
+    if not candidates or limit <= 0:
+        return {}
+    with _slot(rules):
+        try:
+            readable = _readable(engine, candidates, rules)
+        except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:
+            log.warning(
+                "No sample rows: the catalog could not be read (%s: %s)", type(exc).__name__, _why(exc)
+            )
+            return {}
+    out: dict[str, tuple[tuple[str | None, ...], ...]] = {}
+    for table in readable:
+        with _slot(rules):
+            rows = _read(engine, table, limit, rules.timeout_ms)
+        if rows is not None:
+            out[table.key] = rows
+    return out
+
+
+def sampleable(engine: Engine, tables: Iterable[Table], policy: SamplePolicy | None = None) -> list[Table]:
+    """Return the tables whose rows :func:`sample_rows` would read."""
+    rules = policy or SamplePolicy()
+    candidates = [
+        t for t in tables if t.columns and (t.kind == "table" or _allowed_view(t, rules.allowed_views))
+    ]
+    return _readable(engine, candidates, rules) if candidates else []
+
+
+class _Slot:
+    """A slot of the profile's concurrency bound for the length of a with-block (none: no bound)."""
+
+    def __init__(self, rules: SamplePolicy) -> None:
+        self.rules = rules
+        self.held = False
+
+    def __enter__(self) -> None:
+        admission = self.rules.admission
+        if admission is None:
+            return
+        if not admission.enter_blocking():
+            raise BusyError(
+                "busy: the profile's database work is at its bound (preflight.concurrency); "
+                f"sample rows not read, retry in {self.rules.retry_after} s",
+                retry_after=self.rules.retry_after,
+            )
+        self.held = True
+
+    def __exit__(self, *_: object) -> None:
+        if self.held and self.rules.admission is not None:
+            self.rules.admission.release()
+
+
+def _slot(rules: SamplePolicy) -> _Slot:
+    return _Slot(rules)
+
+
+def _allowed_view(table: Table, allowed: Sequence[str]) -> bool:
+    return table.kind in ("view", "materialized_view") and (table.key in allowed or table.name in allowed)
+
+
+def _why(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0][:300] if str(orig).strip() else ""
+    return scrub(text)
+
+
+def _readable(engine: Engine, candidates: list[Table], rules: SamplePolicy) -> list[Table]:
+    """Keep the candidates the live catalog confirms and the relation check does not refuse."""
+    with read_only_session(engine, rules.timeout_ms) as session:
+        kinds = _live_kinds(session.conn, candidates)
+        confirmed = [
+            t
+            for t in candidates
+            if kinds.get(t.key) == "table"
+            or (kinds.get(t.key) == "view" and _allowed_view(t, rules.allowed_views))
+        ]
+        refused = (
+            dict(rules.relation_check(session.conn, confirmed)) if rules.relation_check and confirmed else {}
+        )
+    confirmed_keys = {t.key for t in confirmed}
+    for table in candidates:
+        if table.key in refused:
+            log.info("No sample rows for %s: %s", table.key, refused[table.key])
+        elif table.key not in confirmed_keys:
+            log.info(
+                "No sample rows for %s: not a base table with local data (%s)",
+                table.key,
+                kinds.get(table.key),
+            )
+    return [t for t in confirmed if t.key not in refused]
+
+
+def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
+    """Ask the catalog what each table is now: "table" (readable), "view", or something else."""
+    dialect = conn.dialect.name
+    schemas = sorted({t.schema for t in tables if t.schema is not None})
+    wanted = {t.key for t in tables}
+    out: dict[str, str] = {}
+    if dialect == "postgresql":
+        rows = conn.execute(
+            sa.text(
+                "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = ANY(CAST(:schemas AS text[]))"
+            ),
+            {"schemas": schemas},
+        )
+        for schema, name, relkind in rows:
+            kind = {"r": "table", "p": "table", "v": "view", "m": "view", "f": "foreign table"}.get(
+                relkind, relkind
+            )
+            out[f"{schema}.{name}"] = kind
+    elif dialect in ("mysql", "mariadb"):
+        rows = conn.execute(
+            sa.text(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA IN :schemas"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": schemas or [""]},
+        )
+        for schema, name, table_type, engine in rows:
+            if table_type == "VIEW":
+                kind = "view"
+            elif table_type == "BASE TABLE" and str(engine or "").lower() in _MYSQL_LOCAL_ENGINES:
+                kind = "table"
+            else:
+                kind = f"{str(table_type).lower()} ({engine})"
+            out[f"{schema}.{name}"] = kind
+    elif dialect == "sqlite":
+        for schema in [None, *schemas]:
+            master = (
+                "sqlite_master"
+                if schema is None
+                else f'"{schema.replace(chr(34), chr(34) * 2)}".sqlite_master'
+            )
+            for name, kind, sql in conn.exec_driver_sql(f"SELECT name, type, sql FROM {master}"):
+                virtual = kind == "table" and str(sql or "").upper().startswith("CREATE VIRTUAL")
+                key = name if schema is None else f"{schema}.{name}"
+                out[key] = "virtual table" if virtual else str(kind)
+    else:
+        # No catalog query for this dialect: trust the snapshot's kinds (views only when allow-listed).
+        out = {t.key: ("table" if t.kind == "table" else "view") for t in tables}
+    return {key: kind for key, kind in out.items() if key in wanted}
+
+
+def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
+    """Cut a value on the server: its first characters as text, or its size when binary."""
+    lowered = type_name.lower()
+    if dialect == "postgresql":
+        if lowered.startswith("bytea"):
+            return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
+        return sa.func.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
+    if dialect in ("mysql", "mariadb"):
+        if lowered.startswith(_MYSQL_BINARY_TYPES):
+            return sa.func.concat("<", sa.func.octet_length(column), " bytes>")
+        return sa.func.left(column, SAMPLE_VALUE_MAX + 1)
+    if dialect == "sqlite":
+        return sa.case(
+            (
+                sa.func.typeof(column) == "blob",
+                sa.literal("<") + sa.func.length(column) + sa.literal(" bytes>"),
+            ),
+            else_=sa.func.substr(column, 1, SAMPLE_VALUE_MAX + 1),
+        )
+    return column
+
+
+def _statement(table: Table, limit: int, dialect: sa.Dialect) -> str:
+    # SQLAlchemy quotes every identifier and renders LIMIT in the dialect's own syntax (TOP, FETCH FIRST…).
+    source = sa.table(table.name, *[sa.column(c.name) for c in table.columns], schema=table.schema)
+    values = [
+        _value_expression(source.c[c.name], c.type, dialect.name).label(f"c{i}")
+        for i, c in enumerate(table.columns)
+    ]
+    statement = sa.select(*values).select_from(source).limit(limit)
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _read(
+    engine: Engine, table: Table, limit: int, timeout_ms: int
+) -> tuple[tuple[str | None, ...], ...] | None:
+    try:
+        sql = _statement(table, limit, engine.dialect)
+        with read_only_session(engine, timeout_ms) as session:
+            rows = session.run(sql).fetchmany(limit)
+    except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:
+        log.info("No sample rows for %s: %s: %s", table.key, type(exc).__name__, _why(exc))
+        return None
+    return tuple(tuple(_truncate(v) for v in row) for row in rows)
+
+
+def _truncate(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(bytes(value))} bytes>"
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= SAMPLE_VALUE_MAX else text[: SAMPLE_VALUE_MAX - 1] + "…"

@@ -1,0 +1,321 @@
+"""The complexity budget: plan bombs are refused with `limit` before they reach a database, real
+analytical SQL stays accepted, and qualified column names are never read as calls."""
+
+from __future__ import annotations
+
+import time
+
+import pglast
+import pytest
+import sqlglot
+
+from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot
+from dbmeta_app.preflight.guard import LIMIT, SQL, UNSAFE, MySQLFamily, check_sql
+
+DIALECTS = ("postgresql", "mysql", "sqlite")
+
+
+def cte_chain(links: int, refs: int = 2, materialized: str = "NOT MATERIALIZED") -> str:
+    """`links` CTEs, each reading the previous one `refs` times: 2**links copies once inlined."""
+    parts = [f"c0 AS {materialized} (SELECT 1 AS x)"]
+    for i in range(1, links):
+        sources = ", ".join(f"c{i - 1} t{j}" for j in range(refs))
+        parts.append(f"c{i} AS {materialized} (SELECT t0.x FROM {sources})")
+    return "WITH " + ", ".join(parts) + f" SELECT * FROM c{links - 1}"
+
+
+def union_all(branches: int) -> str:
+    return " UNION ALL ".join(f"SELECT id, amount FROM orders WHERE status = 's{i}'" for i in range(branches))
+
+
+def long_expression(terms: int) -> str:
+    return "SELECT " + " + ".join(f"amount * {i}" for i in range(terms)) + " AS total FROM orders"
+
+
+def for_dialect(sql: str, dialect: str) -> str:
+    # MySQL has no [NOT] MATERIALIZED on CTEs: it is taken as inlined everywhere (the stricter reading).
+    return sql.replace(" NOT MATERIALIZED", "").replace(" MATERIALIZED", "") if dialect == "mysql" else sql
+
+
+# --- bombs -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("links", [12, 18, 22, 30])
+def test_chained_ctes_that_double_when_inlined_are_refused_with_limit(dialect: str, links: int) -> None:
+    started = time.perf_counter()
+    verdict = check_sql(for_dialect(cte_chain(links), dialect), dialect)
+    assert time.perf_counter() - started < 1.0  # measured on the parse tree, never expanded
+    assert not verdict.ok and verdict.kind == LIMIT and verdict.statement is None
+    assert (
+        verdict.reason is not None and "over the limit" in verdict.reason and "preflight." in verdict.reason
+    )
+
+
+def test_the_limit_verdict_says_which_measure_and_by_how_much() -> None:
+    verdict = check_sql(cte_chain(12), "postgresql")
+    assert verdict.measures is not None and verdict.measures.relations == 4095
+    assert verdict.reason is not None
+    assert "4,095 range-table entries" in verdict.reason and "2,000" in verdict.reason
+    assert "2.0x" in verdict.reason and "preflight.max_relations" in verdict.reason
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_materialised_ctes_are_planned_once_and_stay_small(dialect: str) -> None:
+    # Referenced twice without NOT MATERIALIZED: PostgreSQL and SQLite materialise each CTE once.
+    for sql in (cte_chain(30, materialized=""), cte_chain(30, materialized="MATERIALIZED")):
+        verdict = check_sql(sql.replace(" AS  (", " AS ("), dialect)
+        assert verdict.ok, verdict.reason
+        assert verdict.measures is not None and verdict.measures.relations < 100
+
+
+def test_mysql_counts_every_cte_reference_as_inlined() -> None:
+    assert check_sql(cte_chain(8, materialized=""), "mysql").ok
+    verdict = check_sql(cte_chain(12, materialized="").replace(" AS  (", " AS ("), "mysql")
+    assert not verdict.ok and verdict.kind == LIMIT
+
+
+def test_a_cte_referenced_once_is_counted_once_even_inside_a_copied_one() -> None:
+    # b is referenced once (inlined), inside a, which is NOT MATERIALIZED and referenced 3 times.
+    sql = (
+        "WITH b AS (SELECT id FROM orders), a AS NOT MATERIALIZED (SELECT * FROM b) "
+        "SELECT * FROM a x, a y, a z"
+    )
+    single = measure_postgres(
+        pglast.parse_sql("SELECT * FROM (SELECT * FROM (SELECT id FROM orders) b) x")[0].stmt
+    )
+    measures = measure_postgres(pglast.parse_sql(sql)[0].stmt)
+    assert measures.relations == 3 * single.relations
+
+
+def test_a_shadowed_cte_name_resolves_to_the_cte_in_scope() -> None:
+    # Inside `inner`, `bomb` is not yet the later sibling: it is the outer, doubled-up CTE.
+    bomb = cte_chain(12)[len("WITH ") :].split(" SELECT * FROM c11")[0]
+    sql = (
+        f"WITH {bomb}, bomb AS NOT MATERIALIZED (SELECT * FROM c11) "
+        "SELECT * FROM (WITH inner_q AS (SELECT * FROM bomb), bomb AS (SELECT 1 AS x) "
+        "SELECT * FROM inner_q) s"
+    )
+    verdict = check_sql(sql, "postgresql")
+    assert not verdict.ok and verdict.kind == LIMIT
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_nesting_deeper_than_the_budget_is_refused_with_limit_not_a_recursion_error(dialect: str) -> None:
+    nested = "SELECT * FROM " + "(SELECT * FROM " * 1000 + "orders" + ") AS s" * 1000
+    expression = "SELECT " + "-".join(["(-amount)"] * 6000) + " FROM orders"
+    for sql in (nested, expression):
+        verdict = check_sql(sql, dialect)
+        assert not verdict.ok and verdict.kind in (LIMIT, SQL), (
+            verdict.reason
+        )  # SQL: the server's own parser limit
+        assert verdict.reason is not None and "could not be checked" not in verdict.reason
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_wide_from_clauses_are_bounded(dialect: str) -> None:
+    tables = ", ".join(f"t{i}" for i in range(150))
+    verdict = check_sql(f"SELECT count(*) FROM {tables}", dialect)
+    assert not verdict.ok and verdict.kind == LIMIT
+    assert verdict.reason is not None and "entries in one FROM clause" in verdict.reason
+
+
+def test_every_limit_is_configurable() -> None:
+    sql = union_all(100)
+    assert check_sql(sql, "postgresql").ok
+    for budget, needle in (
+        (Budget(max_relations=50), "range-table entries"),
+        (Budget(max_nodes=300), "expression nodes"),
+        (Budget(max_depth=20), "nesting depth"),
+        (Budget(max_query_depth=0), "nested queries"),
+    ):
+        verdict = check_sql(sql, "postgresql", budget=budget)
+        assert verdict.kind == LIMIT and verdict.reason is not None and needle in verdict.reason, budget
+    assert check_sql("SELECT * FROM a, b, c", "mysql", budget=Budget(max_from_items=2)).kind == LIMIT
+
+
+# --- legitimate SQL stays accepted ----------------------------------------------------------------
+
+STAR_SCHEMA_Q41 = """
+SELECT d.d_year, c.c_nation, sum(lo.lo_revenue - lo.lo_supplycost) AS profit
+FROM lineorder lo
+JOIN dates d ON lo.lo_orderdate = d.d_datekey
+JOIN customer c ON lo.lo_custkey = c.c_custkey
+JOIN supplier s ON lo.lo_suppkey = s.s_suppkey
+JOIN part p ON lo.lo_partkey = p.p_partkey
+WHERE c.c_region = 'AMERICA' AND s.s_region = 'AMERICA' AND (p.p_mfgr = 'MFGR#1' OR p.p_mfgr = 'MFGR#2')
+GROUP BY d.d_year, c.c_nation ORDER BY d.d_year, c.c_nation
+"""
+TPCH_Q8 = """
+SELECT o_year, sum(CASE WHEN nation = 'BRAZIL' THEN volume ELSE 0 END) / sum(volume) AS mkt_share
+FROM (SELECT extract(year FROM o.o_orderdate) AS o_year, l.l_extendedprice * (1 - l.l_discount) AS volume,
+             n2.n_name AS nation
+      FROM part p, supplier s, lineitem l, orders o, customer c, nation n1, nation n2, region r
+      WHERE p.p_partkey = l.l_partkey AND s.s_suppkey = l.l_suppkey AND l.l_orderkey = o.o_orderkey
+        AND o.o_custkey = c.c_custkey AND c.c_nationkey = n1.n_nationkey AND n1.n_regionkey = r.r_regionkey
+        AND r.r_name = 'AMERICA' AND s.s_nationkey = n2.n_nationkey
+        AND o.o_orderdate BETWEEN DATE '1995-01-01' AND DATE '1996-12-31' AND p.p_type = 'ECONOMY ANODIZED STEEL'
+     ) AS all_nations
+GROUP BY o_year ORDER BY o_year
+"""
+TPCDS_LIKE = """
+WITH customer_total_return AS (
+  SELECT sr.sr_customer_sk AS ctr_customer_sk, sr.sr_store_sk AS ctr_store_sk, sum(sr.sr_return_amt) AS ctr_total_return
+  FROM store_returns sr JOIN date_dim d ON sr.sr_returned_date_sk = d.d_date_sk WHERE d.d_year = 2000
+  GROUP BY sr.sr_customer_sk, sr.sr_store_sk),
+ranked AS (
+  SELECT ctr.*, rank() OVER (PARTITION BY ctr.ctr_store_sk ORDER BY ctr.ctr_total_return DESC) AS rnk,
+         avg(ctr.ctr_total_return) OVER (PARTITION BY ctr.ctr_store_sk) AS store_avg
+  FROM customer_total_return ctr)
+SELECT c.c_customer_id FROM ranked r1 JOIN store s ON s.s_store_sk = r1.ctr_store_sk
+JOIN customer c ON r1.ctr_customer_sk = c.c_customer_sk
+WHERE r1.ctr_total_return > (SELECT avg(ctr_total_return) * 1.2 FROM customer_total_return r2
+                             WHERE r1.ctr_store_sk = r2.ctr_store_sk)
+  AND s.s_state = 'TN' AND r1.rnk <= 10
+ORDER BY c.c_customer_id LIMIT 100
+"""
+RECURSIVE = """
+WITH RECURSIVE tree(id, parent_id, depth) AS (
+  SELECT id, parent_id, 0 FROM categories WHERE parent_id IS NULL
+  UNION ALL SELECT c.id, c.parent_id, t.depth + 1 FROM categories c JOIN tree t ON c.parent_id = t.id)
+SELECT depth, count(*) FROM tree GROUP BY depth
+"""
+LATERAL = """
+SELECT c.name, top.amount FROM customers c CROSS JOIN LATERAL
+  (SELECT o.amount FROM orders o WHERE o.customer_id = c.id ORDER BY o.amount DESC LIMIT 3) top
+"""
+GROUPING_SETS = """
+SELECT region, status, count(*), sum(amount) FROM orders o JOIN customers c ON c.id = o.customer_id
+GROUP BY GROUPING SETS ((region, status), (region), ())
+"""
+DBT_CHAIN = (
+    "WITH "
+    + ", ".join(
+        ["s0 AS (SELECT id, amount, status FROM orders)"]
+        + [
+            f"s{i} AS (SELECT id, amount * 1.01 AS amount, status FROM s{i - 1} WHERE amount > {i})"
+            for i in range(1, 40)
+        ]
+    )
+    + " SELECT status, sum(amount) FROM s39 GROUP BY status"
+)
+
+LEGIT: list[tuple[str, str]] = [
+    ("star_schema_q41", STAR_SCHEMA_Q41),
+    ("tpch_q8_eight_way_join", TPCH_Q8),
+    ("tpcds_like_ctes_windows", TPCDS_LIKE),
+    ("recursive_cte", RECURSIVE),
+    ("lateral", LATERAL),
+    ("grouping_sets", GROUPING_SETS),
+    ("forty_cte_chain", DBT_CHAIN),
+    ("union_all_100", union_all(100)),
+    ("union_all_1000", union_all(1000)),
+    ("expression_2000_terms", long_expression(2000)),
+    ("in_list_5000", "SELECT * FROM orders WHERE id IN (" + ", ".join(str(i) for i in range(5000)) + ")"),
+    (
+        "case_200_branches",
+        "SELECT CASE " + " ".join(f"WHEN id = {i} THEN 'v{i}'" for i in range(200)) + " END FROM orders",
+    ),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("sql", [sql for _, sql in LEGIT], ids=[name for name, _ in LEGIT])
+def test_realistic_analytical_sql_is_accepted(sql: str, dialect: str) -> None:
+    if dialect != "postgresql" and ("GROUPING SETS" in sql or "LATERAL" in sql or "extract(year" in sql):
+        pytest.skip("PostgreSQL syntax")
+    verdict = check_sql(sql, dialect)
+    assert verdict.ok, verdict.reason
+    assert verdict.statement is not None
+    assert check_sql(verdict.statement, dialect).statement == verdict.statement
+
+
+def test_long_expressions_and_unions_are_rechecked_as_trees_not_by_a_bounded_recursion() -> None:
+    for sql in (long_expression(2000), union_all(1000)):
+        verdict = check_sql(sql, "postgresql")
+        assert verdict.ok, verdict.reason
+        assert (
+            verdict.statement is not None
+            and verdict.statement.count("+") + verdict.statement.count("UNION") >= 999
+        )
+
+
+# --- column references are never calls -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT lo.lo_orderdate, sum(lo.lo_revenue) FROM lineorder lo GROUP BY lo.lo_orderdate",
+        "SELECT a.txid_ref, a.pg_read_flag, a.dblink_id, a.set_config FROM audit a",
+        "SELECT lineorder.lo_revenue FROM lineorder",
+        "SELECT public.lineorder.lo_revenue FROM public.lineorder",
+        "SELECT j.lo_tax FROM (lineorder l JOIN dates d ON l.lo_orderdate = d.d_datekey) AS j",
+        "SELECT x.lo_revenue FROM (SELECT lo_revenue FROM lineorder) x",
+        "SELECT g.lo_x FROM generate_series(1, 3) AS g(lo_x)",
+        "SELECT (SELECT max(i.lo_qty) FROM lineitem i WHERE i.lo_key = o.lo_key) FROM lineorder o",
+        "SELECT * FROM lineorder o WHERE EXISTS (SELECT 1 FROM dates d WHERE d.txid_day = o.lo_orderdate)",
+    ],
+)
+def test_alias_qualified_columns_named_like_denied_functions_are_accepted(sql: str) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT x.pg_sleep FROM t",  # x is a column: pg_sleep(x) by attribute notation
+        "SELECT t.c.pg_sleep FROM t",  # after the column: a field, or a call
+        "SELECT (x).pg_sleep FROM t",
+        "SELECT o.pg_sleep FROM t AS a",  # o is no range-table entry here
+        "SELECT orders.pg_sleep FROM orders AS o",  # an alias hides the table's own name
+        "SELECT (SELECT s.pg_sleep FROM u) FROM t AS k, LATERAL (SELECT 1) AS s2",
+        "WITH c AS (SELECT x.pg_sleep FROM t) SELECT * FROM c, u AS x",  # CTEs do not see the FROM below
+    ],
+)
+def test_attribute_notation_outside_a_range_table_qualifier_is_still_refused(sql: str) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert not verdict.ok and verdict.kind == UNSAFE and "pg_sleep" in (verdict.reason or "")
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
+def test_sqlglot_path_reads_qualified_columns_as_columns(dialect: str) -> None:
+    verdict = check_sql("SELECT lo.lo_orderdate, SUM(lo.lo_revenue), a.sleep FROM lineorder lo, t a", dialect)
+    assert verdict.ok, verdict.reason
+    assert not check_sql("SELECT lo.sleep(1) FROM lineorder lo", dialect).ok
+
+
+# --- kinds -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("SELEC 1", SQL),
+        ("SELECT * FROM WHERE", SQL),
+        ("", SQL),
+        ("-- nothing", SQL),
+        ("SELECT 1; DELETE FROM t", UNSAFE),
+        ("DELETE FROM t", UNSAFE),
+        ("SELECT 1\x00", UNSAFE),
+        ("SELECT '" + "x" * 200_000 + "'", LIMIT),
+    ],
+)
+def test_each_refusal_has_its_kind(sql: str, kind: str, dialect: str) -> None:
+    verdict = check_sql(sql, dialect)
+    assert not verdict.ok and verdict.kind == kind, verdict.reason
+
+
+def test_bind_parameters_are_an_sql_problem_not_unsafe() -> None:
+    assert check_sql("SELECT * FROM t WHERE id = $1", "postgresql").kind == SQL
+
+
+def test_measures_agree_between_parsers_on_the_shape_of_a_bomb() -> None:
+    sql = cte_chain(10)
+    pg_measures = measure_postgres(pglast.parse_sql(sql)[0].stmt)
+    glot_measures = measure_sqlglot(sqlglot.parse_one(sql, read="sqlite"), "sqlite")
+    mysql_measures = measure_sqlglot(sqlglot.parse_one(for_dialect(sql, "mysql"), read=MySQLFamily), "mysql")
+    assert pg_measures.relations == glot_measures.relations == mysql_measures.relations == 1023
+    assert pg_measures.query_depth == glot_measures.query_depth == 11

@@ -1,0 +1,233 @@
+"""EXPLAIN QUERY PLAN preflight on SQLite: plans, timeouts, and a provably unchanged database file."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.session import _Watchdog
+from dbmeta_app.preflight.suggest import suggest_names
+
+from .test_guard import SQLITE_HOSTILE, SQLITE_LEGIT
+
+# Files the hostile corpus would create (writefile, VACUUM INTO, ATTACH) if anything got through.
+STRAY_FILES = [Path("/tmp/dbmeta_x"), Path("/tmp/dbmeta_copy.db"), Path("/tmp/dbmeta_evil.db")]
+
+
+def _slow_to_plan_query(parts: int) -> str:
+    """A compound of dense 64-way self-joins: SQLite needs tens of milliseconds to plan each part."""
+    tables = ", ".join(f"orders t{i}" for i in range(64))
+    joins = " AND ".join(
+        f"t{i}.customer_id = t{j}.id" for i in range(64) for j in range(i + 1, min(64, i + 8))
+    )
+    return " UNION ALL ".join([f"SELECT 1 FROM {tables} WHERE {joins}"] * parts)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE sentinel (id INTEGER PRIMARY KEY, note TEXT);
+            INSERT INTO sentinel VALUES (1, 'one'), (2, 'two'), (3, 'three');
+            CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, region TEXT);
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers,
+                                 amount NUMERIC, status TEXT, created_at TEXT, data TEXT);
+            CREATE INDEX orders_customer ON orders (customer_id);
+            CREATE TABLE "odd % table" ("order total %" INTEGER, "naïve größe" TEXT);
+            CREATE TABLE pages (url TEXT, file TEXT, input TEXT);
+            WITH RECURSIVE g(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM g WHERE v < 50)
+            INSERT INTO customers SELECT v, 'customer ' || v, 'eu' FROM g;
+            """
+        )
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def engine(db_path: Path) -> Iterator[sa.Engine]:
+    """One pooled connection, so before/after compare the same SQLite connection."""
+    engine = sa.create_engine(f"sqlite+pysqlite:///{db_path}", pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def database_state(db_path: Path) -> dict[str, Any]:
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        state = {
+            "sentinel": conn.execute(
+                "SELECT count(*), group_concat(id || ':' || note) FROM sentinel"
+            ).fetchone(),
+            "objects": conn.execute("SELECT count(*) FROM sqlite_master").fetchone(),
+        }
+    conn.close()
+    state["file_sha256"] = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    state["stray_files"] = [path for path in STRAY_FILES if path.exists()]
+    return state
+
+
+def session_state(engine: sa.Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        state = {
+            "connection": id(raw),
+            "query_only": conn.exec_driver_sql("PRAGMA query_only").scalar(),
+            "foreign_keys": conn.exec_driver_sql("PRAGMA foreign_keys").scalar(),
+            "in_transaction": raw.in_transaction,
+            "total_changes": raw.total_changes,
+        }
+        conn.rollback()
+    return state
+
+
+def test_hostile_corpus_is_refused_and_the_database_is_unchanged(db_path: Path, engine: sa.Engine) -> None:
+    database_before, session_before = database_state(db_path), session_state(engine)
+    accepted: list[str] = []
+    for case_id, sql in SQLITE_HOSTILE:
+        verdict = check_sql(sql, "sqlite")
+        if verdict.ok and verdict.statement is not None:
+            accepted.append(case_id)
+            run_explain(engine, verdict.statement, timeout_ms=1000)
+        direct = run_explain(engine, sql, timeout_ms=1000)
+        assert not direct.ok and direct.error and direct.error_kind in ("unsafe", "sql", "limit"), case_id
+    assert accepted == []
+    assert database_state(db_path) == database_before
+    assert session_state(engine) == session_before
+
+
+def test_legitimate_reads_return_a_plan_without_estimates(engine: sa.Engine) -> None:
+    for case_id, sql in SQLITE_LEGIT:
+        verdict = check_sql(sql, "sqlite")
+        assert verdict.statement is not None, case_id
+        result = run_explain(engine, verdict.statement)
+        assert result.ok, (case_id, result.error)
+        assert isinstance(result.plan, list) and result.plan, case_id
+        assert all(isinstance(step["detail"], str) for step in result.plan)
+        assert (result.estimated_rows, result.estimated_cost) == (None, None)
+
+
+def test_plan_names_the_index_it_would_use(engine: sa.Engine) -> None:
+    result = run_explain(engine, "SELECT * FROM orders WHERE customer_id = 7")
+    assert any("orders_customer" in step["detail"] for step in result.plan)
+
+
+def test_session_state_is_unchanged_on_the_same_pooled_connection(engine: sa.Engine) -> None:
+    before = session_state(engine)
+    assert run_explain(engine, "SELECT * FROM orders").ok
+    assert run_explain(engine, "SELECT * FROM no_such_table").error_kind == "sql"
+    assert (
+        run_explain(engine, _slow_to_plan_query(4), timeout_ms=5, max_length=200_000).error_kind == "timeout"
+    )
+    assert session_state(engine) == before
+    assert before["query_only"] == 0
+
+
+def test_query_only_that_was_already_on_stays_on(db_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite+pysqlite:///{db_path}", pool_size=1, max_overflow=0)
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA query_only = ON")
+
+    try:
+        assert run_explain(engine, "SELECT 1").ok
+        assert session_state(engine)["query_only"] == 1
+    finally:
+        engine.dispose()
+
+
+def test_too_slow_to_plan_is_a_timeout_and_the_pool_stays_healthy(engine: sa.Engine) -> None:
+    query = _slow_to_plan_query(4)
+    result = run_explain(engine, query, timeout_ms=5, max_length=200_000)
+    assert (result.ok, result.error_kind) == (False, "timeout"), result.error
+    assert result.error is not None and "5 ms limit" in result.error
+    assert run_explain(engine, "SELECT count(*) FROM orders").ok
+
+
+def test_statement_over_budget_while_parsing_is_a_timeout(engine: sa.Engine) -> None:
+    # Either sqlite3_interrupt() lands while the long IN list is parsed, or the overrun is reported.
+    values = ", ".join(str(i) for i in range(15_000))
+    result = run_explain(engine, f"SELECT * FROM orders WHERE id IN ({values})", timeout_ms=1)
+    assert result.error_kind == "timeout", result.error
+    assert run_explain(engine, "SELECT 1").ok
+
+
+def test_watchdog_fires_once_after_its_delay() -> None:
+    calls: list[float] = []
+    started = time.monotonic()
+    with _Watchdog(0.05, lambda: calls.append(time.monotonic() - started)) as watchdog:
+        time.sleep(0.2)
+    assert watchdog.fired and len(calls) == 1 and calls[0] >= 0.05
+
+
+def test_watchdog_never_fires_once_exited() -> None:
+    calls: list[int] = []
+    with _Watchdog(0.05, lambda: calls.append(1)) as watchdog:
+        pass
+    time.sleep(0.15)
+    assert (watchdog.fired, calls) == (False, [])
+
+
+def test_watchdog_exit_waits_for_a_running_action() -> None:
+    finished: list[float] = []
+
+    def slow_action() -> None:
+        time.sleep(0.2)
+        finished.append(time.monotonic())
+
+    with _Watchdog(0.01, slow_action):
+        time.sleep(0.05)  # the action is now running
+    exited = time.monotonic()
+    assert finished and finished[0] <= exited
+
+
+def test_unknown_table_is_a_sql_error_with_a_did_you_mean(engine: sa.Engine) -> None:
+    result = run_explain(engine, "SELECT id FROM ordrs")
+    assert (result.ok, result.error_kind) == (False, "sql")
+    assert result.error == "no such table: ordrs"
+    assert suggest_names(result.error, ["orders", "customers", "sentinel"], {}) == 'did you mean "orders"?'
+
+
+def test_unknown_column_is_a_sql_error_with_a_did_you_mean(engine: sa.Engine) -> None:
+    verdict = check_sql("SELECT amout FROM orders", "sqlite")
+    assert verdict.statement is not None
+    result = run_explain(engine, verdict.statement)
+    assert result.error == "no such column: amout"
+    columns = {"orders": ["id", "customer_id", "amount"], "customers": ["id", "name"]}
+    hint = suggest_names(result.error, list(columns), columns, referenced_tables=verdict.tables)
+    assert hint == 'did you mean "amount" (orders)?'
+
+
+def test_missing_database_file_is_a_connection_error(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite+pysqlite:///{tmp_path}/missing/dir/db.sqlite")
+    try:
+        result = run_explain(engine, "SELECT 1")
+    finally:
+        engine.dispose()
+    assert (result.ok, result.error_kind) == (False, "connection")
+    assert result.error is not None and str(tmp_path) not in result.error
+
+
+def test_a_check_runs_inside_the_read_only_transaction_and_can_refuse(engine: sa.Engine) -> None:
+    seen: list[Any] = []
+
+    def check(conn: sa.Connection) -> str | None:
+        seen.append(conn.exec_driver_sql("PRAGMA query_only").scalar())
+        return "reaches a routine that is not allowed"
+
+    result = run_explain(engine, "SELECT * FROM sentinel", check=check)
+    assert (result.ok, result.error_kind, result.plan) == (False, "unsafe", None)
+    assert result.error == "refused: reaches a routine that is not allowed"
+    assert seen == [1]
+    assert run_explain(engine, "SELECT * FROM sentinel", check=lambda conn: None).ok

@@ -1,0 +1,296 @@
+"""The routine policy on a real MariaDB: stored functions, directly or through views, cannot run.
+
+MariaDB evaluates a DETERMINISTIC stored function with constant arguments while optimising, e.g. to
+look up an index, and a read-only transaction does not stop what it does outside a table: here it
+terminates another connection (KILL). The service connects as a user with SELECT, EXECUTE and SHOW VIEW
+(and, for some cases, SELECT and EXECUTE only); after every case the victim connection must be alive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from dbmeta_app.config import load_settings
+from dbmeta_app.main import create_app
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.policy import RoutineGate
+from dbmeta_app.preflight.privileges import inspect_privileges
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class World:
+    db: str
+    svc: str  # SELECT, EXECUTE, SHOW VIEW
+    plain: str  # SELECT, EXECUTE only
+    reader: str  # SELECT, SHOW VIEW: the least-privilege user
+    host: str
+    port: int
+    victim: pymysql.connections.Connection
+
+    def url(self, user: str) -> str:
+        return f"mysql+pymysql://{user}@{self.host}:{self.port}/{self.db}"
+
+    def root(self) -> pymysql.connections.Connection:
+        return pymysql.connect(host=self.host, port=self.port, user="root", database=self.db, autocommit=True)
+
+    def victim_alive(self) -> bool:
+        try:
+            self.victim.ping(reconnect=False)
+            return True
+        except pymysql.err.Error:
+            return False
+
+    def new_victim(self) -> None:
+        """Open a fresh victim connection and register it as the one f_kill() terminates."""
+        self.victim.close() if self.victim.open else None
+        self.victim = pymysql.connect(host=self.host, port=self.port, user="root", database=self.db)
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM victims")
+            cur.execute("INSERT INTO victims VALUES (%s)", (self.victim.thread_id(),))
+
+
+@pytest.fixture(scope="module")
+def world(mysql_url: str) -> Iterator[World]:
+    url = sa.make_url(mysql_url)
+    host, port = url.host or "127.0.0.1", url.port or 3306
+    suffix = uuid.uuid4().hex[:8]
+    db = f"dbm{suffix}_rp"
+    svc, plain, reader = f"dbm{suffix}_svc", f"dbm{suffix}_plain", f"dbm{suffix}_reader"
+    admin = pymysql.connect(host=host, port=port, user=url.username or "root", autocommit=True)
+    victim = None
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"USE {db}")
+            for statement in (
+                "CREATE TABLE victims (id BIGINT)",
+                "CREATE TABLE t (id INT, note VARCHAR(20), KEY (id))",
+                "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+                "CREATE TABLE u (id INT PRIMARY KEY, t_id INT, amount DECIMAL(10, 2))",
+                "INSERT INTO u VALUES (1, 1, 9.5), (2, 1, 3.25)",
+                # Runs as its definer (root): terminates the registered victim connection.
+                "CREATE FUNCTION f_kill(x INT) RETURNS INT DETERMINISTIC BEGIN "
+                "DECLARE v BIGINT; SELECT id INTO v FROM victims LIMIT 1; KILL v; RETURN x; END",
+                "CREATE FUNCTION f_safe(x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+                "CREATE VIEW v_kill AS SELECT id, note FROM t WHERE id = f_kill(1)",
+                "CREATE VIEW v_outer AS SELECT * FROM v_kill",
+                "CREATE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t",
+                "ANALYZE TABLE t",
+            ):
+                cur.execute(statement)
+            for user, grants in (
+                (svc, "SELECT, EXECUTE, SHOW VIEW"),
+                (plain, "SELECT, EXECUTE"),
+                (reader, "SELECT, SHOW VIEW"),
+            ):
+                cur.execute(f"CREATE USER '{user}'@'%'")
+                cur.execute(f"GRANT {grants} ON {db}.* TO '{user}'@'%'")
+        victim = pymysql.connect(host=host, port=port, user="root", database=db)
+        world = World(db, svc, plain, reader, host, port, victim)
+        world.new_victim()
+        yield world
+        victim = world.victim
+    finally:
+        if victim is not None and victim.open:
+            victim.close()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+            for user in (svc, plain, reader):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def client(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    tmp = tmp_path_factory.mktemp("routines_mariadb")
+    profiles = tmp / "profiles.yml"
+    profiles.write_text(
+        "profiles:\n"
+        f"  svc: {{database_url: '{world.url(world.svc)}', preflight: {{allow_functions: [{world.db}.f_safe]}}}}\n"
+        f"  plain: {{database_url: '{world.url(world.plain)}'}}\n"
+        f"  reader: {{database_url: '{world.url(world.reader)}'}}\n"
+        f"  root: {{database_url: '{world.url('root')}'}}\n"
+        f"  strict: {{database_url: '{world.url(world.plain)}', preflight: {{require_least_privilege: true}}}}\n"
+    )
+    settings = load_settings(
+        profiles_file=profiles,
+        default_profile="svc",
+        data_dir=tmp / "data",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _preflight(client: TestClient, sql: str, profile: str | None = None) -> dict[str, Any]:
+    response = client.post("/v1/preflight", json={"sql": sql, "profile": profile})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_without_the_policy_a_stored_function_runs_while_optimising(world: World) -> None:
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        assert world.victim_alive()
+        verdict = check_sql("SELECT * FROM v_kill WHERE id = 1", "mysql")
+        assert verdict.ok and verdict.statement is not None  # the guard alone lets it through
+        run_explain(engine, verdict.statement)
+        assert not world.victim_alive()
+    finally:
+        engine.dispose()
+        world.new_victim()
+
+
+ATTACKS = [
+    ("direct_call", "SELECT * FROM t WHERE id = f_kill(1)", "stored function {db}.f_kill()"),
+    ("qualified_call", "SELECT * FROM t WHERE id = {db}.f_kill(1)", "stored function {db}.f_kill()"),
+    ("quoted_call", "SELECT * FROM t WHERE id = `f_kill`(1)", "stored function {db}.f_kill()"),
+    ("view", "SELECT * FROM v_kill WHERE id = 1", "view {db}.v_kill → stored function {db}.f_kill()"),
+    ("nested_view", "SELECT * FROM v_outer", "view {db}.v_outer → view {db}.v_kill → stored function"),
+    ("view_in_a_subquery", "SELECT * FROM u WHERE t_id IN (SELECT id FROM {db}.v_kill)", "view {db}.v_kill"),
+    ("call_in_a_cte", "WITH c AS (SELECT f_kill(2) AS k) SELECT * FROM t JOIN c ON t.id = c.k", "f_kill"),
+]
+
+
+@pytest.mark.parametrize(("name", "sql", "mentions"), ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_a_stored_function_is_refused_directly_and_through_views(
+    world: World, client: TestClient, name: str, sql: str, mentions: str
+) -> None:
+    body = _preflight(client, sql.format(db=world.db))
+    assert body["ok"] is False and body["error_kind"] == "unsafe", body
+    assert mentions.format(db=world.db) in body["error"], body["error"]
+    assert world.victim_alive()
+
+
+def test_a_view_hidden_from_the_user_is_refused_and_says_why(world: World, client: TestClient) -> None:
+    body = _preflight(client, "SELECT * FROM v_kill WHERE id = 1", "plain")
+    assert body["error_kind"] == "unsafe" and "grant SHOW VIEW" in body["error"], body
+    assert world.victim_alive()
+
+
+def test_a_root_profile_refuses_the_same_function(world: World, client: TestClient) -> None:
+    assert _preflight(client, "SELECT * FROM v_outer", "root")["error_kind"] == "unsafe"
+    assert world.victim_alive()
+
+
+LEGIT = [
+    ("join_aggregate", "SELECT t.note, SUM(u.amount) FROM t JOIN u ON u.t_id = t.id GROUP BY t.note"),
+    ("window", "SELECT id, ROW_NUMBER() OVER (ORDER BY id), LAG(note) OVER (ORDER BY id) FROM t"),
+    (
+        "recursive_cte",
+        "WITH RECURSIVE r (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
+    ),
+    (
+        "built_ins",
+        "SELECT IFNULL(note, ''), DATE_FORMAT(NOW(), '%Y'), CONCAT_WS('-', id, note), COUNT(DISTINCT id), "
+        "JSON_OBJECT('id', id), IF(id > 1, 'x', 'y'), LEFT(note, 2), CAST(id AS CHAR) FROM t GROUP BY id, note",
+    ),
+    ("clean_view", "SELECT * FROM v_clean WHERE up LIKE 'O%'"),
+    ("allow_listed", "SELECT * FROM t WHERE id = f_safe(0)"),
+    (
+        "in_list_and_exists",
+        "SELECT * FROM t WHERE id IN (1, 2) AND EXISTS (SELECT 1 FROM u WHERE u.t_id = t.id)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "sql"), LEGIT, ids=[x[0] for x in LEGIT])
+def test_a_legitimate_read_is_accepted(world: World, client: TestClient, name: str, sql: str) -> None:
+    body = _preflight(client, sql)
+    assert body["ok"] is True and body["plan"], body
+    assert world.victim_alive()
+
+
+def test_an_unknown_function_is_a_possible_udf_unless_mysql_func_can_be_read(world: World) -> None:
+    verdict = check_sql("SELECT my_udf(1)", "mysql")
+    results = {}
+    for user in (world.svc, "root"):
+        engine = sa.create_engine(world.url(user))
+        try:
+            with engine.connect() as conn:
+                results[user] = RoutineGate("mysql").check(conn, verdict.reach)
+                conn.rollback()
+        finally:
+            engine.dispose()
+    assert results[world.svc] is not None and "may be a loadable UDF" in results[world.svc]
+    assert (
+        results["root"] is None
+    )  # root reads mysql.func: no such UDF, the EXPLAIN will say it does not exist
+
+
+def test_a_function_created_after_a_preflight_is_refused_on_the_very_next_one(
+    world: World, client: TestClient
+) -> None:
+    gate = client.app.state.runtime.profile("svc").routines  # type: ignore[attr-defined]
+    assert _preflight(client, "SELECT * FROM t WHERE id = 2")["ok"] is True
+    loads = gate.loads
+    with world.root() as conn, conn.cursor() as cur:
+        cur.execute("CREATE FUNCTION f_late(x INT) RETURNS INT DETERMINISTIC RETURN x")
+        cur.execute(
+            "CREATE OR REPLACE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t WHERE id > f_late(0)"
+        )
+    try:
+        body = _preflight(client, "SELECT * FROM v_clean WHERE up LIKE 'T%'")
+        assert (
+            body["error_kind"] == "unsafe"
+            and "stored function" in body["error"]
+            and "f_late" in body["error"]
+        )
+        assert gate.loads == loads + 1
+    finally:
+        with world.root() as conn, conn.cursor() as cur:
+            cur.execute("CREATE OR REPLACE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t")
+            cur.execute("DROP FUNCTION f_late")
+
+
+def test_privileges_of_each_user(world: World, client: TestClient, tmp_path: Path) -> None:
+    reports = {}
+    for user in (world.plain, world.reader, "root"):
+        engine = sa.create_engine(world.url(user))
+        try:
+            reports[user] = inspect_privileges(engine)
+        finally:
+            engine.dispose()
+    assert reports[world.reader].least_privilege, reports[world.reader]
+    assert any(p.startswith("EXECUTE (stored functions could run") for p in reports[world.plain].problems)
+    assert any("ALL PRIVILEGES" in p for p in reports["root"].problems)
+    assert not any(world.plain in p or "%" in p for p in reports[world.plain].problems)
+    strict = _preflight(client, "SELECT * FROM t", "strict")
+    assert strict["error_kind"] == "unsafe" and "require_least_privilege" in strict["error"]
+    assert _preflight(client, "SELECT * FROM t", "reader")["ok"] is True
+
+
+def test_samples_are_not_read_from_a_view_that_calls_a_stored_function(
+    world: World, client: TestClient
+) -> None:
+    from dbmeta_app.preflight.policy import sample_refusals
+    from dbmeta_app.preflight.reach import Name
+
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        refused = sample_refusals(
+            engine, RoutineGate("mysql"), [Name(world.db, n) for n in ("t", "v_kill", "v_clean")]
+        )
+    finally:
+        engine.dispose()
+    assert (
+        set(refused) == {Name(world.db, "v_kill")} and "stored function" in refused[Name(world.db, "v_kill")]
+    )
+    response = client.post("/v1/prompt-items/schema", json={"with_examples": True})
+    assert response.status_code == 200 and "three" in response.json()["text"]  # t is sampled
+    assert world.victim_alive()

@@ -1,0 +1,94 @@
+"""Rendering is pure and deterministic; names resolve to snapshot keys."""
+
+from __future__ import annotations
+
+from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table
+from dbmeta_app.schema.render import quote_ident, render_schema, render_table, resolve_table_names
+
+
+def _snapshot(dialect: str = "postgresql") -> Snapshot:
+    customers = Table(
+        schema="sales",
+        name="customers",
+        columns=(
+            Column("id", "integer", False, True),
+            Column("name", "text", False, description="Legal name"),
+        ),
+        primary_key=("id",),
+        description="Buyers",
+    )
+    orders = Table(
+        schema="sales",
+        name="Order Lines",
+        columns=(
+            Column("id", "bigint", False, True),
+            Column("customer_id", "integer", False),
+            Column("status", "varchar(20)", True, comment="db comment", examples=("open", "shipped")),
+            Column("discount %", "numeric(5,2)"),
+        ),
+        primary_key=("id",),
+        foreign_keys=(ForeignKey(("customer_id",), "sales.customers", ("id",)),),
+        sample_rows=(("1", "7", "open", None),),
+    )
+    return Snapshot.build("p", dialect, [orders, customers])
+
+
+def test_renders_name_description_columns_pk_and_fk_markers() -> None:
+    snap = _snapshot()
+    text = render_table(snap.tables["sales.customers"], snap)
+    assert text.splitlines() == [
+        "# sales.customers — Buyers",
+        "id integer PK",
+        "name text NOT NULL — Legal name",
+    ]
+    lines = render_table(snap.tables["sales.Order Lines"], snap).splitlines()
+    assert lines[0] == '# sales."Order Lines"'
+    assert "customer_id integer NOT NULL → sales.customers.id" in lines
+    assert "status varchar(20) — db comment; e.g. open, shipped" in lines
+    assert '"discount %" numeric(5,2)' in lines
+    assert lines[-3:] == ["sample rows (CSV):", "id,customer_id,status,discount %", "1,7,open,"]
+
+
+def test_rendering_is_deterministic_and_sorted_by_key() -> None:
+    a, b = render_schema(_snapshot()), render_schema(_snapshot())
+    assert a == b
+    assert a.index('# sales."Order Lines"') < a.index("# sales.customers")
+
+
+def test_rendering_only_the_requested_tables_in_the_requested_order() -> None:
+    snap = _snapshot()
+    text = render_schema(snap, ["sales.customers", "sales.Order Lines"])
+    assert text.index("sales.customers") < text.index('"Order Lines"')
+    assert render_schema(snap, []) == ""
+
+
+def test_samples_can_be_left_out() -> None:
+    assert "sample rows" not in render_schema(_snapshot(), with_samples=False)
+
+
+def test_quoting_follows_the_dialect() -> None:
+    assert quote_ident("orders", "postgresql") == "orders"
+    assert quote_ident("Orders", "postgresql") == '"Orders"'
+    assert quote_ident("Orders", "mysql") == "Orders"
+    assert quote_ident("order", "mysql") == "`order`"
+    assert quote_ident('we"ird', "sqlite") == '"we""ird"'
+    assert quote_ident("a`b", "mysql") == "`a``b`"
+
+
+def test_names_resolve_exactly_case_insensitively_and_by_unique_bare_name() -> None:
+    snap = _snapshot()
+    keys, unknown = resolve_table_names(snap, ["SALES.CUSTOMERS", "order lines", "nope", "sales.customers"])
+    assert keys == ["sales.customers", "sales.Order Lines"]
+    assert unknown == ["nope"]
+
+
+def test_qualified_names_resolve_to_sqlite_bare_keys() -> None:
+    snap = Snapshot.build("p", "sqlite", [Table(None, "orders", columns=(Column("id", "INTEGER"),))])
+    assert resolve_table_names(snap, ["main.orders", "orders"]) == (["orders"], [])
+
+
+def test_snapshot_json_round_trip_keeps_everything() -> None:
+    snap = _snapshot()
+    again = Snapshot.from_json(snap.to_json())
+    assert again == snap
+    assert render_schema(again) == render_schema(snap)
