@@ -16,7 +16,6 @@ DDL), a time limit, a memory limit, bounded result rows and bytes, no introspect
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final
 
@@ -132,16 +131,6 @@ def tree_problem(tree: exp.Expr) -> str | None:
 # --- EXPLAIN ---------------------------------------------------------------------------------------
 
 
-def plan_statement(statement: str, timeout_ms: int) -> str:
-    """The EXPLAIN that shows the plan with the index analysis (which parts and granules the keys select)."""
-    return f"EXPLAIN PLAN indexes = 1, json = 1 {statement}{limits_clause(timeout_ms)}"
-
-
-def estimate_statement(statement: str, timeout_ms: int) -> str:
-    """The EXPLAIN that estimates the parts, rows and marks each MergeTree table read will touch."""
-    return f"EXPLAIN ESTIMATE {statement}{limits_clause(timeout_ms)}"
-
-
 def read_estimates(rows: list[tuple[Any, ...]], keys: list[str]) -> list[dict[str, Any]]:
     """Turn EXPLAIN ESTIMATE rows (database, table, parts, rows, marks) into dicts."""
     out = []
@@ -192,31 +181,23 @@ def warnings_for(usage: list[dict[str, Any]], large_rows: int, estimates: list[d
     out = []
     for entry in usage:
         table = entry["table"]
-        primary = entry.get("primarykey")
-        narrowed = False
-        if primary is not None:
-            initial, selected = primary["granules"]
-            narrowed = bool(primary["keys"]) and isinstance(initial, int) and isinstance(selected, int)
-            narrowed = narrowed and selected < initial
         rows = rows_by_table.get(table, 0)
-        if not narrowed and rows >= large_rows:
+        if rows < large_rows:
+            continue
+        primary = entry.get("primarykey")
+        if primary is None or primary["condition"] in (None, "true") or not primary["keys"]:
             out.append(
-                f"{table}: the sorting key does not narrow the read ({rows:,} rows); "
+                f"{table}: the query does not filter on the sorting key, so it reads all {rows:,} rows; "
                 "filter on the leading ORDER BY columns"
             )
+            continue
+        initial, selected = primary["granules"]
+        if isinstance(initial, int) and isinstance(selected, int) and selected >= initial:
+            out.append(
+                f"{table}: the filter on the sorting key ({', '.join(primary['keys'])}) skips no granules "
+                f"({rows:,} rows read)"
+            )
     return out
-
-
-def decode_plan(value: Any) -> Any:
-    """Decode the JSON text EXPLAIN PLAN json = 1 returns (one row, one column)."""
-    if isinstance(value, bytes | bytearray):
-        value = value.decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _int(value: Any) -> int | None:

@@ -73,3 +73,24 @@ def estimated_rows(plan: Any) -> int | None:
         return int(str(value).lstrip("~"))
     except (TypeError, ValueError):
         return None
+
+
+def warnings_for(plan: Any, large_rows: int) -> list[str]:
+    """Warn about unfiltered scans of large tables."""
+    out = []
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.get("children") or ())
+        extra = node.get("extra_info")
+        if not isinstance(extra, dict) or "scan" not in str(node.get("name", "")).lower():
+            continue
+        rows = estimated_rows({"extra_info": extra}) or 0
+        if rows >= large_rows and not extra.get("Filters"):
+            out.append(f"full scan of {extra.get('Table', 'a table')} (~{rows:,} rows) without a filter")
+    return out
