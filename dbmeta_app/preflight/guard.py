@@ -174,6 +174,7 @@ OTHER_DENIED_FUNCTIONS: Final[frozenset[str]] = frozenset(
         "cluster",
         "clusterallreplicas",
         "cosn",
+        "dictionary",  # sqlglot reads dictionary('d') as a table named dictionary: refuse the name itself
         "file",
         "filecluster",
         "gcs",
