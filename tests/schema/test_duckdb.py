@@ -121,7 +121,7 @@ def test_the_service_opens_duckdb_read_only_without_external_access(engine: Engi
         with pytest.raises(sa.exc.DBAPIError):
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         conn.rollback()
-        with pytest.raises(sa.exc.DBAPIError, match="(?i)permission|external"):
+        with pytest.raises(sa.exc.DBAPIError, match=r"(?i)permission|external"):
             conn.exec_driver_sql("SELECT * FROM read_csv('/etc/hostname')").fetchall()
         conn.rollback()
         with pytest.raises(sa.exc.DBAPIError):
