@@ -155,4 +155,9 @@ def schema_fingerprint(
             raw = _sqlite(conn)
         else:
             return None
-    return hashlib.sha256(str(raw).encode()).hexdigest()[:16]
+    return fingerprint_digest(str(raw))
+
+
+def fingerprint_digest(raw: str) -> str:
+    """The short form of a dialect's raw fingerprint (what snapshots and drift checks compare)."""
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]

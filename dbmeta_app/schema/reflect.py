@@ -19,6 +19,7 @@ from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import NoSuchTableError
 
 from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema.fingerprint import fingerprint_digest, schema_fingerprint
 from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import Column, ForeignKey, Table, qualified_name
 
@@ -314,6 +315,22 @@ _REFLECTORS = {
     "clickhouse": clickhouse.reflect,
     "duckdb": duckdb.reflect,
 }
+
+
+def reflect_with_fingerprint(
+    engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
+) -> tuple[list[Table], str]:
+    """Read the schema and its fingerprint ("" when the dialect has none), as consistently as the dialect allows.
+
+    ClickHouse reads both in one query. Elsewhere the fingerprint is read first: a change made while the
+    schema is read shows up as drift at the next check.
+    """
+    if dialect_family(engine.dialect.name) == "clickhouse":
+        with engine.connect() as conn:
+            tables, raw = clickhouse.read(conn, list(include_schemas), list(exclude_schemas))
+        return tables, fingerprint_digest(raw)
+    fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
+    return reflect_tables(engine, include_schemas, exclude_schemas), fingerprint
 
 
 def reflect_tables(

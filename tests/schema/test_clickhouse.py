@@ -205,4 +205,8 @@ def test_introspection_reads_the_catalog_in_a_fixed_number_of_queries(
         introspect(engine, "ch", include_schemas=("analytics", SCRATCH))
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == few <= 4
+    assert len(statements) == few == 1  # the schema and its fingerprint in one query
+
+
+def test_the_snapshot_fingerprint_is_what_the_drift_check_reads(engine: Engine, snapshot: Snapshot) -> None:
+    assert snapshot.fingerprint and snapshot.fingerprint == schema_fingerprint(engine, ("analytics",))

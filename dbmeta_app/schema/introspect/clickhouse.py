@@ -1,7 +1,9 @@
 """ClickHouse (a server through clickhouse-connect, or chDB in process): catalog reads from ``system``.
 
-Two queries read the whole schema (``system.tables``, ``system.columns``), one the fingerprint; every one is
-filtered on the databases the profile describes (by default all but ``system`` and ``INFORMATION_SCHEMA``).
+One query reads the whole schema (``system.tables``, ``system.columns``, the DDL of materialized views) and
+its fingerprint; the fingerprint check runs the same catalog read on the server and returns only its hash.
+Both are filtered on the databases the profile describes (by default all but ``system`` and
+``INFORMATION_SCHEMA``).
 Tables carry their :class:`~dbmeta_app.schema.models.Layout` (engine, sorting, primary, partition and
 sampling keys; where a materialized view writes). Types are shown as ClickHouse writes them
 (``LowCardinality(String)``, ``Nullable(UInt64)``, ``Array(…)``, ``Map(…)``, named ``Tuple(…)``): they are what
@@ -18,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from dbmeta_app.schema.models import Column, Layout, Table
@@ -48,64 +51,82 @@ def _unquote(name: str) -> str:
     return ".".join(part.strip('`"') for part in re.findall(r"`[^`]+`|\"[^\"]+\"|[^.]+", name))
 
 
-def reflect(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
-    """Read every table, view, materialized view and dictionary of the described databases (two queries)."""
-    tables = conn.exec_driver_sql(
-        "SELECT database, name, engine, comment, sorting_key, primary_key, partition_key, sampling_key, "
-        "create_table_query FROM system.tables "
-        f"WHERE {database_filter('database', include, exclude)} AND NOT is_temporary"
-    ).fetchall()
+def _catalog_query(include: Sequence[str], exclude: Sequence[str]) -> str:
+    """One statement: the tables, the columns and the materialized views' DDL, each as one sorted JSON array.
+
+    One string per part, not one row per column: a row-by-row result costs the drivers (chDB's above all) far
+    more in Python than the catalog read costs the server. Sorted on the server, so the same catalog gives the
+    same text, whose hash is the fingerprint (:func:`fingerprint` asks for the hash alone).
+    """
+    where = database_filter("database", include, exclude)
+    return (
+        "SELECT "
+        "(SELECT toJSONString(arraySort(groupArray((database, name, engine, comment, sorting_key, primary_key, "
+        f"partition_key, sampling_key)))) FROM system.tables WHERE {where} AND NOT is_temporary) AS t, "
+        "(SELECT toJSONString(arraySort(groupArray((database, table, position, name, type, comment)))) "
+        f"FROM system.columns WHERE {where}) AS c, "
+        "(SELECT toJSONString(arraySort(groupArray((database, name, create_table_query)))) FROM system.tables "
+        f"WHERE {where} AND engine = 'MaterializedView') AS m"
+    )
+
+
+_HASH: Final = "toString(cityHash64(t, c, m))"
+
+
+def read(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[Table], str]:
+    """Read every table, view, materialized view and dictionary of the described databases, and the catalog's
+    fingerprint, in one query."""
+    tables_json, columns_json, views_json, raw = conn.exec_driver_sql(
+        f"SELECT t, c, m, {_HASH} FROM ({_catalog_query(include, exclude)})"
+    ).one()
     columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
-    for database, table, name, type_name, comment in conn.exec_driver_sql(
-        "SELECT database, table, name, type, comment FROM system.columns "
-        f"WHERE {database_filter('database', include, exclude)} ORDER BY database, table, position"
-    ):
-        columns[(str(database), str(table))].append(
+    for database, table, _, name, type_name, comment in orjson.loads(columns_json):
+        columns[(database, table)].append(
             Column(
-                name=str(name),
-                type=str(type_name),
-                nullable=str(type_name).startswith(("Nullable(", "LowCardinality(Nullable(")),
-                comment=str(comment) or None,
+                name=name,
+                type=type_name,
+                nullable=type_name.startswith(("Nullable(", "LowCardinality(Nullable(")),
+                comment=comment or None,
             )
         )
+    targets = {}
+    for database, name, create in orjson.loads(views_json):
+        found = _TO.search(create.split(" AS ", 1)[0] + " ")
+        targets[(database, name)] = _unquote(found.group(1)) if found else None
     out = []
-    for database, name, engine, comment, sorting, primary, partition, sampling, create in tables:
-        name, engine = str(name), str(engine)
+    for database, name, engine, comment, sorting, primary, partition, sampling in orjson.loads(tables_json):
         if _inner(name):
             continue
-        kind = _KINDS.get(engine, "table")
-        target = None
-        if kind == "materialized_view":
-            found = _TO.search(str(create).split(" AS ", 1)[0] + " ")
-            target = _unquote(found.group(1)) if found else None
         layout = Layout(
             engine=engine,
-            sorting_key=str(sorting) or None,
-            primary_key=str(primary) if primary and primary != sorting else None,
-            partition_key=str(partition) or None,
-            sampling_key=str(sampling) or None,
-            target=target,
+            sorting_key=sorting or None,
+            primary_key=primary if primary and primary != sorting else None,
+            partition_key=partition or None,
+            sampling_key=sampling or None,
+            target=targets.get((database, name)),
         )
         out.append(
             Table(
-                schema=str(database),
+                schema=database,
                 name=name,
-                kind=kind,
-                columns=tuple(columns.get((str(database), name), ())),
-                comment=str(comment) or None,
+                kind=_KINDS.get(engine, "table"),
+                columns=tuple(columns.get((database, name), ())),
+                comment=comment or None,
                 layout=layout,
             )
         )
-    return out
+    return out, str(raw)
+
+
+def reflect(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
+    """Read every table, view, materialized view and dictionary of the described databases (one query)."""
+    return read(conn, include, exclude)[0]
 
 
 def fingerprint(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> str:
-    """Hash the described databases' table definitions (columns, types, comments, keys: all in the DDL)."""
-    row = conn.exec_driver_sql(
-        "SELECT count(), sum(cityHash64(database, name, create_table_query, comment)) FROM system.tables "
-        f"WHERE {database_filter('database', include, exclude)} AND NOT is_temporary"
-    ).one()
-    return f"{row[0]}:{row[1]}"
+    """The hash of what :func:`read` reads, computed on the server (only a number comes back)."""
+    value = conn.exec_driver_sql(f"SELECT {_HASH} FROM ({_catalog_query(include, exclude)})").scalar()
+    return str(value)
 
 
 #: Engines whose rows live in the database itself; any other (URL, S3, MySQL, Kafka, Distributed, …) reads
