@@ -1,6 +1,6 @@
 """Full schema of a generated chDB (ClickHouse) warehouse vs a plain ``system.columns`` read + render.
 
-    python bench/clickhouse_schema.py [--tables 200] [--columns 60] [--repeat 7] [--path /tmp/dbmeta_bench_chdb]
+    python bench/clickhouse_schema.py [--tables 200] [--columns 60] [--repeat 15] [--path /tmp/dbmeta_bench_chdb]
 
 Creates (once) a database ``bench`` of N MergeTree tables, ~60 columns each (LowCardinality, Nullable, Array,
 Map, Tuple, Nested, DateTime64, Decimal, Enum), with table and column comments, sorting and partition keys,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tables", type=int, default=200)
     parser.add_argument("--columns", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--path", default="/tmp/dbmeta_bench_chdb")
     args = parser.parse_args()
     engine = sa.create_engine(f"chdb:///{Path(args.path).resolve()}")
@@ -105,11 +106,20 @@ def main() -> None:
     print(f"baseline text {baseline(engine):,} chars, dbmeta text {dbmeta(engine):,} chars (warm-up)")
     base_times: list[float] = []
     ours_times: list[float] = []
+    base_cpu: list[float] = []
+    ours_cpu: list[float] = []
     for _ in range(args.repeat):  # alternate, so drift in the machine's load hits both alike
-        base_times += timed(lambda: baseline(engine), 1)
-        ours_times += timed(lambda: dbmeta(engine), 1)
+        for fn, wall, cpu in ((baseline, base_times, base_cpu), (dbmeta, ours_times, ours_cpu)):
+            started = time.process_time()  # CPU of every thread of the process, chDB's included
+            wall += timed(lambda fn=fn: fn(engine), 1)  # type: ignore[misc]
+            cpu.append(time.process_time() - started)
     base, ours = median(base_times), median(ours_times)
     print(f"tables={args.tables} columns/table={args.columns} repeat={args.repeat}")
+    print(f"min: baseline {min(base_times) * 1000:.1f} ms, dbmeta {min(ours_times) * 1000:.1f} ms")
+    print(
+        f"CPU (all threads) median: baseline {median(base_cpu) * 1000:.1f} ms, "
+        f"dbmeta {median(ours_cpu) * 1000:.1f} ms, ratio {median(ours_cpu) / median(base_cpu):.2f}"
+    )
     print(
         f"baseline (system.columns + plain render): median {base * 1000:.1f} ms  {[round(t * 1000, 1) for t in base_times]}"
     )

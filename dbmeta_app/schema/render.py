@@ -16,6 +16,7 @@ Identifiers are shown exactly as they must be written in SQL for the dialect (qu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ _RESERVED = frozenset(
 MAX_EXAMPLES_SHOWN = 5
 
 
+@functools.lru_cache(maxsize=65_536)
 def quote_ident(name: str, dialect: str) -> str:
     """Quote an identifier for the dialect when it is not a plain, non-reserved name."""
     plain = _PLAIN.get(dialect_family(dialect), _DEFAULT_PLAIN)
@@ -68,11 +70,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
+def _column_line(col: Column, fk_targets: dict[str, str], dialect: str, typed_nulls: bool) -> str:
     parts = [quote_ident(col.name, dialect), col.type]
     if col.primary_key:
         parts.append("PK")
-    elif not col.nullable and dialect_family(dialect) != "clickhouse":  # ClickHouse types say Nullable(...)
+    elif not col.nullable and not typed_nulls:
         parts.append("NOT NULL")
     target = fk_targets.get(col.name)
     if target:
@@ -131,7 +133,8 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
             composite.append(f"FK ({cols}) → {ref} ({refs})")
     if table.layout is not None:
         lines.append(_layout_line(table, table.layout, dialect))
-    lines.extend(_column_line(c, single, dialect) for c in table.columns)
+    typed_nulls = dialect_family(dialect) == "clickhouse"  # its types say Nullable(...): no NOT NULL noise
+    lines.extend(_column_line(c, single, dialect, typed_nulls) for c in table.columns)
     if len(table.primary_key) > 1:
         lines.append("PK (" + ", ".join(quote_ident(c, dialect) for c in table.primary_key) + ")")
     lines.extend(composite)

@@ -16,7 +16,6 @@ views (``.inner.…``, ``.inner_id.…``) are left out: a query reads the view.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final
 
@@ -26,6 +25,7 @@ from sqlalchemy.engine import Connection
 from dbmeta_app.schema.models import Column, Layout, Table
 
 SYSTEM_DATABASES: Final = ("system", "INFORMATION_SCHEMA", "information_schema")
+_NULLABLE: Final = ("Nullable(", "LowCardinality(Nullable(")
 _KINDS: Final = {"View": "view", "MaterializedView": "materialized_view", "Dictionary": "dictionary"}
 _TO: Final = re.compile(r"\bTO\s+((?:`[^`]+`|\"[^\"]+\"|[\w$]+)(?:\.(?:`[^`]+`|\"[^\"]+\"|[\w$]+))?)\s", re.I)
 
@@ -52,43 +52,39 @@ def _unquote(name: str) -> str:
 
 
 def _catalog_query(include: Sequence[str], exclude: Sequence[str]) -> str:
-    """One statement: the tables, the columns and the materialized views' DDL, each as one sorted JSON array.
+    """One statement: the tables, the columns (grouped per table) and the materialized views' DDL, each as one
+    JSON array, and the fingerprint: order-independent sums of per-row hashes, computed in the same pass.
 
     One string per part, not one row per column: a row-by-row result costs the drivers (chDB's above all) far
-    more in Python than the catalog read costs the server. Sorted on the server, so the same catalog gives the
-    same text, whose hash is the fingerprint (:func:`fingerprint` asks for the hash alone).
+    more in Python than the catalog read costs the server. :func:`fingerprint` runs the same read and asks for
+    the hash alone.
     """
     where = database_filter("database", include, exclude)
     return (
-        "SELECT "
-        "(SELECT toJSONString(arraySort(groupArray((database, name, engine, comment, sorting_key, primary_key, "
-        f"partition_key, sampling_key)))) FROM system.tables WHERE {where} AND NOT is_temporary) AS t, "
-        "(SELECT toJSONString(arraySort(groupArray((database, table, position, name, type, comment)))) "
-        f"FROM system.columns WHERE {where}) AS c, "
+        "SELECT tt.1 AS t, cc.1 AS c, m, concat(toString(tt.2), ':', toString(cc.2), ':', toString(cityHash64(m))) AS fp "
+        "FROM (SELECT "
+        "(SELECT (toJSONString(groupArray(r)), sum(cityHash64(r))) FROM (SELECT (database, name, engine, comment, "
+        "sorting_key, primary_key, partition_key, sampling_key) AS r "
+        f"FROM system.tables WHERE {where} AND NOT is_temporary)) AS tt, "
+        "(SELECT (toJSONString(groupArray(r)), sum(cityHash64(r))) FROM (SELECT (database, table, "
+        "arraySort(groupArray((position, name, type, comment)))) AS r "
+        f"FROM system.columns WHERE {where} GROUP BY database, table)) AS cc, "
         "(SELECT toJSONString(arraySort(groupArray((database, name, create_table_query)))) FROM system.tables "
-        f"WHERE {where} AND engine = 'MaterializedView') AS m"
+        f"WHERE {where} AND engine = 'MaterializedView') AS m)"
     )
-
-
-_HASH: Final = "toString(cityHash64(t, c, m))"
 
 
 def read(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> tuple[list[Table], str]:
     """Read every table, view, materialized view and dictionary of the described databases, and the catalog's
     fingerprint, in one query."""
-    tables_json, columns_json, views_json, raw = conn.exec_driver_sql(
-        f"SELECT t, c, m, {_HASH} FROM ({_catalog_query(include, exclude)})"
-    ).one()
-    columns: dict[tuple[str, str], list[Column]] = defaultdict(list)
-    for database, table, _, name, type_name, comment in orjson.loads(columns_json):
-        columns[(database, table)].append(
-            Column(
-                name=name,
-                type=type_name,
-                nullable=type_name.startswith(("Nullable(", "LowCardinality(Nullable(")),
-                comment=comment or None,
-            )
+    tables_json, columns_json, views_json, raw = conn.exec_driver_sql(_catalog_query(include, exclude)).one()
+    columns = {
+        (database, table): tuple(
+            Column(name, type_name, type_name.startswith(_NULLABLE), False, None, comment or None)
+            for _, name, type_name, comment in cols
         )
+        for database, table, cols in orjson.loads(columns_json)
+    }
     targets = {}
     for database, name, create in orjson.loads(views_json):
         found = _TO.search(create.split(" AS ", 1)[0] + " ")
@@ -110,7 +106,7 @@ def read(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> tu
                 schema=database,
                 name=name,
                 kind=_KINDS.get(engine, "table"),
-                columns=tuple(columns.get((database, name), ())),
+                columns=columns.get((database, name), ()),
                 comment=comment or None,
                 layout=layout,
             )
@@ -125,7 +121,7 @@ def reflect(conn: Connection, include: Sequence[str], exclude: Sequence[str]) ->
 
 def fingerprint(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> str:
     """The hash of what :func:`read` reads, computed on the server (only a number comes back)."""
-    value = conn.exec_driver_sql(f"SELECT {_HASH} FROM ({_catalog_query(include, exclude)})").scalar()
+    value = conn.exec_driver_sql(f"SELECT fp FROM ({_catalog_query(include, exclude)})").scalar()
     return str(value)
 
 
