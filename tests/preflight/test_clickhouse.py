@@ -191,3 +191,35 @@ def test_every_statement_runs_read_only_with_time_memory_and_result_limits(engin
             conn.exec_driver_sql("SELECT count() FROM analytics.campaigns WHERE campaign_id = 999").scalar()
             == 0
         )
+
+
+def test_a_dictionary_named_by_an_expression_is_refused() -> None:
+    verdict = check_sql("SELECT dictGet(concat('analytics.', 'product_names'), 'name', toUInt64(1))", "chdb")
+    assert not verdict.ok and "string literal" in (verdict.reason or "")
+
+
+@pytest.mark.integration
+def test_a_dictionary_with_a_source_outside_the_database_is_never_loaded(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("DROP DICTIONARY IF EXISTS default.i17a_remote")
+        conn.exec_driver_sql(
+            "CREATE DICTIONARY default.i17a_remote (k UInt64, v String) PRIMARY KEY k "
+            "SOURCE(HTTP(URL 'http://127.0.0.1:9/never.tsv' FORMAT 'TabSeparated')) "
+            "LIFETIME(0) LAYOUT(HASHED())"
+        )
+    try:
+        refused = run_explain(engine, "SELECT dictGet('default.i17a_remote', 'v', toUInt64(1))")
+        assert not refused.ok and refused.error_kind == "unsafe"
+        assert "i17a_remote (source HTTP)" in (refused.error or "")
+        unknown = run_explain(engine, "SELECT dictHas('analytics.nosuch', toUInt64(1))")
+        assert not unknown.ok and "not a dictionary of this database" in (unknown.error or "")
+        local = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
+        assert local.ok, local.error
+        with engine.connect() as conn:
+            status = conn.exec_driver_sql(
+                "SELECT status FROM system.dictionaries WHERE database = 'default' AND name = 'i17a_remote'"
+            ).scalar()
+        assert status == "NOT_LOADED"
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP DICTIONARY IF EXISTS default.i17a_remote")

@@ -92,8 +92,47 @@ def table_function_name(table: exp.Table) -> str | None:
     return type(node).__name__.lower()
 
 
+def dictionaries_used(tree: exp.Expr) -> set[str] | None:
+    """Return the dictionary names the dict* functions of a query name (None: a name that is not a literal)."""
+    names: set[str] = set()
+    for node in tree.find_all(exp.Anonymous):
+        if not node.name.lower().startswith("dict"):
+            continue
+        first = node.expressions[0] if node.expressions else None
+        if not isinstance(first, exp.Literal) or not first.is_string:
+            return None
+        names.add(first.name)
+    return names
+
+
+#: A dictionary source that stays in the database: a ClickHouse table named without HOST (and no other server).
+_SOURCE: Final = re.compile(r"\bSOURCE\s*\(\s*(\w+)\s*\(([^)]*)\)", re.I)
+
+
+def remote_dictionaries(names: set[str], rows: list[tuple[str, str, str]], current: str) -> list[str]:
+    """Of the dictionaries a query reads, those whose source is outside the database (or that are unknown).
+
+    ``rows`` are (database, name, create_table_query) of the dictionaries in the catalog. Loading a dictionary
+    reads its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an executable.
+    """
+    sources = {f"{database}.{name}": create for database, name, create in rows}
+    out = []
+    for name in sorted(names):
+        key = name if "." in name else f"{current}.{name}"
+        found = _SOURCE.search(sources.get(key, ""))
+        if found is None:
+            out.append(f"{name} (not a dictionary of this database)")
+            continue
+        kind, args = found.group(1).upper(), found.group(2).upper()
+        if kind != "CLICKHOUSE" or re.search(r"\b(HOST|PORT|USER|PASSWORD|SECURE)\b", args):
+            out.append(f"{name} (source {kind})")
+    return out
+
+
 def tree_problem(tree: exp.Expr) -> str | None:
     """Return why a parsed ClickHouse query reaches outside the database or changes its limits, or None."""
+    if dictionaries_used(tree) is None:
+        return "the dictionary a dict*() function reads must be named by a string literal"
     for node in tree.walk():
         if isinstance(node, exp.Table):
             function = table_function_name(node)
