@@ -210,3 +210,17 @@ def test_introspection_reads_the_catalog_in_a_fixed_number_of_queries(
 
 def test_the_snapshot_fingerprint_is_what_the_drift_check_reads(engine: Engine, snapshot: Snapshot) -> None:
     assert snapshot.fingerprint and snapshot.fingerprint == schema_fingerprint(engine, ("analytics",))
+
+
+def test_the_bundled_sample_loads_once(engine: Engine, chdb_url: str) -> None:
+    from dbmeta_app.runtime import materialize_clickhouse_sample
+
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT count() FROM analytics.events").scalar()
+    materialize_clickhouse_sample(chdb_url)  # already there: nothing is loaded again
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count() FROM analytics.events").scalar() == before == 30_000
+        assert (
+            conn.exec_driver_sql("SELECT count() FROM system.tables WHERE database = 'analytics'").scalar()
+            == 15
+        )
