@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy
-import sqlglot
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -495,24 +494,10 @@ def _explain_clickhouse(
     [{table, primarykey: {keys, condition, parts: [initial, selected], granules: [...]}, partition: ...}]}``;
     ``estimated_rows`` is the sum of the rows the MergeTree reads will touch.
     """
-    # Planning folds constants, so dictGet('d', ...) may load the dictionary, which reads its source.
-    names = clickhouse_rules.dictionaries_used(sqlglot.parse_one(statement, read="clickhouse"))
-    if names is None:
-        return _failure("refused: a dictionary must be named by a string literal", "unsafe")
-    if names:
-        current = str(session.run("SELECT currentDatabase()").scalar())
-        rows = session.run(
-            "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary'"
-        ).fetchall()
-        remote = clickhouse_rules.remote_dictionaries(
-            names, [(str(r[0]), str(r[1]), str(r[2])) for r in rows], current
-        )
-        if remote:
-            return _failure(
-                "refused: the query reads dictionaries whose source is outside the database: "
-                + ", ".join(remote),
-                "unsafe",
-            )
+    # Planning opens what the query reads (storages, views, dictionaries): follow it through the catalog first.
+    problem = clickhouse_rules.reach_problem(lambda sql: list(session.run(sql).fetchall()), statement)
+    if problem is not None:
+        return _failure(f"refused: {problem}", "unsafe")
     # The session's run() appends the limits clause: build the bare EXPLAIN statements here.
     result = session.run(f"EXPLAIN PLAN indexes = 1, json = 1 {statement}")
     rows, truncated = _bounded_rows(result, max_plan_bytes)

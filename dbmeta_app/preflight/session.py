@@ -17,7 +17,7 @@ goes back to the pool. A connection that cannot be reset is discarded, never len
   engine does not pool SQLite connections.
 - ClickHouse (server or chDB): no transactions; every statement carries its own ``SETTINGS`` clause
   (``readonly = 2``, ``max_execution_time``, ``max_memory_usage``, result rows and bytes: see
-  :func:`dbmeta_app.preflight.dialects.clickhouse.limits_clause`), so nothing outlives the statement.
+  :func:`clickhouse_limits`), so nothing outlives the statement.
 - DuckDB: the engine opens the file read-only without external access; the statement runs in SQLAlchemy's
   transaction, rolled back, with an ``interrupt()`` watchdog.
 """
@@ -38,14 +38,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from dbmeta_app.dialects import dialect_family
-from dbmeta_app.preflight.dialects.clickhouse import limits_clause
 
 try:  # psycopg 3 (the PostgreSQL driver the service installs); other drivers return JSON as text already
     from psycopg.types.string import TextLoader
 except ImportError:  # pragma: no cover
     TextLoader = None  # type: ignore[assignment,misc]
 
-__all__ = ["ReadOnlySession", "SessionRefused", "read_only_session"]
+__all__ = ["ReadOnlySession", "SessionRefused", "clickhouse_limits", "read_only_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +63,23 @@ _PG_PLANNER_FIXED: Final = (
 )
 # COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+): PyMySQL has the command code but no method for it.
 _COM_RESET_CONNECTION: Final = 0x1F
+
+
+#: Bounds of every statement the service runs on ClickHouse (seconds and bytes are set from the profile's timeout).
+MAX_MEMORY_BYTES: Final = 1_000_000_000
+MAX_RESULT_ROWS: Final = 10_000
+MAX_RESULT_BYTES: Final = 10_000_000
+
+
+def clickhouse_limits(timeout_ms: int) -> str:
+    """Return the SETTINGS clause that bounds one statement: read-only, time, memory, result size."""
+    seconds = max(1, -(-int(timeout_ms) // 1000))
+    return (
+        f" SETTINGS readonly = 2, max_execution_time = {seconds}, timeout_overflow_mode = 'throw',"
+        f" max_memory_usage = {MAX_MEMORY_BYTES}, max_result_rows = {MAX_RESULT_ROWS},"
+        f" max_result_bytes = {MAX_RESULT_BYTES}, result_overflow_mode = 'break',"
+        " allow_introspection_functions = 0"
+    )
 
 
 class SessionRefused(Exception):
@@ -243,7 +259,7 @@ def _sqlite(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
 
 @contextlib.contextmanager
 def _clickhouse(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
-    settings = limits_clause(timeout_ms)
+    settings = clickhouse_limits(timeout_ms)
 
     def run(sql: str) -> Any:
         statement = sql + settings

@@ -9,10 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbmeta_app.preflight.dialects.clickhouse import limits_clause
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.preflight.session import read_only_session
+from dbmeta_app.preflight.session import clickhouse_limits, read_only_session
 
 HOSTILE = [
     "SELECT * FROM url('http://169.254.169.254/latest/meta-data', CSV)",
@@ -114,7 +113,7 @@ def test_refusals_say_what_and_why() -> None:
 
 
 def test_the_limits_clause_is_read_only_and_bounded() -> None:
-    clause = limits_clause(2500)
+    clause = clickhouse_limits(2500)
     assert clause.startswith(" SETTINGS readonly = 2, max_execution_time = 3,")
     for name in ("max_memory_usage", "max_result_rows", "max_result_bytes"):
         assert name in clause
@@ -223,3 +222,51 @@ def test_a_dictionary_with_a_source_outside_the_database_is_never_loaded(engine:
     finally:
         with engine.connect() as conn:
             conn.exec_driver_sql("DROP DICTIONARY IF EXISTS default.i17a_remote")
+
+
+@pytest.fixture
+def reach_db(engine: Engine) -> Iterator[str]:
+    name = "i17a_reach"
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {name}.remote (s String) ENGINE = URL('http://127.0.0.1:9/never.csv', CSV)"
+        )
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_remote AS SELECT s FROM {name}.remote")
+        conn.exec_driver_sql(
+            f"CREATE VIEW {name}.v_fn AS SELECT * FROM url('http://127.0.0.1:9/x.csv', CSV, 'a String')"
+        )
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_local AS SELECT user_id FROM analytics.users")
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_v_local AS SELECT * FROM {name}.v_local")
+    yield name
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ("remote", "uses the URL engine"),
+        ("v_remote", "uses the URL engine"),
+        ("v_fn", "view i17a_reach.v_fn reads outside the database"),
+    ],
+)
+def test_tables_and_views_that_read_outside_the_database_are_not_planned(
+    engine: Engine, reach_db: str, table: str, why: str
+) -> None:
+    result = run_explain(engine, f"SELECT count() FROM {reach_db}.{table}")
+    assert not result.ok and result.error_kind == "unsafe"
+    assert why in (result.error or "")
+
+
+@pytest.mark.integration
+def test_views_over_local_tables_and_materialized_views_are_planned(engine: Engine, reach_db: str) -> None:
+    for sql in (
+        f"SELECT count() FROM {reach_db}.v_v_local",
+        "SELECT sum(revenue) FROM analytics.mv_daily_revenue",
+        "SELECT sum(events) FROM analytics.mv_events_hourly",
+    ):
+        result = run_explain(engine, sql)
+        assert result.ok, (sql, result.error)

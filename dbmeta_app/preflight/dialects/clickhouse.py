@@ -10,16 +10,21 @@ grants, quotas, query or session logs, processes, settings). ``SETTINGS`` and ``
 (the service sets the limits itself), ``INTO OUTFILE`` does not parse as a query, and a table named like a
 path (``FROM 'data.csv'``, which clickhouse-local and chDB read as a file) is refused.
 
-Every statement the service runs on ClickHouse carries :func:`limits_clause`: ``readonly = 2`` (no writes, no
-DDL), a time limit, a memory limit, bounded result rows and bytes, no introspection functions.
+Before planning, :func:`reach_problem` follows what the query reads through the catalog (table engines, views,
+materialized views, dictionaries). Every statement the service runs on ClickHouse carries the limits of
+:func:`dbmeta_app.preflight.session.clickhouse_limits`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
+import sqlglot
 from sqlglot import exp
+
+from dbmeta_app.schema.introspect.clickhouse import is_local_engine, materialized_view_target, quote_literal
 
 #: Table functions that only generate rows in process.
 SAFE_TABLE_FUNCTIONS: Final = frozenset(
@@ -63,22 +68,6 @@ DENIED_FUNCTIONS: Final = frozenset({"catboostevaluate", "modelevaluate", "geten
 
 _PATHLIKE: Final = re.compile(r"[./\\:*?]")
 
-#: Bounds of every statement the service runs (seconds and bytes are set from the profile's timeout).
-MAX_MEMORY_BYTES: Final = 1_000_000_000
-MAX_RESULT_ROWS: Final = 10_000
-MAX_RESULT_BYTES: Final = 10_000_000
-
-
-def limits_clause(timeout_ms: int) -> str:
-    """Return the SETTINGS clause that bounds one statement: read-only, time, memory, result size."""
-    seconds = max(1, -(-int(timeout_ms) // 1000))
-    return (
-        f" SETTINGS readonly = 2, max_execution_time = {seconds}, timeout_overflow_mode = 'throw',"
-        f" max_memory_usage = {MAX_MEMORY_BYTES}, max_result_rows = {MAX_RESULT_ROWS},"
-        f" max_result_bytes = {MAX_RESULT_BYTES}, result_overflow_mode = 'break',"
-        " allow_introspection_functions = 0"
-    )
-
 
 def table_function_name(table: exp.Table) -> str | None:
     """Return the name of the table function a FROM item calls, or None for a plain table."""
@@ -105,27 +94,113 @@ def dictionaries_used(tree: exp.Expr) -> set[str] | None:
     return names
 
 
-#: A dictionary source that stays in the database: a ClickHouse table named without HOST (and no other server).
+#: A dictionary's source: SOURCE(KIND(args)).
 _SOURCE: Final = re.compile(r"\bSOURCE\s*\(\s*(\w+)\s*\(([^)]*)\)", re.I)
+_REMOTE_ARGS: Final = re.compile(r"\b(HOST|PORT|USER|PASSWORD|SECURE)\b", re.I)
+#: How many levels of views (a view reading a view …) are followed before giving up.
+MAX_VIEW_DEPTH: Final = 8
+
+#: Runs one catalog query (the service appends its limits) and returns its rows.
+CatalogQuery = Callable[[str], list[tuple[Any, ...]]]
 
 
-def remote_dictionaries(names: set[str], rows: list[tuple[str, str, str]], current: str) -> list[str]:
-    """Of the dictionaries a query reads, those whose source is outside the database (or that are unknown).
+def table_references(tree: exp.Expr) -> set[tuple[str | None, str]]:
+    """The (database or None, name) of every table a query reads by name, CTEs left out."""
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    out = set()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        if not table.db and table.name in ctes:
+            continue
+        out.add((table.db or None, table.name))
+    return out
 
-    ``rows`` are (database, name, create_table_query) of the dictionaries in the catalog. Loading a dictionary
-    reads its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an executable.
+
+def _literals(values: set[str]) -> str:
+    return ", ".join(quote_literal(v) for v in sorted(values))
+
+
+def reach_problem(query: CatalogQuery, statement: str) -> str | None:
+    """Follow what a guarded query reads through the catalog and say why it reaches outside the database, or None.
+
+    Planning a ClickHouse query opens what it reads: a table's storage (an S3, URL, MySQL or Distributed
+    table lists or connects), a view's query, a materialized view's target, a dictionary's source (constant
+    folding may load it). Tables must have a local engine; views are followed through their queries (which
+    pass the same guard rules), materialized views to their targets; dictionaries must read a table of this
+    server. Unknown tables are left to the EXPLAIN to report.
+    """
+    current = str(query("SELECT currentDatabase()")[0][0])
+    trees: list[tuple[exp.Expr, str]] = [(sqlglot.parse_one(statement, read="clickhouse"), current)]
+    seen: set[str] = set()
+    dictionaries: set[str] = set()
+    for _ in range(MAX_VIEW_DEPTH):
+        wanted: set[str] = set()
+        for tree, database in trees:
+            names = dictionaries_used(tree)
+            if names is None:
+                return "the dictionary a dict*() function reads must be named by a string literal"
+            dictionaries |= {n if "." in n else f"{database}.{n}" for n in names}
+            wanted |= {f"{db or database}.{name}" for db, name in table_references(tree)}
+        wanted -= seen
+        trees = []
+        if not wanted:
+            break
+        seen |= wanted
+        databases = {key.split(".", 1)[0] for key in wanted}
+        names = {key.split(".", 1)[1] for key in wanted}
+        rows = query(
+            "SELECT database, name, engine, create_table_query, as_select FROM system.tables "
+            f"WHERE database IN ({_literals(databases)}) AND name IN ({_literals(names)})"
+        )
+        for database, name, engine, create, as_select in rows:
+            key = f"{database}.{name}"
+            if key not in wanted:
+                continue
+            if engine == "View":
+                view = sqlglot.parse_one(str(as_select), read="clickhouse")
+                problem = tree_problem(view)
+                if problem is not None:
+                    return f"view {key} reads outside the database: {problem}"
+                trees.append((view, str(database)))
+            elif engine == "MaterializedView":
+                target = materialized_view_target(str(create))
+                if target is not None:  # else its inner table, a MergeTree of this database
+                    db, _, table = target.rpartition(".")
+                    trees.append((exp.select("*").from_(exp.table_(table, db=db or str(database))), current))
+            elif engine == "Dictionary":
+                dictionaries.add(key)
+            elif str(engine).startswith("System"):
+                continue  # a catalog table: the guard admits only the allow-listed ones
+            elif not is_local_engine(str(engine)):
+                return f"table {key} uses the {engine} engine, which reads outside the database"
+    else:
+        return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
+    if dictionaries:
+        rows = query(
+            "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary' AND "
+            f"database IN ({_literals({d.split('.', 1)[0] for d in dictionaries})})"
+        )
+        remote = remote_dictionaries(dictionaries, [(str(r[0]), str(r[1]), str(r[2])) for r in rows])
+        if remote:
+            return "the query reads dictionaries whose source is outside the database: " + ", ".join(remote)
+    return None
+
+
+def remote_dictionaries(names: set[str], rows: list[tuple[str, str, str]]) -> list[str]:
+    """Of the dictionaries a query reads (qualified names), those whose source is outside the database.
+
+    ``rows`` are (database, name, create_table_query) of dictionaries in the catalog. Loading a dictionary reads
+    its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an executable.
     """
     sources = {f"{database}.{name}": create for database, name, create in rows}
     out = []
     for name in sorted(names):
-        key = name if "." in name else f"{current}.{name}"
-        found = _SOURCE.search(sources.get(key, ""))
+        found = _SOURCE.search(sources.get(name, ""))
         if found is None:
             out.append(f"{name} (not a dictionary of this database)")
-            continue
-        kind, args = found.group(1).upper(), found.group(2).upper()
-        if kind != "CLICKHOUSE" or re.search(r"\b(HOST|PORT|USER|PASSWORD|SECURE)\b", args):
-            out.append(f"{name} (source {kind})")
+        elif found.group(1).upper() != "CLICKHOUSE" or _REMOTE_ARGS.search(found.group(2)):
+            out.append(f"{name} (source {found.group(1).upper()})")
     return out
 
 

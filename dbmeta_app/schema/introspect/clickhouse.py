@@ -85,10 +85,10 @@ def read(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> tu
         )
         for database, table, cols in orjson.loads(columns_json)
     }
-    targets = {}
-    for database, name, create in orjson.loads(views_json):
-        found = _TO.search(create.split(" AS ", 1)[0] + " ")
-        targets[(database, name)] = _unquote(found.group(1)) if found else None
+    targets = {
+        (database, name): materialized_view_target(create)
+        for database, name, create in orjson.loads(views_json)
+    }
     out = []
     for database, name, engine, comment, sorting, primary, partition, sampling in orjson.loads(tables_json):
         if _inner(name):
@@ -125,9 +125,20 @@ def fingerprint(conn: Connection, include: Sequence[str], exclude: Sequence[str]
     return str(value)
 
 
-#: Engines whose rows live in the database itself; any other (URL, S3, MySQL, Kafka, Distributed, …) reads
-#: files, URLs or other servers when read.
-LOCAL_ENGINES: Final = frozenset({"Memory", "Log", "TinyLog", "StripeLog"})
+#: Engines whose rows live in the database itself; any other (URL, S3, File, MySQL, Kafka, Distributed, Buffer…)
+#: reads files, URLs or other servers when read.
+LOCAL_ENGINES: Final = frozenset({"Memory", "Log", "TinyLog", "StripeLog", "Null", "Set", "Join"})
+
+
+def is_local_engine(engine: str) -> bool:
+    """Tell whether a table engine keeps its rows in the database (reading it reaches nothing else)."""
+    return engine.endswith("MergeTree") or engine in LOCAL_ENGINES
+
+
+def materialized_view_target(create_table_query: str) -> str | None:
+    """The table a materialized view writes to (``TO db.table``), or None when it keeps an inner table."""
+    found = _TO.search(create_table_query.split(" AS ", 1)[0] + " ")
+    return _unquote(found.group(1)) if found else None
 
 
 def live_kinds(conn: Connection, keys: set[str], databases: Sequence[str]) -> dict[str, str]:
@@ -141,7 +152,7 @@ def live_kinds(conn: Connection, keys: set[str], databases: Sequence[str]) -> di
         if key not in keys:
             continue
         engine = str(engine)
-        if engine.endswith("MergeTree") or engine in LOCAL_ENGINES:
+        if is_local_engine(engine):
             out[key] = "table"
         elif engine in ("View", "MaterializedView"):
             out[key] = "view"
