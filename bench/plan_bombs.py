@@ -61,7 +61,9 @@ def main() -> None:
                 pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
             with BackendWatch(pid) as watch:
                 started = time.perf_counter()
-                result = run_explain(engine, sql, timeout_ms=args.timeout_ms)
+                # as the service does: one deadline for the whole answer (guard included)
+                deadline = time.monotonic() + args.timeout_ms / 1000
+                result = run_explain(engine, sql, timeout_ms=args.timeout_ms, deadline=deadline)
                 took = time.perf_counter() - started
             outcome = "ok" if result.ok else str(result.error_kind)
             print(f"{name:30} {shown[:52]:52} {outcome:10} {took:8.2f} {watch.peak_mb:8.0f}", flush=True)

@@ -168,6 +168,8 @@ async def preflight_reply(
     Cached answers are stored with ``"cached": true`` already in them, so a hit is served as stored bytes.
     """
     started = time.perf_counter()
+    # One time limit for the whole answer: parsing, queueing and checking count against it too.
+    deadline = time.monotonic() + rt.profile.preflight.timeout_ms / 1000
     dialect, limits = rt.dialect, rt.profile.preflight
     verdict = await guard(sql, dialect, budget_of(limits))
     if not verdict.ok or verdict.statement is None:
@@ -232,6 +234,7 @@ async def preflight_reply(
                 budget=budget_of(limits),
                 max_plan_bytes=limits.max_plan_bytes,
                 check=check,
+                deadline=deadline,
             ),
             limiter=rt.thread_limiter(),
         )

@@ -51,6 +51,9 @@ DEFAULT_LARGE_TABLE_ROWS: Final = 100_000
 # A server's error text can echo long input (MySQL quotes the SQL near the error): keep answers small.
 _MAX_ERROR_CHARS: Final = 2_000
 
+#: Below this much time left, the database is not asked at all (the answer would only be a timeout).
+MIN_DATABASE_MS: Final = 50
+
 # PostgreSQL SQLSTATEs: query_canceled (statement_timeout), lock_not_available (lock_timeout).
 _PG_TIMEOUT_STATES: Final = frozenset({"57014", "55P03"})
 _PG_CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05"})
@@ -110,8 +113,13 @@ def run_explain(
     max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
     mysql_timeout: str | None = None,
     check: Check | None = None,
+    deadline: float | None = None,
 ) -> ExplainResult:
     """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors.
+
+    ``deadline`` (a ``time.monotonic()`` instant) is when the caller's time limit ends: the database gets
+    only what is left of ``timeout_ms`` by then, so the time spent parsing, queueing and checking before it
+    counts against the same limit (one limit per request, not one per step).
 
     ``check`` (e.g. a routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
     reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
@@ -125,6 +133,14 @@ def run_explain(
         return _failure(f"{prefix}{verdict.reason}", verdict.kind or UNSAFE)
     guarded = verdict.statement
     timeout_ms = max(1, int(timeout_ms))
+    if deadline is not None:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms < MIN_DATABASE_MS:
+            return _failure(
+                f"statement timed out: the {timeout_ms} ms limit was spent before the database was asked",
+                "timeout",
+            )
+        timeout_ms = min(timeout_ms, left_ms)
     session: ReadOnlySession | None = None
     try:
         with read_only_session(engine, timeout_ms, mysql_timeout=mysql_timeout) as session:

@@ -231,3 +231,29 @@ def test_a_check_runs_inside_the_read_only_transaction_and_can_refuse(engine: sa
     assert result.error == "refused: reaches a routine that is not allowed"
     assert seen == [1]
     assert run_explain(engine, "SELECT * FROM sentinel", check=lambda conn: None).ok
+
+
+def test_the_database_gets_only_what_is_left_of_the_time_limit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing, queueing and checking count against the one limit: a spent deadline never reaches the database."""
+    from dbmeta_app.preflight import explain
+
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    asked: list[int] = []
+    real = explain.read_only_session
+
+    def spy(engine: sa.Engine, timeout_ms: int, **kw: Any) -> Any:
+        asked.append(timeout_ms)
+        return real(engine, timeout_ms, **kw)
+
+    monkeypatch.setattr(explain, "read_only_session", spy)
+    spent = run_explain(engine, "SELECT 1", timeout_ms=5000, deadline=time.monotonic() - 0.1)
+    assert (spent.ok, spent.error_kind) == (False, "timeout")
+    assert "spent before the database was asked" in (spent.error or "")
+    assert asked == []
+
+    left = run_explain(engine, "SELECT 1", timeout_ms=5000, deadline=time.monotonic() + 1.0)
+    assert left.ok, left.error
+    assert len(asked) == 1 and 50 <= asked[0] <= 1000
+    engine.dispose()
