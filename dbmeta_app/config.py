@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dbmeta_app.errors import ConfigError
 
 SAMPLE_PROFILE_DB = "sample_warehouse.db"
+SAMPLE_CLICKHOUSE_DIR = "sample_clickhouse"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
     # databases
     database_url: SecretStr | None = None
     profiles_file: Path | None = None
+    # the bundled sample served when no DATABASE_URL or PROFILES_FILE is set: SQLite, or ClickHouse in chDB
+    sample_warehouse: Literal["sqlite", "clickhouse"] = "sqlite"
     data_examples: int = Field(default=0, ge=0, le=50)
     # curated prompt material shared by profiles (each profile may add its own files)
     examples_dir: Path | None = None
@@ -291,6 +294,12 @@ def _load_profiles(settings: Settings) -> dict[str, Profile]:
         profiles.setdefault(
             settings.default_profile,
             Profile(name=settings.default_profile, database_url=settings.database_url),
+        )
+    if not profiles and settings.sample_warehouse == "clickhouse":
+        # chDB: ClickHouse in process, its data in a directory; comments in the DDL describe the tables
+        sample_dir = (settings.data_dir / SAMPLE_CLICKHOUSE_DIR).resolve()
+        profiles[settings.default_profile] = Profile(
+            name=settings.default_profile, database_url=SecretStr(f"chdb:///{sample_dir}"), sample=True
         )
     if not profiles:
         sample_db = (settings.data_dir / SAMPLE_PROFILE_DB).resolve()

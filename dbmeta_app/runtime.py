@@ -44,6 +44,9 @@ def _connect_args(dialect: str) -> dict[str, Any]:
         return {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 60, "write_timeout": 60}
     if dialect == "sqlite":
         return {"timeout": CONNECT_TIMEOUT_S, "check_same_thread": False}
+    if dialect == "duckdb":
+        # no files, URLs, extensions or ATTACH from any query, whatever the guard let through
+        return {"config": {"enable_external_access": False}}
     return {}
 
 
@@ -59,6 +62,8 @@ def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bo
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
     if preflight and profile.dialect == "postgresql":
         connect_args["prepare_threshold"] = None
+    if profile.dialect == "duckdb" and ":memory:" not in url and not url.endswith(":///"):
+        connect_args["read_only"] = True
     if preflight and profile.dialect == "sqlite" and ":memory:" not in url and "mode=memory" not in url:
         kwargs["poolclass"] = sa.pool.NullPool
     elif profile.dialect != "sqlite":
@@ -85,6 +90,29 @@ def materialize_sample(path: Path) -> None:
         conn.close()
     os.replace(tmp, path)  # atomic: a concurrent reader sees no half-built file
     log.info("Created the sample warehouse at %s", path)
+
+
+def materialize_clickhouse_sample(url: str) -> None:
+    """Load the bundled ClickHouse sample into the chDB database at url unless it is already there."""
+    script = sample_file("clickhouse_warehouse.sql").read_text(encoding="utf-8")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            # the dictionary is created last: present means the whole script ran
+            done = conn.exec_driver_sql(
+                "SELECT count() FROM system.tables WHERE database = 'analytics' AND name = 'product_names'"
+            ).scalar()
+            if done:
+                return
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS analytics")
+            # statements end with a semicolon at the end of a line (the script says so)
+            for statement in script.split(";\n"):
+                code = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+                if code.strip():
+                    conn.exec_driver_sql(code)
+        log.info("Created the ClickHouse sample warehouse (chDB)")
+    finally:
+        engine.dispose()
 
 
 def file_digest(path: Path | None) -> str:
@@ -221,7 +249,10 @@ def open_profile(
     """
     if profile.sample:
         url = profile.database_url.get_secret_value()
-        materialize_sample(Path(url.split(":///", 1)[1]))
+        if profile.dialect == "chdb":
+            materialize_clickhouse_sample(url)
+        else:
+            materialize_sample(Path(url.split(":///", 1)[1]))
     return ProfileRuntime(
         profile=profile,
         engine=engine if engine is not None else create_profile_engine(profile),

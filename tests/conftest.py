@@ -202,3 +202,18 @@ def mysql_url() -> str:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The one chDB database of the test session, with the bundled ClickHouse sample loaded (``analytics``).
+
+    chDB runs one embedded server per process, bound to the first path opened: every test that uses chDB must
+    use this URL (other databases in it are free), never a path of its own.
+    """
+    pytest.importorskip("chdb_sqlalchemy", reason="chDB is not installed (pip install 'dbmeta[chdb]')")
+    from dbmeta_app.runtime import materialize_clickhouse_sample
+
+    url = f"chdb:///{tmp_path_factory.mktemp('chdb')}"
+    materialize_clickhouse_sample(url)
+    return url

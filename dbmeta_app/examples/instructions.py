@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dbmeta_app.config import Settings
+from dbmeta_app.dialects import dialect_family
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.runtime import ProfileRuntime
 
@@ -84,7 +85,14 @@ _DIALECTS: dict[str, list[str]] = {
     "clickhouse": [
         "Quote identifiers with double quotes or backticks.",
         "Dates: toStartOfMonth(ts), toDate(ts), now(), ts - INTERVAL 7 DAY, toYear(ts).",
-        "Aggregates: uniq(x) for approximate distinct counts, groupArray(x), quantile(0.5)(x).",
+        "Aggregates: uniq(x) for approximate distinct counts, groupArray(x), quantile(0.5)(x), countIf(cond).",
+        "Filter on the leading ORDER BY (sorting key) columns of big tables; there are no foreign keys.",
+        "Arrays: arrayJoin(arr) or ARRAY JOIN; maps: m['key']; tuples: t.field; ReplacingMergeTree: FINAL.",
+    ],
+    "duckdb": [
+        "Quote identifiers with double quotes; qualify tables as schema.table (main.orders).",
+        "Dates: date_trunc('month', ts), CAST(ts AS DATE), now(), ts - INTERVAL 7 DAY.",
+        "Nested types: s.field for STRUCT, unnest(list), m['key'] for MAP; GROUP BY ALL is allowed.",
     ],
     "trino": [
         "Quote identifiers with double quotes; qualify tables as catalog.schema.table when needed.",
@@ -101,12 +109,14 @@ _NAMES = {
     "mariadb": "MySQL / MariaDB",
     "sqlite": "SQLite",
     "clickhouse": "ClickHouse",
+    "duckdb": "DuckDB",
     "trino": "Trino",
 }
 
 
 def render_dialect(dialect: str) -> str:
     """Describe the SQL dialect of a profile for the LLM (pure)."""
+    dialect = dialect_family(dialect)
     key = "mysql" if dialect == "mariadb" else dialect
     lines = _DIALECTS.get(key, _GENERIC)
     name = _NAMES.get(dialect, dialect)

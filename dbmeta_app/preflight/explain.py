@@ -24,7 +24,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget
+from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
+from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
 from dbmeta_app.preflight.guard import DEFAULT_MAX_LENGTH, UNSAFE, check_sql
 from dbmeta_app.preflight.plan_size import DEFAULT_MAX_PLAN_BYTES, load_bounded
 from dbmeta_app.preflight.session import ReadOnlySession, SessionRefused, read_only_session
@@ -150,6 +153,10 @@ def run_explain(
                 return _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
             if backend == "sqlite":
                 return _explain_sqlite(session, guarded, max_plan_bytes)
+            if dialect_family(backend) == "clickhouse":
+                return _explain_clickhouse(session, guarded, large_table_rows, max_plan_bytes)
+            if backend == "duckdb":
+                return _explain_duckdb(session, guarded, large_table_rows, max_plan_bytes)
             return _explain_generic(session, guarded, max_plan_bytes)
     except SessionRefused as exc:
         return _failure(str(exc), "connection")
@@ -491,29 +498,85 @@ def _explain_sqlite(session: ReadOnlySession, statement: str, max_plan_bytes: in
     )
 
 
+# --- ClickHouse ------------------------------------------------------------------------------------
+
+
+def _explain_clickhouse(
+    session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
+) -> ExplainResult:
+    """EXPLAIN PLAN (indexes, JSON) for the plan and key use, EXPLAIN ESTIMATE for parts, rows and marks.
+
+    ``plan`` is ``{"plan": <the JSON plan>, "estimate": [{table, parts, rows, marks}], "indexes":
+    [{table, primarykey: {keys, condition, parts: [initial, selected], granules: [...]}, partition: ...}]}``;
+    ``estimated_rows`` is the sum of the rows the MergeTree reads will touch.
+    """
+    # Planning opens what the query reads (storages, views, dictionaries): follow it through the catalog first.
+    problem = clickhouse_rules.reach_problem(lambda sql: list(session.run(sql).fetchall()), statement)
+    if problem is not None:
+        return _failure(f"refused: {problem}", "unsafe")
+    # The session's run() appends the limits clause: build the bare EXPLAIN statements here.
+    result = session.run(f"EXPLAIN PLAN indexes = 1, json = 1 {statement}")
+    rows, truncated = _bounded_rows(result, max_plan_bytes)
+    plan: Any = None
+    if rows and rows[0]:
+        plan, cut = _plan(rows[0][0], max_plan_bytes)
+        truncated = truncated or cut
+    result = session.run(f"EXPLAIN ESTIMATE {statement}")
+    keys = list(result.keys())
+    estimate_rows, cut = _bounded_rows(result, max_plan_bytes)
+    estimates = clickhouse_rules.read_estimates([tuple(r) for r in estimate_rows], keys)
+    usage = clickhouse_rules.index_usage(plan)
+    counts = [e["rows"] for e in estimates if e["rows"] is not None]
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan={"plan": plan, "estimate": estimates, "indexes": usage},
+        estimated_rows=sum(counts) if estimates else None,
+        estimated_cost=None,
+        warnings=tuple(clickhouse_rules.warnings_for(usage, large_table_rows, estimates)),
+        plan_truncated=truncated or cut,
+    )
+
+
+# --- DuckDB ----------------------------------------------------------------------------------------
+
+
+def _explain_duckdb(
+    session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
+) -> ExplainResult:
+    result = session.run(duckdb_rules.plan_statement(statement))
+    rows, truncated = _bounded_rows(result, max_plan_bytes)
+    plan: Any = None
+    if rows and len(rows[0]) > 1:
+        plan, cut = _plan(rows[0][1], max_plan_bytes)
+        truncated = truncated or cut
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=duckdb_rules.estimated_rows(plan),
+        estimated_cost=None,
+        warnings=tuple(duckdb_rules.warnings_for(plan, large_table_rows)),
+        plan_truncated=truncated,
+    )
+
+
 # --- other dialects --------------------------------------------------------------------------------
 
 
 def _explain_generic(session: ReadOnlySession, statement: str, max_plan_bytes: int) -> ExplainResult:
-    """EXPLAIN on dialects without a tested read-only transaction: ClickHouse, Trino, others."""
+    """EXPLAIN on dialects without a module of their own (Trino, others): the statement alone."""
     backend = session.backend
-    if backend == "clickhouse":
-        seconds = max(1, -(-session.timeout_ms // 1000))
-        sql = f"EXPLAIN ESTIMATE {statement} SETTINGS max_execution_time = {seconds}"
-    elif backend == "trino":
-        sql = f"EXPLAIN (FORMAT JSON) {statement}"
-    else:
-        sql = f"EXPLAIN {statement}"
+    sql = f"EXPLAIN (FORMAT JSON) {statement}" if backend == "trino" else f"EXPLAIN {statement}"
     result = session.run(sql)
     keys = list(result.keys())
     fetched, truncated = _bounded_rows(result, max_plan_bytes)
     rows = [tuple(row) for row in fetched]
     plan: Any = [{key: _jsonable(value) for key, value in zip(keys, row, strict=False)} for row in rows]
     estimated_rows: int | None = None
-    if backend == "clickhouse":
-        counts = [_number(entry.get("rows")) for entry in plan]
-        estimated_rows = int(sum(counts)) if counts else None
-    elif backend == "trino" and len(rows) == 1 and rows[0]:
+    if backend == "trino" and len(rows) == 1 and rows[0]:
         plan, truncated = _plan(rows[0][0], max_plan_bytes)
         estimated_rows = _trino_rows(plan)
     return ExplainResult(

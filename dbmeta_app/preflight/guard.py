@@ -31,7 +31,10 @@ from sqlglot.errors import ParseError as GlotParseError
 from sqlglot.generators.mysql import MySQLGenerator
 from sqlglot.tokenizer_core import Token, TokenType
 
+from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget, Measures, measure_postgres, measure_sqlglot, over_budget
+from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
+from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
 from dbmeta_app.preflight.reach import Reach, mysql_reach, postgres_reach
 
 __all__ = [
@@ -171,6 +174,7 @@ OTHER_DENIED_FUNCTIONS: Final[frozenset[str]] = frozenset(
         "cluster",
         "clusterallreplicas",
         "cosn",
+        "dictionary",  # sqlglot reads dictionary('d') as a table named dictionary: refuse the name itself
         "file",
         "filecluster",
         "gcs",
@@ -236,7 +240,13 @@ _SQLGLOT_DIALECTS: Final[dict[str, _GlotDialect]] = {
     "mariadb": MySQLFamily,
     "sqlite": "sqlite",
     "clickhouse": "clickhouse",
+    "duckdb": "duckdb",
     "trino": "trino",
+}
+#: Rules of a dialect beyond the common ones (preflight/dialects/<family>.py): why a tree is refused, or None.
+_DIALECT_RULES: Final[dict[str, Callable[[exp.Expr], str | None]]] = {
+    "clickhouse": clickhouse_rules.tree_problem,
+    "duckdb": duckdb_rules.tree_problem,
 }
 _POSTGRES_NAMES: Final = frozenset({"postgresql", "postgres"})
 
@@ -344,13 +354,14 @@ class GuardVerdict:
 
 def sqlglot_dialect(dialect: str) -> _GlotDialect:
     """Return the sqlglot dialect used for a SQLAlchemy dialect name (None: sqlglot's generic one)."""
-    return _SQLGLOT_DIALECTS.get(dialect.lower())
+    return _SQLGLOT_DIALECTS.get(dialect_family(dialect))
 
 
 def is_denied_function(name: str, dialect: str) -> bool:
     """Tell whether a function name (any case, schema-qualified or not) is denied for a dialect."""
     bare = name.rsplit(".", 1)[-1].strip('"`[]').lower()
-    if dialect.lower() in _POSTGRES_NAMES:
+    dialect = dialect_family(dialect)
+    if dialect in _POSTGRES_NAMES:
         names, prefixes = POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES
     else:
         # Other engines never define pg_* functions, so PostgreSQL's list only adds safety there.
@@ -370,7 +381,7 @@ def check_sql(
     try:
         if dialect.lower() in _POSTGRES_NAMES:
             return _check_postgres(sql, limits)
-        return _check_sqlglot(sql, dialect.lower(), limits)
+        return _check_sqlglot(sql, dialect_family(dialect), limits)
     except RecursionError:
         return _too_deep(limits)
     except Exception as exc:  # noqa: BLE001 - fail closed: a parser bug must reject, never pass or crash
@@ -991,7 +1002,8 @@ def _glot_problem(tree: exp.Expr, dialect: str) -> str | None:
         problem = _glot_node_problem(node, dialect)
         if problem is not None:
             return problem
-    return None
+    rules = _DIALECT_RULES.get(dialect)
+    return rules(tree) if rules is not None else None
 
 
 def _glot_node_problem(node: exp.Expr, dialect: str) -> str | None:

@@ -15,6 +15,11 @@ goes back to the pool. A connection that cannot be reset is discarded, never len
   watchdog; ``COM_RESET_CONNECTION`` after the rollback.
 - SQLite: ``PRAGMA query_only``, a progress-handler deadline and an ``interrupt()`` watchdog; the preflight
   engine does not pool SQLite connections.
+- ClickHouse (server or chDB): no transactions; every statement carries its own ``SETTINGS`` clause
+  (``readonly = 2``, ``max_execution_time``, ``max_memory_usage``, result rows and bytes: see
+  :func:`clickhouse_limits`), so nothing outlives the statement.
+- DuckDB: the engine opens the file read-only without external access; the statement runs in SQLAlchemy's
+  transaction, rolled back, with an ``interrupt()`` watchdog.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ import sqlalchemy
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from dbmeta_app.dialects import dialect_family
+
 try:  # psycopg 3 (the PostgreSQL driver the service installs); other drivers return JSON as text already
     from psycopg.types.string import TextLoader
 except ImportError:  # pragma: no cover
     TextLoader = None  # type: ignore[assignment,misc]
 
-__all__ = ["ReadOnlySession", "SessionRefused", "read_only_session"]
+__all__ = ["ReadOnlySession", "SessionRefused", "clickhouse_limits", "read_only_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,23 @@ _PG_PLANNER_FIXED: Final = (
 )
 # COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+): PyMySQL has the command code but no method for it.
 _COM_RESET_CONNECTION: Final = 0x1F
+
+
+#: Bounds of every statement the service runs on ClickHouse (seconds and bytes are set from the profile's timeout).
+MAX_MEMORY_BYTES: Final = 1_000_000_000
+MAX_RESULT_ROWS: Final = 10_000
+MAX_RESULT_BYTES: Final = 10_000_000
+
+
+def clickhouse_limits(timeout_ms: int) -> str:
+    """Return the SETTINGS clause that bounds one statement: read-only, time, memory, result size."""
+    seconds = max(1, -(-int(timeout_ms) // 1000))
+    return (
+        f" SETTINGS readonly = 2, max_execution_time = {seconds}, timeout_overflow_mode = 'throw',"
+        f" max_memory_usage = {MAX_MEMORY_BYTES}, max_result_rows = {MAX_RESULT_ROWS},"
+        f" max_result_bytes = {MAX_RESULT_BYTES}, result_overflow_mode = 'break',"
+        " allow_introspection_functions = 0"
+    )
 
 
 class SessionRefused(Exception):
@@ -99,6 +123,10 @@ def read_only_session(
             opened = _mysql(engine, conn, timeout_ms, mariadb=per_statement)
         elif backend == "sqlite":
             opened = _sqlite(conn, timeout_ms)
+        elif dialect_family(backend) == "clickhouse":
+            opened = _clickhouse(conn, timeout_ms)
+        elif backend == "duckdb":
+            opened = _duckdb(conn, timeout_ms)
         else:
             opened = _generic(conn, timeout_ms)
         with opened as session:
@@ -230,8 +258,55 @@ def _sqlite(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
 
 
 @contextlib.contextmanager
+def _clickhouse(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
+    settings = clickhouse_limits(timeout_ms)
+
+    def run(sql: str) -> Any:
+        statement = sql + settings
+        try:
+            return conn.exec_driver_sql(statement)
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:
+            # chDB raises its own error class when a statement runs without parameters: make it a driver error.
+            raise sqlalchemy.exc.DatabaseError(statement, None, exc) from exc
+
+    try:
+        yield ReadOnlySession(conn, "clickhouse", timeout_ms, run)
+    finally:
+        try:
+            conn.rollback()  # no transaction on the server; SQLAlchemy's bookkeeping only
+        except SQLAlchemyError:
+            conn.invalidate()
+
+
+@contextlib.contextmanager
+def _duckdb(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
+    seconds = timeout_ms / 1000
+    interrupt = getattr(conn.connection.dbapi_connection, "interrupt", None)
+    session: ReadOnlySession
+
+    def run(sql: str) -> Any:
+        watchdog = _Watchdog(seconds, interrupt if callable(interrupt) else _nothing)
+        try:
+            with watchdog:
+                return conn.exec_driver_sql(sql)
+        finally:
+            session.timed_out = session.timed_out or watchdog.fired
+
+    try:
+        session = ReadOnlySession(conn, "duckdb", timeout_ms, run)
+        yield session
+    finally:
+        try:
+            conn.rollback()
+        except SQLAlchemyError:
+            conn.invalidate()
+
+
+@contextlib.contextmanager
 def _generic(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
-    """Dialects without a tested read-only transaction (ClickHouse, Trino, others): the statement alone."""
+    """Dialects without a tested read-only transaction (Trino, others): the statement alone."""
     try:
         yield ReadOnlySession(conn, conn.dialect.name, timeout_ms, conn.exec_driver_sql)
     finally:

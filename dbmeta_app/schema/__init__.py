@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from dbmeta_app.schema.descriptions import Descriptions, apply_descriptions, load_descriptions
 from dbmeta_app.schema.fingerprint import schema_fingerprint
 from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table, qualified_name
-from dbmeta_app.schema.reflect import reflect_tables
+from dbmeta_app.schema.reflect import reflect_with_fingerprint
 from dbmeta_app.schema.samples import SamplePolicy, sample_rows
 
 __all__ = [
@@ -50,9 +50,7 @@ def introspect(
     ``sample_filter`` names the tables whose sample rows must not be read, with why (e.g. a routine policy).
     """
     started = time.perf_counter()
-    # Read before the schema: a change made while we read shows up as drift at the next check.
-    fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
-    tables = reflect_tables(engine, include_schemas, exclude_schemas)
+    tables, fingerprint = reflect_with_fingerprint(engine, include_schemas, exclude_schemas)
     if descriptions is not None:
         tables = apply_descriptions(tables, descriptions)
     if data_examples > 0:

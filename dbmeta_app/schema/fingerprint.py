@@ -8,7 +8,8 @@ finds nothing changed costs one catalog query instead of a full introspection.
   of 18.9 ms on 1,000 tables, bench/fingerprint.py), or an md5 over them sorted (older servers).
 - MySQL/MariaDB: CRC32 sums over information_schema (no GROUP_CONCAT length limit to trip over).
 - SQLite: ``PRAGMA schema_version`` (bumped by SQLite on every schema change) for each attached database.
-- Others: none (None) — the snapshot is then refreshed by a full introspection when its soft TTL passes.
+- ClickHouse, DuckDB: their catalogs, in :mod:`dbmeta_app.schema.introspect` (one query each).
+- Others (Trino): none (None) — the snapshot is then refreshed by a full introspection when its soft TTL passes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema.introspect import clickhouse, duckdb
 
 _PG = """
 SELECT {aggregate} FROM (
@@ -132,9 +137,14 @@ def schema_fingerprint(
     engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
 ) -> str | None:
     """Return a short string that changes whenever the schema does (None when the dialect has no cheap one)."""
-    dialect = engine.dialect.name
+    dialect = dialect_family(engine.dialect.name)
+    raw: Any
     with engine.connect() as conn:
-        if dialect == "postgresql":
+        if dialect == "clickhouse":
+            raw = clickhouse.fingerprint(conn, include_schemas, exclude_schemas)
+        elif dialect == "duckdb":
+            raw = duckdb.fingerprint(conn, include_schemas, exclude_schemas)
+        elif dialect == "postgresql":
             raw = conn.execute(
                 _pg_query(conn), {"include": list(include_schemas), "exclude": list(exclude_schemas)}
             ).scalar()
@@ -145,4 +155,9 @@ def schema_fingerprint(
             raw = _sqlite(conn)
         else:
             return None
-    return hashlib.sha256(str(raw).encode()).hexdigest()[:16]
+    return fingerprint_digest(str(raw))
+
+
+def fingerprint_digest(raw: str) -> str:
+    """The short form of a dialect's raw fingerprint (what snapshots and drift checks compare)."""
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]

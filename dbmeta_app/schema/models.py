@@ -84,16 +84,50 @@ class ForeignKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """How an analytical table stores its rows (ClickHouse): engine and key expressions, as the catalog says."""
+
+    engine: str
+    sorting_key: str | None = None  # ORDER BY
+    primary_key: str | None = None  # PRIMARY KEY, when it is not the sorting key (a prefix of it)
+    partition_key: str | None = None  # PARTITION BY
+    sampling_key: str | None = None  # SAMPLE BY
+    target: str | None = None  # where a materialized view writes (qualified key), or a dictionary's source
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"engine": self.engine}
+        for key in ("sorting_key", "primary_key", "partition_key", "sampling_key", "target"):
+            value = getattr(self, key)
+            if value:
+                data[key] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Layout:
+        return cls(
+            engine=data["engine"],
+            sorting_key=data.get("sorting_key"),
+            primary_key=data.get("primary_key"),
+            partition_key=data.get("partition_key"),
+            sampling_key=data.get("sampling_key"),
+            target=data.get("target"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Table:
     schema: str | None
     name: str
-    kind: str = "table"  # "table" | "view" | "materialized_view"
+    kind: str = "table"  # "table" | "view" | "materialized_view" | "dictionary"
     columns: tuple[Column, ...] = ()
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     comment: str | None = None
     description: str | None = None
     sample_rows: tuple[tuple[str | None, ...], ...] = ()  # values as truncated strings, columns order
+    #: Physical layout, for analytical engines (ClickHouse): how the data is stored and sorted, which decides
+    #: how a query should filter. None where the database has no such notion.
+    layout: Layout | None = None
 
     @property
     def key(self) -> str:
@@ -121,6 +155,8 @@ class Table:
             data["description"] = self.description
         if self.sample_rows:
             data["sample_rows"] = [list(r) for r in self.sample_rows]
+        if self.layout is not None:
+            data["layout"] = self.layout.to_json()
         return data
 
     @classmethod
@@ -135,6 +171,7 @@ class Table:
             comment=data.get("comment"),
             description=data.get("description"),
             sample_rows=tuple(tuple(r) for r in data.get("sample_rows", ())),
+            layout=Layout.from_json(data["layout"]) if data.get("layout") else None,
         )
 
 

@@ -1,7 +1,8 @@
 """Bulk reflection of a database into a Snapshot: catalog queries where they are faster, SQLAlchemy otherwise.
 
 Every path reads the whole schema in a fixed number of queries (never one per table):
-PostgreSQL and MySQL/MariaDB read their catalogs directly; any other dialect (SQLite included)
+PostgreSQL and MySQL/MariaDB read their catalogs directly, ClickHouse and DuckDB through their modules in
+:mod:`dbmeta_app.schema.introspect`; any other dialect (SQLite, Trino included)
 goes through SQLAlchemy 2's bulk ``Inspector.get_multi_*`` API, one call per schema.
 """
 
@@ -17,6 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import NoSuchTableError
 
+from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema.fingerprint import fingerprint_digest, schema_fingerprint
+from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import Column, ForeignKey, Table, qualified_name
 
 log = logging.getLogger(__name__)
@@ -308,14 +312,32 @@ _REFLECTORS = {
     "postgresql": _reflect_postgresql,
     "mysql": _reflect_mysql,
     "mariadb": _reflect_mysql,
+    "clickhouse": clickhouse.reflect,
+    "duckdb": duckdb.reflect,
 }
+
+
+def reflect_with_fingerprint(
+    engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
+) -> tuple[list[Table], str]:
+    """Read the schema and its fingerprint ("" when the dialect has none), as consistently as the dialect allows.
+
+    ClickHouse reads both in one query. Elsewhere the fingerprint is read first: a change made while the
+    schema is read shows up as drift at the next check.
+    """
+    if dialect_family(engine.dialect.name) == "clickhouse":
+        with engine.connect() as conn:
+            tables, raw = clickhouse.read(conn, list(include_schemas), list(exclude_schemas))
+        return tables, fingerprint_digest(raw)
+    fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
+    return reflect_tables(engine, include_schemas, exclude_schemas), fingerprint
 
 
 def reflect_tables(
     engine: Engine, include_schemas: Sequence[str] = (), exclude_schemas: Sequence[str] = ()
 ) -> list[Table]:
     """Read every table and view of every non-system schema, in bulk."""
-    reflector = _REFLECTORS.get(engine.dialect.name, _reflect_generic)
+    reflector = _REFLECTORS.get(dialect_family(engine.dialect.name), _reflect_generic)
     with engine.connect() as conn:
         try:
             return reflector(conn, list(include_schemas), list(exclude_schemas))

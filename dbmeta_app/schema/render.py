@@ -16,17 +16,21 @@ Identifiers are shown exactly as they must be written in SQL for the dialect (qu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
 
-from dbmeta_app.schema.models import Column, Snapshot, Table
+from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema.models import Column, Layout, Snapshot, Table
 
 _PLAIN = {
     # unquoted identifiers fold to lower case in PostgreSQL, so anything else needs quotes there
     "postgresql": re.compile(r"^[a-z_][a-z0-9_$]*$"),
     "mysql": re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$"),
     "mariadb": re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$"),
+    # a Nested column's fields are written name.field
+    "clickhouse": re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"),
 }
 _DEFAULT_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = frozenset(
@@ -42,9 +46,10 @@ _RESERVED = frozenset(
 MAX_EXAMPLES_SHOWN = 5
 
 
+@functools.lru_cache(maxsize=65_536)
 def quote_ident(name: str, dialect: str) -> str:
     """Quote an identifier for the dialect when it is not a plain, non-reserved name."""
-    plain = _PLAIN.get(dialect, _DEFAULT_PLAIN)
+    plain = _PLAIN.get(dialect_family(dialect), _DEFAULT_PLAIN)
     if plain.match(name) and name.lower() not in _RESERVED:
         return name
     if dialect in ("mysql", "mariadb"):
@@ -65,11 +70,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
+def _column_line(col: Column, fk_targets: dict[str, str], dialect: str, typed_nulls: bool) -> str:
     parts = [quote_ident(col.name, dialect), col.type]
     if col.primary_key:
         parts.append("PK")
-    elif not col.nullable:
+    elif not col.nullable and not typed_nulls:
         parts.append("NOT NULL")
     target = fk_targets.get(col.name)
     if target:
@@ -83,6 +88,28 @@ def _column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
     if notes:
         line += " — " + "; ".join(notes)
     return line
+
+
+def _layout_line(table: Table, layout: Layout, dialect: str) -> str:
+    """One line on how an analytical table is stored: what a query should filter on, and how to read it."""
+    if table.kind == "dictionary":
+        return f"read with dictGet('{table.key}', 'column', key); no foreign keys declared"
+    if table.kind == "materialized_view":
+        where = f"writes to {layout.target}" if layout.target else "keeps its rows in an inner table"
+        return f"materialized view: {where}; no foreign keys declared"
+    if table.kind == "view":
+        return "view; no foreign keys declared"
+    parts = [f"engine {layout.engine}"]
+    for label, value in (
+        ("ORDER BY", layout.sorting_key),
+        ("PRIMARY KEY", layout.primary_key),
+        ("PARTITION BY", layout.partition_key),
+        ("SAMPLE BY", layout.sampling_key),
+    ):
+        if value:
+            parts.append(f"{label} ({value})" if "," in value else f"{label} {value}")
+    parts.append("no foreign keys declared")
+    return "; ".join(parts)
 
 
 def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) -> str:
@@ -104,7 +131,10 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
             cols = ", ".join(quote_ident(c, dialect) for c in fk.columns)
             refs = ", ".join(quote_ident(c, dialect) for c in fk.ref_columns)
             composite.append(f"FK ({cols}) → {ref} ({refs})")
-    lines.extend(_column_line(c, single, dialect) for c in table.columns)
+    if table.layout is not None:
+        lines.append(_layout_line(table, table.layout, dialect))
+    typed_nulls = dialect_family(dialect) == "clickhouse"  # its types say Nullable(...): no NOT NULL noise
+    lines.extend(_column_line(c, single, dialect, typed_nulls) for c in table.columns)
     if len(table.primary_key) > 1:
         lines.append("PK (" + ", ".join(quote_ident(c, dialect) for c in table.primary_key) + ")")
     lines.extend(composite)

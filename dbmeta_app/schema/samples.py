@@ -6,7 +6,9 @@ table reads files or other servers. So rows are read only from:
 
 - base tables, confirmed against the live catalog at read time (a snapshot may be stale, and SQLAlchemy's
   reflection calls a foreign table a table): PostgreSQL ``relkind`` r/p, MySQL/MariaDB ``BASE TABLE`` with a
-  storage engine that keeps its own data, SQLite ``sqlite_master`` tables that are not virtual;
+  storage engine that keeps its own data, SQLite ``sqlite_master`` tables that are not virtual, ClickHouse
+  tables of a MergeTree or local Log/Memory engine (never URL, S3, MySQL, Distributed, …; dictionaries are not
+  read), DuckDB tables;
 - views (and materialised views) the profile allow-lists (``preflight: {sample_views: [...]}``);
 - and, of those, what a relation policy check does not refuse (:data:`RelationCheck`, called once per table
   set: e.g. tables with row-level security policies, whose expressions run on every read).
@@ -29,9 +31,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from dbmeta_app.dialects import dialect_family
 from dbmeta_app.errors import BusyError
 from dbmeta_app.preflight.admission import Admission
 from dbmeta_app.preflight.session import SessionRefused, read_only_session
+from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import Table
 from dbmeta_app.scrub import scrub
 
@@ -190,11 +194,15 @@ def _readable(engine: Engine, candidates: list[Table], rules: SamplePolicy) -> l
 
 def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
     """Ask the catalog what each table is now: "table" (readable), "view", or something else."""
-    dialect = conn.dialect.name
+    dialect = dialect_family(conn.dialect.name)
     schemas = sorted({t.schema for t in tables if t.schema is not None})
     wanted = {t.key for t in tables}
     out: dict[str, str] = {}
-    if dialect == "postgresql":
+    if dialect == "clickhouse":
+        out = clickhouse.live_kinds(conn, wanted, schemas)
+    elif dialect == "duckdb":
+        out = duckdb.live_kinds(conn, wanted)
+    elif dialect == "postgresql":
         rows = conn.execute(
             sa.text(
                 "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
@@ -244,6 +252,13 @@ def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
 def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
     """Cut a value on the server: its first characters as text, or its size when binary."""
     lowered = type_name.lower()
+    dialect = dialect_family(dialect)
+    if dialect == "clickhouse":
+        return sa.func.left(sa.func.toString(column), SAMPLE_VALUE_MAX + 1)
+    if dialect == "duckdb":
+        if lowered.startswith(("blob", "bytea", "varbinary")):
+            return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
+        return sa.func.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
     if dialect == "postgresql":
         if lowered.startswith("bytea"):
             return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")

@@ -132,6 +132,10 @@ def test_a_bad_instructions_file_is_a_clear_error(make_settings: Any, tmp_path: 
 def test_dialect_items_name_the_quoting_and_date_functions() -> None:
     assert "double quotes" in render_dialect("postgresql") and "date_trunc" in render_dialect("postgresql")
     assert "backticks" in render_dialect("mariadb") and "MySQL / MariaDB" in render_dialect("mariadb")
+    # every ClickHouse driver gets the ClickHouse notes
+    for name in ("chdb", "clickhousedb"):
+        assert "SQL dialect: ClickHouse." in render_dialect(name) and "sorting key" in render_dialect(name)
+    assert "SQL dialect: DuckDB." in render_dialect("duckdb")
     assert "strftime" in render_dialect("sqlite")
     assert render_dialect("oracle").startswith("SQL dialect: oracle.")
 

@@ -1,0 +1,272 @@
+"""ClickHouse preflight: the guard's refusals (table functions, system tables, clauses), legitimate analytical
+SQL planned on chDB with estimates, and the limits every statement carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.session import clickhouse_limits, read_only_session
+
+HOSTILE = [
+    "SELECT * FROM url('http://169.254.169.254/latest/meta-data', CSV)",
+    "SELECT * FROM s3('https://bucket.s3.amazonaws.com/x.csv', 'CSV')",
+    "SELECT * FROM s3Cluster('default', 'https://b/x.csv')",
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT * FROM remote('10.0.0.1:9000', system.users)",
+    "SELECT * FROM remoteSecure('10.0.0.1:9440', default.t)",
+    "SELECT * FROM cluster('default', system.one)",
+    "SELECT * FROM clusterAllReplicas('default', system.query_log)",
+    "SELECT * FROM mysql('db:3306', 'shop', 'users', 'root', '')",
+    "SELECT * FROM postgresql('db:5432', 'shop', 'users', 'postgres', '')",
+    "SELECT * FROM jdbc('jdbc:mysql://db/shop', 'users')",
+    "SELECT * FROM odbc('DSN=x', 'users')",
+    "SELECT * FROM hdfs('hdfs://nn:9000/x', 'CSV', 'a String')",
+    "SELECT * FROM executable('run.sh', 'TSV', 'a String')",
+    "SELECT * FROM input('a String')",
+    "SELECT * FROM azureBlobStorage('http://acct', 'c', 'x.csv')",
+    "SELECT * FROM iceberg('s3://b/t')",
+    "SELECT * FROM deltaLake('s3://b/t')",
+    "SELECT * FROM hudi('s3://b/t')",
+    "SELECT * FROM gcs('https://storage.googleapis.com/b/x.csv')",
+    "SELECT * FROM mongodb('db:27017', 'd', 'c', 'u', 'p', 'a String')",
+    "SELECT * FROM redis('db:6379', 'k', 'k String')",
+    "SELECT * FROM sqlite('/tmp/x.db', 't')",
+    "SELECT * FROM dictionary('analytics.product_names')",
+    "SELECT * FROM merge('system', '^users$')",
+    "SELECT * FROM urlCluster('default', 'http://x/y.csv')",
+    "SELECT * FROM analytics.users u JOIN url('http://x/y.csv', CSV) AS x ON 1",
+    "SELECT (SELECT count() FROM file('x.csv'))",
+    "SELECT user_id FROM analytics.users WHERE user_id IN (SELECT * FROM remote('h', db.t))",
+    "SELECT * FROM 'data.csv'",
+    "SELECT * FROM system.users",
+    "SELECT * FROM system.grants",
+    "SELECT * FROM system.roles",
+    "SELECT * FROM system.query_log",
+    "SELECT * FROM system.processes",
+    "SELECT * FROM system.settings",
+    "SELECT * FROM system.named_collections",
+    "SELECT count() FROM analytics.events SETTINGS max_threads = 64",
+    "SELECT count() FROM analytics.events SETTINGS readonly = 0",
+    "SELECT * FROM analytics.users FORMAT JSONEachRow",
+    "SELECT * FROM analytics.users INTO OUTFILE '/tmp/x.csv'",
+    "SELECT sleep(3)",
+    "SELECT count() FROM analytics.users; DROP TABLE analytics.users",
+    "INSERT INTO analytics.users SELECT * FROM analytics.users",
+    "ALTER TABLE analytics.users DELETE WHERE 1",
+    "SYSTEM SHUTDOWN",
+    "SET readonly = 0",
+    "SELECT catboostEvaluate('/tmp/model.bin', 1)",
+]
+
+LEGIT = [
+    "SELECT arrayJoin(tags) AS tag, count() FROM analytics.users GROUP BY tag",
+    "SELECT user_id, groupArray(event_type) FROM analytics.events GROUP BY user_id LIMIT 5",
+    "SELECT quantiles(0.5, 0.9, 0.99)(duration_s) FROM analytics.sessions",
+    "SELECT event_type, count() FROM analytics.events GROUP BY event_type WITH TOTALS",
+    "SELECT user_id, event_time FROM analytics.events ORDER BY event_time DESC LIMIT 2 BY user_id",
+    "SELECT countIf(event_type = 'purchase'), sumIf(revenue, revenue > 0), uniqIf(user_id, revenue > 0) "
+    "FROM analytics.events",
+    "SELECT user_id, started_at, row_number() OVER (PARTITION BY user_id ORDER BY started_at) AS n, "
+    "sum(duration_s) OVER (PARTITION BY user_id) AS total FROM analytics.sessions",
+    "SELECT product_id, price FROM analytics.products FINAL WHERE product_id < 10",
+    "SELECT count() FROM analytics.events SAMPLE 0.1",
+    "SELECT toStartOfMonth(event_time) AS m, uniqExact(user_id) FROM analytics.events "
+    "WHERE event_type = 'purchase' AND event_time >= now() - INTERVAL 30 DAY GROUP BY m ORDER BY m",
+    "SELECT utm.source, count() FROM analytics.sessions ARRAY JOIN utm GROUP BY utm.source",
+    "SELECT device.type, traits['industry'], count() FROM analytics.sessions AS s "
+    "JOIN analytics.users AS u USING user_id GROUP BY 1, 2",
+    "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))",
+    "SELECT number FROM numbers(10)",
+    "SELECT argMax(plan, signup_at), topK(3)(country) FROM analytics.users",
+    "SELECT day, sum(revenue) FROM analytics.daily_revenue GROUP BY day ORDER BY day",
+    "SELECT * FROM analytics.v_user_lifetime_value ORDER BY lifetime_value_usd DESC LIMIT 10",
+    "SELECT count() FROM analytics.events WHERE user_id GLOBAL IN (SELECT user_id FROM analytics.users)",
+    "WITH buyers AS (SELECT DISTINCT user_id FROM analytics.orders) SELECT count() FROM buyers",
+    "SELECT name, engine FROM system.tables WHERE database = 'analytics'",
+]
+
+
+@pytest.mark.parametrize("sql", HOSTILE)
+def test_hostile_clickhouse_sql_is_refused(sql: str) -> None:
+    for dialect in ("chdb", "clickhousedb"):
+        verdict = check_sql(sql, dialect)
+        assert not verdict.ok and verdict.statement is None, (dialect, sql)
+
+
+@pytest.mark.parametrize("sql", LEGIT)
+def test_legitimate_analytical_clickhouse_sql_passes_the_guard(sql: str) -> None:
+    verdict = check_sql(sql, "chdb")
+    assert verdict.ok, verdict.reason
+
+
+def test_refusals_say_what_and_why() -> None:
+    assert "url()" in (check_sql("SELECT * FROM url('http://x', CSV)", "chdb").reason or "")
+    assert "system.users" in (check_sql("SELECT * FROM system.users", "chdb").reason or "")
+    assert "SETTINGS" in (check_sql("SELECT 1 SETTINGS max_threads = 1", "chdb").reason or "")
+    assert "FORMAT" in (check_sql("SELECT 1 FORMAT JSON", "chdb").reason or "")
+
+
+def test_the_limits_clause_is_read_only_and_bounded() -> None:
+    clause = clickhouse_limits(2500)
+    assert clause.startswith(" SETTINGS readonly = 2, max_execution_time = 3,")
+    for name in ("max_memory_usage", "max_result_rows", "max_result_bytes"):
+        assert name in clause
+
+
+# --- on chDB ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(chdb_url: str) -> Iterator[Engine]:
+    eng = sa.create_engine(chdb_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sql", LEGIT)
+def test_legitimate_sql_is_planned_by_clickhouse(engine: Engine, sql: str) -> None:
+    result = run_explain(engine, sql)
+    assert result.ok, result.error
+    assert isinstance(result.plan, dict) and result.plan["plan"]
+
+
+@pytest.mark.integration
+def test_explain_reports_parts_rows_marks_and_whether_the_sorting_key_narrows_the_read(
+    engine: Engine,
+) -> None:
+    full = run_explain(
+        engine, "SELECT count() FROM analytics.events WHERE page_url = '/'", large_table_rows=1000
+    )
+    assert full.ok and full.estimated_rows == 30_000
+    (estimate,) = full.plan["estimate"]
+    assert estimate["table"] == "analytics.events" and estimate["parts"] >= 1 and estimate["marks"] >= 1
+    assert any("does not filter on the sorting key" in w for w in full.warnings)
+    (usage,) = full.plan["indexes"]
+    assert usage["table"] == "analytics.events" and usage["primarykey"]["condition"] == "true"
+
+    keyed = run_explain(
+        engine, "SELECT count() FROM analytics.page_views WHERE session_id = 5", large_table_rows=1000
+    )
+    assert keyed.ok and keyed.estimated_rows is not None
+    primary = keyed.plan["indexes"][0]["primarykey"]
+    assert primary["keys"] == ["session_id"]
+    initial, selected = primary["granules"]
+    assert selected < initial  # the sorting key narrowed the read
+    assert not [w for w in keyed.warnings if "page_views" in w]
+
+
+@pytest.mark.integration
+def test_an_unknown_column_is_a_sql_error_not_a_crash(engine: Engine) -> None:
+    result = run_explain(engine, "SELECT nosuch FROM analytics.users")
+    assert not result.ok and result.error_kind == "sql"
+    assert "nosuch" in (result.error or "")
+
+
+@pytest.mark.integration
+def test_explain_refuses_hostile_sql_before_the_database(engine: Engine) -> None:
+    result = run_explain(engine, "SELECT * FROM file('/etc/passwd', 'LineAsString')")
+    assert not result.ok and result.error_kind == "unsafe"
+
+
+@pytest.mark.integration
+def test_every_statement_runs_read_only_with_time_memory_and_result_limits(engine: Engine) -> None:
+    with read_only_session(engine, 2000) as session:
+        row = session.run(
+            "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_memory_usage'), "
+            "getSetting('max_result_rows')"
+        ).one()
+    assert [int(v) for v in row] == [2, 2, 1_000_000_000, 10_000]
+    with read_only_session(engine, 2000) as session, pytest.raises(sa.exc.DBAPIError):
+        session.run("INSERT INTO analytics.campaigns (campaign_id) VALUES (999)")
+    with engine.connect() as conn:
+        assert (
+            conn.exec_driver_sql("SELECT count() FROM analytics.campaigns WHERE campaign_id = 999").scalar()
+            == 0
+        )
+
+
+def test_a_dictionary_named_by_an_expression_is_refused() -> None:
+    verdict = check_sql("SELECT dictGet(concat('analytics.', 'product_names'), 'name', toUInt64(1))", "chdb")
+    assert not verdict.ok and "string literal" in (verdict.reason or "")
+
+
+@pytest.mark.integration
+def test_a_dictionary_with_a_source_outside_the_database_is_never_loaded(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("DROP DICTIONARY IF EXISTS default.i17a_remote")
+        conn.exec_driver_sql(
+            "CREATE DICTIONARY default.i17a_remote (k UInt64, v String) PRIMARY KEY k "
+            "SOURCE(HTTP(URL 'http://127.0.0.1:9/never.tsv' FORMAT 'TabSeparated')) "
+            "LIFETIME(0) LAYOUT(HASHED())"
+        )
+    try:
+        refused = run_explain(engine, "SELECT dictGet('default.i17a_remote', 'v', toUInt64(1))")
+        assert not refused.ok and refused.error_kind == "unsafe"
+        assert "i17a_remote (source HTTP)" in (refused.error or "")
+        unknown = run_explain(engine, "SELECT dictHas('analytics.nosuch', toUInt64(1))")
+        assert not unknown.ok and "not a dictionary of this database" in (unknown.error or "")
+        local = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
+        assert local.ok, local.error
+        with engine.connect() as conn:
+            status = conn.exec_driver_sql(
+                "SELECT status FROM system.dictionaries WHERE database = 'default' AND name = 'i17a_remote'"
+            ).scalar()
+        assert status == "NOT_LOADED"
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP DICTIONARY IF EXISTS default.i17a_remote")
+
+
+@pytest.fixture
+def reach_db(engine: Engine) -> Iterator[str]:
+    name = "i17a_reach"
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {name}.remote (s String) ENGINE = URL('http://127.0.0.1:9/never.csv', CSV)"
+        )
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_remote AS SELECT s FROM {name}.remote")
+        conn.exec_driver_sql(
+            f"CREATE VIEW {name}.v_fn AS SELECT * FROM url('http://127.0.0.1:9/x.csv', CSV, 'a String')"
+        )
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_local AS SELECT user_id FROM analytics.users")
+        conn.exec_driver_sql(f"CREATE VIEW {name}.v_v_local AS SELECT * FROM {name}.v_local")
+    yield name
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ("remote", "uses the URL engine"),
+        ("v_remote", "uses the URL engine"),
+        ("v_fn", "view i17a_reach.v_fn reads outside the database"),
+    ],
+)
+def test_tables_and_views_that_read_outside_the_database_are_not_planned(
+    engine: Engine, reach_db: str, table: str, why: str
+) -> None:
+    result = run_explain(engine, f"SELECT count() FROM {reach_db}.{table}")
+    assert not result.ok and result.error_kind == "unsafe"
+    assert why in (result.error or "")
+
+
+@pytest.mark.integration
+def test_views_over_local_tables_and_materialized_views_are_planned(engine: Engine, reach_db: str) -> None:
+    for sql in (
+        f"SELECT count() FROM {reach_db}.v_v_local",
+        "SELECT sum(revenue) FROM analytics.mv_daily_revenue",
+        "SELECT sum(events) FROM analytics.mv_events_hourly",
+    ):
+        result = run_explain(engine, sql)
+        assert result.ok, (sql, result.error)
