@@ -18,8 +18,10 @@ when a process first opens it): its vectors, and BM25 postings of its lexical te
 a matrix product and a few postings lookups, not Milvus round trips: Milvus Lite spends 5-20 ms per
 search call on this 2-core machine, as long as embedding the request itself. The fusion is the one
 Milvus' rankers apply (weighted sum of raw scores, or RRF, over each half's top ``limit``); the dense
-half is exact where Milvus' AUTOINDEX approximates, and the BM25 statistics are the collection's
-lexical rows (Milvus keeps its own per segment). Larger collections are searched in Milvus.
+half is exact where Milvus' AUTOINDEX approximates, and the BM25 statistics are kept per row kind, as
+Milvus keeps them per segment (each kind has its partition, so its own segments): measured on the test
+warehouse, within 3 % of Milvus Lite's own BM25 scores (7 % for a query repeating a word), where
+statistics over all kinds were 33-48 % off for schema rows. Larger collections are searched in Milvus.
 
 BM25 where the server has none: Milvus added full-text search (a BM25 function) in 2.5; a server
 without it (2.3, 2.4) accepts or refuses that schema, and either way the collection is built
@@ -292,22 +294,23 @@ class IndexMirror:
     collection: str
     keys: dict[str, list[str]]  # row kind -> table key / schema / example id per row
     vectors: dict[str, npt.NDArray[np.float32]]  # row kind -> (rows, dim), L2-normalised
-    lexical: Bm25[tuple[str, str]]  # rows with lexical text, keyed (kind, key)
+    lexical: dict[str, Bm25[str]]  # row kind -> BM25 over its rows with lexical text, keyed by key
     dense_rows: bool = True
 
     @classmethod
     def build(cls, collection: str, rows: Sequence[MirrorRow], *, dense: bool = True) -> IndexMirror:
         keys: dict[str, list[str]] = {}
         lists: dict[str, list[npt.NDArray[np.float32]]] = {}
-        texts: dict[tuple[str, str], list[str]] = {}
+        texts: dict[str, dict[str, list[str]]] = {}
         for kind, key, lexical, vector in rows:
             if dense:
                 keys.setdefault(kind, []).append(key)
                 lists.setdefault(kind, []).append(vector)
             if lexical:
-                texts[(kind, key)] = lexical.split()
+                texts.setdefault(kind, {})[key] = lexical.split()
         vectors = {kind: _normalised(np.stack(vs)) for kind, vs in lists.items()}
-        return cls(collection, keys, vectors, Bm25.build(texts), dense)
+        lexical_index = {kind: Bm25.build(docs) for kind, docs in texts.items()}
+        return cls(collection, keys, vectors, lexical_index, dense)
 
     def dense(self, kinds: Sequence[str], query_vector: npt.NDArray[np.float32], limit: int) -> list[Hit]:
         """The ``limit`` rows of these kinds closest to the query (cosine), best first."""
@@ -326,11 +329,12 @@ class IndexMirror:
 
     def bm25(self, kinds: Sequence[str], query_text: str, limit: int) -> list[Hit]:
         """The ``limit`` best BM25 matches among rows of these kinds, best first."""
-        wanted = set(kinds)
+        terms = query_text.split()
         scored = [
             (kind, key, s)
-            for (kind, key), s in self.lexical.scores(query_text.split()).items()
-            if kind in wanted
+            for kind in kinds
+            if (index := self.lexical.get(kind)) is not None
+            for key, s in index.scores(terms).items()
         ]
         scored.sort(key=lambda hit: -hit[2])
         return scored[:limit]

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from dbmeta_app.search.service import TableSearch
 from tests.milvus_server import ROOT_TOKEN, MilvusServer
 from tests.milvus_server import milvus_server as milvus_server  # the session fixtures
 from tests.milvus_server import milvus_server_auth as milvus_server_auth
-from tests.search._snapshots import warehouse
+from tests.search._snapshots import col, warehouse
+from tests.search.test_milvus_index import CountingEncoder, drop_collections
 
 pytestmark = pytest.mark.integration
 
@@ -50,25 +52,12 @@ def _index(uri: str, *, token: str | None = None, mirror_max_rows: int = 0, prof
     )
 
 
-def _drop(server: MilvusServer, prefix: str) -> None:
-    client = server.client()
-    try:
-        for alias in client.list_aliases().get("aliases", []):
-            if alias.startswith(prefix):
-                client.drop_alias(alias)
-        for name in client.list_collections():
-            if name.startswith(prefix):
-                client.drop_collection(name)
-    finally:
-        client.close()
-
-
 @pytest.fixture(params=[0, DEFAULT_MIRROR_MAX_ROWS], ids=["in-milvus", "mirrored"])
 def server_index(milvus_server: MilvusServer, request: pytest.FixtureRequest) -> Iterator[TableIndex]:
     index = _index(milvus_server.uri, mirror_max_rows=request.param)
     yield index
     index.close()
-    _drop(milvus_server, index.alias)
+    drop_collections(milvus_server, index.alias)
 
 
 def names(search: TableSearch, query: str, k: int) -> list[str]:
@@ -94,11 +83,6 @@ def test_a_server_without_bm25_gets_dense_collections_and_bm25_in_process(
 def test_incremental_sync_on_the_server_embeds_only_what_changed(
     server_index: TableIndex, embedder: Embedder
 ) -> None:
-    from dataclasses import replace
-
-    from tests.search._snapshots import col
-    from tests.search.test_milvus_index import CountingEncoder
-
     snap = warehouse()
     first = server_index.sync(snap, embedder)
     assert (first.added, first.updated, first.removed, first.unchanged) == (8, 0, 0, 0)
@@ -134,8 +118,10 @@ def test_the_in_process_bm25_half_raises_the_lexical_match(
 def test_search_on_the_server_agrees_with_milvus_lite(
     milvus_server: MilvusServer, tmp_path: Path, embedder: Embedder
 ) -> None:
+    profile = f"parity{uuid.uuid4().hex[:6]}"
     lite = _index(str(tmp_path / "milvus.db"), profile="parity")
-    server = _index(milvus_server.uri, profile=f"parity{uuid.uuid4().hex[:6]}")
+    server = _index(milvus_server.uri, profile=profile)
+    reopened = _index(milvus_server.uri, profile=profile)  # another process: reads the BM25 texts back
     try:
         lite.sync(warehouse(), embedder)
         server.sync(warehouse(), embedder)
@@ -143,10 +129,13 @@ def test_search_on_the_server_agrees_with_milvus_lite(
         for query in QUERIES:
             expected = names(TableSearch(warehouse(), embedder, lite), query, 5)
             assert names(TableSearch(warehouse(), embedder, server), query, 5) == expected, query
+            assert names(TableSearch(warehouse(), embedder, reopened), query, 5) == expected, query
+        assert reopened.path == SearchPath("milvus", "process")
     finally:
         lite.close()
         server.close()
-        _drop(milvus_server, server.alias)
+        reopened.close()
+        drop_collections(milvus_server, server.alias)
 
 
 def test_with_authorization_on_the_token_is_sent_and_required(
