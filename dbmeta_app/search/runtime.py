@@ -1,9 +1,11 @@
 """Table search inside the service: one embedder and one Milvus client per process, an index per profile.
 
 - The embedder is loaded once (off the event loop); a missing model is a clear start-up error.
-- Milvus is a Lite file under DATA_DIR by default, or a server at MILVUS_URI. A Lite file is opened by one
-  process only (its owner, see ``dbmeta_app.ownership``); the other processes on it (the workers of
-  ``serve --workers N``, the CLI) connect to the owner's Milvus Lite server, and take over when it stops.
+- Milvus is a Lite file under DATA_DIR by default, or a server at MILVUS_URI (with MILVUS_TOKEN); /readyz
+  shows its version and, per profile, where searches run (a server without BM25: ranked in process).
+  A Lite file is opened by one process only (its owner, see ``dbmeta_app.ownership``); the other processes
+  on it (the workers of ``serve --workers N``, the CLI) connect to the owner's Milvus Lite server, and take
+  over when it stops.
 - Indexes are built by one builder task per process, one profile at a time, and every build holds the
   file's build lock (Milvus Lite is not safe for concurrent DDL: builds of other processes wait too).
   A build that fails is retried with a growing delay; every Milvus call has a deadline, so a build

@@ -120,8 +120,9 @@ def test_index_then_resync_unchanged_embeds_nothing_and_search_finds_the_table(
     assert (again.embedded, again.unchanged, again.rebuilt) == (0, 8, False)
     state = index.state()
     assert state.ready and state.snapshot_version == snap.version
-    # Milvus Lite ranks BM25 itself; a 2.3 server has no BM25 function, and it is ranked in process
-    assert state.path is not None and state.path.lexical == ("server" if state.lexical else "process")
+    # Milvus Lite ranks BM25 itself (unless mirrored); a 2.3 server has no BM25 function: ranked in process
+    server_ranks = state.lexical and not index.mirrored
+    assert state.path is not None and state.path.lexical == ("server" if server_ranks else "process")
     assert state.lexical or index.server_bm25 is False
     assert state.rows == 8 + sum(len(t.columns) for t in snap.tables.values()) + 3
     search = TableSearch(snap, embedder, index)
