@@ -15,10 +15,12 @@ import numpy.typing as npt
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.embedder import Embedder
 from dbmeta_app.search.milvus_index import (
     DEFAULT_MIRROR_MAX_ROWS,
+    IndexMirror,
     SearchPath,
     TableIndex,
     collection_base,
@@ -259,6 +261,39 @@ def test_without_bm25_support_the_collection_is_dense_and_bm25_is_ranked_in_proc
     search = TableSearch(warehouse(), embedder, index)
     assert names(search, "customer email addresses", 1) == ["shop.customers"]
     index.close()
+
+
+def test_over_the_mirror_size_without_bm25_dense_is_searched_in_milvus_and_bm25_in_process(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
+    options: dict[str, Any] = {"client_name": "a", "env": "t", "profile": "big", "database": DB}
+    index = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
+    index.sync(warehouse(), embedder)
+    reopened = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
+    query = "customer email addresses"
+    vector = embedder.encode([query])[0]
+    for idx in (index, reopened):
+        with_bm25 = idx.signals(lexical_query(query), vector, 20, column_limit=0).tables
+        assert not idx.mirrored and idx.path == SearchPath(dense="milvus", lexical="process")
+        dense_only = idx.signals("", vector, 20, column_limit=0).tables
+        assert with_bm25["shop.customers"] > dense_only["shop.customers"] + 0.01
+    assert names(TableSearch(warehouse(), embedder, reopened), query, 1) == ["shop.customers"]
+    index.close()
+
+
+def test_the_mirror_keeps_bm25_statistics_per_row_kind() -> None:
+    vector = np.zeros(4, dtype=np.float32)
+    rows = [
+        ("table", "orders", "order item", vector),
+        ("table", "customers", "customer", vector),
+        ("schema", "shop", "shop order order order customer product price", vector),
+    ]
+    mirror = IndexMirror.build("c", rows)
+    tables_only = Bm25.build({"orders": ["order", "item"], "customers": ["customer"]})
+    [(_, key, score)] = mirror.bm25(["table"], "order", 5)
+    # as Milvus, whose statistics are per segment, and each kind has its partition
+    assert key == "orders" and score == pytest.approx(tables_only.scores(["order"])["orders"])
 
 
 # ---- query examples ------------------------------------------------------------------------------
