@@ -514,13 +514,7 @@ def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]
                 if entry is not None:
                     entry.error = entry.error or f"{type(exc).__name__}: {exc}"[:300]
         _, result = await search_tables(rt, prt, query, top_k)
-        answer: dict[str, Any] = {
-            "profile": prt.name,
-            "tables": [{"name": h.name, "score": h.score} for h in result.hits],
-            "degraded": result.degraded,
-        }
-        if result.reason:
-            answer["reason"] = result.reason
+        answer: dict[str, Any] = result.answer(prt.name)
         return answer
 
     return _run(work)

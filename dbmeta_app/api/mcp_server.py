@@ -249,13 +249,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             runtime = get_runtime()
             rt = runtime.profile(profile)
             _, result = await search_runtime.search_tables(runtime, rt, query, top_k)
-            answer: dict[str, Any] = {
-                "profile": rt.name,
-                "tables": [{"name": h.name, "score": h.score} for h in result.hits],
-                "degraded": result.degraded,
-            }
-            if result.reason:
-                answer["reason"] = result.reason
+            answer: dict[str, Any] = result.answer(rt.name)
             answer = _jsonable(answer)
             return _result(_search_text(answer), answer)
 

@@ -48,6 +48,15 @@ class TableSearchResponse(BaseModel):
     profile: str
     tables: list[TableHitModel]
     degraded: bool = False
+    lexical: Literal["server", "process"] = Field(
+        default="process",
+        description="where BM25 was ranked: Milvus' full-text search, or in process (always when degraded)",
+    )
+    dense: Literal["milvus", "process"] | None = Field(
+        default=None,
+        description="where the dense half was searched; null when degraded (keyword ranking only)",
+    )
+    reason: str | None = Field(default=None, description="why the answer is degraded")
 
 
 class ErrorBody(BaseModel):

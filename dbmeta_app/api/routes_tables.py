@@ -23,11 +23,5 @@ async def tables_search(request: Request) -> Response:
     body, runtime = await read_body(request, TableSearchRequest), runtime_of(request)
     rt = runtime.profile(body.profile)
     _, result = await search_tables(runtime, rt, body.query, body.top_k)
-    answer = {
-        "profile": rt.name,
-        "tables": [{"name": h.name, "score": h.score} for h in result.hits],
-        "degraded": result.degraded,
-    }
-    if result.reason:
-        answer["reason"] = result.reason
+    answer = result.answer(rt.name)
     return json_response(answer)

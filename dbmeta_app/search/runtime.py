@@ -1,9 +1,11 @@
 """Table search inside the service: one embedder and one Milvus client per process, an index per profile.
 
 - The embedder is loaded once (off the event loop); a missing model is a clear start-up error.
-- Milvus is a Lite file under DATA_DIR by default, or a server at MILVUS_URI. A Lite file is opened by one
-  process only (its owner, see ``dbmeta_app.ownership``); the other processes on it (the workers of
-  ``serve --workers N``, the CLI) connect to the owner's Milvus Lite server, and take over when it stops.
+- Milvus is a Lite file under DATA_DIR by default, or a server at MILVUS_URI (with MILVUS_TOKEN); /readyz
+  shows its version and, per profile, where searches run (a server without BM25: ranked in process).
+  A Lite file is opened by one process only (its owner, see ``dbmeta_app.ownership``); the other processes
+  on it (the workers of ``serve --workers N``, the CLI) connect to the owner's Milvus Lite server, and take
+  over when it stops.
 - Indexes are built by one builder task per process, one profile at a time, and every build holds the
   file's build lock (Milvus Lite is not safe for concurrent DDL: builds of other processes wait too).
   A build that fails is retried with a growing delay; every Milvus call has a deadline, so a build
@@ -28,7 +30,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -58,6 +61,7 @@ from dbmeta_app.search.keyword import KeywordIndex
 from dbmeta_app.search.milvus_index import (
     ExampleIndex,
     HybridConfig,
+    SearchPath,
     SyncStats,
     TableIndex,
     connect,
@@ -78,6 +82,19 @@ RETRY_DELAYS = (2.0, 10.0, 30.0, 120.0, 300.0)
 #: Failed attempts (builds, or connections to Milvus) after which start-up is over for readiness: the
 #: service is then warm but degraded (``/readyz?allow_degraded=true`` answers 200), and keeps retrying.
 SETTLE_ATTEMPTS = 3
+
+
+T = TypeVar("T")
+MemoKey = tuple[str, str, str, str | None, int, str]
+
+
+class BuildState(StrEnum):
+    """Where a profile's table index stands (shown in /readyz as its value)."""
+
+    MISSING = "missing"  # never built in this process
+    BUILDING = "building"  # its first build is running
+    READY = "ready"  # an index serves (a rebuild may be running beside it)
+    FAILED = "failed"  # no index serves: the last build failed, a retry is scheduled
 
 
 class IndexBuildError(DbmetaError):
@@ -101,7 +118,7 @@ class ProfileIndex:
     index: TableIndex
     examples: ExampleIndex
     breaker: CircuitBreaker  # this profile's searches only
-    state: str = "missing"  # missing | building | ready | failed (of the table index)
+    state: BuildState = BuildState.MISSING  # of the table index
     version: str | None = None  # snapshot version the live index was built from
     search: TableSearch | None = None
     error: str | None = None  # why the last build failed (kept while a previous index still serves)
@@ -134,6 +151,21 @@ class SearchResult:
     degraded: bool
     reason: str | None
     elapsed_ms: float
+    path: SearchPath | None = None  # where the index computed each half; None: keyword ranking only
+
+    def answer(self, profile: str) -> dict[str, Any]:
+        """The table-search answer every face gives (HTTP, MCP, CLI): the fixed keys, then extras."""
+        answer: dict[str, Any] = {
+            "profile": profile,
+            "tables": [{"name": h.name, "score": h.score} for h in self.hits],
+            "degraded": self.degraded,
+            # "server": Milvus' BM25 function; "process": in-process BM25 (the keyword ranking when degraded)
+            "lexical": self.path.lexical if self.path is not None else "process",
+            "dense": self.path.dense if self.path is not None else None,
+        }
+        if self.reason:
+            answer["reason"] = self.reason
+        return answer
 
 
 class SearchRuntime:
@@ -147,6 +179,7 @@ class SearchRuntime:
         self.client: Any = None
         self.profiles: dict[str, ProfileIndex] = {}
         self.milvus_error: str | None = None
+        self.server_version: str | None = None  # what the Milvus server (or Lite) says it is, once connected
         self.connect_failures = 0
         self.lite = lite_path(self.settings)
         if self.lite is not None and runtime.anchor is None:
@@ -161,7 +194,7 @@ class SearchRuntime:
         self._background = False
         # Recent answers by (what, profile, snapshot or examples version, index version, top_k, text): a
         # retried request is answered without searching again. In process and bounded; a change misses it.
-        self._recent: OrderedDict[tuple[str, str, str, str | None, int, str], tuple[Any, ...]] = OrderedDict()
+        self._recent: OrderedDict[MemoKey, tuple[Any, ...]] = OrderedDict()
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -198,6 +231,7 @@ class SearchRuntime:
             self.connect_failures += 1
             return False
         self.client, self.milvus_error, self.connect_failures = client, None, 0
+        self.server_version = await anyio.to_thread.run_sync(_server_version, client)
         for entry in self.profiles.values():
             entry.index.rebind(client)
             entry.examples.rebind(client)
@@ -336,7 +370,7 @@ class SearchRuntime:
         entry.attempts += 1
         entry.error = reason  # shown in /readyz (a previous index, if any, still serves)
         if entry.search is None:
-            entry.state = "failed"
+            entry.state = BuildState.FAILED
         delay = RETRY_DELAYS[min(entry.attempts, len(RETRY_DELAYS)) - 1]
         entry.retry_at = time.monotonic() + delay
         log.warning(
@@ -419,7 +453,9 @@ class SearchRuntime:
                 snapshot, _ = await load_snapshot(self.settings, self.cache, rt)
                 tables = None
                 if not (
-                    entry.state == "ready" and entry.version == snapshot.version and not (rebuild or force)
+                    entry.state is BuildState.READY
+                    and entry.version == snapshot.version
+                    and not (rebuild or force)
                 ):
                     tables = await self._sync_tables(rt, entry, snapshot, rebuild, progress)
                 examples = await self._sync_examples(rt, entry, snapshot, rebuild=rebuild, force=force)
@@ -441,8 +477,8 @@ class SearchRuntime:
         progress: Callable[[int, int], None] | None,
     ) -> dict[str, Any]:
         assert self.embedder is not None
-        if entry.state != "ready":
-            entry.state = "building"
+        if entry.state is not BuildState.READY:
+            entry.state = BuildState.BUILDING
         started = time.perf_counter()
         search = TableSearch(snapshot, self.embedder, entry.index)
         try:
@@ -451,9 +487,14 @@ class SearchRuntime:
             # A build failure is this profile's (retried with a delay), never a reason to stop searching.
             entry.error = _short(exc)
             if entry.search is None:
-                entry.state = "failed"
+                entry.state = BuildState.FAILED
             raise
-        entry.search, entry.version, entry.state, entry.error = search, snapshot.version, "ready", None
+        entry.search, entry.version, entry.state, entry.error = (
+            search,
+            snapshot.version,
+            BuildState.READY,
+            None,
+        )
         entry.breaker.reset()  # the index answers again
         entry.last_sync = _sync_report(stats, started)
         log.info("Indexed profile=%s (version %s): %s", rt.name, snapshot.version, entry.last_sync)
@@ -535,34 +576,52 @@ class SearchRuntime:
                 # the schema changed (or was never indexed); without an index, this request waits for it
                 self.schedule_sync(rt, first=entry.search is None)
             search = entry.search
-            memo_key = ("tables", rt.name, snapshot.version, entry.version, top_k, query)
-            remembered = self._recall(memo_key)
-            if remembered is not None and search is not None:
-                return self._done(rt, list(remembered), None, started)
             if search is None:
                 reason = (
                     f"indexing failed: {entry.error}"
-                    if entry.state == "failed"
+                    if entry.state is BuildState.FAILED
                     else "search index is being built"
                 )
-            elif not entry.breaker.allow():
-                reason = "Milvus is failing; circuit breaker open"
             else:
-                try:
-                    vector = await self.embed_query(query)
-                    hits = await anyio.to_thread.run_sync(lambda: search.search(query, top_k, vector=vector))
-                except Exception as exc:  # noqa: BLE001 - a failing index degrades the answer, never fails it
-                    entry.breaker.record_failure()
-                    reason = f"search failed ({type(exc).__name__}); keyword ranking used"
-                    log.warning("Table search failed for profile=%s: %s", rt.name, exc)
-                else:
-                    entry.breaker.record_success()
+
+                def tables(vector: npt.NDArray[np.float32]) -> list[TableHit]:
                     # An index built from an older snapshot may name tables that are gone: keep current keys.
-                    hits = [h for h in hits if h.name in snapshot.tables]
-                    self._remember(memo_key, tuple(hits))
-                    return self._done(rt, hits, None, started)
+                    hits = search.search(query, top_k, vector=vector)
+                    return [h for h in hits if h.name in snapshot.tables]
+
+                memo_key = ("tables", rt.name, snapshot.version, entry.version, top_k, query)
+                found = await self._guarded(rt, entry, "Table search", memo_key, query, tables)
+                if not isinstance(found, str):
+                    return self._done(rt, found, None, started, entry.index.path)
+                reason = found
         ranked = keyword_index(snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
+
+    async def _guarded(
+        self,
+        rt: ProfileRuntime,
+        entry: ProfileIndex,
+        what: str,
+        memo_key: MemoKey,
+        query: str,
+        run: Callable[[npt.NDArray[np.float32]], list[T]],
+    ) -> list[T] | str:
+        """Answer from memory, or run ``run`` (blocking) behind the breaker; a string says why it could not."""
+        remembered = self._recall(memo_key)
+        if remembered is not None:
+            return list(remembered)
+        if not entry.breaker.allow():
+            return "Milvus is failing; circuit breaker open"
+        try:
+            vector = await self.embed_query(query)
+            hits = await anyio.to_thread.run_sync(lambda: run(vector))
+        except Exception as exc:  # noqa: BLE001 - a failing index degrades the answer, never fails it
+            entry.breaker.record_failure()
+            log.warning("%s failed for profile=%s: %s", what, rt.name, _short(exc))
+            return f"{what.lower()} failed ({type(exc).__name__})"
+        entry.breaker.record_success()
+        self._remember(memo_key, tuple(hits))
+        return hits
 
     def indexed_checks(self, rt: ProfileRuntime, version: str) -> dict[str, ExampleCheck] | None:
         """The verdicts the example collection holds for this ``examples_version``, else None."""
@@ -589,41 +648,39 @@ class SearchRuntime:
             self.schedule_sync(rt, first=indexed is None)  # examples or schema changed (or never indexed)
             if indexed is None or indexed.split(":", 1)[1] != wanted.split(":", 1)[1]:
                 return entry.examples_error or "example index is being built"
-        memo_key = ("examples", rt.name, wanted, indexed, limit, query)
-        remembered = self._recall(memo_key)
-        if remembered is not None:
-            return list(remembered)
-        if not entry.breaker.allow():
-            return "Milvus is failing; circuit breaker open"
         index = entry.examples
-        try:
-            vector = await self.embed_query(query)
-            hits = await anyio.to_thread.run_sync(lambda: index.search(lexical_query(query), vector, limit))
-        except Exception as exc:  # noqa: BLE001 - a failing index degrades the answer, never fails it
-            entry.breaker.record_failure()
-            log.warning("Example search failed for profile=%s: %s", rt.name, exc)
-            return f"example search failed ({type(exc).__name__})"
-        entry.breaker.record_success()
-        self._remember(memo_key, tuple(hits))
-        return hits
+        memo_key = ("examples", rt.name, wanted, indexed, limit, query)
+        return await self._guarded(
+            rt,
+            entry,
+            "Example search",
+            memo_key,
+            query,
+            lambda v: index.search(lexical_query(query), v, limit),
+        )
 
-    def _recall(self, key: tuple[str, str, str, str | None, int, str]) -> tuple[Any, ...] | None:
+    def _recall(self, key: MemoKey) -> tuple[Any, ...] | None:
         found = self._recent.get(key)
         if found is not None:
             self._recent.move_to_end(key)
         return found
 
-    def _remember(self, key: tuple[str, str, str, str | None, int, str], value: tuple[Any, ...]) -> None:
+    def _remember(self, key: MemoKey, value: tuple[Any, ...]) -> None:
         self._recent[key] = value
         while len(self._recent) > RECENT_SEARCHES:
             self._recent.popitem(last=False)
 
     def _done(
-        self, rt: ProfileRuntime, hits: list[TableHit], reason: str | None, started: float
+        self,
+        rt: ProfileRuntime,
+        hits: list[TableHit],
+        reason: str | None,
+        started: float,
+        path: SearchPath | None = None,
     ) -> SearchResult:
         elapsed = time.perf_counter() - started
         metrics.SEARCH_SECONDS.labels(rt.name).observe(elapsed)
-        return SearchResult(hits, reason is not None, reason, round(elapsed * 1000, 2))
+        return SearchResult(hits, reason is not None, reason, round(elapsed * 1000, 2), path)
 
     # ---- reporting ----------------------------------------------------------------------------
 
@@ -659,9 +716,9 @@ class SearchRuntime:
 
     def _profile_reason(self, entry: ProfileIndex) -> str:
         if entry.search is None:
-            if entry.state == "failed":
+            if entry.state is BuildState.FAILED:
                 return f"indexing failed ({entry.attempts} attempts): {entry.error}"
-            return "index being built" if entry.state == "building" else "not indexed yet"
+            return "index being built" if entry.state is BuildState.BUILDING else "not indexed yet"
         if not entry.examples_ready:
             return (
                 f"examples not indexed: {entry.examples_error}"
@@ -682,6 +739,7 @@ class SearchRuntime:
             "reason": reason,
             "model": self.embedder.model_id if self.embedder else None,
             "milvus": "connected" if self.client is not None else f"unavailable ({self.milvus_error})",
+            "milvus_server": self._server_state(),
             "index_owner": self._owner_state(),
             "building": sorted(n for n, e in self.profiles.items() if e.building_since is not None),
             "queued": len(self._queue),
@@ -695,6 +753,7 @@ class SearchRuntime:
                     "retry_in_s": round(max(0.0, e.retry_at - now), 1) if e.retry_at is not None else None,
                     "building_s": round(now - e.building_since, 1) if e.building_since is not None else None,
                     "breaker": e.breaker.to_json(),
+                    "capabilities": _capabilities(e.index),
                     "last_sync": e.last_sync,
                     "examples": {
                         "state": "ready"
@@ -706,6 +765,17 @@ class SearchRuntime:
                 }
                 for name, e in self.profiles.items()
             },
+        }
+
+    def _server_state(self) -> dict[str, Any]:
+        """The Milvus this process talks to: its version and what it can do (BM25 as the indexes found it)."""
+        found = {e.index.server_bm25 for e in self.profiles.values()} - {None}
+        return {
+            "kind": "lite" if self.lite is not None else "server",
+            "version": self.server_version,
+            "auth": "token" if self.lite is None and self.settings.milvus_token else "none",
+            # learned from the collections: a server without Milvus' BM25 function builds them dense-only
+            "bm25": found.pop() if len(found) == 1 else (None if not found else "mixed"),
         }
 
     def _owner_state(self) -> dict[str, Any] | None:
@@ -754,6 +824,24 @@ async def search_relevant_tables(
     """Return the tables a request needs, best first; names are the snapshot's keys."""
     _, result = await search_tables(runtime, runtime.profile(profile), query, top_k)
     return result.hits
+
+
+def _capabilities(index: TableIndex) -> dict[str, Any]:
+    """What one profile's table index can do and how its searches run (after it was opened or built)."""
+    path = index.path
+    return {
+        "server_bm25": index.server_bm25,
+        "dense": path.dense if path is not None else None,
+        "lexical": path.lexical if path is not None else None,
+    }
+
+
+def _server_version(client: Any) -> str | None:
+    try:
+        return str(client.get_server_version())
+    except Exception as exc:  # noqa: BLE001 - the version is reported, never required
+        log.info("Milvus did not say its version: %s", _short(exc))
+        return None
 
 
 def _sync_report(stats: SyncStats, started: float) -> dict[str, Any]:

@@ -47,6 +47,8 @@ def test_search_returns_snapshot_keys_best_first(search_client: TestClient) -> N
     )
     body = r.json()
     assert r.status_code == 200 and body["profile"] == "default" and body["degraded"] is False
+    # a small index on Milvus Lite: both halves from the in-process mirror
+    assert (body["dense"], body["lexical"]) == ("process", "process")
     names = [t["name"] for t in body["tables"]]
     assert len(names) == 4 and {"tickets", "ticket_events"} <= set(names)
     scores = [t["score"] for t in body["tables"]]
@@ -150,6 +152,7 @@ def test_milvus_unavailable_gives_a_degraded_but_correct_answer(make_settings: A
         assert r.status_code == 200
         body = r.json()
         assert body["degraded"] is True and "unavailable" in body["reason"]
+        assert (body["dense"], body["lexical"]) == (None, "process")  # keyword ranking, labelled
         assert body["tables"][0]["name"] == "tickets"
         item = client.post("/v1/prompt-items/schema", json={"user_request": "open support tickets"}).json()
         assert item["metadata"]["degraded"] is True and "tickets" in item["metadata"]["tables"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,16 +15,21 @@ import numpy.typing as npt
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.embedder import Embedder
 from dbmeta_app.search.milvus_index import (
     DEFAULT_MIRROR_MAX_ROWS,
+    IndexMirror,
+    SearchPath,
     TableIndex,
     collection_base,
     connect,
     resolve_uri,
 )
 from dbmeta_app.search.service import TableSearch
+from tests.milvus_server import MilvusServer
+from tests.milvus_server import milvus_server as milvus_server  # the session fixture
 from tests.search._snapshots import col, warehouse
 
 pytestmark = pytest.mark.integration
@@ -50,19 +56,40 @@ class CountingEncoder:
         return self.inner.encode(texts)
 
 
-@pytest.fixture(params=[DEFAULT_MIRROR_MAX_ROWS, 0], ids=["mirrored", "in-milvus"])
+@pytest.fixture(
+    params=[(DEFAULT_MIRROR_MAX_ROWS, False), (0, False), (0, True)],
+    ids=["mirrored", "in-milvus", "server-in-milvus"],
+)
 def index(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TableIndex]:
-    """Both search paths: dense scoring in process (a small index) and everything in Milvus."""
+    """Both search paths: dense scoring in process (a small index) and everything in Milvus (Lite, a server)."""
+    mirror_max_rows, on_server = request.param
+    server: MilvusServer | None = request.getfixturevalue("milvus_server") if on_server else None
     idx = TableIndex(
-        connect(str(tmp_path / "milvus.db")),
+        connect(server.uri if server is not None else str(tmp_path / "milvus.db")),
         client_name="acme",
         env="test",
-        profile="wh",
+        profile=f"wh{uuid.uuid4().hex[:8]}" if server is not None else "wh",  # the server is shared
         database=DB,
-        mirror_max_rows=request.param,
+        mirror_max_rows=mirror_max_rows,
     )
     yield idx
     idx.close()
+    if server is not None:
+        drop_collections(server, idx.alias)
+
+
+def drop_collections(server: MilvusServer, prefix: str) -> None:
+    """Drop what a test built on the shared server (aliases first: Milvus refuses to drop an aliased one)."""
+    client = server.client()
+    try:
+        for alias in client.list_aliases().get("aliases", []):
+            if alias.startswith(prefix):
+                client.drop_alias(alias)
+        for name in client.list_collections():
+            if name.startswith(prefix):
+                client.drop_collection(name)
+    finally:
+        client.close()
 
 
 def names(search: TableSearch, query: str, k: int) -> list[str]:
@@ -94,7 +121,11 @@ def test_index_then_resync_unchanged_embeds_nothing_and_search_finds_the_table(
     again = index.sync(snap, embedder)
     assert (again.embedded, again.unchanged, again.rebuilt) == (0, 8, False)
     state = index.state()
-    assert state.ready and state.lexical and state.snapshot_version == snap.version
+    assert state.ready and state.snapshot_version == snap.version
+    # Milvus Lite ranks BM25 itself (unless mirrored); a 2.3 server has no BM25 function: ranked in process
+    server_ranks = state.lexical and not index.mirrored
+    assert state.path is not None and state.path.lexical == ("server" if server_ranks else "process")
+    assert state.lexical or index.server_bm25 is False
     assert state.rows == 8 + sum(len(t.columns) for t in snap.tables.values()) + 3
     search = TableSearch(snap, embedder, index)
     assert names(search, "average salary of employees per department", 2) == [
@@ -217,7 +248,7 @@ class NoBm25Client:
         return getattr(self._inner, attr)
 
 
-def test_without_bm25_support_the_index_falls_back_to_dense_search(
+def test_without_bm25_support_the_collection_is_dense_and_bm25_is_ranked_in_process(
     tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
@@ -225,10 +256,44 @@ def test_without_bm25_support_the_index_falls_back_to_dense_search(
     with caplog.at_level(logging.WARNING):
         index.sync(warehouse(), embedder)
     assert "dense-only" in caplog.text
-    assert not index.state().lexical
+    state = index.state()
+    assert not state.lexical and state.path == SearchPath(dense="process", lexical="process")
     search = TableSearch(warehouse(), embedder, index)
     assert names(search, "customer email addresses", 1) == ["shop.customers"]
     index.close()
+
+
+def test_over_the_mirror_size_without_bm25_dense_is_searched_in_milvus_and_bm25_in_process(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
+    options: dict[str, Any] = {"client_name": "a", "env": "t", "profile": "big", "database": DB}
+    index = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
+    index.sync(warehouse(), embedder)
+    reopened = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
+    query = "customer email addresses"
+    vector = embedder.encode([query])[0]
+    for idx in (index, reopened):
+        with_bm25 = idx.signals(lexical_query(query), vector, 20, column_limit=0).tables
+        assert not idx.mirrored and idx.path == SearchPath(dense="milvus", lexical="process")
+        dense_only = idx.signals("", vector, 20, column_limit=0).tables
+        assert with_bm25["shop.customers"] > dense_only["shop.customers"] + 0.01
+    assert names(TableSearch(warehouse(), embedder, reopened), query, 1) == ["shop.customers"]
+    index.close()
+
+
+def test_the_mirror_keeps_bm25_statistics_per_row_kind() -> None:
+    vector = np.zeros(4, dtype=np.float32)
+    rows = [
+        ("table", "orders", "order item", vector),
+        ("table", "customers", "customer", vector),
+        ("schema", "shop", "shop order order order customer product price", vector),
+    ]
+    mirror = IndexMirror.build("c", rows)
+    tables_only = Bm25.build({"orders": ["order", "item"], "customers": ["customer"]})
+    [(_, key, score)] = mirror.bm25(["table"], "order", 5)
+    # as Milvus, whose statistics are per segment, and each kind has its partition
+    assert key == "orders" and score == pytest.approx(tables_only.scores(["order"])["orders"])
 
 
 # ---- query examples ------------------------------------------------------------------------------
