@@ -86,6 +86,10 @@ OWN_LOGGERS = ("dbmeta_app",)
 #: uvicorn's lines (start-up, access log) keep the levels uvicorn's own options give them; with
 #: LOG_FORMAT=json they go through the same handler, so that every line is one JSON object.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+#: Libraries whose failures reach the service as exceptions it reports itself (once per breaker transition):
+#: their own ERROR lines repeat each failed call with a full traceback (pymilvus: ~6,000 lines in a 20 s
+#: Milvus outage), so only their CRITICAL lines are kept.
+QUIET_LOGGERS = ("pymilvus",)
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
@@ -105,6 +109,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     root.setLevel(max(logging.WARNING, wanted))
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(wanted)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         if fmt == "json" and server_logger.handlers:

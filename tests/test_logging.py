@@ -68,3 +68,11 @@ def test_every_answer_carries_a_request_id(settings: Settings, captured: io.Stri
         assert missing.status_code == 404 and "app;dur=" in missing.headers["server-timing"]
     lines = [json.loads(x) for x in captured.getvalue().splitlines() if x.startswith("{")]
     assert any(x["request_id"] == "trace-7" and "Schema cache MISS" in x["message"] for x in lines)
+
+
+def test_a_failed_milvus_call_is_not_logged_by_pymilvus_too(captured: io.StringIO) -> None:
+    """pymilvus logs every failed call with a traceback; the service reports the failure itself."""
+    logging.getLogger("pymilvus.decorators").error("RPC error: [search], <MilvusException: (code=2, ...)>")
+    logging.getLogger("dbmeta_app.search").warning("Milvus is unavailable")
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert [line["logger"] for line in lines] == ["dbmeta_app.search"]
