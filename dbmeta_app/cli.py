@@ -179,14 +179,19 @@ def _find_server(ctx: typer.Context) -> Target | None:
 
 
 def _named_server(url: str, settings: Settings | None) -> Target:
-    """A server named by the user; index requests carry ADMIN_TOKEN, or the local token when it is ours."""
+    """A server named by the user; requests carry ADMIN_TOKEN, the local token when it is ours, else API_TOKEN.
+
+    (ADMIN_TOKEN and the local token are accepted wherever API_TOKEN is, and index requests need one of them.)
+    """
     url = url.rstrip("/")
-    token = os.environ.get("ADMIN_TOKEN")
+    token = os.environ.get("ADMIN_TOKEN") or os.environ.get("API_TOKEN")
     if settings is not None:
         if settings.admin_token is not None:
             token = settings.admin_token.get_secret_value()
         elif (local := _local_server(settings)) is not None and local.url == url:
             token = local.token
+        elif settings.api_token is not None:
+            token = settings.api_token.get_secret_value()
     return Target(url, token, None, None)
 
 

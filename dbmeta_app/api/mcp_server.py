@@ -16,10 +16,8 @@ Transport choices:
 - Stateless and JSON responses: every tool is one request → one answer, and the deployment scales
   horizontally (HPA) behind a plain Service, so no request may depend on a session held by one replica.
 - ``/mcp`` and ``/mcp/`` are both exact routes (no 307 slash redirect a client might refuse to follow).
-- Host/Origin (DNS-rebinding) checks: off unless ``allowed_hosts`` is given. The SDK turns them on by
-  default with a localhost-only allow list, which answers 421 to every in-cluster or proxied ``Host``
-  (``dbmeta:8000``, an ingress name, ``testserver``) while the REST routes beside it check no host at all,
-  so it would break real clients without protecting anything the rest of the API does not expose.
+- Host/Origin (DNS-rebinding) checks: on, with loopback names unless ``MCP_ALLOWED_HOSTS`` /
+  ``MCP_ALLOWED_ORIGINS`` say otherwise (``api/security.py``); a refused request is a JSON 403.
 - The session manager lives in the app's lifespan (:meth:`McpHttpEndpoint.run`); a new one is made for
   each lifespan, as the SDK's can only be run once.
 """
@@ -27,7 +25,7 @@ Transport choices:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
@@ -44,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from dbmeta_app import __version__
 from dbmeta_app.api.models import ItemType
+from dbmeta_app.api.security import MCP_PATH, refuse_foreign
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items
 from dbmeta_app.items.db_struct import get_schema_prompt_item
@@ -54,7 +53,6 @@ from dbmeta_app.search import runtime as search_runtime
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/mcp"
 MAX_TEXT = 20_000
 MAX_TABLES = 2_000
 
@@ -285,26 +283,16 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
 class McpHttpEndpoint:
     """The ASGI endpoint of an MCP server over streamable HTTP; serves only while :meth:`run` is entered."""
 
-    def __init__(
-        self, server: MCPServer, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, server: MCPServer, *, max_body_bytes: int) -> None:
         self.server = server
         self.max_body_bytes = max_body_bytes
-        self.allowed_hosts = list(allowed_hosts or ())
         self._manager: StreamableHTTPSessionManager | None = None
-
-    def transport_security(self) -> TransportSecuritySettings:
-        """Host/Origin checks: on with the given allow list, else off (see the module docstring)."""
-        if not self.allowed_hosts:
-            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        origins = [f"{scheme}://{host}" for host in self.allowed_hosts for scheme in ("http", "https")]
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=self.allowed_hosts, allowed_origins=origins
-        )
+        self._security = TransportSecuritySettings()
 
     @asynccontextmanager
-    async def run(self) -> AsyncIterator[None]:
+    async def run(self, security: TransportSecuritySettings) -> AsyncIterator[None]:
         """Run a fresh session manager for the life of the app (enter it in the lifespan)."""
+        self._security = security
         # streamable_http_app() is what creates the session manager; its Starlette app is not needed, since
         # this endpoint is routed at exactly /mcp and hands requests to the manager itself.
         self.server.streamable_http_app(
@@ -312,7 +300,7 @@ class McpHttpEndpoint:
             stateless_http=True,
             json_response=True,
             max_request_body_size=self.max_body_bytes,
-            transport_security=self.transport_security(),
+            transport_security=security,
         )
         manager = self.server.session_manager
         async with manager.run():
@@ -330,17 +318,18 @@ class McpHttpEndpoint:
             )
             await response(scope, receive, send)
             return
+        refused = await refuse_foreign(self._security, scope)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         await manager.handle_request(scope, receive, send)
 
 
-def mount_mcp(
-    app: FastAPI, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None
-) -> McpHttpEndpoint:
+def mount_mcp(app: FastAPI, *, max_body_bytes: int) -> McpHttpEndpoint:
     """Serve the MCP tools at exactly /mcp (and /mcp/) of app; enter the returned endpoint's run() in the lifespan."""
     endpoint = McpHttpEndpoint(
         create_mcp_server(lambda: cast(Runtime, app.state.runtime)),
         max_body_bytes=max_body_bytes,
-        allowed_hosts=allowed_hosts,
     )
     # Plain routes (an ASGI endpoint, not in the OpenAPI document) rather than a Mount: a Mount at /mcp
     # only matches /mcp/…, so /mcp itself would be a 307 redirect.

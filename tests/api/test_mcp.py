@@ -213,9 +213,9 @@ async def test_the_endpoint_is_exactly_mcp_beside_the_rest_api(base_url: str) ->
             assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
             assert r.headers["x-request-id"] == "mcp-probe-1"
         assert (await client.post("/mcp/mcp", json=INITIALIZE, headers=MCP_HEADERS)).status_code == 404
-        # a Host other than localhost (an in-cluster service name) is served, not refused with 421
+        # by default only loopback names: another Host (DNS rebinding) is refused with the JSON 403
         r = await client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "host": "dbmeta:8000"})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
         openapi = (await client.get("/openapi.json")).json()
         assert "/v1/tables/search" in openapi["paths"] and not any(
             p.startswith("/mcp") for p in openapi["paths"]
@@ -231,9 +231,11 @@ def test_a_second_lifespan_of_the_same_app_serves_mcp_again(make_settings: Any) 
 
     app = create_app(make_settings(schema_check_interval=0))
     for _ in range(2):
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://localhost") as client:
             r = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
             assert r.status_code == 200, r.text
             assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
-    r = TestClient(app).post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)  # no lifespan: not running
+    r = TestClient(app, base_url="http://localhost").post(
+        "/mcp", json=INITIALIZE, headers=MCP_HEADERS
+    )  # no lifespan: not running
     assert r.status_code == 503 and r.json()["error"] == "unavailable"
