@@ -295,6 +295,35 @@ def serve(
     uvicorn.run("dbmeta_app.main:app", host=host, port=port, workers=workers)
 
 
+@app.command("mcp")
+@handled
+def mcp_stdio() -> None:
+    """Serve the MCP tools over stdio (Claude Desktop, Cursor, VS Code, the Inspector); logs go to stderr."""
+    from dbmeta_app.api.mcp_server import create_mcp_server
+    from dbmeta_app.search.runtime import SearchRuntime
+    from dbmeta_app.tasks import watch_drift
+
+    settings = get_settings()
+    # stdout carries the protocol: every log line goes to stderr (configure_logging's stream handler)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        runtime = open_runtime(settings)
+        try:
+            await runtime.cache.start()
+            if settings.search_backend == "milvus":
+                runtime.search = SearchRuntime(runtime)
+                runtime.schema_listeners.append(runtime.search.on_schema_change)
+                await runtime.search.start()
+            if settings.schema_check_interval > 0:
+                runtime.spawn(watch_drift(runtime), "dbmeta-drift-watcher")
+            await create_mcp_server(lambda: runtime).run_stdio_async()
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+
+
 @app.command()
 @handled
 def schema(
@@ -609,3 +638,7 @@ def main() -> None:
     # gRPC's C core (under pymilvus) writes its own log lines to stderr, outside Python's logging.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     app()
+
+
+if __name__ == "__main__":
+    main()
