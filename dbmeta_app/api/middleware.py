@@ -33,6 +33,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmeta_app.logging_setup import request_id
+from dbmeta_app.metrics import observe_http
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class EdgeMiddleware:
                 return
             await self.app(scope, receive, answer.send)
         except BaseException as exc:
+            answer.status = answer.status or 500
             if _is_cancellation(exc):
                 raise
             where = f"{scope.get('method', '')} {scope.get('path', '')}"
@@ -169,6 +171,8 @@ class EdgeMiddleware:
                 log.error("Unexpected error answering %s (answered 500)", where, exc_info=exc)
         finally:
             request_id.reset(token)
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            observe_http(route, scope.get("method", ""), answer.status or 500, answer.elapsed())
 
 
 class _Answer:
@@ -180,6 +184,7 @@ class _Answer:
         self._worker = worker
         self._reshape = reshape
         self._started_at = time.perf_counter()
+        self.status = 0  # the answer's status, once it starts
         self.started = False  # the start went to the server
         self.complete = False  # the last body part went to the server
         self._held: Message | None = None  # an error answer's start, held until its body is reshaped
@@ -189,6 +194,7 @@ class _Answer:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
+            self.status = message["status"]
             took = f"app;dur={(time.perf_counter() - self._started_at) * 1000:.2f}".encode()
             headers = [
                 (k, v)
@@ -218,6 +224,10 @@ class _Answer:
         if kind == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
+
+    def elapsed(self) -> float:
+        """Seconds since the request came in."""
+        return time.perf_counter() - self._started_at
 
     async def error(self, status: int, detail: str) -> None:
         """Answer with the one error shape (nothing must have been sent yet)."""

@@ -10,11 +10,11 @@ import anyio
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import HealthBody, ReadyBody
+from dbmeta_app.metrics import exposition
 from dbmeta_app.runtime import ProfileRuntime
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,20 @@ async def readyz(
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Export Prometheus metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The metrics, in the Prometheus text format (OpenMetrics when asked for)",
+            "content": {
+                "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+                "application/openmetrics-text; version=1.0.0": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    """Export Prometheus metrics (OpenMetrics when ``Accept: application/openmetrics-text``)."""
+    body, content_type = exposition(request.headers.get("accept", ""))
+    return Response(body, headers={"content-type": content_type})
