@@ -36,6 +36,7 @@ from typing import Annotated, Any, cast
 import orjson
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -171,6 +172,15 @@ async def _guard(tool: str, call: Callable[[], Awaitable[CallToolResult]]) -> Ca
     MCP_TOOL_CALLS.labels(tool, "error" if result.is_error else "ok").inc()
     MCP_TOOL_SECONDS.labels(tool).observe(time.perf_counter() - started)
     return result
+
+
+async def _read_resource(read: Callable[[], Awaitable[str]]) -> str:
+    """A domain error reading a resource becomes the SDK's resource error (its message reaches the client)."""
+    try:
+        return await read()
+    except DbmetaError as exc:
+        error = ResourceNotFoundError if exc.status_code == 404 else ResourceError
+        raise error(f"{exc.code}: {exc.detail}") from None
 
 
 def _shown(value: Any) -> str:
@@ -392,10 +402,13 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         mime_type="text/plain",
     )
     async def schema_resource(profile: str) -> str:
-        runtime = get_runtime()
-        item = await get_schema_prompt_item(runtime.settings, runtime.cache, runtime.profile(profile))
-        text: str = item["text"]
-        return text
+        async def read() -> str:
+            runtime = get_runtime()
+            item = await get_schema_prompt_item(runtime.settings, runtime.cache, runtime.profile(profile))
+            text: str = item["text"]
+            return text
+
+        return await _read_resource(read)
 
     @server.resource(
         "dbmeta://{profile}/tables/{name}",
@@ -404,13 +417,16 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         mime_type="text/plain",
     )
     async def table_resource(profile: str, name: str) -> str:
-        runtime = get_runtime()
-        rt = runtime.profile(profile)
-        item = await get_schema_prompt_item(runtime.settings, runtime.cache, rt, tables=[name])
-        if item["metadata"].get("unknown_tables"):
-            raise UnknownTableError(f"no table {name!r} in profile {rt.name!r}")
-        text: str = item["text"]
-        return text
+        async def read() -> str:
+            runtime = get_runtime()
+            rt = runtime.profile(profile)
+            item = await get_schema_prompt_item(runtime.settings, runtime.cache, rt, tables=[name])
+            if item["metadata"].get("unknown_tables"):
+                raise ResourceNotFoundError(f"unknown_table: no table {name!r} in profile {rt.name!r}")
+            text: str = item["text"]
+            return text
+
+        return await _read_resource(read)
 
     @server.prompt(
         title="Write SQL for a request",
@@ -431,11 +447,6 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         )
 
     return server
-
-
-class UnknownTableError(DbmetaError):
-    code = "unknown_table"
-    status_code = 404
 
 
 class McpHttpEndpoint:

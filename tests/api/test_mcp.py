@@ -20,7 +20,14 @@ from dbmeta_app.config import Settings, load_settings
 from dbmeta_app.main import create_app
 from tests.conftest import free_port
 
-TOOLS = {"prompt_items", "preflight_query", "search_tables", "get_table_details"}
+TOOLS = {
+    "prompt_items",
+    "preflight_query",
+    "search_tables",
+    "get_table_details",
+    "list_schemas",
+    "list_tables",
+}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -85,7 +92,9 @@ def _structured(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
-async def test_the_four_tools_are_listed_with_described_constrained_parameters(base_url: str) -> None:
+async def test_the_tools_are_listed_with_described_constrained_parameters_and_output_schemas(
+    base_url: str,
+) -> None:
     async with mcp_session(base_url) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
         assert set(tools) == TOOLS
@@ -107,6 +116,13 @@ async def test_the_four_tools_are_listed_with_described_constrained_parameters(b
         assert props["search_tables"]["query"]["maxLength"] == 20_000
         assert props["get_table_details"]["tables"]["maxItems"] == 2_000
         assert all(t.description and t.annotations and t.annotations.read_only_hint for t in tools.values())
+        assert set(props["list_tables"]) == {"schema", "detail_level", "limit", "profile"}
+        assert props["list_tables"]["detail_level"]["enum"] == ["names", "summary", "full"]
+        for name, tool in tools.items():
+            assert tool.output_schema and tool.output_schema["type"] == "object", name
+            assert tool.output_schema["properties"], name
+        kinds = tools["prompt_items"].output_schema["$defs"]["PromptItem"]["properties"]["type"]["enum"]
+        assert kinds == ["db_struct", "query_examples", "instructions", "sql_dialect"]
 
 
 async def test_search_tables_puts_tickets_first_for_a_support_request(base_url: str) -> None:
@@ -126,6 +142,7 @@ async def test_preflight_refuses_a_delete_as_an_unsafe_verdict(base_url: str) ->
         answer = _structured(result)  # a verdict, not a fault: the call itself succeeds
         assert answer["ok"] is False and answer["error_kind"] == "unsafe" and answer["plan"] is None
         assert _text(result).startswith("Preflight FAILED (unsafe): refused:")
+        assert "None" not in _text(result) and '"ok"' not in _text(result)  # compact: no JSON repeated
 
 
 async def test_preflight_of_a_valid_select_returns_a_plan(base_url: str) -> None:
@@ -135,7 +152,9 @@ async def test_preflight_of_a_valid_select_returns_a_plan(base_url: str) -> None
         answer = _structured(result)
         assert answer["ok"] is True and answer["error"] is None and answer["plan"]
         assert answer["dialect"] == "sqlite" and answer["schema_version"]
-        assert _text(result).startswith("Preflight OK")
+        assert _text(result).startswith("Preflight OK: estimated rows unknown")  # SQLite has no estimate
+        assert "None" not in _text(result) and '"ok"' not in _text(result)
+        assert "\nPlan: [" in _text(result)
 
 
 async def test_table_details_render_the_known_tables_and_list_the_unknown(base_url: str) -> None:
@@ -179,6 +198,58 @@ async def test_an_unknown_profile_is_a_tool_error_naming_it(base_url: str) -> No
                 "error": "unknown_profile",
                 "detail": "Unknown profile 'nope'; configured profiles: default",
             }
+
+
+async def test_list_schemas_and_list_tables_browse_at_each_detail_level(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        schemas = _structured(await session.call_tool("list_schemas", {}))
+        assert schemas["schemas"] == [{"name": "", "tables": 22, "views": 2}]
+        names = _structured(await session.call_tool("list_tables", {"limit": 3}))
+        assert names["tables"] == ["campaign_responses", "campaigns", "currencies"]
+        assert (names["total"], names["truncated"], names["text"]) == (24, True, None)
+        result = await session.call_tool("list_tables", {"detail_level": "summary", "schema": ""})
+        summary = _structured(result)
+        orders = next(t for t in summary["tables"] if t["name"] == "orders")
+        assert orders["kind"] == "table" and orders["columns"] > 3 and orders["description"]
+        assert summary["truncated"] is False and "- orders (table, " in _text(result)
+        full = _structured(await session.call_tool("list_tables", {"detail_level": "full", "limit": 2}))
+        assert full["text"].startswith("# campaign_responses") and "# campaigns" in full["text"]
+        empty = _structured(await session.call_tool("list_tables", {"schema": "nope"}))
+        assert (empty["total"], empty["tables"]) == (0, [])
+
+
+async def test_resources_serve_a_profiles_schema_and_one_table(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        templates = {t.uri_template for t in (await session.list_resource_templates()).resource_templates}
+        assert templates == {"dbmeta://{profile}/schema", "dbmeta://{profile}/tables/{name}"}
+        schema = (await session.read_resource("dbmeta://default/schema")).contents[0]
+        assert "# orders" in schema.text and "# tickets" in schema.text  # type: ignore[union-attr]
+        table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
+        assert table.text.startswith("# orders") and "# tickets" not in table.text  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="no table 'nope'"):
+            await session.read_resource("dbmeta://default/tables/nope")
+
+
+async def test_the_write_sql_prompt_carries_the_prompt_items(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        prompts = {p.name: p for p in (await session.list_prompts()).prompts}
+        assert set(prompts) == {"write_sql"}
+        assert [a.name for a in prompts["write_sql"].arguments or []] == ["user_request", "profile"]
+        got = await session.get_prompt("write_sql", {"user_request": "open tickets by priority"})
+        text = got.messages[0].content.text  # type: ignore[union-attr]
+        assert "Request: open tickets by priority" in text and "# tickets" in text
+        assert "## sql_dialect" in text and "preflight_query" in text
+
+
+async def test_tool_calls_are_counted_by_tool_and_outcome(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        await session.call_tool("list_schemas", {})
+        await session.call_tool("list_schemas", {"profile": "nope"})
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    assert 'dbmeta_mcp_tool_calls_total{outcome="ok",tool="list_schemas"}' in text
+    assert 'dbmeta_mcp_tool_calls_total{outcome="error",tool="list_schemas"}' in text
+    assert 'dbmeta_mcp_tool_duration_seconds_count{tool="list_schemas"}' in text
 
 
 @pytest.mark.parametrize(
