@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,13 +17,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from dbmeta_app.config import Settings, load_settings
 from dbmeta_app.main import create_app
 from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TOOLS = {
     "prompt_items",
@@ -310,3 +318,89 @@ def test_a_second_lifespan_of_the_same_app_serves_mcp_again(make_settings: Any) 
         "/mcp", json=INITIALIZE, headers=MCP_HEADERS
     )  # no lifespan: not running
     assert r.status_code == 503 and r.json()["error"] == "unavailable"
+
+
+# ---- third-party clients: the MCP Inspector CLI (npm) and the SDK's stdio client -------------------------
+
+INSPECTOR = shutil.which("mcp-inspector")
+needs_inspector = pytest.mark.skipif(
+    INSPECTOR is None,
+    reason="MCP Inspector CLI absent (npm install -g @modelcontextprotocol/inspector)",
+)
+#: One call per tool, with the Inspector's --tool-arg syntax, and what its structured answer holds.
+INSPECTOR_CALLS: list[tuple[str, list[str], str]] = [
+    ("prompt_items", ["user_request=open tickets by priority"], "prompt_items"),
+    ("preflight_query", ["sql=SELECT count(*) FROM orders"], "ok"),
+    ("search_tables", ["query=open support tickets", "top_k=3"], "tables"),
+    ("get_table_details", ['tables=["orders"]'], "text"),
+    ("list_schemas", [], "schemas"),
+    ("list_tables", ["detail_level=summary", "limit=5"], "tables"),
+]
+
+
+def _stdio_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    return {
+        **env,
+        "DATA_DIR": str(data_dir),
+        "SEARCH_BACKEND": "keyword",
+        "REDIS_CACHE_ENABLED": "false",
+        "SCHEMA_CHECK_INTERVAL": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def _inspector(*args: str, env: dict[str, str] | None = None) -> Any:
+    assert INSPECTOR is not None
+    done = subprocess.run(
+        [INSPECTOR, "--cli", *args], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@needs_inspector
+def test_the_inspector_cli_lists_the_tools_over_http(base_url: str) -> None:
+    listed = _inspector(base_url + "/mcp", "--transport", "http", "--method", "tools/list")
+    tools = {t["name"]: t for t in listed["tools"]}
+    assert set(tools) == TOOLS
+    assert all(t["outputSchema"]["type"] == "object" and t["inputSchema"] for t in tools.values())
+
+
+@needs_inspector
+@pytest.mark.parametrize(("tool", "args", "key"), INSPECTOR_CALLS, ids=[c[0] for c in INSPECTOR_CALLS])
+def test_the_inspector_cli_calls_each_tool_over_http(
+    base_url: str, tool: str, args: list[str], key: str
+) -> None:
+    argv = [base_url + "/mcp", "--transport", "http", "--method", "tools/call", "--tool-name", tool]
+    for arg in args:
+        argv += ["--tool-arg", arg]
+    answer = _inspector(*argv)
+    assert answer["isError"] is False, answer
+    assert key in answer["structuredContent"] and answer["content"][0]["text"]
+
+
+@needs_inspector
+def test_the_inspector_cli_lists_the_same_tools_over_stdio(tmp_path: Path) -> None:
+    listed = _inspector(
+        sys.executable, "-m", "dbmeta_app.cli", "mcp", "--method", "tools/list", env=_stdio_env(tmp_path)
+    )
+    assert {t["name"] for t in listed["tools"]} == TOOLS
+
+
+async def test_the_sdk_stdio_client_lists_and_calls_the_same_tools(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "dbmeta_app.cli", "mcp"],
+        env=_stdio_env(tmp_path),
+        cwd=str(ROOT),
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        info = await session.initialize()
+        assert info.server_info.name == "dbmeta"
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == TOOLS and all(t.output_schema for t in tools.values())
+        result = await session.call_tool("search_tables", {"query": "open support tickets by priority"})
+        assert _structured(result)["tables"][0]["name"] == "tickets"
+        table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
+        assert table.text.startswith("# orders")  # type: ignore[union-attr]
