@@ -8,7 +8,6 @@ path), the method, the status class; a tool's name and its outcome.
 from __future__ import annotations
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
     Gauge,
@@ -18,6 +17,9 @@ from prometheus_client import (
 )
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+#: The Prometheus text format every scraper reads (prometheus_client's default now names version 1.0.0).
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -61,7 +63,7 @@ def exposition(accept: str) -> tuple[bytes, str]:
     """The metrics and their content type: OpenMetrics when the Accept header asks for it."""
     if "application/openmetrics-text" in accept:
         return generate_openmetrics(REGISTRY), OPENMETRICS_CONTENT_TYPE  # type: ignore[no-untyped-call]
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), TEXT_CONTENT_TYPE
 
 
 CACHE_HITS = Counter("dbmeta_cache_hits_total", "Cache hits by kind and tier", ["kind", "tier"])

@@ -30,6 +30,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmeta_app.logging_setup import request_id
@@ -124,6 +125,19 @@ def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
     return orjson.dumps(shaped)
 
 
+def route_label(scope: Scope) -> str:
+    """The template of the route that answered (``/v1/tables/search``), never the raw path: ``unmatched``."""
+    route = scope.get("route")
+    if route is None and "app" in scope:
+        # FastAPI names only its own routes in the scope; a plain Starlette route (/mcp) is found by matching
+        for candidate in scope["app"].router.routes:
+            if candidate.matches(scope)[0] is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
 class EdgeMiddleware:
     """Request ids, the body cap, one error shape and a last-resort JSON 500 for everything below it."""
 
@@ -171,8 +185,7 @@ class EdgeMiddleware:
                 log.error("Unexpected error answering %s (answered 500)", where, exc_info=exc)
         finally:
             request_id.reset(token)
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            observe_http(route, scope.get("method", ""), answer.status or 500, answer.elapsed())
+            observe_http(route_label(scope), scope.get("method", ""), answer.status or 500, answer.elapsed())
 
 
 class _Answer:
