@@ -18,6 +18,7 @@ from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
 from dbmeta_app.api.middleware import EdgeMiddleware
 from dbmeta_app.api.models import ErrorBody
+from dbmeta_app.api.openapi import install_openapi
 from dbmeta_app.api.security import TokenGate, mcp_transport_security
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
@@ -120,6 +121,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     mount_docs(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)

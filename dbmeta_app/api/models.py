@@ -251,3 +251,73 @@ class ToolError(BaseModel):
 
     error: str
     detail: Any
+
+
+# ---- operations: cache statistics and admin answers ---------------------------------------------------
+
+
+class CacheKindStats(BaseModel):
+    hits: int = Field(description="Redis hits")
+    memory_hits: int = Field(description="in-process (L1) hits")
+    misses: int
+    errors: int = Field(description="Redis errors, served from memory or the source instead")
+    refreshes: int = Field(description="background refreshes ahead of expiry")
+    too_large: int = Field(description="values over REDIS_MAX_VALUE_BYTES, kept out of Redis")
+    hit_ratio: float | None = Field(description="null before any lookup")
+
+
+class BreakerStats(BaseModel):
+    state: Literal["closed", "half_open", "open"]
+    consecutive_failures: int
+    cooldown_s: float
+    times_opened: int
+
+
+class CacheStats(BaseModel):
+    """This replica's cache."""
+
+    backend: Literal["redis", "memory"]
+    redis_enabled: bool
+    l1_coherent: bool = Field(description="the in-process tier hears other replicas' invalidations")
+    breaker: BreakerStats
+    memory_entries: int
+    memory_bytes: int
+    kinds: dict[str, CacheKindStats] = Field(description="by kind: schema, explain, examples, embedding, ...")
+
+
+class InvalidateResponse(BaseModel):
+    dropped: dict[str, int] = Field(description='values dropped, by "profile/kind"')
+
+
+class WarmedProfile(BaseModel):
+    cache: CacheStatus
+    schema_version: str
+    tables: int
+
+
+class WarmResponse(BaseModel):
+    profiles: dict[str, WarmedProfile]
+
+
+class DriftCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    profile: str
+    status: Literal["not_cached", "unchanged", "changed"]
+    schema_version: str | None = None
+
+
+class SchemaCheckResponse(BaseModel):
+    profiles: list[DriftCheck]
+
+
+class IndexEvent(BaseModel):
+    """One line of the index answer (NDJSON): start, progress, done (with the report) or error (the last)."""
+
+    event: Literal["start", "progress", "done", "error"]
+    profile: str
+    done: int | None = Field(default=None, description="progress: texts embedded so far")
+    total: int | None = Field(default=None, description="progress: texts to embed")
+    report: dict[str, Any] | None = Field(default=None, description="done: what the sync changed")
+    error: str | None = Field(default=None, description="error: its code")
+    detail: str | None = Field(default=None, description="error: what went wrong")

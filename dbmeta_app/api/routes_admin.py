@@ -15,7 +15,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbmeta_app.api.deps import RuntimeDep
-from dbmeta_app.api.models import ErrorBody
+from dbmeta_app.api.models import (
+    CacheStats,
+    ErrorBody,
+    InvalidateResponse,
+    SchemaCheckResponse,
+    WarmResponse,
+)
 from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.items.db_struct import load_snapshot
@@ -88,10 +94,11 @@ async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
 
 IndexerDep = Annotated[None, Depends(require_indexer)]
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    413: {"model": ErrorBody},
+    401: {"model": ErrorBody, "description": "No bearer token"},
+    403: {"model": ErrorBody, "description": "Wrong token"},
+    404: {"model": ErrorBody, "description": "Admin routes are off (no ADMIN_TOKEN), or an unknown profile"},
+    422: {"model": ErrorBody, "description": "Malformed request"},
+    503: {"model": ErrorBody, "description": "A database or the search index is unavailable"},
 }
 
 
@@ -119,13 +126,18 @@ def _selected(runtime: Runtime, profile: str | None) -> list[ProfileRuntime]:
     return [runtime.profile(profile)] if profile is not None else list(runtime.profiles.values())
 
 
-@router.get("/v1/cache/stats")
+@router.get("/v1/cache/stats", operation_id="getCacheStats", response_model=CacheStats)
 async def cache_stats(runtime: RuntimeDep) -> dict[str, Any]:
     """Report this replica's cache: backend, L1 size, hits, misses, errors and hit ratio by kind."""
     return runtime.cache.stats_json()
 
 
-@router.post("/v1/admin/cache/invalidate", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/cache/invalidate",
+    operation_id="invalidateCache",
+    response_model=InvalidateResponse,
+    responses=ADMIN_ERRORS,
+)
 async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Drop cached values of a profile (or all profiles), by kind, in Redis and every replica's L1."""
     kinds = SCOPED_KINDS if body.kind == "all" else (body.kind,)
@@ -136,7 +148,9 @@ async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) 
     return {"dropped": dropped}
 
 
-@router.post("/v1/admin/cache/warm", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/cache/warm", operation_id="warmCache", response_model=WarmResponse, responses=ADMIN_ERRORS
+)
 async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Load (introspecting if needed) the full snapshot of a profile, or of every profile."""
     out = {}
@@ -146,7 +160,12 @@ async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict
     return {"profiles": out}
 
 
-@router.post("/v1/admin/schema/check", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/schema/check",
+    operation_id="checkSchema",
+    response_model=SchemaCheckResponse,
+    responses=ADMIN_ERRORS,
+)
 async def schema_check(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Compare cached snapshots with the databases now (drift check on demand)."""
     return {"profiles": [await check_profile(runtime, rt) for rt in _selected(runtime, body.profile)]}
@@ -154,7 +173,15 @@ async def schema_check(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep)
 
 @router.post(
     "/v1/admin/index",
-    responses={**ADMIN_ERRORS, 409: {"model": ErrorBody}},
+    operation_id="buildIndex",
+    responses={
+        **ADMIN_ERRORS,
+        200: {
+            "description": "One JSON object a line (NDJSON), until done or error",
+            "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/IndexEvent"}}},
+        },
+        409: {"model": ErrorBody, "description": "This server has no index (SEARCH_BACKEND=keyword)"},
+    },
     response_class=StreamingResponse,
 )
 async def index(body: IndexRequest, runtime: RuntimeDep, _: IndexerDep) -> StreamingResponse:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
-from dbmeta_app.api.models import HealthBody, ReadyBody
+from dbmeta_app.api.models import ErrorBody, HealthBody, ReadyBody
 from dbmeta_app.metrics import exposition
 from dbmeta_app.runtime import ProfileRuntime
 
@@ -37,7 +37,7 @@ def _privileges(rt: ProfileRuntime) -> dict[str, Any]:
     )
 
 
-@router.get("/healthz", response_model=HealthBody)
+@router.get("/healthz", operation_id="getHealth", response_model=HealthBody)
 async def healthz(request: Request) -> JSONResponse:
     """Answer while the process is alive."""
     runtime = getattr(request.app.state, "runtime", None)
@@ -47,7 +47,15 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"}, headers=headers)
 
 
-@router.get("/readyz", response_model=ReadyBody, responses={503: {"model": ReadyBody}})
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    response_model=ReadyBody,
+    responses={
+        503: {"model": ReadyBody, "description": "Not ready: the database is down or search is degraded"},
+        422: {"model": ErrorBody, "description": "Malformed query parameter"},
+    },
+)
 async def readyz(
     runtime: RuntimeDep,
     allow_degraded: Annotated[
@@ -88,6 +96,7 @@ async def readyz(
 
 @router.get(
     "/metrics",
+    operation_id="getMetrics",
     response_class=Response,
     responses={
         200: {
