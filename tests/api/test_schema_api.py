@@ -171,7 +171,9 @@ def test_field_errors_name_the_field_and_the_bodies_are_documented(client: TestC
     for path, field in wanted.items():
         body = spec["paths"][path]["post"]["requestBody"]
         ref = body["content"]["application/json"]["schema"]["$ref"]  # a named component
-        assert body["required"] and field in spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+        assert (
+            body["required"] and field in spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+        )
 
 
 def test_huge_bodies_are_refused_with_a_json_413(client: TestClient) -> None:
