@@ -894,7 +894,13 @@ def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str
     for key in ("HF_HOME", "XDG_CACHE_HOME"):  # the image's scratch directories
         if key in data:
             data[key] = str(work / "scratch" / key.lower())
-    env = {**clean_environment(), **data, "REDIS_PASSWORD": PASSWORD, "ADMIN_TOKEN": ADMIN}  # the Secrets
+    # the Secrets: files in SECRETS_DIR (the pod's Secret volume), as the pod reads them
+    secrets = work / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "REDIS_PASSWORD").write_text(PASSWORD)
+    (secrets / "ADMIN_TOKEN").write_text(ADMIN)
+    assert data["SECRETS_DIR"] == "/var/run/secrets/dbmeta", data.get("SECRETS_DIR")
+    env = {**clean_environment(), **data, "SECRETS_DIR": str(secrets)}
     if "PROFILES_FILE" in data:
         profiles = find(docs, "ConfigMap", "db-meta-profiles")["data"]
         target = work / PurePosixPath(data["PROFILES_FILE"]).name
@@ -902,7 +908,7 @@ def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str
         target.write_text(profiles[target.name])
         env["PROFILES_FILE"] = str(target)
         for var in re.findall(r"\$\{([A-Z0-9_]+)\}", profiles[target.name]):
-            env[var] = world.sales  # the Secret db-meta-db-urls
+            (secrets / var).write_text(world.sales)  # the Secret db-meta-db-urls
     return env
 
 

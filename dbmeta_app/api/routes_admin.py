@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from dbmeta_app.api.models import (
     SchemaCheckResponse,
     WarmResponse,
 )
+from dbmeta_app.api.security import bearer, token_accepted
 from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.items.db_struct import load_snapshot
@@ -53,10 +53,10 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> None:
     token = runtime.settings.admin_token
     if token is None:
         raise AdminDisabledError("admin endpoints are off: set ADMIN_TOKEN to enable them")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    given = bearer(request.headers)
+    if given is None:
         raise UnauthorizedError("missing bearer token (Authorization: Bearer <ADMIN_TOKEN>)")
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if not token_accepted(given, [token.get_secret_value()]):
         raise ForbiddenError("wrong admin token")
 
 
@@ -68,18 +68,13 @@ class NoIndexError(DbmetaError):
     status_code = 409
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
-
-
 async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
     """Let an index request through with ADMIN_TOKEN, or with the local token of the index owner.
 
     The local token is in the owner record beside the Milvus Lite file (mode 0600): a CLI run by the same
     user on the same DATA_DIR reads it there, nobody else can.
     """
-    given = _bearer(request)
+    given = bearer(request.headers)
     if given is None:
         raise UnauthorizedError(
             "missing bearer token: ADMIN_TOKEN, or the local token the dbmeta CLI reads beside the index"
@@ -88,7 +83,7 @@ async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
     owner = runtime.anchor.owner() if runtime.anchor is not None else None
     if owner is not None:
         accepted.append(owner.token)
-    if not any(hmac.compare_digest(given.encode(), token.encode()) for token in accepted):
+    if not token_accepted(given, accepted):
         raise ForbiddenError("wrong token for index requests")
 
 
