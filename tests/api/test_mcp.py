@@ -10,11 +10,12 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import uvicorn
 from mcp import ClientSession, StdioServerParameters
@@ -56,13 +57,12 @@ def _settings(data_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
     """Serve create_app(settings) with uvicorn on a free port in a background thread."""
     port = free_port()
-    app = create_app(_settings(tmp_path_factory.mktemp("mcp") / "data"))
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, name="mcp-test-uvicorn", daemon=True)
     thread.start()
@@ -76,6 +76,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(_settings(tmp_path_factory.mktemp("mcp") / "data")) as url:
+        yield url
 
 
 @asynccontextmanager
@@ -404,3 +410,29 @@ async def test_the_sdk_stdio_client_lists_and_calls_the_same_tools(tmp_path: Pat
         assert _structured(result)["tables"][0]["name"] == "tickets"
         table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
         assert table.text.startswith("# orders")  # type: ignore[union-attr]
+
+
+async def test_the_sdk_http_client_needs_the_api_token_when_it_is_set(tmp_path: Path) -> None:
+    token = "7e9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e"
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+        api_token=token,
+    )
+    with serve(settings) as url:
+        async with httpx.AsyncClient(base_url=url) as raw:
+            refused = await raw.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+            assert (await raw.get("/healthz")).status_code == 200
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client,
+            streamable_http_client(url + "/mcp", http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = {t.name for t in (await session.list_tools()).tools}
+            assert tools == TOOLS
+            answer = _structured(await session.call_tool("list_schemas", {}))
+            assert answer["profile"] == "default"
