@@ -276,7 +276,9 @@ class BreakerStats(BaseModel):
 class CacheStats(BaseModel):
     """This replica's cache."""
 
-    backend: Literal["redis", "memory"]
+    backend: Literal["redis", "memory", "memory-fallback"] = Field(
+        description="memory: Redis is off; memory-fallback: Redis is on but failing"
+    )
     redis_enabled: bool
     l1_coherent: bool = Field(description="the in-process tier hears other replicas' invalidations")
     breaker: BreakerStats
