@@ -179,14 +179,19 @@ def _find_server(ctx: typer.Context) -> Target | None:
 
 
 def _named_server(url: str, settings: Settings | None) -> Target:
-    """A server named by the user; index requests carry ADMIN_TOKEN, or the local token when it is ours."""
+    """A server named by the user; requests carry ADMIN_TOKEN, the local token when it is ours, else API_TOKEN.
+
+    (ADMIN_TOKEN and the local token are accepted wherever API_TOKEN is, and index requests need one of them.)
+    """
     url = url.rstrip("/")
-    token = os.environ.get("ADMIN_TOKEN")
+    token = os.environ.get("ADMIN_TOKEN") or os.environ.get("API_TOKEN")
     if settings is not None:
         if settings.admin_token is not None:
             token = settings.admin_token.get_secret_value()
         elif (local := _local_server(settings)) is not None and local.url == url:
             token = local.token
+        elif settings.api_token is not None:
+            token = settings.api_token.get_secret_value()
     return Target(url, token, None, None)
 
 
@@ -288,6 +293,35 @@ def serve(
     import uvicorn
 
     uvicorn.run("dbmeta_app.main:app", host=host, port=port, workers=workers)
+
+
+@app.command("mcp")
+@handled
+def mcp_stdio() -> None:
+    """Serve the MCP tools over stdio (Claude Desktop, Cursor, VS Code, the Inspector); logs go to stderr."""
+    from dbmeta_app.api.mcp_server import create_mcp_server
+    from dbmeta_app.search.runtime import SearchRuntime
+    from dbmeta_app.tasks import watch_drift
+
+    settings = get_settings()
+    # stdout carries the protocol: every log line goes to stderr (configure_logging's stream handler)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        runtime = open_runtime(settings)
+        try:
+            await runtime.cache.start()
+            if settings.search_backend == "milvus":
+                runtime.search = SearchRuntime(runtime)
+                runtime.schema_listeners.append(runtime.search.on_schema_change)
+                await runtime.search.start()
+            if settings.schema_check_interval > 0:
+                runtime.spawn(watch_drift(runtime), "dbmeta-drift-watcher")
+            await create_mcp_server(lambda: runtime).run_stdio_async()
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
 
 
 @app.command()
@@ -598,3 +632,7 @@ def main() -> None:
     # gRPC's C core (under pymilvus) writes its own log lines to stderr, outside Python's logging.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dbmeta_app.errors import ConfigError
 
@@ -28,6 +28,10 @@ SAMPLE_PROFILE_DB = "sample_warehouse.db"
 SAMPLE_CLICKHOUSE_DIR = "sample_clickhouse"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_PLACEHOLDER_TOKENS = {"changeme", "change-me", "secret", "token", "admin", "replace_me", "replace-me"}
+#: Host headers the MCP endpoint accepts by default: loopback names, any port.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+SECRETS_DIR_ENV = "SECRETS_DIR"
 
 
 def normalize_database_url(url: str) -> str:
@@ -192,6 +196,17 @@ class Settings(BaseSettings):
 
     # service
     admin_token: SecretStr | None = None
+    # optional bearer token for /v1 (admin routes aside: ADMIN_TOKEN) and /mcp; health and metrics stay open
+    api_token: SecretStr | None = None
+    # DNS-rebinding protection of /mcp: Host and Origin values accepted ("*" = any); loopback by default
+    mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = tuple(
+        f"{host}{port}" for host in LOOPBACK_HOSTS for port in ("", ":*")
+    )
+    # null → http(s)://<each allowed host>
+    mcp_allowed_origins: Annotated[tuple[str, ...] | None, NoDecode] = None
+    # a directory of files named like the settings (ADMIN_TOKEN, REDIS_PASSWORD, …), e.g. a mounted Secret;
+    # read from the environment only (see load_settings); environment variables win over files
+    secrets_dir: Path | None = None
     # the CLI: send commands to this dbmeta server (default: the server running on the same DATA_DIR)
     dbmeta_url: str | None = None
     log_level: str = "INFO"
@@ -244,14 +259,38 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "api_token")
     @classmethod
-    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
             return None
-        if value.get_secret_value().lower() in {"changeme", "change-me", "secret", "token", "admin"}:
-            raise ValueError("refusing a placeholder admin token; generate one (openssl rand -hex 32)")
+        token = value.get_secret_value().strip()
+        if token.lower() in _PLACEHOLDER_TOKENS or token.lower().startswith("replace_me"):
+            raise ValueError("refusing a placeholder token; generate one (openssl rand -hex 32)")
+        return SecretStr(token)
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("mcp_allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...] | None) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one host (or * for any)")
+        return value
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Origins /mcp accepts: MCP_ALLOWED_ORIGINS, else http(s):// and each allowed host."""
+        if self.mcp_allowed_origins is not None:
+            return self.mcp_allowed_origins
+        return tuple(f"{scheme}://{host}" for host in self.mcp_allowed_hosts for scheme in ("http", "https"))
 
     @model_validator(mode="after")
     def _profiles_resolve(self) -> Settings:
@@ -314,12 +353,17 @@ def _load_profiles(settings: Settings) -> dict[str, Profile]:
     return profiles
 
 
-def _expand_env(value: str, where: str) -> str:
+def _expand_env(value: str, where: str, secrets_dir: Path | None = None) -> str:
+    """Replace each ``${VAR}`` with the environment variable, else the file VAR in SECRETS_DIR."""
+
     def sub(match: re.Match[str]) -> str:
         var = match.group(1)
-        if var not in os.environ:
-            raise ValueError(f"{where} refers to ${{{var}}}, which is not set")
-        return os.environ[var]
+        if var in os.environ:
+            return os.environ[var]
+        secret = secrets_dir / var if secrets_dir is not None else None
+        if secret is not None and secret.is_file():
+            return secret.read_text(encoding="utf-8").strip()
+        raise ValueError(f"{where} refers to ${{{var}}}, which is not set")
 
     return _ENV_REF.sub(sub, value)
 
@@ -343,7 +387,7 @@ def _read_profiles_file(path: Path, settings: Settings) -> dict[str, Profile]:
         data = dict(body)
         if "database_url" not in data:
             raise ValueError(f"{where}: database_url is required")
-        data["database_url"] = _expand_env(str(data["database_url"]), where)
+        data["database_url"] = _expand_env(str(data["database_url"]), where, settings.secrets_dir)
         for key in ("descriptions_file", "examples_file", "instructions_file"):
             if data.get(key):
                 p = Path(str(data[key]))
@@ -366,10 +410,23 @@ def _first_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class _SecretsLocation(BaseSettings):
+    """SECRETS_DIR alone (environment or .env): where the other settings' files are, read before them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    secrets_dir: Path | None = None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment (plus overrides), naming the bad variable on failure."""
+    secrets_dir = overrides.pop("_secrets_dir", None) or _SecretsLocation().secrets_dir
+    if secrets_dir is not None and not Path(secrets_dir).is_dir():
+        raise ConfigError(f"Invalid settings: {SECRETS_DIR_ENV}: {secrets_dir!r} is not a directory")
+    if secrets_dir is not None:
+        overrides.setdefault("secrets_dir", secrets_dir)
     try:
-        return Settings(**overrides)
+        return Settings(_secrets_dir=secrets_dir, **overrides)
     except ValidationError as exc:
         messages = []
         for err in exc.errors():

@@ -18,6 +18,8 @@ from dbmeta_app.api.errors import install_error_handlers
 from dbmeta_app.api.mcp_server import mount_mcp
 from dbmeta_app.api.middleware import EdgeMiddleware
 from dbmeta_app.api.models import ErrorBody
+from dbmeta_app.api.openapi import install_openapi
+from dbmeta_app.api.security import TokenGate, mcp_transport_security
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.logging_setup import configure_logging
@@ -36,7 +38,7 @@ class DbmetaApp(FastAPI):
     """FastAPI with ``EdgeMiddleware`` outside its whole stack (its error middleware included)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return EdgeMiddleware(super().build_middleware_stack(), max_body_bytes=self.max_body_size)
+        return EdgeMiddleware(TokenGate(super().build_middleware_stack()), max_body_bytes=self.max_body_size)
 
 
 def create_app(
@@ -49,7 +51,7 @@ def create_app(
         nonlocal settings
         if runtime is not None:
             app.state.runtime = runtime
-            async with mcp.run():
+            async with mcp.run(mcp_transport_security(runtime.settings)):
                 yield
             return
         settings = settings or get_settings()
@@ -88,7 +90,7 @@ def create_app(
             "redis" if settings.redis_cache_enabled else "memory",
         )
         try:
-            async with mcp.run():
+            async with mcp.run(mcp_transport_security(settings)):
                 yield
         finally:
             await rt.close()
@@ -119,6 +121,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     mount_docs(app)
     app.include_router(routes_health.router)
     app.include_router(routes_schema.router)

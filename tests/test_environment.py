@@ -50,6 +50,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {name.upper() for name in Settings.model_fields}
 ADMIN = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c"
+API = "5d7f9b1c3e5a7c9e0b2d4f6a8c0e2a4b"
 PASSWORD = "redis-pw-for-tests-7c1e"
 START_TIMEOUT = 120.0
 
@@ -221,17 +222,24 @@ class Served:
     base: str
     output: Callable[[], str]
     data_dir: Path
+    token: str | None = None  # API_TOKEN: sent unless a request names its own Authorization
 
     def log(self) -> str:
         return self.output()
 
+    def _auth(self, kw: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(kw.pop("headers", None) or {})
+        if self.token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {self.token}"
+        return {**kw, "headers": headers}
+
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.base + path, timeout=30, **kw)
+        return httpx.get(self.base + path, timeout=30, **self._auth(kw))
 
     def post(self, path: str, body: Any = None, **kw: Any) -> httpx.Response:
         if body is not None:
             kw["json"] = body
-        return httpx.post(self.base + path, timeout=30, **kw)
+        return httpx.post(self.base + path, timeout=30, **self._auth(kw))
 
     def schema(self, **body: Any) -> dict[str, Any]:
         r = self.post("/v1/prompt-items/schema", body)
@@ -247,6 +255,7 @@ def server(
     cwd: Path = ROOT,
     forker: Preforker | None = None,
     port: int | None = None,
+    token: str | None = None,
 ) -> Iterator[Served]:
     """Run uvicorn with exactly this environment until /readyz answers (any status); stop it afterwards.
 
@@ -289,7 +298,12 @@ def server(
         def alive() -> bool:
             return run.returncode() is None
 
-    served = Served(f"http://127.0.0.1:{port}", output, Path(env.get("DATA_DIR", str(cwd / ".data"))))
+    served = Served(
+        f"http://127.0.0.1:{port}",
+        output,
+        Path(env.get("DATA_DIR", str(cwd / ".data"))),
+        token or env.get("API_TOKEN"),
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -492,6 +506,46 @@ def _check_admin(s: Served, w: World) -> None:
     assert r.status_code == 200, r.text
 
 
+def _check_api_token(s: Served, w: World) -> None:
+    body = {"query": "orders"}
+    assert s.post("/v1/tables/search", body, headers={"Authorization": ""}).status_code == 401
+    assert s.post("/v1/tables/search", body).status_code == 200  # Served sends API_TOKEN
+    assert s.get("/metrics", headers={"Authorization": ""}).status_code == 200
+
+
+MCP_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "e", "version": "0"},
+    },
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream"}
+
+
+def _mcp_status(s: Served, headers: dict[str, str]) -> int:
+    return s.post("/mcp", MCP_INIT, headers={**MCP_HEADERS, **headers}).status_code
+
+
+def _check_mcp_hosts(s: Served, w: World) -> None:
+    assert _mcp_status(s, {"Host": "dbmeta:8000"}) == 200
+    assert _mcp_status(s, {"Host": "evil.example"}) == 403
+
+
+def _check_mcp_origins(s: Served, w: World) -> None:
+    assert _mcp_status(s, {"Origin": "https://agent.example"}) == 200
+    assert _mcp_status(s, {"Origin": "http://evil.example"}) == 403
+
+
+def _secrets_dir(d: Path) -> str:
+    (d / "secrets").mkdir(parents=True, exist_ok=True)
+    (d / "secrets" / "ADMIN_TOKEN").write_text(ADMIN + "\n")
+    return str(d / "secrets")
+
+
 def _check_quiet(s: Served, w: World) -> None:
     s.schema()
     assert "Schema cache MISS" not in s.log() and "started: client" not in s.log(), s.log()[-2000:]
@@ -616,6 +670,11 @@ CASES: dict[str, Case] = {
     ),
     "SCHEMA_CHECK_INTERVAL": Case(lambda w, d: "0.5", server=_check_drift_interval),
     "ADMIN_TOKEN": Case(lambda w, d: ADMIN, server=_check_admin),
+    "API_TOKEN": Case(lambda w, d: API, server=_check_api_token),
+    "MCP_ALLOWED_HOSTS": Case(lambda w, d: "dbmeta:8000,127.0.0.1:*", server=_check_mcp_hosts),
+    "MCP_ALLOWED_ORIGINS": Case(lambda w, d: "https://agent.example", server=_check_mcp_origins),
+    # Files named like the settings (a mounted Secret): here ADMIN_TOKEN.
+    "SECRETS_DIR": Case(lambda w, d: _secrets_dir(d), server=_check_admin),
     "LOG_LEVEL": Case(lambda w, d: "WARNING", server=_check_quiet),
     "LOG_FORMAT": Case(lambda w, d: "json", server=_check_json_log),
     "MAX_BODY_BYTES": Case(lambda w, d: "2048", server=_check_body_cap),
@@ -729,6 +788,10 @@ def together(world: World, work: Path, port: int) -> dict[str, str]:
         "SCHEMA_CACHE_TTL": "600",
         "SCHEMA_CHECK_INTERVAL": "30",
         "ADMIN_TOKEN": ADMIN,
+        "API_TOKEN": API,
+        "MCP_ALLOWED_HOSTS": f"127.0.0.1:{port},dbmeta:8000",
+        "MCP_ALLOWED_ORIGINS": "https://agent.example",
+        "SECRETS_DIR": _secrets_dir(work),
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "MAX_BODY_BYTES": "4096",
@@ -790,7 +853,7 @@ def test_every_setting_in_dot_env_works_for_the_server_and_the_cli(world: World)
     values = {**together(world, work, port), "SEARCH_BACKEND": "keyword"}
     (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env = {**clean_environment(), "PYTHONPATH": str(ROOT)}  # the code of this tree, the .env of cwd
-    with server(env, work, cwd=cwd, port=port) as s:
+    with server(env, work, cwd=cwd, port=port, token=values["API_TOKEN"]) as s:
         lines = [json.loads(line) for line in s.log().splitlines() if line.strip()]
         assert any("client=acme env=staging" in r["message"] for r in lines)
         checks = ready(s)["checks"]
@@ -831,7 +894,13 @@ def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str
     for key in ("HF_HOME", "XDG_CACHE_HOME"):  # the image's scratch directories
         if key in data:
             data[key] = str(work / "scratch" / key.lower())
-    env = {**clean_environment(), **data, "REDIS_PASSWORD": PASSWORD, "ADMIN_TOKEN": ADMIN}  # the Secrets
+    # the Secrets: files in SECRETS_DIR (the pod's Secret volume), as the pod reads them
+    secrets = work / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "REDIS_PASSWORD").write_text(PASSWORD)
+    (secrets / "ADMIN_TOKEN").write_text(ADMIN)
+    assert data["SECRETS_DIR"] == "/var/run/secrets/dbmeta", data.get("SECRETS_DIR")
+    env = {**clean_environment(), **data, "SECRETS_DIR": str(secrets)}
     if "PROFILES_FILE" in data:
         profiles = find(docs, "ConfigMap", "db-meta-profiles")["data"]
         target = work / PurePosixPath(data["PROFILES_FILE"]).name
@@ -839,7 +908,7 @@ def overlay_environment(overlay: str, world: World, work: Path) -> dict[str, str
         target.write_text(profiles[target.name])
         env["PROFILES_FILE"] = str(target)
         for var in re.findall(r"\$\{([A-Z0-9_]+)\}", profiles[target.name]):
-            env[var] = world.sales  # the Secret db-meta-db-urls
+            (secrets / var).write_text(world.sales)  # the Secret db-meta-db-urls
     return env
 
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from dbmeta_app.api.models import ErrorBody
 from dbmeta_app.errors import UnsupportedMediaTypeError
 from dbmeta_app.runtime import Runtime
 
@@ -58,15 +59,18 @@ async def read_body(request: Request, model: type[M]) -> M:
         ) from None
 
 
+#: The errors of the request path's routes (401 is added where API_TOKEN applies, by ``api/openapi.py``).
+DOMAIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown profile"},
+    422: {"model": ErrorBody, "description": "Malformed request: one entry per problem"},
+    503: {"model": ErrorBody, "description": "The database or a dependency is unavailable"},
+}
+
+
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that uses ``read_body`` (``openapi_extra=``)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    # Any body can be over MAX_BODY_BYTES: the app answers 413 before the route runs.
-    too_large = {
-        "description": "Request body over MAX_BODY_BYTES",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-    }
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-        "responses": {"413": too_large},
-    }
+    """The OpenAPI request body of a route that uses ``read_body`` (``openapi_extra=``).
+
+    The model itself is added to the document's components by ``api/openapi.py`` (``REQUEST_MODELS``).
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}

@@ -1,14 +1,17 @@
 """The service's capabilities as MCP tools, served over streamable HTTP at ``/mcp`` in the same app.
 
-Four tools mirror the HTTP API (same domain calls, same answers):
+Four tools mirror the HTTP API (same domain calls, same answers), two more browse the schema:
 
 - ``prompt_items``       ≙ ``POST /v1/prompt-items``
 - ``preflight_query``    ≙ ``POST /v1/preflight``
 - ``search_tables``      ≙ ``POST /v1/tables/search``
 - ``get_table_details``  ≙ ``POST /v1/prompt-items/schema`` with ``tables``
+- ``list_schemas``, ``list_tables`` (``detail_level``: names | summary | full)
 
-Each answer carries the JSON object of the HTTP API as ``structuredContent`` and a text rendering an LLM
-reads directly. Expected failures (unknown profile, database down, invalid arguments) are tool results with
+Each answer carries the JSON object of the HTTP API as ``structuredContent``, declared as the tool's
+``outputSchema`` from the same pydantic models as the HTTP answers (``api/models.py``), and a compact text
+rendering an LLM reads directly (no JSON repeated). Resources ``dbmeta://{profile}/schema`` and
+``dbmeta://{profile}/tables/{name}`` and the prompt ``write_sql`` serve the same context. Expected failures (unknown profile, database down, invalid arguments) are tool results with
 ``isError: true`` and a message naming the problem, never protocol errors or crashes.
 
 Transport choices:
@@ -16,10 +19,8 @@ Transport choices:
 - Stateless and JSON responses: every tool is one request → one answer, and the deployment scales
   horizontally (HPA) behind a plain Service, so no request may depend on a session held by one replica.
 - ``/mcp`` and ``/mcp/`` are both exact routes (no 307 slash redirect a client might refuse to follow).
-- Host/Origin (DNS-rebinding) checks: off unless ``allowed_hosts`` is given. The SDK turns them on by
-  default with a localhost-only allow list, which answers 421 to every in-cluster or proxied ``Host``
-  (``dbmeta:8000``, an ingress name, ``testserver``) while the REST routes beside it check no host at all,
-  so it would break real clients without protecting anything the rest of the API does not expose.
+- Host/Origin (DNS-rebinding) checks: on, with loopback names unless ``MCP_ALLOWED_HOSTS`` /
+  ``MCP_ALLOWED_ORIGINS`` say otherwise (``api/security.py``); a refused request is a JSON 403.
 - The session manager lives in the app's lifespan (:meth:`McpHttpEndpoint.run`); a new one is made for
   each lifespan, as the SDK's can only be run once.
 """
@@ -27,13 +28,15 @@ Transport choices:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -43,18 +46,29 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dbmeta_app import __version__
-from dbmeta_app.api.models import ItemType
+from dbmeta_app.api.models import (
+    ItemType,
+    PreflightResponse,
+    PromptItem,
+    PromptItemsResponse,
+    SchemaList,
+    TableList,
+    TableSearchResponse,
+)
+from dbmeta_app.api.security import MCP_PATH, refuse_foreign
 from dbmeta_app.errors import DbmetaError
+from dbmeta_app.items import browse
+from dbmeta_app.items.browse import DetailLevel
 from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items
 from dbmeta_app.items.db_struct import get_schema_prompt_item
 from dbmeta_app.items.preflight import preflight
 from dbmeta_app.logging_setup import request_id
+from dbmeta_app.metrics import MCP_TOOL_CALLS, MCP_TOOL_SECONDS
 from dbmeta_app.runtime import Runtime
 from dbmeta_app.search import runtime as search_runtime
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/mcp"
 MAX_TEXT = 20_000
 MAX_TABLES = 2_000
 
@@ -98,6 +112,17 @@ Tables = Annotated[
     ),
 ]
 WithExamples = Annotated[bool, Field(description="Also include a few sample rows (CSV) per table")]
+SchemaName = Annotated[
+    str | None,
+    Field(
+        max_length=256, description="Only the tables of this schema (from list_schemas); null → every schema"
+    ),
+]
+Detail = Annotated[
+    DetailLevel,
+    Field(description="names: table names only; summary: kind, column count, description; full: schema text"),
+]
+Limit = Annotated[int, Field(ge=1, le=MAX_TABLES, description="At most this many tables, by name")]
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -129,19 +154,42 @@ async def _guard(tool: str, call: Callable[[], Awaitable[CallToolResult]]) -> Ca
 
     An unexpected error is answered like the HTTP API's 500 (``internal_error``), logged once with its
     traceback and the request id, which the answer names so that the log line can be found.
+    Every call is counted and timed (``dbmeta_mcp_tool_*``).
     """
+    started = time.perf_counter()
     try:
-        return await call()
+        result = await call()
     except DbmetaError as exc:
-        return _error(tool, exc)
+        result = _error(tool, exc)
     except Exception:
         log.exception("MCP tool %s failed unexpectedly", tool)
         detail = f"unexpected server error (request id {request_id.get()})"
-        return CallToolResult(
+        result = CallToolResult(
             content=[TextContent(type="text", text=f"internal_error: {detail}")],
             structured_content={"error": "internal_error", "detail": detail},
             is_error=True,
         )
+    MCP_TOOL_CALLS.labels(tool, "error" if result.is_error else "ok").inc()
+    MCP_TOOL_SECONDS.labels(tool).observe(time.perf_counter() - started)
+    return result
+
+
+async def _read_resource(read: Callable[[], Awaitable[str]]) -> str:
+    """A domain error reading a resource becomes the SDK's resource error (its message reaches the client)."""
+    try:
+        return await read()
+    except DbmetaError as exc:
+        error = ResourceNotFoundError if exc.status_code == 404 else ResourceError
+        raise error(f"{exc.code}: {exc.detail}") from None
+
+
+def _shown(value: Any) -> str:
+    """A value as an LLM reads it: no Python ``None``, numbers without noise."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _prompt_items_text(answer: dict[str, Any]) -> str:
@@ -151,11 +199,15 @@ def _prompt_items_text(answer: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+#: Plans up to this many characters are shown in the text; a longer one only in the structured content.
+PLAN_TEXT_MAX = 4_000
+
+
 def _preflight_text(answer: dict[str, Any]) -> str:
     if answer.get("ok"):
         head = (
-            f"Preflight OK: estimated_rows={answer.get('estimated_rows')}, "
-            f"estimated_cost={answer.get('estimated_cost')}"
+            f"Preflight OK: estimated rows {_shown(answer.get('estimated_rows'))}, "
+            f"estimated cost {_shown(answer.get('estimated_cost'))}"
         )
         if answer.get("plan_truncated"):
             head += " (plan truncated to the profile's max_plan_bytes)"
@@ -163,11 +215,20 @@ def _preflight_text(answer: dict[str, Any]) -> str:
         head = f"Preflight BUSY (not checked; try again shortly): {answer.get('error')}"
     else:
         head = f"Preflight FAILED ({answer.get('error_kind')}): {answer.get('error')}"
+        if answer.get("position") is not None:
+            head += f" (at character {answer['position']})"
+    lines = [head]
     if answer.get("suggestion"):
-        head += f"\nSuggestion: {answer['suggestion']}"
-    for warning in answer.get("warnings") or ():
-        head += f"\nWarning: {warning}"
-    return head + "\n\n" + orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode()
+        lines.append(f"Suggestion: {answer['suggestion']}")
+    lines += [f"Warning: {warning}" for warning in answer.get("warnings") or ()]
+    plan = answer.get("plan")
+    if plan is not None:
+        shown = plan if isinstance(plan, str) else orjson.dumps(plan).decode()
+        if len(shown) <= PLAN_TEXT_MAX:
+            lines.append(f"Plan: {shown}")
+        else:
+            lines.append(f"Plan: {len(shown)} characters, in the structured content")
+    return "\n".join(lines)
 
 
 def _search_text(answer: dict[str, Any]) -> str:
@@ -188,6 +249,28 @@ def _details_text(item: dict[str, Any]) -> str:
     return text
 
 
+def _schemas_text(answer: dict[str, Any]) -> str:
+    lines = [f"Schemas of profile {answer['profile']} ({answer['dialect']}):"]
+    for schema in answer["schemas"]:
+        name = schema["name"] or "(no schema: bare table names)"
+        lines.append(f"- {name}: {schema['tables']} tables, {schema['views']} views")
+    return "\n".join(lines)
+
+
+def _tables_text(answer: dict[str, Any]) -> str:
+    more = f" (first {len(answer['tables'])} of {answer['total']})" if answer["truncated"] else ""
+    lines = [f"{answer['total']} tables in profile {answer['profile']}{more}:"]
+    if answer["detail_level"] == "full":
+        return lines[0] + "\n\n" + (answer["text"] or "(none)")
+    for table in answer["tables"]:
+        if isinstance(table, str):
+            lines.append(table)
+        else:
+            about = f": {table['description']}" if table.get("description") else ""
+            lines.append(f"- {table['name']} ({table['kind']}, {table['columns']} columns){about}")
+    return "\n".join(lines)
+
+
 def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
     """Build the MCP server whose tools call the same domain functions as the HTTP API."""
     # MCPServer() calls logging.basicConfig with a rich handler on the root logger; logging is configured
@@ -199,8 +282,9 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         title="dbmeta",
         version=__version__,
         instructions=(
-            "Database context for writing SQL: call search_tables or prompt_items with the user's request "
-            "to get the relevant schema, examples and instructions; get_table_details for named tables; "
+            "Database context for writing SQL. Call prompt_items with the user's request for the relevant "
+            "schema, examples, instructions and SQL dialect in one call (or search_tables for table names "
+            "only); list_schemas / list_tables to browse; get_table_details for named tables; "
             "preflight_query to check a candidate SELECT (safety, validity, plan and cost) before running it."
         ),
     )
@@ -216,7 +300,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         items: Items = None,
         schema_top_k: SchemaTopK = 10,
         examples_top_k: ExamplesTopK = 3,
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, PromptItemsResponse]:
         """Return the context for writing SQL for a request: relevant schema, query examples, instructions, SQL dialect."""
 
         async def call() -> CallToolResult:
@@ -230,7 +314,9 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         return await _guard("prompt_items", call)
 
     @server.tool(title="Preflight a SQL query", annotations=_READ_ONLY)
-    async def preflight_query(sql: Sql, profile: Profile = None) -> CallToolResult:
+    async def preflight_query(
+        sql: Sql, profile: Profile = None
+    ) -> Annotated[CallToolResult, PreflightResponse]:
         """Check one SQL query without running it: refused unless a single read-only SELECT; else EXPLAIN plan, estimated rows and cost, errors with did-you-mean hints."""
 
         async def call() -> CallToolResult:
@@ -242,7 +328,9 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         return await _guard("preflight_query", call)
 
     @server.tool(title="Search relevant tables", annotations=_READ_ONLY)
-    async def search_tables(query: Query, top_k: TopK = 10, profile: Profile = None) -> CallToolResult:
+    async def search_tables(
+        query: Query, top_k: TopK = 10, profile: Profile = None
+    ) -> Annotated[CallToolResult, TableSearchResponse]:
         """Return the tables a natural-language request needs, best first, with relevance scores."""
 
         async def call() -> CallToolResult:
@@ -258,7 +346,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
     @server.tool(title="Schema of named tables", annotations=_READ_ONLY)
     async def get_table_details(
         tables: Tables, profile: Profile = None, with_examples: WithExamples = False
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, PromptItem]:
         """Return the schema (columns, types, keys, foreign keys, descriptions) of exactly the named tables; names not in the schema are listed as unknown."""
 
         async def call() -> CallToolResult:
@@ -273,32 +361,101 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
 
         return await _guard("get_table_details", call)
 
+    @server.tool(title="List schemas", annotations=_READ_ONLY)
+    async def list_schemas(profile: Profile = None) -> Annotated[CallToolResult, SchemaList]:
+        """List the database's schemas with how many tables and views each holds."""
+
+        async def call() -> CallToolResult:
+            runtime = get_runtime()
+            answer = _jsonable(await browse.list_schemas(runtime, runtime.profile(profile)))
+            return _result(_schemas_text(answer), answer)
+
+        return await _guard("list_schemas", call)
+
+    @server.tool(title="List tables", annotations=_READ_ONLY)
+    async def list_tables(
+        schema: SchemaName = None,
+        detail_level: Detail = "names",
+        limit: Limit = 200,
+        profile: Profile = None,
+    ) -> Annotated[CallToolResult, TableList]:
+        """List the tables of a schema (or all), by name: names only, a summary (kind, column count, description) or their full schema text."""
+
+        async def call() -> CallToolResult:
+            runtime = get_runtime()
+            rt = runtime.profile(profile)
+            answer = _jsonable(await browse.list_tables(runtime, rt, schema, detail_level, limit))
+            return _result(_tables_text(answer), answer)
+
+        return await _guard("list_tables", call)
+
+    @server.resource(
+        "dbmeta://{profile}/schema",
+        title="Full schema of a profile",
+        description="The schema text of every table of the profile (what db_struct shows without a request)",
+        mime_type="text/plain",
+    )
+    async def schema_resource(profile: str) -> str:
+        async def read() -> str:
+            runtime = get_runtime()
+            item = await get_schema_prompt_item(runtime.settings, runtime.cache, runtime.profile(profile))
+            text: str = item["text"]
+            return text
+
+        return await _read_resource(read)
+
+    @server.resource(
+        "dbmeta://{profile}/tables/{name}",
+        title="Schema of one table",
+        description="Columns, types, keys, foreign keys and descriptions of one table (schema.table)",
+        mime_type="text/plain",
+    )
+    async def table_resource(profile: str, name: str) -> str:
+        async def read() -> str:
+            runtime = get_runtime()
+            rt = runtime.profile(profile)
+            item = await get_schema_prompt_item(runtime.settings, runtime.cache, rt, tables=[name])
+            if item["metadata"].get("unknown_tables"):
+                raise ResourceNotFoundError(f"unknown_table: no table {name!r} in profile {rt.name!r}")
+            text: str = item["text"]
+            return text
+
+        return await _read_resource(read)
+
+    @server.prompt(
+        title="Write SQL for a request",
+        description="The context for writing one SQL query for a request: schema, examples, instructions, dialect",
+    )
+    async def write_sql(user_request: str, profile: str | None = None) -> str:
+        runtime = get_runtime()
+        rt = runtime.profile(profile)
+        answer = await get_prompt_items(runtime, rt, user_request, list(ITEM_TYPES), 10, 3)
+        context = "\n\n".join(
+            f"## {item['type']}\n{item['text'] or '(none)'}" for item in answer["prompt_items"]
+        )
+        return (
+            f"Write one read-only SQL query ({rt.dialect}) that answers the request below, using only the "
+            "tables and columns of the schema given here and following the instructions. Check it with "
+            "the preflight_query tool before giving it; fix it while the preflight is not ok.\n\n"
+            f"Request: {user_request}\n\n{context}"
+        )
+
     return server
 
 
 class McpHttpEndpoint:
     """The ASGI endpoint of an MCP server over streamable HTTP; serves only while :meth:`run` is entered."""
 
-    def __init__(
-        self, server: MCPServer, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, server: MCPServer, *, max_body_bytes: int) -> None:
         self.server = server
         self.max_body_bytes = max_body_bytes
-        self.allowed_hosts = list(allowed_hosts or ())
         self._manager: StreamableHTTPSessionManager | None = None
-
-    def transport_security(self) -> TransportSecuritySettings:
-        """Host/Origin checks: on with the given allow list, else off (see the module docstring)."""
-        if not self.allowed_hosts:
-            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        origins = [f"{scheme}://{host}" for host in self.allowed_hosts for scheme in ("http", "https")]
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=self.allowed_hosts, allowed_origins=origins
-        )
+        self._security = TransportSecuritySettings()
 
     @asynccontextmanager
-    async def run(self) -> AsyncIterator[None]:
+    async def run(self, security: TransportSecuritySettings) -> AsyncIterator[None]:
         """Run a fresh session manager for the life of the app (enter it in the lifespan)."""
+        self._security = security
         # streamable_http_app() is what creates the session manager; its Starlette app is not needed, since
         # this endpoint is routed at exactly /mcp and hands requests to the manager itself.
         self.server.streamable_http_app(
@@ -306,7 +463,7 @@ class McpHttpEndpoint:
             stateless_http=True,
             json_response=True,
             max_request_body_size=self.max_body_bytes,
-            transport_security=self.transport_security(),
+            transport_security=security,
         )
         manager = self.server.session_manager
         async with manager.run():
@@ -324,17 +481,18 @@ class McpHttpEndpoint:
             )
             await response(scope, receive, send)
             return
+        refused = await refuse_foreign(self._security, scope)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         await manager.handle_request(scope, receive, send)
 
 
-def mount_mcp(
-    app: FastAPI, *, max_body_bytes: int, allowed_hosts: Sequence[str] | None = None
-) -> McpHttpEndpoint:
+def mount_mcp(app: FastAPI, *, max_body_bytes: int) -> McpHttpEndpoint:
     """Serve the MCP tools at exactly /mcp (and /mcp/) of app; enter the returned endpoint's run() in the lifespan."""
     endpoint = McpHttpEndpoint(
         create_mcp_server(lambda: cast(Runtime, app.state.runtime)),
         max_body_bytes=max_body_bytes,
-        allowed_hosts=allowed_hosts,
     )
     # Plain routes (an ASGI endpoint, not in the OpenAPI document) rather than a Mount: a Mount at /mcp
     # only matches /mcp/…, so /mcp itself would be a 307 redirect.

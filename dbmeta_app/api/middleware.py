@@ -30,9 +30,11 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmeta_app.logging_setup import request_id
+from dbmeta_app.metrics import observe_http
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,19 @@ def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
     return orjson.dumps(shaped)
 
 
+def route_label(scope: Scope) -> str:
+    """The template of the route that answered (``/v1/tables/search``), never the raw path: ``unmatched``."""
+    route = scope.get("route")
+    if route is None and "app" in scope:
+        # FastAPI names only its own routes in the scope; a plain Starlette route (/mcp) is found by matching
+        for candidate in scope["app"].router.routes:
+            if candidate.matches(scope)[0] is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
 class EdgeMiddleware:
     """Request ids, the body cap, one error shape and a last-resort JSON 500 for everything below it."""
 
@@ -154,6 +169,7 @@ class EdgeMiddleware:
                 return
             await self.app(scope, receive, answer.send)
         except BaseException as exc:
+            answer.status = answer.status or 500
             if _is_cancellation(exc):
                 raise
             where = f"{scope.get('method', '')} {scope.get('path', '')}"
@@ -169,6 +185,7 @@ class EdgeMiddleware:
                 log.error("Unexpected error answering %s (answered 500)", where, exc_info=exc)
         finally:
             request_id.reset(token)
+            observe_http(route_label(scope), scope.get("method", ""), answer.status or 500, answer.elapsed())
 
 
 class _Answer:
@@ -180,6 +197,7 @@ class _Answer:
         self._worker = worker
         self._reshape = reshape
         self._started_at = time.perf_counter()
+        self.status = 0  # the answer's status, once it starts
         self.started = False  # the start went to the server
         self.complete = False  # the last body part went to the server
         self._held: Message | None = None  # an error answer's start, held until its body is reshaped
@@ -189,6 +207,7 @@ class _Answer:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
+            self.status = message["status"]
             took = f"app;dur={(time.perf_counter() - self._started_at) * 1000:.2f}".encode()
             headers = [
                 (k, v)
@@ -218,6 +237,10 @@ class _Answer:
         if kind == "http.response.body" and not message.get("more_body", False):
             self.complete = True
         await self._send(message)
+
+    def elapsed(self) -> float:
+        """Seconds since the request came in."""
+        return time.perf_counter() - self._started_at
 
     async def error(self, status: int, detail: str) -> None:
         """Answer with the one error shape (nothing must have been sent yet)."""

@@ -24,11 +24,67 @@ class SchemaRequest(BaseModel):
     with_examples: bool = Field(default=False, description="Include sample rows (CSV) per table")
 
 
+ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]
+CacheStatus = Literal["hit", "miss", "stale", "bypass"]
+
+
+class PromptItemMetadata(BaseModel):
+    """Where an item came from. Which keys are set depends on the item type; others may be added."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profile: str | None = None
+    dialect: str | None = None
+    # db_struct
+    tables: list[str] | None = Field(default=None, description="db_struct: the tables shown, best first")
+    schema_version: str | None = None
+    cache: CacheStatus | None = Field(
+        default=None, description="db_struct: how the schema snapshot was found"
+    )
+    stale_reason: str | None = None
+    filtered: bool | None = Field(default=None, description="db_struct: only some tables are shown")
+    total_tables: int | None = None
+    scores: dict[str, float] | None = Field(default=None, description="relevance by table or example id")
+    unknown_tables: list[str] | None = Field(default=None, description="asked for but not in the schema")
+    degraded: bool | None = Field(default=None, description="keyword ranking stood in for the index")
+    degraded_reason: str | None = None
+    search_ms: float | None = None
+    no_match: bool | None = None
+    # query_examples
+    retrieval: Literal["milvus", "keyword"] | None = None
+    example_ids: list[str] | None = None
+    stale_examples: list[str] | None = None
+    stale_reasons: dict[str, str] | None = None
+    total_examples: int | None = None
+    # instructions
+    count: int | None = None
+
+
 class PromptItem(BaseModel):
-    type: str
+    """One piece of context for the LLM: text to put in its prompt, with where it came from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "db_struct",
+                    "text": "Table orders: id INTEGER PK, customer_id INTEGER -> customers.id, ...",
+                    "score": 0.82,
+                    "metadata": {
+                        "profile": "default",
+                        "tables": ["orders", "customers"],
+                        "schema_version": "7b4f5c0c91183090",
+                        "cache": "hit",
+                    },
+                }
+            ]
+        }
+    )
+
+    type: ItemType
     text: str
     score: float | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: PromptItemMetadata = Field(default_factory=PromptItemMetadata)
 
 
 class TableSearchRequest(BaseModel):
@@ -45,9 +101,21 @@ class TableHitModel(BaseModel):
 
 
 class TableSearchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile": "default",
+                    "tables": [{"name": "orders", "score": 1.14}, {"name": "order_items", "score": 1.12}],
+                    "degraded": False,
+                }
+            ]
+        }
+    )
+
     profile: str
-    tables: list[TableHitModel]
-    degraded: bool = False
+    tables: list[TableHitModel] = Field(description="best first")
+    degraded: bool = Field(default=False, description="keyword ranking stood in for the index")
     lexical: Literal["server", "process"] = Field(
         default="process",
         description="where BM25 was ranked: Milvus' full-text search, or in process (always when degraded)",
@@ -59,9 +127,21 @@ class TableSearchResponse(BaseModel):
     reason: str | None = Field(default=None, description="why the answer is degraded")
 
 
+class ValidationProblem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, then the field path")
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
-    error: str
-    detail: Any
+    """Every 4xx/5xx answer: a stable code and a message (422: the list of problems)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "unknown_profile", "detail": "unknown profile 'x'"}]}
+    )
+
+    error: str = Field(description="a stable code: invalid_request, unknown_profile, unauthorized, ...")
+    detail: str | list[ValidationProblem] = Field(description="what went wrong (422: one entry a problem)")
 
 
 class HealthBody(BaseModel):
@@ -100,7 +180,10 @@ class PreflightResponse(BaseModel):
     error: str | None = None
     error_kind: PreflightErrorKind | None = Field(default=None, description="null when ok")
     position: int | None = Field(default=None, description="character offset the parser reported")
-    plan: Any = None
+    plan: dict[str, Any] | list[Any] | str | None = Field(
+        default=None,
+        description="the database's EXPLAIN plan, as it gives it (JSON where it can); null without one",
+    )
     plan_truncated: bool | None = Field(
         default=None,
         description="true when the plan was cut to the profile's max_plan_bytes; null without a plan",
@@ -116,9 +199,6 @@ class PreflightResponse(BaseModel):
         default=None,
         description="the profile's schema version; null on a refusal before any schema is loaded",
     )
-
-
-ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]
 
 
 class PromptItemsRequest(BaseModel):
@@ -139,3 +219,115 @@ class PromptItemsResponse(BaseModel):
     prompt_items: list[PromptItem]
     schema_version: str
     profile: str
+
+
+# ---- browsing (MCP tools list_schemas / list_tables) -------------------------------------------------
+
+
+class SchemaInfo(BaseModel):
+    name: str = Field(description='the schema name ("" where the database has none, e.g. SQLite)')
+    tables: int
+    views: int
+
+
+class SchemaList(BaseModel):
+    profile: str
+    dialect: str
+    schema_version: str
+    schemas: list[SchemaInfo]
+
+
+class TableSummary(BaseModel):
+    name: str = Field(description="schema.table, or the bare name without schemas")
+    kind: str = Field(description="table, view or materialized_view")
+    columns: int
+    description: str | None = None
+
+
+class TableList(BaseModel):
+    profile: str
+    schema_version: str
+    detail_level: Literal["names", "summary", "full"]
+    total: int = Field(description="tables that matched (before limit)")
+    truncated: bool
+    tables: list[str] | list[TableSummary] = Field(description="names, or summaries (summary, full)")
+    text: str | None = Field(default=None, description="full: the schema text of the tables")
+
+
+class ToolError(BaseModel):
+    """The structured content of an MCP tool error (isError: true)."""
+
+    error: str
+    detail: Any
+
+
+# ---- operations: cache statistics and admin answers ---------------------------------------------------
+
+
+class CacheKindStats(BaseModel):
+    hits: int = Field(description="Redis hits")
+    memory_hits: int = Field(description="in-process (L1) hits")
+    misses: int
+    errors: int = Field(description="Redis errors, served from memory or the source instead")
+    refreshes: int = Field(description="background refreshes ahead of expiry")
+    too_large: int = Field(description="values over REDIS_MAX_VALUE_BYTES, kept out of Redis")
+    hit_ratio: float | None = Field(description="null before any lookup")
+
+
+class BreakerStats(BaseModel):
+    state: Literal["closed", "half_open", "open"]
+    consecutive_failures: int
+    cooldown_s: float
+    times_opened: int
+
+
+class CacheStats(BaseModel):
+    """This replica's cache."""
+
+    backend: Literal["redis", "memory", "memory-fallback"] = Field(
+        description="memory: Redis is off; memory-fallback: Redis is on but failing"
+    )
+    redis_enabled: bool
+    l1_coherent: bool = Field(description="the in-process tier hears other replicas' invalidations")
+    breaker: BreakerStats
+    memory_entries: int
+    memory_bytes: int
+    kinds: dict[str, CacheKindStats] = Field(description="by kind: schema, explain, examples, embedding, ...")
+
+
+class InvalidateResponse(BaseModel):
+    dropped: dict[str, int] = Field(description='values dropped, by "profile/kind"')
+
+
+class WarmedProfile(BaseModel):
+    cache: CacheStatus
+    schema_version: str
+    tables: int
+
+
+class WarmResponse(BaseModel):
+    profiles: dict[str, WarmedProfile]
+
+
+class DriftCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    profile: str
+    status: Literal["not_cached", "unchanged", "changed"]
+    schema_version: str | None = None
+
+
+class SchemaCheckResponse(BaseModel):
+    profiles: list[DriftCheck]
+
+
+class IndexEvent(BaseModel):
+    """One line of the index answer (NDJSON): start, progress, done (with the report) or error (the last)."""
+
+    event: Literal["start", "progress", "done", "error"]
+    profile: str
+    done: int | None = Field(default=None, description="progress: texts embedded so far")
+    total: int | None = Field(default=None, description="progress: texts to embed")
+    report: dict[str, Any] | None = Field(default=None, description="done: what the sync changed")
+    error: str | None = Field(default=None, description="error: its code")
+    detail: str | None = Field(default=None, description="error: what went wrong")

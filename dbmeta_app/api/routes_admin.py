@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dbmeta_app.api.deps import RuntimeDep
-from dbmeta_app.api.models import ErrorBody
+from dbmeta_app.api.models import (
+    CacheStats,
+    ErrorBody,
+    InvalidateResponse,
+    SchemaCheckResponse,
+    WarmResponse,
+)
+from dbmeta_app.api.security import bearer, token_accepted
 from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.items.db_struct import load_snapshot
@@ -47,10 +53,10 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> None:
     token = runtime.settings.admin_token
     if token is None:
         raise AdminDisabledError("admin endpoints are off: set ADMIN_TOKEN to enable them")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    given = bearer(request.headers)
+    if given is None:
         raise UnauthorizedError("missing bearer token (Authorization: Bearer <ADMIN_TOKEN>)")
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if not token_accepted(given, [token.get_secret_value()]):
         raise ForbiddenError("wrong admin token")
 
 
@@ -62,18 +68,13 @@ class NoIndexError(DbmetaError):
     status_code = 409
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
-
-
 async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
     """Let an index request through with ADMIN_TOKEN, or with the local token of the index owner.
 
     The local token is in the owner record beside the Milvus Lite file (mode 0600): a CLI run by the same
     user on the same DATA_DIR reads it there, nobody else can.
     """
-    given = _bearer(request)
+    given = bearer(request.headers)
     if given is None:
         raise UnauthorizedError(
             "missing bearer token: ADMIN_TOKEN, or the local token the dbmeta CLI reads beside the index"
@@ -82,16 +83,17 @@ async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
     owner = runtime.anchor.owner() if runtime.anchor is not None else None
     if owner is not None:
         accepted.append(owner.token)
-    if not any(hmac.compare_digest(given.encode(), token.encode()) for token in accepted):
+    if not token_accepted(given, accepted):
         raise ForbiddenError("wrong token for index requests")
 
 
 IndexerDep = Annotated[None, Depends(require_indexer)]
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    413: {"model": ErrorBody},
+    401: {"model": ErrorBody, "description": "No bearer token"},
+    403: {"model": ErrorBody, "description": "Wrong token"},
+    404: {"model": ErrorBody, "description": "Admin routes are off (no ADMIN_TOKEN), or an unknown profile"},
+    422: {"model": ErrorBody, "description": "Malformed request"},
+    503: {"model": ErrorBody, "description": "A database or the search index is unavailable"},
 }
 
 
@@ -119,13 +121,18 @@ def _selected(runtime: Runtime, profile: str | None) -> list[ProfileRuntime]:
     return [runtime.profile(profile)] if profile is not None else list(runtime.profiles.values())
 
 
-@router.get("/v1/cache/stats")
+@router.get("/v1/cache/stats", operation_id="getCacheStats", response_model=CacheStats)
 async def cache_stats(runtime: RuntimeDep) -> dict[str, Any]:
     """Report this replica's cache: backend, L1 size, hits, misses, errors and hit ratio by kind."""
     return runtime.cache.stats_json()
 
 
-@router.post("/v1/admin/cache/invalidate", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/cache/invalidate",
+    operation_id="invalidateCache",
+    response_model=InvalidateResponse,
+    responses=ADMIN_ERRORS,
+)
 async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Drop cached values of a profile (or all profiles), by kind, in Redis and every replica's L1."""
     kinds = SCOPED_KINDS if body.kind == "all" else (body.kind,)
@@ -136,7 +143,9 @@ async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) 
     return {"dropped": dropped}
 
 
-@router.post("/v1/admin/cache/warm", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/cache/warm", operation_id="warmCache", response_model=WarmResponse, responses=ADMIN_ERRORS
+)
 async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Load (introspecting if needed) the full snapshot of a profile, or of every profile."""
     out = {}
@@ -146,7 +155,12 @@ async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict
     return {"profiles": out}
 
 
-@router.post("/v1/admin/schema/check", responses=ADMIN_ERRORS)
+@router.post(
+    "/v1/admin/schema/check",
+    operation_id="checkSchema",
+    response_model=SchemaCheckResponse,
+    responses=ADMIN_ERRORS,
+)
 async def schema_check(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Compare cached snapshots with the databases now (drift check on demand)."""
     return {"profiles": [await check_profile(runtime, rt) for rt in _selected(runtime, body.profile)]}
@@ -154,7 +168,15 @@ async def schema_check(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep)
 
 @router.post(
     "/v1/admin/index",
-    responses={**ADMIN_ERRORS, 409: {"model": ErrorBody}},
+    operation_id="buildIndex",
+    responses={
+        **ADMIN_ERRORS,
+        200: {
+            "description": "One JSON object a line (NDJSON), until done or error",
+            "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/IndexEvent"}}},
+        },
+        409: {"model": ErrorBody, "description": "This server has no index (SEARCH_BACKEND=keyword)"},
+    },
     response_class=StreamingResponse,
 )
 async def index(body: IndexRequest, runtime: RuntimeDep, _: IndexerDep) -> StreamingResponse:

@@ -10,11 +10,11 @@ import anyio
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
-from dbmeta_app.api.models import HealthBody, ReadyBody
+from dbmeta_app.api.models import ErrorBody, HealthBody, ReadyBody
+from dbmeta_app.metrics import exposition
 from dbmeta_app.runtime import ProfileRuntime
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _privileges(rt: ProfileRuntime) -> dict[str, Any]:
     )
 
 
-@router.get("/healthz", response_model=HealthBody)
+@router.get("/healthz", operation_id="getHealth", response_model=HealthBody)
 async def healthz(request: Request) -> JSONResponse:
     """Answer while the process is alive."""
     runtime = getattr(request.app.state, "runtime", None)
@@ -47,7 +47,15 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"}, headers=headers)
 
 
-@router.get("/readyz", response_model=ReadyBody, responses={503: {"model": ReadyBody}})
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    response_model=ReadyBody,
+    responses={
+        503: {"model": ReadyBody, "description": "Not ready: the database is down or search is degraded"},
+        422: {"model": ErrorBody, "description": "Malformed query parameter"},
+    },
+)
 async def readyz(
     runtime: RuntimeDep,
     allow_degraded: Annotated[
@@ -86,7 +94,21 @@ async def readyz(
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Export Prometheus metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    operation_id="getMetrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The metrics, in the Prometheus text format (OpenMetrics when asked for)",
+            "content": {
+                "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+                "application/openmetrics-text; version=1.0.0": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    """Export Prometheus metrics (OpenMetrics when ``Accept: application/openmetrics-text``)."""
+    body, content_type = exposition(request.headers.get("accept", ""))
+    return Response(body, headers={"content-type": content_type})

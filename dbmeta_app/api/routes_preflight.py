@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from dbmeta_app.api.deps import json_body, read_body, runtime_of
-from dbmeta_app.api.models import ErrorBody, PreflightRequest, PreflightResponse
+from dbmeta_app.api.deps import DOMAIN_ERRORS, json_body, read_body, runtime_of
+from dbmeta_app.api.models import PreflightRequest, PreflightResponse
 from dbmeta_app.items.preflight import preflight_reply
 
 router = APIRouter(tags=["preflight"])
@@ -13,8 +13,9 @@ router = APIRouter(tags=["preflight"])
 
 @router.post(
     "/v1/preflight",
+    operation_id="preflightSql",
     response_model=PreflightResponse,
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses=DOMAIN_ERRORS,
     openapi_extra=json_body(PreflightRequest),
 )
 async def preflight_sql(request: Request) -> Response:

@@ -7,9 +7,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from dbmeta_app.api.deps import json_body, read_body, runtime_of
+from dbmeta_app.api.deps import DOMAIN_ERRORS, json_body, read_body, runtime_of
 from dbmeta_app.api.models import (
-    ErrorBody,
     PromptItem,
     PromptItemsRequest,
     PromptItemsResponse,
@@ -23,8 +22,9 @@ router = APIRouter(tags=["prompt items"])
 
 @router.post(
     "/v1/prompt-items/schema",
+    operation_id="getSchemaPromptItem",
     response_model=PromptItem,
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses=DOMAIN_ERRORS,
     openapi_extra=json_body(SchemaRequest),
 )
 async def schema_prompt_item(request: Request) -> Response:
@@ -42,8 +42,9 @@ async def schema_prompt_item(request: Request) -> Response:
 
 @router.post(
     "/v1/prompt-items",
+    operation_id="getPromptItems",
     response_model=PromptItemsResponse,
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses=DOMAIN_ERRORS,
     openapi_extra=json_body(PromptItemsRequest),
 )
 async def prompt_items(request: Request) -> Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from dbmeta_app.api.deps import json_body, read_body, runtime_of
-from dbmeta_app.api.models import ErrorBody, TableSearchRequest, TableSearchResponse
+from dbmeta_app.api.deps import DOMAIN_ERRORS, json_body, read_body, runtime_of
+from dbmeta_app.api.models import TableSearchRequest, TableSearchResponse
 from dbmeta_app.api.routes_schema import json_response
 from dbmeta_app.search.runtime import search_tables
 
@@ -14,8 +14,9 @@ router = APIRouter(tags=["tables"])
 
 @router.post(
     "/v1/tables/search",
+    operation_id="searchTables",
     response_model=TableSearchResponse,
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses=DOMAIN_ERRORS,
     openapi_extra=json_body(TableSearchRequest),
 )
 async def tables_search(request: Request) -> Response:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import uvicorn
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
@@ -20,7 +27,16 @@ from dbmeta_app.config import Settings, load_settings
 from dbmeta_app.main import create_app
 from tests.conftest import free_port
 
-TOOLS = {"prompt_items", "preflight_query", "search_tables", "get_table_details"}
+ROOT = Path(__file__).resolve().parents[2]
+
+TOOLS = {
+    "prompt_items",
+    "preflight_query",
+    "search_tables",
+    "get_table_details",
+    "list_schemas",
+    "list_tables",
+}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -41,13 +57,12 @@ def _settings(data_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
     """Serve create_app(settings) with uvicorn on a free port in a background thread."""
     port = free_port()
-    app = create_app(_settings(tmp_path_factory.mktemp("mcp") / "data"))
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, name="mcp-test-uvicorn", daemon=True)
     thread.start()
@@ -61,6 +76,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(_settings(tmp_path_factory.mktemp("mcp") / "data")) as url:
+        yield url
 
 
 @asynccontextmanager
@@ -85,7 +106,9 @@ def _structured(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
-async def test_the_four_tools_are_listed_with_described_constrained_parameters(base_url: str) -> None:
+async def test_the_tools_are_listed_with_described_constrained_parameters_and_output_schemas(
+    base_url: str,
+) -> None:
     async with mcp_session(base_url) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
         assert set(tools) == TOOLS
@@ -107,6 +130,13 @@ async def test_the_four_tools_are_listed_with_described_constrained_parameters(b
         assert props["search_tables"]["query"]["maxLength"] == 20_000
         assert props["get_table_details"]["tables"]["maxItems"] == 2_000
         assert all(t.description and t.annotations and t.annotations.read_only_hint for t in tools.values())
+        assert set(props["list_tables"]) == {"schema", "detail_level", "limit", "profile"}
+        assert props["list_tables"]["detail_level"]["enum"] == ["names", "summary", "full"]
+        for name, tool in tools.items():
+            assert tool.output_schema and tool.output_schema["type"] == "object", name
+            assert tool.output_schema["properties"], name
+        kinds = tools["prompt_items"].output_schema["$defs"]["PromptItem"]["properties"]["type"]["enum"]
+        assert kinds == ["db_struct", "query_examples", "instructions", "sql_dialect"]
 
 
 async def test_search_tables_puts_tickets_first_for_a_support_request(base_url: str) -> None:
@@ -126,6 +156,7 @@ async def test_preflight_refuses_a_delete_as_an_unsafe_verdict(base_url: str) ->
         answer = _structured(result)  # a verdict, not a fault: the call itself succeeds
         assert answer["ok"] is False and answer["error_kind"] == "unsafe" and answer["plan"] is None
         assert _text(result).startswith("Preflight FAILED (unsafe): refused:")
+        assert "None" not in _text(result) and '"ok"' not in _text(result)  # compact: no JSON repeated
 
 
 async def test_preflight_of_a_valid_select_returns_a_plan(base_url: str) -> None:
@@ -135,7 +166,9 @@ async def test_preflight_of_a_valid_select_returns_a_plan(base_url: str) -> None
         answer = _structured(result)
         assert answer["ok"] is True and answer["error"] is None and answer["plan"]
         assert answer["dialect"] == "sqlite" and answer["schema_version"]
-        assert _text(result).startswith("Preflight OK")
+        assert _text(result).startswith("Preflight OK: estimated rows unknown")  # SQLite has no estimate
+        assert "None" not in _text(result) and '"ok"' not in _text(result)
+        assert "\nPlan: [" in _text(result)
 
 
 async def test_table_details_render_the_known_tables_and_list_the_unknown(base_url: str) -> None:
@@ -181,6 +214,58 @@ async def test_an_unknown_profile_is_a_tool_error_naming_it(base_url: str) -> No
             }
 
 
+async def test_list_schemas_and_list_tables_browse_at_each_detail_level(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        schemas = _structured(await session.call_tool("list_schemas", {}))
+        assert schemas["schemas"] == [{"name": "", "tables": 22, "views": 2}]
+        names = _structured(await session.call_tool("list_tables", {"limit": 3}))
+        assert names["tables"] == ["campaign_responses", "campaigns", "currencies"]
+        assert (names["total"], names["truncated"], names["text"]) == (24, True, None)
+        result = await session.call_tool("list_tables", {"detail_level": "summary", "schema": ""})
+        summary = _structured(result)
+        orders = next(t for t in summary["tables"] if t["name"] == "orders")
+        assert orders["kind"] == "table" and orders["columns"] > 3 and orders["description"]
+        assert summary["truncated"] is False and "- orders (table, " in _text(result)
+        full = _structured(await session.call_tool("list_tables", {"detail_level": "full", "limit": 2}))
+        assert full["text"].startswith("# campaign_responses") and "# campaigns" in full["text"]
+        empty = _structured(await session.call_tool("list_tables", {"schema": "nope"}))
+        assert (empty["total"], empty["tables"]) == (0, [])
+
+
+async def test_resources_serve_a_profiles_schema_and_one_table(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        templates = {t.uri_template for t in (await session.list_resource_templates()).resource_templates}
+        assert templates == {"dbmeta://{profile}/schema", "dbmeta://{profile}/tables/{name}"}
+        schema = (await session.read_resource("dbmeta://default/schema")).contents[0]
+        assert "# orders" in schema.text and "# tickets" in schema.text  # type: ignore[union-attr]
+        table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
+        assert table.text.startswith("# orders") and "# tickets" not in table.text  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="no table 'nope'"):
+            await session.read_resource("dbmeta://default/tables/nope")
+
+
+async def test_the_write_sql_prompt_carries_the_prompt_items(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        prompts = {p.name: p for p in (await session.list_prompts()).prompts}
+        assert set(prompts) == {"write_sql"}
+        assert [a.name for a in prompts["write_sql"].arguments or []] == ["user_request", "profile"]
+        got = await session.get_prompt("write_sql", {"user_request": "open tickets by priority"})
+        text = got.messages[0].content.text  # type: ignore[union-attr]
+        assert "Request: open tickets by priority" in text and "# tickets" in text
+        assert "## sql_dialect" in text and "preflight_query" in text
+
+
+async def test_tool_calls_are_counted_by_tool_and_outcome(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        await session.call_tool("list_schemas", {})
+        await session.call_tool("list_schemas", {"profile": "nope"})
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    assert 'dbmeta_mcp_tool_calls_total{outcome="ok",tool="list_schemas"}' in text
+    assert 'dbmeta_mcp_tool_calls_total{outcome="error",tool="list_schemas"}' in text
+    assert 'dbmeta_mcp_tool_duration_seconds_count{tool="list_schemas"}' in text
+
+
 @pytest.mark.parametrize(
     ("tool", "args", "field"),
     [
@@ -213,9 +298,9 @@ async def test_the_endpoint_is_exactly_mcp_beside_the_rest_api(base_url: str) ->
             assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
             assert r.headers["x-request-id"] == "mcp-probe-1"
         assert (await client.post("/mcp/mcp", json=INITIALIZE, headers=MCP_HEADERS)).status_code == 404
-        # a Host other than localhost (an in-cluster service name) is served, not refused with 421
+        # by default only loopback names: another Host (DNS rebinding) is refused with the JSON 403
         r = await client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "host": "dbmeta:8000"})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
         openapi = (await client.get("/openapi.json")).json()
         assert "/v1/tables/search" in openapi["paths"] and not any(
             p.startswith("/mcp") for p in openapi["paths"]
@@ -231,9 +316,123 @@ def test_a_second_lifespan_of_the_same_app_serves_mcp_again(make_settings: Any) 
 
     app = create_app(make_settings(schema_check_interval=0))
     for _ in range(2):
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://localhost") as client:
             r = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
             assert r.status_code == 200, r.text
             assert r.json()["result"]["serverInfo"]["name"] == "dbmeta"
-    r = TestClient(app).post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)  # no lifespan: not running
+    r = TestClient(app, base_url="http://localhost").post(
+        "/mcp", json=INITIALIZE, headers=MCP_HEADERS
+    )  # no lifespan: not running
     assert r.status_code == 503 and r.json()["error"] == "unavailable"
+
+
+# ---- third-party clients: the MCP Inspector CLI (npm) and the SDK's stdio client -------------------------
+
+INSPECTOR = shutil.which("mcp-inspector")
+needs_inspector = pytest.mark.skipif(
+    INSPECTOR is None,
+    reason="MCP Inspector CLI absent (npm install -g @modelcontextprotocol/inspector)",
+)
+#: One call per tool, with the Inspector's --tool-arg syntax, and what its structured answer holds.
+INSPECTOR_CALLS: list[tuple[str, list[str], str]] = [
+    ("prompt_items", ["user_request=open tickets by priority"], "prompt_items"),
+    ("preflight_query", ["sql=SELECT count(*) FROM orders"], "ok"),
+    ("search_tables", ["query=open support tickets", "top_k=3"], "tables"),
+    ("get_table_details", ['tables=["orders"]'], "text"),
+    ("list_schemas", [], "schemas"),
+    ("list_tables", ["detail_level=summary", "limit=5"], "tables"),
+]
+
+
+def _stdio_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    return {
+        **env,
+        "DATA_DIR": str(data_dir),
+        "SEARCH_BACKEND": "keyword",
+        "REDIS_CACHE_ENABLED": "false",
+        "SCHEMA_CHECK_INTERVAL": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def _inspector(*args: str, env: dict[str, str] | None = None) -> Any:
+    assert INSPECTOR is not None
+    done = subprocess.run(
+        [INSPECTOR, "--cli", *args], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@needs_inspector
+def test_the_inspector_cli_lists_the_tools_over_http(base_url: str) -> None:
+    listed = _inspector(base_url + "/mcp", "--transport", "http", "--method", "tools/list")
+    tools = {t["name"]: t for t in listed["tools"]}
+    assert set(tools) == TOOLS
+    assert all(t["outputSchema"]["type"] == "object" and t["inputSchema"] for t in tools.values())
+
+
+@needs_inspector
+@pytest.mark.parametrize(("tool", "args", "key"), INSPECTOR_CALLS, ids=[c[0] for c in INSPECTOR_CALLS])
+def test_the_inspector_cli_calls_each_tool_over_http(
+    base_url: str, tool: str, args: list[str], key: str
+) -> None:
+    argv = [base_url + "/mcp", "--transport", "http", "--method", "tools/call", "--tool-name", tool]
+    for arg in args:
+        argv += ["--tool-arg", arg]
+    answer = _inspector(*argv)
+    assert answer["isError"] is False, answer
+    assert key in answer["structuredContent"] and answer["content"][0]["text"]
+
+
+@needs_inspector
+def test_the_inspector_cli_lists_the_same_tools_over_stdio(tmp_path: Path) -> None:
+    listed = _inspector(
+        sys.executable, "-m", "dbmeta_app.cli", "mcp", "--method", "tools/list", env=_stdio_env(tmp_path)
+    )
+    assert {t["name"] for t in listed["tools"]} == TOOLS
+
+
+async def test_the_sdk_stdio_client_lists_and_calls_the_same_tools(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "dbmeta_app.cli", "mcp"],
+        env=_stdio_env(tmp_path),
+        cwd=str(ROOT),
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        info = await session.initialize()
+        assert info.server_info.name == "dbmeta"
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == TOOLS and all(t.output_schema for t in tools.values())
+        result = await session.call_tool("search_tables", {"query": "open support tickets by priority"})
+        assert _structured(result)["tables"][0]["name"] == "tickets"
+        table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
+        assert table.text.startswith("# orders")  # type: ignore[union-attr]
+
+
+async def test_the_sdk_http_client_needs_the_api_token_when_it_is_set(tmp_path: Path) -> None:
+    token = "7e9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e"
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+        api_token=token,
+    )
+    with serve(settings) as url:
+        async with httpx.AsyncClient(base_url=url) as raw:
+            refused = await raw.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+            assert (await raw.get("/healthz")).status_code == 200
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client,
+            streamable_http_client(url + "/mcp", http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = {t.name for t in (await session.list_tools()).tools}
+            assert tools == TOOLS
+            answer = _structured(await session.call_tool("list_schemas", {}))
+            assert answer["profile"] == "default"

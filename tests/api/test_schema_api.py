@@ -166,11 +166,14 @@ def test_malformed_bodies_are_422_naming_the_body(client: TestClient, path: str,
 def test_field_errors_name_the_field_and_the_bodies_are_documented(client: TestClient) -> None:
     r = client.post("/v1/tables/search", json={"query": "orders", "top_k": 0})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "top_k"]
-    spec = client.get("/openapi.json").json()["paths"]
+    spec = client.get("/openapi.json").json()
     wanted = {"/v1/prompt-items/schema": "user_request", "/v1/tables/search": "query", "/v1/preflight": "sql"}
     for path, field in wanted.items():
-        body = spec[path]["post"]["requestBody"]
-        assert body["required"] and field in body["content"]["application/json"]["schema"]["properties"]
+        body = spec["paths"][path]["post"]["requestBody"]
+        ref = body["content"]["application/json"]["schema"]["$ref"]  # a named component
+        assert (
+            body["required"] and field in spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+        )
 
 
 def test_huge_bodies_are_refused_with_a_json_413(client: TestClient) -> None:

@@ -21,9 +21,8 @@ def _accepted_skips(rendering: str) -> set[tuple[str, str]]:
     """Return the (check, resource) pairs a rendering may skip."""
     ns = _namespace(rendering)
     app = {f"Deployment.{ns}.db-meta", f"CronJob.{ns}.db-meta-index"}
-    # db-meta reads its secrets from its environment only: REDIS_DEPLOYMENT.md, "Secrets", says
-    # which app change would let them be files
-    accepted = {("CKV_K8S_35", resource) for resource in app}
+    # db-meta reads its secrets as files (SECRETS_DIR): CKV_K8S_35 passes, no skip is left for it
+    accepted: set[tuple[str, str]] = set()
     if rendering == "staging":
         # staging follows the release-candidate tag, pulled on every start; prod pins the digest
         accepted |= {("CKV_K8S_43", resource) for resource in app}
@@ -82,7 +81,7 @@ def test_checkov_on_the_whole_repository_finds_no_failure(checkov_reports: dict[
     # the skips are the manifests' own (see _accepted_skips) and the secrets scan's two false
     # positives on key names in the External Secrets example, each with its reason beside it
     for result in report.skipped:
-        assert str(result["check_id"]) in {"CKV_K8S_35", "CKV_K8S_43", "CKV_K8S_15", "CKV_SECRET_6"}, result
+        assert str(result["check_id"]) in {"CKV_K8S_43", "CKV_K8S_15", "CKV_SECRET_6"}, result
 
 
 def test_checkov_fails_a_deployment_without_digest_pull_policy_or_network_policy(

@@ -142,6 +142,11 @@ def _references(docs: list[Doc]) -> set[tuple[str, str | None]]:
                 refs |= {
                     (vol["secret"]["secretName"], item["key"]) for item in vol["secret"].get("items", [])
                 }
+            for source in vol.get("projected", {}).get("sources", []):
+                secret = source.get("secret")
+                if secret is not None and not secret.get("optional"):
+                    items = secret.get("items")
+                    refs |= {(secret["name"], i["key"]) for i in items} if items else {(secret["name"], None)}
         for c in containers(doc):
             for env in c.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from dbmeta_app.config import Settings
+from dbmeta_app.config import Settings, load_settings
 
 from ._k8s import (
     K8S,
@@ -77,15 +77,24 @@ def test_overlay_configuration_is_accepted_by_settings(
         target = tmp_path / PurePosixPath(data["PROFILES_FILE"]).name
         target.write_text(profiles[target.name])
         data["PROFILES_FILE"] = str(target)
-        for var in _profile_vars():
-            monkeypatch.setenv(var, "postgresql://reader@warehouse-db:5432/warehouse")
+    # the Secret volume at SECRETS_DIR: one file per setting, and the ${VAR}s of profiles.yaml
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "REDIS_PASSWORD").write_text("from-the-secret")
+    (secrets / "ADMIN_TOKEN").write_text("0123456789abcdef0123456789abcdef")
+    for var in _profile_vars():
+        (secrets / var).write_text("postgresql://reader@warehouse-db:5432/warehouse")
+    assert data["SECRETS_DIR"] == CONFIG["data"]["SECRETS_DIR"]
+    data["SECRETS_DIR"] = str(secrets)
     data["DATA_DIR"] = str(tmp_path / "data")
     for key, value in data.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("REDIS_PASSWORD", "from-the-secret")
-    monkeypatch.setenv("ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
 
-    settings = Settings()
+    settings = load_settings()
+
+    assert settings.redis_password is not None
+    assert settings.redis_password.get_secret_value() == "from-the-secret"
+    assert settings.admin_token is not None
 
     assert settings.env == overlay.removesuffix("-sentinel")  # prod-sentinel is prod, one Redis setup apart
     assert settings.redis_host == "redis" and settings.redis_port == 6379
@@ -106,9 +115,29 @@ def test_profiles_file_is_mounted_where_profiles_file_points() -> None:
     assert "profiles" in yaml.safe_load(PROFILES["data"][path.name])
 
 
+def _secret_sources(doc: Doc) -> list[Doc]:
+    """The Secrets of the volume mounted at SECRETS_DIR (the only way the app gets a secret)."""
+    mounts = {m["mountPath"]: m for m in _app(doc)["volumeMounts"]}
+    mount = mounts[CONFIG["data"]["SECRETS_DIR"]]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in pod_template(doc)["spec"]["volumes"]}
+    projected = volumes[mount["name"]]["projected"]
+    assert projected["defaultMode"] == 0o440
+    return [source["secret"] for source in projected["sources"]]
+
+
+def _secret_files(doc: Doc) -> dict[str, tuple[str, str, bool]]:
+    """File name in SECRETS_DIR → (Secret, key, optional), for the sources that name their items."""
+    return {
+        item["path"]: (secret["name"], item["key"], bool(secret.get("optional")))
+        for secret in _secret_sources(doc)
+        for item in secret.get("items", [])
+    }
+
+
 def test_profile_database_urls_come_from_a_secret_the_runbook_creates() -> None:
-    envfrom = _app(DEPLOYMENT)["envFrom"]
-    assert {"secretRef": {"name": "db-meta-db-urls", "optional": True}} in envfrom
+    # every key of db-meta-db-urls is a file named like the ${VAR} it fills
+    assert {"name": "db-meta-db-urls", "optional": True} in _secret_sources(DEPLOYMENT)
     runbook = RUNBOOK.read_text(encoding="utf-8")
     assert "create secret generic db-meta-db-urls" in runbook
     for var in _profile_vars():
@@ -126,21 +155,19 @@ def test_data_dir_is_a_writable_empty_dir_on_a_read_only_root(doc: Doc) -> None:
 
 
 @pytest.mark.parametrize("doc", [DEPLOYMENT, CRONJOB], ids=["deployment", "cronjob"])
-def test_secrets_are_read_from_secrets_and_settings_from_the_config_map(doc: Doc) -> None:
+def test_secrets_are_files_from_secrets_and_settings_come_from_the_config_map(doc: Doc) -> None:
     c = _app(doc)
-    env = env_of(c)
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "redis-secret",
-        "key": "redis-password",
-    }
-    assert {"configMapRef": {"name": "db-meta-config"}} in c["envFrom"]
-    for e in env.values():
-        assert "value" not in e, f"{e['name']} is set in plain text"
+    assert _secret_files(doc)["REDIS_PASSWORD"] == ("redis-secret", "redis-password", False)
+    assert _secret_files(doc)["MILVUS_TOKEN"] == ("db-meta-secrets", "milvus-token", True)
+    assert c["envFrom"] == [{"configMapRef": {"name": "db-meta-config"}}]
+    assert "env" not in c, "no secret (nor setting) is an environment variable of the pod"
+    assert set(_secret_files(doc)) <= SETTINGS_ENV
 
 
-def test_admin_token_comes_from_a_secret() -> None:
-    ref = env_of(_app(DEPLOYMENT))["ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "db-meta-secrets", "key": "admin-token"}
+def test_admin_and_api_tokens_come_from_a_secret() -> None:
+    files = _secret_files(DEPLOYMENT)
+    assert files["ADMIN_TOKEN"] == ("db-meta-secrets", "admin-token", False)
+    assert files["API_TOKEN"] == ("db-meta-secrets", "api-token", True)
 
 
 def test_probes_use_healthz_readyz_and_a_generous_startup_budget() -> None:
