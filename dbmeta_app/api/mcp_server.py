@@ -45,7 +45,7 @@ from starlette.types import Receive, Scope, Send
 from dbmeta_app import __version__
 from dbmeta_app.api.models import ItemType
 from dbmeta_app.errors import DbmetaError
-from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items
+from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items, prompt_budget
 from dbmeta_app.items.db_struct import get_schema_prompt_item
 from dbmeta_app.items.preflight import preflight
 from dbmeta_app.logging_setup import request_id
@@ -98,6 +98,15 @@ Tables = Annotated[
     ),
 ]
 WithExamples = Annotated[bool, Field(description="Also include a few sample rows (CSV) per table")]
+MaxTokens = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=1_000_000,
+        description="Budget of the schema text in estimated tokens (0: no limit; null: the server's default "
+        "for tables ranked for a request, no limit for named tables)",
+    ),
+]
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -216,6 +225,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         items: Items = None,
         schema_top_k: SchemaTopK = 10,
         examples_top_k: ExamplesTopK = 3,
+        max_tokens: MaxTokens = None,
     ) -> CallToolResult:
         """Return the context for writing SQL for a request: relevant schema, query examples, instructions, SQL dialect."""
 
@@ -223,7 +233,9 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             runtime = get_runtime()
             rt = runtime.profile(profile)
             kinds: list[str] = list(items) if items is not None else list(ITEM_TYPES)
-            answer = await get_prompt_items(runtime, rt, user_request, kinds, schema_top_k, examples_top_k)
+            answer = await get_prompt_items(
+                runtime, rt, user_request, kinds, schema_top_k, examples_top_k, max_tokens
+            )
             answer = _jsonable(answer)
             return _result(_prompt_items_text(answer), answer)
 
@@ -263,7 +275,10 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
 
     @server.tool(title="Schema of named tables", annotations=_READ_ONLY)
     async def get_table_details(
-        tables: Tables, profile: Profile = None, with_examples: WithExamples = False
+        tables: Tables,
+        profile: Profile = None,
+        with_examples: WithExamples = False,
+        max_tokens: MaxTokens = None,
     ) -> CallToolResult:
         """Return the schema (columns, types, keys, foreign keys, descriptions) of exactly the named tables; names not in the schema are listed as unknown."""
 
@@ -271,7 +286,12 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             runtime = get_runtime()
             rt = runtime.profile(profile)
             item = await get_schema_prompt_item(
-                runtime.settings, runtime.cache, rt, tables=tables, with_examples=with_examples
+                runtime.settings,
+                runtime.cache,
+                rt,
+                tables=tables,
+                with_examples=with_examples,
+                max_tokens=prompt_budget(runtime.settings, max_tokens, False),
             )
             item = _jsonable(item)
             item["metadata"].setdefault("unknown_tables", [])
