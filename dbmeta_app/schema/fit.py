@@ -148,6 +148,10 @@ def _parent_line(parent: str, total: int, shown: int, dialect: str) -> str:
     return f"{quote_ident(parent, dialect)}: nested, {shown} of {total} fields"
 
 
+def _nested_note(total: int, shown: int) -> str:
+    return f" (nested: {shown} of {total} fields)"
+
+
 class _Plan:
     """One table's rendering under construction (lines are estimated as they are chosen)."""
 
@@ -165,6 +169,8 @@ class _Plan:
                 refs = ", ".join(quote_ident(c, self.dialect) for c in fk.ref_columns)
                 self.composite.append(f"FK ({cols}) → {ref} ({refs})")
         self.children = Counter(p for c in table.columns if (p := parent_of(c.name)) is not None)
+        # a record that is a column itself (BigQuery's STRUCT): its fields are written under its line
+        self.records = {c.name: c for c in table.columns if c.name in self.children}
         self.shown: set[str] = set()
         self.parents_shown: set[str] = set()
         self.tokens = estimate_tokens(self._header())
@@ -187,25 +193,43 @@ class _Plan:
             )
         return lines + self.composite
 
-    def line(self, column: Column) -> str:
+    def line(self, column: Column, children: int = 0) -> str:
         text = column_line(column, self.fk_targets, self.dialect)
-        return "  " + text if parent_of(column.name) else text
+        if column.name in self.children:
+            text += _nested_note(self.children[column.name], children)
+        if parent_of(column.name) is None:
+            return text
+        # a field is written as its path is in SQL: record.field, each part quoted only when it must be
+        quoted = quote_ident(column.name, self.dialect)
+        path = ".".join(quote_ident(part, self.dialect) for part in column.name.split("."))
+        return "  " + path + text[len(quoted) :]
+
+    def _group_line(self, parent: str, shown: int) -> str:
+        record = self.records.get(parent)
+        if record is not None:
+            return self.line(record, shown)
+        return _parent_line(parent, self.children[parent], shown, self.dialect)
 
     def cost(self, column: Column) -> int:
         """Tokens that showing the column adds (its parent's line the first time a child is shown)."""
+        if column.name in self.records:
+            return 0 if column.name in self.parents_shown else self._group_cost(column.name)
         cost = estimate_tokens(self.line(column))
         parent = parent_of(column.name)
         if parent is not None and parent not in self.parents_shown:
-            cost += estimate_tokens(
-                _parent_line(parent, self.children[parent], self.children[parent], self.dialect)
-            )
+            cost += self._group_cost(parent)
         return cost
+
+    def _group_cost(self, parent: str) -> int:
+        return estimate_tokens(self._group_line(parent, self.children[parent]))
 
     def add(self, column: Column) -> None:
         self.shown.add(column.name)
-        parent = parent_of(column.name)
+        parent = parent_of(column.name) or (column.name if column.name in self.records else None)
         if parent is not None:
             self.parents_shown.add(parent)
+            if parent in self.records:
+                self.shown.add(parent)
 
     def render(self) -> tuple[str, TableFit]:
         table = self.table
@@ -218,11 +242,16 @@ class _Plan:
                 by_parent.setdefault(parent, []).append(column)
         for column in shown:
             parent = parent_of(column.name)
-            if parent is None:
+            if column.name in self.records:
+                children = by_parent.get(column.name, [])
+                lines.append(self._group_line(column.name, len(children)))
+                lines.extend(self.line(child) for child in children)
+            elif parent is None:
                 lines.append(self.line(column))
-            elif column is by_parent[parent][0]:  # the group is written where its first shown field is
+            elif parent not in self.records and column is by_parent[parent][0]:
+                # a group without a record column is written where its first shown field is
                 children = by_parent[parent]
-                lines.append(_parent_line(parent, self.children[parent], len(children), self.dialect))
+                lines.append(self._group_line(parent, len(children)))
                 lines.extend(self.line(child) for child in children)
         omitted = [c for c in table.columns if c.name not in self.shown]
         if omitted:
@@ -251,7 +280,7 @@ def render_within(
     text = render_schema(snapshot, [t.key for t in tables], with_samples)
     tokens = estimate_tokens(text)
     if not max_tokens or tokens <= max_tokens:
-        fits = tuple(
+        whole = tuple(
             TableFit(
                 t.key,
                 len(t.columns),
@@ -261,16 +290,31 @@ def render_within(
             )
             for t in tables
         )
-        return Fitted(text, tokens, False, fits)
+        return Fitted(text, tokens, False, whole)
     selected = {t.key: t for t in tables}
     plans: list[_Plan] = []
+    twins: dict[str, tuple[str, str]] = {}  # key -> (the planned table it repeats, its text)
+    first_of: dict[tuple[Column, ...], str] = {}
+    order: list[str] = []
     used = 0
     for table in tables:
-        plan = _Plan(table, snapshot, key_columns(table, selected))
-        if plans and used + plan.tokens > max_tokens:
-            break  # this table's minimal form does not fit: it and every lower-ranked one are left out
-        plans.append(plan)
-        used += plan.tokens
+        twin = first_of.get(table.columns)
+        if twin is not None and not table.foreign_keys and not table.primary_key:
+            # a shard, a partition, a copy: its columns are another selected table's, written once
+            text = f"{table_header(table, snapshot.dialect)}\nsame columns as {quote_table(twin, None, snapshot.dialect)}"
+            cost = estimate_tokens(text)
+            if used + cost > max_tokens:
+                break
+            twins[table.key] = (twin, text)
+        else:
+            plan = _Plan(table, snapshot, key_columns(table, selected))
+            if plans and used + plan.tokens > max_tokens:
+                break  # this table's minimal form does not fit: it and every lower-ranked one are left out
+            plans.append(plan)
+            first_of.setdefault(table.columns, table.key)
+            cost = plan.tokens
+        order.append(table.key)
+        used += cost
     scores = relevance or {}
     relevant: list[tuple[float, int, int, _Plan, Column]] = []
     rest: list[tuple[int, int, _Plan, Column]] = []
@@ -291,7 +335,18 @@ def render_within(
         if used + cost <= max_tokens:
             plan.add(column)
             used += cost
-    blocks, fits = zip(*(plan.render() for plan in plans), strict=True)
+    rendered = {plan.table.key: plan.render() for plan in plans}
+    blocks: list[str] = []
+    fits: list[TableFit] = []
+    for key in order:
+        if key in twins:
+            twin, block = twins[key]
+            shown = rendered[twin][1]
+            fit = TableFit(key, shown.total, shown.shown, shown.omitted_types)
+        else:
+            block, fit = rendered[key]
+        blocks.append(block)
+        fits.append(fit)
     text = "\n\n".join(blocks)
-    omitted = tuple(t.key for t in tables[len(plans) :])
+    omitted = tuple(t.key for t in tables[len(order) :])
     return Fitted(text, estimate_tokens(text), True, tuple(fits), omitted)

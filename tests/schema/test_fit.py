@@ -127,3 +127,28 @@ def test_the_estimate_counts_punctuation_digits_and_long_words_as_subword_pieces
     assert estimate_tokens("order_id PK") == 4  # order _ id PK
     assert estimate_tokens("2023") == 2 and estimate_tokens("transactionrevenue") == 3
     assert estimate_tokens("a\nb") == estimate_tokens("a") + estimate_tokens("b")
+
+
+def test_a_record_column_heads_its_shown_fields_and_comes_with_them() -> None:
+    fields = tuple(Column(f"totals.metric_{i:03d}", "INTEGER") for i in range(200))
+    table = Table(
+        None, "sessions", columns=(Column("visitId", "INTEGER"), Column("totals", "RECORD"), *fields)
+    )
+    snap = Snapshot.build("p", "bigquery", [table])
+    fitted = render_within(snap, ["sessions"], 120, {"sessions": {"totals.metric_150": 1.0}})
+    lines = fitted.text.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("totals RECORD")))
+    assert lines[head].endswith(" of 200 fields)") and lines[head + 1].startswith("  totals.metric_")
+    assert {"totals", "totals.metric_150"} <= set(fitted.tables[0].shown)
+    assert not any(line.startswith("totals: nested") for line in lines)  # no second heading for the record
+
+
+def test_tables_with_the_same_columns_are_written_once_and_named_after() -> None:
+    shards = [_wide(f"events_2023010{d}", 600) for d in range(1, 4)]
+    shards = [Table(t.schema, t.name, columns=t.columns) for t in shards]  # no keys: shards
+    snap = _snapshot(*shards)
+    keys = [t.key for t in shards]
+    fitted = render_within(snap, keys, 400)
+    assert fitted.text.count("metric_0000") == 1
+    assert "# dw.events_20230102\nsame columns as dw.events_20230101" in fitted.text
+    assert fitted.tables[1].shown == fitted.tables[0].shown and not fitted.omitted_tables
