@@ -153,6 +153,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=4000)
     parser.add_argument("--timeout", type=float, default=5400)
     parser.add_argument("--profile-index", action="store_true")
+    parser.add_argument("--data-dir", help="keep the index here (a second run re-uses it: nothing to embed)")
+    parser.add_argument(
+        "--mirror-max-rows", help="SEARCH_MIRROR_MAX_ROWS for the service (0: every search goes to Milvus)"
+    )
     args = parser.parse_args()
     import sqlalchemy as sa
 
@@ -162,6 +166,10 @@ def main() -> None:
         "INDEX_ON_STARTUP": "true",
         "SCHEMA_CHECK_INTERVAL": "0",
     }
+    if args.data_dir:
+        env["DATA_DIR"] = args.data_dir
+    if args.mirror_max_rows is not None:
+        env["SEARCH_MIRROR_MAX_ROWS"] = args.mirror_max_rows
     with serve(**env) as server:
         client = httpx.Client(base_url=server.base, timeout=600)
         started = time.perf_counter()
@@ -183,10 +191,15 @@ def main() -> None:
         )
         embedder = Embedder()
         embedder.encode(["warm-up"])
-        encode_s, n_texts = encode_only(snapshot, embedder)
-        index_s = float(sync["seconds"])
-        print(f"encode-only, {n_texts} documents: {encode_s:.1f} s; service index (sync): {index_s:.1f} s")
-        print(f"RATIO index / encode-only = {index_s / encode_s:.2f}  (bar <= 1.2)")
+        if sync["embedded"]:
+            encode_s, n_texts = encode_only(snapshot, embedder)
+            index_s = float(sync["seconds"])
+            print(
+                f"encode-only, {n_texts} documents: {encode_s:.1f} s; service index (sync): {index_s:.1f} s"
+            )
+            print(f"RATIO index / encode-only = {index_s / encode_s:.2f}  (bar <= 1.2)")
+        else:
+            print("the index was already built (nothing embedded): no index ratio in this run")
 
         client.post(
             "/v1/prompt-items/schema", json={"user_request": "warm-up", "max_tokens": args.max_tokens}

@@ -94,9 +94,8 @@ def test_nested_fields_are_grouped_under_their_parent_and_counted_by_parent_when
 
 
 def test_lower_ranked_tables_are_left_out_when_their_minimal_form_does_not_fit() -> None:
-    tables = [
-        _wide(f"t{i}", 50, extra=tuple(Column(f"k{j}_id", "integer") for j in range(40))) for i in range(6)
-    ]
+    shared = tuple(Column(f"k{j}_id", "integer") for j in range(40))  # join keys: always kept
+    tables = [_wide(f"t{i}", 50, extra=(*shared, Column(f"only_t{i}", "text"))) for i in range(6)]
     snap = _snapshot(*tables)
     keys = [t.key for t in tables]
     fitted = render_within(snap, keys, 900)
