@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import io
+import os
 import pstats
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,6 +50,7 @@ from dbmeta_app.search.columns import column_relevance
 from dbmeta_app.search.documents import build_groups
 from dbmeta_app.search.embedder import Embedder
 from dbmeta_app.search.milvus_index import _EMBED_BATCH, _PROGRESS_BATCH, TableIndex, connect
+from dbmeta_app.search.service import TableSearch
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/i18b_scale"
 
@@ -143,6 +149,105 @@ def profile_sync(snapshot: Snapshot, embedder: Embedder) -> None:
         client.close()
 
 
+class StandInEncoder:
+    """Deterministic unit vectors from a text's hash: the index's work without the model's (``--stand-in``)."""
+
+    model_id = "bench-stand-in"
+    dim = 384
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            out[i] = row / np.linalg.norm(row)
+        return out
+
+
+def stand_in(args: argparse.Namespace) -> None:
+    """Full scale without the model's time: index stand-in vectors, then search with real request vectors.
+
+    Measures what does not depend on the vectors' values: introspection, the index's own work beyond
+    encoding (documents, Milvus inserts, index build, load), search latency over that many rows (Milvus
+    answers; above SEARCH_MIRROR_MAX_ROWS there is no in-process mirror), the budgeted render, and RSS.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(args.url)
+    t0 = time.perf_counter()
+    snapshot = introspect(engine, "default")
+    engine.dispose()
+    n_columns = sum(len(t.columns) for t in snapshot.tables.values())
+    print(
+        f"warehouse: {len(snapshot.tables)} tables, {n_columns} columns; introspected in {time.perf_counter() - t0:.1f} s"
+    )
+    encoder = StandInEncoder()
+    with tempfile.TemporaryDirectory(prefix="i18b-scale-") as tmp:
+        client = connect(str(Path(tmp) / "milvus.db"))
+        rows = n_columns + len(snapshot.tables) + len({t.schema for t in snapshot.tables.values()})
+        mirror = int(args.mirror_max_rows) if args.mirror_max_rows is not None else 100_000
+        index = TableIndex(
+            client,
+            client_name="bench",
+            env="bench",
+            profile="scale",
+            database="bench",
+            mirror_max_rows=mirror,
+        )
+        t0 = time.perf_counter()
+        groups = build_groups(snapshot, encoder.model_id)
+        texts = [d.text for g in groups for d in g.documents]
+        encoder.encode(texts)
+        stand_in_s = time.perf_counter() - t0
+        profiler = cProfile.Profile() if args.profile_index else None
+        t0 = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        stats = index.sync(snapshot, encoder, rebuild=True)
+        sync_s = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+            print(out.getvalue())
+        print(
+            f"index of {stats.embedded} documents ({rows} rows; mirror {'on' if rows <= mirror else 'off'}): "
+            f"sync {sync_s:.1f} s, of which the stand-in encoder and documents alone take {stand_in_s:.1f} s: "
+            f"the index's own work {sync_s - stand_in_s:.1f} s"
+        )
+        embedder = Embedder()
+        embedder.encode(["warm-up"])
+        search = TableSearch(snapshot, embedder, index)
+        search.search("warm-up", args.top_k)
+        baseline, novel = requests(args.queries, 0), requests(args.queries, args.queries)
+        embed_times, search_times, hits = [], [], {}
+        for text in baseline:
+            t0 = time.perf_counter()
+            embedder.encode([text])
+            embed_times.append(time.perf_counter() - t0)
+        for text in novel:
+            t0 = time.perf_counter()
+            hits[text] = [h.name for h in search.search(text, args.top_k)]  # embeds, then searches
+            search_times.append(time.perf_counter() - t0)
+        e, q = p50_ms(embed_times), p50_ms(search_times)
+        print(
+            f"one embedding p50 {e:.2f} ms; TableSearch.search (embed + Milvus + ranking, top {args.top_k}) p50 {q:.2f} ms"
+        )
+        print(f"RATIO search / embedding = {q / e:.2f}  (bar <= 2)")
+        render_times = []
+        for text in novel:
+            keys = hits[text]
+            t0 = time.perf_counter()
+            render_within(snapshot, keys, args.max_tokens, column_relevance(snapshot, keys, text))
+            render_times.append(time.perf_counter() - t0)
+        rss, peak = rss_kb(os.getpid())
+        print(f"render of the top {args.top_k} within {args.max_tokens} p50 {p50_ms(render_times):.2f} ms")
+        print(
+            f"this process (snapshot + model + index client): RSS {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB"
+        )
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,11 +258,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=4000)
     parser.add_argument("--timeout", type=float, default=5400)
     parser.add_argument("--profile-index", action="store_true")
+    parser.add_argument("--stand-in", action="store_true", help="full scale in process, stand-in vectors")
     parser.add_argument("--data-dir", help="keep the index here (a second run re-uses it: nothing to embed)")
     parser.add_argument(
         "--mirror-max-rows", help="SEARCH_MIRROR_MAX_ROWS for the service (0: every search goes to Milvus)"
     )
     args = parser.parse_args()
+    if args.stand_in:
+        stand_in(args)
+        return
     import sqlalchemy as sa
 
     env = {
