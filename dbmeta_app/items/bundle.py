@@ -22,7 +22,6 @@ from dbmeta_app.examples.query_examples import (
 from dbmeta_app.items.db_struct import get_schema_prompt_item, load_snapshot
 from dbmeta_app.runtime import ProfileRuntime, Runtime
 from dbmeta_app.schema.models import Snapshot
-from dbmeta_app.search.columns import column_relevance
 from dbmeta_app.search.runtime import SMALL_SCHEMA, search_tables
 
 ITEM_TYPES = ("db_struct", "query_examples", "instructions", "sql_dialect")
@@ -76,7 +75,7 @@ async def schema_item(
         # sample rows live in another snapshot variant: only reuse the one search loaded when it fits
         loaded=None if with_examples else loaded,
         max_tokens=budget,
-        relevance=column_relevance(snapshot, names, user_request) if budget and names else None,
+        user_request=user_request,
     )
 
 

@@ -21,7 +21,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +37,12 @@ from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.preflight.reach import Name
 from dbmeta_app.runtime import ProfileRuntime, open_profile
 from dbmeta_app.schema import SamplePolicy, introspect, schema_fingerprint
-from dbmeta_app.schema.fit import render_within
+from dbmeta_app.schema.fit import Fitted, render_within
 from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.schema.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.schema.samples import SAMPLE_TIMEOUT_MS
 from dbmeta_app.scrub import scrub
+from dbmeta_app.search.columns import column_relevance
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ HEALTH_PROBE_INTERVAL = 5.0
 #: ``metadata.stale_reason`` of a snapshot served while a newer one is read (refresh ahead, decoding).
 REFRESHING = "refreshing in the background; this snapshot is served meanwhile"
 _RENDERED_MAX = 32
+_FIT_INLINE_MAX_COLUMNS = 500
 
 
 @dataclass
@@ -481,14 +483,14 @@ async def get_schema_prompt_item(
     loaded: tuple[Snapshot, str] | None = None,
     verify_database: bool = False,
     max_tokens: int | None = None,
-    relevance: Mapping[str, Mapping[str, float]] | None = None,
+    user_request: str | None = None,
 ) -> dict[str, Any]:
     """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores.
 
     ``loaded`` is the (snapshot, cache status) the caller already has, so it is not looked up twice;
     ``verify_database`` is passed to ``load_snapshot``. With ``max_tokens`` (0: no limit) the text is cut
-    to that many estimated tokens, columns ranked by ``relevance`` (see ``schema.fit``), and
-    ``metadata.budget`` says what each table shows and omits.
+    to that many estimated tokens, columns ranked by their relevance to ``user_request`` (see
+    ``schema.fit``), and ``metadata.budget`` says what each table shows and omits.
     """
     snapshot, status = loaded or await load_snapshot(
         settings, cache, rt, with_examples, verify_database=verify_database
@@ -500,7 +502,14 @@ async def get_schema_prompt_item(
             if tables is None
             else resolve_table_names(snapshot, tables, _memo.name_index(snapshot))
         )
-        fitted = render_within(snapshot, keys, max_tokens, relevance, with_examples)
+
+        def fit() -> Fitted:
+            relevance = column_relevance(snapshot, keys, user_request) if user_request else None
+            return render_within(snapshot, keys, max_tokens, relevance, with_examples)
+
+        columns = sum(len(snapshot.tables[k].columns) for k in keys)
+        # wide tables take tens of milliseconds to rank and fit: not on the event loop
+        fitted = fit() if columns <= _FIT_INLINE_MAX_COLUMNS else await anyio.to_thread.run_sync(fit)
         text, keys = fitted.text, [t.key for t in fitted.tables]
         budget = fitted.metadata(max_tokens)
     else:
