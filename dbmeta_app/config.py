@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     # dense scoring is a matrix product and only BM25 goes to Milvus; 0 = always search in Milvus
     search_mirror_max_rows: int = Field(default=100_000, ge=0, le=10_000_000)
 
+    # prompt budget: estimated tokens of a schema rendered for a request (top-k tables); 0 = no limit
+    prompt_max_tokens: int = Field(default=4000, ge=0, le=1_000_000)
+
     # schema cache: time to live of a full snapshot (seconds); refreshed ahead at 80 % of it
     schema_cache_ttl: float = Field(default=3600.0, ge=0.1, le=7 * 86_400)
 

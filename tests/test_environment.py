@@ -560,6 +560,11 @@ def _check_json_log(s: Served, w: World) -> None:
         assert {"ts", "level", "logger", "request_id", "message"} <= set(record), record
 
 
+def _check_prompt_budget(s: Served, w: World) -> None:
+    budget = s.schema(user_request="orders of each customer")["metadata"]["budget"]
+    assert budget["max_tokens"] == 40 and budget["truncated"] is True
+
+
 def _check_body_cap(s: Served, w: World) -> None:
     r = s.post(
         "/v1/prompt-items/schema",
@@ -669,6 +674,7 @@ CASES: dict[str, Case] = {
         server=_check_ttl,
     ),
     "SCHEMA_CHECK_INTERVAL": Case(lambda w, d: "0.5", server=_check_drift_interval),
+    "PROMPT_MAX_TOKENS": Case(lambda w, d: "40", server=_check_prompt_budget),
     "ADMIN_TOKEN": Case(lambda w, d: ADMIN, server=_check_admin),
     "API_TOKEN": Case(lambda w, d: API, server=_check_api_token),
     "MCP_ALLOWED_HOSTS": Case(lambda w, d: "dbmeta:8000,127.0.0.1:*", server=_check_mcp_hosts),
@@ -787,6 +793,7 @@ def together(world: World, work: Path, port: int) -> dict[str, str]:
         "SEARCH_MIRROR_MAX_ROWS": "0",
         "SCHEMA_CACHE_TTL": "600",
         "SCHEMA_CHECK_INTERVAL": "30",
+        "PROMPT_MAX_TOKENS": "3000",
         "ADMIN_TOKEN": ADMIN,
         "API_TOKEN": API,
         "MCP_ALLOWED_HOSTS": f"127.0.0.1:{port},dbmeta:8000",

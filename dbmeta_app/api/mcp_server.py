@@ -59,7 +59,7 @@ from dbmeta_app.api.security import MCP_PATH, refuse_foreign
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.items import browse
 from dbmeta_app.items.browse import DetailLevel
-from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items
+from dbmeta_app.items.bundle import ITEM_TYPES, get_prompt_items, prompt_budget
 from dbmeta_app.items.db_struct import get_schema_prompt_item
 from dbmeta_app.items.preflight import preflight
 from dbmeta_app.logging_setup import request_id
@@ -123,6 +123,15 @@ Detail = Annotated[
     Field(description="names: table names only; summary: kind, column count, description; full: schema text"),
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_TABLES, description="At most this many tables, by name")]
+MaxTokens = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=1_000_000,
+        description="Budget of the schema text in estimated tokens (0: no limit; null: the server's default "
+        "for tables ranked for a request, no limit for named tables)",
+    ),
+]
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -300,6 +309,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         items: Items = None,
         schema_top_k: SchemaTopK = 10,
         examples_top_k: ExamplesTopK = 3,
+        max_tokens: MaxTokens = None,
     ) -> Annotated[CallToolResult, PromptItemsResponse]:
         """Return the context for writing SQL for a request: relevant schema, query examples, instructions, SQL dialect."""
 
@@ -307,7 +317,9 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             runtime = get_runtime()
             rt = runtime.profile(profile)
             kinds: list[str] = list(items) if items is not None else list(ITEM_TYPES)
-            answer = await get_prompt_items(runtime, rt, user_request, kinds, schema_top_k, examples_top_k)
+            answer = await get_prompt_items(
+                runtime, rt, user_request, kinds, schema_top_k, examples_top_k, max_tokens
+            )
             answer = _jsonable(answer)
             return _result(_prompt_items_text(answer), answer)
 
@@ -345,7 +357,10 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
 
     @server.tool(title="Schema of named tables", annotations=_READ_ONLY)
     async def get_table_details(
-        tables: Tables, profile: Profile = None, with_examples: WithExamples = False
+        tables: Tables,
+        profile: Profile = None,
+        with_examples: WithExamples = False,
+        max_tokens: MaxTokens = None,
     ) -> Annotated[CallToolResult, PromptItem]:
         """Return the schema (columns, types, keys, foreign keys, descriptions) of exactly the named tables; names not in the schema are listed as unknown."""
 
@@ -353,7 +368,12 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             runtime = get_runtime()
             rt = runtime.profile(profile)
             item = await get_schema_prompt_item(
-                runtime.settings, runtime.cache, rt, tables=tables, with_examples=with_examples
+                runtime.settings,
+                runtime.cache,
+                rt,
+                tables=tables,
+                with_examples=with_examples,
+                max_tokens=prompt_budget(runtime.settings, max_tokens, False),
             )
             item = _jsonable(item)
             item["metadata"].setdefault("unknown_tables", [])

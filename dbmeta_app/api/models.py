@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 ProfileName = Field(default=None, max_length=128, description="Profile name; the default profile when null")
 
 
+MaxTokens = Field(
+    default=None,
+    ge=0,
+    le=1_000_000,
+    description=(
+        "Budget of the schema text in estimated tokens (0: no limit); null → PROMPT_MAX_TOKENS for tables "
+        "ranked for a user_request, no limit for the full schema or named tables"
+    ),
+)
+
+
 class SchemaRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -22,6 +33,7 @@ class SchemaRequest(BaseModel):
         default=None, max_length=2_000, description="Explicit table names to include (overrides user_request)"
     )
     with_examples: bool = Field(default=False, description="Include sample rows (CSV) per table")
+    max_tokens: int | None = MaxTokens
 
 
 ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]
@@ -213,6 +225,7 @@ class PromptItemsRequest(BaseModel):
     )
     schema_top_k: int = Field(default=10, ge=1, le=200)
     examples_top_k: int = Field(default=3, ge=0, le=50)
+    max_tokens: int | None = MaxTokens
 
 
 class PromptItemsResponse(BaseModel):

@@ -14,7 +14,7 @@ from dbmeta_app.api.models import (
     PromptItemsResponse,
     SchemaRequest,
 )
-from dbmeta_app.items.bundle import get_prompt_items, schema_item
+from dbmeta_app.items.bundle import get_prompt_items, prompt_budget, schema_item
 from dbmeta_app.items.db_struct import get_schema_prompt_item
 
 router = APIRouter(tags=["prompt items"])
@@ -33,10 +33,17 @@ async def schema_prompt_item(request: Request) -> Response:
     rt = runtime.profile(body.profile)
     if body.tables is not None:
         item = await get_schema_prompt_item(
-            runtime.settings, runtime.cache, rt, tables=body.tables, with_examples=body.with_examples
+            runtime.settings,
+            runtime.cache,
+            rt,
+            tables=body.tables,
+            with_examples=body.with_examples,
+            max_tokens=prompt_budget(runtime.settings, body.max_tokens, False),
         )
     else:
-        item = await schema_item(runtime, rt, body.user_request, body.top_k, body.with_examples)
+        item = await schema_item(
+            runtime, rt, body.user_request, body.top_k, body.with_examples, body.max_tokens
+        )
     return json_response(item)
 
 
@@ -52,7 +59,13 @@ async def prompt_items(request: Request) -> Response:
     body, runtime = await read_body(request, PromptItemsRequest), runtime_of(request)
     rt = runtime.profile(body.profile)
     answer = await get_prompt_items(
-        runtime, rt, body.user_request, list(body.items), body.schema_top_k, body.examples_top_k
+        runtime,
+        rt,
+        body.user_request,
+        list(body.items),
+        body.schema_top_k,
+        body.examples_top_k,
+        body.max_tokens,
     )
     return json_response(answer)
 

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
+from dbmeta_app.config import Settings
 from dbmeta_app.examples.instructions import get_instructions, render_dialect, render_instructions
 from dbmeta_app.examples.query_examples import (
     ExampleCheck,
@@ -27,12 +28,32 @@ ITEM_TYPES = ("db_struct", "query_examples", "instructions", "sql_dialect")
 _checks: dict[str, dict[str, ExampleCheck]] = {}
 
 
+def prompt_budget(settings: Settings, max_tokens: int | None, ranked: bool) -> int | None:
+    """The token budget of a schema rendering: the one asked (0: none), else ``PROMPT_MAX_TOKENS`` when
+    the tables are ranked for a request (a full schema or named tables are whole unless a budget is asked).
+    """
+    if max_tokens is not None:
+        return max_tokens or None
+    return (settings.prompt_max_tokens or None) if ranked else None
+
+
 async def schema_item(
-    runtime: Runtime, rt: ProfileRuntime, user_request: str | None, top_k: int, with_examples: bool = False
+    runtime: Runtime,
+    rt: ProfileRuntime,
+    user_request: str | None,
+    top_k: int,
+    with_examples: bool = False,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """The db_struct item: the tables a request needs (the full schema without a request)."""
+    """The db_struct item: the tables a request needs (the full schema without a request), within a budget."""
     if not user_request:
-        return await get_schema_prompt_item(runtime.settings, runtime.cache, rt, with_examples=with_examples)
+        return await get_schema_prompt_item(
+            runtime.settings,
+            runtime.cache,
+            rt,
+            with_examples=with_examples,
+            max_tokens=prompt_budget(runtime.settings, max_tokens, False),
+        )
     loaded, result = await search_tables(runtime, rt, user_request, top_k)
     snapshot = loaded[0]
     names: list[str] | None = [h.name for h in result.hits]
@@ -42,6 +63,7 @@ async def schema_item(
     if not names and len(snapshot.tables) <= SMALL_SCHEMA:
         names = None  # nothing matched and the schema is small: the whole of it beats nothing
         extra["no_match"] = True
+    budget = prompt_budget(runtime.settings, max_tokens, True)
     return await get_schema_prompt_item(
         runtime.settings,
         runtime.cache,
@@ -52,6 +74,8 @@ async def schema_item(
         extra_metadata=extra,
         # sample rows live in another snapshot variant: only reuse the one search loaded when it fits
         loaded=None if with_examples else loaded,
+        max_tokens=budget,
+        user_request=user_request,
     )
 
 
@@ -144,12 +168,13 @@ async def get_prompt_items(
     items: list[str],
     schema_top_k: int,
     examples_top_k: int,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Build the requested prompt items concurrently, in the order asked."""
+    """Build the requested prompt items concurrently, in the order asked (``max_tokens``: the schema's budget)."""
     jobs: dict[str, Awaitable[dict[str, Any]]] = {}
     for kind in dict.fromkeys(items):
         if kind == "db_struct":
-            jobs[kind] = schema_item(runtime, rt, user_request, schema_top_k)
+            jobs[kind] = schema_item(runtime, rt, user_request, schema_top_k, max_tokens=max_tokens)
         elif kind == "query_examples":
             jobs[kind] = examples_item(runtime, rt, user_request, examples_top_k)
         elif kind == "instructions":

@@ -37,10 +37,12 @@ from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.preflight.reach import Name
 from dbmeta_app.runtime import ProfileRuntime, open_profile
 from dbmeta_app.schema import SamplePolicy, introspect, schema_fingerprint
+from dbmeta_app.schema.fit import Fitted, render_within
 from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.schema.render import NameIndex, render_schema, resolve_table_names
 from dbmeta_app.schema.samples import SAMPLE_TIMEOUT_MS
 from dbmeta_app.scrub import scrub
+from dbmeta_app.search.columns import column_relevance
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ HEALTH_PROBE_INTERVAL = 5.0
 #: ``metadata.stale_reason`` of a snapshot served while a newer one is read (refresh ahead, decoding).
 REFRESHING = "refreshing in the background; this snapshot is served meanwhile"
 _RENDERED_MAX = 32
+_FIT_INLINE_MAX_COLUMNS = 500
 
 
 @dataclass
@@ -479,16 +482,38 @@ async def get_schema_prompt_item(
     extra_metadata: dict[str, Any] | None = None,
     loaded: tuple[Snapshot, str] | None = None,
     verify_database: bool = False,
+    max_tokens: int | None = None,
+    user_request: str | None = None,
 ) -> dict[str, Any]:
     """Build the db_struct prompt item: full schema, or the given tables (best first) with their scores.
 
     ``loaded`` is the (snapshot, cache status) the caller already has, so it is not looked up twice;
-    ``verify_database`` is passed to ``load_snapshot``.
+    ``verify_database`` is passed to ``load_snapshot``. With ``max_tokens`` (0: no limit) the text is cut
+    to that many estimated tokens, columns ranked by their relevance to ``user_request`` (see
+    ``schema.fit``), and ``metadata.budget`` says what each table shows and omits.
     """
     snapshot, status = loaded or await load_snapshot(
         settings, cache, rt, with_examples, verify_database=verify_database
     )
-    text, keys, unknown = filter_and_render(snapshot, tables, with_examples)
+    budget: dict[str, Any] | None = None
+    if max_tokens:
+        keys, unknown = (
+            (list(snapshot.tables), [])
+            if tables is None
+            else resolve_table_names(snapshot, tables, _memo.name_index(snapshot))
+        )
+
+        def fit() -> Fitted:
+            relevance = column_relevance(snapshot, keys, user_request) if user_request else None
+            return render_within(snapshot, keys, max_tokens, relevance, with_examples)
+
+        columns = sum(len(snapshot.tables[k].columns) for k in keys)
+        # wide tables take tens of milliseconds to rank and fit: not on the event loop
+        fitted = fit() if columns <= _FIT_INLINE_MAX_COLUMNS else await anyio.to_thread.run_sync(fit)
+        text, keys = fitted.text, [t.key for t in fitted.tables]
+        budget = fitted.metadata(max_tokens)
+    else:
+        text, keys, unknown = filter_and_render(snapshot, tables, with_examples)
     metadata: dict[str, Any] = {
         "profile": rt.name,
         "dialect": snapshot.dialect,
@@ -503,6 +528,8 @@ async def get_schema_prompt_item(
         metadata["scores"] = {k: round(scores[k], 6) for k in keys if k in scores}
     if unknown:
         metadata["unknown_tables"] = unknown
+    if budget is not None:
+        metadata["budget"] = budget
     if extra_metadata:
         metadata.update(extra_metadata)
     top = max((scores[k] for k in keys if k in scores), default=None) if scores else None

@@ -70,7 +70,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _column_line(col: Column, fk_targets: dict[str, str], dialect: str, typed_nulls: bool) -> str:
+def column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
+    """Render one column: name, type, PK/NOT NULL, FK target, description and example values."""
+    # ClickHouse types say Nullable(...): no NOT NULL noise there
+    typed_nulls = dialect_family(dialect) == "clickhouse"
     parts = [quote_ident(col.name, dialect), col.type]
     if col.primary_key:
         parts.append("PK")
@@ -112,15 +115,23 @@ def _layout_line(table: Table, layout: Layout, dialect: str) -> str:
     return "; ".join(parts)
 
 
-def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) -> str:
-    """Render one table (name, description, columns with PK/FK markers, optional CSV sample rows)."""
-    dialect = snapshot.dialect
+def table_header(table: Table, dialect: str) -> str:
+    """Render a table's heading: its name as written in SQL, its kind and description, and its layout line
+    (how an analytical table is stored) when it has one."""
     header = "# " + quote_table(table.key, table, dialect)
     if table.kind != "table":
         header += f" ({table.kind.replace('_', ' ')})"
     if table.text:
         header += " — " + _one_line(table.text)
-    lines = [header]
+    if table.layout is not None:
+        header += "\n" + _layout_line(table, table.layout, dialect)
+    return header
+
+
+def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) -> str:
+    """Render one table (name, description, columns with PK/FK markers, optional CSV sample rows)."""
+    dialect = snapshot.dialect
+    lines = [table_header(table, dialect)]
     single: dict[str, str] = {}
     composite: list[str] = []
     for fk in table.foreign_keys:
@@ -131,10 +142,7 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
             cols = ", ".join(quote_ident(c, dialect) for c in fk.columns)
             refs = ", ".join(quote_ident(c, dialect) for c in fk.ref_columns)
             composite.append(f"FK ({cols}) → {ref} ({refs})")
-    if table.layout is not None:
-        lines.append(_layout_line(table, table.layout, dialect))
-    typed_nulls = dialect_family(dialect) == "clickhouse"  # its types say Nullable(...): no NOT NULL noise
-    lines.extend(_column_line(c, single, dialect, typed_nulls) for c in table.columns)
+    lines.extend(column_line(c, single, dialect) for c in table.columns)
     if len(table.primary_key) > 1:
         lines.append("PK (" + ", ".join(quote_ident(c, dialect) for c in table.primary_key) + ")")
     lines.extend(composite)

@@ -119,10 +119,11 @@ async def test_the_tools_are_listed_with_described_constrained_parameters_and_ou
             "items",
             "schema_top_k",
             "examples_top_k",
+            "max_tokens",
         }
         assert set(props["preflight_query"]) == {"sql", "profile"}
         assert set(props["search_tables"]) == {"query", "top_k", "profile"}
-        assert set(props["get_table_details"]) == {"tables", "profile", "with_examples"}
+        assert set(props["get_table_details"]) == {"tables", "profile", "with_examples", "max_tokens"}
         assert tools["search_tables"].input_schema["required"] == ["query"]
         assert tools["get_table_details"].input_schema["required"] == ["tables"]
         top_k = props["search_tables"]["top_k"]
@@ -179,6 +180,18 @@ async def test_table_details_render_the_known_tables_and_list_the_unknown(base_u
         assert item["metadata"]["unknown_tables"] == ["nope"] and item["metadata"]["filtered"] is True
         assert item["text"].startswith("# orders") and "# customers" not in item["text"]
         assert "# orders" in _text(result) and "Unknown tables (not in the schema): nope" in _text(result)
+
+
+async def test_the_schema_tools_keep_to_a_token_budget(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool(
+            "prompt_items",
+            {"user_request": "open support tickets by priority", "items": ["db_struct"], "max_tokens": 150},
+        )
+        budget = _structured(result)["prompt_items"][0]["metadata"]["budget"]
+        assert budget["truncated"] is True and budget["estimated_tokens"] <= 150
+        details = await session.call_tool("get_table_details", {"tables": ["tickets"], "max_tokens": 40})
+        assert _structured(details)["metadata"]["budget"]["max_tokens"] == 40
 
 
 async def test_prompt_items_returns_the_four_item_types(base_url: str) -> None:

@@ -72,3 +72,12 @@ def test_examples_that_no_longer_fit_the_schema_are_flagged_and_left_out(client:
     stale = after["metadata"]["stale_examples"]
     assert stale and all(i not in after["metadata"]["example_ids"] for i in stale)
     assert "ticket_events" not in after["text"]
+
+
+def test_the_schema_item_of_the_bundle_keeps_to_the_token_budget(client: TestClient) -> None:
+    body = client.post(
+        "/v1/prompt-items",
+        json={"user_request": "open support tickets by priority", "items": ["db_struct"], "max_tokens": 150},
+    ).json()
+    budget = body["prompt_items"][0]["metadata"]["budget"]
+    assert budget["truncated"] is True and budget["estimated_tokens"] <= 150

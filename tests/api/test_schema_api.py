@@ -287,3 +287,37 @@ def test_redis_going_away_mid_run_still_yields_correct_answers(
         assert c.post("/v1/prompt-items/schema", json={}).json()["metadata"]["cache"] == "hit"
         stats = c.app.state.runtime.cache.stats_json()  # type: ignore[attr-defined]
         assert stats["backend"] == "redis", stats
+
+
+def test_a_token_budget_cuts_the_ranked_schema_and_says_what_each_table_omits(client: TestClient) -> None:
+    body = client.post(
+        "/v1/prompt-items/schema",
+        json={"user_request": "open support tickets by priority", "top_k": 5, "max_tokens": 150},
+    ).json()
+    budget = body["metadata"]["budget"]
+    assert budget["truncated"] is True and budget["max_tokens"] == 150 and budget["estimated_tokens"] <= 150
+    assert budget["estimator"] == "wordpiece-like-v1"
+    first = body["metadata"]["tables"][0]
+    assert first == "tickets" and "\npriority TEXT" in body["text"]  # the column the request names is shown
+    assert "\nsubject TEXT" not in body["text"]  # one it does not name is left out first
+    shown = budget["tables"][first]
+    assert shown["omitted"] == shown["columns"] - shown["shown"] > 0
+    assert f"… {shown['omitted']} more columns" in body["text"]
+    assert set(budget["omitted_tables"]).isdisjoint(body["metadata"]["tables"])
+
+
+def test_the_default_budget_applies_to_ranked_tables_only_and_zero_lifts_it(make_settings: Any) -> None:
+    with TestClient(create_app(make_settings(prompt_max_tokens=60))) as c:
+        ranked = c.post("/v1/prompt-items/schema", json={"user_request": "open support tickets"}).json()
+        assert ranked["metadata"]["budget"]["truncated"] is True
+        unlimited = c.post(
+            "/v1/prompt-items/schema", json={"user_request": "open support tickets", "max_tokens": 0}
+        ).json()
+        assert "budget" not in unlimited["metadata"] and len(unlimited["text"]) > len(ranked["text"])
+        named = c.post("/v1/prompt-items/schema", json={"tables": ["tickets", "orders"]}).json()
+        assert "budget" not in named["metadata"] and "more columns" not in named["text"]
+        cut = c.post(
+            "/v1/prompt-items/schema", json={"tables": ["tickets", "orders"], "max_tokens": 40}
+        ).json()
+        assert cut["metadata"]["budget"]["truncated"] is True
+        assert c.post("/v1/prompt-items/schema", json={"max_tokens": -1}).status_code == 422
