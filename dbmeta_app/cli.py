@@ -124,16 +124,13 @@ def _settings() -> Settings:
     return settings
 
 
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the runtime, run one coroutine with it, close it."""
+def _run(work: Callable[[Runtime], Awaitable[T]], *, search: bool = False) -> T:
+    """Open the runtime (with table search: ``search``), run one coroutine with it, close it."""
     settings = _settings()
 
     async def main() -> T:
-        runtime = open_runtime(settings)
-        try:
+        async with open_runtime(settings, search=search) as runtime:
             return await work(runtime)
-        finally:
-            await runtime.close()
 
     return asyncio.run(main())
 
@@ -449,12 +446,10 @@ def _index_remote(target: Target, profile: str | None, rebuild: bool) -> dict[st
 
 
 def _index_local(profile: str | None, rebuild: bool) -> dict[str, Any]:
-    from dbmeta_app.search.runtime import SearchRuntime
-
     async def work(rt: Runtime) -> dict[str, Any]:
         prt = rt.profile(profile)
-        search = rt.search = SearchRuntime(rt)
-        await search.start(background=False)
+        search = rt.search
+        assert search is not None  # opened with search=True
         bar = _Bar(prt.name)
         try:
             report = await search.index_profile(prt, rebuild=rebuild, progress=bar.update)
@@ -464,7 +459,7 @@ def _index_local(profile: str | None, rebuild: bool) -> dict[str, Any]:
         bar.close()
         return report
 
-    return _run(work)
+    return _run(work, search=True)
 
 
 @app.command()
@@ -498,13 +493,11 @@ def search(
 
 
 def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]:
-    from dbmeta_app.search.runtime import SearchRuntime, search_tables
+    from dbmeta_app.search.runtime import search_tables
 
     async def work(rt: Runtime) -> dict[str, Any]:
         prt = rt.profile(profile)
-        if rt.settings.search_backend == "milvus":
-            rt.search = SearchRuntime(rt)
-            await rt.search.start(background=False)
+        if rt.search is not None:
             try:
                 await rt.search.sync(prt)
             except DbmetaError:
@@ -523,7 +516,7 @@ def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]
             answer["reason"] = result.reason
         return answer
 
-    return _run(work)
+    return _run(work, search=_settings().search_backend == "milvus")
 
 
 @app.command()

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "breaker": 0,
     "logging_setup": 0,
     "ownership": 0,
+    "redis_url": 0,
     "sample": 0,
     # the cache, and database access (engines, the read-only session, the admission bound)
     "cache": 1,
@@ -38,7 +39,6 @@ LAYERS: dict[str, int] = {
     "profiles": 3,
     # the composition root: builds and closes everything a process holds
     "runtime": 4,
-    "tasks": 4,
     # the prompt items the faces serve
     "items": 5,
     # the faces
@@ -79,7 +79,9 @@ def _imports(path: Path, name: str) -> set[str]:
 
 def _graph() -> dict[str, set[str]]:
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in _imports(path, name) if m in files and m != name} for name, path in files.items()}
+    return {
+        name: {m for m in _imports(path, name) if m in files and m != name} for name, path in files.items()
+    }
 
 
 def _layer(module: str) -> int:
@@ -135,4 +137,8 @@ def test_the_import_graph_has_no_circle() -> None:
 def test_the_checks_catch_what_they_are_for() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
-    assert _layer("dbmeta_app.api.routes_schema") > _layer("dbmeta_app.items.bundle") > _layer("dbmeta_app.cache")
+    assert (
+        _layer("dbmeta_app.api.routes_schema")
+        > _layer("dbmeta_app.items.bundle")
+        > _layer("dbmeta_app.cache")
+    )

@@ -35,13 +35,14 @@ from redis.retry import Retry
 from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
 from dbmeta_app.cache.keys import KEY_NAMESPACE, KEY_VERSION, SCOPED_KINDS, Scope, cache_key
-from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
-from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.cache.topology import RedisClient, build_client
+from dbmeta_app.config import Settings
+from dbmeta_app.redis_url import parse_redis_url
 from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CACHE_TTL", "KEY_NAMESPACE", "KEY_VERSION", "RedisCache", "cache_key", "get_cache"]
+__all__ = ["CACHE_TTL", "KEY_NAMESPACE", "KEY_VERSION", "RedisCache", "cache_key"]
 
 #: Time to live, in seconds, of each kind of cached value.
 CACHE_TTL: dict[str, int] = {
@@ -723,20 +724,3 @@ class RedisCache:
             self._listener = None
         if self._redis is not None:
             await self._redis.aclose()
-
-
-_cache: RedisCache | None = None
-
-
-def get_cache(settings: Settings | None = None) -> RedisCache:
-    """Return the process-wide cache, created on first use (no connection is made until a call)."""
-    global _cache
-    if _cache is None:
-        _cache = RedisCache(settings or get_settings())
-    return _cache
-
-
-def reset_cache() -> None:
-    """Forget the process-wide cache (the caller closes it)."""
-    global _cache
-    _cache = None

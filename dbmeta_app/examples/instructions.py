@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
-from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.profiles import ProfileRuntime
 
 
 class _Instructions(BaseModel):

@@ -31,7 +31,7 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.render import NameIndex
 from dbmeta_app.search.bm25 import Bm25
