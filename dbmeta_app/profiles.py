@@ -7,7 +7,6 @@ Search, preflight, examples and the snapshot store take a ``ProfileRuntime``; on
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -21,27 +20,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbmeta_app.cache.keys import Scope, database_identity
 from dbmeta_app.config import Profile, Settings
+from dbmeta_app.curated import CuratedFiles
 from dbmeta_app.db.admission import Admission
 from dbmeta_app.db.engines import create_profile_engine, materialize_sample
 from dbmeta_app.preflight.policy import RoutineGate
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name
 from dbmeta_app.preflight.verdicts import VerdictMemo
-from dbmeta_app.schema.descriptions import Descriptions, load_descriptions
+from dbmeta_app.schema.descriptions import Descriptions
 from dbmeta_app.schema.models import Table
 from dbmeta_app.schema.samples import SAMPLE_TIMEOUT_MS, SamplePolicy
 from dbmeta_app.schema.store import DatabaseHealth, SnapshotMemo
 from dbmeta_app.search.keyword import KeywordIndex
-
-
-def file_digest(path: Path | None) -> str:
-    """Hash a file's content (empty string for no file), so its edits change cache keys."""
-    if path is None:
-        return ""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "unreadable"
 
 
 @dataclass
@@ -56,6 +46,8 @@ class ProfileRuntime:
     #: and Milvus name of the profile is built from it.
     scope: Scope
     health: DatabaseHealth = field(default_factory=DatabaseHealth)
+    #: The profile's curated files (descriptions, example packs, instructions), parsed once per version.
+    files: CuratedFiles = field(default_factory=CuratedFiles)
     #: Decoded snapshots and rendered texts of this profile (schema/store.py).
     memo: SnapshotMemo = field(default_factory=SnapshotMemo)
     #: The in-process keyword ranking of the latest snapshot (search without an index, or degraded).
@@ -172,10 +164,15 @@ def open_profile(
     if profile.sample:
         url = profile.database_url.get_secret_value()
         materialize_sample(Path(url.split(":///", 1)[1]))
+    # Descriptions are part of the snapshot's key: read when the profile opens, by the same loader.
+    files = CuratedFiles()
+    path = profile.descriptions_file
+    descriptions = files.load(path, Descriptions, "descriptions file") if path is not None else None
     return ProfileRuntime(
         profile=profile,
         engine=engine if engine is not None else create_profile_engine(profile),
-        descriptions=load_descriptions(profile.descriptions_file),
-        descriptions_digest=file_digest(profile.descriptions_file),
+        descriptions=descriptions.value if descriptions is not None else Descriptions(),
+        descriptions_digest=descriptions.digest if descriptions is not None else "",
+        files=files,
         scope=profile_scope(settings, profile, engine),
     )

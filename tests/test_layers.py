@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "logging_setup": 0,
     "ownership": 0,
     "redis_url": 0,
+    "curated": 0,
     "sample": 0,
     # the cache, and database access (engines, the read-only session, the admission bound)
     "cache": 1,
