@@ -65,19 +65,9 @@ async def get_schema_prompt_item(
     return await _call(settings, runtime, work)
 
 
-async def generate_schema_prompt(
-    settings: Settings | None = None,
-    *,
-    profile: str | None = None,
-    tables: Sequence[str] | None = None,
-    with_examples: bool = False,
-    runtime: Runtime | None = None,
-) -> str:
-    """The schema prompt text of a profile (the text of its db_struct item)."""
-    item = await get_schema_prompt_item(
-        settings, profile=profile, tables=tables, with_examples=with_examples, runtime=runtime
-    )
-    return str(item["text"])
+async def generate_schema_prompt(settings: Settings | None = None, **options: Any) -> str:
+    """The schema prompt text of a profile: the text of its db_struct item (same ``options``)."""
+    return str((await get_schema_prompt_item(settings, **options))["text"])
 
 
 async def search_relevant_tables(

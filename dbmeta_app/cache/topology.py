@@ -7,7 +7,8 @@ by hash slot, and a node that fails makes the next call re-read the slot map.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -154,28 +155,29 @@ class _ClusterPipeline(ClusterPipeline):
         return super().execute_command(*args, **kwargs)
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        try:
+        with _rediscover_on_failure(self.cluster_client):
             return await super().execute(raise_on_error, allow_redirections)
-        except _NODE_FAILURES:
-            _rediscover(self.cluster_client)
-            raise
-        except RedisClusterException as exc:
-            _rediscover(self.cluster_client)
-            raise ClusterRoutingError(str(exc)) from exc
 
 
 class _ClusterPubSub(ClusterPubSub):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _rediscover_on_failure(self.cluster):
             # A subscription picks its node from the slot map, which a fresh client has not read yet.
             await self.cluster.initialize()
             return await super().execute_command(*args, **kwargs)
-        except _NODE_FAILURES:
-            _rediscover(self.cluster)
-            raise
-        except RedisClusterException as exc:
-            _rediscover(self.cluster)
-            raise ClusterRoutingError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _rediscover_on_failure(cluster: RedisCluster) -> Iterator[None]:
+    """A node that failed makes the next call re-read the slot map; routing failures become RedisErrors."""
+    try:
+        yield
+    except _NODE_FAILURES:
+        _rediscover(cluster)
+        raise
+    except RedisClusterException as exc:
+        _rediscover(cluster)
+        raise ClusterRoutingError(str(exc)) from exc
 
 
 def _rediscover(cluster: RedisCluster) -> None:
