@@ -237,10 +237,11 @@ class SearchRuntime:
         entry = self.profiles.get(rt.name)
         if entry is None and self.client is not None:
             options: dict[str, Any] = {
-                "client_name": self.settings.client,
-                "env": self.settings.env,
-                "profile": rt.name,
-                "database": rt.scope.database,  # an index built for another database is never used
+                # the profile's scope names its indexes: another database's index is never used
+                "client_name": rt.scope.client,
+                "env": rt.scope.env,
+                "profile": rt.scope.profile,
+                "database": rt.scope.database,
                 "hybrid": HybridConfig(ranker=self.settings.search_fusion),
                 "mirror_max_rows": self.settings.search_mirror_max_rows,
                 "build_lock": self.build_lock,
