@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import percentile
 from bench._server import serve
 from bench.introspection import ensure_warehouse
-from dbmeta_app.items.db_struct import SOFT_TTL_FRACTION
+from dbmeta_app.schema.store import SOFT_TTL_FRACTION
 
 URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dbmeta_bench"
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

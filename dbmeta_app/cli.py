@@ -124,16 +124,13 @@ def _settings() -> Settings:
     return settings
 
 
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the runtime, run one coroutine with it, close it."""
+def _run(work: Callable[[Runtime], Awaitable[T]], *, search: bool = False) -> T:
+    """Open the runtime (with table search: ``search``), run one coroutine with it, close it."""
     settings = _settings()
 
     async def main() -> T:
-        runtime = open_runtime(settings)
-        try:
+        async with open_runtime(settings, search=search) as runtime:
             return await work(runtime)
-        finally:
-            await runtime.close()
 
     return asyncio.run(main())
 
@@ -300,26 +297,15 @@ def serve(
 def mcp_stdio() -> None:
     """Serve the MCP tools over stdio (Claude Desktop, Cursor, VS Code, the Inspector); logs go to stderr."""
     from dbmeta_app.api.mcp_server import create_mcp_server
-    from dbmeta_app.search.runtime import SearchRuntime
-    from dbmeta_app.tasks import watch_drift
 
     settings = get_settings()
     # stdout carries the protocol: every log line goes to stderr (configure_logging's stream handler)
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
-        runtime = open_runtime(settings)
-        try:
-            await runtime.cache.start()
-            if settings.search_backend == "milvus":
-                runtime.search = SearchRuntime(runtime)
-                runtime.schema_listeners.append(runtime.search.on_schema_change)
-                await runtime.search.start()
-            if settings.schema_check_interval > 0:
-                runtime.spawn(watch_drift(runtime), "dbmeta-drift-watcher")
+        # the same start-up as the HTTP service (index owner, builder, drift watcher), minus HTTP
+        async with open_runtime(settings, serve=True) as runtime:
             await create_mcp_server(lambda: runtime).run_stdio_async()
-        finally:
-            await runtime.close()
 
     asyncio.run(main())
 
@@ -483,12 +469,10 @@ def _index_remote(target: Target, profile: str | None, rebuild: bool) -> dict[st
 
 
 def _index_local(profile: str | None, rebuild: bool) -> dict[str, Any]:
-    from dbmeta_app.search.runtime import SearchRuntime
-
     async def work(rt: Runtime) -> dict[str, Any]:
         prt = rt.profile(profile)
-        search = rt.search = SearchRuntime(rt)
-        await search.start(background=False)
+        search = rt.search
+        assert search is not None  # opened with search=True
         bar = _Bar(prt.name)
         try:
             report = await search.index_profile(prt, rebuild=rebuild, progress=bar.update)
@@ -498,7 +482,7 @@ def _index_local(profile: str | None, rebuild: bool) -> dict[str, Any]:
         bar.close()
         return report
 
-    return _run(work)
+    return _run(work, search=True)
 
 
 @app.command()
@@ -532,13 +516,11 @@ def search(
 
 
 def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]:
-    from dbmeta_app.search.runtime import SearchRuntime, search_tables
+    from dbmeta_app.search.runtime import search_tables
 
     async def work(rt: Runtime) -> dict[str, Any]:
         prt = rt.profile(profile)
-        if rt.settings.search_backend == "milvus":
-            rt.search = SearchRuntime(rt)
-            await rt.search.start(background=False)
+        if rt.search is not None:
             try:
                 await rt.search.sync(prt)
             except DbmetaError:
@@ -551,7 +533,7 @@ def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]
         answer: dict[str, Any] = result.answer(prt.name)
         return answer
 
-    return _run(work)
+    return _run(work, search=_settings().search_backend == "milvus")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dbmeta_app.errors import ConfigError
+from dbmeta_app.redis_url import RedisUrlError, parse_redis_url
 
 SAMPLE_PROFILE_DB = "sample_warehouse.db"
 SAMPLE_CLICKHOUSE_DIR = "sample_clickhouse"
@@ -240,9 +241,6 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        # Imported here: the cache package imports this module.
-        from dbmeta_app.cache.topology import RedisUrlError, parse_redis_url
-
         try:
             parse_redis_url(value.get_secret_value())
         except RedisUrlError as exc:
@@ -308,10 +306,6 @@ class Settings(BaseSettings):
     @property
     def profiles(self) -> dict[str, Profile]:
         return self._profiles
-
-    @property
-    def resolved_milvus_uri(self) -> str:
-        return self.milvus_uri or str(self.data_dir / "milvus.db")
 
     def profile(self, name: str | None) -> Profile:
         """Return the named profile (the default when None) or raise UnknownProfileError."""

@@ -3,9 +3,7 @@
 DbmetaError
  ├── ConfigError            bad settings or profiles file (start-up)           500 at start-up only
  ├── UnknownProfileError    the request names a profile that does not exist    404
- ├── InvalidInputError      a well-formed request that cannot be served        422
  ├── UnsupportedMediaTypeError  a request body that is not JSON              415
- ├── IndexNotReadyError     the search index is still being built              503
  ├── UpstreamUnavailableError  the database (or another dependency) is down    503
  └── BusyError              the profile's database work is at its bound        503 + Retry-After
 """
@@ -40,19 +38,9 @@ class UnknownProfileError(DbmetaError):
         self.profile = profile
 
 
-class InvalidInputError(DbmetaError):
-    code = "invalid_input"
-    status_code = 422
-
-
 class UnsupportedMediaTypeError(DbmetaError):
     code = "unsupported_media_type"
     status_code = 415
-
-
-class IndexNotReadyError(DbmetaError):
-    code = "index_not_ready"
-    status_code = 503
 
 
 class UpstreamUnavailableError(DbmetaError):

@@ -266,26 +266,3 @@ def test_cache_clear_drops_every_kind_of_the_profiles_scope_and_nothing_of_anoth
     assert code == 0 and item is not None and item["metadata"]["cache"] == "miss"
     code, item, _ = run_schema(monkeypatch, b)
     assert code == 0 and item is not None and item["metadata"]["cache"] == "hit"
-
-
-async def test_the_library_call_with_an_engine_is_scoped_by_that_engines_database(
-    make_settings: Any, tmp_path: Path
-) -> None:
-    import sqlalchemy as sa
-
-    from dbmeta_app.cache import redis_cache
-    from dbmeta_app.items.db_struct import generate_schema_prompt
-
-    settings = make_settings()
-    a = sa.create_engine(make_sqlite(tmp_path / "a.db", "alpha_orders"))
-    b = sa.create_engine(make_sqlite(tmp_path / "b.db", "beta_invoices"))
-    redis_cache.reset_cache()  # the process-wide cache the library call uses: a fresh one for this test
-    try:
-        assert "# alpha_orders" in await generate_schema_prompt(a, settings)
-        text = await generate_schema_prompt(b, settings)  # the same (default) profile, another engine
-        assert "# beta_invoices" in text and "alpha_orders" not in text
-    finally:
-        await redis_cache.get_cache(settings).close()
-        redis_cache.reset_cache()
-        a.dispose()
-        b.dispose()

@@ -24,9 +24,9 @@ from dbmeta_app.api.models import (
 from dbmeta_app.api.security import bearer, token_accepted
 from dbmeta_app.cache.keys import SCOPED_KINDS
 from dbmeta_app.errors import DbmetaError
-from dbmeta_app.items.db_struct import load_snapshot
-from dbmeta_app.runtime import ProfileRuntime, Runtime
-from dbmeta_app.tasks import check_profile
+from dbmeta_app.profiles import ProfileRuntime
+from dbmeta_app.runtime import Runtime, check_profile
+from dbmeta_app.schema.store import load_snapshot
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])

@@ -15,7 +15,7 @@ from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import ErrorBody, HealthBody, ReadyBody
 from dbmeta_app.metrics import exposition
-from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.profiles import ProfileRuntime
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

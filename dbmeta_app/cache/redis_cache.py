@@ -35,13 +35,14 @@ from redis.retry import Retry
 from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
 from dbmeta_app.cache.keys import KEY_NAMESPACE, KEY_VERSION, SCOPED_KINDS, Scope, cache_key
-from dbmeta_app.cache.topology import RedisClient, build_client, parse_redis_url
-from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.cache.topology import RedisClient, build_client
+from dbmeta_app.config import Settings
+from dbmeta_app.redis_url import parse_redis_url
 from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CACHE_TTL", "KEY_NAMESPACE", "KEY_VERSION", "RedisCache", "cache_key", "get_cache"]
+__all__ = ["CACHE_TTL", "KEY_NAMESPACE", "KEY_VERSION", "RedisCache", "cache_key"]
 
 #: Time to live, in seconds, of each kind of cached value.
 CACHE_TTL: dict[str, int] = {
@@ -72,18 +73,6 @@ return 0
 INVALIDATION_CHANNEL = f"{KEY_NAMESPACE}:{KEY_VERSION}:invalidate"
 
 T = TypeVar("T")
-
-
-_children: dict[tuple[Any, ...], Any] = {}
-
-
-def _counter(metric: Any, *labels: str) -> Any:
-    """Return a labelled metric child, looked up once (``labels()`` takes a lock on every call)."""
-    key = (id(metric), *labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
 
 
 def _glob_escape(text: str) -> str:
@@ -259,6 +248,8 @@ class RedisCache:
         self.max_value_bytes = settings.redis_max_value_bytes
         self.memory = MemoryCache(settings.memory_cache_max_bytes)
         self.stats = CacheStats()
+        # labelled metric children, looked up once (``labels()`` takes a lock on every call)
+        self._metric_children: dict[tuple[Any, ...], Any] = {}
         self._redis: RedisClient | None = None
         if self.enabled:
             self._redis = redis_client if redis_client is not None else build_redis_client(settings)
@@ -319,6 +310,13 @@ class RedisCache:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _counter(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = metric.labels(*labels)
+        return child
 
     @property
     def backend(self) -> str:
@@ -407,12 +405,12 @@ class RedisCache:
             stats.memory_hits += 1
         else:
             stats.hits += 1
-        _counter(metrics.CACHE_HITS, kind, tier).inc()
+        self._counter(metrics.CACHE_HITS, kind, tier).inc()
         return Lookup(value, tier, remaining)
 
     def _miss(self, kind: str) -> Lookup:
         self.stats.of(kind).misses += 1
-        _counter(metrics.CACHE_MISSES, kind).inc()
+        self._counter(metrics.CACHE_MISSES, kind).inc()
         return Lookup(None, "miss", None)
 
     async def get_json(self, kind: str, key: str) -> Any | None:
@@ -438,7 +436,7 @@ class RedisCache:
             # Too large for Redis: kept in memory only (if it fits there), and any older value of the key in
             # Redis is dropped so no replica serves it; lookups here then answer from memory.
             self.stats.of(kind).too_large += 1
-            _counter(metrics.CACHE_TOO_LARGE, kind).inc()
+            self._counter(metrics.CACHE_TOO_LARGE, kind).inc()
             log.warning(
                 "Cache value of kind=%s is %d bytes, over REDIS_MAX_VALUE_BYTES=%d: not written to Redis",
                 kind,
@@ -723,20 +721,3 @@ class RedisCache:
             self._listener = None
         if self._redis is not None:
             await self._redis.aclose()
-
-
-_cache: RedisCache | None = None
-
-
-def get_cache(settings: Settings | None = None) -> RedisCache:
-    """Return the process-wide cache, created on first use (no connection is made until a call)."""
-    global _cache
-    if _cache is None:
-        _cache = RedisCache(settings or get_settings())
-    return _cache
-
-
-def reset_cache() -> None:
-    """Forget the process-wide cache (the caller closes it)."""
-    global _cache
-    _cache = None

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from dbmeta_app.config import Settings
 from dbmeta_app.dialects import dialect_family
-from dbmeta_app.errors import ConfigError
-from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.profiles import ProfileRuntime
 
 
 class _Instructions(BaseModel):
@@ -21,35 +16,15 @@ class _Instructions(BaseModel):
     profiles: dict[str, list[str]] = Field(default_factory=dict)
 
 
-def _read(path: Path) -> _Instructions:
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError as exc:
-        raise ConfigError(f"instructions file {str(path)!r}: cannot read it ({exc.strerror})") from None
-    return _parse(path, stamp)
-
-
-@lru_cache(maxsize=64)
-def _parse(path: Path, stamp: int) -> _Instructions:
-    # Parsed once per file version (stamp = mtime): requests only pay for a stat.
-    try:
-        return _Instructions.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except OSError as exc:
-        raise ConfigError(f"instructions file {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"instructions file {str(path)!r}: invalid YAML: {exc}") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"instructions file {str(path)!r}: {where}: {err['msg']}") from None
-
-
 def get_instructions(settings: Settings, rt: ProfileRuntime) -> list[str]:
-    """Return the instructions for a profile: `all` then the profile's, from the shared file then the profile's."""
+    """Return the instructions for a profile: `all` then the profile's, from the shared file then the profile's.
+
+    Blocking (a ``stat`` per file, a read when one changed): run it in a worker thread.
+    """
     files = [p for p in (settings.instructions_file, rt.profile.instructions_file) if p is not None]
     out: list[str] = []
     for path in dict.fromkeys(files):  # the same file twice counts once
-        parsed = _read(path)
+        parsed = rt.files.load(path, _Instructions, "instructions file").value
         for text in [*parsed.all, *parsed.profiles.get(rt.name, [])]:
             text = " ".join(text.split())
             if text and text not in out:

@@ -20,18 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import sqlglot
 import sqlglot.errors
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlglot import exp
 
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
+from dbmeta_app.curated import UNREADABLE, CuratedFiles
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.runtime import ProfileRuntime
+from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.render import NameIndex
 from dbmeta_app.search.bm25 import Bm25
@@ -111,16 +112,8 @@ def example_layers(settings: Settings, rt: ProfileRuntime) -> list[Path]:
     return layers
 
 
-def _read_pack(path: Path) -> list[_Entry]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        pack = _Pack.model_validate(raw)
-    except OSError as exc:
-        raise ConfigError(f"examples file {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"examples file {str(path)!r}: invalid YAML: {exc}") from None
-    except ValidationError as exc:
-        raise ConfigError(f"examples file {str(path)!r}: {exc.errors()[0]['msg']}") from None
+def _read_pack(path: Path, files: CuratedFiles) -> list[_Entry]:
+    pack = files.load(path, _Pack, "examples file").value
     entries = []
     for index, item in enumerate(pack.examples):
         where = f"examples file {str(path)!r}, entry {index + 1}"
@@ -138,12 +131,16 @@ def _read_pack(path: Path) -> list[_Entry]:
     return entries
 
 
-def load_examples(paths: list[Path]) -> list[QueryExample]:
-    """Merge packs in order: a later entry with the same id replaces (or, with hidden, removes) an earlier one."""
+def load_examples(paths: list[Path], files: CuratedFiles | None = None) -> list[QueryExample]:
+    """Merge packs in order: a later entry with the same id replaces (or, with hidden, removes) an earlier one.
+
+    Blocking; ``files`` is the profile's loader (a fresh one when None).
+    """
+    files = files if files is not None else CuratedFiles()
     merged: dict[str, QueryExample] = {}
     for path in paths:
         seen: set[str] = set()
-        for entry in _read_pack(path):
+        for entry in _read_pack(path, files):
             if entry.id in seen:
                 raise ConfigError(f"examples file {str(path)!r}: id {entry.id!r} appears twice")
             seen.add(entry.id)
@@ -163,26 +160,26 @@ def load_examples(paths: list[Path]) -> list[QueryExample]:
     return list(merged.values())
 
 
-def _digest(paths: list[Path]) -> str:
+def _packs(settings: Settings, rt: ProfileRuntime) -> tuple[list[Path], str]:
+    """The profile's pack files and one digest of their paths and contents (blocking: a worker thread)."""
+    paths = example_layers(settings, rt)
     h = hashlib.sha256()
     for path in paths:
         h.update(str(path).encode())
-        try:
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
-            h.update(b"unreadable")
-    return h.hexdigest()
+        digest = rt.files.digest(path)
+        h.update(bytes.fromhex(digest) if digest != UNREADABLE else b"unreadable")
+    return paths, h.hexdigest()
 
 
 async def get_query_examples(settings: Settings, cache: RedisCache, rt: ProfileRuntime) -> list[QueryExample]:
     """Return a profile's merged examples (cached; any edit to a pack file changes the key)."""
-    paths = example_layers(settings, rt)
+    paths, digest = await anyio.to_thread.run_sync(_packs, settings, rt)
     if not paths:
         return []
-    key = rt.scope.key("examples", files=_digest(paths))
+    key = rt.scope.key("examples", files=digest)
 
     async def compute() -> list[QueryExample]:
-        return load_examples(paths)
+        return await anyio.to_thread.run_sync(load_examples, paths, rt.files)
 
     def decode(raw: bytes) -> list[QueryExample]:
         return [QueryExample.from_json(x) for x in orjson.loads(raw)]

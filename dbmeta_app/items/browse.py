@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal
 
-from dbmeta_app.items.db_struct import get_schema_prompt_item, load_snapshot
-from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.items.db_struct import get_schema_prompt_item
+from dbmeta_app.profiles import ProfileRuntime
+from dbmeta_app.runtime import Runtime
 from dbmeta_app.schema.models import Snapshot, Table
+from dbmeta_app.schema.store import load_snapshot
 
 DetailLevel = Literal["names", "summary", "full"]
 #: The schema name shown for tables of a database without schemas (SQLite's main schema).

@@ -19,13 +19,14 @@ from dbmeta_app.examples.query_examples import (
     get_query_examples,
     rank_examples,
 )
-from dbmeta_app.items.db_struct import get_schema_prompt_item, load_snapshot
-from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.items.db_struct import get_schema_prompt_item
+from dbmeta_app.profiles import ProfileRuntime
+from dbmeta_app.runtime import Runtime
 from dbmeta_app.schema.models import Snapshot
+from dbmeta_app.schema.store import load_snapshot
 from dbmeta_app.search.runtime import SMALL_SCHEMA, search_tables
 
 ITEM_TYPES = ("db_struct", "query_examples", "instructions", "sql_dialect")
-_checks: dict[str, dict[str, ExampleCheck]] = {}
 
 
 def prompt_budget(settings: Settings, max_tokens: int | None, ranked: bool) -> int | None:
@@ -79,14 +80,17 @@ async def schema_item(
     )
 
 
-def _local_checks(version: str, snapshot: Snapshot, examples: list[QueryExample]) -> dict[str, ExampleCheck]:
+def _local_checks(
+    runtime: Runtime, version: str, snapshot: Snapshot, examples: list[QueryExample]
+) -> dict[str, ExampleCheck]:
     """Check examples in process (memoised per version) when the example index does not hold them."""
-    checks = _checks.get(version)
+    memo = runtime.example_checks
+    checks = memo.get(version)
     if checks is None:
         checks = check_examples(examples, snapshot)
-        if len(_checks) > 64:
-            _checks.clear()
-        _checks[version] = checks
+        if len(memo) > 64:
+            memo.clear()
+        memo[version] = checks
     return checks
 
 
@@ -104,7 +108,7 @@ async def examples_item(
     version = examples_version(snapshot, examples)  # hashed once per request
     # The verdicts the example index was built with for this schema, else checked here (memoised).
     checks = (search.indexed_checks(rt, version) if search else None) or _local_checks(
-        version, snapshot, examples
+        runtime, version, snapshot, examples
     )
     usable = [e for e in examples if checks[e.id].ok]
     stale = {i: c.reason for i, c in sorted(checks.items()) if not c.ok}

@@ -12,10 +12,8 @@ Every answer has exactly the keys of :data:`PREFLIGHT_KEYS` (null where one does
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,20 +21,20 @@ import anyio
 import orjson
 
 from dbmeta_app import metrics
-from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache, get_cache
-from dbmeta_app.config import PreflightLimits, Settings, get_settings
+from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache
+from dbmeta_app.config import PreflightLimits, Settings
 from dbmeta_app.errors import UpstreamUnavailableError
-from dbmeta_app.items.db_struct import held_schema_version, load_snapshot
 from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.explain import ExplainResult, apply_limits, run_explain
 from dbmeta_app.preflight.guard import UNSAFE, GuardVerdict, check_sql
 from dbmeta_app.preflight.suggest import suggest_names
-from dbmeta_app.runtime import ProfileRuntime, open_profile
+from dbmeta_app.preflight.verdicts import VerdictMemo
+from dbmeta_app.profiles import ProfileRuntime
+from dbmeta_app.schema.store import held_schema_version, load_snapshot
 
 MAX_SQL_LENGTH = 100_000
 #: Queries longer than this are parsed in a worker thread so the event loop never stalls on them.
 INLINE_PARSE_MAX = 4_000
-_VERDICTS_MAX = 2048
 
 #: Why an answer is not ok: refused by the guard, invalid SQL, over a limit (complexity budget, estimated
 #: rows or cost), the statement timed out, or the profile's database work is at its concurrency bound.
@@ -115,34 +113,10 @@ def budget_of(limits: PreflightLimits) -> Budget:
     )
 
 
-class _VerdictMemo:
-    """The guard is pure: remember verdicts by (dialect, budget, sha256 of the SQL) so repeats skip parsing."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[str, Budget, bytes], GuardVerdict] = OrderedDict()
-
-    def get(
-        self, dialect: str, budget: Budget, sql: str
-    ) -> tuple[tuple[str, Budget, bytes], GuardVerdict | None]:
-        key = (dialect, budget, hashlib.sha256(sql.encode("utf-8", "surrogatepass")).digest())
-        verdict = self._items.get(key)
-        if verdict is not None:
-            self._items.move_to_end(key)
-        return key, verdict
-
-    def put(self, key: tuple[str, Budget, bytes], verdict: GuardVerdict) -> None:
-        self._items[key] = verdict
-        while len(self._items) > _VERDICTS_MAX:
-            self._items.popitem(last=False)
-
-
-_verdicts = _VerdictMemo()
-
-
-async def guard(sql: str, dialect: str, budget: Budget | None = None) -> GuardVerdict:
-    """Check SQL with the guard (memoised; long inputs parsed off the event loop)."""
+async def guard(verdicts: VerdictMemo, sql: str, dialect: str, budget: Budget | None = None) -> GuardVerdict:
+    """Check SQL with the guard (memoised in ``verdicts``; long inputs parsed off the event loop)."""
     limits = budget if budget is not None else Budget()
-    key, verdict = _verdicts.get(dialect, limits, sql)
+    key, verdict = verdicts.get(dialect, limits, sql)
     if verdict is not None:
         return verdict
     if len(sql) <= INLINE_PARSE_MAX:
@@ -151,7 +125,7 @@ async def guard(sql: str, dialect: str, budget: Budget | None = None) -> GuardVe
         verdict = await anyio.to_thread.run_sync(
             lambda: check_sql(sql, dialect, max_length=MAX_SQL_LENGTH, budget=limits)
         )
-    _verdicts.put(key, verdict)
+    verdicts.put(key, verdict)
     return verdict
 
 
@@ -171,7 +145,7 @@ async def preflight_reply(
     # One time limit for the whole answer: parsing, queueing and checking count against it too.
     deadline = time.monotonic() + rt.profile.preflight.timeout_ms / 1000
     dialect, limits = rt.dialect, rt.profile.preflight
-    verdict = await guard(sql, dialect, budget_of(limits))
+    verdict = await guard(rt.verdicts, sql, dialect, budget_of(limits))
     if not verdict.ok or verdict.statement is None:
         metrics.PREFLIGHT_SECONDS.labels(rt.name, "refused").observe(time.perf_counter() - started)
         answer = preflight_answer(
@@ -311,16 +285,3 @@ async def least_privilege_refusal(rt: ProfileRuntime) -> str | None:
             "but its role can: " + "; ".join(report.problems) + " (see docs/SECURITY.md)"
         )
     return f"refused: {reason}"
-
-
-async def query_preflight(
-    sql: str, profile: str | None = None, settings: Settings | None = None
-) -> dict[str, Any]:
-    """Preflight SQL for a profile outside the app (CLI, library use)."""
-    settings = settings or get_settings()
-    rt = open_profile(settings.profile(profile), settings)
-    try:
-        answer: dict[str, Any] = orjson.loads(await preflight(settings, get_cache(settings), rt, sql))
-        return answer
-    finally:
-        rt.dispose()

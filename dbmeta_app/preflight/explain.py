@@ -1,7 +1,7 @@
 """Run a dialect-specific EXPLAIN of one guarded query inside a read-only, time-boxed transaction.
 
 Blocking (SQLAlchemy sync engines): call it from a worker thread. Nothing here executes the query
-itself, never ANALYZE; the transaction is the one :mod:`dbmeta_app.preflight.session` opens (read-only,
+itself, never ANALYZE; the transaction is the one :mod:`dbmeta_app.db.session` opens (read-only,
 time-boxed, planner bounded, rolled back, the pooled session reset after). A plan larger than
 ``max_plan_bytes`` is cut to fit (``plan_truncated``). Expected failures come back as results, never
 raised, with messages free of logins, hosts and addresses.
@@ -24,13 +24,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from dbmeta_app.db.session import ReadOnlySession, SessionRefused, read_only_session
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
 from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
 from dbmeta_app.preflight.guard import DEFAULT_MAX_LENGTH, UNSAFE, check_sql
 from dbmeta_app.preflight.plan_size import DEFAULT_MAX_PLAN_BYTES, load_bounded
-from dbmeta_app.preflight.session import ReadOnlySession, SessionRefused, read_only_session
 from dbmeta_app.scrub import scrub
 
 __all__ = [
@@ -123,7 +123,7 @@ def run_explain(
 
     ``check`` (e.g. a routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
     reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
-    ``mysql_timeout``: see :func:`~dbmeta_app.preflight.session.read_only_session`.
+    ``mysql_timeout``: see :func:`~dbmeta_app.db.session.read_only_session`.
     """
     backend = engine.dialect.name
     # Check again here: this is the last door before the database, whoever the caller is.

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy.engine import Engine
 
-from dbmeta_app.schema.descriptions import Descriptions, apply_descriptions, load_descriptions
+from dbmeta_app.schema.descriptions import Descriptions, apply_descriptions
 from dbmeta_app.schema.fingerprint import schema_fingerprint
 from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table, qualified_name
 from dbmeta_app.schema.reflect import reflect_with_fingerprint
@@ -23,7 +23,6 @@ __all__ = [
     "Snapshot",
     "Table",
     "introspect",
-    "load_descriptions",
     "qualified_name",
     "schema_fingerprint",
 ]

@@ -1,14 +1,11 @@
-"""Curated descriptions (a YAML file per profile) laid over the reflected schema; pure once loaded."""
+"""Curated descriptions (a YAML file per profile, read by ``curated.py``) laid over the reflected schema; pure."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dbmeta_app.errors import ConfigError
 from dbmeta_app.schema.models import Table
 
 
@@ -61,23 +58,6 @@ class Descriptions(BaseModel):
                 str(k): ({"description": v} if isinstance(v, str) else (v or {})) for k, v in value.items()
             }
         return value
-
-
-def load_descriptions(path: Path | None) -> Descriptions:
-    """Read and validate a descriptions YAML file (an empty set when path is None)."""
-    if path is None:
-        return Descriptions()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Descriptions.model_validate(raw)
-    except OSError as exc:
-        raise ConfigError(f"descriptions file {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"descriptions file {str(path)!r}: invalid YAML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"descriptions file {str(path)!r}: {where}: {first['msg']}") from None
 
 
 def _lookup(desc: Descriptions, table: Table) -> TableDescription | None:

@@ -14,7 +14,7 @@ table reads files or other servers. So rows are read only from:
   set: e.g. tables with row-level security policies, whose expressions run on every read).
 
 Each read runs in the same read-only, time-boxed, rolled-back and reset session as a preflight EXPLAIN
-(:mod:`dbmeta_app.preflight.session`), on the profile's preflight pool, inside one slot of its concurrency bound.
+(:mod:`dbmeta_app.db.session`), on the profile's preflight pool, inside one slot of its concurrency bound.
 Values are cut on the server (the first characters of their text, a byte count for binary values), so a
 table of 100 MB documents costs a few hundred bytes.
 """
@@ -31,10 +31,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from dbmeta_app.db.admission import Admission
+from dbmeta_app.db.session import SessionRefused, read_only_session
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.errors import BusyError
-from dbmeta_app.preflight.admission import Admission
-from dbmeta_app.preflight.session import SessionRefused, read_only_session
 from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import Table
 from dbmeta_app.scrub import scrub

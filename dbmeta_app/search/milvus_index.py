@@ -43,7 +43,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -106,10 +106,7 @@ DEFAULT_CALL_TIMEOUT = 120.0
 DEFAULT_SEARCH_TIMEOUT = 10.0
 #: Seconds a sync waits for another build on the same file to finish before it gives up.
 BUILD_LOCK_WAIT = 900.0
-# Runs the column search of a request beside its table search (MilvusClient is safe across threads).
-_SEARCH_POOL = ThreadPoolExecutor(
-    max_workers=4, thread_name_prefix="dbmeta-milvus"
-)  # Milvus caps offset + limit of a query or search
+# Milvus caps offset + limit of a query or search
 
 
 _SEARCH_CALLS = frozenset({"search", "hybrid_search"})
@@ -359,8 +356,12 @@ class DocumentIndex:
         build_lock: BuildLock | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         search_timeout: float = DEFAULT_SEARCH_TIMEOUT,
+        search_pool: Executor | None = None,
     ) -> None:
         self._call_timeout, self._search_timeout = call_timeout, search_timeout
+        # Runs the column search of a request beside its table search (MilvusClient is safe across
+        # threads); its owner (the search runtime) shuts it down. None: the two calls run one after the other.
+        self._search_pool = search_pool
         self._client: Any = None
         self.rebind(client)
         self._live: str | None = None  # cached: searches go through the alias anyway
@@ -879,7 +880,9 @@ class TableIndex(DocumentIndex):
         # The two calls are independent: the column call runs beside the table call, not after it.
         in_process = self._dense_mirror() is not None
         pending = (
-            _SEARCH_POOL.submit(self._with_live, columns) if column_limit != 0 and not in_process else None
+            self._search_pool.submit(self._with_live, columns)
+            if column_limit != 0 and not in_process and self._search_pool is not None
+            else None
         )
         mirrored_columns = columns(True) if column_limit != 0 and in_process else []
         tables: dict[str, float] = {}
@@ -887,7 +890,13 @@ class TableIndex(DocumentIndex):
         for kind, key, score in self._with_live(tables_and_schemas):
             (schemas if kind == KIND_SCHEMA else tables).setdefault(key, score)
         best_columns: dict[str, float] = {}
-        for _, key, score in pending.result() if pending is not None else mirrored_columns:
+        if pending is not None:
+            column_hits = pending.result()
+        elif column_limit != 0 and self._mirror is None:
+            column_hits = self._with_live(columns)
+        else:
+            column_hits = mirrored_columns
+        for _, key, score in column_hits:
             best_columns.setdefault(key, score)
         return Signals(tables=tables, columns=best_columns, schemas=schemas)
 

@@ -25,19 +25,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import numpy as np
 import numpy.typing as npt
 import orjson
-from threadpoolctl import threadpool_limits
 
 from dbmeta_app import metrics
 from dbmeta_app.breaker import CircuitBreaker
@@ -51,10 +50,10 @@ from dbmeta_app.examples.query_examples import (
     examples_version,
     get_query_examples,
 )
-from dbmeta_app.items.db_struct import load_snapshot
 from dbmeta_app.ownership import Anchor, BuildLock, OwnerRecord, lite_path, served_identities
-from dbmeta_app.runtime import ProfileRuntime, Runtime
+from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.models import Snapshot
+from dbmeta_app.schema.store import load_snapshot
 from dbmeta_app.search.documents import example_group, lexical_query
 from dbmeta_app.search.embedder import Embedder, ModelNotFoundError
 from dbmeta_app.search.keyword import KeywordIndex
@@ -71,9 +70,7 @@ from dbmeta_app.search.service import TableHit, TableSearch
 
 log = logging.getLogger(__name__)
 
-_embedders: dict[str, Embedder] = {}
 RECENT_SEARCHES = 2048
-_embedders_lock = threading.Lock()
 
 #: Seconds between two looks at the connection, the owner of a Lite file and retries that are due.
 SUPERVISE_INTERVAL = 1.0
@@ -100,15 +97,6 @@ class BuildState(StrEnum):
 class IndexBuildError(DbmetaError):
     code = "index_build_failed"
     status_code = 503
-
-
-def load_embedder(model: str) -> Embedder:
-    """Load (once per process) the embedding model; blocking."""
-    with _embedders_lock:
-        embedder = _embedders.get(model)
-        if embedder is None:
-            embedder = _embedders[model] = Embedder(model)
-        return embedder
 
 
 @dataclass
@@ -168,11 +156,24 @@ class SearchResult:
         return answer
 
 
+class SearchHost(Protocol):
+    """What search needs of the process's runtime (``runtime.Runtime`` is one; search never imports it)."""
+
+    settings: Settings
+    cache: RedisCache
+    profiles: dict[str, ProfileRuntime]
+    anchor: Anchor | None
+    http_url: str | None
+    search: SearchRuntime | None
+
+
 class SearchRuntime:
     """Everything table search needs in the service process (held in ``runtime.search``)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: SearchHost) -> None:
         self.runtime = runtime
+        # the column search of a request runs here beside its table search (shut down in close)
+        self.search_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dbmeta-milvus")
         self.settings: Settings = runtime.settings
         self.cache: RedisCache = runtime.cache
         self.embedder: Embedder | None = None
@@ -201,12 +202,9 @@ class SearchRuntime:
     async def start(self, background: bool = True) -> None:
         """Load the model and connect to Milvus; in the service, index every profile in the background."""
         try:
-            self.embedder = await anyio.to_thread.run_sync(load_embedder, self.settings.embedding_model)
+            self.embedder = await anyio.to_thread.run_sync(Embedder, self.settings.embedding_model)
         except ModelNotFoundError as exc:
             raise ConfigError(str(exc)) from None
-        # numpy's BLAS (the index mirror's products) keeps its threads spinning after each product; on a
-        # small machine they starve the model's threads (measured: embedding a request took 24 ms, not 16).
-        threadpool_limits(1, user_api="blas")
         self._background = background
         await self._connect()
         if background:
@@ -273,13 +271,15 @@ class SearchRuntime:
         entry = self.profiles.get(rt.name)
         if entry is None and self.client is not None:
             options: dict[str, Any] = {
-                "client_name": self.settings.client,
-                "env": self.settings.env,
-                "profile": rt.name,
-                "database": rt.scope.database,  # an index built for another database is never used
+                # the profile's scope names its indexes: another database's index is never used
+                "client_name": rt.scope.client,
+                "env": rt.scope.env,
+                "profile": rt.scope.profile,
+                "database": rt.scope.database,
                 "hybrid": HybridConfig(ranker=self.settings.search_fusion),
                 "mirror_max_rows": self.settings.search_mirror_max_rows,
                 "build_lock": self.build_lock,
+                "search_pool": self.search_pool,
             }
             entry = self.profiles[rt.name] = ProfileIndex(
                 TableIndex(self.client, **options),
@@ -297,6 +297,7 @@ class SearchRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks = []
+        self.search_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
@@ -594,7 +595,7 @@ class SearchRuntime:
                 if not isinstance(found, str):
                     return self._done(rt, found, None, started, entry.index.path)
                 reason = found
-        ranked = keyword_index(snapshot).search(query, top_k)
+        ranked = keyword_index(rt, snapshot).search(query, top_k)
         return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
 
     async def _guarded(
@@ -791,19 +792,16 @@ class SearchRuntime:
 SMALL_SCHEMA = 50
 
 
-_keyword_indexes: dict[str, KeywordIndex] = {}
-
-
-def keyword_index(snapshot: Snapshot) -> KeywordIndex:
-    """The keyword index of a snapshot, built once per profile and snapshot version."""
-    index = _keyword_indexes.get(snapshot.profile)
+def keyword_index(rt: ProfileRuntime, snapshot: Snapshot) -> KeywordIndex:
+    """The keyword index of a profile's snapshot, built once per snapshot version (held by the profile)."""
+    index = rt.keyword_index
     if index is None or index.version != snapshot.version:
-        index = _keyword_indexes[snapshot.profile] = KeywordIndex.build(snapshot)
+        index = rt.keyword_index = KeywordIndex.build(snapshot)
     return index
 
 
 async def search_tables(
-    runtime: Runtime, rt: ProfileRuntime, query: str, top_k: int
+    runtime: SearchHost, rt: ProfileRuntime, query: str, top_k: int
 ) -> tuple[tuple[Snapshot, str], SearchResult]:
     """Return the profile's (snapshot, cache status) and the top_k tables for a request."""
     loaded = await load_snapshot(runtime.settings, runtime.cache, rt)
@@ -812,18 +810,10 @@ async def search_tables(
         result = await runtime.search.search(rt, snapshot, query, top_k)
     else:
         started = time.perf_counter()
-        ranked = keyword_index(snapshot).search(query, top_k) if snapshot.tables else []
+        ranked = keyword_index(rt, snapshot).search(query, top_k) if snapshot.tables else []
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         result = SearchResult([TableHit(k, round(s, 6)) for k, s in ranked], False, None, elapsed)
     return loaded, result
-
-
-async def search_relevant_tables(
-    query: str, profile: str | None = None, top_k: int = 10, *, runtime: Runtime
-) -> list[TableHit]:
-    """Return the tables a request needs, best first; names are the snapshot's keys."""
-    _, result = await search_tables(runtime, runtime.profile(profile), query, top_k)
-    return result.hits
 
 
 def _capabilities(index: TableIndex) -> dict[str, Any]:

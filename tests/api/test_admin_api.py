@@ -103,11 +103,11 @@ def test_a_ddl_change_is_detected_on_demand_and_yields_a_new_version(client: Tes
 def test_a_fingerprint_change_without_a_schema_change_is_unchanged_and_read_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dbmeta_app.items import db_struct
+    from dbmeta_app.schema import store
 
     reads = []
-    real = db_struct._introspect_blocking
-    monkeypatch.setattr(db_struct, "_introspect_blocking", lambda *a: reads.append(1) or real(*a))
+    real = store._introspect_blocking
+    monkeypatch.setattr(store, "_introspect_blocking", lambda *a: reads.append(1) or real(*a))
     before = client.post("/v1/prompt-items/schema", json={"tables": ["orders"]}).json()["metadata"]
     with sqlite3.connect(_sample_db(client)) as conn:  # bumps SQLite's schema_version twice, changes nothing
         conn.execute("CREATE TABLE scratch (a INTEGER)")

@@ -22,8 +22,8 @@ import yaml
 
 from dbmeta_app.api.middleware import reshape_error
 from dbmeta_app.config import load_settings
-from dbmeta_app.items import db_struct
 from dbmeta_app.main import create_app
+from dbmeta_app.schema import store
 from tests.conftest import free_port
 
 MAX_BODY = 64 * 1024
@@ -73,7 +73,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         profiles_file=profiles,
         default_profile="broken",
     )
-    real = db_struct.introspect
+    real = store.introspect
 
     def introspect(engine: Any, profile: str, **kwargs: Any) -> Any:
         if profile == "broken":
@@ -83,7 +83,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return real(engine, profile, **kwargs)
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(db_struct, "introspect", introspect)
+    patch.setattr(store, "introspect", introspect)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="info", lifespan="on")

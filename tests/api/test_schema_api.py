@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from dbmeta_app.config import Settings
-from dbmeta_app.items.db_struct import schema_cache_key
-from dbmeta_app.main import GIL_SWITCH_INTERVAL, create_app
+from dbmeta_app.main import create_app
+from dbmeta_app.runtime import GIL_SWITCH_INTERVAL
+from dbmeta_app.schema.store import schema_cache_key
 from tests.conftest import RedisProcess, free_port
 
 

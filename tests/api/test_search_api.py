@@ -99,7 +99,7 @@ def test_one_call_embeds_the_request_once_for_schema_and_examples(
 
 def _change_schema(client: TestClient, ddl: str) -> None:
     """Run DDL on the sample database and let the drift check notice it (it schedules the re-index)."""
-    from dbmeta_app.tasks import check_profile
+    from dbmeta_app.runtime import check_profile
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     url = runtime.profile(None).profile.database_url.get_secret_value()

@@ -19,16 +19,10 @@ import redis
 import redis.asyncio as aioredis
 
 from dbmeta_app.cache.redis_cache import KEY_VERSION, RedisCache, build_redis_client, cache_key
-from dbmeta_app.cache.topology import (
-    BlockingSentinelConnectionPool,
-    DbmetaRedisCluster,
-    RedisTopology,
-    RedisUrlError,
-    SentinelRedis,
-    parse_redis_url,
-)
+from dbmeta_app.cache.topology import BlockingSentinelConnectionPool, DbmetaRedisCluster, SentinelRedis
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import ConfigError
+from dbmeta_app.redis_url import RedisTopology, RedisUrlError, parse_redis_url
 from tests.conftest import free_port, port_open
 
 MakeSettings = Callable[..., Settings]

@@ -11,7 +11,7 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.examples.instructions import get_instructions, render_dialect, render_instructions
 from dbmeta_app.examples.query_examples import example_layers, get_query_examples, load_examples
-from dbmeta_app.runtime import open_profile
+from dbmeta_app.profiles import open_profile
 
 
 def _write(path: Path, text: str) -> Path:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from dbmeta_app.db.session import _Watchdog
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.preflight.session import _Watchdog
 from dbmeta_app.preflight.suggest import suggest_names
 
 from .test_guard import SQLITE_HOSTILE, SQLITE_LEGIT

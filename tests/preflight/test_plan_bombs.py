@@ -217,7 +217,7 @@ def test_the_planner_bounds_are_in_force_and_only_for_the_transaction(cluster: P
         connect_args={"options": "-c join_collapse_limit=30 -c geqo=off -c geqo_threshold=40 -c jit=on"},
     )
     try:
-        from dbmeta_app.preflight.session import read_only_session
+        from dbmeta_app.db.session import read_only_session
 
         names = ("join_collapse_limit", "from_collapse_limit", "geqo", "geqo_threshold", "jit")
         query = "SELECT " + ", ".join(f"current_setting('{n}')" for n in names)

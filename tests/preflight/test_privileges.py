@@ -116,10 +116,10 @@ def test_start_up_logs_each_profile_once_and_readyz_reports_it(
         f"  ro: {{database_url: 'sqlite:///file:{path}?mode=ro&uri=true'}}\n"
     )
     settings = make_settings(profiles_file=profiles, default_profile="ro")
-    with caplog.at_level("INFO", logger="dbmeta_app.tasks"), TestClient(create_app(settings)) as client:
+    with caplog.at_level("INFO", logger="dbmeta_app.runtime"), TestClient(create_app(settings)) as client:
         deadline = time.monotonic() + 10
         while (
-            len([r for r in caplog.records if r.name == "dbmeta_app.tasks"]) < 2
+            len([r for r in caplog.records if r.name == "dbmeta_app.runtime"]) < 2
             and time.monotonic() < deadline
         ):
             time.sleep(0.02)
@@ -127,7 +127,7 @@ def test_start_up_logs_each_profile_once_and_readyz_reports_it(
     lines = {
         r.getMessage().split("profile=")[1].split(" ")[0]: r
         for r in caplog.records
-        if r.name == "dbmeta_app.tasks"
+        if r.name == "dbmeta_app.runtime"
     }
     assert lines["rw"].levelname == "WARNING" and "writable" in lines["rw"].getMessage()
     assert lines["ro"].levelname == "INFO" and "least privilege" in lines["ro"].getMessage()

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from dbmeta_app.db.admission import Admission
 from dbmeta_app.errors import BusyError
-from dbmeta_app.preflight.admission import Admission
 from dbmeta_app.schema import introspect
 from dbmeta_app.schema.samples import SamplePolicy, sample_rows, sampleable
 from tests.conftest import MYSQL_URL, PG_ADMIN_URL

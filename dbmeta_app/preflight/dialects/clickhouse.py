@@ -12,7 +12,7 @@ path (``FROM 'data.csv'``, which clickhouse-local and chDB read as a file) is re
 
 Before planning, :func:`reach_problem` follows what the query reads through the catalog (table engines, views,
 materialized views, dictionaries). Every statement the service runs on ClickHouse carries the limits of
-:func:`dbmeta_app.preflight.session.clickhouse_limits`.
+:func:`dbmeta_app.db.session.clickhouse_limits`.
 """
 
 from __future__ import annotations

@@ -14,22 +14,22 @@ import pytest
 
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
-from dbmeta_app.items import db_struct
-from dbmeta_app.runtime import ProfileRuntime, open_profile
+from dbmeta_app.profiles import ProfileRuntime, open_profile
+from dbmeta_app.schema import store
 from dbmeta_app.schema.models import Snapshot
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.0) -> list[str]:
     """Make Snapshot.from_json record the version of each snapshot it decodes (and take `seconds`)."""
     decoded: list[str] = []
-    real = db_struct.Snapshot.from_json
+    real = store.Snapshot.from_json
 
-    def counting(data: dict[str, Any]) -> db_struct.Snapshot:
+    def counting(data: dict[str, Any]) -> store.Snapshot:
         decoded.append(data["version"])
         time.sleep(seconds)
         return real(data)
 
-    monkeypatch.setattr(db_struct.Snapshot, "from_json", counting)
+    monkeypatch.setattr(store.Snapshot, "from_json", counting)
     return decoded
 
 
@@ -42,7 +42,7 @@ async def _load_until(
     """Load the snapshot every 50 ms, for at most 2.5 s, until done(snapshot, status); return the last answer."""
     for _ in range(50):
         await asyncio.sleep(0.05)
-        snapshot, status = await db_struct.load_snapshot(settings, cache, rt)
+        snapshot, status = await store.load_snapshot(settings, cache, rt)
         if done(snapshot, status):
             break
     return snapshot, status
@@ -53,7 +53,7 @@ async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_
 ) -> None:
     settings = settings.model_copy(update={"schema_cache_ttl": 0.375})  # soft TTL 0.3 s
     calls = 0
-    real = db_struct._introspect_blocking
+    real = store._introspect_blocking
 
     def slow_introspect(*args: Any) -> Any:
         nonlocal calls
@@ -61,21 +61,21 @@ async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_
         time.sleep(0.5)
         return real(*args)
 
-    monkeypatch.setattr(db_struct, "_introspect_blocking", slow_introspect)
+    monkeypatch.setattr(store, "_introspect_blocking", slow_introspect)
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    first, status = await db_struct.load_snapshot(settings, cache, rt)
+    first, status = await store.load_snapshot(settings, cache, rt)
     assert status == "miss" and calls == 1
     await asyncio.sleep(0.35)
     started = time.perf_counter()
-    results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(20)])
+    results = await asyncio.gather(*[store.load_snapshot(settings, cache, rt) for _ in range(20)])
     assert time.perf_counter() - started < 0.4  # under the 0.5 s an introspection takes: nobody waited
     assert {status for _, status in results} == {"stale"}
     for _ in range(40):
         await asyncio.sleep(0.05)
         if cache.stats.of("schema").refreshes:
             break
-    again, status = await db_struct.load_snapshot(settings, cache, rt)
+    again, status = await store.load_snapshot(settings, cache, rt)
     assert status == "hit" and again.version == first.version
     assert calls == 1  # the fingerprint matched: no second introspection
     assert cache.stats.of("schema").refreshes == 1
@@ -88,13 +88,13 @@ async def test_past_the_soft_ttl_a_changed_schema_is_reintrospected_in_the_backg
     settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    first, _ = await db_struct.load_snapshot(settings, cache, rt)
+    first, _ = await store.load_snapshot(settings, cache, rt)
     path = Path(rt.profile.database_url.get_secret_value().split(":///", 1)[1])
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE customers ADD COLUMN loyalty_tier TEXT")
     decoded = _count_decodes(monkeypatch)
     await asyncio.sleep(1.65)
-    stale, status = await db_struct.load_snapshot(settings, cache, rt)
+    stale, status = await store.load_snapshot(settings, cache, rt)
     assert status == "stale" and stale is first
     fresh, status = await _load_until(settings, cache, rt, lambda snap, _: snap.version != first.version)
     assert status == "hit" and "loyalty_tier" in [c.name for c in fresh.tables["customers"].columns]
@@ -108,10 +108,10 @@ async def test_concurrent_requests_decode_a_large_snapshot_once(
 ) -> None:
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    snapshot, _ = await db_struct.load_snapshot(settings, cache, rt)
+    snapshot, _ = await store.load_snapshot(settings, cache, rt)
     raw = orjson.dumps(snapshot.to_json())
-    memo = db_struct._Memo()  # a replica that has not seen this snapshot yet
-    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
+    memo = store.SnapshotMemo()  # a replica that has not seen this snapshot yet
+    monkeypatch.setattr(store, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
     decoded = _count_decodes(monkeypatch, seconds=0.2)
     results = await asyncio.gather(*[memo.decode("k", raw) for _ in range(8)])
     assert decoded == [snapshot.version]
@@ -125,16 +125,16 @@ async def test_a_newer_snapshot_from_another_replica_is_decoded_in_the_backgroun
 ) -> None:
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    held, _ = await db_struct.load_snapshot(settings, cache, rt)
+    held, _ = await store.load_snapshot(settings, cache, rt)
     # what another replica stores after the schema changed: one table fewer
     tables = [t for k, t in held.tables.items() if k != "customers"]
-    newer = db_struct.Snapshot.build(held.profile, held.dialect, tables, fingerprint="0f" * 8)
-    key = db_struct.schema_cache_key(settings, rt, False)
+    newer = store.Snapshot.build(held.profile, held.dialect, tables, fingerprint="0f" * 8)
+    key = store.schema_cache_key(settings, rt, False)
     await cache.set_bytes("schema", key, orjson.dumps(newer.to_json()), settings.schema_cache_ttl)
-    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
+    monkeypatch.setattr(store, "_DECODE_INLINE_MAX", 0)  # "large": decoded in a worker thread
     decoded = _count_decodes(monkeypatch, seconds=0.3)
     started = time.perf_counter()
-    results = await asyncio.gather(*[db_struct.load_snapshot(settings, cache, rt) for _ in range(5)])
+    results = await asyncio.gather(*[store.load_snapshot(settings, cache, rt) for _ in range(5)])
     assert time.perf_counter() - started < 0.25  # nobody waited for the 0.3 s decode
     assert all(snap is held and status == "stale" for snap, status in results)
     fresh, status = await _load_until(settings, cache, rt, lambda _, status: status == "hit")
@@ -148,25 +148,16 @@ async def test_a_newer_snapshot_that_fails_to_decode_in_the_background_is_droppe
 ) -> None:
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    held, _ = await db_struct.load_snapshot(settings, cache, rt)
-    key = db_struct.schema_cache_key(settings, rt, False)
+    held, _ = await store.load_snapshot(settings, cache, rt)
+    key = store.schema_cache_key(settings, rt, False)
     # a valid head (a newer version) and a body of another layout
     broken = b'{"profile":"default","dialect":"sqlite","version":"0123456789abcdef","fingerprint":"","tables":[{"schema":null}]}'
     await cache.set_bytes("schema", key, broken, settings.schema_cache_ttl)
-    monkeypatch.setattr(db_struct, "_DECODE_INLINE_MAX", 0)
-    first, status = await db_struct.load_snapshot(settings, cache, rt)
+    monkeypatch.setattr(store, "_DECODE_INLINE_MAX", 0)
+    first, status = await store.load_snapshot(settings, cache, rt)
     assert first is held and status == "stale"  # served while the newer one decodes
     again, status = await _load_until(settings, cache, rt, lambda _, status: status != "stale")
     # the failed decode is remembered: the value is dropped and the schema read again, not served stale forever
     assert status == "miss" and again.version == held.version
     assert cache.stats.of("schema").errors >= 1
-    rt.dispose()
-
-
-async def test_generate_schema_prompt_filters_the_cached_snapshot(settings: Settings) -> None:
-    rt = open_profile(settings.profile(None))
-    text = await db_struct.generate_schema_prompt(rt.engine, settings, filter_tables=["orders", "customers"])
-    assert text.startswith("# orders") and "# customers" in text and "# products" not in text
-    full = await db_struct.generate_schema_prompt(rt.engine, settings)
-    assert full.count("\n# ") + 1 >= 20
     rt.dispose()

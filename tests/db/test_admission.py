@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from dbmeta_app.preflight.admission import Admission
+from dbmeta_app.db.admission import Admission
 
 
 async def test_beyond_the_slots_and_the_queue_the_answer_is_busy_at_once() -> None:

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from dbmeta_app.config import Profile
+from dbmeta_app.db.engines import create_profile_engine
+from dbmeta_app.db.session import read_only_session
 from dbmeta_app.preflight.explain import run_explain
-from dbmeta_app.preflight.session import read_only_session
-from dbmeta_app.runtime import create_profile_engine
 from tests.conftest import MYSQL_URL, PG_URL
 
 # --- MariaDB -----------------------------------------------------------------------------------------

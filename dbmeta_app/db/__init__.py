@@ -1,0 +1,1 @@
+"""Database access: engines, the read-only session, the bound on concurrent reads (docs/ARCHITECTURE.md)."""

@@ -1,0 +1,97 @@
+"""Engines for a profile's database (created without connecting) and the bundled sample warehouse."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbmeta_app.config import Profile, sample_file
+from dbmeta_app.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+
+
+def _connect_args(dialect: str) -> dict[str, Any]:
+    if dialect == "postgresql":
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "dbmeta"}
+    if dialect in ("mysql", "mariadb"):
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 60, "write_timeout": 60}
+    if dialect == "sqlite":
+        return {"timeout": CONNECT_TIMEOUT_S, "check_same_thread": False}
+    if dialect == "duckdb":
+        # no files, URLs, extensions or ATTACH from any query, whatever the guard let through
+        return {"config": {"enable_external_access": False}}
+    return {}
+
+
+def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bool = False) -> Engine:
+    """Create (without connecting) an engine for the profile's database.
+
+    ``preflight``: the pool for EXPLAINs and sample reads, sized to the profile's concurrency bound (which
+    admits no more than that at once, so nobody waits here), without psycopg's prepared statements (reset
+    after each use), and without pooling for SQLite (a fresh connection is cheap and has no leftover state).
+    """
+    url = profile.database_url.get_secret_value()
+    connect_args = _connect_args(profile.dialect)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
+    if preflight and profile.dialect == "postgresql":
+        connect_args["prepare_threshold"] = None
+    if profile.dialect == "duckdb" and ":memory:" not in url and not url.endswith(":///"):
+        connect_args["read_only"] = True
+    if preflight and profile.dialect == "sqlite" and ":memory:" not in url and "mode=memory" not in url:
+        kwargs["poolclass"] = sa.pool.NullPool
+    elif profile.dialect != "sqlite":
+        overflow = 0 if preflight else pool_size
+        kwargs.update(pool_size=pool_size, max_overflow=overflow, pool_timeout=10, pool_recycle=1800)
+    try:
+        return sa.create_engine(url, **kwargs)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"profile {profile.name!r}: cannot use its database URL ({exc})") from None
+
+
+def materialize_sample(path: Path) -> None:
+    """Create the bundled sample warehouse (SQLite) at path unless it already exists."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    script = sample_file("warehouse.sql").read_text(encoding="utf-8")
+    conn = sqlite3.connect(tmp)
+    try:
+        conn.executescript(script)
+        conn.commit()
+    finally:
+        conn.close()
+    os.replace(tmp, path)  # atomic: a concurrent reader sees no half-built file
+    log.info("Created the sample warehouse at %s", path)
+
+
+def materialize_clickhouse_sample(url: str) -> None:
+    """Load the bundled ClickHouse sample into the chDB database at url unless it is already there."""
+    script = sample_file("clickhouse_warehouse.sql").read_text(encoding="utf-8")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            # the dictionary is created last: present means the whole script ran
+            done = conn.exec_driver_sql(
+                "SELECT count() FROM system.tables WHERE database = 'analytics' AND name = 'product_names'"
+            ).scalar()
+            if done:
+                return
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS analytics")
+            # statements end with a semicolon at the end of a line (the script says so)
+            for statement in script.split(";\n"):
+                code = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+                if code.strip():
+                    conn.exec_driver_sql(code)
+        log.info("Created the ClickHouse sample warehouse (chDB)")
+    finally:
+        engine.dispose()
