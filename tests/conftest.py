@@ -212,7 +212,7 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     use this URL (other databases in it are free), never a path of its own.
     """
     pytest.importorskip("chdb_sqlalchemy", reason="chDB is not installed (pip install 'dbmeta[chdb]')")
-    from dbmeta_app.runtime import materialize_clickhouse_sample
+    from dbmeta_app.db.engines import materialize_clickhouse_sample
 
     url = f"chdb:///{tmp_path_factory.mktemp('chdb')}"
     materialize_clickhouse_sample(url)

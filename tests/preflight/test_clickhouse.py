@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbmeta_app.db.session import clickhouse_limits, read_only_session
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.db.session import clickhouse_limits, read_only_session
 
 HOSTILE = [
     "SELECT * FROM url('http://169.254.169.254/latest/meta-data', CSV)",

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dbmeta_app.config import Profile
+from dbmeta_app.db.engines import create_profile_engine
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.runtime import create_profile_engine
 
 HOSTILE = [
     "SELECT * FROM read_csv('/etc/passwd')",

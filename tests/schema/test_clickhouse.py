@@ -213,7 +213,7 @@ def test_the_snapshot_fingerprint_is_what_the_drift_check_reads(engine: Engine, 
 
 
 def test_the_bundled_sample_loads_once(engine: Engine, chdb_url: str) -> None:
-    from dbmeta_app.runtime import materialize_clickhouse_sample
+    from dbmeta_app.db.engines import materialize_clickhouse_sample
 
     with engine.connect() as conn:
         before = conn.exec_driver_sql("SELECT count() FROM analytics.events").scalar()

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from dbmeta_app.config import Profile
-from dbmeta_app.runtime import create_profile_engine
+from dbmeta_app.db.engines import create_profile_engine
 from dbmeta_app.schema import introspect, schema_fingerprint
 from dbmeta_app.schema.render import render_schema
 from dbmeta_app.schema.samples import SAMPLE_VALUE_MAX, sample_rows
