@@ -516,7 +516,7 @@ def _search_local(query: str, profile: str | None, top_k: int) -> dict[str, Any]
         _, result = await search_tables(rt, prt, query, top_k)
         answer: dict[str, Any] = {
             "profile": prt.name,
-            "tables": [{"name": h.name, "score": h.score} for h in result.hits],
+            "tables": [h.to_json() for h in result.hits],
             "degraded": result.degraded,
         }
         if result.reason:

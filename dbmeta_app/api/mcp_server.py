@@ -251,7 +251,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
             _, result = await search_runtime.search_tables(runtime, rt, query, top_k)
             answer: dict[str, Any] = {
                 "profile": rt.name,
-                "tables": [{"name": h.name, "score": h.score} for h in result.hits],
+                "tables": [h.to_json() for h in result.hits],
                 "degraded": result.degraded,
             }
             if result.reason:

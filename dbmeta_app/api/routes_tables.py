@@ -25,7 +25,7 @@ async def tables_search(request: Request) -> Response:
     _, result = await search_tables(runtime, rt, body.query, body.top_k)
     answer = {
         "profile": rt.name,
-        "tables": [{"name": h.name, "score": h.score} for h in result.hits],
+        "tables": [h.to_json() for h in result.hits],
         "degraded": result.degraded,
     }
     if result.reason:

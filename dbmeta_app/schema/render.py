@@ -20,6 +20,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 
+from dbmeta_app.schema.families import family_header, family_of
 from dbmeta_app.schema.models import Column, Snapshot, Table
 
 _PLAIN = {
@@ -120,9 +121,28 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
 
 
 def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_samples: bool = True) -> str:
-    """Render the given tables of the snapshot (all of them, in key order, when tables is None)."""
+    """Render the given tables of the snapshot (all of them, in key order, when tables is None).
+
+    A date-sharded family is rendered once, where its first shard is asked for: a header (pattern,
+    count, first and last shard, how to query several) above its newest shard.
+    """
     keys: Iterable[str] = snapshot.tables.keys() if tables is None else tables
-    blocks = [render_table(snapshot.tables[k], snapshot, with_samples) for k in keys if k in snapshot.tables]
+    families = family_of(snapshot)
+    blocks: list[str] = []
+    shown: set[str] = set()
+    for key in keys:
+        if key not in snapshot.tables:
+            continue
+        family = families.get(key)
+        if family is None:
+            blocks.append(render_table(snapshot.tables[key], snapshot, with_samples))
+        elif family.key not in shown:
+            shown.add(family.key)
+            newest = snapshot.tables[family.newest.key]
+            header = family_header(
+                family, snapshot.dialect, quote_table(newest.key, newest, snapshot.dialect)
+            )
+            blocks.append(header + "\n" + render_table(newest, snapshot, with_samples))
     return "\n\n".join(blocks)
 
 
