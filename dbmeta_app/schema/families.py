@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -274,11 +275,18 @@ def how_to_query(family: Family, dialect: str, quote: str) -> str:
     return f"query several shards with UNION ALL of the shards (e.g. SELECT … FROM {quote} UNION ALL SELECT … FROM …)"
 
 
-def family_header(family: Family, dialect: str, quote: str) -> str:
-    """The lines that introduce a family above its newest shard's columns."""
+def family_header(family: Family, dialect: str, quote: str, asked: Sequence[str] = ()) -> str:
+    """The lines that introduce a family above its newest shard's columns (``asked``: shard keys wanted)."""
     first, last = family.shards[0], family.newest
-    return (
+    lines = [
         f"-- table family {family.pattern}: {len(family.shards)} shards, one per {family.grain}, "
-        f"first {first.key.rsplit('.', 1)[-1]}, last {last.key.rsplit('.', 1)[-1]} (columns below are the last one's)\n"
-        f"-- {how_to_query(family, dialect, quote)}"
-    )
+        f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are the last one's)",
+        f"-- {how_to_query(family, dialect, quote)}",
+    ]
+    if asked and list(asked) != [last.key]:
+        lines.append("-- shards for this request: " + ", ".join(_bare(k) for k in asked))
+    return "\n".join(lines)
+
+
+def _bare(key: str) -> str:
+    return key.rsplit(".", 1)[-1]

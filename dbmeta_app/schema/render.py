@@ -126,22 +126,22 @@ def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_
     A date-sharded family is rendered once, where its first shard is asked for: a header (pattern,
     count, first and last shard, how to query several) above its newest shard.
     """
-    keys: Iterable[str] = snapshot.tables.keys() if tables is None else tables
+    keys = [k for k in (snapshot.tables.keys() if tables is None else tables) if k in snapshot.tables]
     families = family_of(snapshot)
-    blocks: list[str] = []
-    shown: set[str] = set()
+    asked: dict[str, list[str]] = {}  # family key → the shards asked for, in request order
     for key in keys:
-        if key not in snapshot.tables:
-            continue
+        if key in families:
+            asked.setdefault(families[key].key, []).append(key)
+    blocks: list[str] = []
+    for key in keys:
         family = families.get(key)
         if family is None:
             blocks.append(render_table(snapshot.tables[key], snapshot, with_samples))
-        elif family.key not in shown:
-            shown.add(family.key)
+        elif asked[family.key][0] == key:
             newest = snapshot.tables[family.newest.key]
-            header = family_header(
-                family, snapshot.dialect, quote_table(newest.key, newest, snapshot.dialect)
-            )
+            wanted = asked[family.key] if tables is not None else []
+            quoted = quote_table(newest.key, newest, snapshot.dialect)
+            header = family_header(family, snapshot.dialect, quoted, wanted)
             blocks.append(header + "\n" + render_table(newest, snapshot, with_samples))
     return "\n\n".join(blocks)
 

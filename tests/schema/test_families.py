@@ -126,3 +126,14 @@ def test_render_shows_a_family_once_with_its_header_and_newest_columns() -> None
     assert "# ga.events_20210131\nid text\nevent_name text" in text
     assert "# ga.events_20210130" not in text
     assert text.index("events_YYYYMMDD") < text.index("# ga.users")
+
+
+def test_render_names_the_shards_asked_for() -> None:
+    from dbmeta_app.schema.render import render_schema
+
+    snap = _snapshot(*(_table("day", f"_202301{d}", "id") for d in (17, 18, 19)))
+    text = render_schema(snap, ["day._20230118"])
+    assert "-- shards for this request: _20230118" in text
+    assert "# day._20230119" in text
+    assert "shards for this request" not in render_schema(snap, ["day._20230119"])
+    assert render_schema(snap).count("table family") == 1  # the whole schema: once, no request
