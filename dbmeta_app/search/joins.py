@@ -1,20 +1,19 @@
 """Join keys a warehouse does not declare, inferred from column names and types. Pure, no I/O.
 
 Warehouses (BigQuery datasets, Snowflake shares, OMOP exports) rarely declare foreign keys; their
-join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``<thing>Id``) of one
-table references the table named ``<thing>`` (singular or plural, same schema first) when that table
+join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``<thing>Id``, or with a
+role before it: ``from_user_id``) of one table references the table named ``<thing>`` (singular or plural, same schema first) when that table
 holds the same column or an ``id`` / ``key`` column of a compatible type; ``*_concept_id`` references
 ``concept`` (the OMOP vocabulary). The result is directed: table → the tables it references.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from dbmeta_app.schema.models import Snapshot, Table
+from dbmeta_app.search.documents import split_identifier
 
-_KEY = re.compile(r"^(?P<stem>.+?)_?(?:id|key)$", re.I)
 _NUMERIC = ("int", "numeric", "decimal", "double", "real", "float", "number")
 
 
@@ -36,15 +35,18 @@ def _stems(stem: str) -> Iterable[str]:
         yield stem[:-1] + "ies"
 
 
-def _key_stem(column: str) -> str | None:
-    lowered = column.lower()
-    if lowered.endswith("concept_id"):
-        return "concept"
-    m = _KEY.match(column)
-    if m is None:
-        return None
-    stem = m["stem"].strip("_").lower()
-    return stem or None
+def _key_stems(column: str) -> list[str]:
+    """The table names a key-named column may point at: ``from_user_id`` → from_user, fromuser, user."""
+    words = split_identifier(column)
+    if len(words) < 2 or words[-1] not in ("id", "key"):
+        return []
+    if words[-2:] == ["concept", "id"]:
+        return ["concept"]
+    head = words[:-1]
+    stems = ["_".join(head), "".join(head)]
+    if len(head) > 1:
+        stems.append(head[-1])  # a role prefix: from_user_id, owner_user_id, pickup_location_id
+    return list(dict.fromkeys(stems))
 
 
 def inferred_references(snapshot: Snapshot) -> dict[str, set[str]]:
@@ -58,10 +60,11 @@ def inferred_references(snapshot: Snapshot) -> dict[str, set[str]]:
         for column in table.columns:
             if column.name in declared:
                 continue
-            stem = _key_stem(column.name)
-            if stem is None:
-                continue
-            target = _target(table, column.name, column.type, stem, by_name)
+            target = None
+            for stem in _key_stems(column.name):
+                target = _target(table, column.name, column.type, stem, by_name)
+                if target is not None:
+                    break
             if target is not None and target.key != key:
                 out.setdefault(key, set()).add(target.key)
     return out

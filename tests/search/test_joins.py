@@ -88,3 +88,21 @@ def test_select_tables_completes_along_inferred_keys() -> None:
     after = [k for k, _ in select_tables(signals, graph, 3)]
     assert "omop.concept" not in before
     assert "omop.concept" in after or "omop.person" in after
+
+
+def test_a_role_before_the_key_still_finds_the_table() -> None:
+    snap = Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t("users", ("id", "bigint"), ("name", "text"), schema="k"),
+            _t(
+                "votes",
+                ("FromUserId", "bigint"),
+                ("ToUserId", "bigint"),
+                ("owner_user_id", "bigint"),
+                schema="k",
+            ),
+        ],
+    )
+    assert inferred_references(snap) == {"k.votes": {"k.users"}}
