@@ -110,6 +110,10 @@ class TableSearchRequest(BaseModel):
 class TableHitModel(BaseModel):
     name: str
     score: float
+    # a date-sharded family: its pattern key and the shards the request resolves to (name is one of them,
+    # else the newest shard)
+    family: str | None = None
+    shards: list[str] | None = None
 
 
 class TableSearchResponse(BaseModel):

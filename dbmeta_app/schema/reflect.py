@@ -68,13 +68,17 @@ _PG_SCHEMA_WHERE = """
     AND NOT (n.nspname = ANY(CAST(:exclude AS text[])))
 """
 
+# Partitions and inheritance children are one logical table with their parent: querying the parent
+# reads them all, so only the parent is shown.
+_PG_NOT_CHILD = "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)"
+
 _PG_TABLES = f"""
 SELECT c.oid, n.nspname, c.relname, c.relkind, d.description
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_SCHEMA_WHERE}
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_NOT_CHILD} AND {_PG_SCHEMA_WHERE}
 """
 
 _PG_COLUMNS = f"""
@@ -85,7 +89,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
 WHERE a.attnum > 0 AND NOT a.attisdropped
-  AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_SCHEMA_WHERE}
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_NOT_CHILD} AND {_PG_SCHEMA_WHERE}
 ORDER BY a.attrelid, a.attnum
 """
 

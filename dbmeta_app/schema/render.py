@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema.families import family_header, family_of
 from dbmeta_app.schema.models import Column, Layout, Snapshot, Table
 
 _PLAIN = {
@@ -158,9 +159,28 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
 
 
 def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_samples: bool = True) -> str:
-    """Render the given tables of the snapshot (all of them, in key order, when tables is None)."""
-    keys: Iterable[str] = snapshot.tables.keys() if tables is None else tables
-    blocks = [render_table(snapshot.tables[k], snapshot, with_samples) for k in keys if k in snapshot.tables]
+    """Render the given tables of the snapshot (all of them, in key order, when tables is None).
+
+    A date-sharded family is rendered once, where its first shard is asked for: a header (pattern,
+    count, first and last shard, how to query several) above its newest shard.
+    """
+    keys = [k for k in (snapshot.tables.keys() if tables is None else tables) if k in snapshot.tables]
+    families = family_of(snapshot)
+    asked: dict[str, list[str]] = {}  # family key → the shards asked for, in request order
+    for key in keys:
+        if key in families:
+            asked.setdefault(families[key].key, []).append(key)
+    blocks: list[str] = []
+    for key in keys:
+        family = families.get(key)
+        if family is None:
+            blocks.append(render_table(snapshot.tables[key], snapshot, with_samples))
+        elif asked[family.key][0] == key:
+            newest = snapshot.tables[family.newest.key]
+            wanted = asked[family.key] if tables is not None else []
+            quoted = quote_table(newest.key, newest, snapshot.dialect)
+            header = family_header(family, snapshot.dialect, quoted, wanted)
+            blocks.append(header + "\n" + render_table(newest, snapshot, with_samples))
     return "\n\n".join(blocks)
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dbmeta_app.schema.families import collapse, detect_families
 from dbmeta_app.schema.models import Column, Snapshot, Table
 
 # Bump when the document format changes: every hash changes, so everything is re-embedded.
@@ -261,7 +262,11 @@ def _hashed_parts(docs: Sequence[Document]) -> list[str]:
 
 
 def build_groups(snapshot: Snapshot, model_id: str) -> list[DocumentGroup]:
-    """Build every document group of a snapshot: tables first, then schemas (when several)."""
+    """Build every document group of a snapshot: tables first, then schemas (when several).
+
+    A date-sharded family is one table here (its pattern, the newest shard's columns).
+    """
+    snapshot = collapse(snapshot, detect_families(snapshot))
     groups = [table_group(t, model_id) for t in snapshot.tables.values()]
     by_schema: dict[str, list[Table]] = {}
     for table in snapshot.tables.values():

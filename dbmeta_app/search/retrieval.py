@@ -11,7 +11,11 @@ Two structural priors are generic to relational requests:
 - schema coherence: a request's tables usually share a schema, so every table gets its
   schema's score (its best table plus the schema document); in a single-schema database this
   adds the same amount to every table and changes nothing.
-Finally, bridge tables that a join between two top tables needs are pulled into the budget.
+Finally, bridge tables that a join between two top tables needs are pulled into the budget,
+and the tables the strongest tables reference (declared or inferred keys, ``search/joins.py``)
+complete the set: a request that reaches ``condition_occurrence`` needs ``concept`` and ``person``.
+Only references are followed (a table's own key columns), never the tables that reference a
+hub, so a hub cannot flood the top k.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbmeta_app.schema.models import Snapshot
+from dbmeta_app.search.joins import inferred_references
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,9 @@ class RetrievalWeights:
     schema: float = 1.0  # schema score added to each of its tables
     schema_document: float = 0.5  # schema document's share of the schema score
     bridge_core: float = 0.5  # share of top_k whose pairwise joins get bridge tables
+    inferred_joins: bool = True  # join keys inferred from column names are edges too
+    completion_core: int = 3  # the tables whose references complete the set
+    completion_share: float = 0.3  # at most this share of top_k is given to completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +58,27 @@ class SchemaGraph:
 
     schema_of: Mapping[str, str]
     neighbours: Mapping[str, frozenset[str]]
+    references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # directed, sorted
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot) -> SchemaGraph:
-        """Collect schemas and undirected FK adjacency from a snapshot."""
-        links: dict[str, set[str]] = {key: set() for key in snapshot.tables}
+    def from_snapshot(cls, snapshot: Snapshot, *, inferred: bool = True) -> SchemaGraph:
+        """Collect schemas, undirected adjacency and references (FKs, plus inferred join keys)."""
+        refs: dict[str, set[str]] = {key: set() for key in snapshot.tables}
         for key, table in snapshot.tables.items():
-            for fk in table.foreign_keys:
-                if fk.ref_table in links and fk.ref_table != key:
-                    links[key].add(fk.ref_table)
-                    links[fk.ref_table].add(key)
+            refs[key].update(fk.ref_table for fk in table.foreign_keys if fk.ref_table in refs)
+        if inferred:
+            for key, targets in inferred_references(snapshot).items():
+                refs[key].update(targets)
+        links: dict[str, set[str]] = {key: set() for key in snapshot.tables}
+        for key, targets in refs.items():
+            targets.discard(key)
+            for target in targets:
+                links[key].add(target)
+                links[target].add(key)
         return cls(
             schema_of={key: table.schema or "" for key, table in snapshot.tables.items()},
             neighbours={key: frozenset(n) for key, n in links.items()},
+            references={key: tuple(sorted(t)) for key, t in refs.items() if t},
         )
 
 
@@ -136,12 +152,48 @@ def expand_with_bridges(
     return merged[:top_k]
 
 
+def complete_references(
+    ranked: Sequence[tuple[str, float]],
+    graph: SchemaGraph,
+    top_k: int,
+    core: int = 3,
+    share: float = 0.3,
+) -> list[tuple[str, float]]:
+    """Keep top_k tables, adding the tables the ``core`` best ones reference.
+
+    A referenced table that is not in the top_k yet joins right after its referencing table (with
+    that table's score a hair lower); at most ``floor(top_k * share)`` are added, which displace the
+    weakest tables. The references are followed one hop and in one direction only.
+    """
+    selected = list(ranked[:top_k])
+    room = math.floor(top_k * share)
+    if room <= 0:
+        return selected
+    chosen = {key for key, _ in selected}
+    added: list[tuple[str, float]] = []
+    for key, score in selected[:core]:
+        for target in graph.references.get(key, ()):
+            if len(added) >= room:
+                break
+            if target not in chosen:
+                chosen.add(target)
+                added.append((target, score - 1e-6))
+    if not added:
+        return selected
+    kept = selected[: top_k - len(added)] if len(selected) + len(added) > top_k else selected
+    merged = kept + added
+    merged.sort(key=lambda item: -item[1])
+    return merged[:top_k]
+
+
 def select_tables(
     signals: Signals,
     graph: SchemaGraph,
     top_k: int,
     weights: RetrievalWeights | None = None,
 ) -> list[tuple[str, float]]:
-    """Fuse, rank and FK-expand: the top_k tables for a request, best first."""
+    """Fuse, rank, bridge and complete along references: the top_k tables for a request, best first."""
     w = weights or RetrievalWeights()
-    return expand_with_bridges(rank(fuse(signals, graph, w)), graph, top_k, w.bridge_core)
+    ranked = rank(fuse(signals, graph, w))
+    bridged = expand_with_bridges(ranked, graph, top_k, w.bridge_core)
+    return complete_references(bridged, graph, top_k, w.completion_core, w.completion_share)

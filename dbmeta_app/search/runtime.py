@@ -145,7 +145,7 @@ class SearchResult:
         """The table-search answer every face gives (HTTP, MCP, CLI): the fixed keys, then extras."""
         answer: dict[str, Any] = {
             "profile": profile,
-            "tables": [{"name": h.name, "score": h.score} for h in self.hits],
+            "tables": [h.to_json() for h in self.hits],
             "degraded": self.degraded,
             # "server": Milvus' BM25 function; "process": in-process BM25 (the keyword ranking when degraded)
             "lexical": self.path.lexical if self.path is not None else "process",

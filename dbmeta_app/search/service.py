@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from dbmeta_app.schema.families import Family, collapse, detect_families, resolve_shards
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.milvus_index import Progress, SyncStats, TableIndex, TextEncoder
@@ -23,10 +24,24 @@ MAX_SCHEMA_SLOTS = 100
 
 @dataclass(frozen=True, slots=True)
 class TableHit:
-    """One retrieved table: its snapshot key and its relevance score."""
+    """One retrieved table: its snapshot key and its relevance score.
+
+    A hit on a date-sharded family names a real shard (the one the request's dates resolve to
+    first, else the newest) and carries the family's key and every resolved shard.
+    """
 
     name: str
     score: float
+    family: str | None = None
+    shards: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """The hit as answered by the API: name and score, plus the family when there is one."""
+        data: dict[str, object] = {"name": self.name, "score": self.score}
+        if self.family is not None:
+            data["family"] = self.family
+            data["shards"] = list(self.shards)
+        return data
 
 
 class TableSearch:
@@ -52,7 +67,11 @@ class TableSearch:
         self._candidates = candidates
         # Column vectors: +0.4 complete@10 and +1.1 @5 on BirdUnion for one more Milvus call.
         self._columns = columns
-        self._graph = SchemaGraph.from_snapshot(snapshot)
+        # Date-sharded families are one logical table each: indexed and ranked once.
+        self._families: dict[str, Family] = detect_families(snapshot)
+        self._graph = SchemaGraph.from_snapshot(
+            collapse(snapshot, self._families), inferred=self._weights.inferred_joins
+        )
         schemas = len(set(self._graph.schema_of.values()))
         # Schema documents compete with tables for the hybrid call's slots: make room for them
         # (the weakest schemas add nothing, so a very wide warehouse does not need all of its).
@@ -85,4 +104,11 @@ class TableSearch:
             column_limit=limit if self._columns else 0,
         )
         ranked = select_tables(signals, self._graph, top_k, self._weights)
-        return [TableHit(name, round(score, 6)) for name, score in ranked]
+        return [self._hit(query, name, round(score, 6)) for name, score in ranked]
+
+    def _hit(self, query: str, key: str, score: float) -> TableHit:
+        family = self._families.get(key)
+        if family is None:
+            return TableHit(key, score)
+        shards = resolve_shards(family, query)
+        return TableHit(shards[0] if shards else family.newest.key, score, family.key, tuple(shards))

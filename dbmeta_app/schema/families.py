@@ -1,0 +1,292 @@
+"""Date-sharded table families: detection, dates in a request → shards, rendering. Pure, no I/O.
+
+A warehouse often keeps one table per period: ``events_20210131``, ``ga_sessions_20170801``,
+``month._202204``, ``gsod2019``, ``trips_2015_q3``. Those shards are one logical table: retrieval
+indexes the family once (its newest shard's columns under the name pattern, e.g.
+``events_YYYYMMDD``), answers with the shard(s) a request's dates resolve to, and the renderer
+shows the family (pattern, count, first and last shard, how to query it) instead of N copies.
+
+A family is two or more tables of one schema whose names differ only in one date run of digits
+(YYYYMMDD, YYYYMM, YYYY or YYYY + quarter) at the same place.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from dbmeta_app.schema.models import Snapshot, Table
+
+DAY, MONTH, QUARTER, YEAR = "day", "month", "quarter", "year"
+_PLACEHOLDER = {DAY: "YYYYMMDD", MONTH: "YYYYMM", YEAR: "YYYY", QUARTER: "YYYY_qN"}
+
+# The date run: not preceded or followed by another digit. Years 1900-2099.
+_SHARD = re.compile(
+    r"(?<!\d)(?P<y>(?:19|20)\d{2})(?:(?P<q>_?[qQ][1-4])|(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])?)?(?!\d)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One table of a family and the period it holds."""
+
+    key: str
+    suffix: str  # the date run as written in the name ("20230118", "2019_q3")
+    start: date
+    end: date  # inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Tables of one schema sharded by a date in their name; ``shards`` oldest first."""
+
+    key: str  # "schema.pattern": the family's key in the index
+    schema: str | None
+    pattern: str  # the name with the date run replaced by its placeholder ("events_YYYYMMDD")
+    prefix: str  # the name before the date run (for BigQuery's wildcard)
+    grain: str  # DAY | MONTH | QUARTER | YEAR
+    shards: tuple[Shard, ...]
+
+    @property
+    def newest(self) -> Shard:
+        return self.shards[-1]
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.shards)
+
+    def resolve(self, periods: list[tuple[date, date]]) -> list[str]:
+        """The shards whose period overlaps any of ``periods`` (oldest first)."""
+        return [
+            s.key for s in self.shards if any(s.start <= end and start <= s.end for start, end in periods)
+        ]
+
+
+def _parse(name: str) -> tuple[str, str, str, str, date, date] | None:
+    """(prefix, suffix run, rest, grain, start, end) for a name holding exactly one date run."""
+    matches = list(_SHARD.finditer(name))
+    if len(matches) != 1:
+        return None
+    m = matches[0]
+    year = int(m["y"])
+    if m["q"]:
+        quarter = int(m["q"][-1])
+        start = date(year, 3 * quarter - 2, 1)
+        end = _month_end(year, 3 * quarter)
+        grain = QUARTER
+    elif m["d"]:
+        try:
+            start = end = date(year, int(m["m"]), int(m["d"]))
+        except ValueError:
+            return None
+        grain = DAY
+    elif m["m"]:
+        start, end, grain = date(year, int(m["m"]), 1), _month_end(year, int(m["m"])), MONTH
+    else:
+        start, end, grain = date(year, 1, 1), date(year, 12, 31), YEAR
+    return name[: m.start()], m.group(0), name[m.end() :], grain, start, end
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def detect_families(snapshot: Snapshot) -> dict[str, Family]:
+    """Find the date-sharded families of a snapshot, keyed by family key."""
+    groups: dict[tuple[str | None, str, str, str], list[Shard]] = {}
+    for key, table in snapshot.tables.items():
+        if table.kind != "table":
+            continue
+        parsed = _parse(table.name)
+        if parsed is None:
+            continue
+        prefix, suffix, rest, grain, start, end = parsed
+        groups.setdefault((table.schema, prefix, rest, grain), []).append(Shard(key, suffix, start, end))
+    families: dict[str, Family] = {}
+    for (schema, prefix, rest, grain), shards in groups.items():
+        if len(shards) < 2:
+            continue
+        pattern = f"{prefix}{_PLACEHOLDER[grain]}{rest}"
+        key = f"{schema}.{pattern}" if schema else pattern
+        if key in snapshot.tables:
+            continue  # a real table already has that name
+        ordered = tuple(sorted(shards, key=lambda s: (s.start, s.key)))
+        families[key] = Family(key, schema, pattern, prefix, grain, ordered)
+    return families
+
+
+def family_of(snapshot: Snapshot) -> dict[str, Family]:
+    """Map each shard's table key to its family."""
+    return {key: f for f in detect_families(snapshot).values() for key in f.members}
+
+
+def family_table(family: Family, snapshot: Snapshot) -> Table:
+    """The family as one logical table: the newest shard's columns under the pattern name.
+
+    Its text does not depend on the number of shards, so a new shard re-embeds nothing unless
+    the newest columns changed.
+    """
+    newest = snapshot.tables[family.newest.key]
+    note = f"one table per {family.grain} ({family.pattern})"
+    comment = f"{newest.text.strip()} ({note})" if newest.text else note.capitalize()
+    return Table(
+        schema=family.schema,
+        name=family.pattern,
+        columns=newest.columns,
+        primary_key=newest.primary_key,
+        foreign_keys=newest.foreign_keys,
+        comment=comment,
+    )
+
+
+def collapse(snapshot: Snapshot, families: dict[str, Family]) -> Snapshot:
+    """The snapshot with every family replaced by its logical table (what is indexed and ranked)."""
+    if not families:
+        return snapshot
+    members = {key for f in families.values() for key in f.members}
+    tables = [t for key, t in snapshot.tables.items() if key not in members]
+    tables.extend(family_table(f, snapshot) for f in families.values())
+    return Snapshot.build(snapshot.profile, snapshot.dialect, tables)
+
+
+# ---- dates in a request -------------------------------------------------------------------
+
+_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+_MONTH_WORD = r"(?P<mon>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_YEAR = r"(?P<year>(?:19|20)\d{2})"
+_ORDINAL_QUARTER = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+
+_DAY_PATTERNS = (
+    re.compile(_MONTH_WORD + r"\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+" + _YEAR, re.I),
+    re.compile(r"(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH_WORD + r",?\s+" + _YEAR, re.I),
+    re.compile(_YEAR + r"[-/](?P<month>\d{1,2})[-/](?P<day>\d{1,2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<month>\d{1,2})/(?P<day>\d{1,2})/" + _YEAR),
+)
+_MONTH_PATTERNS = (
+    re.compile(_MONTH_WORD + r",?\s+(?:of\s+)?" + _YEAR, re.I),
+    re.compile(r"(?<![\d-])" + _YEAR + r"-(?P<month>0[1-9]|1[0-2])(?![-\d])"),
+)
+_QUARTER_PATTERNS = (
+    re.compile(r"\bQ(?P<q>[1-4])(?:\s+of)?[\s,]+" + _YEAR, re.I),
+    re.compile(_YEAR + r"[\s-]*Q(?P<q>[1-4])\b", re.I),
+    re.compile(r"\b(?P<ord>first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter\s+(?:of\s+)?" + _YEAR, re.I),
+)
+_RANGE = re.compile(
+    r"(?:from|between)\s+" + _YEAR + r"\s+(?:to|and|through|until|-)\s+(?P<year2>(?:19|20)\d{2})", re.I
+)
+_BARE_YEAR = re.compile(r"(?<![\d.$,])" + _YEAR + r"(?![\d,.]\d)")
+_RELATIVE = re.compile(
+    r"\b(?:last|past|previous|recent)\s+(?P<n>\d+|one|two|three|four|five|six|seven|ten|twelve|thirty)?\s*"
+    r"(?P<unit>day|week|month|quarter|year)s?\b",
+    re.I,
+)
+_NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "ten": 10,
+    "twelve": 12,
+}
+_NUMBERS["thirty"] = 30
+
+
+def request_periods(text: str, today: date | None = None) -> list[tuple[date, date]]:
+    """The date periods a request names: days, months, quarters, years, year ranges, "last N days".
+
+    Relative periods ("last 7 days") end on ``today`` (the newest shard's day for a family);
+    without ``today`` they are ignored. Each span of text is read once, most precise form first.
+    """
+    periods: list[tuple[date, date]] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(m: re.Match[str]) -> bool:
+        return all(m.end() <= a or m.start() >= b for a, b in taken)
+
+    def add(m: re.Match[str], start: date, end: date) -> None:
+        taken.append((m.start(), m.end()))
+        periods.append((start, end))
+
+    for pattern in _DAY_PATTERNS:
+        for m in pattern.finditer(text):
+            month = _MONTHS[m["mon"].lower()] if "mon" in m.groupdict() and m["mon"] else int(m["month"])
+            try:
+                day = date(int(m["year"]), month, int(m["day"]))
+            except ValueError:
+                continue
+            if free(m):
+                add(m, day, day)
+    for pattern in _QUARTER_PATTERNS:
+        for m in pattern.finditer(text):
+            q = int(m["q"]) if m.groupdict().get("q") else _ORDINAL_QUARTER[m["ord"].lower()]
+            year = int(m["year"])
+            if free(m):
+                add(m, date(year, 3 * q - 2, 1), _month_end(year, 3 * q))
+    for pattern in _MONTH_PATTERNS:
+        for m in pattern.finditer(text):
+            month = _MONTHS[m["mon"].lower()] if m.groupdict().get("mon") else int(m["month"])
+            year = int(m["year"])
+            if free(m):
+                add(m, date(year, month, 1), _month_end(year, month))
+    for m in _RANGE.finditer(text):
+        first, last = sorted((int(m["year"]), int(m["year2"])))
+        if free(m):
+            add(m, date(first, 1, 1), date(last, 12, 31))
+    for m in _BARE_YEAR.finditer(text):
+        year = int(m["year"])
+        if free(m):
+            add(m, date(year, 1, 1), date(year, 12, 31))
+    if today is not None:
+        for m in _RELATIVE.finditer(text):
+            raw = (m["n"] or "one").lower()
+            n = int(raw) if raw.isdigit() else _NUMBERS[raw]
+            days = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}[m["unit"].lower()] * n
+            add(m, today - timedelta(days=days - 1), today)
+    return periods
+
+
+def resolve_shards(family: Family, text: str) -> list[str]:
+    """The shards a request's dates need (oldest first); empty when it names no date they hold."""
+    return family.resolve(request_periods(text, today=family.newest.end))
+
+
+# ---- rendering ----------------------------------------------------------------------------
+
+
+def how_to_query(family: Family, dialect: str, quote: str) -> str:
+    """One line telling the LLM how to read several shards in the dialect.
+
+    ``quote`` is the quoted newest shard (``schema.name`` as written in SQL).
+    """
+    newest = family.newest
+    if dialect == "bigquery":
+        head = quote.rsplit(".", 1)[0] + "." if "." in quote else ""
+        return (
+            f"query several shards with the wildcard `{head}{family.prefix}*` and "
+            f"WHERE _TABLE_SUFFIX BETWEEN '{family.shards[0].suffix}' AND '{newest.suffix}'"
+        )
+    return f"query several shards with UNION ALL of the shards (e.g. SELECT … FROM {quote} UNION ALL SELECT … FROM …)"
+
+
+def family_header(family: Family, dialect: str, quote: str, asked: Sequence[str] = ()) -> str:
+    """The lines that introduce a family above its newest shard's columns (``asked``: shard keys wanted)."""
+    first, last = family.shards[0], family.newest
+    lines = [
+        f"-- table family {family.pattern}: {len(family.shards)} shards, one per {family.grain}, "
+        f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are the last one's)",
+        f"-- {how_to_query(family, dialect, quote)}",
+    ]
+    if asked and list(asked) != [last.key]:
+        lines.append("-- shards for this request: " + ", ".join(_bare(k) for k in asked))
+    return "\n".join(lines)
+
+
+def _bare(key: str) -> str:
+    return key.rsplit(".", 1)[-1]

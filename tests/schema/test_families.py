@@ -1,0 +1,139 @@
+"""Date-sharded table families: detection, request dates → shards, the logical table."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dbmeta_app.schema.families import (
+    collapse,
+    detect_families,
+    family_header,
+    request_periods,
+    resolve_shards,
+)
+from dbmeta_app.schema.models import Column, Snapshot, Table
+
+
+def _table(schema: str, name: str, *columns: str) -> Table:
+    return Table(schema=schema, name=name, columns=tuple(Column(c, "text") for c in columns or ("id",)))
+
+
+def _snapshot(*tables: Table, dialect: str = "postgresql") -> Snapshot:
+    return Snapshot.build("p", dialect, list(tables))
+
+
+def test_daily_monthly_yearly_and_schema_level_shards_form_families() -> None:
+    snap = _snapshot(
+        _table("ga", "events_20210130"),
+        _table("ga", "events_20210131", "id", "event_name"),
+        _table("day", "_20230117"),
+        _table("day", "_20230118"),
+        _table("month", "_202203"),
+        _table("month", "_202204"),
+        _table("noaa", "gsod2014"),
+        _table("noaa", "gsod2015"),
+        _table("trips", "t_2019_q2"),
+        _table("trips", "t_2019_q3"),
+        _table("ga", "users"),
+        _table("irs", "irs_990_2015"),  # alone: no family
+    )
+    families = detect_families(snap)
+    assert set(families) == {
+        "ga.events_YYYYMMDD",
+        "day._YYYYMMDD",
+        "month._YYYYMM",
+        "noaa.gsodYYYY",
+        "trips.t_YYYY_qN",
+    }
+    events = families["ga.events_YYYYMMDD"]
+    assert events.grain == "day"
+    assert events.members == ("ga.events_20210130", "ga.events_20210131")
+    assert events.newest.key == "ga.events_20210131"
+
+
+def test_collapse_replaces_the_shards_by_one_table_with_the_newest_columns() -> None:
+    snap = _snapshot(
+        _table("ga", "events_20210130", "id"),
+        _table("ga", "events_20210131", "id", "event_name"),
+        _table("ga", "users"),
+    )
+    logical = collapse(snap, detect_families(snap))
+    assert set(logical.tables) == {"ga.events_YYYYMMDD", "ga.users"}
+    assert [c.name for c in logical.tables["ga.events_YYYYMMDD"].columns] == ["id", "event_name"]
+
+
+def test_a_new_shard_does_not_change_the_logical_table() -> None:
+    base = [_table("ga", f"events_2021013{d}", "id") for d in (0, 1)]
+    before = collapse(_snapshot(*base), detect_families(_snapshot(*base)))
+    grown = [_table("ga", "events_20210129", "id"), *base]
+    after = collapse(_snapshot(*grown), detect_families(_snapshot(*grown)))
+    assert before.tables["ga.events_YYYYMMDD"] == after.tables["ga.events_YYYYMMDD"]
+
+
+def test_request_dates_absolute_and_relative() -> None:
+    assert request_periods("PullRequestEvents on January 18, 2023") == [
+        (date(2023, 1, 18), date(2023, 1, 18))
+    ]
+    assert request_periods("repositories in April 2022") == [(date(2022, 4, 1), date(2022, 4, 30))]
+    assert request_periods("sales in Q3 2019") == [(date(2019, 7, 1), date(2019, 9, 30))]
+    assert request_periods("weather in 2015") == [(date(2015, 1, 1), date(2015, 12, 31))]
+    assert request_periods("between 2016 and 2018") == [(date(2016, 1, 1), date(2018, 12, 31))]
+    assert request_periods("the last 7 days", today=date(2021, 1, 31)) == [
+        (date(2021, 1, 25), date(2021, 1, 31))
+    ]
+    assert request_periods("the last 7 days") == []  # relative needs an anchor
+    assert request_periods("a revenue of 2015.50 dollars, 1,2015 items") == []
+
+
+def test_resolve_shards_picks_the_shards_a_request_needs() -> None:
+    snap = _snapshot(*(_table("day", f"_202301{d:02d}") for d in range(10, 20)))
+    family = detect_families(snap)["day._YYYYMMDD"]
+    assert resolve_shards(family, "events on January 18, 2023") == ["day._20230118"]
+    assert resolve_shards(family, "events in the last 3 days") == [
+        "day._20230117",
+        "day._20230118",
+        "day._20230119",
+    ]
+    assert len(resolve_shards(family, "events in January 2023")) == 10
+    assert resolve_shards(family, "events in 2019") == []  # no shard holds it
+
+
+def test_yearly_family_resolves_a_day_to_its_year() -> None:
+    snap = _snapshot(_table("noaa", "gsod2014"), _table("noaa", "gsod2015"))
+    family = detect_families(snap)["noaa.gsodYYYY"]
+    assert resolve_shards(family, "the temperature on July 15, 2015") == ["noaa.gsod2015"]
+
+
+def test_family_header_says_how_to_query_in_the_dialect() -> None:
+    snap = _snapshot(_table("ga", "events_20210130"), _table("ga", "events_20210131"), dialect="bigquery")
+    family = detect_families(snap)["ga.events_YYYYMMDD"]
+    header = family_header(family, "bigquery", "ga.events_20210131")
+    assert "2 shards, one per day, first events_20210130, last events_20210131" in header
+    assert "`ga.events_*`" in header and "_TABLE_SUFFIX BETWEEN '20210130' AND '20210131'" in header
+    assert "UNION ALL" in family_header(family, "postgresql", "ga.events_20210131")
+
+
+def test_render_shows_a_family_once_with_its_header_and_newest_columns() -> None:
+    from dbmeta_app.schema.render import render_schema
+
+    snap = _snapshot(
+        _table("ga", "events_20210130", "id"),
+        _table("ga", "events_20210131", "id", "event_name"),
+        _table("ga", "users", "user_id"),
+    )
+    text = render_schema(snap, ["ga.events_20210130", "ga.users", "ga.events_20210131"])
+    assert text.count("table family events_YYYYMMDD: 2 shards") == 1
+    assert "# ga.events_20210131\nid text\nevent_name text" in text
+    assert "# ga.events_20210130" not in text
+    assert text.index("events_YYYYMMDD") < text.index("# ga.users")
+
+
+def test_render_names_the_shards_asked_for() -> None:
+    from dbmeta_app.schema.render import render_schema
+
+    snap = _snapshot(*(_table("day", f"_202301{d}", "id") for d in (17, 18, 19)))
+    text = render_schema(snap, ["day._20230118"])
+    assert "-- shards for this request: _20230118" in text
+    assert "# day._20230119" in text
+    assert "shards for this request" not in render_schema(snap, ["day._20230119"])
+    assert render_schema(snap).count("table family") == 1  # the whole schema: once, no request

@@ -1,0 +1,108 @@
+"""Inferred join keys and completion of a table set along references."""
+
+from __future__ import annotations
+
+from dbmeta_app.schema.models import Column, Snapshot, Table
+from dbmeta_app.search.joins import inferred_references
+from dbmeta_app.search.retrieval import (
+    RetrievalWeights,
+    SchemaGraph,
+    Signals,
+    complete_references,
+    select_tables,
+)
+
+
+def _t(name: str, *columns: tuple[str, str], schema: str = "omop") -> Table:
+    return Table(schema=schema, name=name, columns=tuple(Column(n, t) for n, t in columns))
+
+
+def omop() -> Snapshot:
+    return Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t("person", ("person_id", "bigint"), ("gender_concept_id", "bigint")),
+            _t("concept", ("concept_id", "bigint"), ("concept_name", "text")),
+            _t(
+                "condition_occurrence",
+                ("condition_occurrence_id", "bigint"),
+                ("person_id", "bigint"),
+                ("condition_concept_id", "bigint"),
+            ),
+            _t("drug_exposure", ("person_id", "bigint"), ("drug_concept_id", "bigint")),
+            _t("visit", ("person_id", "text")),  # incompatible type: no edge
+            _t("icd10_codes", ("code", "text"), ("description", "text"), schema="cms"),
+        ],
+    )
+
+
+def test_inferred_references_follow_key_names_and_types() -> None:
+    refs = inferred_references(omop())
+    assert refs["omop.condition_occurrence"] == {"omop.person", "omop.concept"}
+    assert refs["omop.person"] == {"omop.concept"}
+    assert "omop.visit" not in refs
+    assert "omop.concept" not in refs  # its own key is no reference
+
+
+def test_graph_without_inference_has_no_edges_here() -> None:
+    graph = SchemaGraph.from_snapshot(omop(), inferred=False)
+    assert not any(graph.neighbours.values())
+    assert SchemaGraph.from_snapshot(omop()).references["omop.condition_occurrence"] == (
+        "omop.concept",
+        "omop.person",
+    )
+
+
+def test_completion_brings_the_referenced_model_tables() -> None:
+    graph = SchemaGraph.from_snapshot(omop())
+    ranked = [
+        ("omop.condition_occurrence", 0.9),
+        ("cms.icd10_codes", 0.8),
+        ("omop.drug_exposure", 0.3),
+        ("omop.visit", 0.2),
+    ]
+    out = [k for k, _ in complete_references(ranked, graph, top_k=4, core=1, share=0.5)]
+    assert out == ["omop.condition_occurrence", "omop.concept", "omop.person", "cms.icd10_codes"]
+
+
+def test_completion_is_bounded_and_follows_references_only() -> None:
+    graph = SchemaGraph.from_snapshot(omop())
+    # person is referenced by many tables: reaching it must not pull them in.
+    ranked = [("omop.person", 0.9), ("cms.icd10_codes", 0.5)]
+    out = [k for k, _ in complete_references(ranked, graph, top_k=10, core=3, share=0.3)]
+    assert out == ["omop.person", "omop.concept", "cms.icd10_codes"]
+    many = [(f"omop.t{i}", 1.0 - i / 100) for i in range(10)]
+    assert complete_references(many, graph, top_k=10) == many  # no references: unchanged
+    for k in (1, 2, 3, 5, 10):
+        assert len(complete_references(ranked + many, graph, top_k=k)) <= k
+
+
+def test_select_tables_completes_along_inferred_keys() -> None:
+    graph = SchemaGraph.from_snapshot(omop())
+    signals = Signals(tables={"omop.condition_occurrence": 0.8, "cms.icd10_codes": 0.9, "omop.visit": 0.1})
+    plain = RetrievalWeights(inferred_joins=False, completion_share=0.0)
+    before = [
+        k for k, _ in select_tables(signals, SchemaGraph.from_snapshot(omop(), inferred=False), 3, plain)
+    ]
+    after = [k for k, _ in select_tables(signals, graph, 3)]
+    assert "omop.concept" not in before
+    assert "omop.concept" in after or "omop.person" in after
+
+
+def test_a_role_before_the_key_still_finds_the_table() -> None:
+    snap = Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t("users", ("id", "bigint"), ("name", "text"), schema="k"),
+            _t(
+                "votes",
+                ("FromUserId", "bigint"),
+                ("ToUserId", "bigint"),
+                ("owner_user_id", "bigint"),
+                schema="k",
+            ),
+        ],
+    )
+    assert inferred_references(snap) == {"k.votes": {"k.users"}}
