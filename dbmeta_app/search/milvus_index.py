@@ -102,6 +102,9 @@ _MAX_QUERY_WINDOW = 16_384
 DEFAULT_MIRROR_MAX_ROWS = 100_000
 #: Seconds any Milvus call may take before it fails: a call that never answers must not hang a build.
 DEFAULT_CALL_TIMEOUT = 120.0
+#: Calls whose work grows with the collection (sealing, index building, loading) get this many seconds per row
+#: on top of the call deadline: a fixed 120 s failed a 150,000-row build that was progressing.
+BULK_SECONDS_PER_ROW = 0.01
 #: Seconds a search call may take (a request waits for it; slower means degraded, not hung).
 DEFAULT_SEARCH_TIMEOUT = 10.0
 #: Seconds a sync waits for another build on the same file to finish before it gives up.
@@ -134,11 +137,17 @@ _BOUNDED_CALLS = frozenset(
 )
 
 
+def bulk_timeout(call_timeout: float, rows: int) -> float:
+    """The deadline of a call whose work grows with the collection's rows (see ``BULK_SECONDS_PER_ROW``)."""
+    return call_timeout + max(0, rows) * BULK_SECONDS_PER_ROW
+
+
 class BoundedClient:
     """A MilvusClient whose every call carries a deadline: a call that never answers fails, never hangs.
 
     pymilvus waits forever by default; a build stuck on one such call held its profile in "building" for
-    good. With a deadline the call raises, the build fails with that reason and is retried.
+    good. With a deadline the call raises, the build fails with that reason and is retried. A caller may
+    pass its own ``timeout`` (bulk calls on a large collection: ``bulk_timeout``); it takes precedence.
     """
 
     def __init__(self, client: Any, timeout: float, search_timeout: float) -> None:
@@ -476,7 +485,7 @@ class DocumentIndex:
             if live is not None and keep:
                 self._copy_rows(live, target, keep)
             embedded = self._embed_into(target, changed, embedder, progress)
-            self._finish(target, version)
+            self._finish(target, version, rows=len(new_hashes))
             self._switch_alias(target)
             self._live = target
             # the rows just written make the new mirror: no second read of the collection
@@ -638,9 +647,10 @@ class DocumentIndex:
                     partition_name=self.layout.partitions[kind],
                 )
 
-    def _finish(self, target: str, snapshot_version: str) -> None:
+    def _finish(self, target: str, snapshot_version: str, rows: int) -> None:
         # Bulk-load flow: index once over sealed segments, then load for searching.
-        self._client.flush(target)
+        bulk = bulk_timeout(self._call_timeout, rows)
+        self._client.flush(target, timeout=bulk)
         params = self._client.prepare_index_params()
         params.add_index("dense", index_type=self._dense_index, metric_type="COSINE")
         fields = ["dense"]
@@ -648,9 +658,9 @@ class DocumentIndex:
             params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             fields.append("sparse")
         # pymilvus polls index state every 0.5 s per index; polling here finishes ~1 s sooner.
-        self._client.create_index(target, params, sync=False)
-        self._wait_for_indexes(target, fields)
-        self._client.load_collection(target)
+        self._client.create_index(target, params, sync=False, timeout=bulk)
+        self._wait_for_indexes(target, fields, timeout=max(bulk, 3600.0))
+        self._client.load_collection(target, timeout=bulk)
         self._set_snapshot_version(target, snapshot_version)
 
     def _wait_for_indexes(self, target: str, fields: Sequence[str], timeout: float = 3600.0) -> None:
