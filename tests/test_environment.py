@@ -565,6 +565,12 @@ def _check_prompt_budget(s: Served, w: World) -> None:
     assert budget["max_tokens"] == 40 and budget["truncated"] is True
 
 
+def _check_clickhouse_sample(s: Served, w: World) -> None:
+    meta = s.schema()["metadata"]
+    assert meta["dialect"] == "chdb", meta
+    assert any(t.endswith("events") for t in meta["tables"]), meta["tables"]
+
+
 def _check_body_cap(s: Served, w: World) -> None:
     r = s.post(
         "/v1/prompt-items/schema",
@@ -675,6 +681,8 @@ CASES: dict[str, Case] = {
     ),
     "SCHEMA_CHECK_INTERVAL": Case(lambda w, d: "0.5", server=_check_drift_interval),
     "PROMPT_MAX_TOKENS": Case(lambda w, d: "40", server=_check_prompt_budget),
+    # chDB holds one directory per process: a fresh interpreter, not one forked from a shared parent
+    "SAMPLE_WAREHOUSE": Case(lambda w, d: "clickhouse", server=_check_clickhouse_sample, fresh=True),
     "ADMIN_TOKEN": Case(lambda w, d: ADMIN, server=_check_admin),
     "API_TOKEN": Case(lambda w, d: API, server=_check_api_token),
     "MCP_ALLOWED_HOSTS": Case(lambda w, d: "dbmeta:8000,127.0.0.1:*", server=_check_mcp_hosts),
@@ -794,6 +802,7 @@ def together(world: World, work: Path, port: int) -> dict[str, str]:
         "SCHEMA_CACHE_TTL": "600",
         "SCHEMA_CHECK_INTERVAL": "30",
         "PROMPT_MAX_TOKENS": "3000",
+        "SAMPLE_WAREHOUSE": "clickhouse",  # no effect beside DATABASE_URL (the sample is the default's only)
         "ADMIN_TOKEN": ADMIN,
         "API_TOKEN": API,
         "MCP_ALLOWED_HOSTS": f"127.0.0.1:{port},dbmeta:8000",
