@@ -95,7 +95,11 @@ def _month_end(year: int, month: int) -> date:
 
 
 def detect_families(snapshot: Snapshot) -> dict[str, Family]:
-    """Find the date-sharded families of a snapshot, keyed by family key."""
+    """Find the date-sharded families of a snapshot, keyed by family key (once per snapshot)."""
+    return snapshot.derived("families", _detect_families)
+
+
+def _detect_families(snapshot: Snapshot) -> dict[str, Family]:
     groups: dict[tuple[str | None, str, str, str], list[Shard]] = {}
     for key, table in snapshot.tables.items():
         if table.kind != "table":
@@ -119,8 +123,10 @@ def detect_families(snapshot: Snapshot) -> dict[str, Family]:
 
 
 def family_of(snapshot: Snapshot) -> dict[str, Family]:
-    """Map each shard's table key to its family."""
-    return {key: f for f in detect_families(snapshot).values() for key in f.members}
+    """Map each shard's table key to its family (once per snapshot: every rendering asks)."""
+    return snapshot.derived(
+        "family_of", lambda snap: {key: f for f in detect_families(snap).values() for key in f.members}
+    )
 
 
 def family_table(family: Family, snapshot: Snapshot) -> Table:

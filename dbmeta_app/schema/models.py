@@ -8,8 +8,9 @@ wherever the database has schemas, the bare name in SQLite's main schema.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -175,6 +176,9 @@ class Table:
         )
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The full structured schema of one profile."""
@@ -184,6 +188,15 @@ class Snapshot:
     tables: dict[str, Table] = field(default_factory=dict)
     version: str = ""  # hash of the tables' content: what the prompt shows
     fingerprint: str = ""  # the database's cheap schema fingerprint when it was read ("" if none)
+    #: Pure derivations of this snapshot (its table families …), computed once on first use: a snapshot
+    #: lives for many requests, so nothing a request renders re-derives them. Never serialised or compared.
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def derived(self, name: str, compute: Callable[[Snapshot], T]) -> T:
+        """Return ``compute(self)``, computed once per snapshot under ``name`` (it must be pure)."""
+        if name not in self._derived:
+            self._derived[name] = compute(self)
+        return self._derived[name]  # type: ignore[no-any-return]
 
     def to_json(self) -> dict[str, Any]:
         # profile, dialect, version and fingerprint come first: readers compare the JSON's head to skip decoding

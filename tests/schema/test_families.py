@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
+
+import pytest
 
 from dbmeta_app.schema.families import (
     collapse,
@@ -137,3 +140,24 @@ def test_render_names_the_shards_asked_for() -> None:
     assert "# day._20230119" in text
     assert "shards for this request" not in render_schema(snap, ["day._20230119"])
     assert render_schema(snap).count("table family") == 1  # the whole schema: once, no request
+
+
+def test_a_snapshot_s_families_are_derived_once_however_often_it_is_rendered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rendering runs per request: the families of a snapshot that lives for many requests are found once."""
+    from dbmeta_app.schema import families
+    from dbmeta_app.schema.render import render_schema
+
+    snap = Snapshot.build("p", "postgresql", [_table("ga", f"events_2023010{d}") for d in range(1, 4)])
+    parsed: list[str] = []
+    real = families._parse
+    monkeypatch.setattr(families, "_parse", lambda name: parsed.append(name) or real(name))
+    first = render_schema(snap, ["ga.events_20230103"])
+    assert render_schema(snap, ["ga.events_20230103"]) == first
+    assert len(parsed) == 3  # each table name parsed once, not once per rendering
+    other = replace(snap, tables={k: t for k, t in snap.tables.items() if k != "ga.events_20230103"})
+    assert set(families.family_of(other)) == {
+        "ga.events_20230101",
+        "ga.events_20230102",
+    }  # its own, not copied
