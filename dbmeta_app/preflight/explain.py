@@ -192,15 +192,12 @@ def _explain_postgres(
     row = session.run(f"EXPLAIN (FORMAT JSON) {statement}").one()
     plan, truncated = _plan(row[0], max_plan_bytes)
     rows, cost = postgres_estimates(plan)
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan=plan,
-        estimated_rows=rows,
-        estimated_cost=cost,
+    return _planned(
+        plan,
+        rows=rows,
+        cost=cost,
         warnings=postgres_warnings(plan, large_table_rows=large_table_rows),
-        plan_truncated=truncated,
+        truncated=truncated,
     )
 
 
@@ -301,15 +298,12 @@ def _explain_mysql(
     row = session.run(f"EXPLAIN FORMAT=JSON {statement}").one()
     plan, truncated = _plan(row[0], max_plan_bytes)
     rows, cost = mysql_estimates(plan)
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan=plan,
-        estimated_rows=rows,
-        estimated_cost=cost,
+    return _planned(
+        plan,
+        rows=rows,
+        cost=cost,
         warnings=mysql_warnings(plan, large_table_rows=large_table_rows),
-        plan_truncated=truncated,
+        truncated=truncated,
     )
 
 
@@ -487,15 +481,7 @@ def _explain_sqlite(session: ReadOnlySession, statement: str, max_plan_bytes: in
             "timeout",
         )
     plan = [{"id": row[0], "parent": row[1], "detail": str(row[-1])} for row in rows if len(row) >= 3]
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan=plan,
-        estimated_rows=None,
-        estimated_cost=None,
-        plan_truncated=truncated,
-    )
+    return _planned(plan, rows=None, truncated=truncated)
 
 
 # --- ClickHouse ------------------------------------------------------------------------------------
@@ -527,15 +513,11 @@ def _explain_clickhouse(
     estimates = clickhouse_rules.read_estimates([tuple(r) for r in estimate_rows], keys)
     usage = clickhouse_rules.index_usage(plan)
     counts = [e["rows"] for e in estimates if e["rows"] is not None]
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan={"plan": plan, "estimate": estimates, "indexes": usage},
-        estimated_rows=sum(counts) if estimates else None,
-        estimated_cost=None,
-        warnings=tuple(clickhouse_rules.warnings_for(usage, large_table_rows, estimates)),
-        plan_truncated=truncated or cut,
+    return _planned(
+        {"plan": plan, "estimate": estimates, "indexes": usage},
+        rows=sum(counts) if estimates else None,
+        warnings=clickhouse_rules.warnings_for(usage, large_table_rows, estimates),
+        truncated=truncated or cut,
     )
 
 
@@ -551,15 +533,11 @@ def _explain_duckdb(
     if rows and len(rows[0]) > 1:
         plan, cut = _plan(rows[0][1], max_plan_bytes)
         truncated = truncated or cut
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan=plan,
-        estimated_rows=duckdb_rules.estimated_rows(plan),
-        estimated_cost=None,
-        warnings=tuple(duckdb_rules.warnings_for(plan, large_table_rows)),
-        plan_truncated=truncated,
+    return _planned(
+        plan,
+        rows=duckdb_rules.estimated_rows(plan),
+        warnings=duckdb_rules.warnings_for(plan, large_table_rows),
+        truncated=truncated,
     )
 
 
@@ -579,15 +557,7 @@ def _explain_generic(session: ReadOnlySession, statement: str, max_plan_bytes: i
     if backend == "trino" and len(rows) == 1 and rows[0]:
         plan, truncated = _plan(rows[0][0], max_plan_bytes)
         estimated_rows = _trino_rows(plan)
-    return ExplainResult(
-        ok=True,
-        error=None,
-        error_kind=None,
-        plan=plan,
-        estimated_rows=estimated_rows,
-        estimated_cost=None,
-        plan_truncated=truncated,
-    )
+    return _planned(plan, rows=estimated_rows, truncated=truncated)
 
 
 def _trino_rows(plan: Any) -> int | None:
@@ -630,6 +600,26 @@ def _bounded_rows(result: Any, max_bytes: int) -> tuple[list[Any], bool]:
                 result.close()
                 return rows, True
             rows.append(row)
+
+
+def _planned(
+    plan: Any,
+    *,
+    rows: int | None,
+    cost: float | None = None,
+    warnings: Sequence[str] = (),
+    truncated: bool,
+) -> ExplainResult:
+    return ExplainResult(
+        ok=True,
+        error=None,
+        error_kind=None,
+        plan=plan,
+        estimated_rows=rows,
+        estimated_cost=cost,
+        warnings=tuple(warnings),
+        plan_truncated=truncated,
+    )
 
 
 def _failure(error: str, kind: str) -> ExplainResult:
