@@ -119,10 +119,14 @@ def run_checkov(targets: dict[str, list[str]]) -> dict[str, CheckovReport]:
     common = ["--output", "json", "--skip-download", "--compact"]
     binary = checkov_binary()
     assert binary is not None
+    # checkov's own worker processes talk to a multiprocessing manager, whose pipe broke once (BrokenPipeError,
+    # exit 2) with several checkov runs on two cores: each run works in its own process, sequentially
+    env = {**os.environ, "CHECKOV_PARALLELIZATION_TYPE": "none"}
     procs = {
         name: subprocess.Popen(
             [binary, *args, *common],
             cwd=REPO,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
