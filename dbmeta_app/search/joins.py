@@ -5,6 +5,10 @@ join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``
 role before it: ``from_user_id``) of one table references the table named ``<thing>`` (singular or plural, same schema first) when that table
 holds the same column or an ``id`` / ``key`` column of a compatible type; ``*_concept_id`` references
 ``concept`` (the OMOP vocabulary). The result is directed: table → the tables it references.
+
+Where no table is named after a key (Cybersyn's ``id_rssd``, ``geo_id``), tables of one schema holding the
+same key column, and name siblings sharing a column, are linked without a direction (``shared_key_links``):
+enough to bridge ``x_entities`` and ``x_attributes`` through ``x_timeseries``, never followed as references.
 """
 
 from __future__ import annotations
@@ -84,3 +88,54 @@ def _target(
             if match is not None and _family(match.type) == wanted:
                 return candidate
     return None
+
+
+_KEY_WORDS = ("id", "key", "code")
+# More tables than this sharing one key column: a generic column name, not a join structure.
+_MAX_SHARED = 30
+
+
+def _key_like(column: str) -> bool:
+    """A join-key name: ``id_rssd``, ``geo_id``, ``fips_code`` (a bare ``id`` / ``key`` is every table's own)."""
+    words = split_identifier(column)
+    return len(words) >= 2 and (words[-1] in _KEY_WORDS or words[0] in _KEY_WORDS)
+
+
+def _names_a_table(column: str, names: set[str]) -> bool:
+    return any(name in names for stem in _key_stems(column) for name in _stems(stem))
+
+
+def shared_key_links(snapshot: Snapshot) -> set[tuple[str, str]]:
+    """Undirected links between tables of one schema that a key column or a name stem ties together.
+
+    - the same key-named column (``id_rssd``, ``geo_id``) of a compatible type in both tables, when
+      no table is named after it (that case is a reference, ``inferred_references``);
+    - siblings: names that differ only in their last word (``financial_institution_entities`` /
+      ``…_timeseries``) and share a column.
+    Neither direction is known, so these are links for bridging and neighbour scores, never references.
+    """
+    names = {table.name.lower() for table in snapshot.tables.values()}
+    by_column: dict[tuple[str | None, str, str], list[str]] = {}
+    by_stem: dict[tuple[str | None, str], list[Table]] = {}
+    for key, table in snapshot.tables.items():
+        for column in table.columns:
+            if _key_like(column.name) and not _names_a_table(column.name, names):
+                by_column.setdefault((table.schema, column.name.lower(), _family(column.type)), []).append(
+                    key
+                )
+        words = split_identifier(table.name)
+        if len(words) >= 2:
+            by_stem.setdefault((table.schema, "_".join(words[:-1])), []).append(table)
+    links: set[tuple[str, str]] = set()
+    for keys in by_column.values():
+        if 2 <= len(keys) <= _MAX_SHARED:
+            links.update((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :])
+    for tables in by_stem.values():
+        if not 2 <= len(tables) <= _MAX_SHARED:
+            continue
+        columns = [{c.name.lower() for c in t.columns} for t in tables]
+        for i, a in enumerate(tables):
+            for j in range(i + 1, len(tables)):
+                if columns[i] & columns[j]:
+                    links.add((a.key, tables[j].key))
+    return links

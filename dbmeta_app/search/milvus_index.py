@@ -908,7 +908,9 @@ class TableIndex(DocumentIndex):
             column_hits = mirrored_columns
         for _, key, score in column_hits:
             best_columns.setdefault(key, score)
-        return Signals(tables=tables, columns=best_columns, schemas=schemas)
+        window = min(column_limit or limit, _MAX_QUERY_WINDOW)
+        floor = column_hits[-1][2] if column_hits and len(column_hits) >= window else 0.0
+        return Signals(tables=tables, columns=best_columns, schemas=schemas, column_floor=floor)
 
 
 class ExampleIndex(DocumentIndex):

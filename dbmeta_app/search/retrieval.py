@@ -9,8 +9,11 @@ Two structural priors are generic to relational requests:
 - join coherence: a request's tables are joined, so a table next to a strong table (one FK
   away) is more likely to matter;
 - schema coherence: a request's tables usually share a schema, so every table gets its
-  schema's score (its best table plus the schema document); in a single-schema database this
-  adds the same amount to every table and changes nothing.
+  schema's score (the mean of its two best tables, plus the schema document: one strong table
+  alone makes a weaker case than two good ones); in a single-schema database this adds the same
+  amount to every table and changes nothing.
+Tables are neighbours along declared FKs, inferred references and links (the same key column
+``id_rssd`` in two tables, name siblings ``x_entities`` / ``x_timeseries``; ``search/joins.py``).
 Finally, bridge tables that a join between two top tables needs are pulled into the budget,
 and the tables the strongest tables reference (declared or inferred keys, ``search/joins.py``)
 complete the set: a request that reaches ``condition_occurrence`` needs ``concept`` and ``person``.
@@ -25,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbmeta_app.schema.models import Snapshot
-from dbmeta_app.search.joins import inferred_references
+from dbmeta_app.search.joins import inferred_references, shared_key_links
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class RetrievalWeights:
     column: float = 0.5  # best column, cosine
     neighbour: float = 0.15  # best FK neighbour's score
     schema: float = 1.0  # schema score added to each of its tables
+    schema_tables: int = 2  # a schema's score: the mean of its best this-many tables
     schema_document: float = 0.5  # schema document's share of the schema score
     bridge_core: float = 0.5  # share of top_k whose pairwise joins get bridge tables
     inferred_joins: bool = True  # join keys inferred from column names are edges too
@@ -50,6 +54,9 @@ class Signals:
     tables: Mapping[str, float] = field(default_factory=dict)
     columns: Mapping[str, float] = field(default_factory=dict)
     schemas: Mapping[str, float] = field(default_factory=dict)
+    # The column list is the top of all columns, not of each table: when it was cut short, a table
+    # absent from it has a best column of at most the list's lowest score (not of nothing).
+    column_floor: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,10 @@ class SchemaGraph:
             for target in targets:
                 links[key].add(target)
                 links[target].add(key)
+        if inferred:
+            for a, b in shared_key_links(snapshot):
+                links[a].add(b)
+                links[b].add(a)
         return cls(
             schema_of={key: table.schema or "" for key, table in snapshot.tables.items()},
             neighbours={key: frozenset(n) for key, n in links.items()},
@@ -88,17 +99,22 @@ def fuse(signals: Signals, graph: SchemaGraph, weights: RetrievalWeights | None 
     base: dict[str, float] = {}
     for key in signals.tables.keys() | signals.columns.keys():
         if key in graph.schema_of:  # a stale index may still hold dropped tables
-            base[key] = w.table * signals.tables.get(key, 0.0) + w.column * signals.columns.get(key, 0.0)
+            column = signals.columns.get(key, signals.column_floor)
+            base[key] = w.table * signals.tables.get(key, 0.0) + w.column * column
     # Neighbours of candidates are candidates too: a bridge may match no word of the request.
     joined: dict[str, float] = {}
     around = {n for key in base for n in graph.neighbours.get(key, ())}
     for key in base.keys() | around:
         best_neighbour = max((base.get(n, 0.0) for n in graph.neighbours.get(key, ())), default=0.0)
         joined[key] = base.get(key, 0.0) + w.neighbour * best_neighbour
-    schema_score: dict[str, float] = {}
+    per_schema: dict[str, list[float]] = {}
     for key, score in joined.items():
-        schema = graph.schema_of[key]
-        schema_score[schema] = max(schema_score.get(schema, 0.0), score)
+        per_schema.setdefault(graph.schema_of[key], []).append(score)
+    # A request needs several tables: a schema is as good as its best few (its only one, if alone).
+    schema_score: dict[str, float] = {}
+    for schema, scores in per_schema.items():
+        best = sorted(scores, reverse=True)[: w.schema_tables]
+        schema_score[schema] = sum(best) / len(best)
     for schema in schema_score:
         schema_score[schema] += w.schema_document * signals.schemas.get(schema, 0.0)
     return {key: score + w.schema * schema_score[graph.schema_of[key]] for key, score in joined.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dbmeta_app.schema.models import Column, Snapshot, Table
-from dbmeta_app.search.joins import inferred_references
+from dbmeta_app.search.joins import inferred_references, shared_key_links
 from dbmeta_app.search.retrieval import (
     RetrievalWeights,
     SchemaGraph,
@@ -106,3 +106,65 @@ def test_a_role_before_the_key_still_finds_the_table() -> None:
         ],
     )
     assert inferred_references(snap) == {"k.votes": {"k.users"}}
+
+
+def cybersyn() -> Snapshot:
+    """A Cybersyn-style share: entities, variables (attributes) and values (timeseries), no keys declared."""
+    return Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t("bank_entities", ("id_rssd", "text"), ("name", "text"), schema="fin"),
+            _t(
+                "bank_attributes",
+                ("variable", "text"),
+                ("variable_name", "text"),
+                ("unit", "text"),
+                schema="fin",
+            ),
+            _t(
+                "bank_timeseries",
+                ("id_rssd", "text"),
+                ("variable", "text"),
+                ("date", "date"),
+                ("value", "double precision"),
+                schema="fin",
+            ),
+            _t("stock_attributes", ("variable", "text"), ("variable_name", "text"), schema="fin"),
+            _t("branch_locations", ("id_rssd", "bigint"), ("city", "text"), schema="fin"),  # another type
+            _t("other_entities", ("id_rssd", "text"), schema="elsewhere"),  # another schema
+        ],
+    )
+
+
+def test_shared_key_columns_and_name_siblings_are_links() -> None:
+    links = {frozenset(pair) for pair in shared_key_links(cybersyn())}
+    assert frozenset(("fin.bank_entities", "fin.bank_timeseries")) in links  # the same id_rssd
+    assert frozenset(("fin.bank_attributes", "fin.bank_timeseries")) in links  # siblings sharing `variable`
+    assert frozenset(("fin.bank_entities", "fin.branch_locations")) not in links  # text vs bigint
+    assert not any("elsewhere.other_entities" in pair for pair in links)  # one schema only
+    # `variable` is no key name: other prefixes' attribute tables are not tied to the bank's
+    assert frozenset(("fin.stock_attributes", "fin.bank_timeseries")) not in links
+
+
+def test_a_key_column_naming_a_table_is_a_reference_not_a_link_and_generic_keys_are_ignored() -> None:
+    assert not any("omop.person" in pair for pair in shared_key_links(omop()))
+    many = Snapshot.build("p", "postgresql", [_t(f"t{i}", ("geo_id", "text"), schema="s") for i in range(40)])
+    assert shared_key_links(many) == set()  # forty tables share it: a generic column, no structure
+
+
+def test_the_table_between_two_top_tables_is_bridged_in_along_links() -> None:
+    graph = SchemaGraph.from_snapshot(cybersyn())
+    signals = Signals(
+        tables={
+            "fin.bank_entities": 0.9,
+            "fin.bank_attributes": 0.8,
+            "fin.stock_attributes": 0.75,
+            "fin.branch_locations": 0.7,
+            "fin.bank_timeseries": 0.2,
+        }
+    )
+    top = [name for name, _ in select_tables(signals, graph, top_k=3)]
+    assert "fin.bank_timeseries" in top
+    assert top[:2] == ["fin.bank_entities", "fin.bank_attributes"]
+    assert "fin.bank_timeseries" not in graph.references.get("fin.bank_entities", ())  # no direction guessed

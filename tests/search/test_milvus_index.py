@@ -433,3 +433,18 @@ def test_a_sync_sees_a_collection_another_process_built_and_embeds_nothing(
         "shop.customers"
     ]
     client.close()
+
+
+def test_a_cut_column_list_reports_its_lowest_score_as_the_floor(tmp_path: Path, embedder: Embedder) -> None:
+    client = connect(str(tmp_path / "milvus.db"))
+    mirrored = TableIndex(client, client_name="acme", env="test", profile="wh", database=DB)
+    in_milvus = TableIndex(
+        client, client_name="acme", env="test", profile="wh", database=DB, mirror_max_rows=0
+    )
+    mirrored.sync(warehouse(), embedder)
+    text, vector = lexical_query(QUERIES[0]), embedder.encode([QUERIES[0]])[0]
+    for index in (mirrored, in_milvus):
+        cut = index.signals(text, vector, 20, column_limit=3)
+        assert 0.0 < cut.column_floor <= min(cut.columns.values())
+        # every column row fits in the window: a table missing from it has no matching column at all
+        assert index.signals(text, vector, 20, column_limit=500).column_floor == 0.0

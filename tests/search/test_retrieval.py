@@ -82,3 +82,35 @@ def test_scores_come_back_best_first() -> None:
     signals = Signals(tables={"shop.orders": 0.4, "hr.employees": 0.9, "school.courses": 0.1})
     scores = [s for _, s in select_tables(signals, graph, top_k=5)]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_table_missing_from_a_cut_column_list_counts_the_lists_lowest_score_not_zero() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    # The column list holds the warehouse's best columns; shop.customers had none among them, so its
+    # best column scores at most 0.4 — ranking it as if it had no matching column at all is wrong.
+    signals = Signals(
+        tables={"shop.orders": 0.5, "shop.customers": 0.5}, columns={"shop.orders": 0.6}, column_floor=0.4
+    )
+    scores = fuse(signals, graph, RetrievalWeights(neighbour=0.0, schema=0.0))
+    assert scores["shop.customers"] == 0.25 + 0.2
+    assert scores["shop.orders"] == 0.25 + 0.3
+    uncut = fuse(
+        Signals(tables=signals.tables, columns=signals.columns),
+        graph,
+        RetrievalWeights(neighbour=0.0, schema=0.0),
+    )
+    assert uncut["shop.customers"] == 0.25
+
+
+def test_a_schema_with_two_good_tables_beats_one_with_a_single_slightly_better_table() -> None:
+    graph = SchemaGraph.from_snapshot(warehouse())
+    # A request needs several tables: hr has one table that matches a little better than any of the
+    # shop's, but the shop has two that match well.
+    signals = Signals(
+        tables={"shop.orders": 0.8, "shop.customers": 0.7, "hr.employees": 0.85, "hr.departments": 0.1}
+    )
+    ranked = [name for name, _ in rank(fuse(signals, graph, RetrievalWeights(neighbour=0.0)))]
+    assert ranked.index("shop.customers") < ranked.index("hr.employees")
+    # a schema of one table is scored by that table alone (not halved)
+    alone = Signals(tables={"school.courses": 0.6})
+    assert fuse(alone, graph, RetrievalWeights(neighbour=0.0))["school.courses"] == 0.3 + 0.3
