@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     search_fusion: Literal["rrf", "weighted"] = "weighted"
     # an index of at most this many rows (tables + columns + schemas) keeps its vectors in process too:
     # dense scoring is a matrix product and only BM25 goes to Milvus; 0 = always search in Milvus
-    search_mirror_max_rows: int = Field(default=100_000, ge=0, le=10_000_000)
+    search_mirror_max_rows: int = Field(default=250_000, ge=0, le=10_000_000)
 
     # prompt budget: estimated tokens of a schema rendered for a request (top-k tables); 0 = no limit
     prompt_max_tokens: int = Field(default=4000, ge=0, le=1_000_000)

@@ -385,13 +385,21 @@ def test_every_milvus_call_of_a_build_and_a_search_has_a_deadline(tmp_path: Path
         "shop.customers"
     ]
     used = {name for name, _ in client.calls}
-    assert {"create_collection", "insert", "flush", "create_alias", "alter_alias", "drop_collection"} <= used
+    assert {
+        "create_collection",
+        "create_index",
+        "insert",
+        "flush",
+        "create_alias",
+        "alter_alias",
+        "drop_collection",
+    } <= used
     assert {"hybrid_search", "search"} <= used
     unbounded = [name for name, timeout in client.calls if timeout is None]
     assert unbounded == []  # pymilvus waits forever without one: a stuck call would hang the build
     assert {t for n, t in client.calls if n in ("search", "hybrid_search")} == {3.0}
-    # sealing, indexing and loading grow with the collection: their deadline grows with its rows
-    bulk = {"flush", "create_index", "load_collection"}
+    # sealing (which indexes what it seals) and loading grow with the collection: their deadline grows with its rows
+    bulk = {"flush", "load_collection"}
     grown = {t for n, t in client.calls if n in bulk}
     assert len(grown) == 1 and min(grown) > 7.0
     assert bulk_timeout(7.0, 150_000) >= 1_500  # a 150,000-row build gets minutes (a fixed 120 s failed one)
@@ -448,3 +456,31 @@ def test_a_cut_column_list_reports_its_lowest_score_as_the_floor(tmp_path: Path,
         assert 0.0 < cut.column_floor <= min(cut.columns.values())
         # every column row fits in the window: a table missing from it has no matching column at all
         assert index.signals(text, vector, 20, column_limit=500).column_floor == 0.0
+
+
+def test_a_large_build_seals_segments_as_it_goes_so_milvus_indexes_them_during_the_build(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dbmeta_app.search.milvus_index._SEAL_ROWS", 10)
+    monkeypatch.setattr("dbmeta_app.search.milvus_index._EMBED_BATCH", 8)
+    client = RecordingClient(connect(str(tmp_path / "milvus.db")))
+    index = TableIndex(
+        client,  # type: ignore[arg-type]
+        client_name="acme",
+        env="test",
+        profile="wh",
+        database=DB,
+        mirror_max_rows=0,
+    )
+    stats = index.sync(warehouse(), embedder)
+    calls = [name for name, _ in client.calls]
+    # the index exists before the first row arrives, and segments are sealed while rows are still coming
+    assert calls.index("create_index") < calls.index("insert")
+    first_flush = calls.index("flush")
+    assert "insert" in calls[first_flush:]
+    assert calls.count("flush") >= stats.embedded // 10
+    # and the result is searchable as before
+    assert names(TableSearch(warehouse(), embedder, index), "customer email addresses", 1) == [
+        "shop.customers"
+    ]
+    index.close()
