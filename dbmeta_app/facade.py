@@ -23,8 +23,8 @@ from dbmeta_app.examples.query_examples import get_query_examples as _examples
 from dbmeta_app.items.db_struct import get_schema_prompt_item as _schema_item
 from dbmeta_app.items.preflight import preflight
 from dbmeta_app.runtime import Runtime, open_runtime
+from dbmeta_app.search.hits import TableHit
 from dbmeta_app.search.runtime import search_tables
-from dbmeta_app.search.service import TableHit
 
 __all__ = [
     "generate_schema_prompt",

@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dbmeta_app.schema.families import collapse, detect_families
 from dbmeta_app.schema.models import Column, Snapshot, Table
@@ -75,6 +76,12 @@ class DocumentGroup:
 
 def split_identifier(name: str) -> list[str]:
     """Split an identifier into lower-case words (snake_case, camelCase, ABBRWord, digits)."""
+    return list(_split_identifier(name))
+
+
+# A warehouse repeats its column names across tables: an index build splits each name once, not per use.
+@lru_cache(maxsize=1 << 16)
+def _split_identifier(name: str) -> tuple[str, ...]:
     words: list[str] = []
     for chunk in _CHUNK.findall(name):
         start = 0
@@ -90,7 +97,7 @@ def split_identifier(name: str) -> list[str]:
                 words.append(chunk[start:i].lower())
                 start = i
         words.append(chunk[start:].lower())
-    return words
+    return tuple(words)
 
 
 def humanize(name: str) -> str:

@@ -2,15 +2,18 @@
 
 BM25 over the same lexical table documents the index uses, then the same fusion (schema coherence,
 FK neighbours) and bridge-table expansion as the full retrieval — worse at synonyms, still correct.
+Date-sharded families are one logical table here too: a hit names the shards the request's dates need.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dbmeta_app.schema.families import Family, collapse, detect_families
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_terms, table_lexical
+from dbmeta_app.search.hits import TableHit, table_hit
 from dbmeta_app.search.retrieval import SchemaGraph, Signals, select_tables
 
 
@@ -21,11 +24,14 @@ class KeywordIndex:
     version: str
     bm25: Bm25[str]
     graph: SchemaGraph
+    families: dict[str, Family]
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> KeywordIndex:
-        documents = {key: lexical_terms(table_lexical(t)) for key, t in snapshot.tables.items()}
-        return cls(snapshot.version, Bm25.build(documents), SchemaGraph.from_snapshot(snapshot))
+        families = detect_families(snapshot)
+        logical = collapse(snapshot, families)
+        documents = {key: lexical_terms(table_lexical(t)) for key, t in logical.tables.items()}
+        return cls(snapshot.version, Bm25.build(documents), SchemaGraph.from_snapshot(logical), families)
 
     def scores(self, query: str) -> dict[str, float]:
         """BM25 score of every table that shares a term with the query, scaled to [0, 1]."""
@@ -33,9 +39,10 @@ class KeywordIndex:
         top = max(raw.values(), default=0.0)
         return {key: value / top for key, value in raw.items()} if top else {}
 
-    def search(self, query: str, top_k: int) -> list[tuple[str, float]]:
+    def search(self, query: str, top_k: int) -> list[TableHit]:
         """Rank tables for a request by keywords, with the retrieval's fusion and FK expansion."""
         scores = self.scores(query)
         if not scores:
             return []
-        return select_tables(Signals(tables=scores), self.graph, top_k)
+        ranked = select_tables(Signals(tables=scores), self.graph, top_k)
+        return [table_hit(self.families, query, key, round(score, 6)) for key, score in ranked]

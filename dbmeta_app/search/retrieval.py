@@ -102,11 +102,16 @@ def fuse(signals: Signals, graph: SchemaGraph, weights: RetrievalWeights | None 
             column = signals.columns.get(key, signals.column_floor)
             base[key] = w.table * signals.tables.get(key, 0.0) + w.column * column
     # Neighbours of candidates are candidates too: a bridge may match no word of the request.
-    joined: dict[str, float] = {}
-    around = {n for key in base for n in graph.neighbours.get(key, ())}
-    for key in base.keys() | around:
-        best_neighbour = max((base.get(n, 0.0) for n in graph.neighbours.get(key, ())), default=0.0)
-        joined[key] = base.get(key, 0.0) + w.neighbour * best_neighbour
+    # Each candidate passes its score on to its neighbours (a table gets its best neighbour's).
+    best_neighbour: dict[str, float] = {}
+    for key, score in base.items():
+        for n in graph.neighbours.get(key, ()):
+            if n not in best_neighbour or score > best_neighbour[n]:
+                best_neighbour[n] = score
+    joined = {
+        key: base.get(key, 0.0) + w.neighbour * best_neighbour.get(key, 0.0)
+        for key in base.keys() | best_neighbour.keys()
+    }
     per_schema: dict[str, list[float]] = {}
     for key, score in joined.items():
         per_schema.setdefault(graph.schema_of[key], []).append(score)

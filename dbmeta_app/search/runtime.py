@@ -56,6 +56,7 @@ from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.store import load_snapshot
 from dbmeta_app.search.documents import example_group, lexical_query
 from dbmeta_app.search.embedder import Embedder, ModelNotFoundError
+from dbmeta_app.search.hits import TableHit
 from dbmeta_app.search.keyword import KeywordIndex
 from dbmeta_app.search.milvus_index import (
     ExampleIndex,
@@ -66,7 +67,7 @@ from dbmeta_app.search.milvus_index import (
     connect,
     resolve_uri,
 )
-from dbmeta_app.search.service import TableHit, TableSearch
+from dbmeta_app.search.service import TableSearch
 
 log = logging.getLogger(__name__)
 
@@ -595,8 +596,7 @@ class SearchRuntime:
                 if not isinstance(found, str):
                     return self._done(rt, found, None, started, entry.index.path)
                 reason = found
-        ranked = keyword_index(rt, snapshot).search(query, top_k)
-        return self._done(rt, [TableHit(name, round(score, 6)) for name, score in ranked], reason, started)
+        return self._done(rt, keyword_index(rt, snapshot).search(query, top_k), reason, started)
 
     async def _guarded(
         self,
@@ -810,9 +810,9 @@ async def search_tables(
         result = await runtime.search.search(rt, snapshot, query, top_k)
     else:
         started = time.perf_counter()
-        ranked = keyword_index(rt, snapshot).search(query, top_k) if snapshot.tables else []
+        hits = keyword_index(rt, snapshot).search(query, top_k) if snapshot.tables else []
         elapsed = round((time.perf_counter() - started) * 1000, 2)
-        result = SearchResult([TableHit(k, round(s, 6)) for k, s in ranked], False, None, elapsed)
+        result = SearchResult(hits, False, None, elapsed)
     return loaded, result
 
 

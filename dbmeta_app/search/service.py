@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from dbmeta_app.schema.families import Family, collapse, detect_families, resolve_shards
+from dbmeta_app.schema.families import Family, collapse, detect_families
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.documents import lexical_query
+from dbmeta_app.search.hits import TableHit, table_hit
 from dbmeta_app.search.milvus_index import Progress, SyncStats, TableIndex, TextEncoder
 from dbmeta_app.search.retrieval import RetrievalWeights, SchemaGraph, select_tables
 
@@ -20,28 +20,6 @@ EmbedQuery = Callable[[str], npt.NDArray[np.float32]]
 # as 300 and keeps each Milvus call under ~10 ms.
 DEFAULT_CANDIDATES = 100
 MAX_SCHEMA_SLOTS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class TableHit:
-    """One retrieved table: its snapshot key and its relevance score.
-
-    A hit on a date-sharded family names a real shard (the one the request's dates resolve to
-    first, else the newest) and carries the family's key and every resolved shard.
-    """
-
-    name: str
-    score: float
-    family: str | None = None
-    shards: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        """The hit as answered by the API: name and score, plus the family when there is one."""
-        data: dict[str, object] = {"name": self.name, "score": self.score}
-        if self.family is not None:
-            data["family"] = self.family
-            data["shards"] = list(self.shards)
-        return data
 
 
 class TableSearch:
@@ -104,11 +82,4 @@ class TableSearch:
             column_limit=limit if self._columns else 0,
         )
         ranked = select_tables(signals, self._graph, top_k, self._weights)
-        return [self._hit(query, name, round(score, 6)) for name, score in ranked]
-
-    def _hit(self, query: str, key: str, score: float) -> TableHit:
-        family = self._families.get(key)
-        if family is None:
-            return TableHit(key, score)
-        shards = resolve_shards(family, query)
-        return TableHit(shards[0] if shards else family.newest.key, score, family.key, tuple(shards))
+        return [table_hit(self._families, query, name, round(score, 6)) for name, score in ranked]

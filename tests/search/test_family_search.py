@@ -8,6 +8,7 @@ import numpy as np
 
 from dbmeta_app.schema.models import Column, Snapshot, Table
 from dbmeta_app.search.documents import build_groups
+from dbmeta_app.search.keyword import KeywordIndex
 from dbmeta_app.search.retrieval import Signals
 from dbmeta_app.search.service import TableSearch
 
@@ -57,3 +58,19 @@ def test_a_dated_request_gets_the_shard_it_needs() -> None:
 def test_an_undated_request_gets_the_newest_shard() -> None:
     hits = _search({"day._YYYYMMDD": 0.9}).search("pull requests per repository", 5)
     assert hits[0].name == "day._20230119" and hits[0].shards == ()
+
+
+def test_the_keyword_fallback_ranks_a_family_once_and_names_the_shards_a_request_needs() -> None:
+    shards = [
+        Table(schema="web", name=f"events_202301{d}", columns=(Column("event_name", "text"),))
+        for d in range(10, 25)
+    ]
+    other = Table(
+        schema="web", name="users", columns=(Column("user_id", "int"), Column("event_count", "int"))
+    )
+    index = KeywordIndex.build(Snapshot.build("p", "postgresql", [*shards, other]))
+    hits = index.search("events on January 18, 2023", 5)
+    # fifteen shards would have filled the top 5: the family takes one place, the rest stay for other tables
+    assert [h.name for h in hits] == ["web.events_20230118", "web.users"]
+    assert hits[0].family == "web.events_YYYYMMDD" and hits[0].shards == ("web.events_20230118",)
+    assert index.search("event names", 5)[0].name == "web.events_20230124"  # undated: the newest shard
