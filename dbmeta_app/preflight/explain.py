@@ -161,7 +161,7 @@ def run_explain(
     except SessionRefused as exc:
         return _failure(str(exc), "connection")
     except DBAPIError as exc:
-        return _error_result(exc, backend, timed_out=session is not None and session.timed_out)
+        return _error_result(exc, backend, timeout_ms, timed_out=session is not None and session.timed_out)
     except PoolTimeoutError:
         return _failure("no database connection available (pool exhausted)", "connection")
     except SQLAlchemyError as exc:
@@ -628,10 +628,17 @@ def _failure(error: str, kind: str) -> ExplainResult:
     )
 
 
-def _error_result(exc: DBAPIError, backend: str, *, timed_out: bool = False) -> ExplainResult:
-    """Classify a driver error as sql / timeout / connection, with a message free of connection details."""
+def _error_result(
+    exc: DBAPIError, backend: str, timeout_ms: int, *, timed_out: bool = False
+) -> ExplainResult:
+    """Classify a driver error as sql / timeout / connection, with a message free of connection details.
+
+    A timeout names the limit it hit, whichever way the database reported it (SQLite says "interrupted").
+    """
     kind, message = _classify(exc, backend, timed_out=timed_out)
     message = scrub(message)[:_MAX_ERROR_CHARS]
+    if kind == "timeout" and f"{timeout_ms} ms limit" not in message:
+        message = f"{message} (the {timeout_ms} ms limit)"
     if kind == "connection":
         logger.warning("EXPLAIN could not reach the %s database: %s", backend, message)
     return _failure(message, kind)

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from dbmeta_app.db.session import _Watchdog
-from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.explain import _error_result, run_explain
 from dbmeta_app.preflight.guard import check_sql
 from dbmeta_app.preflight.suggest import suggest_names
 
@@ -257,3 +257,11 @@ def test_the_database_gets_only_what_is_left_of_the_time_limit(
     assert left.ok, left.error
     assert len(asked) == 1 and 50 <= asked[0] <= 1000
     engine.dispose()
+
+
+def test_a_timeout_the_driver_reports_as_interrupted_still_names_the_limit() -> None:
+    # sqlite3_interrupt() can land while the plan is computed: the driver says only "interrupted".
+    exc = sa.exc.OperationalError("EXPLAIN QUERY PLAN …", None, sqlite3.OperationalError("interrupted"))
+    result = _error_result(exc, "sqlite", 5, timed_out=True)
+    assert (result.ok, result.error_kind) == (False, "timeout")
+    assert result.error == "statement timed out: interrupted (the 5 ms limit)"

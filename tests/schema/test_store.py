@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,27 +52,39 @@ async def _load_until(
 async def test_past_the_soft_ttl_requests_never_wait_and_an_unchanged_schema_is_not_reintrospected(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = settings.model_copy(update={"schema_cache_ttl": 0.375})  # soft TTL 0.3 s
+    settings = settings.model_copy(update={"schema_cache_ttl": 2.0})  # soft TTL 1.6 s
     calls = 0
     real = store._introspect_blocking
+    real_fingerprint = store._fingerprint_blocking
+    # The background revalidation is held until the requests have their answers: had any request waited
+    # for it, gathering them would never finish (structural, not a stopwatch on a loaded machine).
+    release = threading.Event()
 
-    def slow_introspect(*args: Any) -> Any:
+    def counted_introspect(*args: Any) -> Any:
         nonlocal calls
         calls += 1
-        time.sleep(0.5)
         return real(*args)
 
-    monkeypatch.setattr(store, "_introspect_blocking", slow_introspect)
+    def held_fingerprint(*args: Any) -> Any:
+        assert release.wait(30)
+        return real_fingerprint(*args)
+
+    monkeypatch.setattr(store, "_introspect_blocking", counted_introspect)
+    monkeypatch.setattr(store, "_fingerprint_blocking", held_fingerprint)
     cache = RedisCache(settings)
     rt = open_profile(settings.profile(None))
-    first, status = await store.load_snapshot(settings, cache, rt)
-    assert status == "miss" and calls == 1
-    await asyncio.sleep(0.35)
-    started = time.perf_counter()
-    results = await asyncio.gather(*[store.load_snapshot(settings, cache, rt) for _ in range(20)])
-    assert time.perf_counter() - started < 0.4  # under the 0.5 s an introspection takes: nobody waited
-    assert {status for _, status in results} == {"stale"}
-    for _ in range(40):
+    try:
+        first, status = await store.load_snapshot(settings, cache, rt)
+        assert status == "miss" and calls == 1
+        await asyncio.sleep(1.65)
+        results = await asyncio.wait_for(
+            asyncio.gather(*[store.load_snapshot(settings, cache, rt) for _ in range(20)]), timeout=10
+        )
+        assert {status for _, status in results} == {"stale"}
+        assert cache.stats.of("schema").refreshes == 0  # the refresh is still held: nobody waited for it
+    finally:
+        release.set()
+    for _ in range(100):
         await asyncio.sleep(0.05)
         if cache.stats.of("schema").refreshes:
             break
