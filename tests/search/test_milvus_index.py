@@ -157,6 +157,7 @@ def test_resync_embeds_only_the_changed_table_and_drops_removed_ones(
     # courses: its table row and 4 columns; schema documents of school (changed) and hr (lost a table)
     assert stats.embedded == len(counting.texts) == 7
     assert any(t.startswith("courses (school)") for t in counting.texts)
+    assert index.live_collection() == stats.collection
     search = TableSearch(changed, embedder, index)
     hits = names(search, "department names", 8)
     assert "hr.departments" not in hits
