@@ -50,7 +50,13 @@ from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.columns import column_relevance
 from dbmeta_app.search.documents import build_groups
 from dbmeta_app.search.embedder import Embedder
-from dbmeta_app.search.milvus_index import _EMBED_BATCH, _PROGRESS_BATCH, TableIndex, connect
+from dbmeta_app.search.milvus_index import (
+    _EMBED_BATCH,
+    _PROGRESS_BATCH,
+    DEFAULT_MIRROR_MAX_ROWS,
+    TableIndex,
+    connect,
+)
 from dbmeta_app.search.service import TableSearch
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/i18b_scale"
@@ -197,7 +203,7 @@ def stand_in(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="i18b-scale-") as tmp:
         client = connect(str(Path(tmp) / "milvus.db"))
         rows = n_columns + len(snapshot.tables) + len({t.schema for t in snapshot.tables.values()})
-        mirror = int(args.mirror_max_rows) if args.mirror_max_rows is not None else 100_000
+        mirror = int(args.mirror_max_rows) if args.mirror_max_rows is not None else DEFAULT_MIRROR_MAX_ROWS
         index = TableIndex(
             client,
             client_name="bench",

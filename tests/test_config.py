@@ -9,6 +9,7 @@ import pytest
 from dbmeta_app.config import load_settings
 from dbmeta_app.errors import ConfigError, UnknownProfileError
 from dbmeta_app.logging_setup import redact
+from dbmeta_app.search.milvus_index import DEFAULT_MIRROR_MAX_ROWS
 
 
 def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -16,6 +17,8 @@ def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPat
     assert (s.redis_host, s.redis_port, s.redis_db, s.redis_cache_enabled) == ("localhost", 6379, 0, True)
     assert s.redis_password is None
     assert list(s.profiles) == ["default"] and s.profiles["default"].sample
+    # the setting's default and the index's own (benches, direct users of TableIndex) are one number
+    assert s.search_mirror_max_rows == DEFAULT_MIRROR_MAX_ROWS
 
 
 @pytest.mark.parametrize(

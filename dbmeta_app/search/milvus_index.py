@@ -892,8 +892,9 @@ class TableIndex(DocumentIndex):
             # One call for both: weighted scores do not depend on which rows compete.
             return self._hybrid(SEARCHED_KINDS, query_text, query_vector, limit, lexical)
 
+        window = min(column_limit or limit, _MAX_QUERY_WINDOW)
+
         def columns(_: bool) -> list[tuple[str, str, float]]:
-            window = min(column_limit or limit, _MAX_QUERY_WINDOW)
             mirror = self._dense_mirror()
             if mirror is not None:
                 return mirror.dense([KIND_COLUMN], query_vector, window)
@@ -921,7 +922,6 @@ class TableIndex(DocumentIndex):
             column_hits = mirrored_columns
         for _, key, score in column_hits:
             best_columns.setdefault(key, score)
-        window = min(column_limit or limit, _MAX_QUERY_WINDOW)
         floor = column_hits[-1][2] if column_hits and len(column_hits) >= window else 0.0
         return Signals(tables=tables, columns=best_columns, schemas=schemas, column_floor=floor)
 

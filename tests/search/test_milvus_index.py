@@ -368,7 +368,8 @@ class RecordingClient:
         return call
 
 
-def test_every_milvus_call_of_a_build_and_a_search_has_a_deadline(tmp_path: Path, embedder: Embedder) -> None:
+def recording_index(tmp_path: Path, **options: Any) -> tuple[RecordingClient, TableIndex]:
+    """A Lite index searched in Milvus (no mirror) whose client records every call and its timeout."""
     client = RecordingClient(connect(str(tmp_path / "milvus.db")))
     index = TableIndex(
         client,  # type: ignore[arg-type]
@@ -377,9 +378,13 @@ def test_every_milvus_call_of_a_build_and_a_search_has_a_deadline(tmp_path: Path
         profile="wh",
         database=DB,
         mirror_max_rows=0,
-        call_timeout=7.0,
-        search_timeout=3.0,
+        **options,
     )
+    return client, index
+
+
+def test_every_milvus_call_of_a_build_and_a_search_has_a_deadline(tmp_path: Path, embedder: Embedder) -> None:
+    client, index = recording_index(tmp_path, call_timeout=7.0, search_timeout=3.0)
     index.sync(warehouse(), embedder)
     index.sync(warehouse(), embedder, rebuild=True)
     assert names(TableSearch(warehouse(), embedder, index), "customer email addresses", 1) == [
@@ -464,15 +469,7 @@ def test_a_large_build_seals_segments_as_it_goes_so_milvus_indexes_them_during_t
 ) -> None:
     monkeypatch.setattr("dbmeta_app.search.milvus_index._SEAL_ROWS", 10)
     monkeypatch.setattr("dbmeta_app.search.milvus_index._EMBED_BATCH", 8)
-    client = RecordingClient(connect(str(tmp_path / "milvus.db")))
-    index = TableIndex(
-        client,  # type: ignore[arg-type]
-        client_name="acme",
-        env="test",
-        profile="wh",
-        database=DB,
-        mirror_max_rows=0,
-    )
+    client, index = recording_index(tmp_path)
     stats = index.sync(warehouse(), embedder)
     calls = [name for name, _ in client.calls]
     # the index exists before the first row arrives, and segments are sealed while rows are still coming
