@@ -20,34 +20,33 @@ B = 0.75
 
 @dataclass(frozen=True, slots=True)
 class Bm25(Generic[K]):
-    """Postings and length statistics of a set of documents."""
+    """Postings of a set of documents, each with its length-normalised term weight (worked out once)."""
 
-    postings: dict[str, list[tuple[K, int]]]  # term -> (document, term frequency)
-    lengths: dict[K, int]
-    average_length: float
+    postings: dict[str, list[tuple[K, float]]]  # term -> (document, tf * (K1 + 1) / (tf + K1 * length norm))
+    documents: int
 
     @classmethod
     def build(cls, documents: Mapping[K, Sequence[str]]) -> Bm25[K]:
         """Index documents given as lists of terms (an empty list is a document with no terms)."""
-        postings: dict[str, list[tuple[K, int]]] = {}
-        lengths: dict[K, int] = {}
+        average = (
+            sum(len(terms) for terms in documents.values()) / len(documents) if documents else 0.0
+        ) or 1.0
+        postings: dict[str, list[tuple[K, float]]] = {}
         for key, terms in documents.items():
-            lengths[key] = len(terms)
+            norm = K1 * (1 - B + B * len(terms) / average)
             for term, tf in Counter(terms).items():
-                postings.setdefault(term, []).append((key, tf))
-        average = sum(lengths.values()) / len(lengths) if lengths else 0.0
-        return cls(postings, lengths, average or 1.0)
+                postings.setdefault(term, []).append((key, tf * (K1 + 1) / (tf + norm)))
+        return cls(postings, len(documents))
 
     def scores(self, terms: Iterable[str]) -> dict[K, float]:
         """Score every document sharing a term with the query (each distinct query term counts once)."""
-        n = len(self.lengths)
+        n = self.documents
         out: dict[K, float] = {}
         for term in set(terms):
             found = self.postings.get(term)
             if not found:
                 continue
             idf = math.log(1 + (n - len(found) + 0.5) / (len(found) + 0.5))
-            for key, tf in found:
-                norm = tf + K1 * (1 - B + B * self.lengths[key] / self.average_length)
-                out[key] = out.get(key, 0.0) + idf * tf * (K1 + 1) / norm
+            for key, weight in found:
+                out[key] = out.get(key, 0.0) + idf * weight
         return out

@@ -201,12 +201,13 @@ def test_the_mirrored_search_agrees_with_milvus(tmp_path: Path, embedder: Embedd
         client, client_name="acme", env="test", profile="wh", database=DB, mirror_max_rows=0
     )
     snap = warehouse()
-    mirrored.sync(snap, embedder)
-    assert mirrored.mirrored and not in_milvus.mirrored and in_milvus.ready
+    in_milvus.sync(snap, embedder)  # built to be searched in Milvus: its BM25 is Milvus' own
+    assert in_milvus.state().lexical and mirrored.ready
     for query in QUERIES:
         text, vector = lexical_query(query), embedder.encode([query])[0]
         a = mirrored.signals(text, vector, 20, column_limit=20)
         b = in_milvus.signals(text, vector, 20, column_limit=20)
+        assert mirrored.mirrored and not in_milvus.mirrored
         # dense scores are the same cosines (a small collection is searched exactly by Milvus too)
         assert set(a.columns) == set(b.columns)
         assert all(abs(a.columns[k] - b.columns[k]) < 1e-4 for k in b.columns), query
@@ -250,28 +251,15 @@ class NoBm25Client:
         return getattr(self._inner, attr)
 
 
-def test_without_bm25_support_the_collection_is_dense_and_bm25_is_ranked_in_process(
-    tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
-) -> None:
-    client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
-    index = TableIndex(client, client_name="acme", env="test", profile="old", database=DB)  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING):
-        index.sync(warehouse(), embedder)
-    assert "dense-only" in caplog.text
-    state = index.state()
-    assert not state.lexical and state.path == SearchPath(dense="process", lexical="process")
-    search = TableSearch(warehouse(), embedder, index)
-    assert names(search, "customer email addresses", 1) == ["shop.customers"]
-    index.close()
-
-
 def test_over_the_mirror_size_without_bm25_dense_is_searched_in_milvus_and_bm25_in_process(
-    tmp_path: Path, embedder: Embedder
+    tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = NoBm25Client(connect(str(tmp_path / "milvus.db")))
     options: dict[str, Any] = {"client_name": "a", "env": "t", "profile": "big", "database": DB}
     index = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
-    index.sync(warehouse(), embedder)
+    with caplog.at_level(logging.WARNING):
+        index.sync(warehouse(), embedder)
+    assert "dense-only" in caplog.text and not index.state().lexical
     reopened = TableIndex(client, mirror_max_rows=10, **options)  # type: ignore[arg-type]
     query = "customer email addresses"
     vector = embedder.encode([query])[0]
@@ -280,8 +268,39 @@ def test_over_the_mirror_size_without_bm25_dense_is_searched_in_milvus_and_bm25_
         assert not idx.mirrored and idx.path == SearchPath(dense="milvus", lexical="process")
         dense_only = idx.signals("", vector, 20, column_limit=0).tables
         assert with_bm25["shop.customers"] > dense_only["shop.customers"] + 0.01
+        # the column half comes from Milvus too (a BM25-only mirror is no reason to skip it)
+        assert "shop.customers" in idx.signals(lexical_query(query), vector, 20, column_limit=5).columns
     assert names(TableSearch(warehouse(), embedder, reopened), query, 1) == ["shop.customers"]
     index.close()
+
+
+def test_milvus_builds_search_structures_only_for_a_collection_the_mirror_does_not_answer(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    # An HNSW graph and BM25 postings that no search reads were most of a large build's cost beside the model.
+    client = connect(str(tmp_path / "milvus.db"))
+    rows = 8 + sum(len(t.columns) for t in warehouse().tables.values()) + 3
+    for max_rows, index_type, lexical in ((rows, "FLAT", False), (rows - 1, "AUTOINDEX", True)):
+        idx = TableIndex(
+            client, client_name="a", env="t", profile=f"p{max_rows}", database=DB, mirror_max_rows=max_rows
+        )
+        idx.sync(warehouse(), embedder)
+        live = idx.live_collection()
+        assert live is not None and client.describe_index(live, "dense")["index_type"] == index_type
+        assert idx.state().lexical is lexical and idx.mirrored is not lexical
+        fields = {f["name"] for f in client.describe_collection(live)["fields"]}
+        assert not fields & {"text", "schema_name"}  # nothing reads them back
+        search = TableSearch(warehouse(), embedder, idx)
+        assert names(search, "customer email addresses", 1) == ["shop.customers"]
+        # another process whose mirror is off still ranks both halves (Milvus' dense, BM25 in process)
+        other = TableIndex(
+            client, client_name="a", env="t", profile=f"p{max_rows}", database=DB, mirror_max_rows=0
+        )
+        assert names(TableSearch(warehouse(), embedder, other), "customer email addresses", 1) == [
+            "shop.customers"
+        ]
+        assert other.path == SearchPath(dense="milvus", lexical="server" if lexical else "process")
+    client.close()
 
 
 def test_the_mirror_keeps_bm25_statistics_per_row_kind() -> None:
@@ -482,3 +501,25 @@ def test_a_large_build_seals_segments_as_it_goes_so_milvus_indexes_them_during_t
         "shop.customers"
     ]
     index.close()
+
+
+def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_near_ties() -> None:
+    # Above 32,768 rows the mirror scans a bfloat16 copy first; its answer must still be the exact one.
+    rng = np.random.default_rng(7)
+    dim, n, limit = 64, 40_000, 50
+    spread = rng.standard_normal((n, dim)).astype(np.float32)
+    query = rng.standard_normal(dim).astype(np.float32)
+    query /= np.linalg.norm(query)
+    # 600 rows within a bfloat16 step of each other right at the cut: only the exact product orders them
+    tied = query + rng.standard_normal((600, dim)).astype(np.float32) * 1e-2
+    for matrix in (spread, np.concatenate([spread, tied])):
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        rows = [("column", f"t{i}", "", matrix[i]) for i in range(len(matrix))]
+        mirror = IndexMirror.build("c", rows)
+        exact = matrix @ query
+        expected = sorted(((f"t{i}", float(exact[i])) for i in range(len(matrix))), key=lambda h: -h[1])
+        got = mirror.dense(["column"], query, limit)
+        assert [key for _, key, _ in got] == [key for key, _ in expected[:limit]]
+        assert [score for _, _, score in got] == pytest.approx(
+            [score for _, score in expected[:limit]], abs=1e-6
+        )
