@@ -108,9 +108,10 @@ _COARSE_CANDIDATES = 4  # rows scored exactly after a bfloat16 scan, per row wan
 # |bfloat16 cosine - exact cosine| for unit vectors: both rounded (2u), the result rounded (u), u = 2^-8;
 # f32 accumulation adds ~1e-5. Measured on MiniLM column vectors: at most 0.0023.
 _BFLOAT16_ERROR = 3 * 2**-8 + 2**-16 + 1e-4
-#: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row, ~375 MB
-#: at the limit). A 3,000-table, 150,000-column warehouse fits: one matrix product over its rows costs
-#: ~10 ms, where Milvus Lite took ~190 ms per search (bench/scale.py).
+#: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row, plus a
+#: 0.75 kB bfloat16 copy for a row kind of over 32,768 rows; ~560 MB at the limit). A 3,000-table,
+#: 150,000-column warehouse fits: its column scan costs ~5 ms, where Milvus Lite took ~190 ms per search
+#: (bench/scale.py).
 DEFAULT_MIRROR_MAX_ROWS = 250_000
 #: Seconds any Milvus call may take before it fails: a call that never answers must not hang a build.
 DEFAULT_CALL_TIMEOUT = 120.0
@@ -345,8 +346,7 @@ class IndexMirror:
             top, sims = _closest(matrix, self.coarse.get(kind), query, limit)
             names = self.keys[kind]
             scored.extend((kind, names[i], float(score)) for i, score in zip(top, sims, strict=True))
-        scored.sort(key=lambda hit: -hit[2])
-        return scored[:limit]
+        return heapq.nlargest(limit, scored, key=lambda hit: hit[2])
 
     def bm25(self, kinds: Sequence[str], query_text: str, limit: int) -> list[Hit]:
         """The ``limit`` best BM25 matches among rows of these kinds, best first."""
@@ -491,7 +491,7 @@ class DocumentIndex:
 
         self._drop_leftovers(keep=live)
         rows = sum(len(g.documents) for g in groups)
-        target = self._create_collection(embedder, searched=not self._mirror_max_rows >= rows > 0)
+        target = self._create_collection(embedder, searched=not self._fits_mirror(rows))
         # the rows written make the new mirror; without server BM25 there is always one (its postings)
         self._written = [] if self._mirror_max_rows > 0 or not self._lexical[target] else None
         try:
@@ -757,13 +757,17 @@ class DocumentIndex:
 
         ``read(dense)`` returns its rows (Milvus rows or ``MirrorRow``s), with their vectors when ``dense``.
         """
-        dense = self._mirror_max_rows > 0 and rows <= self._mirror_max_rows
+        dense = self._fits_mirror(rows)
         if not dense and self._lexical[collection]:
             return None
         found = read(dense)
         return IndexMirror.build(
             collection, [r if isinstance(r, tuple) else _mirror_row(r) for r in found], dense=dense
         )
+
+    def _fits_mirror(self, rows: int) -> bool:
+        """Tell whether a collection of ``rows`` rows keeps its vectors in process (then Milvus only stores it)."""
+        return self._mirror_max_rows > 0 and rows <= self._mirror_max_rows
 
     def _dense_mirror(self) -> IndexMirror | None:
         mirror = self._mirror
