@@ -80,6 +80,7 @@ from dbmeta_app.search.documents import (
     DocumentGroup,
     build_groups,
 )
+from dbmeta_app.search.embedder import on_torch_thread
 from dbmeta_app.search.retrieval import Signals
 
 logger = logging.getLogger(__name__)
@@ -103,13 +104,15 @@ _INDEX_POLL_SECONDS = 0.02
 # A build seals a segment every this many rows, so Milvus indexes it while the next rows are encoded.
 _SEAL_ROWS = 20_000
 _MAX_QUERY_WINDOW = 16_384
-_COARSE_MIN_ROWS = 32_768  # a matrix of more rows also keeps a bfloat16 copy, scanned first (``_closest``)
+# A matrix of more rows also keeps a bfloat16 copy, scanned first (``_closest``): at 22,500 column rows, right
+# after an embedding, 2.2-2.9 ms instead of 3.9 for the float32 product.
+_COARSE_MIN_ROWS = 8_192
 _COARSE_CANDIDATES = 4  # rows scored exactly after a bfloat16 scan, per row wanted
 # |bfloat16 cosine - exact cosine| for unit vectors: both rounded (2u), the result rounded (u), u = 2^-8;
 # f32 accumulation adds ~1e-5. Measured on MiniLM column vectors: at most 0.0023.
 _BFLOAT16_ERROR = 3 * 2**-8 + 2**-16 + 1e-4
 #: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row, plus a
-#: 0.75 kB bfloat16 copy for a row kind of over 32,768 rows; ~560 MB at the limit). A 3,000-table,
+#: 0.75 kB bfloat16 copy for a row kind of over 8,192 rows; ~560 MB at the limit). A 3,000-table,
 #: 150,000-column warehouse fits: its column scan costs ~5 ms, where Milvus Lite took ~190 ms per search
 #: (bench/scale.py).
 DEFAULT_MIRROR_MAX_ROWS = 250_000
@@ -829,14 +832,16 @@ class DocumentIndex:
         limit = min(limit, _MAX_QUERY_WINDOW)
         mirror = self._mirror if self._mirror is not None and self._mirror.collection == self._live else None
         if mirror is not None or not lexical or not query_text.strip():
-            # BM25 in process (or none): the dense half from the mirror or from Milvus, fused here
+            # BM25 in process (or none): the dense half from the mirror or from Milvus, fused here. BM25 first:
+            # it is Python on this thread, while the torch thread may still be scanning the columns.
+            words = (
+                mirror.bm25(kinds, query_text, limit) if mirror is not None and query_text.strip() else None
+            )
             if mirror is not None and mirror.dense_rows:
                 dense = mirror.dense(kinds, query_vector, limit)
             else:
                 dense = self._dense_search(kinds, query_vector, limit)
-            if mirror is None or not query_text.strip():
-                return dense
-            return self._fuse(dense, mirror.bm25(kinds, query_text, limit), limit)
+            return dense if words is None else self._fuse(dense, words, limit)
         partitions = [self.layout.partitions[kind] for kind in kinds]
         vector = [_as_list(query_vector)]
         fields = ["kind", "table_key"]
@@ -994,47 +999,50 @@ def _mirror_row(row: dict[str, Any]) -> MirrorRow:
     return str(row["kind"]), str(row["table_key"]), str(row["lexical"] or ""), vector
 
 
-def _top(sims: npt.NDArray[np.float32], limit: int) -> npt.NDArray[np.intp]:
-    """Indices of the ``limit`` highest values, unordered."""
-    return np.argpartition(-sims, limit - 1)[:limit] if limit < len(sims) else np.arange(len(sims))
-
-
 def _closest(
+    matrix: npt.NDArray[np.float32], coarse: Any, query: npt.NDArray[np.float32], limit: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """``_closest_here`` on the process's torch thread (``embedder.on_torch_thread``)."""
+    return on_torch_thread(_closest_here, matrix, coarse, query, limit)
+
+
+def _closest_here(
     matrix: npt.NDArray[np.float32], coarse: Any, query: npt.NDArray[np.float32], limit: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
     """The ``limit`` rows of ``matrix`` (unit rows) with the highest cosine to ``query`` (unit): indices, cosines.
 
-    Always the exact answer, computed with torch's kernels and thread pool, warm from embedding the request
-    (numpy's were 2-4x slower from 20,000 rows up: einsum has no threads, BLAS' threads sleep). A large
-    matrix is first scanned in bfloat16 (half the memory to read: 6 ms instead of 9 for 115,000 column rows
-    here), its best ``_COARSE_CANDIDATES`` rows per row wanted are scored exactly, and that is the answer when
-    the error bound proves that no other row can beat it; else the full product.
+    Always the exact answer, computed with torch's kernels, on the thread (and OpenMP team) that just embedded the
+    request (numpy's were 2-4x slower from 20,000 rows up: einsum has no threads, BLAS' threads sleep). A large
+    matrix is first scanned in bfloat16 (half the memory to read), its best ``_COARSE_CANDIDATES`` rows per
+    row wanted are scored exactly, and that is the answer when the error bound proves that no other row can
+    beat it; else the full product. The scan is a ``linear`` (oneDNN's bfloat16 kernel: 6 ms for 115,000
+    column rows here, ``mv`` took 10) and the best rows come from ``topk`` (0.2 ms; numpy's argpartition 1.8).
     """
     import torch  # loaded with the model already (a mirror only exists beside it)
+    from torch.nn.functional import linear
 
-    def product(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        out: npt.NDArray[np.float32] = torch.mv(torch.from_numpy(rows), torch.from_numpy(query)).numpy()
-        return out
-
+    q = torch.from_numpy(query)
     wanted = _COARSE_CANDIDATES * limit
-    if coarse is not None and wanted < len(matrix):
-        approx = torch.mv(coarse, torch.from_numpy(query).to(torch.bfloat16)).float().numpy()
-        order = np.argpartition(-approx, wanted)
-        candidates, best_left_out = order[:wanted], float(approx[order[wanted]])
-        exact = product(np.ascontiguousarray(matrix[candidates]))
-        top = _top(exact, limit)
-        if float(exact[top].min()) >= best_left_out + _BFLOAT16_ERROR:
-            return candidates[top], exact[top]
+    if coarse is not None and 0 < wanted < len(matrix):
+        approx = linear(q.to(torch.bfloat16).unsqueeze(0), coarse)[0]
+        values, rows = torch.topk(approx, wanted + 1, sorted=False)
+        # the weakest of the wanted + 1 is the best row left out; the other ``wanted`` are the candidates
+        cut = int(torch.argmin(values))
+        best_left_out = float(values[cut])
+        candidates = np.delete(rows.numpy(), cut)
+        exact = torch.mv(torch.from_numpy(np.ascontiguousarray(matrix[candidates])), q)
+        sims, top = torch.topk(exact, limit, sorted=False)
+        if float(sims.min()) >= best_left_out + _BFLOAT16_ERROR:
+            return candidates[top.numpy()], sims.numpy()
         # near ties at the cut: the bound cannot separate them
-    sims = product(matrix)
-    top = _top(sims, limit)
-    return top, sims[top]
+    sims, top = torch.topk(torch.mv(torch.from_numpy(matrix), q), min(limit, len(matrix)), sorted=False)
+    return top.numpy(), sims.numpy()
 
 
 def _bfloat16(matrix: npt.NDArray[np.float32]) -> Any:
     import torch
 
-    return torch.from_numpy(matrix).to(torch.bfloat16)
+    return on_torch_thread(lambda: torch.from_numpy(matrix).to(torch.bfloat16))
 
 
 def _normalised(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

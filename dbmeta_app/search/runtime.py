@@ -55,7 +55,7 @@ from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.store import load_snapshot
 from dbmeta_app.search.documents import example_group, lexical_query
-from dbmeta_app.search.embedder import Embedder, ModelNotFoundError
+from dbmeta_app.search.embedder import Embedder, ModelNotFoundError, submit_to_torch_thread
 from dbmeta_app.search.hits import TableHit
 from dbmeta_app.search.keyword import KeywordIndex
 from dbmeta_app.search.milvus_index import (
@@ -544,7 +544,7 @@ class SearchRuntime:
     # ---- search -------------------------------------------------------------------------------
 
     async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        """Embed a request (cached by model id and sha256 of the text); the model runs in a thread."""
+        """Embed a request (cached by model id and sha256 of the text); the model runs on the torch thread."""
         assert self.embedder is not None
         embedder = self.embedder
         key = cache_key(
@@ -554,7 +554,8 @@ class SearchRuntime:
         )
 
         async def compute() -> npt.NDArray[np.float32]:
-            vectors = await anyio.to_thread.run_sync(lambda: embedder.encode([text]))
+            # straight to the torch thread (``embedder.on_torch_thread``), not via a worker that would wait for it
+            vectors = await asyncio.wrap_future(submit_to_torch_thread(embedder.encode, [text]))
             return np.asarray(vectors[0], dtype=np.float32)
 
         def decode(raw: bytes) -> npt.NDArray[np.float32]:

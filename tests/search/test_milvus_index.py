@@ -504,7 +504,7 @@ def test_a_large_build_seals_segments_as_it_goes_so_milvus_indexes_them_during_t
 
 
 def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_near_ties() -> None:
-    # Above 32,768 rows the mirror scans a bfloat16 copy first; its answer must still be the exact one.
+    # Above 8,192 rows the mirror scans a bfloat16 copy first; its answer must still be the exact one.
     rng = np.random.default_rng(7)
     dim, n, limit = 64, 40_000, 50
     spread = rng.standard_normal((n, dim)).astype(np.float32)
@@ -516,6 +516,7 @@ def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         rows = [("column", f"t{i}", "", matrix[i]) for i in range(len(matrix))]
         mirror = IndexMirror.build("c", rows)
+        assert "column" in mirror.coarse  # the bfloat16 path is the one under test
         exact = matrix @ query
         expected = sorted(((f"t{i}", float(exact[i])) for i in range(len(matrix))), key=lambda h: -h[1])
         got = mirror.dense(["column"], query, limit)
