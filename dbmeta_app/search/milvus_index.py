@@ -112,7 +112,7 @@ _SKETCH_DIMS = 128
 # f32 accumulation adds ~1e-5. Measured on MiniLM column vectors: at most 0.0023.
 _BFLOAT16_ERROR = 3 * 2**-8 + 2**-16 + 1e-4
 #: Collections up to this many rows keep their vectors in process too (384 dims: ~1.5 kB per row, plus a
-#: 0.26 kB sketch for a row kind of over 8,192 rows; ~420 MB at the limit). A 3,000-table,
+#: 0.26 kB sketch for a row kind of over 8,192 rows; ~450 MB at the limit). A 3,000-table,
 #: 150,000-column warehouse fits: its column scan costs ~3-4 ms, where Milvus Lite took ~190 ms per search
 #: (bench/scale.py).
 DEFAULT_MIRROR_MAX_ROWS = 250_000
