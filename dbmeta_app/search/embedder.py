@@ -31,8 +31,8 @@ T = TypeVar("T")
 # the process holds more such threads than it has CPUs, every team's workers stop spinning between regions and
 # sleep ("throttled" spinning, for good): each of the model's hundreds of small regions then waits for a wake-up.
 # Measured side by side on this 2-CPU machine: one request's embedding took 18.8 ms (p50) in the service, whose
-# request, search and build threads all called torch, against 12.5 ms in a process where one thread did; a
-# second thread's single product was enough to cost 11.3 -> 13.5 ms. So every torch call of the process (model
+# request, search and build threads all called torch, against 12.5 ms in a process where one thread did; one
+# model call on a second thread was enough to cost 11.3 -> 13.5 ms. So every torch call of the process (model
 # load, embeddings of builds and requests, the index mirror's products) runs on one thread.
 _torch_lock = threading.Lock()
 _torch_executor: ThreadPoolExecutor | None = None
