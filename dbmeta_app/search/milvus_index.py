@@ -23,8 +23,9 @@ Milvus keeps them per segment (each kind has its partition, so its own segments)
 warehouse, within 3 % of Milvus Lite's own BM25 scores (7 % for a query repeating a word), where
 statistics over all kinds were 33-48 % off for schema rows. Larger collections are searched in Milvus.
 A mirrored collection is only stored in Milvus (FLAT index, no BM25 function): see ``_create_collection``.
-A large matrix (the column rows of a wide warehouse) is scanned in bfloat16 first and its best rows scored
-exactly; an error bound decides when that is the exact answer (``_closest``).
+A large matrix (the column rows of a wide warehouse) is scanned through a sketch first (its main directions,
+bfloat16), which bounds every row's score; only the rows the bound cannot rule out are scored exactly
+(``_closest``): always the exact answer.
 
 BM25 where the server has none: Milvus added full-text search (a BM25 function) in 2.5; a server
 without it (2.3, 2.4) accepts or refuses that schema, and either way the collection is built
@@ -105,7 +106,7 @@ _INDEX_POLL_SECONDS = 0.02
 _SEAL_ROWS = 20_000
 _MAX_QUERY_WINDOW = 16_384
 # A matrix of more rows also keeps a sketch (``_Sketch``), scanned first (``_closest``).
-_COARSE_MIN_ROWS = 8_192
+_SKETCH_MIN_ROWS = 8_192
 # The sketch's dimensions: MiniLM column vectors keep 96.7 % of their energy in their 128 main directions.
 _SKETCH_DIMS = 128
 # |bfloat16 dot - exact dot| for vectors of norm <= 1: both rounded (2u), the result rounded (u), u = 2^-8;
@@ -318,7 +319,7 @@ class IndexMirror:
     vectors: dict[str, npt.NDArray[np.float32]]  # row kind -> (rows, dim), L2-normalised
     lexical: dict[str, Bm25[str]]  # row kind -> BM25 over its rows with lexical text, keyed by key
     dense_rows: bool = True
-    coarse: dict[str, _Sketch] = field(default_factory=dict)  # row kind -> sketch of a large matrix
+    sketches: dict[str, _Sketch] = field(default_factory=dict)  # row kind -> sketch of a large matrix
 
     @classmethod
     def build(cls, collection: str, rows: Sequence[MirrorRow], *, dense: bool = True) -> IndexMirror:
@@ -333,12 +334,12 @@ class IndexMirror:
                 texts.setdefault(kind, {})[key] = lexical.split()
         vectors = {kind: _normalised(np.stack(vs)) for kind, vs in lists.items()}
         lexical_index = {kind: Bm25.build(docs) for kind, docs in texts.items()}
-        coarse = {
+        sketches = {
             kind: on_torch_thread(_Sketch.of, matrix)
             for kind, matrix in vectors.items()
-            if len(matrix) > _COARSE_MIN_ROWS
+            if len(matrix) > _SKETCH_MIN_ROWS
         }
-        return cls(collection, keys, vectors, lexical_index, dense, coarse)
+        return cls(collection, keys, vectors, lexical_index, dense, sketches)
 
     def dense(self, kinds: Sequence[str], query_vector: npt.NDArray[np.float32], limit: int) -> list[Hit]:
         """The ``limit`` rows of these kinds closest to the query (cosine), best first."""
@@ -348,7 +349,7 @@ class IndexMirror:
             matrix = self.vectors.get(kind)
             if matrix is None or not len(matrix):
                 continue
-            top, sims = _closest(matrix, self.coarse.get(kind), query, limit)
+            top, sims = _closest(matrix, self.sketches.get(kind), query, limit)
             names = self.keys[kind]
             scored.extend((kind, names[i], float(score)) for i, score in zip(top, sims, strict=True))
         return heapq.nlargest(limit, scored, key=lambda hit: hit[2])
@@ -1024,14 +1025,15 @@ class _Sketch:
         basis = directions[:, -min(_SKETCH_DIMS, max(1, m.shape[1] // 2)) :].contiguous()
         projected = m @ basis
         left = (m * m).sum(dim=1) - (projected * projected).sum(dim=1)
-        return cls(basis, projected.to(torch.bfloat16), _hair_over(torch.sqrt(torch.clamp(left, min=0.0))))
+        return cls(basis, projected.to(torch.bfloat16), _norm_over(left))
 
 
-def _hair_over(norms: Any) -> Any:
-    # |r|^2 is a difference of float32 sums: a true 1e-7 can come out 0. sqrt(|r|^2 + 1e-6) stays above |r|.
+def _norm_over(squared: Any) -> Any:
+    """A norm from its square, a hair over: |r|^2 is a difference of float32 sums (a true 1e-7 can come out 0
+    or below), and sqrt(|r|^2 + 1e-6) stays above |r|."""
     import torch
 
-    return torch.sqrt(norms * norms + 1e-6)
+    return torch.sqrt(torch.clamp(squared, min=0.0) + 1e-6)
 
 
 def _closest(
@@ -1061,7 +1063,7 @@ def _closest_here(
     rows, k = len(matrix), min(limit, len(matrix))
     if sketch is not None and 0 < k < rows:
         q_in = q @ sketch.basis
-        q_out = _hair_over(torch.sqrt(torch.clamp(q @ q - q_in @ q_in, min=0.0)))
+        q_out = _norm_over(q @ q - q_in @ q_in)
         approx = linear(q_in.to(torch.bfloat16).unsqueeze(0), sketch.projected)[0].float()
         slack = sketch.residual * q_out + _BFLOAT16_ERROR
         first = torch.topk(approx, min(4 * k, rows), sorted=False).indices.numpy()

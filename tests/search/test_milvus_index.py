@@ -528,7 +528,7 @@ def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         rows = [("column", f"t{i}", "", matrix[i]) for i in range(len(matrix))]
         mirror = IndexMirror.build("c", rows)
-        assert "column" in mirror.coarse  # the sketch is the path under test
+        assert "column" in mirror.sketches  # the sketch is the path under test
         exact = matrix @ query
         expected = sorted(((f"t{i}", float(exact[i])) for i in range(len(matrix))), key=lambda h: -h[1])
         got = mirror.dense(["column"], query, limit)
