@@ -374,6 +374,7 @@ class RecordingClient:
     def __init__(self, inner: MilvusClient) -> None:
         self._inner = inner
         self.calls: list[tuple[str, Any]] = []
+        self.kwargs: list[tuple[str, dict[str, Any]]] = []
 
     def __getattr__(self, attr: str) -> Any:
         target = getattr(self._inner, attr)
@@ -382,6 +383,7 @@ class RecordingClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((attr, kwargs.get("timeout")))
+            self.kwargs.append((attr, kwargs))
             return target(*args, **kwargs)
 
         return call
@@ -537,3 +539,29 @@ def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_
         assert [score for _, _, score in got] == pytest.approx(
             [score for _, score in expected[:limit]], abs=1e-6
         )
+
+
+def test_a_mirror_larger_than_one_query_is_read_back_whole_in_the_largest_pages(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each page is a scan of the collection in Milvus Lite: 1,000-row pages read 110,000 rows back in 60 s.
+    monkeypatch.setattr("dbmeta_app.search.milvus_index._MAX_QUERY_WINDOW", 8)
+    built = TableIndex(connect(str(tmp_path / "m.db")), client_name="a", env="t", profile="p", database=DB)
+    built.sync(warehouse(), embedder)
+    rows = built.state().rows
+    assert rows > 3 * 8 and built.mirrored
+    client = RecordingClient(connect(str(tmp_path / "m.db")))  # a restart: the mirror is read back
+    reopened = TableIndex(client, client_name="a", env="t", profile="p", database=DB)  # type: ignore[arg-type]
+    for query in QUERIES:
+        text, vector = lexical_query(query), embedder.encode([query])[0]
+        a = reopened.signals(text, vector, 20, column_limit=20)
+        b = built.signals(text, vector, 20, column_limit=20)
+        for got, want in ((a.tables, b.tables), (a.columns, b.columns), (a.schemas, b.schemas)):
+            assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-5 for k in want), query
+    assert reopened.mirrored
+    pages = [kwargs for name, kwargs in client.kwargs if name == "query_iterator"]
+    assert [p["batch_size"] for p in pages] == [8]  # one pass, in pages as large as a query returns
+    reads = [kwargs for name, kwargs in client.kwargs if name == "query"]
+    assert all("dense" not in kwargs.get("output_fields", ()) for kwargs in reads)  # vectors read once
+    built.close()
+    reopened.close()
