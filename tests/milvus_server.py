@@ -388,9 +388,8 @@ def _session_server(factory: pytest.TempPathFactory, *, auth: bool) -> Iterator[
     try:
         yield server
     finally:
-        server.stop(
-            0.0
-        )  # the session's data is thrown away: no graceful stop to wait for (it took ~7 s each)
+        # the session's data is thrown away: no graceful stop to wait for (it took ~7 s each)
+        server.stop(0.0)
 
 
 @pytest.fixture(scope="session")

@@ -778,19 +778,16 @@ class DocumentIndex:
         return self._mirror_of(collection, rows, read)
 
     def _mirror_of(
-        self, collection: str, rows: int, read: Callable[[bool], Sequence[Any]]
+        self, collection: str, rows: int, read: Callable[[bool], Sequence[MirrorRow]]
     ) -> IndexMirror | None:
         """The mirror a collection of ``rows`` rows gets: vectors up to the mirror size, BM25 without the server's.
 
-        ``read(dense)`` returns its rows (Milvus rows or ``MirrorRow``s), with their vectors when ``dense``.
+        ``read(dense)`` returns its rows, with their vectors when ``dense``.
         """
         dense = self._fits_mirror(rows)
         if not dense and self._lexical[collection]:
             return None
-        found = read(dense)
-        return IndexMirror.build(
-            collection, [r if isinstance(r, tuple) else _mirror_row(r) for r in found], dense=dense
-        )
+        return IndexMirror.build(collection, read(dense), dense=dense)
 
     def _fits_mirror(self, rows: int) -> bool:
         """Tell whether a collection of ``rows`` rows keeps its vectors in process (then Milvus only stores it)."""

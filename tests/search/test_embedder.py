@@ -61,7 +61,7 @@ def test_every_model_call_and_mirror_product_runs_on_one_thread(
     monkeypatch.setattr(milvus_index, "_closest_here", recorded_closest)
     vectors = embedder.encode([f"column {i} of a table" for i in range(9)])
     rows = [("column", f"t{i}", "", v) for i, v in enumerate(np.repeat(vectors, 1_000, axis=0))]
-    mirror = IndexMirror.build("c", rows)  # over 8,192 rows: a bfloat16 copy is made too
+    mirror = IndexMirror.build("c", rows)  # over 8,192 rows: a sketch is made too (on the torch thread)
     callers = {threading.get_ident()}
 
     def ask(text: str) -> list[tuple[str, str, float]]:
