@@ -608,8 +608,20 @@ def _pg_depth(root: pg.Node) -> int:
     return deepest
 
 
-# Where a node was in the text: a re-serialised query has the same tree at other offsets.
-_PG_POSITIONS: Final = frozenset({"location", "stmt_location", "stmt_len"})
+# Where a node was in the text: a re-serialised query has the same tree at other offsets. pglast declares,
+# per node class, the fields its own comparison ignores; the positions among them (``location``,
+# ``rexpr_list_start``, ``name_location``, ``stmt_len`` …) are skipped, never the display formats it also lists.
+_POSITION_SUFFIXES: Final = ("location", "_start", "_end", "_len")
+
+
+def _positions(node_class: type[pg.Node]) -> frozenset[str]:
+    ignored = getattr(node_class, "_ATTRS_TO_IGNORE_IN_COMPARISON", frozenset())
+    return frozenset(a for a in ignored if a.endswith(_POSITION_SUFFIXES)) | {"location"}
+
+
+_PG_POSITIONS: Final = {
+    cls: _positions(cls) for cls in vars(pg).values() if isinstance(cls, type) and issubclass(cls, pg.Node)
+}
 
 
 def _pg_same_tree(first: Any, second: Any) -> bool:
@@ -620,8 +632,9 @@ def _pg_same_tree(first: Any, second: Any) -> bool:
         if isinstance(a, pg.Node):
             if type(a) is not type(b):
                 return False
+            positions = _PG_POSITIONS.get(type(a), frozenset())
             for attribute in a:
-                if attribute not in _PG_POSITIONS:
+                if attribute not in positions:
                     stack.append((getattr(a, attribute, None), getattr(b, attribute, None)))
         elif isinstance(a, tuple | list):
             if not isinstance(b, tuple | list) or len(a) != len(b):

@@ -286,6 +286,11 @@ SQLITE_HOSTILE: list[tuple[str, str]] = [
 # Legitimate reads over: customers(id, name, region), orders(id, customer_id, amount, status,
 # created_at, data), "odd % table"("order total %", "naïve größe"). Integration tests explain them.
 PG_LEGIT: list[tuple[str, str]] = [
+    # Lists written without spaces: the parser records where a list starts and ends, which moves when the
+    # statement is re-serialised; positions are not meaning.
+    ("in_list_without_spaces", "SELECT id FROM orders WHERE status IN ('paid','sent') AND id IN (1,2,3)"),
+    ("array_without_spaces", "SELECT ARRAY[1,2,3] AS a, id FROM orders WHERE id = ANY(ARRAY[1,2])"),
+    ("row_in_rows_without_spaces", "SELECT 1 FROM orders WHERE (id,amount) IN ((1,2),(3,4))"),
     (
         "filter_and_sort",
         "SELECT id, amount FROM orders WHERE status = 'paid' AND amount > 10 ORDER BY amount DESC",
