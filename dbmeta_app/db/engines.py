@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbmeta_app.config import Profile, sample_file
+from dbmeta_app.db.session import own_search_path_on_connect
 from dbmeta_app.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,13 @@ def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bo
         overflow = 0 if preflight else pool_size
         kwargs.update(pool_size=pool_size, max_overflow=overflow, pool_timeout=10, pool_recycle=1800)
     try:
-        return sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"profile {profile.name!r}: cannot use its database URL ({exc})") from None
+    if engine.dialect.name == "postgresql":
+        # First of the connect hooks, before SQLAlchemy's own first queries (its current_schema() included).
+        sa.event.listen(engine, "connect", own_search_path_on_connect, insert=True)
+    return engine
 
 
 def materialize_sample(path: Path) -> None:

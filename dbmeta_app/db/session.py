@@ -44,7 +44,16 @@ try:  # psycopg 3 (the PostgreSQL driver the service installs); other drivers re
 except ImportError:  # pragma: no cover
     TextLoader = None  # type: ignore[assignment,misc]
 
-__all__ = ["ReadOnlySession", "SessionRefused", "clickhouse_limits", "read_only_session"]
+__all__ = [
+    "CALLER_PATH",
+    "ReadOnlySession",
+    "SessionRefused",
+    "caller_search_path",
+    "clickhouse_limits",
+    "own_search_path_on_connect",
+    "read_only_session",
+    "use_own_search_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +70,14 @@ _PG_PLANNER_FIXED: Final = (
     ("enable_partitionwise_aggregate", "off"),
     ("jit", "off"),
 )
+# Statements that run before the service's own search_path is set: every name spelled with its schema, no
+# operator, no type name.
+_PG_GET_PATH: Final = "SELECT pg_catalog.current_setting('search_path')"
+_PG_OWN_PATH: Final = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
+_PG_OWN_SESSION_PATH: Final = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"
+#: Key of ``Connection.info`` holding the database's search_path while a read-only PostgreSQL session is open.
+CALLER_PATH: Final = "dbmeta_caller_search_path"
+OWN_SESSION_PATH: Final = "dbmeta_own_session_search_path"  # set by the connect hook
 # COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+): PyMySQL has the command code but no method for it.
 _COM_RESET_CONNECTION: Final = 0x1F
 
@@ -80,6 +97,62 @@ def clickhouse_limits(timeout_ms: int) -> str:
         f" max_result_bytes = {MAX_RESULT_BYTES}, result_overflow_mode = 'break',"
         " allow_introspection_functions = 0"
     )
+
+
+def own_search_path_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """Pool ``connect`` hook of PostgreSQL engines: the service's search_path, before anything else runs.
+
+    Set for the session (SQLAlchemy's own first queries, introspection and fingerprints included) and again
+    after every ``DISCARD ALL``; the database's own path is kept beside the connection for the caller's
+    statement (:func:`caller_search_path`). See :func:`use_own_search_path` for why.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_PG_GET_PATH)
+        path = cursor.fetchone()[0]
+        cursor.execute(_PG_OWN_SESSION_PATH)
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a session setting made in a transaction that is rolled back is undone
+    connection_record.info[CALLER_PATH] = path
+    connection_record.info[OWN_SESSION_PATH] = True
+
+
+def use_own_search_path(conn: Connection) -> None:
+    """In a PostgreSQL transaction just begun: run the service's own statements with pg_catalog alone.
+
+    The database chooses the session's search_path (ALTER DATABASE / ROLE … SET search_path), and a function
+    of any schema on it that matches an argument type better than the built-in wins even over pg_catalog (a
+    ``public.unnest(text[])``), as does any look-alike placed before pg_catalog: every statement the service
+    writes runs with ``pg_catalog, pg_temp``, set transaction-locally by a call spelled in full. The database's
+    own path is kept for what must resolve names the way the caller's statement does (:func:`caller_search_path`).
+    """
+    if (
+        CALLER_PATH not in conn.info
+    ):  # an engine without the connect hook: the session's path is the database's
+        conn.info[CALLER_PATH] = conn.exec_driver_sql(_PG_GET_PATH).scalar_one()
+    conn.exec_driver_sql(_PG_OWN_PATH)
+
+
+@contextlib.contextmanager
+def caller_search_path(conn: Connection) -> Iterator[None]:
+    """Run the enclosed statements with the database's own search_path (PostgreSQL read-only sessions).
+
+    What resolves names the way the caller's statement will (to_regclass, current_schemas) runs here, and
+    must itself be spelled in full: schema-qualified functions and types, no operators. Outside, the
+    service's own path (pg_catalog alone) is back.
+    """
+    path = conn.info.get(CALLER_PATH)
+    if path is None:
+        yield
+        return
+    conn.execute(sqlalchemy.text(_PG_SET_PATH), {"path": path})
+    yield
+    # Not after a failure: the transaction is then aborted, and only the rollback comes next.
+    conn.exec_driver_sql(_PG_OWN_PATH)
+
+
+_PG_SET_PATH: Final = "SELECT pg_catalog.set_config('search_path', :path, true)"
 
 
 class SessionRefused(Exception):
@@ -148,6 +221,7 @@ def _postgres(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
         # In autocommit mode nothing has begun a transaction, and SET TRANSACTION would be a no-op.
         begin = "BEGIN READ ONLY" if getattr(raw, "autocommit", False) else "SET TRANSACTION READ ONLY"
         conn.exec_driver_sql(begin)
+        use_own_search_path(conn)
         idle_ms = max(1000, 2 * timeout_ms)
         caps = ", ".join(
             f"set_config('{name}', least(current_setting('{name}')::int, {cap})::text, true)"
@@ -167,7 +241,10 @@ def _postgres(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
             raise SessionRefused("could not open a read-only transaction")
         yield ReadOnlySession(conn, "postgresql", timeout_ms, conn.exec_driver_sql)
     finally:
-        _end(conn, _reset_postgres)
+        # DISCARD ALL gives the session the database's search_path back: the service's is set again where the
+        # connect hook had set it.
+        hooked = bool(conn.info.get(OWN_SESSION_PATH))
+        _end(conn, _reset_postgres_to_own_path if hooked else _reset_postgres)
 
 
 @contextlib.contextmanager
@@ -380,6 +457,16 @@ def _reset_postgres(dbapi_connection: Any) -> None:
         dbapi_connection.execute("DISCARD ALL", prepare=False)
     finally:
         dbapi_connection.autocommit = previous
+
+
+def _reset_postgres_to_own_path(dbapi_connection: Any) -> None:
+    _reset_postgres(dbapi_connection)
+    own_path = dbapi_connection.cursor()
+    try:
+        own_path.execute(_PG_OWN_SESSION_PATH)
+    finally:
+        own_path.close()
+    dbapi_connection.commit()
 
 
 def _reset_mysql(dbapi_connection: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dbmeta_app.db.session import caller_search_path
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -258,8 +259,7 @@ _LIVE: Final = sa.text(
     f"""
 WITH RECURSIVE
 rel AS (
-  SELECT r.ord, pg_catalog.to_regclass(r.name)::oid AS oid
-  FROM unnest(CAST(:relations AS text[])) WITH ORDINALITY AS r(name, ord)
+  SELECT r.ord, r.oid FROM unnest(CAST(:relations AS oid[])) WITH ORDINALITY AS r(oid, ord)
 ),
 cls AS (
   SELECT rel.oid, c.reltype
@@ -274,9 +274,7 @@ seed AS (
   UNION
   SELECT reltype, false FROM cls WHERE reltype <> 0
   UNION
-  SELECT x.oid, true
-  FROM (SELECT pg_catalog.to_regtype(n)::oid AS oid FROM unnest(CAST(:types AS text[])) AS n) AS x
-  WHERE x.oid IS NOT NULL
+  SELECT x.oid, true FROM unnest(CAST(:types AS oid[])) AS x(oid) WHERE x.oid IS NOT NULL
 ),
 closure(oid, is_cast, depth) AS (
   SELECT oid, is_cast, 0 FROM seed
@@ -294,7 +292,6 @@ closure(oid, is_cast, depth) AS (
   WHERE c.depth < 4 AND c.oid >= 16384 AND x.oid <> 0
 )
 SELECT {FINGERPRINT_SQL},
-       pg_catalog.current_schemas(true)::text[],
        ARRAY(SELECT oid FROM rel ORDER BY ord),
        ARRAY(SELECT DISTINCT oid FROM closure),
        ARRAY(SELECT DISTINCT oid FROM closure WHERE is_cast),
@@ -307,20 +304,31 @@ SELECT {FINGERPRINT_SQL},
 """
 )
 
+# Names resolved the way the caller's statement resolves them: run with the database's search_path
+# (session.caller_search_path), so every function and type is spelled with its schema and there is no operator.
+_AS_CALLER: Final = sa.text(
+    """
+SELECT pg_catalog.current_schemas(true)::pg_catalog.text[],
+       ARRAY(SELECT pg_catalog.to_regclass(x.name)::pg_catalog.oid
+             FROM pg_catalog.unnest(CAST(:relations AS pg_catalog.text[])) WITH ORDINALITY AS x(name, ord)
+             ORDER BY x.ord),
+       ARRAY(SELECT pg_catalog.to_regtype(x.name)::pg_catalog.oid
+             FROM pg_catalog.unnest(CAST(:types AS pg_catalog.text[])) WITH ORDINALITY AS x(name, ord)
+             ORDER BY x.ord)
+"""
+)
 _FINGERPRINT: Final = sa.text(f"SELECT {FINGERPRINT_SQL}")
 _GET_PATH: Final = sa.text("SELECT pg_catalog.current_setting('search_path')")
 # Transaction-local: the caller's transaction (the EXPLAIN's) is the only one that sees it.
 _SET_PATH: Final = sa.text("SELECT pg_catalog.set_config('search_path', :path, true)")
 # A qualified name is looked up by name, not with to_regclass, which raises for a schema the role may not
-# use: one such schema must not fail the check of every other relation.
+# use: one such schema must not fail the check of every other relation (an unqualified one: _AS_CALLER).
 _RESOLVE: Final = sa.text(
     """
 SELECT ARRAY(
-  SELECT CASE WHEN r.schema IS NULL THEN pg_catalog.to_regclass(r.quoted)::oid
-         ELSE (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = r.schema AND c.relname = r.name) END
-  FROM unnest(CAST(:schemas AS text[]), CAST(:names AS text[]), CAST(:quoted AS text[]))
-       WITH ORDINALITY AS r(schema, name, quoted, ord)
+  SELECT (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = r.schema AND c.relname = r.name)
+  FROM unnest(CAST(:schemas AS text[]), CAST(:names AS text[])) WITH ORDINALITY AS r(schema, name, ord)
   ORDER BY r.ord)
 """
 )
@@ -342,21 +350,29 @@ def read_fingerprint(conn: Connection) -> str:
 
 def read_live(conn: Connection, reach: Reach) -> PgLive:
     """Read, in the caller's transaction, what the policy must never take from a cache (one query)."""
+    with caller_search_path(conn):
+        path, relations, types = conn.execute(
+            _AS_CALLER,
+            {
+                "relations": [qualified(name) for name in reach.relations],
+                "types": [qualified(name) for name in reach.types],
+            },
+        ).one()
     row = conn.execute(
         _LIVE,
         {
-            "relations": [qualified(name) for name in reach.relations],
-            "types": [qualified(name) for name in reach.types],
-            "attributes": [name[:63] for name in reach.attributes],
+            "relations": list(relations or ()),
+            "types": list(types or ()),
+            "attributes": [n[:63] for n in reach.attributes],
         },
     ).one()
     return PgLive(
         fingerprint=str(row[0]),
-        search_path=tuple(row[1] or ()),
-        relations=tuple(int(oid) if oid is not None else None for oid in row[2] or ()),
-        universe=frozenset(int(oid) for oid in row[3] or ()),
-        cast_targets=frozenset(int(oid) for oid in row[4] or ()),
-        columns=frozenset(row[5] or ()),
+        search_path=tuple(path or ()),
+        relations=tuple(int(oid) if oid is not None else None for oid in row[1] or ()),
+        universe=frozenset(int(oid) for oid in row[2] or ()),
+        cast_targets=frozenset(int(oid) for oid in row[3] or ()),
+        columns=frozenset(row[4] or ()),
     )
 
 
@@ -364,15 +380,18 @@ def resolve_relations(conn: Connection, names: Sequence[Name]) -> tuple[int | No
     """Resolve relation names as the server would (search path included); None for a missing one."""
     if not names:
         return ()
+    bare = [qualified(name) for name in names if name.schema is None]
+    on_path: Iterable[Any] = ()
+    if bare:  # an unqualified name is looked up on the database's own path
+        with caller_search_path(conn):
+            on_path = conn.execute(_AS_CALLER, {"relations": bare, "types": []}).one()[1] or ()
+    found = iter(on_path)
     row = conn.execute(
         _RESOLVE,
-        {
-            "schemas": [name.schema for name in names],
-            "names": [name.name for name in names],
-            "quoted": [qualified(name) for name in names],
-        },
+        {"schemas": [name.schema for name in names], "names": [name.name for name in names]},
     ).scalar_one()
-    return tuple(int(oid) if oid is not None else None for oid in row or ())
+    oids = [next(found) if name.schema is None else oid for name, oid in zip(names, row or (), strict=True)]
+    return tuple(int(oid) if oid is not None else None for oid in oids)
 
 
 def _routine(row: Sequence[Any]) -> PgRoutine | None:

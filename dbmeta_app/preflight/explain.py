@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from dbmeta_app.db.session import ReadOnlySession, SessionRefused, read_only_session
+from dbmeta_app.db.session import ReadOnlySession, SessionRefused, caller_search_path, read_only_session
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
@@ -189,7 +189,8 @@ def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | 
 def _explain_postgres(
     session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
 ) -> ExplainResult:
-    row = session.run(f"EXPLAIN (FORMAT JSON) {statement}").one()
+    with caller_search_path(session.conn):  # the caller's names resolve the way the database resolves them
+        row = session.run(f"EXPLAIN (FORMAT JSON) {statement}").one()
     plan, truncated = _plan(row[0], max_plan_bytes)
     rows, cost = postgres_estimates(plan)
     return _planned(

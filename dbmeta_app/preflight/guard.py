@@ -615,7 +615,7 @@ _POSITION_SUFFIXES: Final = ("location", "_start", "_end", "_len")
 
 
 def _positions(node_class: type[pg.Node]) -> frozenset[str]:
-    ignored = getattr(node_class, "_ATTRS_TO_IGNORE_IN_COMPARISON", frozenset())
+    ignored: frozenset[str] = getattr(node_class, "_ATTRS_TO_IGNORE_IN_COMPARISON", frozenset())
     return frozenset(a for a in ignored if a.endswith(_POSITION_SUFFIXES)) | {"location"}
 
 

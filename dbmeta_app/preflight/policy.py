@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from dbmeta_app.db.session import use_own_search_path
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
@@ -157,6 +158,7 @@ def _read_only(conn: Connection) -> None:
     """Make the connection's (just begun) transaction read-only and time-boxed."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        use_own_search_path(conn)
         conn.exec_driver_sql(f"SELECT set_config('statement_timeout', '{SAMPLE_CHECK_TIMEOUT_MS}', true)")
     elif conn.dialect.name in _MYSQL_FAMILY:
         conn.exec_driver_sql("START TRANSACTION READ ONLY")

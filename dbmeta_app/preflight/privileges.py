@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from dbmeta_app.db.session import use_own_search_path
+
 __all__ = ["PRIVILEGE_TTL", "PrivilegeCheck", "PrivilegeReport", "inspect_privileges", "parse_mysql_grants"]
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ class PrivilegeReport:
 
 def _postgres(conn: Connection) -> list[str]:
     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    use_own_search_path(conn)
     conn.exec_driver_sql("SELECT set_config('statement_timeout', '5000', true)")
     roles = [(bool(is_self), flags) for is_self, *flags in conn.execute(_PG_ROLES)]
     if any(is_self and flags[0] for is_self, flags in roles):

@@ -262,7 +262,10 @@ def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
     if dialect == "postgresql":
         if lowered.startswith("bytea"):
             return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
-        return sa.func.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
+        # concat(v) calls the type's output function; a CAST to text would call the cast the database defines
+        # for a type of its own (CREATE CAST … WITH FUNCTION), whatever that function does.
+        text = sa.case((column.is_(None), sa.null()), else_=sa.func.concat(column))
+        return sa.func.left(text, SAMPLE_VALUE_MAX + 1)
     if dialect in ("mysql", "mariadb"):
         if lowered.startswith(_MYSQL_BINARY_TYPES):
             return sa.func.concat("<", sa.func.octet_length(column), " bytes>")
