@@ -489,7 +489,14 @@ def _my_function_problem(
                 return None
             return f"stored function {stored}() (not in the profile's preflight.allow_functions)"
     if name.schema is not None:
-        return None  # a qualified name is only ever a stored function
+        # A qualified name is never a built-in. Not a stored function of that schema: a routine of a MariaDB
+        # package (db.pkg.fn, pkg.fn), which the catalog of functions does not list, or nothing at all.
+        if allow.permits(name.schema, name.name):
+            return None
+        return (
+            f"{name.schema}.{name.name}() is not a stored function the service knows (a package routine, "
+            "or none at all), so what it runs cannot be checked"
+        )
     lowered = name.name.lower()
     if catalog.udfs is not None:
         if lowered in catalog.udfs and not allow.permits("udf", lowered):

@@ -88,6 +88,14 @@ def world(mysql_url: str) -> Iterator[World]:
                 "CREATE VIEW v_outer AS SELECT * FROM v_kill",
                 "CREATE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t",
                 "ANALYZE TABLE t",
+                # The same through a package routine (MariaDB's Oracle mode): called as db.package.function,
+                # it is no stored function of the catalog's.
+                "SET sql_mode = ORACLE",
+                "CREATE PACKAGE pkg_kill AS FUNCTION fk(x INT) RETURN INT; END;",
+                "CREATE PACKAGE BODY pkg_kill AS FUNCTION fk(x INT) RETURN INT DETERMINISTIC AS v BIGINT; "
+                "BEGIN SELECT id INTO v FROM victims LIMIT 1; KILL v; RETURN x; END; END;",
+                "SET sql_mode = DEFAULT",
+                f"CREATE VIEW v_pkg AS SELECT id FROM t WHERE id = {db}.pkg_kill.fk(1)",
             ):
                 cur.execute(statement)
             for user, grants in (
@@ -164,6 +172,12 @@ ATTACKS = [
     ("nested_view", "SELECT * FROM v_outer", "view {db}.v_outer → view {db}.v_kill → stored function"),
     ("view_in_a_subquery", "SELECT * FROM u WHERE t_id IN (SELECT id FROM {db}.v_kill)", "view {db}.v_kill"),
     ("call_in_a_cte", "WITH c AS (SELECT f_kill(2) AS k) SELECT * FROM t JOIN c ON t.id = c.k", "f_kill"),
+    (
+        "package_routine",
+        "SELECT * FROM t WHERE id = {db}.pkg_kill.fk(1)",
+        "pkg_kill.fk() is not a stored function",
+    ),
+    ("view_calling_a_package_routine", "SELECT * FROM v_pkg", "view {db}.v_pkg → pkg_kill.fk()"),
 ]
 
 
