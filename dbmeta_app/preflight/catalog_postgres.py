@@ -216,6 +216,52 @@ WHERE am.amhandler::oid = ANY(CAST(:procs AS oid[]))
 """
 )
 
+# pg_depend records no dependency on a built-in (pinned) function: a view or a check constraint calling
+# schema_to_xml or pg_current_xact_id has no row there. The stored expressions themselves name every function
+# they call (``:funcid``, ``:opfuncid``, ``:aggfnoid``, ``:winfnoid`` in their node trees): the same places as
+# _HITS, searched for the denied built-ins. A tree is only split up when one of them is in it at all (``\\:`` is
+# a colon, not a bind parameter, to SQLAlchemy).
+_BUILTIN_HITS: Final = sa.text(
+    """
+WITH exprs(owner, owner_oid, via, tree) AS (
+  SELECT 'r', w.ev_class, '', w.ev_action::text
+  FROM pg_catalog.pg_rewrite w WHERE w.ev_type = '1' AND w.oid >= 16384
+  UNION ALL
+  SELECT CASE WHEN k.conrelid <> 0 THEN 'r' ELSE 't' END,
+         CASE WHEN k.conrelid <> 0 THEN k.conrelid ELSE k.contypid END,
+         'check constraint ' || quote_ident(k.conname), k.conbin::text
+  FROM pg_catalog.pg_constraint k WHERE k.contype = 'c' AND k.conbin IS NOT NULL
+  UNION ALL
+  SELECT 'r', p.polrelid, 'row-level security policy ' || quote_ident(p.polname),
+         coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, '')
+  FROM pg_catalog.pg_policy p
+  UNION ALL
+  SELECT 'r', i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname),
+         coalesce(i.indexprs::text, '') || ' ' || coalesce(i.indpred::text, '')
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
+  WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+  UNION ALL
+  SELECT 'r', pt.partrelid, 'partition key', pt.partexprs::text
+  FROM pg_catalog.pg_partitioned_table pt WHERE pt.partexprs IS NOT NULL
+  UNION ALL
+  SELECT 'r', a.adrelid, 'generated column ' || quote_ident(att.attname), a.adbin::text
+  FROM pg_catalog.pg_attrdef a
+  JOIN pg_catalog.pg_attribute att ON att.attrelid = a.adrelid AND att.attnum = a.adnum
+  WHERE att.attgenerated NOT IN ('', 's')
+)
+SELECT DISTINCT e.owner, e.owner_oid, e.via, true, m.oid
+FROM exprs e
+CROSS JOIN LATERAL (
+  SELECT CAST(x[2] AS oid) AS oid
+  FROM regexp_matches(e.tree, '\\:(funcid|opfuncid|aggfnoid|winfnoid) ([0-9]+)', 'g') AS x
+) AS m
+WHERE e.tree ~ ('\\:(funcid|opfuncid|aggfnoid|winfnoid) (' || :alternatives || ')[^0-9]')
+  AND m.oid = ANY(CAST(:procs AS oid[]))
+"""
+)
+
 # A view reads the relations its rule depends on (a materialized view's rule is not expanded when read).
 _VIEW_READS: Final = sa.text(
     """
@@ -512,9 +558,12 @@ def _hits(
     by_domain: dict[int, list[PgHit]] = defaultdict(list)
     if not procs and not operators:
         return by_relation, {}
-    for owner, owner_oid, via, is_proc, target in conn.execute(
-        _HITS, {"procs": procs, "operators": operators}
-    ):
+    rows = list(conn.execute(_HITS, {"procs": procs, "operators": operators}))
+    builtins = [oid for oid in procs if oid < FIRST_USER_OID]
+    if builtins:
+        alternatives = "|".join(str(oid) for oid in builtins)
+        rows += conn.execute(_BUILTIN_HITS, {"procs": builtins, "alternatives": alternatives})
+    for owner, owner_oid, via, is_proc, target in rows:
         hit = PgHit(via=via, proc=int(target)) if is_proc else PgHit(via=via, operator=int(target))
         bucket = by_relation if owner == "r" else by_domain
         if hit not in bucket[int(owner_oid)]:

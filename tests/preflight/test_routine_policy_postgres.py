@@ -150,6 +150,12 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         "CREATE VIEW fx.v_report AS SELECT id, ops.audit('view') AS a FROM fx.t",
         "CREATE VIEW fx.v_outer AS SELECT * FROM fx.v_report",
         "CREATE VIEW fx.v_clean AS SELECT id, upper(x) AS ux FROM fx.t",
+        # built-ins that run SQL given as text, and one on the deny list: pg_depend records no call of a
+        # built-in, so only the view's own definition shows them (STABLE: run to estimate selectivity)
+        "CREATE VIEW fx.v_xml AS SELECT id FROM fx.t"
+        " WHERE x = pg_catalog.table_to_xml(('fx.v_rep' || 'ort')::regclass, true, true, '')::text",
+        "CREATE VIEW fx.v_xml_outer AS SELECT * FROM fx.v_xml",
+        "CREATE VIEW fx.v_xid AS SELECT id FROM fx.t WHERE id::text::xid8 = pg_current_xact_id()",
         "CREATE MATERIALIZED VIEW fx.mv AS SELECT id FROM fx.t WITH NO DATA",
         "CREATE OPERATOR fx.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ops.audit_eq)",
         "CREATE CAST (text AS fx.tag) WITH FUNCTION ops.audit_cast(text)",
@@ -167,6 +173,10 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         "ALTER TABLE fx.secure ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE fx.secure FORCE ROW LEVEL SECURITY",
         "CREATE POLICY secure_rows ON fx.secure USING (id > ops.audit('policy'))",
+        "CREATE TABLE fx.xml_parent (id int, x text)",
+        "CREATE TABLE fx.xml_child () INHERITS (fx.xml_parent)",
+        "ALTER TABLE fx.xml_child ADD CONSTRAINT xml_check"
+        " CHECK (x <> table_to_xml(('fx.v_rep' || 'ort')::regclass, true, true, '')::text)",
         "CREATE TABLE fx.lineorder (orderkey int, orderdate date, custkey int, revenue numeric)",
         "CREATE TABLE fx.customer (c_custkey int PRIMARY KEY, c_name text, c_region text)",
         "CREATE TABLE fx.tree (id int PRIMARY KEY, parent_id int)",
@@ -285,6 +295,26 @@ ATTACKS: list[tuple[str, str, str]] = [
     ("check_constraint_of_a_child", "SELECT * FROM fx.parent WHERE id = 5", "check constraint child_check"),
     ("check_constraint_of_a_partition", "SELECT * FROM fx.part WHERE id = 5", "check constraint part1_check"),
     ("row_level_security_policy", "SELECT * FROM fx.secure", "row-level security policy secure_rows"),
+    (
+        "view_calling_sql_as_text",
+        "SELECT * FROM fx.v_xml",
+        "view fx.v_xml → function pg_catalog.table_to_xml(",
+    ),
+    (
+        "view_over_a_view_calling_sql_as_text",
+        "SELECT * FROM v_xml_outer",
+        "view fx.v_xml → function pg_catalog",
+    ),
+    (
+        "view_calling_a_denied_built_in",
+        "SELECT * FROM fx.v_xid",
+        "view fx.v_xid → function pg_catalog.pg_current",
+    ),
+    (
+        "check_constraint_calling_sql_as_text",
+        "SELECT * FROM fx.xml_parent WHERE x = 'a'",
+        "check constraint xml_check",
+    ),
     ("terminates_a_backend", "SELECT ops.kill_idle('x')", "ops.kill_idle(text)"),
     ("resets_statistics", "SELECT 1 FROM fx.t WHERE id = ops.reset_stats('x')", "ops.reset_stats(text)"),
     ("leaves_a_lock_held", "SELECT ops.hold_lock('x')", "ops.hold_lock(text)"),
@@ -295,6 +325,7 @@ ATTACKS: list[tuple[str, str, str]] = [
 CANARIES = [
     "direct_call",
     "view",
+    "view_calling_sql_as_text",
     "nested_view",
     "operator_qualified",
     "explicit_cast",
