@@ -96,6 +96,7 @@ class PreflightLimits(BaseModel):
     max_depth: int = Field(default=5_000, ge=1, le=10_000)
     max_query_depth: int = Field(default=64, ge=1, le=1_000)
     max_from_items: int = Field(default=100, ge=1, le=10_000)
+    max_constant_bytes: int = Field(default=16_000_000, ge=1_000, le=1_000_000_000)
     # answers: a larger plan is cut to fit (plan_truncated)
     max_plan_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # concurrency: EXPLAINs and sample reads at once, how many more may wait, and for how long

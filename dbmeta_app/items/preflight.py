@@ -110,6 +110,7 @@ def budget_of(limits: PreflightLimits) -> Budget:
         max_depth=limits.max_depth,
         max_query_depth=limits.max_query_depth,
         max_from_items=limits.max_from_items,
+        max_constant_bytes=limits.max_constant_bytes,
     )
 
 

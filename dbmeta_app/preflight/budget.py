@@ -12,7 +12,13 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
 - ``query_depth``: how deeply queries nest (subqueries, CTE bodies; not UNION branches): PostgreSQL's
   memory grows with its square (200 levels of ``SELECT *, random() FROM (...) OFFSET 0``: 428 MB);
 - ``from_items``: the most range-table entries in one FROM clause (joins flattened): the join search
-  is exponential in them, bounded by the collapse limits and GEQO the EXPLAIN transaction sets.
+  is exponential in them, bounded by the collapse limits and GEQO the EXPLAIN transaction sets;
+- ``constant_bytes`` (PostgreSQL): how many bytes the planner may build by folding constant calls of
+  functions whose result can outgrow their arguments (``repeat('x', 200000000)``: a 427 MB backend;
+  ``encode`` of ``encode`` of …: doubles at every level), summed over the statement, CTEs inlined. Each
+  such call is bounded from its arguments (a count, a width, an array's dimensions, a replacement's
+  length); one whose bound cannot be read from literals counts as unbounded. Other calls of constants
+  count the size of their arguments.
 
 Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
 ``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
@@ -21,6 +27,7 @@ are not expanded: their definitions are not in the parse tree (a documented limi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,6 +52,7 @@ class Budget:
     max_depth: int = 5_000
     max_query_depth: int = 64
     max_from_items: int = 100
+    max_constant_bytes: int = 16_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,7 @@ class Measures:
     depth: int
     from_items: int
     query_depth: int
+    constant_bytes: int = 0
 
 
 def over_budget(measures: Measures, budget: Budget) -> str | None:
@@ -66,6 +75,12 @@ def over_budget(measures: Measures, budget: Budget) -> str | None:
         (measures.from_items, budget.max_from_items, "entries in one FROM clause", "max_from_items"),
         (measures.relations, budget.max_relations, "range-table entries (CTEs inlined)", "max_relations"),
         (measures.nodes, budget.max_nodes, "expression nodes (CTEs inlined)", "max_nodes"),
+        (
+            measures.constant_bytes,
+            budget.max_constant_bytes,
+            "bytes of constants the planner would build (CTEs inlined)",
+            "max_constant_bytes",
+        ),
     )
     for value, limit, what, setting in checks:
         if value > limit:
@@ -84,6 +99,7 @@ class _Block:
 
     nodes: int = 0
     relations: int = 0
+    constant_bytes: int = 0
     query_depth: int = 0  # query levels inside it, its own body counting 1
     refs: list[tuple[int, int]] = field(
         default_factory=list
@@ -99,6 +115,7 @@ class _Total:
     nodes: int
     relations: int
     query_depth: int
+    constant_bytes: int = 0
 
 
 class _Scope:
@@ -147,19 +164,22 @@ def _combine(blocks: list[_Block], inlined: list[bool]) -> _Total:
             block = blocks[index]
             if expanded:
                 nodes, relations, depth = block.nodes, block.relations, block.query_depth
+                constant = block.constant_bytes
                 for target, level in block.refs:
                     # A self-reference, a cycle (the server refuses it) or a materialised CTE adds nothing.
                     if target != index and target not in active and inlined[target]:
                         nodes = min(_CAP, nodes + totals[target].nodes)
                         relations = min(_CAP, relations + totals[target].relations)
                         depth = max(depth, level + totals[target].query_depth)
-                totals[index] = _Total(nodes, relations, depth)
+                        constant = min(_CAP, constant + totals[target].constant_bytes)
+                totals[index] = _Total(nodes, relations, depth, constant)
                 active.discard(index)
             elif index not in totals and index not in active:
                 active.add(index)
                 stack.append((index, True))
                 stack.extend((t, False) for t, _ in block.refs if t not in totals and t not in active)
     nodes, relations, depth = totals[0].nodes, totals[0].relations, totals[0].query_depth
+    constant = totals[0].constant_bytes
     for index, block in enumerate(blocks[1:], start=1):
         if block.referenced == 0:
             # Never referenced: parsed, not planned; its own size only.
@@ -169,7 +189,8 @@ def _combine(blocks: list[_Block], inlined: list[bool]) -> _Total:
             nodes = min(_CAP, nodes + totals[index].nodes)
             relations = min(_CAP, relations + totals[index].relations)
             depth = max(depth, totals[index].query_depth)
-    return _Total(nodes, relations, depth)
+            constant = min(_CAP, constant + totals[index].constant_bytes)
+    return _Total(nodes, relations, depth, constant)
 
 
 def _inline_rule(blocks: list[_Block], dialect: str) -> list[bool]:
@@ -211,6 +232,7 @@ def _pg_from_items(from_clause: Any) -> int:
 
 def measure_postgres(root: pg.Node) -> Measures:
     """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep)."""
+    folded = _pg_folded_calls(root)
     blocks = [_Block()]
     depth = from_items = 0
     # (value, owning block, visible CTEs, depth in the tree, query nesting level)
@@ -225,6 +247,8 @@ def measure_postgres(root: pg.Node) -> Measures:
         block = blocks[owner]
         block.nodes += 1
         depth = max(depth, level)
+        if id(value) in folded:
+            block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(value)])
         if isinstance(value, pg.SelectStmt):
             query += 1
             block.query_depth = max(block.query_depth, query - block.base)
@@ -260,7 +284,174 @@ def measure_postgres(root: pg.Node) -> Measures:
         for _, child in _pg_children(value):
             stack.append((child, owner, scope, level + 1, query))
     total = _combine(blocks, _inline_rule(blocks, "postgresql"))
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth)
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, total.constant_bytes)
+
+
+# Functions whose result can be much larger than their arguments, and how much (see _pg_call_bound).
+_PG_SIZED: Final = frozenset({"repeat", "lpad", "rpad", "array_fill", "replace", "regexp_replace", "format"})
+# At most this many times the size of their arguments: escaping (encode 'escape' writes \ooo for a byte,
+# JSON \u00XX for a control character), quoting, multi-byte characters in, or markup around, the result.
+_PG_GROWING: Final = {
+    "encode": 4,
+    "translate": 4,
+    "to_json": 6,
+    "to_jsonb": 6,
+    "array_to_json": 6,
+    "row_to_json": 6,
+    "json_build_array": 6,
+    "json_build_object": 6,
+    "jsonb_build_array": 6,
+    "jsonb_build_object": 6,
+    "json_object": 6,
+    "jsonb_object": 6,
+    "jsonb_pretty": 6,
+    "quote_literal": 2,
+    "quote_ident": 2,
+    "quote_nullable": 2,
+    "xmlelement": 6,
+    "xmlforest": 6,
+    "xmlconcat": 2,
+    "string_to_array": 16,
+    "regexp_split_to_array": 16,
+    "regexp_matches": 16,
+    "convert": 4,
+    "convert_to": 4,
+    "convert_from": 4,
+}
+_UNBOUNDED: Final = _CAP
+_PG_NOT_CONSTANT: Final = (pg.ColumnRef, pg.SubLink, pg.ParamRef, pg.SelectStmt, pg.RangeVar)
+_WIDTH: Final = re.compile(r"%(?:\d+\$)?-?(\d+|\*)")
+
+
+def _pg_folded_calls(root: pg.Node) -> dict[int, int]:
+    """Bound, per call of constants the planner folds, the bytes of its result (by node id).
+
+    Post-order over the tree: a node's bound is known once its children's are; a column, a sub-query or a
+    parameter makes everything above it non-constant (never folded while planning).
+    """
+    size: dict[int, int | None] = {}  # node id → bound of its value's bytes, None: not a constant
+    calls: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        value, done = stack.pop()
+        if isinstance(value, tuple | list):
+            stack.extend((item, False) for item in value if item is not None)
+            continue
+        if not isinstance(value, pg.Node):
+            continue
+        if not done:
+            stack.append((value, True))
+            stack.extend((child, False) for _, child in _pg_children(value))
+            continue
+        if isinstance(value, _PG_NOT_CONSTANT):
+            size[id(value)] = None
+            continue
+        if isinstance(value, pg.A_Const):
+            literal = _pg_literal(value)
+            size[id(value)] = len(literal.encode()) if isinstance(literal, str) else 16
+            continue
+        children = [_pg_size(child, size) for _, child in _pg_children(value)]
+        if any(child is None for child in children):
+            size[id(value)] = None
+            continue
+        total = min(_CAP, sum(c for c in children if c is not None) + 16)
+        call = value if isinstance(value, pg.FuncCall) and value.funcname else None
+        name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
+        if call is not None and (name in _PG_SIZED or name in _PG_GROWING):
+            # what it builds is counted; any other call of constants builds no more than its arguments
+            bound = _pg_call_bound(name, list(call.args or ()), size, total)
+            calls[id(value)] = bound
+            size[id(value)] = bound
+        else:
+            size[id(value)] = total
+    return calls
+
+
+def _pg_size(child: Any, size: dict[int, int | None]) -> int | None:
+    if isinstance(child, tuple | list):
+        parts = [_pg_size(item, size) for item in child if item is not None]
+        if any(part is None for part in parts):
+            return None
+        return min(_CAP, sum(p for p in parts if p is not None))
+    if isinstance(child, pg.Node):
+        return size.get(id(child), 0)
+    return 0
+
+
+def _pg_name(node: Any) -> str:
+    return str(getattr(node, "sval", "") or "").lower()
+
+
+def _pg_literal(node: Any) -> str | int | None:
+    """The value of a literal (through casts): a string or an integer, else None."""
+    while isinstance(node, pg.TypeCast):
+        node = node.arg
+    if isinstance(node, pg.A_Const) and not node.isnull:
+        value = node.val
+        if isinstance(value, pg.Integer):
+            return int(value.ival or 0)
+        if isinstance(value, pg.String):
+            return str(value.sval)
+    return None
+
+
+def _char_bytes(literal: str | int | None) -> int:
+    if not isinstance(literal, str):
+        return 4  # not a literal string: any character
+    return max((len(c.encode()) for c in literal), default=1)
+
+
+def _pg_int(node: Any) -> int | None:
+    literal = _pg_literal(node)
+    if isinstance(literal, str) and literal.strip().lstrip("-").isdigit():
+        return int(literal)
+    return literal if isinstance(literal, int) else None
+
+
+def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], total: int) -> int:
+    """Bound the bytes of a constant call's result from its arguments; unbounded when they cannot tell."""
+    sizes = [_pg_size(arg, size) or 0 for arg in args]
+    if name not in _PG_SIZED:
+        return min(_CAP, total * _PG_GROWING.get(name, 1))
+    if name == "repeat" and len(args) == 2:
+        count = _pg_int(args[1])
+        return _UNBOUNDED if count is None else min(_CAP, sizes[0] * max(count, 0) + 16)
+    if name in ("lpad", "rpad") and len(args) >= 2:
+        # `length` characters, of the text and the fill: as many bytes as their widest character (4 unknown)
+        length = _pg_int(args[1])
+        parts = [_pg_literal(args[0]), _pg_literal(args[2]) if len(args) > 2 else " "]
+        width = max(_char_bytes(part) for part in parts)
+        return _UNBOUNDED if length is None else min(_CAP, total + width * max(length, 0))
+    if name == "array_fill" and len(args) >= 2:
+        dims = args[1]
+        while isinstance(dims, pg.TypeCast):
+            dims = dims.arg
+        if isinstance(dims, pg.A_ArrayExpr):
+            counts = [_pg_int(e) for e in dims.elements or ()]
+        else:
+            text = _pg_literal(dims)
+            cells_text = text.strip("{}").split(",") if isinstance(text, str) else ["?"]
+            counts = [int(p) if p.strip().isdigit() else None for p in cells_text]
+        if not counts or any(c is None for c in counts):
+            return _UNBOUNDED
+        cells = 1
+        for count in counts:
+            cells = min(_CAP, cells * max(count or 0, 0))
+        return min(_CAP, total + cells * (sizes[0] + 8))
+    if name in ("replace", "regexp_replace") and len(args) >= 3:
+        # every position of the text may be replaced (a pattern that matches the empty string)
+        return min(_CAP, total + (sizes[0] + 1) * sizes[2])
+    if name == "format" and args:
+        template = _pg_literal(args[0])
+        if not isinstance(template, str):
+            return _UNBOUNDED
+        width = 0
+        for match in _WIDTH.finditer(template):
+            if match.group(1) == "*":
+                return _UNBOUNDED  # the width is an argument: say so by refusing to guess
+            width = min(_CAP, width + int(match.group(1)))
+        return min(_CAP, 2 * total + 4 * width)  # %L doubles quotes
+    return _UNBOUNDED
 
 
 def _reference(blocks: list[_Block], owner: int, target: int | None, query: int) -> None:

@@ -608,19 +608,18 @@ def _pg_depth(root: pg.Node) -> int:
     return deepest
 
 
-# Where a node was in the text: a re-serialised query has the same tree at other offsets. pglast declares,
-# per node class, the fields its own comparison ignores; the positions among them (``location``,
-# ``rexpr_list_start``, ``name_location``, ``stmt_len`` …) are skipped, never the display formats it also lists.
-_POSITION_SUFFIXES: Final = ("location", "_start", "_end", "_len")
-
-
-def _positions(node_class: type[pg.Node]) -> frozenset[str]:
+# Where a node was in the text, and how it was spelled: a re-serialised query has the same tree at other
+# offsets, and pglast writes some calls in another form than the text's (TRIM(x) as pg_catalog.btrim(x),
+# EXTRACT … FROM as a call): the same function with the same arguments. pglast declares, per node class, the
+# fields its own comparison ignores for this (``location``, ``rexpr_list_start``, ``funcformat``,
+# ``row_format`` …): those are skipped.
+def _ignored(node_class: type[pg.Node]) -> frozenset[str]:
     ignored: frozenset[str] = getattr(node_class, "_ATTRS_TO_IGNORE_IN_COMPARISON", frozenset())
-    return frozenset(a for a in ignored if a.endswith(_POSITION_SUFFIXES)) | {"location"}
+    return frozenset(ignored) | {"location"}
 
 
 _PG_POSITIONS: Final = {
-    cls: _positions(cls) for cls in vars(pg).values() if isinstance(cls, type) and issubclass(cls, pg.Node)
+    cls: _ignored(cls) for cls in vars(pg).values() if isinstance(cls, type) and issubclass(cls, pg.Node)
 }
 
 

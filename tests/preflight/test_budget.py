@@ -134,6 +134,62 @@ def test_every_limit_is_configurable() -> None:
     assert check_sql("SELECT * FROM a, b, c", "mysql", budget=Budget(max_from_items=2)).kind == LIMIT
 
 
+# Constants the planner folds: PostgreSQL evaluates a call of constants while planning, so EXPLAIN alone
+# builds its result (repeat('x', 200000000): a 427 MB backend). (name, SQL, bytes at least)
+FOLDING_BOMBS: list[tuple[str, str, int]] = [
+    ("repeat", "SELECT length(repeat('x', 200000000))", 200_000_000),
+    ("repeat_in_a_where", "SELECT id FROM orders WHERE status = repeat('ab', 50000000)", 100_000_000),
+    ("lpad", "SELECT lpad('', 300000000, 'x')", 300_000_000),
+    ("array_fill", "SELECT array_fill(1, ARRAY[10000, 10000])", 100_000_000),
+    ("array_fill_literal_dims", "SELECT array_fill(7, '{100000000}')", 100_000_000),
+    ("replace", "SELECT replace('" + "a" * 20_000 + "', 'a', '" + "b" * 2_000 + "')", 40_000_000),
+    ("format_width", "SELECT format('%900000000s', 'x')", 900_000_000),
+    ("nested_encode", "SELECT " + "encode(convert_to(" * 14 + "'abcdefgh'" + ", 'UTF8'), 'hex')" * 14, 10**9),
+    ("nested_to_json", "SELECT " + "to_json(" * 12 + "'a\\b'::text" + ")::text" * 12, 10**9),
+    ("count_not_a_literal", "SELECT repeat('x', 20000 * 20000)", 10**15),
+    (
+        "inlined_cte_copies",
+        "WITH c AS NOT MATERIALIZED (SELECT repeat('x', 1000000) AS v) SELECT "
+        + ", ".join("(SELECT v FROM c)" for _ in range(40)),
+        40_000_000,
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "least"), [b[1:] for b in FOLDING_BOMBS], ids=[b[0] for b in FOLDING_BOMBS])
+def test_constants_the_planner_would_build_are_bounded(sql: str, least: int) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.kind == LIMIT and verdict.reason is not None, verdict
+    assert "bytes of constants the planner would build" in verdict.reason
+    assert "preflight.max_constant_bytes" in verdict.reason
+    assert verdict.measures is not None and verdict.measures.constant_bytes >= least
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT repeat('-', 80) AS rule, lpad('7', 3, '0'), rpad('x', 20), format('%-12s|', 'name')",
+        "SELECT lpad(status, 100000000, '0'), repeat(status, 1000000000), replace(status, 'a', 'bb') FROM orders",
+        "SELECT to_json(o), array_fill(id, ARRAY[3]), encode(sha256('x'), 'hex') FROM orders o",
+        "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
+        "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
+    ],
+)
+def test_calls_of_columns_and_small_constants_are_accepted(sql: str) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.reason
+    assert check_sql(sql, "postgresql", budget=Budget(max_constant_bytes=1_000)).ok == (
+        verdict.measures is not None and verdict.measures.constant_bytes <= 1_000
+    )
+
+
+def test_the_constant_bound_is_configurable() -> None:
+    sql = "SELECT repeat('x', 10000000)"
+    assert check_sql(sql, "postgresql").ok
+    refused = check_sql(sql, "postgresql", budget=Budget(max_constant_bytes=1_000_000))
+    assert refused.kind == LIMIT and refused.reason is not None and "10,000,016 bytes" in refused.reason
+
+
 # --- legitimate SQL stays accepted ----------------------------------------------------------------
 
 STAR_SCHEMA_Q41 = """

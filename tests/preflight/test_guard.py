@@ -291,6 +291,10 @@ PG_LEGIT: list[tuple[str, str]] = [
     ("in_list_without_spaces", "SELECT id FROM orders WHERE status IN ('paid','sent') AND id IN (1,2,3)"),
     ("array_without_spaces", "SELECT ARRAY[1,2,3] AS a, id FROM orders WHERE id = ANY(ARRAY[1,2])"),
     ("row_in_rows_without_spaces", "SELECT 1 FROM orders WHERE (id,amount) IN ((1,2),(3,4))"),
+    # Written in SQL syntax, printed as calls (TRIM → pg_catalog.btrim): the same function, another form.
+    ("trim", "SELECT trim(status), trim(both 'x' from status), ltrim(status) FROM orders"),
+    ("row_constructor", "SELECT ROW(id, amount), (id, amount) FROM orders"),
+    ("substring_and_position", "SELECT substring(status from 1 for 2), position('a' in status) FROM orders"),
     (
         "filter_and_sort",
         "SELECT id, amount FROM orders WHERE status = 'paid' AND amount > 10 ORDER BY amount DESC",

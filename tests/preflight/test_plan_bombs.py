@@ -81,6 +81,11 @@ WITHIN_BUDGET: list[tuple[str, str]] = [
     ("wide_join_100", wide_join(100)),
     ("nested_63_levels", nested(63)),
     ("wide_joins_19x100", " UNION ALL ".join(wide_join(100) for _ in range(19))),
+    # constants folded while planning, just within the default 16 MB
+    (
+        "folded_constants_15mb",
+        "SELECT length(repeat('x', 5000000)), lpad('', 5000000, 'y'), length(repeat('z', 4999900))",
+    ),
 ]
 OVER_BUDGET: list[tuple[str, str]] = [
     *((f"chain_{links}_links", cte_chain(links)) for links in (12, 18, 22, 30)),
@@ -90,6 +95,11 @@ OVER_BUDGET: list[tuple[str, str]] = [
     ("or_bomb_600k_nodes", or_bomb(1000, 100)),
     ("wide_join_150", wide_join(150)),
     ("nested_200_levels", nested(200)),
+    ("folded_repeat_2x250mb", "SELECT length(repeat('x', 250000000)) + length(repeat('y', 250000000))"),
+    (
+        "folded_nested_encode",
+        "SELECT length(" + "encode(convert_to(" * 20 + "'ab'" + ", 'UTF8'), 'hex')" * 20 + ")",
+    ),
 ]
 
 
