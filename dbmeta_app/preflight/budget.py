@@ -13,7 +13,7 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
   memory grows with its square (200 levels of ``SELECT *, random() FROM (...) OFFSET 0``: 428 MB);
 - ``from_items``: the most range-table entries in one FROM clause (joins flattened): the join search
   is exponential in them, bounded by the collapse limits and GEQO the EXPLAIN transaction sets;
-- ``constant_bytes`` (PostgreSQL): how many bytes the planner may build by folding constant calls of
+- ``constant_bytes``: how many bytes the planner may build by folding constant calls of
   functions whose result can outgrow their arguments (``repeat('x', 200000000)``: a 427 MB backend;
   ``encode`` of ``encode`` of …: doubles at every level), summed over the statement, CTEs inlined. Each
   such call is bounded from its arguments (a count, a width, an array's dimensions, a replacement's
@@ -473,8 +473,107 @@ def _glot_from_items(select: exp.Select) -> int:
     return count + len(select.args.get("joins") or ()) + len(select.args.get("laterals") or ())
 
 
+# The same bound on other engines (DuckDB folds constants while planning, in the service's own process).
+_GLOT_NOT_CONSTANT: Final = (exp.Column, exp.Subquery, exp.Select, exp.Placeholder, exp.Parameter, exp.Table)
+_GLOT_GROWING: Final = {
+    "to_json": 6,
+    "json_quote": 6,
+    "json_object": 6,
+    "json_array": 6,
+    "to_base64": 2,
+    "base64": 2,
+    "hex": 2,
+    "to_hex": 2,
+    "quote": 2,
+    "translate": 4,
+}
+_GLOT_RANDOM: Final = frozenset(
+    {
+        "randomstring",
+        "randomfixedstring",
+        "randomprintableascii",
+        "randomstringutf8",
+        "randomblob",
+        "zeroblob",
+    }
+)
+_GLOT_REPLACE: Final = frozenset({"replaceall", "replaceregexpall", "replaceone", "replaceregexpone"})
+_DIGITS: Final = re.compile(r"\d+")
+
+
+def _glot_int(node: Any) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
+        return int(node.this)
+    if isinstance(node, exp.Cast):
+        return _glot_int(node.this)
+    return None
+
+
+def _glot_folded_calls(root: exp.Expr) -> dict[int, int]:
+    """Bound, per call of constants an engine may fold while planning, the bytes of its result (by node id)."""
+    size: dict[int, int | None] = {}
+    calls: dict[int, int] = {}
+    # breadth-first, then backwards: every node after all of its descendants
+    for node in reversed(list(root.walk(bfs=True))):
+        if isinstance(node, _GLOT_NOT_CONSTANT):
+            size[id(node)] = None
+            continue
+        if isinstance(node, exp.Literal):
+            size[id(node)] = len(str(node.this).encode()) if node.is_string else 16
+            continue
+        children = [size.get(id(child), 0) for child in node.iter_expressions()]
+        if any(child is None for child in children):
+            size[id(node)] = None
+            continue
+        total = min(_CAP, sum(c for c in children if c is not None) + 16)
+        bound = _glot_call_bound(node, size, total) if isinstance(node, exp.Func) else None
+        if bound is not None:
+            calls[id(node)] = bound
+        size[id(node)] = total if bound is None else bound
+    return calls
+
+
+def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int) -> int | None:
+    """Bound what a call of constants builds, for the functions whose result can outgrow their arguments."""
+
+    def of(arg: Any) -> int:
+        return (size.get(id(arg)) or 0) if isinstance(arg, exp.Expr) else 0
+
+    def times(arg: Any, unit: int) -> int:
+        count = _glot_int(arg)
+        return _UNBOUNDED if count is None else min(_CAP, total + unit * count)
+
+    name = node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
+    args = list(node.expressions) if isinstance(node, exp.Anonymous) else []
+    if isinstance(node, exp.Repeat):
+        return times(node.args.get("times"), of(node.this))
+    if isinstance(node, exp.Pad):
+        return times(node.expression, 4)
+    if isinstance(node, exp.Space):
+        return times(node.this, 1)
+    if isinstance(node, exp.Replace | exp.RegexpReplace):
+        return min(_CAP, total + (of(node.this) + 1) * of(node.args.get("replacement")))
+    if name in _GLOT_REPLACE and len(args) >= 3:
+        return min(_CAP, total + (of(args[0]) + 1) * of(args[2]))
+    if name == "arraywithconstant" and len(args) >= 2:
+        return times(args[0], of(args[1]) + 8)
+    if name in _GLOT_RANDOM and args:
+        return times(args[0], 4)
+    if name in ("printf", "format") or isinstance(node, exp.Format):
+        template = node.this if isinstance(node, exp.Format) else (args[0] if args else None)
+        if not (isinstance(template, exp.Literal) and template.is_string):
+            return _UNBOUNDED
+        # every number in the template may be a width: conservative, and exact for '%9d' / '{:>9}'
+        widths = sum(int(n) for n in _DIGITS.findall(str(template.this)))
+        return min(_CAP, 2 * total + 4 * widths)
+    if name in _GLOT_GROWING:
+        return min(_CAP, total * _GLOT_GROWING[name])
+    return None
+
+
 def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
     """Measure a sqlglot statement tree for a dialect (iteratively)."""
+    folded = _glot_folded_calls(root)
     blocks = [_Block()]
     depth = from_items = 0
     stack: list[tuple[exp.Expr, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
@@ -483,6 +582,8 @@ def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
         block = blocks[owner]
         block.nodes += 1
         depth = max(depth, level)
+        if id(node) in folded:
+            block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(node)])
         if isinstance(node, exp.Select | exp.SetOperation):
             query += 1
             block.query_depth = max(block.query_depth, query - block.base)
@@ -516,4 +617,4 @@ def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
                 same_level = any(child is branch for branch in branches)
                 stack.append((child, owner, body_scope, level + 1, query - 1 if same_level else query))
     total = _combine(blocks, _inline_rule(blocks, dialect))
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth)
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, total.constant_bytes)

@@ -133,8 +133,10 @@ def pg_profiles(pg_url: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     common = f"database_url: '{pg_url}', include_schemas: [{schema}]"
     profiles.write_text(
         "profiles:\n"
-        f"  flood: {{{common}, preflight: {{timeout_ms: 2500, concurrency: 2, queue: 2, queue_wait_ms: 300}}}}\n"
-        f"  other: {{{common}, preflight: {{timeout_ms: 2500}}}}\n"
+        # the slow query folds an 18 MB constant (bounded at ~110 MB): within these profiles' budget
+        f"  flood: {{{common}, preflight: {{timeout_ms: 2500, concurrency: 2, queue: 2, queue_wait_ms: 300,"
+        " max_constant_bytes: 200000000}}\n"
+        f"  other: {{{common}, preflight: {{timeout_ms: 2500, max_constant_bytes: 200000000}}}}\n"
     )
     try:
         yield profiles, schema

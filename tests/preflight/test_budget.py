@@ -165,6 +165,25 @@ def test_constants_the_planner_would_build_are_bounded(sql: str, least: int) -> 
     assert verdict.measures is not None and verdict.measures.constant_bytes >= least
 
 
+@pytest.mark.parametrize("dialect", ["duckdb", "mysql", "clickhouse", "sqlite"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM orders WHERE status = repeat('x', 400000000)",
+        "SELECT lpad('a', 300000000, 'b')",
+        "SELECT printf('%900000000d', 1)",
+        "SELECT replace('" + "a" * 20_000 + "', 'a', '" + "b" * 2_000 + "')",
+        "SELECT repeat('x', 1000 * 1000000)",
+    ],
+)
+def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> None:
+    verdict = check_sql(sql, dialect)
+    assert verdict.kind == LIMIT and verdict.reason is not None, verdict
+    assert "bytes of constants the planner would build" in verdict.reason
+    small = check_sql("SELECT repeat('-', 80), lpad(status, 100000000, '0') FROM orders", dialect)
+    assert small.ok, small.reason
+
+
 @pytest.mark.parametrize(
     "sql",
     [

@@ -105,3 +105,16 @@ def test_explain_estimates_rows_and_warns_about_unfiltered_scans(engine: Engine)
 def test_an_unknown_column_is_a_sql_error(engine: Engine) -> None:
     result = run_explain(engine, "SELECT nosuch FROM orders")
     assert not result.ok and result.error_kind == "sql" and "nosuch" in (result.error or "")
+
+
+def test_constants_duckdb_would_fold_in_this_process_are_refused_before_it_plans(engine: Engine) -> None:
+    """DuckDB folds constant calls while planning, in the service's own process: 400 MB here (1.2 GB RSS)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run_explain(engine, "SELECT * FROM orders WHERE status = repeat('x', 400000000)")
+    assert not result.ok and result.error_kind == "limit", result.error
+    assert "bytes of constants" in (result.error or "")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: under 100 MB more
+    small = run_explain(engine, "SELECT * FROM orders WHERE CAST(id AS VARCHAR) = repeat('7', 8)")
+    assert small.ok, small.error

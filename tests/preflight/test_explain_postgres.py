@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.explain import (
     ExplainResult,
     apply_limits,
@@ -32,6 +33,8 @@ SLOW_TO_PLAN = (
     "SELECT id FROM sentinel WHERE note = "
     "length(regexp_replace(repeat('ab', 4000000), '(a)(b)', '\\2\\1', 'g'))::text"
 )
+# It folds an 8 MB constant (bounded at 48 MB): allowed here, where the timeout is what is tested.
+ROOMY = Budget(max_constant_bytes=100_000_000)
 
 
 # --- pure: plan fixtures ---------------------------------------------------------------------------
@@ -312,7 +315,7 @@ def test_session_settings_are_unchanged_on_the_same_pooled_connection(engine: sa
     before = session_state(engine)
     assert run_explain(engine, "SELECT * FROM orders WHERE amount > 1").ok
     assert run_explain(engine, "SELECT * FROM no_such_table").error_kind == "sql"
-    assert run_explain(engine, SLOW_TO_PLAN, timeout_ms=100).error_kind == "timeout"
+    assert run_explain(engine, SLOW_TO_PLAN, timeout_ms=100, budget=ROOMY).error_kind == "timeout"
     after = session_state(engine)
     assert after == before
     assert after["statement_timeout"] == "123456ms" and after["transaction_read_only"] == "off"
@@ -321,7 +324,7 @@ def test_session_settings_are_unchanged_on_the_same_pooled_connection(engine: sa
 @pytest.mark.integration
 def test_slow_to_plan_query_is_stopped_by_the_timeout_and_the_pool_stays_healthy(engine: sa.Engine) -> None:
     started = time.perf_counter()
-    result = run_explain(engine, SLOW_TO_PLAN, timeout_ms=200)
+    result = run_explain(engine, SLOW_TO_PLAN, timeout_ms=200, budget=ROOMY)
     elapsed = time.perf_counter() - started
     assert (result.ok, result.error_kind) == (False, "timeout"), result.error
     assert elapsed < 2.0
