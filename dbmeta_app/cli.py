@@ -289,6 +289,7 @@ def serve(
     """Run the HTTP service (uvicorn); with a Milvus Lite index, one worker holds it for all."""
     import uvicorn
 
+    get_settings()  # invalid settings: one line naming the variable, before the server starts
     uvicorn.run("dbmeta_app.main:app", host=host, port=port, workers=workers)
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dbmeta_app import __version__
 from dbmeta_app.api import routes_admin, routes_health, routes_preflight, routes_schema, routes_tables
@@ -21,6 +21,7 @@ from dbmeta_app.api.openapi import install_openapi
 from dbmeta_app.api.security import TokenGate, mcp_transport_security
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
+from dbmeta_app.errors import DbmetaError
 from dbmeta_app.logging_setup import configure_logging
 from dbmeta_app.runtime import open_runtime
 
@@ -30,8 +31,24 @@ log = logging.getLogger(__name__)
 class DbmetaApp(FastAPI):
     """FastAPI with ``EdgeMiddleware`` outside its whole stack (its error middleware included)."""
 
+    #: Set when start-up failed for a reason the operator can fix (a setting): said in one line.
+    startup_error: str | None = None
+
     def build_middleware_stack(self) -> ASGIApp:
         return EdgeMiddleware(TokenGate(super().build_middleware_stack()), max_body_bytes=self.max_body_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def one_line(message: Message) -> None:
+            # The server prints what a failed start-up sends: the traceback, unless the reason is known.
+            if message.get("type") == "lifespan.startup.failed" and self.startup_error is not None:
+                message = {**message, "message": self.startup_error}
+            await send(message)
+
+        await super().__call__(scope, receive, one_line)
 
 
 def create_app(settings: Settings | None = None, *, cache: RedisCache | None = None) -> FastAPI:
@@ -43,7 +60,11 @@ def create_app(settings: Settings | None = None, *, cache: RedisCache | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
-        settings = settings or get_settings()
+        try:
+            settings = settings or get_settings()
+        except DbmetaError as exc:
+            app.startup_error = f"dbmeta cannot start: {exc.detail}"  # type: ignore[attr-defined]
+            raise
         configure_logging(settings.log_level, settings.log_format)
         async with open_runtime(settings, cache=cache, serve=True) as rt:
             rt.spawn(announce_http_url(rt), "dbmeta-announce")
