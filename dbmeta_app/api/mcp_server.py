@@ -12,7 +12,8 @@ Each answer carries the JSON object of the HTTP API as ``structuredContent``, de
 ``outputSchema`` from the same pydantic models as the HTTP answers (``api/models.py``), and a compact text
 rendering an LLM reads directly (no JSON repeated). Resources ``dbmeta://{profile}/schema`` and
 ``dbmeta://{profile}/tables/{name}`` and the prompt ``write_sql`` serve the same context. Expected failures (unknown profile, database down, invalid arguments) are tool results with
-``isError: true`` and a message naming the problem, never protocol errors or crashes.
+``isError: true`` and a message naming the problem (the JSON ``{"error", "detail"}`` as the text; not as
+``structuredContent``, which clients check against the tool's ``outputSchema``), never protocol errors or crashes.
 
 Transport choices:
 
@@ -151,9 +152,14 @@ def _error(tool: str, exc: DbmetaError) -> CallToolResult:
         log.warning("MCP tool %s: %s: %s", tool, exc.code, exc.detail)
     else:
         log.info("MCP tool %s refused: %s: %s", tool, exc.code, exc.detail)
+    return _error_result(exc.code, exc.detail)
+
+
+def _error_result(code: str, detail: str) -> CallToolResult:
+    # The error's JSON is the text, not structuredContent: clients check structuredContent against the
+    # tool's outputSchema (the answer's), and an error does not match it (the Inspector then hides it).
     return CallToolResult(
-        content=[TextContent(type="text", text=f"{exc.code}: {exc.detail}")],
-        structured_content={"error": exc.code, "detail": exc.detail},
+        content=[TextContent(type="text", text=orjson.dumps({"error": code, "detail": detail}).decode())],
         is_error=True,
     )
 
@@ -172,12 +178,7 @@ async def _guard(tool: str, call: Callable[[], Awaitable[CallToolResult]]) -> Ca
         result = _error(tool, exc)
     except Exception:
         log.exception("MCP tool %s failed unexpectedly", tool)
-        detail = f"unexpected server error (request id {request_id.get()})"
-        result = CallToolResult(
-            content=[TextContent(type="text", text=f"internal_error: {detail}")],
-            structured_content={"error": "internal_error", "detail": detail},
-            is_error=True,
-        )
+        result = _error_result("internal_error", f"unexpected server error (request id {request_id.get()})")
     MCP_TOOL_CALLS.labels(tool, "error" if result.is_error else "ok").inc()
     MCP_TOOL_SECONDS.labels(tool).observe(time.perf_counter() - started)
     return result
@@ -504,6 +505,19 @@ class McpHttpEndpoint:
         refused = await refuse_foreign(self._security, scope)
         if refused is not None:
             await refused(scope, receive, send)
+            return
+        if scope.get("method") == "GET":
+            # A GET opens a stream of server-initiated messages; a stateless server sends none, and the
+            # SDK would hold the request open forever. The transport's answer for that is a 405.
+            response = JSONResponse(
+                {
+                    "error": "method_not_allowed",
+                    "detail": "GET /mcp: this server sends no server-initiated messages; POST JSON-RPC requests",
+                },
+                status_code=405,
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
             return
         await manager.handle_request(scope, receive, send)
 

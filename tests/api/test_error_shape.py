@@ -6,6 +6,7 @@ or reset connection, which an in-process test client cannot show, fails these te
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -181,10 +182,11 @@ def test_an_unexpected_reflection_error_over_mcp_is_a_tool_error_naming_the_requ
     assert r.status_code == 200 and r.headers["x-request-id"] == "m-1"
     result = r.json()["result"]
     assert result["isError"] is True
-    assert result["structuredContent"] == {
+    assert json.loads(result["content"][0]["text"]) == {
         "error": "internal_error",
         "detail": "unexpected server error (request id m-1)",
     }
+    assert "structuredContent" not in result or result["structuredContent"] is None
     assert client.get("/healthz").status_code == 200
 
 
@@ -226,7 +228,7 @@ def _chunks(size: int) -> Iterator[bytes]:
         ("POST", "/mcp", {"content": b"{}", "headers": {**MCP, "content-type": "text/plain"}}, 400, None),
         ("POST", "/mcp", {"json": {}, "headers": {**MCP, "accept": "text/html"}}, 406, "not_acceptable"),
         ("POST", "/mcp", {"content": b"{nope", "headers": MCP}, 400, "bad_request"),
-        ("GET", "/mcp", {"headers": {"accept": "application/json"}}, 406, "not_acceptable"),
+        ("GET", "/mcp", {"headers": {"accept": "application/json"}}, 405, "method_not_allowed"),
         ("DELETE", "/mcp", {"headers": MCP}, 405, "method_not_allowed"),
         ("GET", "/docs/assets/nope.js", {}, 404, "not_found"),
         ("POST", "/healthz", {}, 405, "method_not_allowed"),

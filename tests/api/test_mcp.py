@@ -220,11 +220,12 @@ async def test_an_unknown_profile_is_a_tool_error_naming_it(base_url: str) -> No
         for name, args in calls:
             result = await session.call_tool(name, args)
             assert result.is_error, name
-            assert "Unknown profile 'nope'; configured profiles: default" in _text(result), name
-            assert result.structured_content == {
+            assert json.loads(_text(result)) == {
                 "error": "unknown_profile",
                 "detail": "Unknown profile 'nope'; configured profiles: default",
             }
+            # what clients check against the tool's outputSchema: an error does not claim to be an answer
+            assert result.structured_content is None
 
 
 async def test_list_schemas_and_list_tables_browse_at_each_detail_level(base_url: str) -> None:
@@ -397,6 +398,30 @@ def test_the_inspector_cli_calls_each_tool_over_http(
     answer = _inspector(*argv)
     assert answer["isError"] is False, answer
     assert key in answer["structuredContent"] and answer["content"][0]["text"]
+
+
+@needs_inspector
+def test_the_inspector_cli_shows_a_tool_error_as_the_servers_json(base_url: str) -> None:
+    argv = [
+        base_url + "/mcp",
+        "--transport",
+        "http",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_tables",
+    ]
+    answer = _inspector(*argv, "--tool-arg", "query=x", "--tool-arg", "profile=nosuch")
+    assert answer["isError"] is True, answer
+    assert json.loads(answer["content"][0]["text"])["error"] == "unknown_profile"
+
+
+async def test_a_get_of_the_endpoint_is_answered_at_once_not_held_open(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        for accept in ("text/event-stream", "application/json, text/event-stream", "*/*"):
+            r = await client.get("/mcp", headers={"accept": accept})
+            assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+            assert r.json()["error"] == "method_not_allowed"
 
 
 @needs_inspector
