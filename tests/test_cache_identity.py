@@ -161,6 +161,45 @@ def test_switching_database_url_between_cli_runs_never_shows_the_other_databases
     assert item["metadata"]["stale_reason"] is None
 
 
+def test_a_schema_changed_while_cached_is_read_again_by_the_next_command_not_served_as_a_hit(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = make_sqlite(tmp_path / "a.db", "alpha_orders")
+    code, item, _ = run_schema(monkeypatch, url)
+    assert code == 0 and item is not None and item["metadata"]["cache"] == "miss"
+    with sqlite3.connect(tmp_path / "a.db") as conn:  # DDL while no process of the service watches
+        conn.execute("CREATE TABLE alpha_refunds (id INTEGER PRIMARY KEY)")
+    code, item, _ = run_schema(monkeypatch, url)
+    assert code == 0 and item is not None
+    assert item["metadata"]["tables"] == ["alpha_orders", "alpha_refunds"], item["metadata"]
+    assert item["metadata"]["cache"] == "miss"
+    code, item, _ = run_schema(monkeypatch, url)  # unchanged since: a hit, after one fingerprint query
+    assert code == 0 and item is not None and item["metadata"]["cache"] == "hit"
+
+
+def test_a_service_started_after_a_schema_change_answers_the_new_schema_from_its_first_request(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    url = make_sqlite(tmp_path / "a.db", "alpha_orders")
+    server = fakeredis.FakeServer()
+
+    def deployment() -> TestClient:
+        # the drift watcher is off: only the first comparison can notice
+        settings = make_settings(database_url=url, redis_cache_enabled=True, schema_check_interval=0)
+        cache = RedisCache(settings, redis_client=fakeredis.FakeAsyncRedis(server=server))
+        return TestClient(create_app(settings, cache=cache))
+
+    with deployment() as first:
+        assert schema_tables(first)[0] == ["alpha_orders"]
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        conn.execute("CREATE TABLE alpha_refunds (id INTEGER PRIMARY KEY)")
+    with deployment() as second:
+        tables, meta = schema_tables(second)
+        assert tables == ["alpha_orders", "alpha_refunds"] and meta["cache"] == "miss", meta
+        tables, meta = schema_tables(second)
+        assert meta["cache"] == "hit" and "alpha_refunds" in tables
+
+
 @pytest.mark.integration
 def test_a_cached_schema_of_a_database_that_no_longer_answers_is_served_as_stale_with_the_reason(
     cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

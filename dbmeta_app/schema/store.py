@@ -60,6 +60,9 @@ SOFT_TTL_FRACTION = 0.8
 HEALTH_PROBE_INTERVAL = 5.0
 #: ``metadata.stale_reason`` of a snapshot served while a newer one is read (refresh ahead, decoding).
 REFRESHING = "refreshing in the background; this snapshot is served meanwhile"
+# A service waits this long for the first comparison of a cached snapshot with its database (one fingerprint
+# query, milliseconds on a database that answers) before serving the snapshot as "stale" meanwhile.
+FIRST_CHECK_WAIT = 1.0
 _RENDERED_MAX = 32
 
 
@@ -111,6 +114,10 @@ class SnapshotMemo:
     failed: OrderedDict[tuple[str, str, str], str] = field(default_factory=OrderedDict)
     rendered: OrderedDict[tuple[str, str, bool], str] = field(default_factory=OrderedDict)
     names: OrderedDict[tuple[str, str], NameIndex] = field(default_factory=OrderedDict)
+    # per cache key: the fingerprint this process last saw in the database (None: it did not answer), and
+    # the one comparison in flight; see load_snapshot
+    verified: dict[str, str | None] = field(default_factory=dict)
+    verifying: dict[str, asyncio.Future[Snapshot]] = field(default_factory=dict)
 
     @staticmethod
     def identity(key: str, raw: bytes) -> tuple[str, str, str] | None:
@@ -410,13 +417,85 @@ async def load_snapshot(
     if served_older and status == "hit":
         status = "stale"  # a newer snapshot is being decoded; this one is served meanwhile
     if status == "miss":
+        rt.memo.verified[key] = snapshot.fingerprint
         _log_stored(settings, rt, snapshot)
         return snapshot, status
+    if key not in rt.memo.verified:
+        # Stored by another process (a server stopped before a DDL, a one-shot command, another replica):
+        # compared with the database once before this process answers from it, not only when the drift
+        # watcher next looks.
+        checked = await _first_check(settings, cache, rt, key, snapshot, with_examples, wait=verify_database)
+        if checked is None:
+            status = "stale"  # still being compared (a slow database): served meanwhile, and said so
+        elif checked is not snapshot:
+            return checked, "miss"
     log.info("Schema cache HIT for %s", ids)
     await _note_health(rt, wait=verify_database)
     if rt.health.error is not None:
         status = "stale"  # the cached snapshot of this database, which does not answer now
     return snapshot, status
+
+
+async def _first_check(
+    settings: Settings,
+    cache: RedisCache,
+    rt: SnapshotSource,
+    key: str,
+    snapshot: Snapshot,
+    with_examples: bool,
+    *,
+    wait: bool,
+) -> Snapshot | None:
+    """Compare a cached snapshot with the database's fingerprint, once per process and key.
+
+    Returns the snapshot to serve: the same one, or the database's schema read again (and stored) when the
+    fingerprint moved; None when the comparison has not finished within ``FIRST_CHECK_WAIT`` (``wait``: a
+    one-shot command waits for it). A database that does not answer leaves the cached snapshot served.
+    """
+    pending = rt.memo.verifying.get(key)
+    if pending is None:
+
+        async def compare() -> Snapshot:
+            try:
+                return await _compare(settings, cache, rt, key, snapshot, with_examples)
+            except SQLAlchemyError:
+                rt.memo.verified[key] = None  # served from the cache; health says the database is down
+                return snapshot
+            finally:
+                rt.memo.verifying.pop(key, None)
+
+        pending = rt.memo.verifying[key] = asyncio.ensure_future(compare())
+    if wait:
+        return await asyncio.shield(pending)
+    try:
+        return await asyncio.wait_for(asyncio.shield(pending), FIRST_CHECK_WAIT)
+    except TimeoutError:
+        return None
+
+
+async def _compare(
+    settings: Settings,
+    cache: RedisCache,
+    rt: SnapshotSource,
+    key: str,
+    snapshot: Snapshot,
+    with_examples: bool,
+) -> Snapshot:
+    fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
+    if fingerprint == snapshot.fingerprint:
+        rt.memo.verified[key] = fingerprint
+        return snapshot
+    fresh = await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
+    await cache.set_json("schema", key, await rt.memo.encode(key, fresh), settings.schema_cache_ttl)
+    rt.memo.verified[key] = fresh.fingerprint
+    log.info(
+        "Schema changed since it was cached, for profile=%s: version %s -> %s",
+        rt.name,
+        snapshot.version,
+        fresh.version,
+    )
+    _log_stored(settings, rt, fresh)
+    return fresh
 
 
 def stale_reason(rt: SnapshotSource, status: str) -> str | None:
