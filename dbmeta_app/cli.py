@@ -596,8 +596,24 @@ def cache_stats(
 
 @cache_app.command("clear")
 @handled
-def cache_clear(profile: ProfileOpt = None) -> None:
-    """Drop every cached value of a profile's scope (schema, explain, examples), like the admin endpoint."""
+def cache_clear(ctx: typer.Context, profile: ProfileOpt = None) -> None:
+    """Drop every cached value of a profile's scope (schema, explain, examples), like the admin endpoint.
+
+    Sent to the server on this DATA_DIR (or --server) when it serves the same database: its in-process
+    cache is where most of the values live.
+    """
+    target = _server_for_reads(ctx, profile)
+    if target is not None:
+        name = profile or _settings().default_profile
+        with target.client() as client:
+            answer = client.clear_cache(name)
+        dropped: dict[str, int] = {}
+        for label, count in answer.get("dropped", {}).items():
+            kind = label.split("/", 1)[-1]
+            dropped[kind] = dropped.get(kind, 0) + int(count)
+        console.print("cleared " + ", ".join(f"{count} {kind}" for kind, count in dropped.items()))
+        _note(target)
+        return
 
     async def work(rt: Runtime) -> dict[str, int]:
         return await rt.cache.drop_scope(rt.profile(profile).scope)

@@ -102,6 +102,10 @@ class DbmetaClient:
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
+    def clear_cache(self, profile: str | None) -> dict[str, Any]:
+        """Drop every cached value of a profile (all profiles: None) on the server (admin token)."""
+        return self._post("/v1/admin/cache/invalidate", {"profile": profile, "kind": "all"})
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", path, body)
 

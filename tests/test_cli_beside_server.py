@@ -128,6 +128,18 @@ def test_cache_stats_beside_the_server_are_the_server_s(server: Server) -> None:
     assert shown["hits"] + shown["memory_hits"] >= served
 
 
+def test_cache_clear_beside_the_server_clears_the_server_s_cache(server: Server) -> None:
+    first = httpx.post(f"{server.base}/v1/prompt-items/schema", json={}).json()["metadata"]
+    assert httpx.post(f"{server.base}/v1/prompt-items/schema", json={}).json()["metadata"]["cache"] == "hit"
+    result = cli(server.data, "cache", "clear")
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert "answered by the dbmeta server" in result.stderr + result.stdout, result.stdout + result.stderr
+    assert "cleared 1 schema" in result.stderr, result.stderr  # the server's own entry
+    again = httpx.post(f"{server.base}/v1/prompt-items/schema", json={}).json()["metadata"]
+    assert again["cache"] == "miss" and again["schema_version"] == first["schema_version"]
+
+
 def test_a_cli_on_another_database_gets_its_own_tables_and_no_search_from_the_server_s_index(
     server: Server, tmp_path: Path
 ) -> None:

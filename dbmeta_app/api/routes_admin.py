@@ -69,7 +69,7 @@ class NoIndexError(DbmetaError):
 
 
 async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
-    """Let an index request through with ADMIN_TOKEN, or with the local token of the index owner.
+    """Let an index or cache-clear request through with ADMIN_TOKEN, or with the local token of the index owner.
 
     The local token is in the owner record beside the Milvus Lite file (mode 0600): a CLI run by the same
     user on the same DATA_DIR reads it there, nobody else can.
@@ -84,7 +84,7 @@ async def require_indexer(request: Request, runtime: RuntimeDep) -> None:
     if owner is not None:
         accepted.append(owner.token)
     if not token_accepted(given, accepted):
-        raise ForbiddenError("wrong token for index requests")
+        raise ForbiddenError("wrong token for index and cache-clear requests")
 
 
 IndexerDep = Annotated[None, Depends(require_indexer)]
@@ -133,8 +133,11 @@ async def cache_stats(runtime: RuntimeDep) -> dict[str, Any]:
     response_model=InvalidateResponse,
     responses=ADMIN_ERRORS,
 )
-async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
-    """Drop cached values of a profile (or all profiles), by kind, in Redis and every replica's L1."""
+async def invalidate(body: InvalidateRequest, runtime: RuntimeDep, _: IndexerDep) -> dict[str, Any]:
+    """Drop cached values of a profile (or all profiles), by kind, in Redis and every replica's L1.
+
+    Like an index request, also with the local token of the index owner (``dbmeta cache clear`` beside it).
+    """
     kinds = SCOPED_KINDS if body.kind == "all" else (body.kind,)
     dropped: dict[str, int] = {}
     for rt in _selected(runtime, body.profile):

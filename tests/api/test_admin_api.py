@@ -28,13 +28,21 @@ def _sample_db(client: TestClient) -> Path:
     return Path(url.split(":///", 1)[1])
 
 
-@pytest.mark.parametrize(
-    "path", ["/v1/admin/cache/invalidate", "/v1/admin/cache/warm", "/v1/admin/schema/check"]
-)
+@pytest.mark.parametrize("path", ["/v1/admin/cache/warm", "/v1/admin/schema/check"])
 def test_admin_endpoints_are_off_without_a_configured_token(make_settings: Any, path: str) -> None:
     with TestClient(create_app(make_settings())) as c:
         r = c.post(path, json={}, headers=AUTH)
         assert r.status_code == 404 and r.json()["error"] == "admin_disabled"
+
+
+@pytest.mark.parametrize("path", ["/v1/admin/cache/invalidate", "/v1/admin/index"])
+def test_index_and_invalidate_without_a_configured_token_take_only_the_local_owner_token(
+    make_settings: Any, path: str
+) -> None:
+    with TestClient(create_app(make_settings())) as c:
+        assert c.post(path, json={}).status_code == 401
+        r = c.post(path, json={}, headers=AUTH)  # not the owner's token (none here: no index owner)
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
 
 
 @pytest.mark.parametrize(
