@@ -17,6 +17,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -273,11 +274,41 @@ class Settings(BaseSettings):
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
-    def _comma_list(cls, value: Any) -> Any:
+    def _comma_list(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             if not value.strip():
+                if info.field_name == "mcp_allowed_hosts":
+                    raise ValueError("must name at least one host (or * for any)")
                 return None
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("examples_dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a directory")
+        return value
+
+    @field_validator("instructions_file")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} does not exist")
+        return value
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri(cls, value: str | None) -> str | None:
+        # the same rule the search applies (search/milvus_index.resolve_uri): said at start-up, not per request
+        if (
+            value
+            and not value.startswith(("http://", "https://", "tcp://", "unix:"))
+            and not value.endswith(".db")
+        ):
+            raise ValueError(
+                "must be an http(s):// address of a Milvus server or a *.db file path (Milvus Lite)"
+            )
         return value
 
     @field_validator("mcp_allowed_hosts")

@@ -31,6 +31,11 @@ def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPat
         ("LOG_LEVEL", "LOUD"),
         ("REDIS_CACHE_ENABLED", "maybe"),
         ("DATABASE_URL", "not a url"),
+        # accepted before, then ignored (files) or failing on each search (the URI)
+        ("INSTRUCTIONS_FILE", "/nonexistent/instructions.yml"),
+        ("EXAMPLES_DIR", "/nonexistent/examples"),
+        ("MILVUS_URI", "ftp://milvus.internal"),
+        ("MCP_ALLOWED_HOSTS", ""),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_the_variable(
