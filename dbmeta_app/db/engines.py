@@ -66,7 +66,10 @@ def materialize_sample(path: Path) -> None:
     """Create the bundled sample warehouse (SQLite) at path unless it already exists."""
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"DATA_DIR: cannot create {str(path.parent)!r} ({exc.strerror or exc})") from None
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     script = sample_file("warehouse.sql").read_text(encoding="utf-8")
     conn = sqlite3.connect(tmp)
