@@ -75,7 +75,8 @@ _PG_PLANNER_FIXED: Final = (
 _PG_GET_PATH: Final = "SELECT pg_catalog.current_setting('search_path')"
 _PG_OWN_PATH: Final = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
 _PG_OWN_SESSION_PATH: Final = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"
-#: Key of ``Connection.info`` holding the database's search_path while a read-only PostgreSQL session is open.
+_PG_SET_PATH: Final = "SELECT pg_catalog.set_config('search_path', :path, true)"
+#: Key of ``Connection.info`` (kept for the connection's life) holding the database's own search_path.
 CALLER_PATH: Final = "dbmeta_caller_search_path"
 OWN_SESSION_PATH: Final = "dbmeta_own_session_search_path"  # set by the connect hook
 # COM_RESET_CONNECTION (MySQL 5.7.3+, MariaDB 10.2.4+): PyMySQL has the command code but no method for it.
@@ -127,9 +128,8 @@ def use_own_search_path(conn: Connection) -> None:
     writes runs with ``pg_catalog, pg_temp``, set transaction-locally by a call spelled in full. The database's
     own path is kept for what must resolve names the way the caller's statement does (:func:`caller_search_path`).
     """
-    if (
-        CALLER_PATH not in conn.info
-    ):  # an engine without the connect hook: the session's path is the database's
+    if CALLER_PATH not in conn.info:
+        # an engine without the connect hook: the session's path is still the database's
         conn.info[CALLER_PATH] = conn.exec_driver_sql(_PG_GET_PATH).scalar_one()
     conn.exec_driver_sql(_PG_OWN_PATH)
 
@@ -150,9 +150,6 @@ def caller_search_path(conn: Connection) -> Iterator[None]:
     yield
     # Not after a failure: the transaction is then aborted, and only the rollback comes next.
     conn.exec_driver_sql(_PG_OWN_PATH)
-
-
-_PG_SET_PATH: Final = "SELECT pg_catalog.set_config('search_path', :path, true)"
 
 
 class SessionRefused(Exception):
