@@ -36,6 +36,8 @@ from pglast import ast as pg
 from pglast.enums import CTEMaterialize, SetOperation
 from sqlglot import exp
 
+from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
+
 __all__ = ["Budget", "Measures", "measure_postgres", "measure_sqlglot", "over_budget"]
 
 # Counts saturate here: an exponential CTE chain must not build integers with thousands of digits.
@@ -288,7 +290,23 @@ def measure_postgres(root: pg.Node) -> Measures:
 
 
 # Functions whose result can be much larger than their arguments, and how much (see _pg_call_bound).
-_PG_SIZED: Final = frozenset({"repeat", "lpad", "rpad", "array_fill", "replace", "regexp_replace", "format"})
+_PG_SIZED: Final = frozenset(
+    {
+        "repeat",
+        "lpad",
+        "rpad",
+        "array_fill",
+        "replace",
+        "regexp_replace",
+        "format",
+        "array_replace",
+        "array_to_string",
+        "concat_ws",
+        "regexp_match",
+        "bpchar",
+        "bit",
+    }
+)
 # At most this many times the size of their arguments: escaping (encode 'escape' writes \ooo for a byte,
 # JSON \u00XX for a control character), quoting, multi-byte characters in, or markup around, the result.
 _PG_GROWING: Final = {
@@ -317,8 +335,36 @@ _PG_GROWING: Final = {
     "convert": 4,
     "convert_to": 4,
     "convert_from": 4,
+    # reviewed: at most this many times their arguments (a sum, a part, a re-encoding of them)
+    **dict.fromkeys(
+        (
+            "abbrev anytextcat array_append array_cat array_dims array_larger array_prepend array_remove "
+            "array_smaller bitand bitcat bitnot bitor bitshiftleft bitshiftright bitxor bpchar_larger "
+            "bpchar_smaller btrim byteacat cash_words chr col_description concat current_query current_schemas "
+            "current_setting daterange datemultirange decode enum_range format_type host initcap int4range "
+            "int4multirange int8range int8multirange json_array_element json_array_element_text "
+            "json_extract_path json_extract_path_text json_object_field json_object_field_text json_strip_nulls "
+            "json_typeof jsonb_array_element jsonb_array_element_text jsonb_concat jsonb_delete jsonb_delete_path "
+            "jsonb_extract_path jsonb_extract_path_text jsonb_insert jsonb_object_field jsonb_object_field_text "
+            "jsonb_set jsonb_set_lax jsonb_strip_nulls jsonb_typeof left lower ltrim md5 multirange "
+            "multirange_intersect multirange_minus multirange_union nummultirange numrange obj_description "
+            "oidvectortypes overlay parse_ident range_intersect range_merge range_minus range_union "
+            "regexp_substr reverse right rtrim set_bit set_byte setweight sha224 sha256 sha384 sha512 "
+            "shobj_description split_part strip substr substring text text_larger text_smaller textcat "
+            "timeofday to_ascii trim_array tsmultirange tsquery_and tsquery_not tsquery_or tsquery_phrase "
+            "tsrange tstzmultirange tstzrange tsvector_concat unistr upper version xml xmlcomment xmlconcat2 "
+            "ts_delete ts_filter ts_lexize json_to_record jsonb_to_record txid_current_snapshot"
+        ).split(),
+        1,
+    ),
+    **dict.fromkeys(("array_positions", "to_char", "to_hex", "to_tsvector", "tsvector_to_array"), 4),
+    **dict.fromkeys(("to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery"), 4),
+    **dict.fromkeys(("json_to_tsvector", "jsonb_to_tsvector", "array_to_tsvector", "ts_headline"), 4),
+    **dict.fromkeys(("like_escape", "similar_escape", "similar_to_escape"), 2),
+    "normalize": 18,  # one code point decomposes into at most 18 (NFKD of U+FDFA)
 }
 _UNBOUNDED: Final = _CAP
+_PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
 _PG_NOT_CONSTANT: Final = (pg.ColumnRef, pg.SubLink, pg.ParamRef, pg.SelectStmt, pg.RangeVar)
 _WIDTH: Final = re.compile(r"%(?:\d+\$)?-?(\d+|\*)")
 
@@ -355,10 +401,24 @@ def _pg_folded_calls(root: pg.Node) -> dict[int, int]:
             size[id(value)] = None
             continue
         total = min(_CAP, sum(c for c in children if c is not None) + 16)
+        if isinstance(value, pg.TypeCast):
+            # a fixed-length type pads the value to its length: 'x'::char(10485760), B'1'::bit(83886080)
+            type_name = value.typeName
+            padded = type_name is not None and _pg_name((type_name.names or ("",))[-1]) in _PG_PADDED
+            typmods = type_name.typmods if type_name is not None and padded else None
+            length = max((_pg_int(m) or 0 for m in typmods or ()), default=0)
+            if length:
+                calls[id(value)] = size[id(value)] = min(_CAP, total + 4 * length)
+                continue
         call = value if isinstance(value, pg.FuncCall) and value.funcname else None
         name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
-        if call is not None and (name in _PG_SIZED or name in _PG_GROWING):
-            # what it builds is counted; any other call of constants builds no more than its arguments
+        if call is not None and _pg_not_folded(call, name):
+            size[id(value)] = None  # an aggregate, a window function, a set: not evaluated while planning
+        elif call is not None and (name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE):
+            # what it builds is counted: by a reviewed bound, else unbounded (a built-in whose result can
+            # be of any size: jsonb_path_query_array of constants grows exponentially with its path).
+            # Any other call of constants (a fixed-size result, a routine of the database) builds no more
+            # than its arguments.
             bound = _pg_call_bound(name, list(call.args or ()), size, total)
             calls[id(value)] = bound
             size[id(value)] = bound
@@ -376,6 +436,18 @@ def _pg_size(child: Any, size: dict[int, int | None]) -> int | None:
     if isinstance(child, pg.Node):
         return size.get(id(child), 0)
     return 0
+
+
+def _pg_not_folded(call: pg.FuncCall, name: str) -> bool:
+    aggregate = (
+        call.agg_star or call.agg_distinct or call.agg_order or call.agg_filter or call.agg_within_group
+    )
+    return bool(aggregate or call.over is not None or name in NOT_FOLDED)
+
+
+def _times_literal(count_node: Any, unit: int, total: int) -> int:
+    count = _pg_int(count_node)
+    return _UNBOUNDED if count is None else min(_CAP, total + unit * max(count, 0))
 
 
 def _pg_name(node: Any) -> str:
@@ -411,8 +483,20 @@ def _pg_int(node: Any) -> int | None:
 def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], total: int) -> int:
     """Bound the bytes of a constant call's result from its arguments; unbounded when they cannot tell."""
     sizes = [_pg_size(arg, size) or 0 for arg in args]
+    if name in _PG_GROWING:
+        return min(_CAP, total * _PG_GROWING[name] + 64)
+    if name in ("bpchar", "bit") and len(args) >= 2:
+        return _times_literal(args[1], 4, total)  # the cast functions: bpchar(text, length, explicit)
+    if name == "concat_ws" and args:
+        return min(_CAP, total + sizes[0] * len(args))  # the separator between every two values
+    if name == "array_replace" and len(args) >= 3:
+        return min(_CAP, total + (sizes[0] + 1) * sizes[2])
+    if name == "array_to_string" and len(args) >= 2:
+        return min(_CAP, total + (sizes[0] + 1) * sum(sizes[1:]))
+    if name == "regexp_match" and len(args) >= 2:
+        return min(_CAP, total + (sizes[1] + 1) * sizes[0])  # each group of the pattern: up to the text
     if name not in _PG_SIZED:
-        return min(_CAP, total * _PG_GROWING.get(name, 1))
+        return _UNBOUNDED
     if name == "repeat" and len(args) == 2:
         count = _pg_int(args[1])
         return _UNBOUNDED if count is None else min(_CAP, sizes[0] * max(count, 0) + 16)
@@ -515,7 +599,9 @@ def _glot_folded_calls(root: exp.Expr) -> dict[int, int]:
     calls: dict[int, int] = {}
     # breadth-first, then backwards: every node after all of its descendants
     for node in reversed(list(root.walk(bfs=True))):
-        if isinstance(node, _GLOT_NOT_CONSTANT):
+        if isinstance(node, _GLOT_NOT_CONSTANT) or (
+            isinstance(node, exp.GenerateSeries) and isinstance(node.parent, exp.Table | exp.From)
+        ):
             size[id(node)] = None
             continue
         if isinstance(node, exp.Literal):
@@ -547,6 +633,15 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int) ->
     args = list(node.expressions) if isinstance(node, exp.Anonymous) else []
     if isinstance(node, exp.Repeat):
         return times(node.args.get("times"), of(node.this))
+    if isinstance(node, exp.GenerateSeries):  # range(n), generate_series(a, b[, step]) as a list value
+        start, end = _glot_int(node.args.get("start")), _glot_int(node.args.get("end"))
+        step = _glot_int(node.args.get("step")) if node.args.get("step") is not None else 1
+        bounds = [v for v in (start, end) if v is not None]
+        if len(bounds) != len([k for k in ("start", "end") if node.args.get(k) is not None]) or not step:
+            return _UNBOUNDED
+        return min(_CAP, total + 16 * (abs(max(bounds) - min(bounds, default=0)) // step + 1))
+    if name in ("list_resize", "array_resize") and len(args) >= 2:
+        return times(args[1], of(args[0]) + 8)
     if isinstance(node, exp.Pad):
         return times(node.expression, 4)
     if isinstance(node, exp.Space):

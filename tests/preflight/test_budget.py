@@ -147,6 +147,21 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
     ("nested_encode", "SELECT " + "encode(convert_to(" * 14 + "'abcdefgh'" + ", 'UTF8'), 'hex')" * 14, 10**9),
     ("nested_to_json", "SELECT " + "to_json(" * 12 + "'a\\b'::text" + ")::text" * 12, 10**9),
     ("count_not_a_literal", "SELECT repeat('x', 20000 * 20000)", 10**15),
+    # built-ins of variable-size result with no reviewed bound: unbounded when called on constants
+    (
+        "jsonpath_subscript_lists",
+        "SELECT jsonb_path_query_array('1', '$" + "[0,0,0,0,0,0,0,0,0,0]" * 6 + "[0,0,0,0,0]')",
+        10**15,
+    ),
+    ("polygon_points", "SELECT polygon(100000000, circle '((0,0),1)')", 10**15),
+    # a fixed-length type pads its value: 20 x 10 MB
+    ("char_padding", "SELECT " + ", ".join("length('x'::char(10485760))" for _ in range(20)), 200_000_000),
+    ("bit_padding_repeated", "SELECT length(repeat((B'1'::bit(83886080))::text, 10))", 300_000_000),
+    (
+        "concat_ws_separator",
+        "SELECT concat_ws('" + "x" * 50_000 + "', " + ", ".join(["'a'"] * 2_000) + ")",
+        10**8,
+    ),
     (
         "inlined_cte_copies",
         "WITH c AS NOT MATERIALIZED (SELECT repeat('x', 1000000) AS v) SELECT "
@@ -192,6 +207,14 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT to_json(o), array_fill(id, ARRAY[3]), encode(sha256('x'), 'hex') FROM orders o",
         "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
+        # aggregates, window functions and sets are not evaluated while planning, whatever their arguments
+        "SELECT count(1), sum(2), max(3) OVER (), percentile_cont(0.5) WITHIN GROUP (ORDER BY id) FROM orders",
+        "SELECT g FROM generate_series(1, 1000000000) AS g",
+        # what text-to-SQL writes on constants
+        "SELECT date_trunc('month', now()), to_char(now(), 'YYYY-MM'), lower('A'), trim(' x '), round(1.5, 2),"
+        " concat('a', 'b'), substring('abc' from 1 for 2), split_part('a,b', ',', 1), make_date(2024, 1, 1),"
+        " to_date('2024-01-01', 'YYYY-MM-DD'), 'x'::varchar(255), 'ab'::char(8), md5('a'),"
+        " string_to_array('a,b', ','), jsonb_build_object('a', 1), extract(year from now())",
     ],
 )
 def test_calls_of_columns_and_small_constants_are_accepted(sql: str) -> None:
@@ -394,3 +417,18 @@ def test_measures_agree_between_parsers_on_the_shape_of_a_bomb() -> None:
     mysql_measures = measure_sqlglot(sqlglot.parse_one(for_dialect(sql, "mysql"), read=MySQLFamily), "mysql")
     assert pg_measures.relations == glot_measures.relations == mysql_measures.relations == 1023
     assert pg_measures.query_depth == glot_measures.query_depth == 11
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT list_sum(range(10000000)) FROM orders",
+        "SELECT len(generate_series(1, 50000000)) FROM orders",
+        "SELECT len(list_resize([1], 50000000)) FROM orders",
+    ],
+)
+def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_counted(sql: str) -> None:
+    verdict = check_sql(sql, "duckdb")
+    assert verdict.kind == LIMIT and verdict.reason is not None and "bytes of constants" in verdict.reason
+    assert check_sql("SELECT * FROM range(1000000000)", "duckdb").ok  # a table function streams
+    assert check_sql("SELECT range(1, 10, 2), list_resize([1], 3)", "duckdb").ok
