@@ -2,7 +2,15 @@
 
 The planner evaluates a call whose arguments are all constants while it plans (``EXPLAIN`` included), unless
 the function is an aggregate, a window function or returns a set. Generated from PostgreSQL 15's catalog
-(``pg_proc`` joined to ``pg_type``, built-ins of ``pg_catalog``, one name for all its overloads)::
+(one name for all its overloads)::
+
+    SELECT p.proname,
+           bool_and(p.prokind IN ('a', 'w') OR p.proretset) AS not_folded,
+           bool_and(p.prokind = 'f' AND NOT p.proretset AND (t.typlen > 0 OR t.typname IN
+                    ('numeric', 'inet', 'cidr', 'name', 'macaddr', 'macaddr8', 'money', 'interval'))) AS bounded
+    FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype
+    WHERE p.oid < 16384 AND p.pronamespace = 'pg_catalog'::regnamespace
+    GROUP BY p.proname   -- VARIABLE_SIZE: neither
 
     NOT_FOLDED: every overload is an aggregate, a window function or set-returning
     VARIABLE_SIZE: not NOT_FOLDED, and some overload returns a type of variable length other than numeric,
