@@ -36,6 +36,7 @@ from pglast import ast as pg
 from pglast.enums import CTEMaterialize, SetOperation
 from sqlglot import exp
 
+from dbmeta_app.preflight.duckdb_folding import DUCKDB_VARIABLE_SIZE
 from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
 
 __all__ = ["Budget", "Measures", "measure_postgres", "measure_sqlglot", "over_budget"]
@@ -570,6 +571,36 @@ _GLOT_GROWING: Final = {
     "to_hex": 2,
     "quote": 2,
     "translate": 4,
+    "row_to_json": 6,
+    "array_to_json": 6,
+    "json_pretty": 6,
+    "bin": 8,
+    "regexp_escape": 2,
+    "strftime": 4,
+    "nfc_normalize": 3,
+    **dict.fromkeys(("lower", "upper", "lcase", "ucase"), 3),  # a case mapping may lengthen a character
+    **dict.fromkeys(
+        ("string_split", "str_split", "split", "string_split_regex", "regexp_split_to_array"), 16
+    ),
+    **dict.fromkeys(("regexp_extract_all", "array_grade_up", "list_grade_up", "grade_up"), 16),
+    # reviewed: no more than their arguments (a part, a sum, a reordering of them)
+    **dict.fromkeys(
+        (
+            "array_cat array_concat list_cat list_concat array_distinct list_distinct array_extract "
+            "list_extract list_element element_at array_slice list_slice array_sort list_sort "
+            "array_reverse_sort list_reverse_sort array_value list_value list_pack array_intersect "
+            "list_intersect array_zip list_zip flatten chr concat current_database current_query "
+            "current_schema current_schemas current_setting date_part datepart dayname monthname decode encode "
+            "enum_code enum_first enum_last enum_range enum_range_boundary from_base64 from_hex from_binary "
+            "unhex greatest least left right left_grapheme right_grapheme ltrim rtrim trim md5 sha1 sha256 "
+            "overlay parse_dirname parse_dirpath parse_filename parse_path path_join regexp_extract reverse "
+            "row struct_pack map map_concat map_entries map_extract map_extract_value map_from_entries "
+            "map_keys map_values json_extract json_extract_path json_extract_path_text json_extract_string "
+            "json_value json_keys json_type json_merge_patch json_strip_nulls substring substr typeof "
+            "array_append list_append array_prepend list_prepend list_reverse array_reverse"
+        ).split(),
+        1,
+    ),
 }
 _GLOT_RANDOM: Final = frozenset(
     {
@@ -593,7 +624,7 @@ def _glot_int(node: Any) -> int | None:
     return None
 
 
-def _glot_folded_calls(root: exp.Expr) -> dict[int, int]:
+def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
     """Bound, per call of constants an engine may fold while planning, the bytes of its result (by node id)."""
     size: dict[int, int | None] = {}
     calls: dict[int, int] = {}
@@ -612,14 +643,14 @@ def _glot_folded_calls(root: exp.Expr) -> dict[int, int]:
             size[id(node)] = None
             continue
         total = min(_CAP, sum(c for c in children if c is not None) + 16)
-        bound = _glot_call_bound(node, size, total) if isinstance(node, exp.Func) else None
+        bound = _glot_call_bound(node, size, total, dialect) if isinstance(node, exp.Func) else None
         if bound is not None:
             calls[id(node)] = bound
         size[id(node)] = total if bound is None else bound
     return calls
 
 
-def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int) -> int | None:
+def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, dialect: str) -> int | None:
     """Bound what a call of constants builds, for the functions whose result can outgrow their arguments."""
 
     def of(arg: Any) -> int:
@@ -663,12 +694,19 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int) ->
         return min(_CAP, 2 * total + 4 * widths)
     if name in _GLOT_GROWING:
         return min(_CAP, total * _GLOT_GROWING[name])
+    lambdas = [arg for arg in node.iter_expressions() if isinstance(arg, exp.Lambda)]
+    if lambdas:
+        # a lambda over a constant list runs once per element: list_transform(range(n), lambda x: …)
+        values = sum(of(arg) for arg in node.iter_expressions() if not isinstance(arg, exp.Lambda))
+        return min(_CAP, total + (values + 1) * (sum(of(arg) for arg in lambdas) + 16))
+    if dialect == "duckdb" and name in DUCKDB_VARIABLE_SIZE:
+        return _UNBOUNDED  # a result of any size, and no reviewed bound
     return None
 
 
 def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
     """Measure a sqlglot statement tree for a dialect (iteratively)."""
-    folded = _glot_folded_calls(root)
+    folded = _glot_folded_calls(root, dialect)
     blocks = [_Block()]
     depth = from_items = 0
     stack: list[tuple[exp.Expr, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]

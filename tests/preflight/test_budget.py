@@ -425,6 +425,10 @@ def test_measures_agree_between_parsers_on_the_shape_of_a_bomb() -> None:
         "SELECT list_sum(range(10000000)) FROM orders",
         "SELECT len(generate_series(1, 50000000)) FROM orders",
         "SELECT len(list_resize([1], 50000000)) FROM orders",
+        # a lambda over a constant list runs once per element (1.5 GB in this process, measured)
+        "SELECT list_transform(range(300), lambda x: repeat('a', 1000000)) FROM orders",
+        # a function of DuckDB's whose result can be of any size, with no reviewed bound
+        "SELECT bar(1, 0, 10, 100000000)",
     ],
 )
 def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_counted(sql: str) -> None:
@@ -432,3 +436,12 @@ def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_co
     assert verdict.kind == LIMIT and verdict.reason is not None and "bytes of constants" in verdict.reason
     assert check_sql("SELECT * FROM range(1000000000)", "duckdb").ok  # a table function streams
     assert check_sql("SELECT range(1, 10, 2), list_resize([1], 3)", "duckdb").ok
+    accepted = check_sql(
+        "SELECT lower('A'), upper('b'), concat('a', 'b'), strftime(DATE '2024-01-01', '%Y-%m'),"
+        " date_trunc('month', current_date), substring('abc', 1, 2), trim(' x '), string_split('a,b', ','),"
+        " list_value(1, 2), regexp_extract('abc', 'b'), md5('x'), round(1.234, 2), make_date(2024, 1, 1),"
+        " list_transform([1, 2], lambda x: x + 1), list_transform(status, lambda c: upper(c)),"
+        " current_date - INTERVAL 7 DAY FROM orders",
+        "duckdb",
+    )
+    assert accepted.ok, accepted.reason
