@@ -85,16 +85,20 @@ _COM_RESET_CONNECTION: Final = 0x1F
 
 #: Bounds of every statement the service runs on ClickHouse (seconds and bytes are set from the profile's timeout).
 MAX_MEMORY_BYTES: Final = 1_000_000_000
+#: chDB runs in the service's own process (EXPLAIN evaluates scalar subqueries and builds IN sets: +1 GB of the
+#: process at the server's bound, measured): a tighter bound there.
+CHDB_MAX_MEMORY_BYTES: Final = 256_000_000
 MAX_RESULT_ROWS: Final = 10_000
 MAX_RESULT_BYTES: Final = 10_000_000
 
 
-def clickhouse_limits(timeout_ms: int) -> str:
+def clickhouse_limits(timeout_ms: int, *, in_process: bool = False) -> str:
     """Return the SETTINGS clause that bounds one statement: read-only, time, memory, result size."""
     seconds = max(1, -(-int(timeout_ms) // 1000))
+    memory = CHDB_MAX_MEMORY_BYTES if in_process else MAX_MEMORY_BYTES
     return (
         f" SETTINGS readonly = 2, max_execution_time = {seconds}, timeout_overflow_mode = 'throw',"
-        f" max_memory_usage = {MAX_MEMORY_BYTES}, max_result_rows = {MAX_RESULT_ROWS},"
+        f" max_memory_usage = {memory}, max_result_rows = {MAX_RESULT_ROWS},"
         f" max_result_bytes = {MAX_RESULT_BYTES}, result_overflow_mode = 'break',"
         " allow_introspection_functions = 0"
     )
@@ -333,7 +337,7 @@ def _sqlite(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
 
 @contextlib.contextmanager
 def _clickhouse(conn: Connection, timeout_ms: int) -> Iterator[ReadOnlySession]:
-    settings = clickhouse_limits(timeout_ms)
+    settings = clickhouse_limits(timeout_ms, in_process=conn.dialect.name == "chdb")
 
     def run(sql: str) -> Any:
         statement = sql + settings

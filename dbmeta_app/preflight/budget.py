@@ -619,9 +619,20 @@ _DIGITS: Final = re.compile(r"\d+")
 def _glot_int(node: Any) -> int | None:
     if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
         return int(node.this)
-    if isinstance(node, exp.Cast):
+    if isinstance(node, exp.Cast | exp.Paren | exp.Subquery):
         return _glot_int(node.this)
+    if _glot_scalar_of_constants(node):  # (SELECT 16000000): the same value
+        return _glot_int(node.expressions[0])
     return None
+
+
+def _glot_scalar_of_constants(node: Any) -> bool:
+    """A SELECT of one expression with no FROM: the engines evaluate it while planning, like the expression."""
+    return (
+        isinstance(node, exp.Select)
+        and len(node.expressions) == 1
+        and not any(node.args.get(k) for k in ("from_", "joins", "where", "group", "having", "with_"))
+    )
 
 
 def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
@@ -630,6 +641,11 @@ def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
     calls: dict[int, int] = {}
     # breadth-first, then backwards: every node after all of its descendants
     for node in reversed(list(root.walk(bfs=True))):
+        inner = node.this if isinstance(node, exp.Subquery) else node
+        if isinstance(node, exp.Subquery | exp.Select) and _glot_scalar_of_constants(inner):
+            # (SELECT <constant>) is a constant too: MariaDB and DuckDB evaluate it while planning
+            size[id(node)] = size.get(id(inner.expressions[0]))
+            continue
         if isinstance(node, _GLOT_NOT_CONSTANT) or (
             isinstance(node, exp.GenerateSeries) and isinstance(node.parent, exp.Table | exp.From)
         ):
@@ -685,7 +701,7 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
         return times(args[0], of(args[1]) + 8)
     if name in _GLOT_RANDOM and args:
         return times(args[0], 4)
-    if name in ("printf", "format") or isinstance(node, exp.Format):
+    if name in ("printf", "format", "sformat") or isinstance(node, exp.Format):
         template = node.this if isinstance(node, exp.Format) else (args[0] if args else None)
         if not (isinstance(template, exp.Literal) and template.is_string):
             return _UNBOUNDED

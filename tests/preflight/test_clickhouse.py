@@ -117,6 +117,9 @@ def test_the_limits_clause_is_read_only_and_bounded() -> None:
     assert clause.startswith(" SETTINGS readonly = 2, max_execution_time = 3,")
     for name in ("max_memory_usage", "max_result_rows", "max_result_bytes"):
         assert name in clause
+    # chDB plans in the service's own process: a tighter memory bound there
+    assert "max_memory_usage = 1000000000" in clause
+    assert "max_memory_usage = 256000000" in clickhouse_limits(2500, in_process=True)
 
 
 # --- on chDB ----------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_every_statement_runs_read_only_with_time_memory_and_result_limits(engin
             "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_memory_usage'), "
             "getSetting('max_result_rows')"
         ).one()
-    assert [int(v) for v in row] == [2, 2, 1_000_000_000, 10_000]
+    assert [int(v) for v in row] == [2, 2, 256_000_000, 10_000]  # chDB: the in-process bound
     with read_only_session(engine, 2000) as session, pytest.raises(sa.exc.DBAPIError):
         session.run("INSERT INTO analytics.campaigns (campaign_id) VALUES (999)")
     with engine.connect() as conn:
@@ -270,3 +273,17 @@ def test_views_over_local_tables_and_materialized_views_are_planned(engine: Engi
     ):
         result = run_explain(engine, sql)
         assert result.ok, (sql, result.error)
+
+
+@pytest.mark.integration
+def test_a_scalar_subquery_chdb_evaluates_while_planning_is_held_to_the_in_process_bound(
+    engine: Engine,
+) -> None:
+    """EXPLAIN runs the subquery in this process: at the server's 1 GB bound it took +1 GB of RSS (measured)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run_explain(engine, "SELECT 1 WHERE has((SELECT groupArray(number) FROM numbers(100000000)), 5)")
+    assert not result.ok, result
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 600, grown_mb

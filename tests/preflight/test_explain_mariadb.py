@@ -438,3 +438,27 @@ def test_unreachable_server_is_a_connection_error_without_connection_details() -
     assert result.error is not None
     for detail in ("127.0.0.1", "secretuser", "secretdb"):
         assert detail not in result.error
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a scalar subquery of a constant is a constant to the optimiser: +305 MB of server memory, measured
+        "SELECT * FROM customers WHERE name IN ("
+        + ", ".join(f"REPEAT('{i}', (SELECT 16000000))" for i in range(10))
+        + ")",
+        "SELECT * FROM customers WHERE name IN ("
+        + ", ".join(f"SFORMAT('{{:>16000000}}', {i})" for i in range(10))
+        + ")",
+    ],
+    ids=["repeat_of_a_scalar_subquery", "sformat_width"],
+)
+def test_constants_the_optimiser_would_build_are_refused_before_the_server(
+    engine: sa.Engine, sql: str
+) -> None:
+    result = run_explain(engine, sql)
+    assert not result.ok and result.error_kind == "limit", result.error
+    assert "bytes of constants" in (result.error or "")
+    # the same shapes, small, are planned
+    assert run_explain(engine, "SELECT * FROM customers WHERE name = REPEAT('x', (SELECT 3))").ok
