@@ -604,7 +604,8 @@ def cache_clear(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     """
     target = _server_for_reads(ctx, profile)
     if target is not None:
-        name = profile or _settings().default_profile
+        # like index: a named server's own settings decide its profiles (these may not even load here)
+        name = profile or (_settings().default_profile if target.served is not None else None)
         with target.client() as client:
             answer = client.clear_cache(name)
         dropped: dict[str, int] = {}
