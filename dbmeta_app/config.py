@@ -283,18 +283,14 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("examples_dir")
+    @field_validator("examples_dir", "instructions_file")
     @classmethod
-    def _a_directory(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_dir():
-            raise ValueError(f"{str(value)!r} is not a directory")
-        return value
-
-    @field_validator("instructions_file")
-    @classmethod
-    def _a_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{str(value)!r} does not exist")
+    def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        directory = info.field_name == "examples_dir"
+        if value is not None and not (value.is_dir() if directory else value.is_file()):
+            raise ValueError(
+                f"{str(value)!r} is not a directory" if directory else f"{str(value)!r} does not exist"
+            )
         return value
 
     @field_validator("milvus_uri")

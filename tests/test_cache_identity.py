@@ -33,6 +33,13 @@ def make_sqlite(path: Path, *tables: str) -> str:
     return f"sqlite:///{path}"
 
 
+def behind_redis(make_settings: Any, server: fakeredis.FakeServer, url: str) -> TestClient:
+    """A deployment of the app on this database, its cache in the shared fake Redis (no drift watcher)."""
+    settings = make_settings(database_url=url, redis_cache_enabled=True, schema_check_interval=0)
+    cache = RedisCache(settings, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    return TestClient(create_app(settings, cache=cache))
+
+
 def schema_tables(client: TestClient) -> tuple[list[str], dict[str, Any]]:
     r = client.post("/v1/prompt-items/schema", json={})
     assert r.status_code == 200, r.text
@@ -50,12 +57,7 @@ def test_two_databases_behind_one_redis_with_default_client_and_env_each_get_the
     b = make_sqlite(tmp_path / "b.db", "beta_invoices")
     server = fakeredis.FakeServer()  # one Redis for both deployments
 
-    def deployment(url: str) -> TestClient:
-        settings = make_settings(database_url=url, redis_cache_enabled=True, schema_check_interval=0)
-        cache = RedisCache(settings, redis_client=fakeredis.FakeAsyncRedis(server=server))
-        return TestClient(create_app(settings, cache=cache))
-
-    with deployment(a) as first, deployment(b) as second:
+    with behind_redis(make_settings, server, a) as first, behind_redis(make_settings, server, b) as second:
         assert schema_tables(first)[0] == ["alpha_customers", "alpha_orders"]
         tables, meta = schema_tables(second)
         assert tables == ["beta_invoices"] and meta["cache"] == "miss"
@@ -182,18 +184,12 @@ def test_a_service_started_after_a_schema_change_answers_the_new_schema_from_its
 ) -> None:
     url = make_sqlite(tmp_path / "a.db", "alpha_orders")
     server = fakeredis.FakeServer()
-
-    def deployment() -> TestClient:
-        # the drift watcher is off: only the first comparison can notice
-        settings = make_settings(database_url=url, redis_cache_enabled=True, schema_check_interval=0)
-        cache = RedisCache(settings, redis_client=fakeredis.FakeAsyncRedis(server=server))
-        return TestClient(create_app(settings, cache=cache))
-
-    with deployment() as first:
+    # the drift watcher is off: only the first comparison can notice
+    with behind_redis(make_settings, server, url) as first:
         assert schema_tables(first)[0] == ["alpha_orders"]
     with sqlite3.connect(tmp_path / "a.db") as conn:
         conn.execute("CREATE TABLE alpha_refunds (id INTEGER PRIMARY KEY)")
-    with deployment() as second:
+    with behind_redis(make_settings, server, url) as second:
         tables, meta = schema_tables(second)
         assert tables == ["alpha_orders", "alpha_refunds"] and meta["cache"] == "miss", meta
         tables, meta = schema_tables(second)
@@ -222,15 +218,12 @@ def test_the_service_labels_cached_answers_stale_once_it_learns_the_database_is_
     url = make_sqlite(tmp_path / "dir" / "a.db", "alpha_orders")
     server = fakeredis.FakeServer()
 
-    def deployment() -> TestClient:
-        settings = make_settings(database_url=url, redis_cache_enabled=True, schema_check_interval=0)
-        cache = RedisCache(settings, redis_client=fakeredis.FakeAsyncRedis(server=server))
-        return TestClient(create_app(settings, cache=cache))
-
-    with deployment() as client:
+    with behind_redis(make_settings, server, url) as client:
         assert schema_tables(client)[1]["cache"] == "miss"
     (tmp_path / "dir").rename(tmp_path / "moved")
-    with deployment() as client:  # a replica that starts while the database is down
+    with behind_redis(
+        make_settings, server, url
+    ) as client:  # a replica that starts while the database is down
         deadline = time.monotonic() + 10
         meta = schema_tables(client)[1]
         assert meta["tables"] == ["alpha_orders"]  # answered from the cache at once, never an error

@@ -457,7 +457,24 @@ async def _first_check(
 
         async def compare() -> Snapshot:
             try:
-                return await _compare(settings, cache, rt, key, snapshot, with_examples)
+                # Not _revalidate: a fingerprint the database does not answer must not lead to an introspection.
+                fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
+                fresh = snapshot
+                if fingerprint != snapshot.fingerprint:
+                    fresh = await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
+                if fresh is not snapshot:  # stored before anyone is told it was compared
+                    await cache.set_json(
+                        "schema", key, await rt.memo.encode(key, fresh), settings.schema_cache_ttl
+                    )
+                    log.info(
+                        "Schema changed since it was cached, for profile=%s: version %s -> %s",
+                        rt.name,
+                        snapshot.version,
+                        fresh.version,
+                    )
+                    _log_stored(settings, rt, fresh)
+                rt.memo.verified[key] = fresh.fingerprint
+                return fresh
             except SQLAlchemyError:
                 rt.memo.verified[key] = None  # served from the cache; health says the database is down
                 return snapshot
@@ -471,31 +488,6 @@ async def _first_check(
         return await asyncio.wait_for(asyncio.shield(pending), FIRST_CHECK_WAIT)
     except TimeoutError:
         return None
-
-
-async def _compare(
-    settings: Settings,
-    cache: RedisCache,
-    rt: SnapshotSource,
-    key: str,
-    snapshot: Snapshot,
-    with_examples: bool,
-) -> Snapshot:
-    fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
-    if fingerprint == snapshot.fingerprint:
-        rt.memo.verified[key] = fingerprint
-        return snapshot
-    fresh = await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
-    await cache.set_json("schema", key, await rt.memo.encode(key, fresh), settings.schema_cache_ttl)
-    rt.memo.verified[key] = fresh.fingerprint
-    log.info(
-        "Schema changed since it was cached, for profile=%s: version %s -> %s",
-        rt.name,
-        snapshot.version,
-        fresh.version,
-    )
-    _log_stored(settings, rt, fresh)
-    return fresh
 
 
 def stale_reason(rt: SnapshotSource, status: str) -> str | None:
