@@ -499,14 +499,11 @@ def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], tota
     if name not in _PG_SIZED:
         return _UNBOUNDED
     if name == "repeat" and len(args) == 2:
-        count = _pg_int(args[1])
-        return _UNBOUNDED if count is None else min(_CAP, sizes[0] * max(count, 0) + 16)
+        return _times_literal(args[1], sizes[0], total)
     if name in ("lpad", "rpad") and len(args) >= 2:
         # `length` characters, of the text and the fill: as many bytes as their widest character (4 unknown)
-        length = _pg_int(args[1])
         parts = [_pg_literal(args[0]), _pg_literal(args[2]) if len(args) > 2 else " "]
-        width = max(_char_bytes(part) for part in parts)
-        return _UNBOUNDED if length is None else min(_CAP, total + width * max(length, 0))
+        return _times_literal(args[1], max(_char_bytes(part) for part in parts), total)
     if name == "array_fill" and len(args) >= 2:
         dims = args[1]
         while isinstance(dims, pg.TypeCast):

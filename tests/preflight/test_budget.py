@@ -230,7 +230,7 @@ def test_the_constant_bound_is_configurable() -> None:
     sql = "SELECT repeat('x', 10000000)"
     assert check_sql(sql, "postgresql").ok
     refused = check_sql(sql, "postgresql", budget=Budget(max_constant_bytes=1_000_000))
-    assert refused.kind == LIMIT and refused.reason is not None and "10,000,016 bytes" in refused.reason
+    assert refused.kind == LIMIT and refused.reason is not None and "10,000,049 bytes" in refused.reason
 
 
 # --- legitimate SQL stays accepted ----------------------------------------------------------------
