@@ -210,6 +210,7 @@ async def preflight_reply(
                 max_plan_bytes=limits.max_plan_bytes,
                 check=check,
                 deadline=deadline,
+                names=snapshot.names,
             ),
             limiter=rt.thread_limiter(),
         )

@@ -18,15 +18,20 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
   ``encode`` of ``encode`` of …: doubles at every level), summed over the statement, CTEs inlined. Each
   such call is bounded from its arguments (a count, a width, an array's dimensions, a replacement's
   length); one whose bound cannot be read from literals counts as unbounded. Other calls of constants
-  count the size of their arguments.
+  count the size of their arguments. A column of a derived table, CTE or one-row VALUES whose value is a
+  constant is that constant (``repeat('x', n) FROM (SELECT 300000000 AS n) d``: the planners pull the
+  subquery up and fold).
 
 Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
 ``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
-are not expanded: their definitions are not in the parse tree (a documented limitation).
+are not in the parse tree: DuckDB's, which it folds in the service's own process, are measured against the
+same bound before the EXPLAIN (``dialects/duckdb.reach_problem``); the other engines' are not (a documented
+limitation).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -240,6 +245,8 @@ def measure_postgres(root: pg.Node) -> Measures:
     depth = from_items = 0
     # (value, owning block, visible CTEs, depth in the tree, query nesting level)
     stack: list[tuple[Any, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
+    inlined = _pg_inline_constants(root)
+    pulled_up = sum(_pg_folded_calls(inlined).values()) if inlined is not root else 0
     while stack:
         value, owner, scope, level, query = stack.pop()
         if isinstance(value, tuple | list):
@@ -287,7 +294,8 @@ def measure_postgres(root: pg.Node) -> Measures:
         for _, child in _pg_children(value):
             stack.append((child, owner, scope, level + 1, query))
     total = _combine(blocks, _inline_rule(blocks, "postgresql"))
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, total.constant_bytes)
+    constant = max(total.constant_bytes, pulled_up)
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, constant)
 
 
 # Functions whose result can be much larger than their arguments, and how much (see _pg_call_bound).
@@ -426,6 +434,86 @@ def _pg_folded_calls(root: pg.Node) -> dict[int, int]:
         else:
             size[id(value)] = total
     return calls
+
+
+_INLINE_ROUNDS: Final = 3  # a constant column defined by another one: (SELECT n FROM (SELECT 1 AS n) a) b
+
+
+def _pg_inline_constants(root: pg.Node) -> pg.Node:
+    """A copy of the tree where each column of a derived table, CTE or one-row VALUES whose value is a
+    constant is that constant; the tree itself when there is none. Columns are matched by name alone (a
+    table's column of the same name counts as the constant too: never less than the planner builds)."""
+    tree = root
+    for _ in range(_INLINE_ROUNDS):
+        outputs = {name: expr for name, expr in _pg_outputs(tree) if _pg_constant(expr)}
+        if not outputs or not _pg_replace(tree, outputs, dry=True):
+            return tree
+        tree = copy.deepcopy(tree)
+        _pg_replace(tree, outputs, dry=False)
+    return tree
+
+
+def _pg_outputs(root: pg.Node) -> Iterator[tuple[str, Any]]:
+    for value in _pg_walk(root):
+        query: Any = None
+        names: tuple[Any, ...] = ()
+        if isinstance(value, pg.RangeSubselect):
+            query, names = value.subquery, tuple(value.alias.colnames or ()) if value.alias else ()
+        elif isinstance(value, pg.CommonTableExpr):
+            query, names = value.ctequery, tuple(value.aliascolnames or ())
+        if not isinstance(query, pg.SelectStmt):
+            continue
+        if query.valuesLists and len(query.valuesLists) == 1:
+            row = list(query.valuesLists[0])
+            yield from ((_pg_name(n), e) for n, e in zip(names, row, strict=False))
+        for i, target in enumerate(query.targetList or ()):
+            if isinstance(target, pg.ResTarget) and target.val is not None:
+                name = _pg_name(names[i]) if i < len(names) else (target.name or "").lower()
+                if name:
+                    yield name, target.val
+
+
+def _pg_walk(root: Any) -> Iterator[Any]:
+    stack = [root]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, tuple | list):
+            stack.extend(item for item in value if item is not None)
+        elif isinstance(value, pg.Node):
+            yield value
+            stack.extend(child for _, child in _pg_children(value))
+
+
+def _pg_constant(expr: Any) -> bool:
+    return not any(isinstance(node, _PG_NOT_CONSTANT) for node in _pg_walk(expr))
+
+
+def _pg_replace(root: pg.Node, outputs: dict[str, Any], *, dry: bool) -> bool:
+    """Replace (in place) the column references named in ``outputs``; tell whether there was any."""
+    found = False
+    for node in list(_pg_walk(root)):
+        for attribute, child in _pg_children(node):
+            if isinstance(child, tuple):
+                items = [_pg_column_value(item, outputs) for item in child]
+                if any(new is not None for new in items):
+                    found = True
+                    if not dry:
+                        fresh = tuple(
+                            old if new is None else copy.deepcopy(new)
+                            for old, new in zip(child, items, strict=True)
+                        )
+                        setattr(node, attribute, fresh)
+            elif (new := _pg_column_value(child, outputs)) is not None:
+                found = True
+                if not dry:
+                    setattr(node, attribute, copy.deepcopy(new))
+    return found
+
+
+def _pg_column_value(node: Any, outputs: dict[str, Any]) -> Any:
+    if isinstance(node, pg.ColumnRef) and node.fields and isinstance(node.fields[-1], pg.String):
+        return outputs.get(_pg_name(node.fields[-1]))
+    return None
 
 
 def _pg_size(child: Any, size: dict[int, int | None]) -> int | None:
@@ -663,6 +751,46 @@ def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
     return calls
 
 
+def _glot_inline_constants(root: exp.Expr) -> exp.Expr:
+    """The sqlglot counterpart of :func:`_pg_inline_constants`."""
+    tree = root
+    for _ in range(_INLINE_ROUNDS):
+        outputs = {name: expr for name, expr in _glot_outputs(tree) if _glot_constant(expr)}
+        columns = [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]
+        if not columns:
+            return tree
+        tree = tree.copy()
+        for column in [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]:
+            column.replace(outputs[column.name.lower()].copy())
+    return tree
+
+
+def _glot_outputs(root: exp.Expr) -> Iterator[tuple[str, exp.Expr]]:
+    for source in root.find_all(exp.Subquery, exp.CTE):
+        query = source.this
+        alias = source.args.get("alias")
+        names = [c.name.lower() for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+        if isinstance(query, exp.Values) and len(query.expressions) == 1:
+            row = query.expressions[0]
+            yield from zip(names, row.expressions if isinstance(row, exp.Tuple) else [row], strict=False)
+        elif isinstance(query, exp.Select):
+            for i, projection in enumerate(query.expressions):
+                name = names[i] if i < len(names) else projection.alias_or_name.lower()
+                value = projection.this if isinstance(projection, exp.Alias) else projection
+                if name and not isinstance(value, exp.Column | exp.Star):
+                    yield name, value
+    for values in root.find_all(exp.Values):  # FROM (VALUES (…)) AS v(n): the alias sits on the VALUES
+        alias = values.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and len(values.expressions) == 1:
+            row = values.expressions[0]
+            cells = row.expressions if isinstance(row, exp.Tuple) else [row]
+            yield from zip((c.name.lower() for c in alias.columns), cells, strict=False)
+
+
+def _glot_constant(expr: exp.Expr) -> bool:
+    return not any(isinstance(node, _GLOT_NOT_CONSTANT) for node in expr.walk())
+
+
 def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, dialect: str) -> int | None:
     """Bound what a call of constants builds, for the functions whose result can outgrow their arguments."""
 
@@ -720,6 +848,8 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
 def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
     """Measure a sqlglot statement tree for a dialect (iteratively)."""
     folded = _glot_folded_calls(root, dialect)
+    inlined = _glot_inline_constants(root)
+    pulled_up = sum(_glot_folded_calls(inlined, dialect).values()) if inlined is not root else 0
     blocks = [_Block()]
     depth = from_items = 0
     stack: list[tuple[exp.Expr, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
@@ -763,4 +893,5 @@ def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
                 same_level = any(child is branch for branch in branches)
                 stack.append((child, owner, body_scope, level + 1, query - 1 if same_level else query))
     total = _combine(blocks, _inline_rule(blocks, dialect))
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, total.constant_bytes)
+    constant = max(total.constant_bytes, pulled_up)
+    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, constant)

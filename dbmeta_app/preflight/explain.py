@@ -15,7 +15,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +29,7 @@ from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
 from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
+from dbmeta_app.preflight.echo import PLANNERS_READING_ROWS, Echo
 from dbmeta_app.preflight.guard import DEFAULT_MAX_LENGTH, UNSAFE, check_sql
 from dbmeta_app.preflight.plan_size import DEFAULT_MAX_PLAN_BYTES, load_bounded
 from dbmeta_app.scrub import scrub
@@ -114,6 +115,7 @@ def run_explain(
     mysql_timeout: str | None = None,
     check: Check | None = None,
     deadline: float | None = None,
+    names: Callable[[], Iterable[str]] | None = None,
 ) -> ExplainResult:
     """EXPLAIN a guarded read-only statement on `engine` without executing it; never raise for DB errors.
 
@@ -124,6 +126,8 @@ def run_explain(
     ``check`` (e.g. a routine policy) runs in the EXPLAIN's own read-only transaction, just before it; a
     reason it returns refuses the statement (``error_kind`` "unsafe") without EXPLAINing it.
     ``mysql_timeout``: see :func:`~dbmeta_app.db.session.read_only_session`.
+    ``names`` gives the schema's names (tables, columns): with the caller's own text, the only words of the
+    database's that the answer may repeat (``preflight/echo.py``: no values the planner read from rows).
     """
     backend = engine.dialect.name
     # Check again here: this is the last door before the database, whoever the caller is.
@@ -142,6 +146,7 @@ def run_explain(
             )
         timeout_ms = min(timeout_ms, left_ms)
     session: ReadOnlySession | None = None
+    echo = Echo(guarded, names)
     try:
         with read_only_session(engine, timeout_ms, mysql_timeout=mysql_timeout) as session:
             refusal = check(session.conn) if check is not None else None
@@ -149,19 +154,23 @@ def run_explain(
                 return _failure(f"refused: {refusal}", "unsafe")
             if backend == "postgresql":
                 return _explain_postgres(session, guarded, large_table_rows, max_plan_bytes)
-            if backend in ("mysql", "mariadb"):
-                return _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
             if backend == "sqlite":
                 return _explain_sqlite(session, guarded, max_plan_bytes)
-            if dialect_family(backend) == "clickhouse":
-                return _explain_clickhouse(session, guarded, large_table_rows, max_plan_bytes)
             if backend == "duckdb":
-                return _explain_duckdb(session, guarded, large_table_rows, max_plan_bytes)
-            return _explain_generic(session, guarded, max_plan_bytes)
+                stored = (budget or Budget()).max_constant_bytes
+                return _explain_duckdb(session, guarded, large_table_rows, max_plan_bytes, stored)
+            if dialect_family(backend) not in PLANNERS_READING_ROWS:
+                return _explain_generic(session, guarded, max_plan_bytes)
+            if backend in ("mysql", "mariadb"):
+                result = _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
+            else:
+                result = _explain_clickhouse(session, guarded, large_table_rows, max_plan_bytes)
+            return dataclasses.replace(result, plan=echo.plan(result.plan))
     except SessionRefused as exc:
         return _failure(str(exc), "connection")
     except DBAPIError as exc:
-        return _error_result(exc, backend, timeout_ms, timed_out=session is not None and session.timed_out)
+        timed_out = session is not None and session.timed_out
+        return _error_result(exc, backend, timeout_ms, timed_out=timed_out, echo=echo)
     except PoolTimeoutError:
         return _failure("no database connection available (pool exhausted)", "connection")
     except SQLAlchemyError as exc:
@@ -526,8 +535,18 @@ def _explain_clickhouse(
 
 
 def _explain_duckdb(
-    session: ReadOnlySession, statement: str, large_table_rows: int, max_plan_bytes: int
+    session: ReadOnlySession,
+    statement: str,
+    large_table_rows: int,
+    max_plan_bytes: int,
+    max_constant_bytes: int,
 ) -> ExplainResult:
+    # Planning expands the database's macros, views and generated columns in this process: check them first.
+    problem = duckdb_rules.reach_problem(
+        lambda sql: list(session.run(sql).fetchall()), statement, max_constant_bytes=max_constant_bytes
+    )
+    if problem is not None:
+        return _failure(f"refused: {problem}", "unsafe")
     result = session.run(duckdb_rules.plan_statement(statement))
     rows, truncated = _bounded_rows(result, max_plan_bytes)
     plan: Any = None
@@ -630,14 +649,17 @@ def _failure(error: str, kind: str) -> ExplainResult:
 
 
 def _error_result(
-    exc: DBAPIError, backend: str, timeout_ms: int, *, timed_out: bool = False
+    exc: DBAPIError, backend: str, timeout_ms: int, *, timed_out: bool = False, echo: Echo | None = None
 ) -> ExplainResult:
-    """Classify a driver error as sql / timeout / connection, with a message free of connection details.
+    """Classify a driver error as sql / timeout / connection, with a message free of connection details
+    and of values the caller did not write (``echo``).
 
     A timeout names the limit it hit, whichever way the database reported it (SQLite says "interrupted").
     """
     kind, message = _classify(exc, backend, timed_out=timed_out)
     message = scrub(message)[:_MAX_ERROR_CHARS]
+    if echo is not None:
+        message = echo.message(message)
     if kind == "timeout" and f"{timeout_ms} ms limit" not in message:
         message = f"{message} (the {timeout_ms} ms limit)"
     if kind == "connection":

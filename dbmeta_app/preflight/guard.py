@@ -35,6 +35,7 @@ from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget, Measures, measure_postgres, measure_sqlglot, over_budget
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
 from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
+from dbmeta_app.preflight.dialects import mysql as mysql_rules
 from dbmeta_app.preflight.reach import Reach, mysql_reach, postgres_reach
 
 __all__ = [
@@ -247,6 +248,8 @@ _SQLGLOT_DIALECTS: Final[dict[str, _GlotDialect]] = {
 _DIALECT_RULES: Final[dict[str, Callable[[exp.Expr], str | None]]] = {
     "clickhouse": clickhouse_rules.tree_problem,
     "duckdb": duckdb_rules.tree_problem,
+    "mysql": mysql_rules.tree_problem,
+    "mariadb": mysql_rules.tree_problem,
 }
 _POSTGRES_NAMES: Final = frozenset({"postgresql", "postgres"})
 

@@ -7,16 +7,18 @@ conservatively (a name that might be a call is reported as one): the resolver, n
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+import sqlglot
 from pglast import ast as pg
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
-__all__ = ["IMPLICIT_OPERATORS", "Name", "Reach", "mysql_reach", "postgres_reach"]
+__all__ = ["IMPLICIT_OPERATORS", "Name", "Reach", "called_names", "mysql_reach", "postgres_reach"]
 
 #: Operators a query uses without writing them: joins (USING/NATURAL), IN, CASE, GROUP BY, ORDER BY,
 #: DISTINCT, UNION, min/max, window partitions all compare with the types' default operators.
@@ -289,3 +291,36 @@ def _glot_values(value: object) -> Iterator[exp.Expr]:
         yield value
     elif isinstance(value, list):
         yield from (item for item in value if isinstance(item, exp.Expr))
+
+
+# --- any dialect, by tokens ------------------------------------------------------------------------
+
+#: Tokens that are values, never a function's name.
+_LITERAL_TOKENS: Final = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.HEX_STRING,
+        TokenType.HEREDOC_STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.NATIONAL_RAW_STRING,
+        TokenType.RAW_STRING,
+        TokenType.UNICODE_STRING,
+    }
+)
+
+
+def called_names(sql: str, dialect: str, *, fold_case: bool) -> set[str]:
+    """Every name written just before an opening parenthesis: a superset of the functions the text calls.
+
+    Read from the tokens rather than sqlglot's tree, which re-spells the functions it knows; spelled as written
+    (ClickHouse: a user-defined function's name is case-sensitive) or lower-cased with ``fold_case`` (DuckDB).
+    """
+    tokens = sqlglot.tokenize(sql, read=dialect)
+    return {
+        token.text.lower() if fold_case else token.text
+        for token, following in itertools.pairwise(tokens)
+        if following.token_type == TokenType.L_PAREN and token.token_type not in _LITERAL_TOKENS
+    }

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dbmeta_app.config import parse_routine_entry
+from dbmeta_app.preflight.guard import is_denied_function
 from dbmeta_app.preflight.reach import IMPLICIT_OPERATORS, Name, Reach
 
 __all__ = [
@@ -551,6 +552,10 @@ def mysql_relation_problems(
             )
             continue
         for function in view.functions:
+            if function.schema is None and is_denied_function(function.name, "mysql"):
+                # planning a view evaluates its constant expressions: SLEEP, GET_LOCK … would run
+                judge.add(f"{here}it calls {function.name}(), which a preflight query may not call")
+                continue
             problem = _my_function_problem(catalog, function, view.schema, allow)
             if problem is not None:
                 judge.add(here + problem)

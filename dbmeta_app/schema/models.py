@@ -198,6 +198,17 @@ class Snapshot:
             self._derived[name] = compute(self)
         return self._derived[name]  # type: ignore[no-any-return]
 
+    def names(self) -> frozenset[str]:
+        """Every schema, table and column name of the snapshot (what an answer may name)."""
+        return self.derived(
+            "names",
+            lambda s: frozenset(
+                name
+                for t in s.tables.values()
+                for name in (t.key, t.name, t.schema or "", *(c.name for c in t.columns))
+            ),
+        )
+
     def to_json(self) -> dict[str, Any]:
         # profile, dialect, version and fingerprint come first: readers compare the JSON's head to skip decoding
         return {

@@ -168,6 +168,16 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
         + ", ".join("(SELECT v FROM c)" for _ in range(40)),
         40_000_000,
     ),
+    # a column whose value is a constant is that constant: the planner pulls the subquery up and folds
+    ("derived_table_column", "SELECT length(repeat('x', x)) FROM (SELECT 150000000 AS x) AS d", 150_000_000),
+    ("cte_column", "WITH c AS (SELECT 150000000 AS n) SELECT length(repeat('x', n)) FROM c", 150_000_000),
+    ("values_column", "SELECT length(repeat('x', n)) FROM (VALUES (150000000)) AS v(n)", 150_000_000),
+    (
+        "column_of_a_column",
+        "SELECT length(repeat('x', m)) FROM (SELECT n AS m FROM (SELECT 150000000 AS n) a) b",
+        150_000_000,
+    ),
+    ("renamed_by_alias_list", "SELECT repeat('x', k) FROM (SELECT 150000000) AS d(k)", 150_000_000),
 ]
 
 
@@ -190,6 +200,11 @@ def test_constants_the_planner_would_build_are_bounded(sql: str, least: int) -> 
         "SELECT replace('" + "a" * 20_000 + "', 'a', '" + "b" * 2_000 + "')",
         "SELECT repeat('x', 1000 * 1000000)",
         "SELECT * FROM orders WHERE status = repeat('x', (SELECT 300000000))",  # a scalar subquery of a constant
+        # a column of a derived table, CTE or VALUES whose value is a constant
+        "SELECT length(repeat('x', x)) FROM (SELECT 300000000 AS x) AS d",
+        "WITH c AS (SELECT 300000000 AS n) SELECT length(repeat('x', n)) FROM c",
+        "SELECT * FROM orders, (SELECT 300000000 AS n) AS d WHERE status <> repeat('1', d.n)",
+        "SELECT length(repeat('x', n)) FROM (VALUES (300000000)) AS v(n)",
     ],
 )
 def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> None:
@@ -208,6 +223,9 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT to_json(o), array_fill(id, ARRAY[3]), encode(sha256('x'), 'hex') FROM orders o",
         "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
+        # constants of derived tables used as constants: small
+        "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
+        "WITH params AS (SELECT DATE '2024-01-01' AS since) SELECT count(*) FROM orders, params WHERE day >= since",
         # aggregates, window functions and sets are not evaluated while planning, whatever their arguments
         "SELECT count(1), sum(2), max(3) OVER (), percentile_cont(0.5) WITHIN GROUP (ORDER BY id) FROM orders",
         "SELECT g FROM generate_series(1, 1000000000) AS g",

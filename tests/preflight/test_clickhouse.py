@@ -3,7 +3,9 @@ SQL planned on chDB with estimates, and the limits every statement carries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -287,3 +289,150 @@ def test_a_scalar_subquery_chdb_evaluates_while_planning_is_held_to_the_in_proce
     assert not result.ok, result
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 600, grown_mb
+
+
+# --- user-defined functions: routines stored in the database ----------------------------------------
+
+UDF_DB = "i17b_udf"
+
+
+@pytest.fixture
+def udf_db(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A database whose UDFs read a file and load an HTTP dictionary, reached directly, through views (also
+    through a view a CTE of the same name hides), through an ALIAS column; and a UDF ``Lower`` that shadows
+    the case-insensitive built-in only when spelled exactly so. Yields (database, the secret of the file).
+
+    ClickHouse stores a view or ALIAS column with the SQL UDFs it calls inlined (``i17b_rf(p)`` is kept as
+    ``file(p)``): those are refused for what the body calls."""
+    secret = f"i17b-secret-{uuid.uuid4().hex}"
+    path = tmp_path_factory.mktemp("udf") / "secret.txt"
+    path.write_text(secret + "\n")
+    statements = [
+        f"CREATE DATABASE {UDF_DB}",
+        "CREATE FUNCTION i17b_rf AS (p) -> file(p)",
+        "CREATE FUNCTION i17b_dg AS (n) -> dictGet(n, 'v', toUInt64(1))",
+        "CREATE FUNCTION Lower AS (s) -> concat('udf:', s)",
+        f"CREATE DICTIONARY {UDF_DB}.hd (k UInt64, v String) PRIMARY KEY k "
+        "SOURCE(HTTP(URL 'http://127.0.0.1:9/never.tsv' FORMAT 'TabSeparated')) LIFETIME(0) LAYOUT(HASHED())",
+        f"CREATE TABLE {UDF_DB}.t (x String) ENGINE = MergeTree ORDER BY x",
+        f"CREATE TABLE {UDF_DB}.t_alias (x String, y String ALIAS i17b_rf('{path}'), z String ALIAS upper(x)) "
+        "ENGINE = MergeTree ORDER BY x",
+        f"CREATE TABLE {UDF_DB}.t_builtin (x String, z String ALIAS upper(x)) ENGINE = MergeTree ORDER BY x",
+        f"CREATE VIEW {UDF_DB}.v_udf AS SELECT i17b_rf('{path}') AS s",
+        f"CREATE VIEW {UDF_DB}.v_v_udf AS SELECT s FROM {UDF_DB}.v_udf",
+        f"CREATE VIEW {UDF_DB}.v_file AS SELECT file('{path}') AS s",
+        f"CREATE VIEW {UDF_DB}.v_builtin AS SELECT lower(x) AS l, LOWER(x) AS u, length(x) AS n FROM {UDF_DB}.t",
+        f"CREATE VIEW default.i17b_v_udf AS SELECT i17b_rf('{path}') AS s",
+    ]
+    with engine.connect() as conn:
+        _drop_udf_db(conn)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    try:
+        yield UDF_DB, secret
+    finally:
+        with engine.connect() as conn:
+            _drop_udf_db(conn)
+
+
+def _drop_udf_db(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {UDF_DB}")
+    conn.exec_driver_sql("DROP VIEW IF EXISTS default.i17b_v_udf")
+    for name in ("i17b_rf", "i17b_dg", "Lower"):
+        conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT toUInt32(i17b_rf('/etc/hostname'))", "user-defined function i17b_rf()"),
+        (f"SELECT * FROM {UDF_DB}.t WHERE x = i17b_dg('{UDF_DB}.hd')", "user-defined function i17b_dg()"),
+        ("SELECT Lower('A')", "user-defined function Lower()"),  # exactly the UDF's spelling: the UDF runs
+        (
+            f"SELECT toUInt32(s) FROM {UDF_DB}.v_udf",
+            f"view {UDF_DB}.v_udf reads outside the database: function file()",
+        ),
+        (f"SELECT toUInt32(s) FROM {UDF_DB}.v_v_udf", f"view {UDF_DB}.v_udf reads outside the database"),
+        (
+            f"SELECT toUInt32(y) FROM {UDF_DB}.t_alias",
+            f"column {UDF_DB}.t_alias.y reads outside the database: function file()",
+        ),
+        # a non-recursive CTE's body reads the view of the same name, not itself
+        (
+            "WITH i17b_v_udf AS (SELECT s FROM i17b_v_udf) SELECT toUInt32(s) FROM i17b_v_udf",
+            "view default.i17b_v_udf reads outside the database",
+        ),
+        (f"SELECT toUInt32(s) FROM {UDF_DB}.v_file", f"view {UDF_DB}.v_file reads outside the database"),
+    ],
+)
+def test_a_user_defined_function_is_refused_wherever_the_query_reaches_it(
+    engine: Engine, udf_db: tuple[str, str], sql: str, why: str
+) -> None:
+    database, secret = udf_db
+    result = run_explain(engine, sql)
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert why in (result.error or ""), result.error
+    if "user-defined" in why:
+        assert "the service cannot vouch for what it runs" in (result.error or "")
+    assert secret not in (result.error or "")
+    with engine.connect() as conn:
+        status = conn.exec_driver_sql(
+            f"SELECT status FROM system.dictionaries WHERE database = '{database}' AND name = 'hd'"
+        ).scalar()
+    assert status == "NOT_LOADED"  # the HTTP source was never fetched
+
+
+@pytest.mark.integration
+def test_built_ins_views_and_alias_columns_over_built_ins_are_still_planned(
+    engine: Engine, udf_db: tuple[str, str]
+) -> None:
+    database, _ = udf_db
+    for sql in (
+        "SELECT lower('A'), LOWER('A')",  # the built-in: the UDF is spelled Lower, and UDF names are exact
+        f"SELECT l, u, n FROM {database}.v_builtin",
+        f"SELECT z FROM {database}.t_builtin WHERE x = 'a'",
+        "WITH buyers AS (SELECT DISTINCT user_id FROM analytics.orders) SELECT count() FROM buyers",
+    ):
+        result = run_explain(engine, sql)
+        assert result.ok, (sql, result.error)
+
+
+def test_a_view_or_column_calling_an_executable_user_defined_function_is_refused() -> None:
+    """Executable UDFs are not inlined into stored definitions (SQL ones are) and chDB cannot create one without
+    a server configuration: the catalog's answers for one are given here."""
+    from dbmeta_app.preflight.dialects.clickhouse import reach_problem
+
+    def catalog(
+        views: dict[str, str], defaults: dict[str, str], udfs: set[str]
+    ) -> Callable[[str], list[Any]]:
+        def query(sql: str) -> list[Any]:
+            if sql.startswith("SELECT currentDatabase()"):
+                return [("db",)]
+            if "FROM system.tables" in sql:
+                rows = [("db", name, "View", "", text) for name, text in views.items()]
+                return [*rows, ("db", "t", "MergeTree", "", "")]
+            if "FROM system.columns" in sql:
+                return [("db", "t", column, text) for column, text in defaults.items()]
+            if "FROM system.functions" in sql:
+                return [(name,) for name in sorted(udfs) if f"'{name}'" in sql]
+            raise AssertionError(sql)
+
+        return query
+
+    exec_view = catalog({"v": "SELECT run_it(x) AS s FROM db.t"}, {}, {"run_it"})
+    assert reach_problem(exec_view, "SELECT s FROM db.v") == (
+        "view db.v calls user-defined function run_it(), which is not allowed in a preflight query: the service "
+        "cannot vouch for what it runs"
+    )
+    exec_column = catalog({}, {"y": "run_it(x)"}, {"run_it"})
+    assert "column db.t.y calls user-defined function run_it()" in (
+        reach_problem(exec_column, "SELECT x FROM db.t") or ""
+    )
+    # the same names with no UDF behind them: nothing to refuse
+    assert (
+        reach_problem(
+            catalog({"v": "SELECT upper(x) AS s FROM db.t"}, {"y": "lower(x)"}, set()), "SELECT s FROM db.v"
+        )
+        is None
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from dbmeta_app.preflight.explain import apply_limits, mysql_estimates, mysql_warnings, run_explain
-from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.guard import UNSAFE, check_sql
 from dbmeta_app.preflight.suggest import suggest_names
 
 from .test_guard import MYSQL_HOSTILE, MYSQL_LEGIT
@@ -204,6 +205,8 @@ def database(admin: sa.Engine) -> Iterator[str]:
             "NOW() - INTERVAL seq HOUR, JSON_OBJECT('k', seq) FROM seq_1_to_5000",
             "CREATE TABLE `odd % table` (`order total %` INT, `naïve größe` TEXT)",
             "CREATE TABLE pages (url TEXT, file TEXT, input TEXT)",
+            "CREATE TABLE vault (id INT PRIMARY KEY, secret VARCHAR(64), n INT)",
+            "INSERT INTO vault VALUES (1, 'hunter2-TOPSECRET', 4242), (2, 'other-secret', 8686)",
             "CREATE FUNCTION sentinel_write() RETURNS INT DETERMINISTIC MODIFIES SQL DATA "
             "BEGIN INSERT INTO sentinel VALUES (100, 'written'); RETURN 1; END",
             f"CREATE FUNCTION grab_lock() RETURNS INT DETERMINISTIC BEGIN RETURN GET_LOCK('{LOCK_NAME}', 0); END",
@@ -390,7 +393,7 @@ def test_user_lock_taken_while_optimising_is_released_before_pooling(
 
 @pytest.mark.integration
 def test_unknown_table_is_a_sql_error_with_a_did_you_mean(database: str, engine: sa.Engine) -> None:
-    result = run_explain(engine, "SELECT id FROM ordrs")
+    result = run_explain(engine, "SELECT id FROM ordrs", names=lambda: [f"{database}.orders"])
     assert (result.ok, result.error_kind) == (False, "sql")
     assert result.error == f"Table '{database}.ordrs' doesn't exist"
     keys = [f"{database}.orders", f"{database}.customers", f"{database}.sentinel"]
@@ -401,7 +404,7 @@ def test_unknown_table_is_a_sql_error_with_a_did_you_mean(database: str, engine:
 def test_unknown_column_is_a_sql_error_with_a_did_you_mean(database: str, engine: sa.Engine) -> None:
     verdict = check_sql("SELECT custmer_id FROM orders", "mysql")
     assert verdict.statement is not None
-    result = run_explain(engine, verdict.statement)
+    result = run_explain(engine, verdict.statement, names=lambda: ["orders", "customer_id"])
     # MySQL says in 'field list', MariaDB 10.11 in 'SELECT'.
     assert result.error is not None and result.error.startswith("Unknown column 'custmer_id' in '")
     columns = {f"{database}.orders": ["id", "customer_id", "amount"], f"{database}.customers": ["id", "name"]}
@@ -462,3 +465,62 @@ def test_constants_the_optimiser_would_build_are_refused_before_the_server(
     assert "bytes of constants" in (result.error or "")
     # the same shapes, small, are planned
     assert run_explain(engine, "SELECT * FROM customers WHERE name = REPEAT('x', (SELECT 3))").ok
+
+
+# --- what the planner read from rows never reaches the answer ----------------------------------------
+
+
+def _explained(engine: sa.Engine, sql: str) -> tuple[Any, str]:
+    verdict = check_sql(sql, "mysql")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    result = run_explain(engine, verdict.statement, names=lambda: ["vault", "secret", "orders", "status"])
+    return result, json.dumps([result.error, result.plan])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # MariaDB evaluates a constant XPath while preparing: the subquery's rows would be the error message
+        "SELECT ExtractValue('<a/>', CONCAT('~', (SELECT GROUP_CONCAT(id, ':', secret) FROM vault)))",
+        "SELECT id FROM orders WHERE id = UpdateXML('<a/>', CONCAT('/~', (SELECT secret FROM vault WHERE id = 1)), 'x')",
+        # a row found by its primary key is read while planning ("const table"): its values fill the conditions
+        "SELECT * FROM vault v, orders o WHERE v.id = 2 AND o.status = v.secret AND o.amount > v.n",
+        "SELECT * FROM vault v, orders o WHERE v.id = 1 AND o.customer_id = v.n",
+    ],
+    ids=["extractvalue_error", "updatexml_error", "const_row_strings", "const_row_numbers"],
+)
+def test_values_read_while_planning_are_not_in_the_answer(database: str, engine: sa.Engine, sql: str) -> None:
+    result, text = _explained(engine, sql)
+    assert result.error_kind in (None, "sql")
+    for value in ("hunter2", "TOPSECRET", "other-secret", "4242", "8686"):
+        assert value not in text
+
+
+@pytest.mark.integration
+def test_the_caller_s_own_values_and_the_schema_s_names_stay_in_plans_and_errors(
+    database: str, engine: sa.Engine
+) -> None:
+    result, text = _explained(engine, "SELECT * FROM orders WHERE status = 'paid' AND amount > 50")
+    assert result.ok
+    assert "'paid'" in text and "50" in text
+    result, _ = _explained(engine, "SELECT ExtractValue('<a/>', '~written by the caller')")
+    assert result.error == "XPATH syntax error: '~written by the caller'"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM mysql.global_priv WHERE Host = 'localhost' AND User = 'root'",
+        "SELECT User FROM mysql.user",
+        "SELECT info FROM information_schema.PROCESSLIST",
+        "SELECT * FROM performance_schema.threads",
+        "SELECT * FROM sys.processlist",
+        "SELECT id FROM orders WHERE id IN (SELECT 1 FROM MySQL.user)",
+    ],
+)
+def test_the_server_s_system_schemas_are_refused(engine: sa.Engine, sql: str) -> None:
+    verdict = check_sql(sql, "mysql")
+    assert not verdict.ok and verdict.kind == UNSAFE
+    assert "system schema" in (verdict.reason or "")

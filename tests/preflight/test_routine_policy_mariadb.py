@@ -87,6 +87,8 @@ def world(mysql_url: str) -> Iterator[World]:
                 "CREATE VIEW v_kill AS SELECT id, note FROM t WHERE id = f_kill(1)",
                 "CREATE VIEW v_outer AS SELECT * FROM v_kill",
                 "CREATE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t",
+                # Built-ins the guard refuses in a query, written into a view (planning evaluates them).
+                "CREATE VIEW v_lock AS SELECT GET_LOCK('dbm_rp_lock', 0) AS g, SLEEP(2) AS s",
                 "ANALYZE TABLE t",
                 # The same through a package routine (MariaDB's Oracle mode): called as db.package.function,
                 # it is no stored function of the catalog's.
@@ -178,6 +180,11 @@ ATTACKS = [
         "pkg_kill.fk() is not a stored function",
     ),
     ("view_calling_a_package_routine", "SELECT * FROM v_pkg", "view {db}.v_pkg → pkg_kill.fk()"),
+    (
+        "view_calling_denied_builtins",
+        "SELECT * FROM t WHERE id = (SELECT g + s FROM v_lock)",
+        "view {db}.v_lock → it calls get_lock()",
+    ),
 ]
 
 

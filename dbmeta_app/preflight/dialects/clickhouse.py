@@ -11,8 +11,9 @@ grants, quotas, query or session logs, processes, settings). ``SETTINGS`` and ``
 path (``FROM 'data.csv'``, which clickhouse-local and chDB read as a file) is refused.
 
 Before planning, :func:`reach_problem` follows what the query reads through the catalog (table engines, views,
-materialized views, dictionaries). Every statement the service runs on ClickHouse carries the limits of
-:func:`dbmeta_app.db.session.clickhouse_limits`.
+materialized views, dictionaries, column expressions) and refuses any call of a user-defined function (SQL,
+executable or WebAssembly): a routine stored in the database is not known to be safe. Every statement the
+service runs on ClickHouse carries the limits of :func:`dbmeta_app.db.session.clickhouse_limits`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any, Final
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
+from dbmeta_app.preflight.reach import called_names
 from dbmeta_app.schema.introspect.clickhouse import is_local_engine, materialized_view_target, quote_literal
 
 #: Table functions that only generate rows in process.
@@ -64,7 +67,9 @@ SAFE_SYSTEM_TABLES: Final = frozenset(
     }
 )
 #: Scalar functions that read files or run models from files (table functions are allow-listed instead).
-DENIED_FUNCTIONS: Final = frozenset({"catboostevaluate", "modelevaluate", "getenv"})
+#: ``file`` is also on the guard's common list; it is here too so that views and column expressions, which
+#: only these rules check, cannot call it.
+DENIED_FUNCTIONS: Final = frozenset({"catboostevaluate", "modelevaluate", "getenv", "file"})
 
 _PATHLIKE: Final = re.compile(r"[./\\:*?]")
 
@@ -105,15 +110,15 @@ CatalogQuery = Callable[[str], list[tuple[Any, ...]]]
 
 
 def table_references(tree: exp.Expr) -> set[tuple[str | None, str]]:
-    """The (database or None, name) of every table a query reads by name, CTEs left out."""
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    """The (database or None, name) of every table a query reads by name.
+
+    A name a CTE also has is kept: the body of a non-recursive CTE ``WITH v AS (SELECT * FROM v)`` reads the
+    table or view ``v``, not itself (looking up a name that is only a CTE finds nothing).
+    """
     out = set()
     for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            continue
-        if not table.db and table.name in ctes:
-            continue
-        out.add((table.db or None, table.name))
+        if isinstance(table.this, exp.Identifier):
+            out.add((table.db or None, table.name))
     return out
 
 
@@ -128,12 +133,18 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
     table lists or connects), a view's query, a materialized view's target, a dictionary's source (constant
     folding may load it). Tables must have a local engine; views are followed through their queries (which
     pass the same guard rules), materialized views to their targets; dictionaries must read a table of this
-    server. Unknown tables are left to the EXPLAIN to report.
+    server. Unknown tables are left to the EXPLAIN to report. The expressions of the columns of the tables read
+    (ALIAS columns are expanded into the query and folded while planning) must pass the same rules. A call of a
+    user-defined function, by the query, a view it reads or a column expression, is refused (the function is
+    named): what it runs is stored in the database, which the service does not trust.
     """
     current = str(query("SELECT currentDatabase()")[0][0])
     trees: list[tuple[exp.Expr, str]] = [(sqlglot.parse_one(statement, read="clickhouse"), current)]
     seen: set[str] = set()
     dictionaries: set[str] = set()
+    #: Who calls what: ("", names) for the query, ("view db.v", names), ("column db.t.c", names).
+    callers: list[tuple[str, set[str]]] = [("", _calls(statement))]
+    tables: set[str] = set()
     for _ in range(MAX_VIEW_DEPTH):
         wanted: set[str] = set()
         for tree, database in trees:
@@ -163,6 +174,7 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
                 if problem is not None:
                     return f"view {key} reads outside the database: {problem}"
                 trees.append((view, str(database)))
+                callers.append((f"view {key}", _calls(str(as_select))))
             elif engine == "MaterializedView":
                 target = materialized_view_target(str(create))
                 if target is not None:  # else its inner table, a MergeTree of this database
@@ -174,8 +186,17 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
                 continue  # a catalog table: the guard admits only the allow-listed ones
             elif not is_local_engine(str(engine)):
                 return f"table {key} uses the {engine} engine, which reads outside the database"
+            else:
+                tables.add(key)
     else:
         return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
+    if tables:
+        problem = _column_problem(query, tables, callers)
+        if problem is not None:
+            return problem
+    problem = _user_defined_problem(query, callers)
+    if problem is not None:
+        return problem
     if dictionaries:
         rows = query(
             "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary' AND "
@@ -184,6 +205,52 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
         remote = remote_dictionaries(dictionaries, [(str(r[0]), str(r[1]), str(r[2])) for r in rows])
         if remote:
             return "the query reads dictionaries whose source is outside the database: " + ", ".join(remote)
+    return None
+
+
+def _column_problem(query: CatalogQuery, tables: set[str], callers: list[tuple[str, set[str]]]) -> str | None:
+    """Check the expressions of the columns of the tables read (ALIAS, DEFAULT, MATERIALIZED); note their calls."""
+    rows = query(
+        "SELECT database, table, name, default_expression FROM system.columns "
+        f"WHERE database IN ({_literals({t.split('.', 1)[0] for t in tables})}) "
+        f"AND table IN ({_literals({t.split('.', 1)[1] for t in tables})}) AND default_expression != ''"
+    )
+    for database, table, name, expression in rows:
+        if f"{database}.{table}" not in tables:
+            continue
+        where = f"column {database}.{table}.{name}"
+        text = f"SELECT {expression}"
+        try:
+            problem = tree_problem(sqlglot.parse_one(text, read="clickhouse"))
+            callers.append((where, _calls(text)))
+        except SqlglotError:
+            return f"{where} has an expression the service cannot check"
+        if problem is not None:
+            return f"{where} reads outside the database: {problem}"
+    return None
+
+
+def _user_defined_problem(query: CatalogQuery, callers: list[tuple[str, set[str]]]) -> str | None:
+    """Say which user-defined function the query, a view or a column expression calls, or None.
+
+    Names are compared as ClickHouse resolves them: exactly (a UDF's name is case-sensitive, and a UDF spelled
+    ``Lower`` takes ``Lower(x)`` from the case-insensitive built-in).
+    """
+    names = set().union(*(called for _, called in callers))
+    if not names:
+        return None
+    rows = query(
+        f"SELECT name FROM system.functions WHERE origin != 'System' AND name IN ({_literals(names)})"
+    )
+    user_defined = {str(row[0]) for row in rows}
+    for where, called in callers:
+        for name in sorted(called & user_defined):
+            verb = (
+                f"{where} calls user-defined function {name}(), which is"
+                if where
+                else (f"user-defined function {name}() is")
+            )
+            return f"{verb} not allowed in a preflight query: the service cannot vouch for what it runs"
     return None
 
 
@@ -319,3 +386,7 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _calls(sql: str) -> set[str]:
+    return called_names(sql, "clickhouse", fold_case=False)

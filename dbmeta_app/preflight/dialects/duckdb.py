@@ -8,14 +8,26 @@ read as a file. The guard admits only allow-listed table functions that generate
 ``INSTALL``/``LOAD``, ``PRAGMA``, ``SET`` are not queries and are refused by the common rules. Belt and
 braces: the service opens DuckDB files read-only with ``enable_external_access = false``
 (:func:`dbmeta_app.runtime.create_profile_engine`).
+
+DuckDB plans in the service's own process, and a database file may hold macros (scalar and table), views and
+generated columns, all of which planning expands and folds. Before planning, :func:`reach_problem` follows
+what the query reads through the catalog and refuses any call of a macro of the database (a routine stored in
+it is not known to be safe; DuckDB's own macros, ``internal``, stay allowed), views and generated columns that
+fail the guard rules, and stored definitions whose constants would be too big to fold.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from dbmeta_app.preflight.budget import Budget, measure_sqlglot
+from dbmeta_app.preflight.reach import called_names
 
 SAFE_TABLE_FUNCTIONS: Final = frozenset(
     {"range", "generate_series", "generateseries", "unnest", "explodinggenerateseries"}
@@ -23,6 +35,13 @@ SAFE_TABLE_FUNCTIONS: Final = frozenset(
 #: Scalar functions that read the process environment or files.
 DENIED_FUNCTIONS: Final = frozenset({"getenv", "read_text", "read_blob", "current_setting"})
 _PATHLIKE: Final = re.compile(r"[./\\:]")
+#: How many levels of views (a view reading a view …) are followed before giving up.
+MAX_VIEW_DEPTH: Final = 8
+
+#: Runs one catalog query in the EXPLAIN's session and returns its rows.
+CatalogQuery = Callable[[str], list[tuple[Any, ...]]]
+
+_MACRO_KINDS: Final = {"macro": "macro", "table_macro": "table macro"}
 
 
 def _function_name(node: exp.Expr) -> str:
@@ -52,6 +71,110 @@ def tree_problem(tree: exp.Expr) -> str | None:
                 )
         elif isinstance(node, exp.Func) and _function_name(node) in DENIED_FUNCTIONS:
             return f"function {_function_name(node)}() is not allowed in a preflight query"
+    return None
+
+
+def table_names(tree: exp.Expr) -> set[str]:
+    """The lower-cased name of every table a query reads by name, qualifiers dropped.
+
+    CTE names are kept: the body of a non-recursive ``WITH v AS (SELECT * FROM v)`` reads the view ``v``.
+    """
+    return {t.name.lower() for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)}
+
+
+def _literals(values: set[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+
+
+def reach_problem(
+    query: CatalogQuery, statement: str, *, max_constant_bytes: int = Budget().max_constant_bytes
+) -> str | None:
+    """Follow what a guarded query reads through the catalog and say why it may not be planned, or None.
+
+    Planning binds a view's query into the caller's, a generated column's expression into every read of its
+    table, and a macro's body into each call, and folds their constants in this process. So: a call of a macro
+    of the database (``duckdb_functions()`` with ``internal = false``; a user macro may shadow a built-in
+    name), by the query, a view it reads (transitively, up to :data:`MAX_VIEW_DEPTH` levels) or a generated
+    column of a table it reads, is refused; views and generated columns must pass :func:`tree_problem`; their
+    constants together may build at most ``max_constant_bytes`` (the profile's ``preflight.max_constant_bytes``). Views and tables are matched by
+    name in every schema (a name may reach more than it resolves to, never less).
+    """
+    callers: list[tuple[str, set[str]]] = [("", _calls(statement))]
+    stored: list[tuple[str, exp.Expr]] = []
+    trees = [sqlglot.parse_one(statement, read="duckdb")]
+    seen: set[str] = set()
+    for _ in range(MAX_VIEW_DEPTH + 1):
+        wanted = set().union(*(table_names(tree) for tree in trees)) - seen
+        trees = []
+        if not wanted:
+            break
+        seen |= wanted
+        rows = query(
+            "SELECT schema_name, view_name, sql FROM duckdb_views() "
+            f"WHERE NOT internal AND lower(view_name) IN ({_literals(wanted)})"
+        )
+        for schema, name, sql in rows:
+            where = f"view {schema}.{name}"
+            try:
+                parsed = sqlglot.parse_one(str(sql), read="duckdb")
+            except SqlglotError:
+                return f"{where} has a definition the service cannot check"
+            view = parsed.expression if isinstance(parsed, exp.Create) else parsed
+            if not isinstance(view, exp.Expr):
+                return f"{where} has a definition the service cannot check"
+            callers.append((where, _calls(str(sql))))
+            stored.append((where, view))
+            trees.append(view)
+        if not trees:
+            break  # what this level reads are tables (or nothing known)
+    else:
+        return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
+    if seen:
+        rows = query(
+            "SELECT schema_name, table_name, column_name, generation_expression FROM duckdb_columns() "
+            f"WHERE is_generated AND lower(table_name) IN ({_literals(seen)})"
+        )
+        for schema, table, column, expression in rows:
+            where = f"generated column {schema}.{table}.{column}"
+            text = f"SELECT {expression}"
+            try:
+                stored.append((where, sqlglot.parse_one(text, read="duckdb")))
+            except SqlglotError:
+                return f"{where} has an expression the service cannot check"
+            callers.append((where, _calls(text)))
+    problem = _macro_problem(query, callers)
+    if problem is not None:
+        return problem
+    constant_bytes = 0
+    for where, tree in stored:
+        problem = tree_problem(tree)
+        if problem is not None:
+            return f"{where} reads outside the database: {problem}"
+        constant_bytes += measure_sqlglot(tree, "duckdb").constant_bytes
+        if constant_bytes > max_constant_bytes:
+            return (
+                f"{where} (with the other views and generated columns the query reads) would make DuckDB build "
+                f"{constant_bytes:,} bytes of constants while planning, over the limit of "
+                f"{max_constant_bytes:,} (preflight.max_constant_bytes)"
+            )
+    return None
+
+
+def _macro_problem(query: CatalogQuery, callers: list[tuple[str, set[str]]]) -> str | None:
+    """Say which macro of the database the query, a view or a generated column calls, or None."""
+    names = set().union(*(called for _, called in callers))
+    if not names:
+        return None
+    rows = query(
+        "SELECT DISTINCT function_name, function_type FROM duckdb_functions() "
+        f"WHERE NOT internal AND lower(function_name) IN ({_literals(names)})"
+    )
+    kinds = {str(name).lower(): _MACRO_KINDS.get(str(kind), "function") for name, kind in rows}
+    for where, called in callers:
+        for name in sorted(called & kinds.keys()):
+            what = f"{kinds[name]} {name}() of the database"
+            verb = f"{where} calls {what}, which is" if where else f"{what} is"
+            return f"{verb} not allowed in a preflight query: the service cannot vouch for what it runs"
     return None
 
 
@@ -94,3 +217,7 @@ def warnings_for(plan: Any, large_rows: int) -> list[str]:
         if rows >= large_rows and not extra.get("Filters"):
             out.append(f"full scan of {extra.get('Table', 'a table')} (~{rows:,} rows) without a filter")
     return out
+
+
+def _calls(sql: str) -> set[str]:
+    return called_names(sql, "duckdb", fold_case=True)

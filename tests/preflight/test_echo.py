@@ -1,0 +1,111 @@
+"""What a preflight answer repeats of the database's text: the caller's words and the schema's names, no values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from dbmeta_app.preflight.echo import Echo
+from dbmeta_app.preflight.explain import run_explain
+from dbmeta_app.preflight.guard import check_sql
+
+STATEMENT = "SELECT * FROM shop.orders WHERE status = 'paid' AND amount > 1.5 AND note = 'it''s'"
+NAMES = ["shop.orders", "orders", "shop", "customer_id", "field_list"]
+
+
+def test_a_value_the_caller_wrote_or_a_name_of_the_schema_is_kept() -> None:
+    echo = Echo(STATEMENT, lambda: NAMES)
+    assert echo.message("Table 'shop.orders' doesn't exist") == "Table 'shop.orders' doesn't exist"
+    assert echo.message("Unknown column 'customer_id' in 'paid'") == "Unknown column 'customer_id' in 'paid'"
+    assert (
+        echo.message('invalid input syntax for type integer: "it\'s"')
+        == 'invalid input syntax for type integer: "it\'s"'
+    )
+
+
+def test_a_value_from_elsewhere_is_replaced_in_messages_cut_short_too() -> None:
+    echo = Echo(STATEMENT, lambda: NAMES)
+    assert echo.message("XPATH syntax error: '~1:hunter2,2:other-...'") == "XPATH syntax error: '…'"
+    assert echo.message("XPATH syntax error: '~1:hunter2,2:oth") == "XPATH syntax error: '…'"
+    assert echo.message("Cannot parse string 'hunter2' as UInt32") == "Cannot parse string '…' as UInt32"
+
+
+def test_plans_lose_foreign_values_and_foreign_numbers_of_expressions_only() -> None:
+    echo = Echo(STATEMENT, lambda: NAMES)
+    plan = {
+        "table": {
+            "key_length": "4",
+            "rows": 77,
+            "const_condition": "'hunter2' is not null",
+            "attached_condition": "o.amount > 8686 and o.amount > 1.5 and o.status = 'paid'",
+            "ref": ["const", "31337"],
+        },
+        "indexes": [{"Condition": "(x in ['hunter2', 'hunter2'])"}],
+    }
+    assert echo.plan(plan) == {
+        "table": {
+            "key_length": "4",
+            "rows": 77,
+            "const_condition": "'…' is not null",
+            "attached_condition": "o.amount > ? and o.amount > 1.5 and o.status = 'paid'",
+            "ref": ["const", "?"],
+        },
+        "indexes": [{"Condition": "(x in ['…', '…'])"}],
+    }
+
+
+def test_the_schema_s_names_are_read_only_when_a_value_is_not_the_caller_s() -> None:
+    asked: list[int] = []
+
+    def names() -> list[str]:
+        asked.append(1)
+        return NAMES
+
+    echo = Echo(STATEMENT, names)
+    assert echo.message("column 'paid' and 'it''s'") == "column 'paid' and 'it''s'"
+    assert asked == []
+    echo.message("'customer_id'")
+    echo.message("'shop'")
+    assert asked == [1]
+
+
+# --- ClickHouse runs scalar subqueries while planning ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vault(chdb_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(chdb_url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE IF NOT EXISTS echo_db")
+        conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS echo_db.vault (id UInt32, secret String) ENGINE = MergeTree ORDER BY id"
+        )
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS echo_db.t (x String) ENGINE = MergeTree ORDER BY x")
+        conn.exec_driver_sql("INSERT INTO echo_db.vault VALUES (1, 'hunter2-TOPSECRET'), (2, 'other-secret')")
+    yield engine
+    with engine.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE echo_db")
+    engine.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM echo_db.t WHERE x = (SELECT arrayStringConcat(groupArray(secret), '|') FROM echo_db.vault)",
+        "SELECT * FROM echo_db.t WHERE x = toString(toUInt32((SELECT groupArray(secret) FROM echo_db.vault)[1]))",
+    ],
+    ids=["in_the_plan", "in_the_error"],
+)
+def test_clickhouse_scalar_subquery_values_are_not_in_the_answer(vault: sa.Engine, sql: str) -> None:
+    verdict = check_sql(sql, "clickhouse")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    result = run_explain(
+        vault, verdict.statement, names=lambda: ["echo_db.t", "x", "echo_db.vault", "secret"]
+    )
+    text = json.dumps([result.error, result.plan])
+    assert result.error_kind in (None, "sql")
+    assert "hunter2" not in text and "other-secret" not in text
