@@ -90,7 +90,10 @@ class ProfileRuntime:
         """The routine policy of this profile, with its cached catalog facts (preflight/policy.py)."""
         with self._lock:
             if self._routines is None:
-                self._routines = RoutineGate(self.dialect, self.profile.preflight.allow_functions)
+                limits = self.profile.preflight
+                self._routines = RoutineGate(
+                    self.dialect, limits.allow_functions, max_constant_bytes=limits.max_constant_bytes
+                )
             return self._routines
 
     def thread_limiter(self) -> anyio.CapacityLimiter:

@@ -24,9 +24,8 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
 
 Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
 ``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
-are not in the parse tree: DuckDB's, which it folds in the service's own process, are measured against the
-same bound before the EXPLAIN (``dialects/duckdb.reach_problem``); the other engines' are not (a documented
-limitation).
+are not in the parse tree: their definitions are measured against the same bound where the catalog is read
+(PostgreSQL and MariaDB: the routine policy, ``preflight/routines.py``; DuckDB: ``dialects/duckdb.reach_problem``).
 """
 
 from __future__ import annotations

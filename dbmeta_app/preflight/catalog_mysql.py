@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlglot.errors import SqlglotError
 
+from dbmeta_app.preflight.budget import measure_sqlglot
 from dbmeta_app.preflight.guard import MySQLFamily
 from dbmeta_app.preflight.mysql_builtins import BUILTINS_QUOTED, BUILTINS_UNQUOTED
 from dbmeta_app.preflight.reach import mysql_calls, mysql_reach
@@ -70,7 +71,8 @@ def _view(schema: str, name: str, definition: str | None) -> MyView:
         log.warning("Could not parse the definition of view %s.%s; treating it as unreadable", schema, name)
         return MyView(schema, name, None)
     reach = mysql_reach(tree, tokens)
-    return MyView(schema, name, mysql_calls(tokens), reach.relations)
+    constant_bytes = measure_sqlglot(tree, "mysql").constant_bytes
+    return MyView(schema, name, mysql_calls(tokens), reach.relations, constant_bytes)
 
 
 def load_catalog(conn: Connection, fingerprint: str) -> MyCatalog:

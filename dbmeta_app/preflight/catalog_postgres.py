@@ -9,14 +9,18 @@ Requires PostgreSQL 12 or newer.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+import pglast
+import pglast.parser
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbmeta_app.db.session import caller_search_path
+from dbmeta_app.preflight.budget import measure_postgres
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -32,6 +36,8 @@ from dbmeta_app.preflight.routines import (
     PgRelation,
     PgRoutine,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FINGERPRINT_SQL", "load_catalog", "read_fingerprint", "read_live", "resolve_relations"]
 
@@ -276,6 +282,11 @@ WHERE w.ev_type = '1' AND w.oid >= 16384 AND d.refobjid <> w.ev_class
 )
 
 _INHERITS: Final = sa.text("SELECT inhparent, inhrelid FROM pg_catalog.pg_inherits")
+
+# The definitions of the views users made: the planner folds their constants into every query that reads them.
+_VIEW_DEFINITIONS: Final = sa.text(
+    "SELECT c.oid, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c WHERE c.relkind = 'v' AND c.oid >= 16384"
+)
 
 _RELATIONS: Final = sa.text(
     """
@@ -579,7 +590,8 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
-    oids = set(hits) | set(reads) | set(children)
+    constants = _view_constants(conn)
+    oids = set(hits) | set(reads) | set(children) | set(constants)
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
     for oid, schema, name, kind in _chunks(conn, sorted(oids)):
@@ -592,8 +604,24 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
                 hits=tuple(hits.get(oid, ())),
                 reads=tuple(dict.fromkeys(reads.get(oid, ()))),
                 children=tuple(children.get(oid, ())),
+                constant_bytes=constants.get(oid, 0),
             )
         )
+    return out
+
+
+def _view_constants(conn: Connection) -> dict[int, int]:
+    """Per user view, the bytes of constants its definition makes the planner build (only views with some)."""
+    out: dict[int, int] = {}
+    for oid, definition in conn.execute(_VIEW_DEFINITIONS):
+        try:
+            statement = pglast.parse_sql(str(definition))[0].stmt
+        except (pglast.parser.ParseError, RecursionError, IndexError):
+            log.warning("Could not parse the definition of view %s; its constants are not measured", oid)
+            continue
+        constant_bytes = measure_postgres(statement).constant_bytes if statement is not None else 0
+        if constant_bytes:
+            out[int(oid)] = constant_bytes
     return out
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dbmeta_app.db.session import use_own_search_path
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
+from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -57,6 +58,8 @@ class RoutineGate:
 
     dialect: str
     allow_functions: tuple[str, ...] = ()
+    #: The views a query reads may make the planner fold at most this many bytes of constants (budget.py).
+    max_constant_bytes: int = Budget().max_constant_bytes
     _pg: PgCatalog | None = None
     _my: MyCatalog | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,10 +99,10 @@ class RoutineGate:
         if self.dialect == "postgresql":
             live = catalog_postgres.read_live(conn, reach)
             pg = self._postgres_catalog(conn, live.fingerprint)
-            return judge_postgres(reach, pg, live, self.allow)
+            return judge_postgres(reach, pg, live, self.allow, max_constant_bytes=self.max_constant_bytes)
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
-        return judge_mysql(reach, my, my_live, self.allow)
+        return judge_mysql(reach, my, my_live, self.allow, max_constant_bytes=self.max_constant_bytes)
 
     def checker(self, reach: Reach | None) -> Callable[[Connection], str | None]:
         """Return the check of one query as a hook for run_explain."""
@@ -114,14 +117,18 @@ class RoutineGate:
             fingerprint = catalog_postgres.read_fingerprint(conn)
             pg = self._postgres_catalog(conn, fingerprint)
             for name, oid in zip(relations, catalog_postgres.resolve_relations(conn, relations), strict=True):
-                found = postgres_relation_problems(pg, [oid], self.allow)
+                found = postgres_relation_problems(
+                    pg, [oid], self.allow, max_constant_bytes=self.max_constant_bytes
+                )
                 if found:
                     problems[name] = "; ".join(found)
             return problems
         live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, live.fingerprint)
         for name in relations:
-            found = mysql_relation_problems(my, [name], live.database, self.allow)
+            found = mysql_relation_problems(
+                my, [name], live.database, self.allow, max_constant_bytes=self.max_constant_bytes
+            )
             if found:
                 problems[name] = "; ".join(found)
         return problems

@@ -199,6 +199,7 @@ class PgRelation:
     hits: tuple[PgHit, ...] = ()
     reads: tuple[int, ...] = ()  # a view: the relations its rule reads
     children: tuple[int, ...] = ()  # inheritance children and partitions
+    constant_bytes: int = 0  # a view: what its definition's constants make the planner build (budget.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,24 @@ class _Judge:
         )
 
 
+class _Constants:
+    """The constants the views a query expands make the planner build, summed against a bound (budget.py)."""
+
+    def __init__(self, bound: int | None) -> None:
+        self.bound = bound
+        self.total = 0
+
+    def add(self, judge: _Judge, here: str, constant_bytes: int) -> None:
+        if self.bound is None or not constant_bytes or self.total > self.bound:
+            return
+        self.total += constant_bytes
+        if self.total > self.bound:
+            judge.add(
+                f"{here}its definition's constants (with the other views read) would make the planner build "
+                f"{self.total:,} bytes, over preflight.max_constant_bytes ({self.bound:,})"
+            )
+
+
 def _pg_routine_ok(catalog: PgCatalog, allow: AllowList, oid: int) -> bool:
     routine = catalog.routines.get(oid)
     return routine is None or (not routine.denied and allow.permits(routine.schema, routine.name))
@@ -306,8 +325,11 @@ def _pg_visible(path: Sequence[str]) -> tuple[str, ...]:
     return tuple(schema for schema in path if not schema.startswith("pg_temp"))
 
 
-def judge_postgres(reach: Reach, catalog: PgCatalog, live: PgLive, allow: AllowList) -> str | None:
-    """Return why a query reaches an untrusted routine (naming it and the path to it), or None."""
+def judge_postgres(
+    reach: Reach, catalog: PgCatalog, live: PgLive, allow: AllowList, *, max_constant_bytes: int | None = None
+) -> str | None:
+    """Return why a query reaches an untrusted routine (naming it and the path to it), or the views it reads
+    fold more than ``max_constant_bytes`` of constants; None when neither."""
     judge = _Judge()
     visible = _pg_visible(live.search_path)
     universe = set(live.universe)
@@ -322,7 +344,9 @@ def judge_postgres(reach: Reach, catalog: PgCatalog, live: PgLive, allow: AllowL
         """A user type that no value in the query can have."""
         return type_oid in catalog.user_types and type_oid not in universe
 
-    for relation_problem in postgres_relation_problems(catalog, live.relations, allow):
+    for relation_problem in postgres_relation_problems(
+        catalog, live.relations, allow, max_constant_bytes=max_constant_bytes
+    ):
         judge.add(relation_problem)
     for name in reach.functions:
         for routine in _pg_candidates(catalog, name, visible):
@@ -411,10 +435,16 @@ _PG_KINDS: Final = {
 
 
 def postgres_relation_problems(
-    catalog: PgCatalog, relations: Iterable[int | None], allow: AllowList
+    catalog: PgCatalog,
+    relations: Iterable[int | None],
+    allow: AllowList,
+    *,
+    max_constant_bytes: int | None = None,
 ) -> list[str]:
-    """Return why reading these relations reaches untrusted routines (at most MAX_PROBLEMS), or []."""
+    """Return why reading these relations reaches untrusted routines (at most MAX_PROBLEMS), or [];
+    or why the views they expand fold more than ``max_constant_bytes`` of constants together."""
     judge = _Judge()
+    constants = _Constants(max_constant_bytes)
     queue: deque[tuple[int, str]] = deque((oid, "") for oid in relations if oid is not None)
     seen: set[int] = set()
     while queue and not judge.full:
@@ -426,6 +456,7 @@ def postgres_relation_problems(
         if relation is None:
             continue  # nothing evaluated at plan time, and nothing to expand
         here = f"{path}{_PG_KINDS.get(relation.kind, 'relation')} {relation.schema}.{relation.name} → "
+        constants.add(judge, here, relation.constant_bytes)
         for hit in relation.hits:
             problem = _pg_hit_problem(catalog, hit, allow)
             if problem is not None:
@@ -448,6 +479,7 @@ class MyView:
     name: str
     functions: tuple[Name, ...] | None
     relations: tuple[Name, ...] = ()
+    constant_bytes: int = 0  # what its definition's constants make the optimiser build (budget.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,23 +545,35 @@ def _my_function_problem(
     )
 
 
-def judge_mysql(reach: Reach, catalog: MyCatalog, live: MyLive, allow: AllowList) -> str | None:
-    """Return why a query reaches a stored function or UDF (naming it and the path to it), or None."""
+def judge_mysql(
+    reach: Reach, catalog: MyCatalog, live: MyLive, allow: AllowList, *, max_constant_bytes: int | None = None
+) -> str | None:
+    """Return why a query reaches a stored function or UDF (naming it and the path to it), or the views it
+    reads fold more than ``max_constant_bytes`` of constants; None when neither."""
     judge = _Judge()
     for name in reach.functions:
         problem = _my_function_problem(catalog, name, live.database, allow)
         if problem is not None:
             judge.add(problem)
-    for problem in mysql_relation_problems(catalog, reach.relations, live.database, allow):
+    for problem in mysql_relation_problems(
+        catalog, reach.relations, live.database, allow, max_constant_bytes=max_constant_bytes
+    ):
         judge.add(problem)
     return judge.verdict()
 
 
 def mysql_relation_problems(
-    catalog: MyCatalog, relations: Iterable[Name], database: str | None, allow: AllowList
+    catalog: MyCatalog,
+    relations: Iterable[Name],
+    database: str | None,
+    allow: AllowList,
+    *,
+    max_constant_bytes: int | None = None,
 ) -> list[str]:
-    """Return why reading these relations reaches stored functions or UDFs (through views), or []."""
+    """Return why reading these relations reaches stored functions or UDFs (through views), or []; or why the
+    views they expand fold more than ``max_constant_bytes`` of constants together."""
     judge = _Judge()
+    constants = _Constants(max_constant_bytes)
     queue: deque[tuple[Name, str | None, str]] = deque((name, database, "") for name in relations)
     seen: set[tuple[str, str]] = set()
     while queue and not judge.full:
@@ -545,6 +589,7 @@ def mysql_relation_problems(
         if view is None:
             continue  # a base table: MySQL evaluates no stored routine to plan reading one
         here = f"{path}view {view.schema}.{view.name} → "
+        constants.add(judge, here, view.constant_bytes)
         if view.functions is None:
             judge.add(
                 f"{here}its definition is hidden from the service's database user, so what it calls "

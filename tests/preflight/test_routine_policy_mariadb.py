@@ -89,6 +89,8 @@ def world(mysql_url: str) -> Iterator[World]:
                 "CREATE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t",
                 # Built-ins the guard refuses in a query, written into a view (planning evaluates them).
                 "CREATE VIEW v_lock AS SELECT GET_LOCK('dbm_rp_lock', 0) AS g, SLEEP(2) AS s",
+                # constants the optimiser folds: 20 MB, over the 16 MB default
+                "CREATE VIEW v_big AS SELECT REPEAT('x', 20000000) AS s",
                 "ANALYZE TABLE t",
                 # The same through a package routine (MariaDB's Oracle mode): called as db.package.function,
                 # it is no stored function of the catalog's.
@@ -184,6 +186,11 @@ ATTACKS = [
         "view_calling_denied_builtins",
         "SELECT * FROM t WHERE id = (SELECT g + s FROM v_lock)",
         "view {db}.v_lock → it calls get_lock()",
+    ),
+    (
+        "view_folding_a_huge_constant",
+        "SELECT * FROM t WHERE note = (SELECT s FROM v_big)",
+        "view {db}.v_big → its definition's constants",
     ),
 ]
 

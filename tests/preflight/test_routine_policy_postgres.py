@@ -156,6 +156,9 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         " WHERE x = pg_catalog.table_to_xml(('fx.v_rep' || 'ort')::regclass, true, true, '')::text",
         "CREATE VIEW fx.v_xml_outer AS SELECT * FROM fx.v_xml",
         "CREATE VIEW fx.v_xid AS SELECT id FROM fx.t WHERE id::text::xid8 = pg_current_xact_id()",
+        # constants the planner folds into every query that reads the view: 20 MB, over the 16 MB default
+        "CREATE VIEW fx.v_big AS SELECT repeat('x', 20000000) AS s",
+        "CREATE VIEW fx.v_big_outer AS SELECT length(s) AS n FROM fx.v_big",
         "CREATE MATERIALIZED VIEW fx.mv AS SELECT id FROM fx.t WITH NO DATA",
         "CREATE OPERATOR fx.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ops.audit_eq)",
         "CREATE CAST (text AS fx.tag) WITH FUNCTION ops.audit_cast(text)",
@@ -320,6 +323,16 @@ ATTACKS: list[tuple[str, str, str]] = [
     ("leaves_a_lock_held", "SELECT ops.hold_lock('x')", "ops.hold_lock(text)"),
     ("user_defined_aggregate", "SELECT total(id) FROM fx.t", "function fx.total(integer) (user-defined"),
     ("user_defined_aggregate_as_a_window", "SELECT fx.total(id) OVER () FROM fx.t", "fx.total(integer)"),
+    (
+        "view_folding_a_huge_constant",
+        "SELECT length(s) FROM fx.v_big",
+        "view fx.v_big → its definition's constants",
+    ),
+    (
+        "nested_view_folding_a_huge_constant",
+        "SELECT * FROM fx.v_big_outer",
+        "view fx.v_big_outer → view fx.v_big → its definition's constants",
+    ),
 ]
 # Each of these has an effect at plan time when nothing stops it (the canary proves it).
 CANARIES = [
