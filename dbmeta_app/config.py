@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.redis_url import RedisUrlError, parse_redis_url
@@ -47,7 +49,23 @@ def normalize_database_url(url: str) -> str:
         "mysql": "mysql+pymysql",
         "mariadb": "mariadb+pymysql",
     }.get(scheme.lower(), scheme)
-    return f"{mapped}://{rest}"
+    normalized = f"{mapped}://{rest}"
+    try:
+        make_url(normalized)
+    except (ValueError, ArgumentError) as exc:  # ValueError: a port that is not a number
+        reason = "its port is not a number" if isinstance(exc, ValueError) else "it cannot be parsed"
+        raise ValueError(
+            f"is not a database URL: {reason} (dialect://user@host:port/database)"
+        ) from None
+    return normalized
+
+
+def mysql_database(url: str) -> str | None:
+    """The database a MySQL/MariaDB URL names (None for other dialects or when it names none)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("mysql", "mariadb"):
+        return None
+    return parsed.database or None
 
 
 # One part of a routine name: a plain name, or a double-quoted one ("" is a quote inside it).
@@ -135,6 +153,15 @@ class Profile(BaseModel):
     @classmethod
     def _url(cls, value: SecretStr) -> SecretStr:
         return SecretStr(normalize_database_url(value.get_secret_value()))
+
+    @model_validator(mode="after")
+    def _own_database(self) -> Profile:
+        # A MySQL/MariaDB server holds many databases, and its login may read several: the profile describes
+        # the one its URL names unless include_schemas says otherwise (PostgreSQL's URL names the only one).
+        database = mysql_database(self.database_url.get_secret_value())
+        if database and not self.include_schemas:
+            object.__setattr__(self, "include_schemas", (database,))
+        return self
 
     @property
     def dialect(self) -> str:
