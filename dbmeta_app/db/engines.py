@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbmeta_app.config import Profile, sample_file
-from dbmeta_app.db.session import own_search_path_on_connect
+from dbmeta_app.db.session import bound_silence, own_search_path_on_connect
 from dbmeta_app.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bo
     if engine.dialect.name == "postgresql":
         # First of the connect hooks, before SQLAlchemy's own first queries (its current_schema() included).
         sa.event.listen(engine, "connect", own_search_path_on_connect, insert=True)
+    bound_silence(engine)  # a server that stops answering cuts the connection, never hangs a worker
     return engine
 
 

@@ -20,6 +20,12 @@ goes back to the pool. A connection that cannot be reset is discarded, never len
   :func:`clickhouse_limits`), so nothing outlives the statement.
 - DuckDB: the engine opens the file read-only without external access; the statement runs in SQLAlchemy's
   transaction, rolled back, with an ``interrupt()`` watchdog.
+
+The server enforces those timeouts; a server that stops answering altogether (hung, frozen, a stalled network
+path) enforces nothing, and the driver would wait on its socket for ever. So every statement on a
+PostgreSQL or MySQL connection, the service's own catalog reads included, runs under a silence watchdog
+(:func:`bound_silence`): when no answer came within its limit, the connection's socket is shut down, the
+driver raises, and the connection is discarded.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -189,22 +197,33 @@ def read_only_session(
     timeout_ms = max(1, int(timeout_ms))
     with engine.connect() as conn:
         conn.execution_options(no_parameters=True)
-        if backend == "postgresql":
-            opened = _postgres(conn, timeout_ms)
-        elif backend in ("mysql", "mariadb"):
-            mariadb = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
-            per_statement = mariadb if mysql_timeout is None else mysql_timeout == "statement"
-            opened = _mysql(engine, conn, timeout_ms, mariadb=per_statement)
-        elif backend == "sqlite":
-            opened = _sqlite(conn, timeout_ms)
-        elif dialect_family(backend) == "clickhouse":
-            opened = _clickhouse(conn, timeout_ms)
-        elif backend == "duckdb":
-            opened = _duckdb(conn, timeout_ms)
-        else:
-            opened = _generic(conn, timeout_ms)
-        with opened as session:
-            yield session
+        # Each statement's own limit is enforced by the server; one the server leaves unanswered is cut here.
+        conn.info[SILENCE_KEY] = 2 * timeout_ms / 1000 + 2
+        try:
+            with _opened(engine, conn, backend, timeout_ms, mysql_timeout) as session:
+                yield session
+        finally:
+            if not conn.invalidated:  # an invalidated connection's info goes with it
+                conn.info.pop(SILENCE_KEY, None)
+
+
+def _opened(
+    engine: sqlalchemy.Engine, conn: Connection, backend: str, timeout_ms: int, mysql_timeout: str | None
+) -> contextlib.AbstractContextManager[ReadOnlySession]:
+    """The dialect's read-only session on ``conn``."""
+    if backend == "postgresql":
+        return _postgres(conn, timeout_ms)
+    if backend in ("mysql", "mariadb"):
+        mariadb = bool(getattr(engine.dialect, "is_mariadb", False)) or backend == "mariadb"
+        per_statement = mariadb if mysql_timeout is None else mysql_timeout == "statement"
+        return _mysql(engine, conn, timeout_ms, mariadb=per_statement)
+    if backend == "sqlite":
+        return _sqlite(conn, timeout_ms)
+    if dialect_family(backend) == "clickhouse":
+        return _clickhouse(conn, timeout_ms)
+    if backend == "duckdb":
+        return _duckdb(conn, timeout_ms)
+    return _generic(conn, timeout_ms)
 
 
 @contextlib.contextmanager
@@ -491,3 +510,64 @@ def _reset_mysql(dbapi_connection: Any) -> None:
     autocommit = getattr(dbapi_connection, "autocommit_mode", None)
     if isinstance(autocommit, bool):
         dbapi_connection.autocommit(autocommit)
+
+
+# --- a server that stops answering -----------------------------------------------------------------
+
+#: How long any statement may go unanswered (catalog reads of a large warehouse included) before its
+#: connection is cut; a read-only session sets a tighter limit from its own timeout (``SILENCE_KEY``).
+SILENCE_SECONDS: Final = 60.0
+SILENCE_KEY: Final = "dbmeta_silence_seconds"
+PING_SILENCE_SECONDS: Final = 2.0  # the pool's pre-ping on checkout: a live server answers in milliseconds
+_WATCH_KEY: Final = "dbmeta_silence_watch"
+
+
+def bound_silence(engine: sqlalchemy.Engine) -> None:
+    """Cut a PostgreSQL/MySQL connection whose server does not answer a statement within its limit."""
+    if engine.dialect.name not in ("postgresql", "mysql", "mariadb"):
+        return  # in process (SQLite, DuckDB, chDB: interrupt watchdogs), or HTTP clients with their own timeouts
+    sqlalchemy.event.listen(engine, "before_cursor_execute", _arm_silence)
+    sqlalchemy.event.listen(engine, "after_cursor_execute", _disarm_silence)
+    sqlalchemy.event.listen(engine, "handle_error", _disarm_silence_on_error)
+    # The pool's pre-ping (on every checkout) talks to the server without those events.
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        with _Watchdog(PING_SILENCE_SECONDS, lambda: _cut(dbapi_connection)):
+            return ping(dbapi_connection)
+
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+
+
+def _arm_silence(conn: Connection, *_: Any) -> None:
+    seconds = float(conn.info.get(SILENCE_KEY, SILENCE_SECONDS))
+    raw = conn.connection.dbapi_connection
+    watchdog = _Watchdog(seconds, lambda: _cut(raw))
+    conn.info[_WATCH_KEY] = watchdog
+    watchdog.__enter__()
+
+
+def _disarm_silence(conn: Connection, *_: Any) -> None:
+    watchdog = conn.info.pop(_WATCH_KEY, None)
+    if watchdog is not None:
+        watchdog.__exit__(None, None, None)
+
+
+def _disarm_silence_on_error(context: Any) -> None:
+    conn = getattr(context, "connection", None)
+    if conn is not None:
+        _disarm_silence(conn)
+
+
+def _cut(raw: Any) -> None:
+    """Shut down a DBAPI connection's socket: the driver's blocked read returns, and it raises."""
+    pgconn = getattr(raw, "pgconn", None)  # psycopg 3
+    fd = getattr(pgconn, "socket", None) if pgconn is not None else None
+    sock = getattr(raw, "_sock", None)  # PyMySQL
+    if isinstance(sock, socket.socket):
+        fd = sock.fileno()
+    if not isinstance(fd, int) or fd < 0:
+        return
+    logger.warning("the database did not answer a statement in time: cutting its connection")
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as cut:
+        cut.shutdown(socket.SHUT_RDWR)
