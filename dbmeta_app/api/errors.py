@@ -25,14 +25,18 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def public_detail(exc: DbmetaError) -> str:
+    """What an answer says of an error: a dependency's failure (5xx) never names its login, host or address."""
+    return scrub(exc.detail) if exc.status_code >= 500 else exc.detail
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every expected failure into a clear JSON answer."""
 
     @app.exception_handler(DbmetaError)
     async def dbmeta_error(_: Request, exc: DbmetaError) -> JSONResponse:
-        detail = exc.detail
+        detail = public_detail(exc)
         if exc.status_code >= 500:
-            detail = scrub(detail)  # a dependency's failure: never its login, host or address
             log.warning("%s: %s", exc.code, detail)
         return JSONResponse(
             {"error": exc.code, "detail": detail}, status_code=exc.status_code, headers=exc.headers

@@ -14,6 +14,10 @@ rendering an LLM reads directly (no JSON repeated). Resources ``dbmeta://{profil
 ``dbmeta://{profile}/tables/{name}`` and the prompt ``write_sql`` serve the same context. Expected failures (unknown profile, database down, invalid arguments) are tool results with
 ``isError: true`` and a message naming the problem (the JSON ``{"error", "detail"}`` as the text; not as
 ``structuredContent``, which clients check against the tool's ``outputSchema``), never protocol errors or crashes.
+Arguments the input schema refuses are answered like the HTTP API's 422, ``{"error": "invalid_request",
+"detail": [{"loc", "msg", "type"}, ...]}`` (``loc``: the argument's path; the value sent is never repeated), by
+:class:`DbmetaMCPServer` for every tool, and counted and timed like any other call. A resource or the prompt
+failing for a domain reason is a JSON-RPC error whose message is ``"<error>: <detail>"``.
 
 Transport choices:
 
@@ -22,6 +26,9 @@ Transport choices:
 - ``/mcp`` and ``/mcp/`` are both exact routes (no 307 slash redirect a client might refuse to follow).
 - Host/Origin (DNS-rebinding) checks: on, with loopback names unless ``MCP_ALLOWED_HOSTS`` /
   ``MCP_ALLOWED_ORIGINS`` say otherwise (``api/security.py``); a refused request is a JSON 403.
+- Errors of the transport itself (parse error, not acceptable, …) are JSON-RPC errors with the SDK's code and
+  the service's ``error``/``detail``/``request_id`` as ``error.data`` (``api/middleware.py``); a request whose
+  ``id`` is neither a string nor an integer is one too (-32600), where the SDK would take it for a notification.
 - The session manager lives in the app's lifespan (:meth:`McpHttpEndpoint.run`); a new one is made for
   each lifespan, as the SDK's can only be run once.
 """
@@ -30,23 +37,40 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 import orjson
+import pydantic_core
 from fastapi import FastAPI
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    ToolError,
+    UnexpectedToolError,
+)
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import Field, ValidationError
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from dbmeta_app import __version__
+from dbmeta_app.api.errors import public_detail
 from dbmeta_app.api.models import (
     ItemType,
     PreflightResponse,
@@ -148,14 +172,25 @@ def _result(text: str, structured: dict[str, Any]) -> CallToolResult:
 
 
 def _error(tool: str, exc: DbmetaError) -> CallToolResult:
+    detail = public_detail(exc)
     if exc.status_code >= 500:
-        log.warning("MCP tool %s: %s: %s", tool, exc.code, exc.detail)
+        log.warning("MCP tool %s: %s: %s", tool, exc.code, detail)
     else:
-        log.info("MCP tool %s refused: %s: %s", tool, exc.code, exc.detail)
-    return _error_result(exc.code, exc.detail)
+        log.info("MCP tool %s refused: %s: %s", tool, exc.code, detail)
+    return _error_result(exc.code, detail)
 
 
-def _error_result(code: str, detail: str) -> CallToolResult:
+def _invalid_arguments(tool: str, exc: ValidationError) -> CallToolResult:
+    """The arguments the tool's input schema refuses, as the HTTP API's 422 says it (never the values sent)."""
+    problems = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    log.info("MCP tool %s refused: invalid_request: %s", tool, [p["loc"] for p in problems])
+    return _error_result("invalid_request", problems)
+
+
+def _error_result(code: str, detail: str | list[dict[str, Any]]) -> CallToolResult:
     # The error's JSON is the text, not structuredContent: clients check structuredContent against the
     # tool's outputSchema (the answer's), and an error does not match it (the Inspector then hides it).
     return CallToolResult(
@@ -179,9 +214,44 @@ async def _guard(tool: str, call: Callable[[], Awaitable[CallToolResult]]) -> Ca
     except Exception:
         log.exception("MCP tool %s failed unexpectedly", tool)
         result = _error_result("internal_error", f"unexpected server error (request id {request_id.get()})")
+    return _counted(tool, started, result)
+
+
+def _counted(tool: str, started: float, result: CallToolResult) -> CallToolResult:
     MCP_TOOL_CALLS.labels(tool, "error" if result.is_error else "ok").inc()
     MCP_TOOL_SECONDS.labels(tool).observe(time.perf_counter() - started)
     return result
+
+
+class DbmetaMCPServer(MCPServer[Any]):
+    """The SDK's server, with the tools' argument errors answered and counted like their other errors.
+
+    The SDK validates a call's arguments against the tool's parameter model before the tool body (and
+    :func:`_guard`) runs, and answers a refusal with pydantic's text. Here, for every tool, that refusal
+    becomes the service's ``invalid_request`` JSON; the input schemas (tools/list) are the SDK's, unchanged.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        started = time.perf_counter()
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            # Only argument validation raises a ToolError caused by a ValidationError (the tool bodies
+            # answer their own errors through _guard); an unknown tool is the SDK's to answer.
+            if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
+                raise
+            return _counted(name, started, _invalid_arguments(name, exc.__cause__))
+
+
+def _prompt_error(exc: DbmetaError) -> MCPError:
+    """A domain error rendering a prompt: a JSON-RPC error naming it, as resources and tools name it."""
+    detail = public_detail(exc)
+    if exc.status_code >= 500:
+        log.warning("MCP prompt: %s: %s", exc.code, detail)
+    code = INVALID_PARAMS if exc.status_code < 500 else INTERNAL_ERROR
+    return MCPError(code, f"{exc.code}: {detail}", {"error": exc.code, "detail": detail})
 
 
 async def _read_resource(read: Callable[[], Awaitable[str]]) -> str:
@@ -190,7 +260,7 @@ async def _read_resource(read: Callable[[], Awaitable[str]]) -> str:
         return await read()
     except DbmetaError as exc:
         error = ResourceNotFoundError if exc.status_code == 404 else ResourceError
-        raise error(f"{exc.code}: {exc.detail}") from None
+        raise error(f"{exc.code}: {public_detail(exc)}") from None
 
 
 def _shown(value: Any) -> str:
@@ -287,7 +357,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
     # once, by the app (configure_logging), so whatever the constructor adds to the root logger is undone.
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    server: MCPServer = MCPServer(
+    server = DbmetaMCPServer(
         "dbmeta",
         title="dbmeta",
         version=__version__,
@@ -449,8 +519,12 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
     )
     async def write_sql(user_request: str, profile: str | None = None) -> str:
         runtime = get_runtime()
-        rt = runtime.profile(profile)
-        answer = await get_prompt_items(runtime, rt, user_request, list(ITEM_TYPES), 10, 3)
+        try:
+            rt = runtime.profile(profile)
+            answer = await get_prompt_items(runtime, rt, user_request, list(ITEM_TYPES), 10, 3)
+        except DbmetaError as exc:
+            # The SDK hides any other exception behind "Error rendering prompt"; an MCPError goes through.
+            raise _prompt_error(exc) from None
         context = "\n\n".join(
             f"## {item['type']}\n{item['text'] or '(none)'}" for item in answer["prompt_items"]
         )
@@ -519,7 +593,63 @@ class McpHttpEndpoint:
             )
             await response(scope, receive, send)
             return
+        if scope.get("method") == "POST":
+            messages, body = await _read_body(receive, self.max_body_bytes)
+            if body is not None and _has_invalid_id(body):
+                # The SDK takes a message whose id is neither a string nor an integer (1.5, 1e400, null) for
+                # a notification: 202 and no answer ever, so the client would wait. It is an invalid request.
+                response = JSONResponse(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {
+                            "code": INVALID_REQUEST,
+                            "message": "Invalid Request: the id of a request must be a string or an integer",
+                        },
+                    },
+                    status_code=400,
+                )
+                await response(scope, receive, send)
+                return
+            receive = _replay(messages, receive)
         await manager.handle_request(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """Read a request's body (kept to be replayed); None as the body when it is over limit or cut short."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None  # the transport answers it (413), reading the rest
+        if not message.get("more_body", False):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = deque(messages)
+
+    async def replay() -> Message:
+        return pending.popleft() if pending else await receive()
+
+    return replay
+
+
+def _has_invalid_id(body: bytes) -> bool:
+    """A request (it names a method) with an ``id`` member that is not a string or an integer."""
+    try:
+        message = pydantic_core.from_json(body)  # as the transport parses it (1e400 is inf, not an error)
+    except ValueError:
+        return False
+    if not isinstance(message, dict) or "method" not in message or "id" not in message:
+        return False
+    ident = message["id"]
+    return isinstance(ident, bool) or not isinstance(ident, str | int)
 
 
 def mount_mcp(app: FastAPI, *, max_body_bytes: int) -> McpHttpEndpoint:

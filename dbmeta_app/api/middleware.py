@@ -8,8 +8,10 @@ For every HTTP request it
 - refuses a body whose ``Content-Length`` is over ``MAX_BODY_BYTES`` at once, with the JSON 413 (a body sent
   in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error);
 - gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
-  already shaped so (Starlette's plain-text errors, the MCP transport's JSON-RPC errors, a library's
-  ``{"detail": …}``) is rewritten, keeping its status, its headers and the other fields of a JSON object;
+  already shaped so (Starlette's plain-text errors, a library's ``{"detail": …}``) is rewritten, keeping its
+  status, its headers and the other fields of a JSON object. A JSON-RPC error (the MCP transport's) stays a
+  valid JSON-RPC error, ``{"jsonrpc", "id", "error": {"code", "message", "data"}}``, with the same fields
+  (``error``, ``detail``, and ``request_id``) under ``error.data``;
 - turns anything that escapes the app (any exception class, raised in a route, a dependency, a middleware or
   a worker thread) into a JSON 500 when no answer was started, logs it once with the request id, and does not
   re-raise it once the answer is complete, so the server keeps the connection instead of resetting it.
@@ -92,12 +94,21 @@ def _is_cancellation(exc: BaseException) -> bool:
     return False
 
 
-def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def reshape_error(status: int, content_type: str, body: bytes, rid: str | None = None) -> bytes | None:
     """Return the one-shape body for an error answer, or None when it already has that shape.
 
-    A JSON object keeps what it says (``/readyz``'s checks, a JSON-RPC error's id) and gets a string ``error``
-    code and a ``detail``: from its own ``detail``, a JSON-RPC error's message, or the status's phrase.
-    Any other body becomes the ``detail``.
+    A JSON object keeps what it says (``/readyz``'s checks) and gets a string ``error`` code and a ``detail``:
+    from its own ``detail``, or the status's phrase. Any other body becomes the ``detail``.
+    A JSON-RPC error (the MCP transport's) stays one, for JSON-RPC clients: its ``error`` object keeps its
+    ``code`` and ``message`` and gets the same fields as ``data``: ``error``, ``detail`` (the message) and
+    ``request_id`` (``rid``, else the request id of the context).
     """
     data: Any = None
     if "json" in content_type:
@@ -107,22 +118,28 @@ def reshape_error(status: int, content_type: str, body: bytes) -> bytes | None:
             data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str) and "detail" in data:
         return None
+    if isinstance(data, dict) and "jsonrpc" in data and isinstance(data.get("error"), dict):
+        return _json_rpc_error(status, data, request_id.get() if rid is None else rid)
     shaped: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
-    detail: Any = None
-    if isinstance(data, dict):
-        if isinstance(data.get("error"), dict):  # a JSON-RPC error (the MCP transport)
-            detail = data["error"].get("message")
-        elif "detail" in data:
-            detail = data["detail"]
-    else:
-        detail = body.decode("utf-8", "replace").strip()[:1000]
-    if not detail:
-        try:
-            detail = HTTPStatus(status).phrase
-        except ValueError:
-            detail = "error"
-    shaped.update(error=error_code(status), detail=detail)
+    detail: Any = (
+        data.get("detail") if isinstance(data, dict) else body.decode("utf-8", "replace").strip()[:1000]
+    )
+    shaped.update(error=error_code(status), detail=detail or _phrase(status))
     return orjson.dumps(shaped)
+
+
+def _json_rpc_error(status: int, data: dict[str, Any], rid: str) -> bytes | None:
+    error = dict(data["error"])
+    if not isinstance(error.get("code"), int) or isinstance(error.get("code"), bool):
+        error["code"] = -32600 if status < 500 else -32603  # Invalid Request / Internal error
+    if not isinstance(error.get("message"), str) or not error["message"]:
+        error["message"] = _phrase(status)
+    fields = {"error": error_code(status), "detail": error["message"], "request_id": rid}
+    extra = error.get("data")
+    if extra is not None and not isinstance(extra, dict):
+        return None  # the sender's own data, which is not ours to replace: passed on as it is
+    error["data"] = {**(extra or {}), **fields}
+    return orjson.dumps({**data, "error": error})
 
 
 def route_label(scope: Scope) -> str:
@@ -256,7 +273,7 @@ class _Answer:
         body = b"".join(self._body)
         headers = list(held["headers"])
         content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
-        shaped = reshape_error(held["status"], content_type.lower(), body)
+        shaped = reshape_error(held["status"], content_type.lower(), body, self._rid.decode("latin-1"))
         if shaped is not None:
             body = shaped
             headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]

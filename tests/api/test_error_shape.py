@@ -115,6 +115,11 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
     assert r.headers["content-type"].startswith("application/json"), r.headers["content-type"]
     assert r.headers.get("x-request-id"), dict(r.headers)
     body = r.json()
+    if "jsonrpc" in body:
+        # the MCP transport's own errors stay JSON-RPC 2.0: the service's fields are the error's data
+        assert set(body) == {"jsonrpc", "id", "error"} and isinstance(body["error"]["code"], int), body
+        assert body["error"]["data"]["request_id"] == r.headers["x-request-id"], body
+        body = body["error"]["data"]
     assert {"error", "detail"} <= set(body) and isinstance(body["error"], str) and body["detail"], body
     if code is not None:
         assert body["error"] == code, body
@@ -261,17 +266,6 @@ def test_a_caller_request_id_is_echoed_on_errors(client: httpx.Client) -> None:
             b"Content Too Large",
             {"error": "payload_too_large", "detail": "Content Too Large"},
         ),
-        (
-            415,
-            "application/json",
-            b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Unsupported Media Type"}}',
-            {
-                "jsonrpc": "2.0",
-                "id": None,
-                "error": "unsupported_media_type",
-                "detail": "Unsupported Media Type",
-            },
-        ),
         (404, "application/json", b'{"detail":"Not Found"}', {"error": "not_found", "detail": "Not Found"}),
         (502, "text/html", b"", {"error": "bad_gateway", "detail": "Bad Gateway"}),
         (418, "application/json", b"[1, 2]", {"error": "http_error", "detail": "[1, 2]"}),
@@ -293,6 +287,24 @@ def test_error_bodies_of_any_other_shape_are_reshaped_keeping_what_they_say(
 ) -> None:
     shaped = reshape_error(status, content_type, body)
     assert shaped is not None and orjson.loads(shaped) == expected
+
+
+def test_a_json_rpc_error_stays_one_with_the_services_fields_as_its_data() -> None:
+    body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Unsupported Media Type"}}'
+    shaped = reshape_error(415, "application/json", body, "r-1")
+    assert shaped is not None and orjson.loads(shaped) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": -32600,
+            "message": "Unsupported Media Type",
+            "data": {
+                "error": "unsupported_media_type",
+                "detail": "Unsupported Media Type",
+                "request_id": "r-1",
+            },
+        },
+    }
 
 
 def test_an_error_body_of_the_one_shape_is_passed_on_unchanged() -> None:

@@ -21,6 +21,7 @@ import uvicorn
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 
 from dbmeta_app.config import Settings, load_settings
@@ -280,26 +281,115 @@ async def test_tool_calls_are_counted_by_tool_and_outcome(base_url: str) -> None
     assert 'dbmeta_mcp_tool_duration_seconds_count{tool="list_schemas"}' in text
 
 
+#: Arguments the tools' input schemas refuse, with where (``loc``) and why (``type``) the refusal says.
+INVALID_ARGUMENTS: list[tuple[str, dict[str, Any], list[str | int], str]] = [
+    ("search_tables", {"query": "tickets", "top_k": 0}, ["top_k"], "greater_than_equal"),
+    ("search_tables", {"query": "tickets", "top_k": 201}, ["top_k"], "less_than_equal"),
+    ("search_tables", {"query": "x" * 20_001}, ["query"], "string_too_long"),
+    ("search_tables", {"query": ""}, ["query"], "string_too_short"),
+    ("prompt_items", {"user_request": "x" * 20_001}, ["user_request"], "string_too_long"),
+    ("prompt_items", {"items": ["db_struct", "bogus"]}, ["items", 1], "literal_error"),
+    ("prompt_items", {"max_tokens": -1}, ["max_tokens"], "greater_than_equal"),
+    ("get_table_details", {"tables": [f"t{i}" for i in range(2_001)]}, ["tables"], "too_long"),
+    ("get_table_details", {}, ["tables"], "missing"),
+    ("preflight_query", {}, ["sql"], "missing"),
+    ("preflight_query", {"sql": 5}, ["sql"], "string_type"),
+    ("list_tables", {"detail_level": "bogus"}, ["detail_level"], "literal_error"),
+]
+
+
+def _invalid_request(text: str, loc: list[str | int], kind: str) -> None:
+    """The HTTP API's 422 body: ``invalid_request`` and one problem a field, never the value sent."""
+    body = json.loads(text)
+    assert body["error"] == "invalid_request" and set(body) == {"error", "detail"}, body
+    assert [(p["loc"], p["type"]) for p in body["detail"]] == [(loc, kind)], body
+    assert all(set(p) == {"loc", "msg", "type"} and p["msg"] for p in body["detail"]), body
+    assert "input_value" not in text and "pydantic.dev" not in text and "xxxx" not in text
+
+
+async def _tool_calls(base_url: str, tool: str, outcome: str) -> float:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    line = f'dbmeta_mcp_tool_calls_total{{outcome="{outcome}",tool="{tool}"}} '
+    return next((float(s.removeprefix(line)) for s in text.splitlines() if s.startswith(line)), 0.0)
+
+
 @pytest.mark.parametrize(
-    ("tool", "args", "field"),
-    [
-        ("search_tables", {"query": "tickets", "top_k": 0}, "top_k"),
-        ("search_tables", {"query": "tickets", "top_k": 201}, "top_k"),
-        ("search_tables", {"query": "x" * 20_001}, "query"),
-        ("search_tables", {"query": ""}, "query"),
-        ("prompt_items", {"user_request": "x" * 20_001}, "user_request"),
-        ("prompt_items", {"items": ["db_struct", "bogus"]}, "items"),
-        ("get_table_details", {"tables": [f"t{i}" for i in range(2_001)]}, "tables"),
-        ("get_table_details", {}, "tables"),
-    ],
+    ("tool", "args", "loc", "kind"), INVALID_ARGUMENTS, ids=[f"{c[0]}-{c[3]}" for c in INVALID_ARGUMENTS]
 )
-async def test_invalid_arguments_are_tool_errors_naming_the_field(
-    base_url: str, tool: str, args: dict[str, Any], field: str
+async def test_invalid_arguments_are_tool_errors_in_the_services_json_and_counted(
+    base_url: str, tool: str, args: dict[str, Any], loc: list[str | int], kind: str
 ) -> None:
+    before = await _tool_calls(base_url, tool, "error")
     async with mcp_session(base_url) as session:
         result = await session.call_tool(tool, args)
-        assert result.is_error
-        assert f"Error executing tool {tool}" in _text(result) and field in _text(result)
+    assert result.is_error and result.structured_content is None
+    _invalid_request(_text(result), loc, kind)
+    assert await _tool_calls(base_url, tool, "error") == before + 1
+
+
+async def test_the_input_schemas_still_state_the_constraints_the_tools_enforce(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+    for tool, args, loc, _ in INVALID_ARGUMENTS:
+        schema = tools[tool].input_schema
+        assert schema["type"] == "object" and str(loc[0]) in schema["properties"], (tool, schema)
+        assert set(args) <= set(schema["properties"]), (tool, args)
+    search = tools["search_tables"].input_schema
+    assert search["properties"]["query"] == {
+        "description": "What the tables are needed for, in natural language",
+        "maxLength": 20_000,
+        "minLength": 1,
+        "title": "Query",
+        "type": "string",
+    }
+
+
+async def test_the_write_sql_prompt_names_an_unknown_profile(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        with pytest.raises(MCPError) as raised:
+            await session.get_prompt("write_sql", {"user_request": "x", "profile": "nope"})
+    assert str(raised.value) == "unknown_profile: Unknown profile 'nope'; configured profiles: default"
+    assert raised.value.data == {
+        "error": "unknown_profile",
+        "detail": "Unknown profile 'nope'; configured profiles: default",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "status", "code", "kind"),
+    [
+        ("POST", {"content": b"{not json"}, 400, -32700, "bad_request"),
+        ("POST", {"json": {"foo": 1}}, 400, -32602, "bad_request"),
+        ("POST", {"json": INITIALIZE, "headers": {"accept": "text/html"}}, 406, -32600, "not_acceptable"),
+        ("DELETE", {}, 405, -32600, "method_not_allowed"),
+        (
+            "POST",
+            {"content": b'{"jsonrpc":"2.0","id":1e400,"method":"tools/list"}'},
+            400,
+            -32600,
+            "bad_request",
+        ),
+        ("POST", {"json": {"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}}, 400, -32600, "bad_request"),
+    ],
+    ids=["parse", "not-a-message", "not-acceptable", "delete", "id-1e400", "id-1.5"],
+)
+async def test_transport_errors_are_json_rpc_errors_carrying_the_services_fields(
+    base_url: str, method: str, kwargs: dict[str, Any], status: int, code: int, kind: str
+) -> None:
+    headers = {**MCP_HEADERS, **kwargs.pop("headers", {}), "x-request-id": "rpc-err-1"}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.request(method, "/mcp", headers=headers, **kwargs)
+    assert r.status_code == status, r.text
+    assert (
+        r.headers["content-type"].startswith("application/json") and r.headers["x-request-id"] == "rpc-err-1"
+    )
+    body = r.json()
+    assert set(body) == {"jsonrpc", "id", "error"} and body["jsonrpc"] == "2.0" and body["id"] is None, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "data"} and error["code"] == code, body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert error["data"] == {"error": kind, "detail": error["message"], "request_id": "rpc-err-1"}, body
 
 
 async def test_the_endpoint_is_exactly_mcp_beside_the_rest_api(base_url: str) -> None:
@@ -416,6 +506,22 @@ def test_the_inspector_cli_shows_a_tool_error_as_the_servers_json(base_url: str)
     assert json.loads(answer["content"][0]["text"])["error"] == "unknown_profile"
 
 
+@needs_inspector
+def test_the_inspector_cli_shows_invalid_arguments_as_the_servers_json(base_url: str) -> None:
+    argv = [
+        base_url + "/mcp",
+        "--transport",
+        "http",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_tables",
+    ]
+    answer = _inspector(*argv, "--tool-arg", "query=x", "--tool-arg", "top_k=0")
+    assert answer["isError"] is True, answer
+    _invalid_request(answer["content"][0]["text"], ["top_k"], "greater_than_equal")
+
+
 async def test_a_get_of_the_endpoint_is_answered_at_once_not_held_open(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         for accept in ("text/event-stream", "application/json, text/event-stream", "*/*"):
@@ -448,6 +554,11 @@ async def test_the_sdk_stdio_client_lists_and_calls_the_same_tools(tmp_path: Pat
         assert _structured(result)["tables"][0]["name"] == "tickets"
         table = (await session.read_resource("dbmeta://default/tables/orders")).contents[0]
         assert table.text.startswith("# orders")  # type: ignore[union-attr]
+        invalid = await session.call_tool("search_tables", {"query": "x", "top_k": 0})
+        assert invalid.is_error and invalid.structured_content is None
+        _invalid_request(_text(invalid), ["top_k"], "greater_than_equal")
+        with pytest.raises(MCPError, match=r"^unknown_profile: Unknown profile 'nope'"):
+            await session.get_prompt("write_sql", {"user_request": "x", "profile": "nope"})
 
 
 async def test_the_sdk_http_client_needs_the_api_token_when_it_is_set(tmp_path: Path) -> None:
