@@ -259,6 +259,7 @@ _SUSPICIOUS_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
 _ASCII_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _NON_ASCII: Final = re.compile(r"[^\x00-\x7f]")
 _TOKEN_REPR: Final = re.compile(r"<Token token_type: [^,]+, text: ([^,]*),[^>]*>")
+_CLASS_REPR: Final = re.compile(r"<class '(?:[\w]+\.)*(\w+)'>")
 
 _PG_STATEMENT_REASONS: Final[dict[str, str]] = {
     "ExplainStmt": "EXPLAIN is added by the service; send only the bare query (no EXPLAIN/ANALYZE)",
@@ -866,6 +867,14 @@ def _check_sqlglot(sql: str, dialect: str, budget: Budget) -> GuardVerdict:
             normalized=_glot_serialise_all(statements, read, depth) if depth <= budget.max_depth else "",
         )
     tree = statements[0]
+    if isinstance(tree, exp.Condition) and not isinstance(tree, exp.Query):
+        # an expression, not a statement: a misspelt keyword (SELEC …) or a bare name
+        first = sql.strip().split(None, 1)[0][:40] if sql.strip() else ""
+        return _reject(
+            f"syntax error: {first!r} does not start a statement (a query starts with SELECT, WITH or VALUES)",
+            kind=SQL,
+            position=max(0, sql.find(first)),
+        )
     tables, columns = _glot_references(tree)
     measures = measure_sqlglot(tree, dialect)
     if measures.depth > budget.max_depth:
@@ -953,11 +962,17 @@ def _glot_serialise_all(trees: Iterable[exp.Expr], read: _GlotDialect, depth: in
     return "" if not all(parts) else "; ".join(parts)
 
 
+def _words(name: str) -> str:
+    """A class name as words: ``GenerateSeries`` → "generate series"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
+
+
 def _glot_error_message(exc: GlotParseError) -> str:
     if exc.errors:
         first = exc.errors[0]
         # sqlglot sometimes embeds a token's repr; keep only its text.
         description = _TOKEN_REPR.sub(r"'\1'", str(first.get("description") or "invalid SQL"))
+        description = _CLASS_REPR.sub(lambda m: _words(m.group(1)), description)  # <class '…Mul'>: "mul"
         highlight = first.get("highlight")
         return f"{description} near {highlight!r}" if highlight else description
     return str(exc).splitlines()[0] if str(exc) else "invalid SQL"

@@ -13,6 +13,7 @@ from dbmeta_app.preflight.guard import (
     OTHER_DENIED_PREFIXES,
     POSTGRES_DENIED_FUNCTIONS,
     POSTGRES_DENIED_PREFIXES,
+    SQL,
     GuardVerdict,
     check_sql,
     is_denied_function,
@@ -710,3 +711,17 @@ def test_is_denied_function_strips_schema_quotes_and_case() -> None:
     assert not is_denied_function("percentile_cont", "postgresql")
     assert not is_denied_function("url", "postgresql")
     assert is_denied_function("url", "clickhouse")
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite", "duckdb", "clickhouse"])
+@pytest.mark.parametrize("sql", ["SELEC", "orders", "1 + 1", "count(*)"])
+def test_an_expression_that_is_no_statement_is_a_syntax_error_not_unsafe(sql: str, dialect: str) -> None:
+    verdict = check_sql(sql, dialect)
+    assert (verdict.ok, verdict.kind, verdict.position) == (False, SQL, 0), verdict
+    assert verdict.reason is not None and verdict.reason.startswith("syntax error:")
+
+
+def test_syntax_errors_name_no_parser_class() -> None:
+    verdict = check_sql("SELECT 1 * FROM t", "mysql")
+    assert verdict.kind == SQL and verdict.reason is not None
+    assert "<class" not in verdict.reason and "sqlglot" not in verdict.reason
