@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +28,7 @@ from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.logging_setup import configure_logging
-from dbmeta_app.runtime import open_runtime
+from dbmeta_app.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +71,7 @@ def create_app(settings: Settings | None = None, *, cache: RedisCache | None = N
             app.startup_error = f"dbmeta cannot start: {exc.detail}"  # type: ignore[attr-defined]
             raise
         configure_logging(settings.log_level, settings.log_format)
-        async with open_runtime(settings, cache=cache, serve=True) as rt:
-            rt.spawn(announce_http_url(rt), "dbmeta-announce")
-            app.state.runtime = rt
+        async with _start_up(app, settings, cache) as rt:
             log.info(
                 "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
                 __version__,
@@ -115,6 +118,62 @@ def create_app(settings: Settings | None = None, *, cache: RedisCache | None = N
     app.include_router(routes_admin.router)
     mcp = mount_mcp(app, max_body_bytes=max_body)
     return app
+
+
+@asynccontextmanager
+async def _start_up(app: FastAPI, settings: Settings, cache: RedisCache | None) -> AsyncIterator[Runtime]:
+    """``open_runtime`` for the service, its start-up ended by a SIGTERM or SIGINT that arrives meanwhile."""
+    async with AsyncExitStack() as stack:
+        with _StopOnSignal() as stopping:
+            try:
+                rt = await stack.enter_async_context(open_runtime(settings, cache=cache, serve=True))
+            except asyncio.CancelledError:
+                if stopping.signal is not None:  # what was opened is closed: one line, no traceback
+                    name = signal.Signals(stopping.signal).name
+                    app.startup_error = f"dbmeta stopped during start-up ({name})"  # type: ignore[attr-defined]
+                raise
+        rt.spawn(announce_http_url(rt), "dbmeta-announce")
+        app.state.runtime = rt
+        yield rt
+
+
+class _StopOnSignal:
+    """While start-up runs, SIGTERM and SIGINT cancel it (uvicorn only notes them and waits for its end).
+
+    The handlers in place (uvicorn's) still see the signal: the server exits as it does for a signal. Only in
+    the main thread, where signals are delivered; elsewhere (a test client) start-up runs as before.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._task, self._loop = asyncio.current_task(), asyncio.get_running_loop()
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        previous, self._previous, self._task = self._previous, {}, None
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, sig: int, frame: FrameType | None) -> None:
+        if self._task is not None and self._loop is not None and self.signal is None:
+            self.signal = sig
+            self._loop.call_soon_threadsafe(self._cancel)
+        previous = self._previous.get(sig)
+        if callable(previous):
+            previous(sig, frame)
+
+    def _cancel(self) -> None:
+        if self._task is not None:  # still starting: start-up is over once the handlers are put back
+            self._task.cancel()
 
 
 def _settings_from_env() -> Settings | None:

@@ -7,7 +7,6 @@ the app lifespan, the CLI, the benches and the tests open it the same way (docs/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import sys
@@ -27,6 +26,7 @@ from dbmeta_app.ownership import Anchor, anchor_path, lite_path, served_identiti
 from dbmeta_app.profiles import ProfileRuntime, open_profile
 from dbmeta_app.schema.store import check_drift
 from dbmeta_app.search.runtime import SearchRuntime
+from dbmeta_app.tasks import SHUTDOWN_GRACE, stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,26 @@ class Runtime:
         self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def close(self) -> None:
+        """Stop the background work, then release everything; never waits long on work that will not stop.
+
+        Shutdown may begin at any point of start-up (a busy port, a signal): a task still in a library call
+        that swallows its cancellation (redis-py's pipeline does) is asked again (``tasks.stop_tasks``), and
+        after ``SHUTDOWN_GRACE`` seconds it is left behind, so the resources are released and the process exits.
+        """
+        await stop_tasks(self.tasks, "runtime")
         if self.search is not None:
-            await self.search.close()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            try:
+                await asyncio.wait_for(self.search.close(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("Table search did not close within %.0fs: going on without it", SHUTDOWN_GRACE)
         for rt in self.profiles.values():
             rt.dispose()
         if self.anchor is not None:
             self.anchor.release()
-        await self.cache.close()
+        try:
+            await asyncio.wait_for(self.cache.close(), SHUTDOWN_GRACE)
+        except TimeoutError:
+            log.warning("The cache did not close within %.0fs: going on without it", SHUTDOWN_GRACE)
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "dialects": 0,
     "curated": 0,
     "sample": 0,
+    "tasks": 0,
     # the cache, and database access (engines, the read-only session, the admission bound)
     "cache": 1,
     "db": 1,

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -68,6 +67,7 @@ from dbmeta_app.search.milvus_index import (
     resolve_uri,
 )
 from dbmeta_app.search.service import TableSearch
+from dbmeta_app.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -293,10 +293,9 @@ class SearchRuntime:
         for task in self._tasks:
             task.cancel()
         await self._drop_client()
-        for task in self._tasks:
-            # A build thread finishes its current Milvus call (which fails: the client is closed) first.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
+        # A build thread finishes its current Milvus call (which fails: the client is closed) first; a task
+        # whose library call swallowed the cancellation is asked again.
+        await stop_tasks(self._tasks, "table search")
         self._tasks = []
         self.search_pool.shutdown(wait=False, cancel_futures=True)
 
