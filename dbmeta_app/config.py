@@ -54,9 +54,7 @@ def normalize_database_url(url: str) -> str:
         make_url(normalized)
     except (ValueError, ArgumentError) as exc:  # ValueError: a port that is not a number
         reason = "its port is not a number" if isinstance(exc, ValueError) else "it cannot be parsed"
-        raise ValueError(
-            f"is not a database URL: {reason} (dialect://user@host:port/database)"
-        ) from None
+        raise ValueError(f"is not a database URL: {reason} (dialect://user@host:port/database)") from None
     return normalized
 
 

@@ -60,7 +60,27 @@ def create_profile_engine(profile: Profile, *, pool_size: int = 5, preflight: bo
         # First of the connect hooks, before SQLAlchemy's own first queries (its current_schema() included).
         sa.event.listen(engine, "connect", own_search_path_on_connect, insert=True)
     bound_silence(engine)  # a server that stops answering cuts the connection, never hangs a worker
+    _driver_errors_as_database_errors(engine)
     return engine
+
+
+def _driver_errors_as_database_errors(engine: Engine) -> None:
+    """A driver that fails to connect with a plain Python error (PyMySQL with ``?charset=bogus``: an
+    AttributeError) fails like a database that cannot be reached: a 503 naming the profile, not a 500."""
+    dbapi = getattr(engine.dialect, "dbapi", None)
+    if not isinstance(getattr(dbapi, "Error", None), type) or not hasattr(dbapi, "OperationalError"):
+        return  # a driver without the DBAPI's exception classes: its errors stay its own
+    connect = engine.dialect.connect
+
+    def guarded(*cargs: Any, **cparams: Any) -> Any:
+        try:
+            return connect(*cargs, **cparams)
+        except dbapi.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any driver failure to connect is the database's
+            raise dbapi.OperationalError(f"the driver could not connect ({type(exc).__name__})") from exc
+
+    engine.dialect.connect = guarded  # type: ignore[method-assign]
 
 
 def materialize_sample(path: Path) -> None:

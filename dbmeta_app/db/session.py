@@ -571,3 +571,28 @@ def _cut(raw: Any) -> None:
     logger.warning("the database did not answer a statement in time: cutting its connection")
     with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as cut:
         cut.shutdown(socket.SHUT_RDWR)
+
+
+def connection_failure(orig: BaseException) -> str:
+    """Describe a connection failure without host, port, user or database names."""
+    lowered = str(orig).lower()
+    for needle, summary in (
+        ("refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("timeout", "connection timed out"),
+        ("password", "authentication failed"),
+        ("authentication", "authentication failed"),
+        ("access denied", "authentication failed"),
+        ("gone away", "connection lost"),
+        ("lost connection", "connection lost"),
+        ("terminat", "connection lost"),
+        ("closed", "connection lost"),
+        ('role "', "authentication failed"),  # PostgreSQL: role "x" does not exist
+        ("does not exist", "database does not exist"),
+        ("unknown database", "database does not exist"),
+        ("unable to open", "the database file cannot be opened"),
+        ("the driver could not connect", "the driver could not connect"),  # engines: a driver's own error
+    ):
+        if needle in lowered:
+            return f"database connection failed: {summary}"
+    return f"database connection failed ({type(orig).__name__})"

@@ -24,7 +24,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from dbmeta_app.db.session import ReadOnlySession, SessionRefused, caller_search_path, read_only_session
+from dbmeta_app.db.session import (
+    ReadOnlySession,
+    SessionRefused,
+    caller_search_path,
+    connection_failure,
+    read_only_session,
+)
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight.budget import Budget
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
@@ -674,9 +680,9 @@ def _classify(exc: DBAPIError, backend: str, *, timed_out: bool) -> tuple[str, s
         if isinstance(state, str) and state in _PG_TIMEOUT_STATES:
             return "timeout", _pg_message(orig)
         if exc.connection_invalidated or not state or state in _PG_CONNECTION_STATES:
-            return "connection", _connection_message(orig)
+            return "connection", connection_failure(orig)
         if state.startswith(_PG_CONNECTION_CLASSES):
-            return "connection", _connection_message(orig)
+            return "connection", connection_failure(orig)
         return "sql", _pg_message(orig)
     if backend in ("mysql", "mariadb"):
         args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
@@ -685,16 +691,16 @@ def _classify(exc: DBAPIError, backend: str, *, timed_out: bool) -> tuple[str, s
         if timed_out or number in _MYSQL_TIMEOUT_ERRORS:
             return "timeout", f"statement timed out: {text}"
         if exc.connection_invalidated or number is None or number in _MYSQL_CONNECTION_ERRORS:
-            return "connection", _connection_message(orig)
+            return "connection", connection_failure(orig)
         if 2000 <= number < 3000:  # client-side (CR_*) errors: socket, protocol, server gone
-            return "connection", _connection_message(orig)
+            return "connection", connection_failure(orig)
         return "sql", text
     text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
     lowered = text.lower()
     if timed_out or "interrupted" in lowered or "database is locked" in lowered:
         return "timeout", f"statement timed out: {text}"
     if exc.connection_invalidated or "unable to open" in lowered or "disk i/o" in lowered:
-        return "connection", _connection_message(orig)
+        return "connection", connection_failure(orig)
     return "sql", text
 
 
@@ -705,28 +711,6 @@ def _pg_message(orig: BaseException) -> str:
     hint = getattr(diag, "message_hint", None)
     text = str(primary) if primary else (str(orig).splitlines()[0] if str(orig) else "")
     return f"{text} (hint: {hint})" if hint else text
-
-
-def _connection_message(orig: BaseException) -> str:
-    """Describe a connection failure without host, port, user or database names."""
-    lowered = str(orig).lower()
-    for needle, summary in (
-        ("refused", "connection refused"),
-        ("timed out", "connection timed out"),
-        ("timeout", "connection timed out"),
-        ("password", "authentication failed"),
-        ("authentication", "authentication failed"),
-        ("access denied", "authentication failed"),
-        ("gone away", "connection lost"),
-        ("lost connection", "connection lost"),
-        ("terminat", "connection lost"),
-        ("closed", "connection lost"),
-        ("does not exist", "database does not exist"),
-        ("unknown database", "database does not exist"),
-    ):
-        if needle in lowered:
-            return f"database connection failed: {summary}"
-    return f"database connection failed ({type(orig).__name__})"
 
 
 def _jsonable(value: Any) -> Any:

@@ -35,6 +35,7 @@ from dbmeta_app import metrics
 from dbmeta_app.cache.keys import Scope
 from dbmeta_app.cache.redis_cache import DECODE_ERRORS, RedisCache
 from dbmeta_app.config import Profile, Settings
+from dbmeta_app.db.session import connection_failure
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.schema import introspect, schema_fingerprint
 from dbmeta_app.schema.descriptions import Descriptions
@@ -300,8 +301,9 @@ def _introspect_blocking(settings: Settings, rt: SnapshotSource, with_examples: 
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
         reason = scrub(reason)
         log.warning("Introspection of profile=%s failed: %s: %s", rt.name, type(exc).__name__, reason)
+        orig = getattr(exc, "orig", None) or exc
         raise UpstreamUnavailableError(
-            f"database of profile {rt.name!r} is unavailable ({type(exc).__name__})"
+            f"database of profile {rt.name!r} is unavailable: {connection_failure(orig)}"
         ) from exc
     finally:
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
