@@ -68,17 +68,18 @@ def _driver_errors_as_database_errors(engine: Engine) -> None:
     """A driver that fails to connect with a plain Python error (PyMySQL with ``?charset=bogus``: an
     AttributeError) fails like a database that cannot be reached: a 503 naming the profile, not a 500."""
     dbapi = getattr(engine.dialect, "dbapi", None)
-    if not isinstance(getattr(dbapi, "Error", None), type) or not hasattr(dbapi, "OperationalError"):
+    error, operational = getattr(dbapi, "Error", None), getattr(dbapi, "OperationalError", None)
+    if not isinstance(error, type) or not isinstance(operational, type):
         return  # a driver without the DBAPI's exception classes: its errors stay its own
     connect = engine.dialect.connect
 
     def guarded(*cargs: Any, **cparams: Any) -> Any:
         try:
             return connect(*cargs, **cparams)
-        except dbapi.Error:
+        except error:
             raise
         except Exception as exc:  # noqa: BLE001 - any driver failure to connect is the database's
-            raise dbapi.OperationalError(f"the driver could not connect ({type(exc).__name__})") from exc
+            raise operational(f"the driver could not connect ({type(exc).__name__})") from exc
 
     engine.dialect.connect = guarded  # type: ignore[method-assign]
 
