@@ -69,7 +69,7 @@ def _driver_errors_as_database_errors(engine: Engine) -> None:
     AttributeError) fails like a database that cannot be reached: a 503 naming the profile, not a 500."""
     dbapi = getattr(engine.dialect, "dbapi", None)
     error, operational = getattr(dbapi, "Error", None), getattr(dbapi, "OperationalError", None)
-    if not isinstance(error, type) or not isinstance(operational, type):
+    if not (isinstance(error, type) and issubclass(error, Exception)) or not isinstance(operational, type):
         return  # a driver without the DBAPI's exception classes: its errors stay its own
     connect = engine.dialect.connect
 
@@ -78,7 +78,7 @@ def _driver_errors_as_database_errors(engine: Engine) -> None:
             return connect(*cargs, **cparams)
         except error:
             raise
-        except Exception as exc:  # noqa: BLE001 - any driver failure to connect is the database's
+        except Exception as exc:  # any driver failure to connect is the database's
             raise operational(f"the driver could not connect ({type(exc).__name__})") from exc
 
     engine.dialect.connect = guarded  # type: ignore[method-assign]
