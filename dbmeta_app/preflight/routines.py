@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dbmeta_app.config import parse_routine_entry
+from dbmeta_app.preflight.dialects.mysql import SYSTEM_SCHEMAS
 from dbmeta_app.preflight.guard import is_denied_function
 from dbmeta_app.preflight.reach import IMPLICIT_OPERATORS, Name, Reach
 
@@ -580,6 +581,9 @@ def mysql_relation_problems(
         name, default_schema, path = queue.popleft()
         schema = name.schema or default_schema
         if schema is None:
+            continue
+        if path and schema.lower() in SYSTEM_SCHEMAS:  # the caller's own names: the guard refused them
+            judge.add(f"{path}it reads {schema}.{name.name}, in the server's system schema {schema.lower()}")
             continue
         key = _my_key(catalog, schema, name.name)
         if key in seen:

@@ -91,6 +91,8 @@ def world(mysql_url: str) -> Iterator[World]:
                 "CREATE VIEW v_lock AS SELECT GET_LOCK('dbm_rp_lock', 0) AS g, SLEEP(2) AS s",
                 # constants the optimiser folds: 20 MB, over the 16 MB default
                 "CREATE VIEW v_big AS SELECT REPEAT('x', 20000000) AS s",
+                # the server's logins, read through a view of the user's database
+                "CREATE VIEW v_users AS SELECT User AS u, Host AS h FROM mysql.user",
                 "ANALYZE TABLE t",
                 # The same through a package routine (MariaDB's Oracle mode): called as db.package.function,
                 # it is no stored function of the catalog's.
@@ -191,6 +193,11 @@ ATTACKS = [
         "view_folding_a_huge_constant",
         "SELECT * FROM t WHERE note = (SELECT s FROM v_big)",
         "view {db}.v_big → its definition's constants",
+    ),
+    (
+        "view_reading_a_system_schema",
+        "SELECT * FROM t WHERE note = (SELECT MAX(u) FROM v_users)",
+        "view {db}.v_users → it reads mysql.user, in the server's system schema mysql",
     ),
 ]
 
