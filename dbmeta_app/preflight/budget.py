@@ -31,6 +31,7 @@ are not in the parse tree: their definitions are measured against the same bound
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -439,17 +440,44 @@ _INLINE_ROUNDS: Final = 3  # a constant column defined by another one: (SELECT n
 
 
 def _pg_inline_constants(root: pg.Node) -> pg.Node:
-    """A copy of the tree where each column of a derived table, CTE or one-row VALUES whose value is a
-    constant is that constant; the tree itself when there is none. Columns are matched by name alone (a
-    table's column of the same name counts as the constant too: never less than the planner builds)."""
+    """A copy of the tree where each column of a derived table, CTE, one-row VALUES or function in FROM whose
+    value is a constant is that constant; the tree itself when there is none.
+
+    Conservative where names cannot tell: columns are matched by name alone (a table's column of the same name
+    counts as the constant too), of several constants with one name the largest counts, an unnamed output has
+    the name PostgreSQL gives it (``?column?``, the function's or the type's), and a column of a ``SELECT *``
+    renamed by an alias list is the largest constant below it: never less than the planner may build.
+    """
     tree = root
     for _ in range(_INLINE_ROUNDS):
-        outputs = {name: expr for name, expr in _pg_outputs(tree) if _pg_constant(expr)}
+        outputs: dict[str, Any] = {}
+        for name, expr in _pg_outputs(tree):
+            if _pg_constant(expr) and (name not in outputs or _pg_weight(expr) > _pg_weight(outputs[name])):
+                outputs[name] = expr
         if not outputs or not _pg_replace(tree, outputs, dry=True):
             return tree
         tree = copy.deepcopy(tree)
         _pg_replace(tree, outputs, dry=False)
     return tree
+
+
+def _pg_weight(expr: Any) -> float:
+    """How large a constant may make what is built from it: an integer's value, a text's length, else any."""
+    literal = _pg_literal(expr)
+    if isinstance(literal, int):
+        return literal
+    if isinstance(literal, str):
+        return _pg_int(expr) or len(literal)
+    return math.inf
+
+
+def _pg_implicit_name(expr: Any) -> str:
+    """The name PostgreSQL gives an output column written without one (FigureColname)."""
+    if isinstance(expr, pg.FuncCall) and expr.funcname:
+        return _pg_name(expr.funcname[-1])
+    if isinstance(expr, pg.TypeCast) and expr.typeName is not None and expr.typeName.names:
+        return _pg_name(expr.typeName.names[-1])
+    return "?column?"
 
 
 def _pg_outputs(root: pg.Node) -> Iterator[tuple[str, Any]]:
@@ -460,16 +488,44 @@ def _pg_outputs(root: pg.Node) -> Iterator[tuple[str, Any]]:
             query, names = value.subquery, tuple(value.alias.colnames or ()) if value.alias else ()
         elif isinstance(value, pg.CommonTableExpr):
             query, names = value.ctequery, tuple(value.aliascolnames or ())
+        elif isinstance(value, pg.RangeFunction) and value.alias is not None:
+            # FROM int4(100000000) AS n: a scalar function's one column is named by the alias (or its list)
+            calls = [
+                item[0]
+                for item in value.functions or ()
+                if isinstance(item, tuple | list)
+                and item
+                # a set-returning function runs when the query does, not while it is planned
+                and not (
+                    isinstance(item[0], pg.FuncCall)
+                    and _pg_not_folded(item[0], _pg_name((item[0].funcname or ("",))[-1]))
+                )
+            ]
+            labels = [_pg_name(n) for n in value.alias.colnames or ()] or [value.alias.aliasname or ""]
+            yield from ((label, call) for label, call in zip(labels, calls, strict=False) if label)
+            continue
         if not isinstance(query, pg.SelectStmt):
             continue
         if query.valuesLists and len(query.valuesLists) == 1:
             row = list(query.valuesLists[0])
             yield from ((_pg_name(n), e) for n, e in zip(names, row, strict=False))
-        for i, target in enumerate(query.targetList or ()):
-            if isinstance(target, pg.ResTarget) and target.val is not None:
-                name = _pg_name(names[i]) if i < len(names) else (target.name or "").lower()
-                if name:
-                    yield name, target.val
+        targets = [t for t in query.targetList or () if isinstance(t, pg.ResTarget)]
+        if names and any(isinstance(t.val, pg.ColumnRef) and _pg_star(t.val) for t in targets):
+            # (SELECT * FROM …) AS b(m): which constant m renames is not read here; the largest below counts
+            below = [e for _, e in _pg_outputs(query) if _pg_constant(e)]
+            if below:
+                largest = max(below, key=_pg_weight)
+                yield from ((_pg_name(n), largest) for n in names)
+        for i, target in enumerate(targets):
+            if target.val is not None:
+                name = (
+                    _pg_name(names[i]) if i < len(names) else (target.name or _pg_implicit_name(target.val))
+                )
+                yield name.lower(), target.val
+
+
+def _pg_star(ref: pg.ColumnRef) -> bool:
+    return any(isinstance(field, pg.A_Star) for field in ref.fields or ())
 
 
 def _pg_walk(root: Any) -> Iterator[Any]:
@@ -751,10 +807,15 @@ def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
 
 
 def _glot_inline_constants(root: exp.Expr) -> exp.Expr:
-    """The sqlglot counterpart of :func:`_pg_inline_constants`."""
+    """The sqlglot counterpart of :func:`_pg_inline_constants` (an unnamed output is named by its text)."""
     tree = root
     for _ in range(_INLINE_ROUNDS):
-        outputs = {name: expr for name, expr in _glot_outputs(tree) if _glot_constant(expr)}
+        outputs: dict[str, exp.Expr] = {}
+        for name, expr in _glot_outputs(tree):
+            if _glot_constant(expr) and (
+                name not in outputs or _glot_weight(expr) > _glot_weight(outputs[name])
+            ):
+                outputs[name] = expr
         columns = [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]
         if not columns:
             return tree
@@ -762,6 +823,15 @@ def _glot_inline_constants(root: exp.Expr) -> exp.Expr:
         for column in [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]:
             column.replace(outputs[column.name.lower()].copy())
     return tree
+
+
+def _glot_weight(expr: exp.Expr) -> float:
+    value = _glot_int(expr)
+    if value is not None:
+        return value
+    if isinstance(expr, exp.Literal) and expr.is_string:
+        return len(str(expr.this))
+    return math.inf
 
 
 def _glot_outputs(root: exp.Expr) -> Iterator[tuple[str, exp.Expr]]:
@@ -773,11 +843,19 @@ def _glot_outputs(root: exp.Expr) -> Iterator[tuple[str, exp.Expr]]:
             row = query.expressions[0]
             yield from zip(names, row.expressions if isinstance(row, exp.Tuple) else [row], strict=False)
         elif isinstance(query, exp.Select):
+            if names and any(isinstance(p, exp.Star) or p.is_star for p in query.expressions):
+                # (SELECT * FROM …) AS b(m): which constant m renames is not read here; the largest below counts
+                below = [e for _, e in _glot_outputs(query) if _glot_constant(e)]
+                if below:
+                    largest = max(below, key=_glot_weight)
+                    yield from ((n, largest) for n in names)
             for i, projection in enumerate(query.expressions):
-                name = names[i] if i < len(names) else projection.alias_or_name.lower()
                 value = projection.this if isinstance(projection, exp.Alias) else projection
-                if name and not isinstance(value, exp.Column | exp.Star):
-                    yield name, value
+                if isinstance(value, exp.Column | exp.Star):
+                    continue
+                # an unnamed output is named by its text (DuckDB: the column "100000000")
+                name = names[i] if i < len(names) else (projection.alias or value.sql()).lower()
+                yield name, value
     for values in root.find_all(exp.Values):  # FROM (VALUES (…)) AS v(n): the alias sits on the VALUES
         alias = values.args.get("alias")
         if isinstance(alias, exp.TableAlias) and len(values.expressions) == 1:

@@ -178,6 +178,20 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
         150_000_000,
     ),
     ("renamed_by_alias_list", "SELECT repeat('x', k) FROM (SELECT 150000000) AS d(k)", 150_000_000),
+    # names the planner gives, names given twice, a star renamed, a function in FROM
+    ("unnamed_output", "SELECT repeat('x', d.\"?column?\") FROM (SELECT 150000000) d", 150_000_000),
+    ("named_by_its_function", "SELECT repeat('x', d.int4) FROM (SELECT int4(150000000)) d", 150_000_000),
+    (
+        "the_same_name_twice",
+        "SELECT repeat('x', b.n) FROM (SELECT 1 AS n) a, (SELECT 150000000 AS n) b",
+        150_000_000,
+    ),
+    (
+        "star_renamed",
+        "SELECT repeat('x', b.m) FROM (SELECT * FROM (SELECT 150000000 AS n) a) b(m)",
+        150_000_000,
+    ),
+    ("function_in_from", "SELECT repeat('x', n) FROM int4(150000000) n", 150_000_000),
 ]
 
 
@@ -205,6 +219,8 @@ def test_constants_the_planner_would_build_are_bounded(sql: str, least: int) -> 
         "WITH c AS (SELECT 300000000 AS n) SELECT length(repeat('x', n)) FROM c",
         "SELECT * FROM orders, (SELECT 300000000 AS n) AS d WHERE status <> repeat('1', d.n)",
         "SELECT length(repeat('x', n)) FROM (VALUES (300000000)) AS v(n)",
+        "SELECT * FROM orders, (SELECT 300000000 AS n) a, (SELECT 1 AS n) b WHERE status = repeat('x', a.n)",
+        "SELECT * FROM orders, (SELECT * FROM (SELECT 300000000 AS n) a) b(m) WHERE status = repeat('x', b.m)",
     ],
 )
 def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> None:
@@ -225,6 +241,7 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
         # constants of derived tables used as constants: small
         "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
+        "SELECT g, repeat('*', g) FROM generate_series(1, 10) AS g",  # a set is not folded: a bar chart
         "WITH params AS (SELECT DATE '2024-01-01' AS since) SELECT count(*) FROM orders, params WHERE day >= since",
         # aggregates, window functions and sets are not evaluated while planning, whatever their arguments
         "SELECT count(1), sum(2), max(3) OVER (), percentile_cont(0.5) WITHIN GROUP (ORDER BY id) FROM orders",
