@@ -529,6 +529,8 @@ def bound_silence(engine: sqlalchemy.Engine) -> None:
     sqlalchemy.event.listen(engine, "before_cursor_execute", _arm_silence)
     sqlalchemy.event.listen(engine, "after_cursor_execute", _disarm_silence)
     sqlalchemy.event.listen(engine, "handle_error", _disarm_silence_on_error)
+    # whatever path a statement ended by, a connection goes back to the pool with no watchdog left armed
+    sqlalchemy.event.listen(engine.pool, "checkin", _disarm_on_checkin)
     # The pool's pre-ping (on every checkout) talks to the server without those events.
     ping = engine.dialect.do_ping
 
@@ -540,6 +542,7 @@ def bound_silence(engine: sqlalchemy.Engine) -> None:
 
 
 def _arm_silence(conn: Connection, *_: Any) -> None:
+    _disarm_silence(conn)  # one watchdog per connection: one left armed would cut the next statement
     seconds = float(conn.info.get(SILENCE_KEY, SILENCE_SECONDS))
     raw = conn.connection.dbapi_connection
     watchdog = _Watchdog(seconds, lambda: _cut(raw))
@@ -557,6 +560,13 @@ def _disarm_silence_on_error(context: Any) -> None:
     conn = getattr(context, "connection", None)
     if conn is not None:
         _disarm_silence(conn)
+
+
+def _disarm_on_checkin(_dbapi_connection: Any, record: Any) -> None:
+    info = getattr(record, "info", None)
+    watchdog = info.pop(_WATCH_KEY, None) if isinstance(info, dict) else None
+    if watchdog is not None:
+        watchdog.__exit__(None, None, None)
 
 
 def _cut(raw: Any) -> None:

@@ -112,3 +112,19 @@ def test_the_service_s_own_reads_on_a_silent_server_are_cut_too(
         finally:
             if not conn.invalidated:
                 conn.info.pop(SILENCE_KEY, None)
+
+
+def test_a_statement_that_fails_leaves_no_watchdog_to_cut_the_next_one(pg_url: str) -> None:
+    engine = create_profile_engine(Profile(name="p", database_url=pg_url), pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.info[SILENCE_KEY] = 0.5
+            for _ in range(3):
+                with pytest.raises(sa.exc.ProgrammingError):
+                    conn.exec_driver_sql("SELEKT 1")
+                conn.rollback()
+            time.sleep(1.0)  # a watchdog left armed would have cut the connection by now
+            assert conn.exec_driver_sql("SELECT pg_sleep(0.1), 1").one()[1] == 1
+            conn.info.pop(SILENCE_KEY, None)
+    finally:
+        engine.dispose()
