@@ -200,7 +200,7 @@ async def preflight_reply(
             metrics.PREFLIGHT_SECONDS.labels(rt.name, "busy").observe(time.perf_counter() - started)
             return _busy(rt, snapshot.version)
         # The routine policy runs in the EXPLAIN's own transaction, just before it (preflight/policy.py).
-        check = rt.routines.checker(verdict.reach)
+        check = rt.routines.checker(verdict.reach, statement)
         result = await anyio.to_thread.run_sync(
             lambda: run_explain(
                 rt.preflight_engine,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -44,7 +44,15 @@ from sqlglot import exp
 from dbmeta_app.preflight.duckdb_folding import DUCKDB_VARIABLE_SIZE
 from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
 
-__all__ = ["Budget", "Measures", "measure_postgres", "measure_sqlglot", "over_budget"]
+__all__ = [
+    "Budget",
+    "Measures",
+    "measure_postgres",
+    "measure_sqlglot",
+    "merge_outputs",
+    "over_budget",
+    "pg_view_outputs",
+]
 
 # Counts saturate here: an exponential CTE chain must not build integers with thousands of digits.
 _CAP: Final = 10**15
@@ -238,14 +246,18 @@ def _pg_from_items(from_clause: Any) -> int:
     return count
 
 
-def measure_postgres(root: pg.Node) -> Measures:
-    """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep)."""
+def measure_postgres(root: pg.Node, outputs: Mapping[str, Any] | None = None) -> Measures:
+    """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep).
+
+    ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
+    reads, by column name: :func:`pg_view_outputs`), counted like its own derived tables' constants.
+    """
     folded = _pg_folded_calls(root)
     blocks = [_Block()]
     depth = from_items = 0
     # (value, owning block, visible CTEs, depth in the tree, query nesting level)
     stack: list[tuple[Any, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
-    inlined = _pg_inline_constants(root)
+    inlined = _pg_inline_constants(root, outputs or {})
     pulled_up = sum(_pg_folded_calls(inlined).values()) if inlined is not root else 0
     while stack:
         value, owner, scope, level, query = stack.pop()
@@ -439,7 +451,7 @@ def _pg_folded_calls(root: pg.Node) -> dict[int, int]:
 _INLINE_ROUNDS: Final = 3  # a constant column defined by another one: (SELECT n FROM (SELECT 1 AS n) a) b
 
 
-def _pg_inline_constants(root: pg.Node) -> pg.Node:
+def _pg_inline_constants(root: pg.Node, seed: Mapping[str, Any] | None = None) -> pg.Node:
     """A copy of the tree where each column of a derived table, CTE, one-row VALUES or function in FROM whose
     value is a constant is that constant; the tree itself when there is none.
 
@@ -450,7 +462,7 @@ def _pg_inline_constants(root: pg.Node) -> pg.Node:
     """
     tree = root
     for _ in range(_INLINE_ROUNDS):
-        outputs: dict[str, Any] = {}
+        outputs: dict[str, Any] = dict(seed or {})
         for name, expr in _pg_outputs(tree):
             if _pg_constant(expr) and (name not in outputs or _pg_weight(expr) > _pg_weight(outputs[name])):
                 outputs[name] = expr
@@ -459,6 +471,28 @@ def _pg_inline_constants(root: pg.Node) -> pg.Node:
         tree = copy.deepcopy(tree)
         _pg_replace(tree, outputs, dry=False)
     return tree
+
+
+def pg_view_outputs(view: pg.Node, seed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The constant columns a reader of a view sees (name → constant expression), its own derived tables'
+    and ``seed``'s (the constant columns of the views it reads) inlined first."""
+    inlined = _pg_inline_constants(view, seed)
+    out: dict[str, Any] = {}
+    if isinstance(inlined, pg.SelectStmt):
+        for target in inlined.targetList or ():
+            if isinstance(target, pg.ResTarget) and target.val is not None and _pg_constant(target.val):
+                out[(target.name or _pg_implicit_name(target.val)).lower()] = target.val
+    return out
+
+
+def merge_outputs(*many: Mapping[str, Any]) -> dict[str, Any]:
+    """Constant columns by name from several relations: of two with one name, the larger counts."""
+    out: dict[str, Any] = {}
+    for outputs in many:
+        for name, expr in outputs.items():
+            if name not in out or _pg_weight(expr) > _pg_weight(out[name]):
+                out[name] = expr
+    return out
 
 
 def _pg_weight(expr: Any) -> float:

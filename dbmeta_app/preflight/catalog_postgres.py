@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbmeta_app.db.session import caller_search_path
-from dbmeta_app.preflight.budget import measure_postgres
+from dbmeta_app.preflight.budget import measure_postgres, merge_outputs, pg_view_outputs
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -604,24 +604,34 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
                 hits=tuple(hits.get(oid, ())),
                 reads=tuple(dict.fromkeys(reads.get(oid, ()))),
                 children=tuple(children.get(oid, ())),
-                constant_bytes=constants.get(oid, 0),
+                constant_bytes=constants[oid][0] if oid in constants else 0,
+                outputs=tuple(constants[oid][1].items()) if oid in constants else (),
             )
         )
     return out
 
 
-def _view_constants(conn: Connection) -> dict[int, int]:
-    """Per user view, the bytes of constants its definition makes the planner build (only views with some)."""
-    out: dict[int, int] = {}
+def _view_constants(conn: Connection) -> dict[int, tuple[int, dict[str, Any]]]:
+    """Per user view with constants: the bytes its definition makes the planner build, and the constant
+    columns its readers see (by name). A view's definition is measured with the constant columns of every
+    view counted (by name, the larger of two: ``SELECT repeat('x', p.n) FROM params p`` over ``params AS
+    SELECT 100000007 AS n`` builds what ``params`` holds)."""
+    trees: dict[int, Any] = {}
     for oid, definition in conn.execute(_VIEW_DEFINITIONS):
         try:
             statement = pglast.parse_sql(str(definition))[0].stmt
         except (pglast.parser.ParseError, RecursionError, IndexError):
             log.warning("Could not parse the definition of view %s; its constants are not measured", oid)
             continue
-        constant_bytes = measure_postgres(statement).constant_bytes if statement is not None else 0
-        if constant_bytes:
-            out[int(oid)] = constant_bytes
+        if statement is not None:
+            trees[int(oid)] = statement
+    outputs = {oid: pg_view_outputs(tree) for oid, tree in trees.items()}
+    seed = merge_outputs(*outputs.values())
+    out: dict[int, tuple[int, dict[str, Any]]] = {}
+    for oid, tree in trees.items():
+        constant_bytes = measure_postgres(tree, seed).constant_bytes
+        if constant_bytes or outputs[oid]:
+            out[oid] = (constant_bytes, pg_view_outputs(tree, seed))
     return out
 
 

@@ -20,12 +20,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pglast
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dbmeta_app.db.session import use_own_search_path
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
-from dbmeta_app.preflight.budget import Budget
+from dbmeta_app.preflight.budget import Budget, measure_postgres, merge_outputs
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -36,6 +37,7 @@ from dbmeta_app.preflight.routines import (
     judge_postgres,
     mysql_relation_problems,
     postgres_relation_problems,
+    postgres_view_outputs,
 )
 
 __all__ = ["RoutineGate", "has_routine_policy", "sample_refusals"]
@@ -76,7 +78,7 @@ class RoutineGate:
         catalog = self._pg if self._pg is not None else self._my
         return catalog.fingerprint if catalog is not None else None
 
-    def check(self, conn: Connection, reach: Reach | None) -> str | None:
+    def check(self, conn: Connection, reach: Reach | None, statement: str | None = None) -> str | None:
         """Return why the query must be refused, or None; run inside the EXPLAIN's transaction.
 
         Database errors (a timeout, a lost connection) propagate for the caller to classify; any other
@@ -88,25 +90,46 @@ class RoutineGate:
             # Fail closed: an accepted statement always carries what it reaches.
             return "the query's routines could not be determined"
         try:
-            return self._check(conn, reach)
+            return self._check(conn, reach, statement)
         except DBAPIError:
             raise
         except Exception:
             log.exception("The routine policy failed; refusing the query")
             return "the routines the query reaches could not be checked (see the service log)"
 
-    def _check(self, conn: Connection, reach: Reach) -> str | None:
+    def _check(self, conn: Connection, reach: Reach, statement: str | None) -> str | None:
         if self.dialect == "postgresql":
             live = catalog_postgres.read_live(conn, reach)
             pg = self._postgres_catalog(conn, live.fingerprint)
-            return judge_postgres(reach, pg, live, self.allow, max_constant_bytes=self.max_constant_bytes)
+            verdict = judge_postgres(reach, pg, live, self.allow, max_constant_bytes=self.max_constant_bytes)
+            if verdict is None and statement is not None:
+                verdict = self._view_columns_problem(pg, live.relations, statement)
+            return verdict
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
         return judge_mysql(reach, my, my_live, self.allow, max_constant_bytes=self.max_constant_bytes)
 
-    def checker(self, reach: Reach | None) -> Callable[[Connection], str | None]:
-        """Return the check of one query as a hook for run_explain."""
-        return lambda conn: self.check(conn, reach)
+    def _view_columns_problem(
+        self, pg: PgCatalog, relations: Sequence[int | None], statement: str
+    ) -> str | None:
+        """Say whether the constant columns of the views a query reads make its calls build too much."""
+        outputs = merge_outputs(*postgres_view_outputs(pg, relations))
+        if not outputs:
+            return None
+        tree = pglast.parse_sql(statement)[0].stmt
+        built = measure_postgres(tree, outputs).constant_bytes if tree is not None else 0
+        if built <= self.max_constant_bytes:
+            return None
+        return (
+            f"with the constant columns of the views it reads, the query would make the planner build "
+            f"{built:,} bytes, over preflight.max_constant_bytes ({self.max_constant_bytes:,})"
+        )
+
+    def checker(
+        self, reach: Reach | None, statement: str | None = None
+    ) -> Callable[[Connection], str | None]:
+        """Return the check of one query (``statement``: its guarded text) as a hook for run_explain."""
+        return lambda conn: self.check(conn, reach, statement)
 
     def relation_problems(self, conn: Connection, relations: Sequence[Name]) -> dict[Name, str]:
         """Return, per relation that may not be read, why (its view expansion or attached expressions)."""

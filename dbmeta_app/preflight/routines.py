@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from dbmeta_app.config import parse_routine_entry
 from dbmeta_app.preflight.dialects.mysql import SYSTEM_SCHEMAS
@@ -201,6 +201,7 @@ class PgRelation:
     reads: tuple[int, ...] = ()  # a view: the relations its rule reads
     children: tuple[int, ...] = ()  # inheritance children and partitions
     constant_bytes: int = 0  # a view: what its definition's constants make the planner build (budget.py)
+    outputs: tuple[tuple[str, Any], ...] = ()  # a view: its constant columns (name, pglast expression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +468,23 @@ def postgres_relation_problems(
             queue.extend((child, here) for child in relation.reads)
         queue.extend((child, here) for child in relation.children)
     return judge.problems
+
+
+def postgres_view_outputs(catalog: PgCatalog, relations: Iterable[int | None]) -> list[Mapping[str, Any]]:
+    """The constant columns of the views these relations expand to (transitively), one mapping per view."""
+    out: list[Mapping[str, Any]] = []
+    queue: deque[int] = deque(oid for oid in relations if oid is not None)
+    seen: set[int] = set()
+    while queue:
+        oid = queue.popleft()
+        relation = catalog.relations.get(oid)
+        if oid in seen or relation is None:
+            continue
+        seen.add(oid)
+        if relation.kind == "v":
+            out.append(dict(relation.outputs))
+            queue.extend(relation.reads)
+    return out
 
 
 # --- MySQL / MariaDB -------------------------------------------------------------------------------

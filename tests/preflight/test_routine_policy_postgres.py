@@ -159,6 +159,9 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         # constants the planner folds into every query that reads the view: 20 MB, over the 16 MB default
         "CREATE VIEW fx.v_big AS SELECT repeat('x', 20000000) AS s",
         "CREATE VIEW fx.v_big_outer AS SELECT length(s) AS n FROM fx.v_big",
+        # a constant column a reader builds from: by the caller's query, or by another view
+        "CREATE VIEW fx.params AS SELECT 20000007 AS big_n, 80 AS width",
+        "CREATE VIEW fx.v_built AS SELECT repeat('x', p.big_n) AS r FROM fx.params p",
         "CREATE MATERIALIZED VIEW fx.mv AS SELECT id FROM fx.t WITH NO DATA",
         "CREATE OPERATOR fx.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ops.audit_eq)",
         "CREATE CAST (text AS fx.tag) WITH FUNCTION ops.audit_cast(text)",
@@ -331,7 +334,17 @@ ATTACKS: list[tuple[str, str, str]] = [
     (
         "nested_view_folding_a_huge_constant",
         "SELECT * FROM fx.v_big_outer",
-        "view fx.v_big_outer → view fx.v_big → its definition's constants",
+        "view fx.v_big_outer → ",  # its own definition counts what it reads of fx.v_big
+    ),
+    (
+        "constant_column_of_a_view",
+        "SELECT length(repeat('x', p.big_n + 1)) FROM fx.params p",
+        "with the constant columns of the views it reads",
+    ),
+    (
+        "view_building_from_a_view_s_constant",
+        "SELECT length(r) FROM fx.v_built",
+        "view fx.v_built → its definition",
     ),
 ]
 # Each of these has an effect at plan time when nothing stops it (the canary proves it).
@@ -395,6 +408,7 @@ def test_a_superuser_profile_refuses_the_same_attacks(world: World, client: Test
 
 
 LEGIT: list[tuple[str, str]] = [
+    ("small_constant_column_of_a_view", "SELECT repeat('-', p.width) FROM fx.params p"),
     ("join_and_aggregate", "SELECT t.x, sum(u.amount) FROM fx.t t JOIN fx.u u ON u.t_id = t.id GROUP BY t.x"),
     (
         "window_functions",
