@@ -31,6 +31,8 @@ driver raises, and the connection is discarded.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -429,19 +431,22 @@ def _end(conn: Connection, reset: Callable[[Any], None] | None) -> None:
 
 
 class _Watchdog:
-    """Run an action once after a delay unless disarmed first, and never after disarming returns."""
+    """Run an action once after a delay unless disarmed first, and never after disarming returns.
+
+    Armed around every statement (the silence bound, the MySQL and SQLite cancels): one process-wide timer
+    thread keeps the deadlines (:class:`_Deadlines`), where a thread per statement cost ~0.1 ms each.
+    """
 
     def __init__(self, seconds: float, action: Callable[[], None]) -> None:
         self._action = action
+        self._seconds = seconds
         self._lock = threading.Lock()
         self._armed = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
         self.fired = False
 
     def __enter__(self) -> _Watchdog:
         self._armed = True
-        self._timer.start()
+        _DEADLINES.add(time.monotonic() + self._seconds, self)
         return self
 
     def __exit__(
@@ -453,9 +458,13 @@ class _Watchdog:
         # Taking the lock waits out a running action, so it cannot hit the next statement.
         with self._lock:
             self._armed = False
-        self._timer.cancel()
+        _DEADLINES.disarmed()
 
-    def _fire(self) -> None:
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
+    def fire(self) -> None:
         with self._lock:
             if not self._armed:
                 return
@@ -464,6 +473,54 @@ class _Watchdog:
                 self._action()
             except Exception as exc:  # noqa: BLE001 - a failed cancel must not kill the timer thread
                 logger.warning("could not cancel a slow statement: %s", type(exc).__name__)
+
+
+class _Deadlines:
+    """The deadlines of armed watchdogs, kept by one daemon thread per process (started on first use, again
+    in a forked child). A watchdog that is due fires on a thread of its own: its action may block (the MySQL
+    cancel opens a connection) and must not hold up the others."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._order = itertools.count()
+        self._pid = 0
+        self._disarmed = 0
+
+    def add(self, deadline: float, watchdog: _Watchdog) -> None:
+        with self._cond:
+            if self._pid != os.getpid():  # first use in this process
+                self._pid, self._heap, self._disarmed = os.getpid(), [], 0
+                threading.Thread(target=self._run, name="dbmeta-watchdog", daemon=True).start()
+            heapq.heappush(self._heap, (deadline, next(self._order), watchdog))
+            if self._heap[0][2] is watchdog:
+                self._cond.notify()
+
+    def disarmed(self) -> None:
+        with self._cond:
+            self._disarmed += 1
+            if self._disarmed > 1024 and self._disarmed > len(self._heap) // 2:
+                # most entries are of statements long done: drop them rather than keep them to their deadline
+                self._heap = [entry for entry in self._heap if entry[2].armed]
+                heapq.heapify(self._heap)
+                self._disarmed = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, watchdog = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            if watchdog.armed:
+                threading.Thread(target=watchdog.fire, name="dbmeta-watchdog-fire", daemon=True).start()
+
+
+_DEADLINES: Final = _Deadlines()
 
 
 # --- session resets (after the rollback, so nothing a statement left behind reaches the next user) -----

@@ -469,6 +469,14 @@ def _inspector(*args: str, env: dict[str, str] | None = None) -> Any:
     return json.loads(done.stdout)
 
 
+def _inspector_call(base_url: str, tool: str, *args: str) -> Any:
+    """tools/call over HTTP with the Inspector CLI; ``args`` are its ``name=value`` tool arguments."""
+    argv = [base_url + "/mcp", "--transport", "http", "--method", "tools/call", "--tool-name", tool]
+    for arg in args:
+        argv += ["--tool-arg", arg]
+    return _inspector(*argv)
+
+
 @needs_inspector
 def test_the_inspector_cli_lists_the_tools_over_http(base_url: str) -> None:
     listed = _inspector(base_url + "/mcp", "--transport", "http", "--method", "tools/list")
@@ -482,42 +490,21 @@ def test_the_inspector_cli_lists_the_tools_over_http(base_url: str) -> None:
 def test_the_inspector_cli_calls_each_tool_over_http(
     base_url: str, tool: str, args: list[str], key: str
 ) -> None:
-    argv = [base_url + "/mcp", "--transport", "http", "--method", "tools/call", "--tool-name", tool]
-    for arg in args:
-        argv += ["--tool-arg", arg]
-    answer = _inspector(*argv)
+    answer = _inspector_call(base_url, tool, *args)
     assert answer["isError"] is False, answer
     assert key in answer["structuredContent"] and answer["content"][0]["text"]
 
 
 @needs_inspector
 def test_the_inspector_cli_shows_a_tool_error_as_the_servers_json(base_url: str) -> None:
-    argv = [
-        base_url + "/mcp",
-        "--transport",
-        "http",
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "search_tables",
-    ]
-    answer = _inspector(*argv, "--tool-arg", "query=x", "--tool-arg", "profile=nosuch")
+    answer = _inspector_call(base_url, "search_tables", "query=x", "profile=nosuch")
     assert answer["isError"] is True, answer
     assert json.loads(answer["content"][0]["text"])["error"] == "unknown_profile"
 
 
 @needs_inspector
 def test_the_inspector_cli_shows_invalid_arguments_as_the_servers_json(base_url: str) -> None:
-    argv = [
-        base_url + "/mcp",
-        "--transport",
-        "http",
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "search_tables",
-    ]
-    answer = _inspector(*argv, "--tool-arg", "query=x", "--tool-arg", "top_k=0")
+    answer = _inspector_call(base_url, "search_tables", "query=x", "top_k=0")
     assert answer["isError"] is True, answer
     _invalid_request(answer["content"][0]["text"], ["top_k"], "greater_than_equal")
 

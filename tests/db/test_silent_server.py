@@ -128,3 +128,20 @@ def test_a_statement_that_fails_leaves_no_watchdog_to_cut_the_next_one(pg_url: s
             conn.info.pop(SILENCE_KEY, None)
     finally:
         engine.dispose()
+
+
+def test_watchdogs_share_one_timer_thread_fire_when_due_and_are_dropped_once_disarmed() -> None:
+    from dbmeta_app.db import session
+
+    fired: list[int] = []
+    threads = threading.active_count()
+    for _ in range(5000):  # statements that finish in time: nothing fires, and their deadlines do not pile up
+        with session._Watchdog(60, lambda: fired.append(1)):
+            pass
+    assert threading.active_count() <= threads + 1  # at most the one timer thread, started on first use
+    assert len(session._DEADLINES._heap) < 2500
+    started = time.monotonic()
+    with session._Watchdog(0.2, lambda: fired.append(2)) as due:
+        while not due.fired and time.monotonic() - started < 5:
+            time.sleep(0.01)
+    assert fired == [2] and 0.2 <= time.monotonic() - started < 5
