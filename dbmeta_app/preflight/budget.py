@@ -25,7 +25,9 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
 Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
 ``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
 are not in the parse tree: their definitions are measured against the same bound where the catalog is read
-(PostgreSQL and MariaDB: the routine policy, ``preflight/routines.py``; DuckDB: ``dialects/duckdb.reach_problem``).
+(PostgreSQL and MariaDB: the routine policy, ``preflight/routines.py``; DuckDB: ``dialects/duckdb.reach_problem``),
+each with the constant columns of the views it reads (:func:`settle_view_outputs`, :func:`pg_view_outputs`,
+:func:`glot_view_outputs`), and so is the query (``outputs`` of :func:`measure_postgres`, :func:`measure_sqlglot`).
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pglast import ast as pg
 from pglast.enums import CTEMaterialize, SetOperation
@@ -47,12 +49,16 @@ from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
 __all__ = [
     "Budget",
     "Measures",
+    "glot_view_outputs",
     "measure_postgres",
     "measure_sqlglot",
     "merge_outputs",
     "over_budget",
     "pg_view_outputs",
+    "settle_view_outputs",
 ]
+
+_Key = TypeVar("_Key", bound=Hashable)
 
 # Counts saturate here: an exponential CTE chain must not build integers with thousands of digits.
 _CAP: Final = 10**15
@@ -478,21 +484,61 @@ def pg_view_outputs(view: pg.Node, seed: Mapping[str, Any] | None = None) -> dic
     and ``seed``'s (the constant columns of the views it reads) inlined first."""
     inlined = _pg_inline_constants(view, seed)
     out: dict[str, Any] = {}
-    if isinstance(inlined, pg.SelectStmt):
-        for target in inlined.targetList or ():
+    if isinstance(inlined, pg.SelectStmt) and isinstance(view, pg.SelectStmt):
+        # named as written (an inlined column keeps its name: SELECT p.n FROM params p is still n)
+        for written, target in zip(view.targetList or (), inlined.targetList or (), strict=False):
             if isinstance(target, pg.ResTarget) and target.val is not None and _pg_constant(target.val):
-                out[(target.name or _pg_implicit_name(target.val)).lower()] = target.val
+                name = (target.name or _pg_implicit_name(getattr(written, "val", None))).lower()
+                if name not in out or _pg_weight(target.val) > _pg_weight(out[name]):
+                    out[name] = target.val
     return out
 
 
 def merge_outputs(*many: Mapping[str, Any]) -> dict[str, Any]:
-    """Constant columns by name from several relations: of two with one name, the larger counts."""
+    """Constant columns by name from several relations: of two with one name, the larger counts (pglast or
+    sqlglot expressions)."""
     out: dict[str, Any] = {}
     for outputs in many:
         for name, expr in outputs.items():
-            if name not in out or _pg_weight(expr) > _pg_weight(out[name]):
+            if name not in out or _weight(expr) > _weight(out[name]):
                 out[name] = expr
     return out
+
+
+def settle_view_outputs(
+    reads: Mapping[_Key, Iterable[_Key]],
+    outputs_of: Callable[[_Key, Mapping[str, Any]], Mapping[str, Any]],
+) -> dict[_Key, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per view (a key of ``reads``, which maps it to the views it reads): the constant columns of the views it
+    reads, transitively, by name (its seed: what to measure its definition with), and its own constant columns,
+    ``outputs_of(view, seed)`` (:func:`pg_view_outputs`, :func:`glot_view_outputs`). Each view is settled after
+    the views it reads, so a constant renamed by a view of a view of it is still that constant; a cycle (which
+    the engines refuse to create) is cut."""
+    out: dict[_Key, tuple[dict[str, Any], dict[str, Any]]] = {}
+    active: set[_Key] = set()
+    for start in reads:
+        # Iterative post-order: a view may read a long chain of views.
+        stack: list[tuple[_Key, bool]] = [(start, False)]
+        while stack:
+            key, expanded = stack.pop()
+            if key in out:
+                continue
+            if expanded:
+                below = [part for read in reads.get(key, ()) if read in out for part in out[read]]
+                seed = merge_outputs(*below)
+                out[key] = (seed, dict(outputs_of(key, seed)))
+                active.discard(key)
+            elif key not in active:
+                active.add(key)
+                stack.append((key, True))
+                stack.extend(
+                    (r, False) for r in reads.get(key, ()) if r in reads and r not in out and r not in active
+                )
+    return out
+
+
+def _weight(expr: Any) -> float:
+    return _glot_weight(expr) if isinstance(expr, exp.Expr) else _pg_weight(expr)
 
 
 def _pg_weight(expr: Any) -> float:
@@ -507,6 +553,8 @@ def _pg_weight(expr: Any) -> float:
 
 def _pg_implicit_name(expr: Any) -> str:
     """The name PostgreSQL gives an output column written without one (FigureColname)."""
+    if isinstance(expr, pg.ColumnRef) and expr.fields and isinstance(expr.fields[-1], pg.String):
+        return _pg_name(expr.fields[-1])
     if isinstance(expr, pg.FuncCall) and expr.funcname:
         return _pg_name(expr.funcname[-1])
     if isinstance(expr, pg.TypeCast) and expr.typeName is not None and expr.typeName.names:
@@ -840,11 +888,11 @@ def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
     return calls
 
 
-def _glot_inline_constants(root: exp.Expr) -> exp.Expr:
+def _glot_inline_constants(root: exp.Expr, seed: Mapping[str, exp.Expr] | None = None) -> exp.Expr:
     """The sqlglot counterpart of :func:`_pg_inline_constants` (an unnamed output is named by its text)."""
     tree = root
     for _ in range(_INLINE_ROUNDS):
-        outputs: dict[str, exp.Expr] = {}
+        outputs: dict[str, exp.Expr] = dict(seed or {})
         for name, expr in _glot_outputs(tree):
             if _glot_constant(expr) and (
                 name not in outputs or _glot_weight(expr) > _glot_weight(outputs[name])
@@ -857,6 +905,51 @@ def _glot_inline_constants(root: exp.Expr) -> exp.Expr:
         for column in [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]:
             column.replace(outputs[column.name.lower()].copy())
     return tree
+
+
+def glot_view_outputs(
+    view: exp.Expr, seed: Mapping[str, exp.Expr] | None = None, columns: Sequence[str] = ()
+) -> dict[str, exp.Expr]:
+    """The sqlglot counterpart of :func:`pg_view_outputs`: the constant columns a reader of a view sees (name →
+    constant expression), its own derived tables' and ``seed``'s (the views it reads) inlined first.
+
+    ``columns``: the view's column list (``CREATE VIEW v (m) AS …``), which renames its outputs. An output is
+    named as the engines name it (its alias, a column's name, else its text: DuckDB's ``"100000007"``); a
+    ``*`` renamed by a column list counts the largest constant below it (seed included), as in a derived table.
+    """
+    if not isinstance(view, exp.Select):
+        return {}  # a set operation's columns are not constants of the reader's
+    inlined = _glot_inline_constants(view, seed)
+    if not isinstance(inlined, exp.Select) or len(inlined.expressions) != len(view.expressions):
+        return {}
+    names = [c.lower() for c in columns]
+    out: dict[str, exp.Expr] = {}
+    if names and any(isinstance(p, exp.Star) or p.is_star for p in view.expressions):
+        below = [
+            e for e in (*(seed or {}).values(), *(e for _, e in _glot_outputs(inlined))) if _glot_constant(e)
+        ]
+        if below:
+            largest = max(below, key=_glot_weight)
+            out.update(dict.fromkeys(names, largest))
+        return out
+    for i, (written, projection) in enumerate(zip(view.expressions, inlined.expressions, strict=True)):
+        if isinstance(written, exp.Star) or written.is_star:
+            continue  # the columns of what it reads: in the seed already, by their names
+        value = projection.this if isinstance(projection, exp.Alias) else projection
+        if not _glot_constant(value):
+            continue
+        name = names[i] if i < len(names) else _glot_implicit_name(written)
+        if name not in out or _glot_weight(value) > _glot_weight(out[name]):
+            out[name] = value
+    return out
+
+
+def _glot_implicit_name(projection: exp.Expr) -> str:
+    if projection.alias:
+        return projection.alias.lower()
+    if isinstance(projection, exp.Column):
+        return projection.name.lower()
+    return projection.sql().lower()
 
 
 def _glot_weight(expr: exp.Expr) -> float:
@@ -956,10 +1049,14 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
     return None
 
 
-def measure_sqlglot(root: exp.Expr, dialect: str) -> Measures:
-    """Measure a sqlglot statement tree for a dialect (iteratively)."""
+def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, exp.Expr] | None = None) -> Measures:
+    """Measure a sqlglot statement tree for a dialect (iteratively).
+
+    ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
+    reads, by column name: :func:`glot_view_outputs`), counted like its own derived tables' constants.
+    """
     folded = _glot_folded_calls(root, dialect)
-    inlined = _glot_inline_constants(root)
+    inlined = _glot_inline_constants(root, outputs)
     pulled_up = sum(_glot_folded_calls(inlined, dialect).values()) if inlined is not root else 0
     blocks = [_Block()]
     depth = from_items = 0

@@ -9,6 +9,7 @@ optional source (mysql.func, information_schema.KEYWORDS) that cannot be read is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Final
 
@@ -16,9 +17,10 @@ import sqlalchemy as sa
 import sqlglot
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from dbmeta_app.preflight.budget import measure_sqlglot
+from dbmeta_app.preflight.budget import glot_view_outputs, measure_sqlglot, settle_view_outputs
 from dbmeta_app.preflight.guard import MySQLFamily
 from dbmeta_app.preflight.mysql_builtins import BUILTINS_QUOTED, BUILTINS_UNQUOTED
 from dbmeta_app.preflight.reach import mysql_calls, mysql_reach
@@ -60,19 +62,45 @@ def _optional_words(conn: Connection, sql: str) -> frozenset[str] | None:
         return None
 
 
-def _view(schema: str, name: str, definition: str | None) -> MyView:
+def _view(schema: str, name: str, definition: str | None) -> tuple[MyView, exp.Expr | None]:
+    """The view (its constants not measured yet) and its parsed definition (None when it has none)."""
     if not definition:
-        return MyView(schema, name, None)  # SHOW VIEW is missing: information_schema hides the text
+        return MyView(schema, name, None), None  # SHOW VIEW is missing: information_schema hides the text
     try:
         tree = sqlglot.parse_one(definition, read=MySQLFamily)
         tokens = sqlglot.tokenize(definition, read=MySQLFamily)
     except (SqlglotError, RecursionError):
         # What it reads is unknown, but its calls are still visible in its tokens when they tokenize.
         log.warning("Could not parse the definition of view %s.%s; treating it as unreadable", schema, name)
-        return MyView(schema, name, None)
+        return MyView(schema, name, None), None
     reach = mysql_reach(tree, tokens)
-    constant_bytes = measure_sqlglot(tree, "mysql").constant_bytes
-    return MyView(schema, name, mysql_calls(tokens), reach.relations, constant_bytes)
+    return MyView(schema, name, mysql_calls(tokens), reach.relations), tree
+
+
+def _measured(
+    views: dict[tuple[str, str], MyView], trees: dict[tuple[str, str], exp.Expr], fold: bool
+) -> dict[tuple[str, str], MyView]:
+    """The views with what their definitions' constants make the optimiser build and their constant columns.
+
+    Each definition is measured with the constant columns of the views it reads, transitively (by name: ``SELECT
+    REPEAT('x', p.n) FROM params p`` over ``params AS SELECT 100000007 AS n`` builds what ``params`` holds).
+    """
+
+    def key(schema: str, name: str) -> tuple[str, str]:
+        return (schema.lower(), name.lower()) if fold else (schema, name)
+
+    reads = {
+        k: [
+            r for name in views[k].relations if (r := key(name.schema or views[k].schema, name.name)) in trees
+        ]
+        for k in trees
+    }
+    settled = settle_view_outputs(reads, lambda k, seed: glot_view_outputs(trees[k], seed))
+    out = dict(views)
+    for k, (seed, outputs) in settled.items():
+        constant_bytes = measure_sqlglot(trees[k], "mysql", seed).constant_bytes
+        out[k] = dataclasses.replace(views[k], constant_bytes=constant_bytes, outputs=tuple(outputs.items()))
+    return out
 
 
 def load_catalog(conn: Connection, fingerprint: str) -> MyCatalog:
@@ -89,11 +117,16 @@ def load_catalog(conn: Connection, fingerprint: str) -> MyCatalog:
     server_functions = _optional_words(conn, "SELECT FUNCTION FROM information_schema.SQL_FUNCTIONS")
     fold = int(conn.exec_driver_sql("SELECT @@lower_case_table_names").scalar_one() or 0) != 0
     views: dict[tuple[str, str], MyView] = {}
+    trees: dict[tuple[str, str], exp.Expr] = {}
     for schema, name, definition in conn.exec_driver_sql(
         "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS"
     ):
-        view = _view(str(schema), str(name), definition)
-        views[(view.schema.lower(), view.name.lower()) if fold else (view.schema, view.name)] = view
+        view, tree = _view(str(schema), str(name), definition)
+        key = (view.schema.lower(), view.name.lower()) if fold else (view.schema, view.name)
+        views[key] = view
+        if tree is not None:
+            trees[key] = tree
+    views = _measured(views, trees, fold)
     return MyCatalog(
         fingerprint=fingerprint,
         functions=functions,

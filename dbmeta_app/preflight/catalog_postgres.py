@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbmeta_app.db.session import caller_search_path
-from dbmeta_app.preflight.budget import measure_postgres, merge_outputs, pg_view_outputs
+from dbmeta_app.preflight.budget import measure_postgres, pg_view_outputs, settle_view_outputs
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -590,7 +590,7 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
-    constants = _view_constants(conn)
+    constants = _view_constants(conn, reads)
     oids = set(hits) | set(reads) | set(children) | set(constants)
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
@@ -611,11 +611,11 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
     return out
 
 
-def _view_constants(conn: Connection) -> dict[int, tuple[int, dict[str, Any]]]:
-    """Per user view with constants: the bytes its definition makes the planner build, and the constant
-    columns its readers see (by name). A view's definition is measured with the constant columns of every
-    view counted (by name, the larger of two: ``SELECT repeat('x', p.n) FROM params p`` over ``params AS
-    SELECT 100000007 AS n`` builds what ``params`` holds)."""
+def _view_constants(conn: Connection, reads: dict[int, list[int]]) -> dict[int, tuple[int, dict[str, Any]]]:
+    """Per user view with constants: the bytes its definition makes the planner build, and its constant
+    columns (by name). A view's definition is measured with the constant columns of the views it reads,
+    transitively (by name, the larger of two: ``SELECT repeat('x', p.n) FROM params p`` over ``params AS
+    SELECT 100000007 AS n`` builds what ``params`` holds; so does a view of a view renaming ``n``)."""
     trees: dict[int, Any] = {}
     for oid, definition in conn.execute(_VIEW_DEFINITIONS):
         try:
@@ -625,13 +625,13 @@ def _view_constants(conn: Connection) -> dict[int, tuple[int, dict[str, Any]]]:
             continue
         if statement is not None:
             trees[int(oid)] = statement
-    outputs = {oid: pg_view_outputs(tree) for oid, tree in trees.items()}
-    seed = merge_outputs(*outputs.values())
+    views = {oid: [read for read in reads.get(oid, ()) if read in trees] for oid in trees}
+    settled = settle_view_outputs(views, lambda oid, seed: pg_view_outputs(trees[oid], seed))
     out: dict[int, tuple[int, dict[str, Any]]] = {}
-    for oid, tree in trees.items():
-        constant_bytes = measure_postgres(tree, seed).constant_bytes
-        if constant_bytes or outputs[oid]:
-            out[oid] = (constant_bytes, pg_view_outputs(tree, seed))
+    for oid, (seed, outputs) in settled.items():
+        constant_bytes = measure_postgres(trees[oid], seed).constant_bytes
+        if constant_bytes or outputs:
+            out[oid] = (constant_bytes, outputs)
     return out
 
 

@@ -21,12 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pglast
+import sqlglot
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dbmeta_app.db.session import use_own_search_path
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
-from dbmeta_app.preflight.budget import Budget, measure_postgres, merge_outputs
+from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot, merge_outputs
+from dbmeta_app.preflight.guard import MySQLFamily
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -36,6 +38,7 @@ from dbmeta_app.preflight.routines import (
     judge_mysql,
     judge_postgres,
     mysql_relation_problems,
+    mysql_view_outputs,
     postgres_relation_problems,
     postgres_view_outputs,
 )
@@ -107,7 +110,13 @@ class RoutineGate:
             return verdict
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
-        return judge_mysql(reach, my, my_live, self.allow, max_constant_bytes=self.max_constant_bytes)
+        verdict = judge_mysql(reach, my, my_live, self.allow, max_constant_bytes=self.max_constant_bytes)
+        if verdict is None and statement is not None:
+            outputs = merge_outputs(*mysql_view_outputs(my, reach.relations, my_live.database))
+            if outputs:
+                tree = sqlglot.parse_one(statement, read=MySQLFamily)
+                verdict = self._too_big(measure_sqlglot(tree, "mysql", outputs).constant_bytes)
+        return verdict
 
     def _view_columns_problem(
         self, pg: PgCatalog, relations: Sequence[int | None], statement: str
@@ -117,7 +126,10 @@ class RoutineGate:
         if not outputs:
             return None
         tree = pglast.parse_sql(statement)[0].stmt
-        built = measure_postgres(tree, outputs).constant_bytes if tree is not None else 0
+        return self._too_big(measure_postgres(tree, outputs).constant_bytes if tree is not None else 0)
+
+    def _too_big(self, built: int) -> str | None:
+        """Say that the constant columns of the views a query reads make its calls build too much, or None."""
         if built <= self.max_constant_bytes:
             return None
         return (

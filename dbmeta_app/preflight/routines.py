@@ -61,7 +61,9 @@ __all__ = [
     "judge_mysql",
     "judge_postgres",
     "mysql_relation_problems",
+    "mysql_view_outputs",
     "postgres_relation_problems",
+    "postgres_view_outputs",
 ]
 
 #: PostgreSQL's FirstNormalObjectId: every object initdb did not create has an oid at least this.
@@ -499,6 +501,7 @@ class MyView:
     functions: tuple[Name, ...] | None
     relations: tuple[Name, ...] = ()
     constant_bytes: int = 0  # what its definition's constants make the optimiser build (budget.py)
+    outputs: tuple[tuple[str, Any], ...] = ()  # its constant columns (name, sqlglot expression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,6 +582,28 @@ def judge_mysql(
     ):
         judge.add(problem)
     return judge.verdict()
+
+
+def mysql_view_outputs(
+    catalog: MyCatalog, relations: Iterable[Name], database: str | None
+) -> list[Mapping[str, Any]]:
+    """The constant columns of the views these relations expand to (transitively), one mapping per view."""
+    out: list[Mapping[str, Any]] = []
+    queue: deque[tuple[Name, str | None]] = deque((name, database) for name in relations)
+    seen: set[tuple[str, str]] = set()
+    while queue:
+        name, default_schema = queue.popleft()
+        schema = name.schema or default_schema
+        if schema is None:
+            continue
+        key = _my_key(catalog, schema, name.name)
+        view = catalog.views.get(key)
+        if key in seen or view is None:
+            continue
+        seen.add(key)
+        out.append(dict(view.outputs))
+        queue.extend((relation, view.schema) for relation in view.relations)
+    return out
 
 
 def mysql_relation_problems(

@@ -9,7 +9,13 @@ import pglast
 import pytest
 import sqlglot
 
-from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot
+from dbmeta_app.preflight.budget import (
+    Budget,
+    glot_view_outputs,
+    measure_postgres,
+    measure_sqlglot,
+    settle_view_outputs,
+)
 from dbmeta_app.preflight.guard import LIMIT, SQL, UNSAFE, MySQLFamily, check_sql
 
 DIALECTS = ("postgresql", "mysql", "sqlite")
@@ -481,3 +487,45 @@ def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_co
         "duckdb",
     )
     assert accepted.ok, accepted.reason
+
+
+def test_the_constant_columns_of_views_settle_through_renames_column_lists_and_stars() -> None:
+    """What a reader of each view sees (budget.settle_view_outputs over glot_view_outputs), by name."""
+    definitions = {
+        "params": ("SELECT 100000007 AS n, 40 AS width", []),
+        "renamed": ("SELECT p.n AS k FROM params AS p", []),
+        "renamed_twice": ("SELECT r.k AS j, r.k + 1 AS j1 FROM renamed AS r", []),
+        "listed": ("SELECT 100000007", ["m"]),
+        "unnamed": ("SELECT 100000007", []),
+        "starred": ("SELECT * FROM params", ["a", "b"]),
+        "table_column": ("SELECT n FROM t", []),
+        "union": ("SELECT 100000007 AS u UNION ALL SELECT 1", []),
+        "loop_a": ("SELECT z AS y FROM loop_b", []),
+        "loop_b": ("SELECT y AS z FROM loop_a", []),
+    }
+    trees = {name: sqlglot.parse_one(sql, read="duckdb") for name, (sql, _) in definitions.items()}
+    reads = {
+        name: [t.name for t in tree.find_all(sqlglot.exp.Table) if t.name in trees]
+        for name, tree in trees.items()
+    }
+    settled = settle_view_outputs(
+        reads, lambda name, seed: glot_view_outputs(trees[name], seed, definitions[name][1])
+    )
+
+    def own(name: str) -> dict[str, str]:
+        return {column: expr.sql() for column, expr in settled[name][1].items()}
+
+    assert own("params") == {"n": "100000007", "width": "40"}
+    assert own("renamed") == {"k": "100000007"}
+    assert own("renamed_twice") == {"j": "100000007", "j1": "100000007 + 1"}
+    assert set(settled["renamed_twice"][0]) == {"n", "width", "k"}  # the seed: what it reads, transitively
+    assert own("listed") == {"m": "100000007"} and own("unnamed") == {"100000007": "100000007"}
+    assert own("starred") == {"a": "100000007", "b": "100000007"}  # the largest constant below
+    assert own("table_column") == {} and own("union") == {}
+    assert own("loop_a") == own("loop_b") == {}  # a cycle is cut
+    built = measure_sqlglot(
+        sqlglot.parse_one("SELECT repeat('x', j) FROM renamed_twice", read="duckdb"),
+        "duckdb",
+        {**settled["renamed_twice"][0], **settled["renamed_twice"][1]},
+    )
+    assert built.constant_bytes > 100_000_000

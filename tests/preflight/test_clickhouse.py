@@ -278,6 +278,28 @@ def test_views_over_local_tables_and_materialized_views_are_planned(engine: Engi
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(("levels", "accepted"), [(8, True), (9, False)])
+def test_views_are_followed_up_to_eight_levels(engine: Engine, levels: int, accepted: bool) -> None:
+    name = f"i17a_chain{levels}"
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(f"CREATE TABLE {name}.t (x UInt8) ENGINE = MergeTree ORDER BY x")
+        for level in range(levels, 0, -1):  # v1 reads v2 … reads t
+            below = "t" if level == levels else f"v{level + 1}"
+            conn.exec_driver_sql(f"CREATE VIEW {name}.v{level} AS SELECT x FROM {name}.{below}")
+    try:
+        result = run_explain(engine, f"SELECT x FROM {name}.v1")
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    if accepted:
+        assert result.ok, result.error
+    else:
+        assert result.error_kind == "unsafe" and "nested more than 8 levels" in (result.error or ""), result
+
+
+@pytest.mark.integration
 def test_a_scalar_subquery_chdb_evaluates_while_planning_is_held_to_the_in_process_bound(
     engine: Engine,
 ) -> None:

@@ -187,6 +187,108 @@ def test_a_macro_or_a_huge_constant_stored_in_the_database_is_refused_before_duc
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: under 100 MB more
 
 
+@pytest.fixture
+def params_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A database file whose views hold constant columns (100 MB as a size, over the bound; 40, well under), read
+    as written, through a column list, a renamed ``*``, another view and an earlier output's alias, and a
+    constant generated column."""
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / "params.duckdb"
+    conn = duckdb.connect(str(path))
+    for statement in (
+        "CREATE TABLE t (x VARCHAR, n INTEGER)",
+        "CREATE VIEW params AS SELECT 100000007 AS n, 40 AS width",
+        "CREATE VIEW v_built AS SELECT repeat('x', p.n) AS r FROM params p",
+        "CREATE VIEW v_alias AS SELECT 100000007 AS q, repeat('x', q) AS r",  # an earlier output's alias
+        "CREATE VIEW listed (m) AS SELECT 100000007",
+        "CREATE VIEW starred (k, w) AS SELECT * FROM params",
+        "CREATE VIEW renamed AS SELECT k AS j FROM starred",
+        "CREATE TABLE g (x INTEGER, c INTEGER AS (100000007))",
+    ):
+        conn.execute(statement)
+    conn.close()
+    eng = create_profile_engine(Profile(name="params", database_url=SecretStr(f"duckdb:///{path}")))
+    yield eng
+    eng.dispose()
+
+
+def _reach(engine: Engine, sql: str) -> str | None:
+    """reach_problem alone, on the engine's own session: the query is never planned."""
+    from dbmeta_app.preflight.dialects.duckdb import reach_problem
+
+    verdict = check_sql(sql, "duckdb")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    statement = verdict.statement
+    with engine.connect() as conn:
+        return reach_problem(lambda q: list(conn.exec_driver_sql(q).fetchall()), statement)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT length(repeat('x', p.n)) FROM params p", "with the constant columns of the views it reads"),
+        ("SELECT lpad('x', p.n, 'y') FROM params AS p", "with the constant columns of the views it reads"),
+        ("SELECT * FROM t WHERE x = (SELECT repeat('x', n) FROM params)", "constant columns of the views"),
+        ("SELECT length(r) FROM v_built", "view main.v_built"),
+        ("SELECT length(r) FROM v_alias", "view main.v_alias"),
+        ("SELECT length(repeat('x', m)) FROM listed", "constant columns of the views"),
+        ("SELECT length(repeat('x', s.k)) FROM starred s", "constant columns of the views"),
+        ("SELECT length(repeat('x', j)) FROM renamed", "constant columns of the views"),
+        ("SELECT length(repeat('x', c)) FROM g", "constant columns of the views"),
+    ],
+)
+def test_a_view_s_constant_column_used_as_a_size_is_refused_before_duckdb_plans(
+    params_engine: Engine, sql: str, why: str
+) -> None:
+    """DuckDB binds the view into the query and folds the call in this process: refused before it plans (checked
+    without planning first, so that a regression never makes this process build 100 MB)."""
+    import resource
+
+    problem = _reach(params_engine, sql)
+    assert problem is not None and "preflight.max_constant_bytes" in problem, problem
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run_explain(params_engine, sql)
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert why in (result.error or "") and "preflight.max_constant_bytes" in (result.error or ""), (
+        result.error
+    )
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: under 50 MB more
+
+
+@pytest.mark.integration
+def test_a_small_constant_column_of_a_view_is_still_planned(params_engine: Engine) -> None:
+    for sql in (
+        "SELECT repeat('-', p.width) FROM params p",
+        "SELECT repeat('-', width) FROM params WHERE n > 0",
+    ):
+        assert _reach(params_engine, sql) is None, sql
+        result = run_explain(params_engine, sql)
+        assert result.ok, (sql, result.error)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("levels", "accepted"), [(8, True), (9, False)])
+def test_views_are_followed_up_to_eight_levels(tmp_path: Path, levels: int, accepted: bool) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / "chain.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    for level in range(levels, 0, -1):  # v1 reads v2 … reads t
+        below = "t" if level == levels else f"v{level + 1}"
+        conn.execute(f"CREATE VIEW v{level} AS SELECT x FROM {below}")
+    conn.close()
+    engine = create_profile_engine(Profile(name="chain", database_url=SecretStr(f"duckdb:///{path}")))
+    try:
+        result = run_explain(engine, "SELECT x FROM v1")
+    finally:
+        engine.dispose()
+    if accepted:
+        assert result.ok, result.error
+    else:
+        assert result.error_kind == "unsafe" and "nested more than 8 levels" in (result.error or ""), result
+
+
 @pytest.mark.integration
 def test_a_macro_refusal_says_the_service_cannot_vouch_for_it(hostile_engine: Engine) -> None:
     result = run_explain(hostile_engine, "SELECT * FROM t WHERE x = big(300000000)")

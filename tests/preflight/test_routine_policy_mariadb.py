@@ -91,6 +91,12 @@ def world(mysql_url: str) -> Iterator[World]:
                 "CREATE VIEW v_lock AS SELECT GET_LOCK('dbm_rp_lock', 0) AS g, SLEEP(2) AS s",
                 # constants the optimiser folds: 20 MB, over the 16 MB default
                 "CREATE VIEW v_big AS SELECT REPEAT('x', 20000000) AS s",
+                # constant columns a reader may use as a size (100 MB, over the bound; 40 bytes, well under),
+                # and a view that builds from one of them
+                "CREATE VIEW params AS SELECT 100000007 AS n, 40 AS width",
+                "CREATE VIEW v_built AS SELECT REPEAT('x', p.n) AS r FROM params p",
+                "CREATE VIEW v_renamed AS SELECT p.n AS k FROM params p",
+                "CREATE VIEW v_renamed_twice AS SELECT r.k AS j FROM v_renamed r",
                 # the server's logins, read through a view of the user's database
                 "CREATE VIEW v_users AS SELECT User AS u, Host AS h FROM mysql.user",
                 "ANALYZE TABLE t",
@@ -223,7 +229,75 @@ def test_a_root_profile_refuses_the_same_function(world: World, client: TestClie
     assert world.victim_alive()
 
 
+# A constant column of a view, used by the caller (or by another view) as a size: MariaDB merges the view and
+# folds the call while optimising. The gate refuses it before the EXPLAIN (a test never lets it through to
+# the shared server: the gate is asserted first, without an EXPLAIN).
+VIEW_CONSTANTS = [
+    (
+        "repeat",
+        "SELECT LENGTH(REPEAT('x', p.n)) FROM params p",
+        "with the constant columns of the views it reads, the query would make the planner build",
+    ),
+    ("lpad", "SELECT LPAD('x', p.n, 'y') FROM params p", "with the constant columns of the views it reads"),
+    ("space", "SELECT LENGTH(SPACE(p.n)) FROM {db}.params AS p", "with the constant columns of the views"),
+    ("in_a_subquery", "SELECT * FROM t WHERE note = (SELECT SPACE(n) FROM params)", "constant columns"),
+    ("renamed_twice", "SELECT LENGTH(REPEAT('x', j)) FROM v_renamed_twice", "constant columns"),
+    (
+        "view_building_from_a_view_s_constant",
+        "SELECT LENGTH(r) FROM v_built",
+        "view {db}.v_built → its definition's constants",
+    ),
+]
+
+
+def _gate(world: World, sql: str) -> str | None:
+    """The routine policy's verdict alone, in a rolled-back transaction: nothing is sent to EXPLAIN."""
+    verdict = check_sql(sql, "mysql")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        with engine.connect() as conn:
+            problem = RoutineGate("mysql").check(conn, verdict.reach, verdict.statement)
+            conn.rollback()
+    finally:
+        engine.dispose()
+    return problem
+
+
+@pytest.mark.parametrize(("name", "sql", "mentions"), VIEW_CONSTANTS, ids=[c[0] for c in VIEW_CONSTANTS])
+def test_a_view_s_constant_column_used_as_a_size_is_refused_before_the_explain(
+    world: World, client: TestClient, name: str, sql: str, mentions: str
+) -> None:
+    sql = sql.format(db=world.db)
+    problem = _gate(world, sql)
+    assert problem is not None and "preflight.max_constant_bytes (16,000,000)" in problem, problem
+    body = _preflight(client, sql)
+    assert body["ok"] is False and body["error_kind"] == "unsafe" and body["plan"] is None, body
+    assert mentions.format(db=world.db) in body["error"], body["error"]
+    assert "preflight.max_constant_bytes" in body["error"], body["error"]
+
+
+def test_a_view_building_from_a_view_s_constant_is_not_sampled(world: World) -> None:
+    from dbmeta_app.preflight.policy import sample_refusals
+    from dbmeta_app.preflight.reach import Name
+
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        refused = sample_refusals(
+            engine, RoutineGate("mysql"), [Name(world.db, n) for n in ("params", "v_built", "v_renamed")]
+        )
+    finally:
+        engine.dispose()
+    assert set(refused) == {Name(world.db, "v_built")}, refused
+    assert "preflight.max_constant_bytes" in refused[Name(world.db, "v_built")]
+
+
+def test_a_small_constant_column_of_a_view_passes_the_gate(world: World) -> None:
+    assert _gate(world, "SELECT REPEAT('-', p.width) FROM params p") is None
+
+
 LEGIT = [
+    ("small_constant_column_of_a_view", "SELECT REPEAT('-', p.width) FROM params p"),
     ("join_aggregate", "SELECT t.note, SUM(u.amount) FROM t JOIN u ON u.t_id = t.id GROUP BY t.note"),
     ("window", "SELECT id, ROW_NUMBER() OVER (ORDER BY id), LAG(note) OVER (ORDER BY id) FROM t"),
     (

@@ -162,6 +162,9 @@ def _setup_sql(db: str, owner: str, reader: str) -> tuple[list[str], list[str], 
         # a constant column a reader builds from: by the caller's query, or by another view
         "CREATE VIEW fx.params AS SELECT 20000007 AS big_n, 80 AS width",
         "CREATE VIEW fx.v_built AS SELECT repeat('x', p.big_n) AS r FROM fx.params p",
+        # the same constant renamed by a view of a view of it
+        "CREATE VIEW fx.v_renamed AS SELECT p.big_n AS k FROM fx.params p",
+        "CREATE VIEW fx.v_renamed_twice AS SELECT r.k AS j FROM fx.v_renamed r",
         "CREATE MATERIALIZED VIEW fx.mv AS SELECT id FROM fx.t WITH NO DATA",
         "CREATE OPERATOR fx.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ops.audit_eq)",
         "CREATE CAST (text AS fx.tag) WITH FUNCTION ops.audit_cast(text)",
@@ -345,6 +348,11 @@ ATTACKS: list[tuple[str, str, str]] = [
         "view_building_from_a_view_s_constant",
         "SELECT length(r) FROM fx.v_built",
         "view fx.v_built → its definition",
+    ),
+    (
+        "constant_column_renamed_through_two_views",
+        "SELECT length(repeat('x', j)) FROM fx.v_renamed_twice",
+        "with the constant columns of the views it reads",
     ),
 ]
 # Each of these has an effect at plan time when nothing stops it (the canary proves it).

@@ -145,7 +145,9 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
     #: Who calls what: ("", names) for the query, ("view db.v", names), ("column db.t.c", names).
     callers: list[tuple[str, set[str]]] = [("", _calls(statement))]
     tables: set[str] = set()
-    for _ in range(MAX_VIEW_DEPTH):
+    # The query's level, then a level of views each (8 levels: a chain of 8 views is followed to the table it
+    # reads, a chain of 9 is refused; as on DuckDB).
+    for _ in range(MAX_VIEW_DEPTH + 1):
         wanted: set[str] = set()
         for tree, database in trees:
             names = dictionaries_used(tree)
@@ -188,6 +190,8 @@ def reach_problem(query: CatalogQuery, statement: str) -> str | None:
                 return f"table {key} uses the {engine} engine, which reads outside the database"
             else:
                 tables.add(key)
+        if not trees:
+            break  # what this level reads are tables (or nothing known)
     else:
         return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
     if tables:

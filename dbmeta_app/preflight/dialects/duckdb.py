@@ -26,7 +26,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from dbmeta_app.preflight.budget import Budget, measure_sqlglot
+from dbmeta_app.preflight.budget import (
+    Budget,
+    glot_view_outputs,
+    measure_sqlglot,
+    merge_outputs,
+    settle_view_outputs,
+)
 from dbmeta_app.preflight.reach import called_names
 
 SAFE_TABLE_FUNCTIONS: Final = frozenset(
@@ -96,14 +102,20 @@ def reach_problem(
     of the database (``duckdb_functions()`` with ``internal = false``; a user macro may shadow a built-in
     name), by the query, a view it reads (transitively, up to :data:`MAX_VIEW_DEPTH` levels) or a generated
     column of a table it reads, is refused; views and generated columns must pass :func:`tree_problem`; their
-    constants together may build at most ``max_constant_bytes`` (the profile's ``preflight.max_constant_bytes``). Views and tables are matched by
-    name in every schema (a name may reach more than it resolves to, never less).
+    constants together may build at most ``max_constant_bytes`` (the profile's ``preflight.max_constant_bytes``),
+    each view's measured with the constant columns of the views it reads (by name, transitively: ``SELECT
+    repeat('x', p.n) FROM params p`` over ``params AS SELECT 100000007 AS n`` builds what ``params`` holds), and
+    so may the query with the constant columns of the views and generated columns it reads. Views and tables are
+    matched by name in every schema (a name may reach more than it resolves to, never less).
     """
     callers: list[tuple[str, set[str]]] = [("", _calls(statement))]
     stored: list[tuple[str, exp.Expr]] = []
-    trees = [sqlglot.parse_one(statement, read="duckdb")]
+    query_tree = sqlglot.parse_one(statement, read="duckdb")
+    trees = [query_tree]
+    #: (schema, lower-case name) → the view's query and its column list (CREATE VIEW v (m) AS …)
+    views: dict[tuple[str, str], tuple[exp.Expr, list[str]]] = {}
     seen: set[str] = set()
-    for _ in range(MAX_VIEW_DEPTH + 1):
+    for _ in range(MAX_VIEW_DEPTH + 1):  # the query's level, then a level of views each
         wanted = set().union(*(table_names(tree) for tree in trees)) - seen
         trees = []
         if not wanted:
@@ -125,10 +137,14 @@ def reach_problem(
             callers.append((where, _calls(str(sql))))
             stored.append((where, view))
             trees.append(view)
+            listed = parsed.this if isinstance(parsed, exp.Create) else None
+            columns = [c.name for c in listed.expressions] if isinstance(listed, exp.Schema) else []
+            views[(str(schema), str(name).lower())] = (view, columns)
         if not trees:
             break  # what this level reads are tables (or nothing known)
     else:
         return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
+    generated: dict[str, exp.Expr] = {}  # the constant generated columns of the tables read, by name
     if seen:
         rows = query(
             "SELECT schema_name, table_name, column_name, generation_expression FROM duckdb_columns() "
@@ -138,26 +154,58 @@ def reach_problem(
             where = f"generated column {schema}.{table}.{column}"
             text = f"SELECT {expression}"
             try:
-                stored.append((where, sqlglot.parse_one(text, read="duckdb")))
+                tree = sqlglot.parse_one(text, read="duckdb")
             except SqlglotError:
                 return f"{where} has an expression the service cannot check"
+            stored.append((where, tree))
             callers.append((where, _calls(text)))
+            if isinstance(tree, exp.Select) and len(tree.expressions) == 1:
+                generated = merge_outputs(generated, glot_view_outputs(tree, columns=[str(column)]))
     problem = _macro_problem(query, callers)
     if problem is not None:
         return problem
+    seeds = _view_seeds(views, generated)
     constant_bytes = 0
     for where, tree in stored:
         problem = tree_problem(tree)
         if problem is not None:
             return f"{where} reads outside the database: {problem}"
-        constant_bytes += measure_sqlglot(tree, "duckdb").constant_bytes
+        constant_bytes += measure_sqlglot(tree, "duckdb", seeds.get(id(tree), generated)).constant_bytes
         if constant_bytes > max_constant_bytes:
             return (
                 f"{where} (with the other views and generated columns the query reads) would make DuckDB build "
                 f"{constant_bytes:,} bytes of constants while planning, over the limit of "
                 f"{max_constant_bytes:,} (preflight.max_constant_bytes)"
             )
+    outputs = merge_outputs(generated, *(seed for seed in seeds.values()))
+    built = measure_sqlglot(query_tree, "duckdb", outputs).constant_bytes if outputs else 0
+    if built > max_constant_bytes:
+        return (
+            "with the constant columns of the views it reads and of the generated columns of its tables, the query "
+            f"would make DuckDB build {built:,} bytes of constants while planning, over the limit of "
+            f"{max_constant_bytes:,} (preflight.max_constant_bytes)"
+        )
     return None
+
+
+def _view_seeds(
+    views: dict[tuple[str, str], tuple[exp.Expr, list[str]]], generated: dict[str, exp.Expr]
+) -> dict[int, dict[str, exp.Expr]]:
+    """Per view (by the id of its query): the constant columns its definition may use, by name: those of the views
+    it reads (transitively, matched by name in every schema), of the generated columns of the tables read, and its
+    own (DuckDB lets a select list use an earlier output's alias: ``SELECT 100000007 AS n, repeat('x', n)``).
+    A reader of the view sees no more than these."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for key in views:
+        by_name.setdefault(key[1], []).append(key)
+    reads = {
+        key: [k for n in table_names(tree) for k in by_name.get(n, ())] for key, (tree, _) in views.items()
+    }
+    settled = settle_view_outputs(
+        reads,
+        lambda key, seed: glot_view_outputs(views[key][0], merge_outputs(seed, generated), views[key][1]),
+    )
+    return {id(views[key][0]): merge_outputs(seed, generated, own) for key, (seed, own) in settled.items()}
 
 
 def _macro_problem(query: CatalogQuery, callers: list[tuple[str, set[str]]]) -> str | None:
