@@ -41,6 +41,7 @@ class RetrievalWeights:
     schema: float = 1.0  # schema score added to each of its tables
     schema_tables: int = 2  # a schema's score: the mean of its best this-many tables
     schema_document: float = 0.5  # schema document's share of the schema score
+    schema_decay: float = 0.9  # the schema score's factor for each table past its best schema_tables
     bridge_core: float = 0.5  # share of top_k whose pairwise joins get bridge tables
     inferred_joins: bool = True  # join keys inferred from column names are edges too
     completion_core: int = 3  # the tables whose references complete the set
@@ -112,17 +113,19 @@ def fuse(signals: Signals, graph: SchemaGraph, weights: RetrievalWeights | None 
         key: base.get(key, 0.0) + w.neighbour * best_neighbour.get(key, 0.0)
         for key in base.keys() | best_neighbour.keys()
     }
-    per_schema: dict[str, list[float]] = {}
+    per_schema: dict[str, list[tuple[float, str]]] = {}
     for key, score in joined.items():
-        per_schema.setdefault(graph.schema_of[key], []).append(score)
+        per_schema.setdefault(graph.schema_of[key], []).append((score, key))
     # A request needs several tables: a schema is as good as its best few (its only one, if alone).
-    schema_score: dict[str, float] = {}
-    for schema, scores in per_schema.items():
-        best = sorted(scores, reverse=True)[: w.schema_tables]
-        schema_score[schema] = sum(best) / len(best)
-    for schema in schema_score:
-        schema_score[schema] += w.schema_document * signals.schemas.get(schema, 0.0)
-    return {key: score + w.schema * schema_score[graph.schema_of[key]] for key, score in joined.items()}
+    fused: dict[str, float] = {}
+    for schema, members in per_schema.items():
+        members.sort(key=lambda item: (-item[0], item[1]))
+        best = [score for score, _ in members[: w.schema_tables]]
+        schema_score = sum(best) / len(best) + w.schema_document * signals.schemas.get(schema, 0.0)
+        for position, (score, key) in enumerate(members):
+            past = max(0, position - w.schema_tables + 1)
+            fused[key] = score + w.schema * schema_score * w.schema_decay**past
+    return fused
 
 
 def rank(scores: Mapping[str, float]) -> list[tuple[str, float]]:

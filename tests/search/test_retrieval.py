@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.search.retrieval import (
     RetrievalWeights,
     SchemaGraph,
@@ -11,7 +12,7 @@ from dbmeta_app.search.retrieval import (
     rank,
     select_tables,
 )
-from tests.search._snapshots import sqlite_shop, warehouse
+from tests.search._snapshots import col, sqlite_shop, warehouse
 
 
 def test_graph_links_fk_neighbours_both_ways() -> None:
@@ -114,3 +115,46 @@ def test_a_schema_with_two_good_tables_beats_one_with_a_single_slightly_better_t
     # a schema of one table is scored by that table alone (not halved)
     alone = Signals(tables={"school.courses": 0.6})
     assert fuse(alone, graph, RetrievalWeights(neighbour=0.0))["school.courses"] == 0.3 + 0.3
+
+
+def _two_schemas() -> Snapshot:
+    """Ten fact tables in one schema, and a schema of two with the population figures."""
+    facts = [
+        Table("facts", f"t{i}", columns=(col("state"), col(f"measure_{i}", "INTEGER"))) for i in range(10)
+    ]
+    census = [Table("census", "population", columns=(col("state"), col("people", "INTEGER")))]
+    census.append(Table("census", "area", columns=(col("zip"), col("sq_km", "INTEGER"))))
+    return Snapshot.build("two", "postgresql", facts + census)
+
+
+def test_a_strong_table_of_a_second_schema_is_not_crowded_out_by_the_first_schemas_weak_tables() -> None:
+    # "accidents per 100,000 people, by state": the fact tables and the census table.
+    graph = SchemaGraph.from_snapshot(_two_schemas(), inferred=False)
+    signals = Signals(
+        tables={**{f"facts.t{i}": 0.9 - 0.05 * i for i in range(10)}, "census.population": 0.85},
+        schemas={"facts": 0.8, "census": 0.3},
+    )
+    weights = RetrievalWeights(neighbour=0.0)
+    top = [name for name, _ in select_tables(signals, graph, 10, weights)]
+    assert "census.population" in top
+    assert top[:2] == ["facts.t0", "facts.t1"]  # the schema's best tables keep its full score
+    # with no decay, the first schema fills the whole top 10
+    flat = [
+        name
+        for name, _ in select_tables(signals, graph, 10, RetrievalWeights(neighbour=0.0, schema_decay=1.0))
+    ]
+    assert "census.population" not in flat
+
+
+def test_within_one_schema_the_decay_keeps_the_order() -> None:
+    snapshot = _two_schemas()
+    graph = SchemaGraph.from_snapshot(snapshot, inferred=False)
+    signals = Signals(
+        tables={f"facts.t{i}": (37 * i % 11) / 11 for i in range(10)},
+        columns={f"facts.t{i}": (53 * i % 7) / 7 for i in range(10)},
+        schemas={"facts": 0.4},
+    )
+    decayed = [name for name, _ in rank(fuse(signals, graph))]
+    flat = [name for name, _ in rank(fuse(signals, graph, RetrievalWeights(schema_decay=1.0)))]
+    assert decayed == flat
+    assert len(decayed) == 10
