@@ -30,6 +30,8 @@ class ContextFilter(logging.Filter):
     """Add the current request id to every record and mask secrets in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.CRITICAL and record.name.partition(".")[0] in QUIET_LOGGERS:
+            return False
         record.request_id = request_id.get()
         message = record.getMessage()
         redacted = redact(message)
@@ -88,8 +90,10 @@ OWN_LOGGERS = ("dbmeta_app",)
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 #: Libraries whose failures reach the service as exceptions it reports itself (once per breaker transition):
 #: their own ERROR lines repeat each failed call with a full traceback (pymilvus: ~6,000 lines in a 20 s
-#: Milvus outage), so only their CRITICAL lines are kept.
-QUIET_LOGGERS = ("pymilvus",)
+#: Milvus outage; urllib3 retry lines under clickhouse-connect, naming host and port), so only their
+#: CRITICAL lines are kept. A handler filter, not only a level: clickhouse-connect resets urllib3's level
+#: when it is imported, after logging is configured.
+QUIET_LOGGERS = ("pymilvus", "urllib3")
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:

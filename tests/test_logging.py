@@ -76,3 +76,16 @@ def test_a_failed_milvus_call_is_not_logged_by_pymilvus_too(captured: io.StringI
     logging.getLogger("dbmeta_app.search").warning("Milvus is unavailable")
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     assert [line["logger"] for line in lines] == ["dbmeta_app.search"]
+
+
+def test_a_failed_clickhouse_http_call_is_not_logged_by_urllib3_too(captured: io.StringIO) -> None:
+    """clickhouse-connect sets urllib3's level to WARNING when it is imported (after the service configured
+    logging); urllib3's retry lines repeat the failure the service reports itself, naming host and port."""
+    logging.getLogger("urllib3").setLevel(logging.WARNING)  # what importing clickhouse_connect does
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Retrying (Retry(total=0)) after connection broken by 'NewConnectionError(\"HTTPConnection(host='db', "
+        "port=8123): Failed to establish a new connection\")'"
+    )
+    logging.getLogger("dbmeta_app.db").warning("database connection failed: connection refused")
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert [line["logger"] for line in lines] == ["dbmeta_app.db"]
