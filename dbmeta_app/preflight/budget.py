@@ -19,8 +19,14 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
   such call is bounded from its arguments (a count, a width, an array's dimensions, a replacement's
   length); one whose bound cannot be read from literals counts as unbounded. Other calls of constants
   count the size of their arguments. A column of a derived table, CTE or one-row VALUES whose value is a
-  constant is that constant (``repeat('x', n) FROM (SELECT 300000000 AS n) d``: the planners pull the
-  subquery up and fold).
+  constant is that constant wherever it is read, through any number of renames (``repeat('x', n) FROM
+  (SELECT 300000000 AS n) d``: the planners pull the subquery up and fold), and so is an output's alias where
+  the dialect lets the query read it back (``SELECT 100000007 AS n, repeat('x', n)`` on DuckDB, ClickHouse
+  anywhere in the query, MySQL/MariaDB in HAVING, GROUP BY and ORDER BY, SQLite in WHERE and after;
+  PostgreSQL reads an output name only as a bare ORDER BY/GROUP BY item). Columns are matched by name (never
+  less than the engine reads) and followed without copying an expression (:func:`_fold`): each column read is
+  a :class:`Constant` (its size, what folding it built, its value when known), settled to a fixpoint within
+  work proportional to the tree; a statement whose columns do not settle there counts as over the bound.
 
 Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
 ``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
@@ -32,8 +38,6 @@ each with the constant columns of the views it reads (:func:`settle_view_outputs
 
 from __future__ import annotations
 
-import copy
-import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +52,7 @@ from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
 
 __all__ = [
     "Budget",
+    "Constant",
     "Measures",
     "glot_view_outputs",
     "measure_postgres",
@@ -87,6 +92,7 @@ class Measures:
     from_items: int
     query_depth: int
     constant_bytes: int = 0
+    unsettled: bool = False  # constant columns that could not be followed: constant_bytes counts any size
 
 
 def over_budget(measures: Measures, budget: Budget) -> str | None:
@@ -105,6 +111,12 @@ def over_budget(measures: Measures, budget: Budget) -> str | None:
         ),
     )
     for value, limit, what, setting in checks:
+        if value > limit and setting == "max_constant_bytes" and measures.unsettled:
+            return (
+                "query too complex to plan safely: its constant columns (renamed, aliased or named alike) could not "
+                "be followed to the end within the service's bound, so they count as over the limit of "
+                f"{limit:,} bytes of constants the planner would build (the profile's preflight.{setting})"
+            )
         if value > limit:
             shown = f"over {_CAP:,}" if value >= _CAP else f"{value:,}"
             ratio = f"{value / limit:.1f}x; " if limit > 0 else ""
@@ -228,6 +240,256 @@ def _inline_rule(blocks: list[_Block], dialect: str) -> list[bool]:
     return out
 
 
+# --- constant columns: a name read where a constant was given it ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    """What a column whose value is a constant stands for wherever the query reads it (by name): a value of at most
+    ``size`` bytes, that took ``built`` bytes to fold (again at every place it is read: the planner copies the
+    expression there), and ``value``, its value when known (an integer or a text), None when not."""
+
+    size: int
+    built: int = 0
+    value: int | str | None = None
+
+
+_ANY: Final = Constant(_CAP, _CAP)  # a column that could not be followed: any size
+
+
+def _join(a: Constant | None, b: Constant | None) -> Constant | None:
+    """A column that may be either of two constants (one name given twice): the larger size and work, and a value
+    only when both agree (a count of 1 or 100000000 is any count: a step, a start, are not read at their largest)."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    return Constant(max(a.size, b.size), max(a.built, b.built), a.value if a.value == b.value else None)
+
+
+def merge_outputs(*many: Mapping[str, Constant]) -> dict[str, Constant]:
+    """Constant columns by name from several relations: a name given by two is either (:func:`_join`)."""
+    out: dict[str, Constant] = {}
+    for outputs in many:
+        for name, constant in outputs.items():
+            joined = _join(out.get(name), constant)
+            if joined is not None:
+                out[name] = joined
+    return out
+
+
+def settle_view_outputs(
+    reads: Mapping[_Key, Iterable[_Key]],
+    outputs_of: Callable[[_Key, Mapping[str, Any]], Mapping[str, Any]],
+) -> dict[_Key, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per view (a key of ``reads``, which maps it to the views it reads): the constant columns of the views it
+    reads, transitively, by name (its seed: what to measure its definition with), and its own constant columns,
+    ``outputs_of(view, seed)`` (:func:`pg_view_outputs`, :func:`glot_view_outputs`). Each view is settled after
+    the views it reads, so a constant renamed by a view of a view of it is still that constant; a cycle (which
+    the engines refuse to create) is cut."""
+    out: dict[_Key, tuple[dict[str, Any], dict[str, Any]]] = {}
+    active: set[_Key] = set()
+    for start in reads:
+        # Iterative post-order: a view may read a long chain of views.
+        stack: list[tuple[_Key, bool]] = [(start, False)]
+        while stack:
+            key, expanded = stack.pop()
+            if key in out:
+                continue
+            if expanded:
+                below = [part for read in reads.get(key, ()) if read in out for part in out[read]]
+                seed = merge_outputs(*below)
+                out[key] = (seed, dict(outputs_of(key, seed)))
+                active.discard(key)
+            elif key not in active:
+                active.add(key)
+                stack.append((key, True))
+                stack.extend(
+                    (r, False) for r in reads.get(key, ()) if r in reads and r not in out and r not in active
+                )
+    return out
+
+
+class _Tree:
+    """A parse tree indexed for :func:`_fold`: its nodes in pre-order (``end[i]``: the last node of ``i``'s subtree,
+    so that containment is two comparisons), each node's children and nearest enclosing query, and ``order``, the
+    order to evaluate them in: each node after its children, a query's sources (WITH, FROM) before the rest of it,
+    so that a constant is known before what reads it is evaluated (built iteratively: trees may be deep)."""
+
+    __slots__ = ("end", "kids", "nodes", "order", "query")
+
+    def __init__(
+        self, root: Any, children: Callable[[Any], list[Any]], is_query: Callable[[Any], bool]
+    ) -> None:
+        self.nodes: list[Any] = []
+        self.kids: list[list[int]] = []
+        self.end: list[int] = []
+        self.query: list[int] = []  # the nearest query strictly above the node, -1 at the top
+        self.order: list[int] = []
+        # (node, its parent's index; or, once its children are pushed, its own index, True)
+        stack: list[tuple[Any, int, bool]] = [(root, -1, False)]
+        while stack:
+            node, parent, done = stack.pop()
+            if done:
+                self.end[parent] = len(self.nodes) - 1
+                self.order.append(parent)
+                continue
+            index = len(self.nodes)
+            self.nodes.append(node)
+            self.kids.append([])
+            self.end.append(index)
+            if parent >= 0:
+                self.kids[parent].append(index)
+                self.query.append(parent if is_query(self.nodes[parent]) else self.query[parent])
+            else:
+                self.query.append(-1)
+            stack.append((node, index, True))
+            stack.extend((child, index, False) for child in reversed(children(node)))
+
+    def within(self, outer: int, index: int) -> bool:
+        """Whether node ``index`` is in the subtree of node ``outer``."""
+        return outer <= index <= self.end[outer]
+
+
+@dataclass(frozen=True, slots=True)
+class _Def:
+    """A name given a value: an output of a query (derived table, CTE, VALUES, function in FROM), read outside
+    ``scope`` (the query that gives it), or an alias read back inside ``scope`` (the query it is given in), except
+    in ``hidden`` (itself; the sources of most dialects' queries). Its value is that of node ``at``, or, for a column
+    renaming a ``*`` (``star``), any constant the query ``at`` can read."""
+
+    name: str
+    at: int
+    scope: int
+    alias: bool = False
+    hidden: tuple[int, ...] = ()
+    star: bool = False
+
+    def seen_from(self, tree: _Tree, index: int) -> bool:
+        inside = tree.within(self.scope, index)
+        if not self.alias:
+            return not inside
+        return inside and not any(tree.within(h, index) for h in self.hidden)
+
+
+# Work (nodes evaluated, definitions looked at) per node of the tree before the constant columns are given up on:
+# a query settles in two passes (one, and one to see that nothing changed), a few more when an alias is read
+# before it is given; columns feeding each other grow without end.
+_WORK_PER_NODE: Final = 32
+
+# (size or None when not a constant, value when known, what folding it builds or None)
+_Evaluated = tuple[int | None, int | str | None, int | None]
+_Evaluate = Callable[[Any, list[Any], dict[int, int | None], dict[int, int | str | None]], _Evaluated]
+
+
+@dataclass(slots=True)
+class _Folded:
+    """What :func:`_fold` found: per node (by id) its size bound, value and built bytes, the bytes each call (or
+    read of a constant column) builds, the definitions' values, and whether they settled."""
+
+    size: dict[int, int | None] = field(default_factory=dict)
+    value: dict[int, int | str | None] = field(default_factory=dict)
+    built: dict[int, int] = field(default_factory=dict)
+    calls: dict[int, int] = field(default_factory=dict)
+    defined: list[Constant | None] = field(default_factory=list)
+    settled: bool = True
+
+    def constant(self, node: Any) -> Constant | None:
+        """What a node of the tree is as a constant, None when it is not one (any size when unsettled)."""
+        if not self.settled:
+            return _ANY
+        size = self.size.get(id(node))
+        if size is None:
+            return None
+        return Constant(size, self.built.get(id(node), 0), self.value.get(id(node)))
+
+
+def _fold(
+    tree: _Tree,
+    defs: Sequence[_Def],
+    seed: Mapping[str, Constant],
+    reads: Callable[[Any], str | None],
+    evaluate: _Evaluate,
+) -> _Folded:
+    """Bound what folding the tree's calls of constants builds, each column that names a constant read as that
+    constant (``reads``: the name a node reads, if it is a column; ``seed``: constant columns of relations not in
+    the tree, read everywhere; ``defs``: those the tree gives).
+
+    Evaluated in ``tree.order`` until a pass changes no definition's value (values only grow: a fixpoint), within
+    :data:`_WORK_PER_NODE` work per node; past that (columns feeding each other), unsettled: fail closed."""
+    at: dict[int, list[int]] = {}
+    for number, definition in enumerate(defs):
+        at.setdefault(definition.at, []).append(number)
+    defined: list[Constant | None] = [None] * len(defs)
+    known: dict[str, list[int]] = {}  # name → its definitions that have a value
+    budget = _WORK_PER_NODE * len(tree.nodes)
+    while True:
+        folded = _Folded(defined=defined)
+        changed = False
+        for index in tree.order:
+            node = tree.nodes[index]
+            key = id(node)
+            budget -= 1
+            name = reads(node)
+            read = seed.get(name) if name is not None else None
+            for number in known.get(name, ()) if name is not None else ():
+                budget -= 1
+                if defs[number].seen_from(tree, index):
+                    read = _join(read, defined[number])
+            size: int | None
+            if read is not None:
+                size, value, bound, built = read.size, read.value, (read.built or None), read.built
+            else:
+                kids = [tree.nodes[k] for k in tree.kids[index]]
+                size, value, bound = evaluate(node, kids, folded.size, folded.value)
+                built = min(_CAP, sum(folded.built.get(id(kid), 0) for kid in kids) + (bound or 0))
+            folded.size[key], folded.value[key], folded.built[key] = size, value, built
+            if bound is not None:
+                folded.calls[key] = bound
+            for number in at.get(index, ()):
+                definition = defs[number]
+                if definition.star:
+                    new: Constant | None = None
+                    for constant in seed.values():
+                        new = _join(new, constant)
+                    for others in known.values():
+                        for other in others:
+                            budget -= 1
+                            if defs[other].seen_from(tree, index):
+                                new = _join(new, defined[other])
+                else:
+                    new = Constant(size, built, value) if size is not None else None
+                joined = _join(defined[number], new)
+                if joined != defined[number]:
+                    if defined[number] is None:
+                        known.setdefault(definition.name, []).append(number)
+                    defined[number] = joined
+                    changed = True
+            if budget < 0:
+                folded.settled = False
+                return folded
+        if not changed:
+            return folded
+
+
+def _measures(total: _Total, depth: int, from_items: int, folded: _Folded) -> Measures:
+    """The measures of a statement; its constant bytes: the larger of the total with CTEs inlined and the plain sum
+    over the statement (a CTE never referenced, a ClickHouse ``WITH <expression>``, counted too), any when the
+    constant columns did not settle."""
+    constant = max(total.constant_bytes, min(_CAP, sum(folded.calls.values())))
+    if not folded.settled:
+        constant = _CAP
+    return Measures(
+        total.nodes,
+        total.relations,
+        depth,
+        from_items,
+        total.query_depth,
+        constant,
+        unsettled=not folded.settled,
+    )
+
+
 # --- PostgreSQL (pglast) ---------------------------------------------------------------------------
 
 _PG_RELATION_NODES: Final = (pg.RangeSubselect, pg.RangeFunction, pg.RangeTableFunc, pg.JoinExpr)
@@ -252,19 +514,18 @@ def _pg_from_items(from_clause: Any) -> int:
     return count
 
 
-def measure_postgres(root: pg.Node, outputs: Mapping[str, Any] | None = None) -> Measures:
+def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = None) -> Measures:
     """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`pg_view_outputs`), counted like its own derived tables' constants.
     """
-    folded = _pg_folded_calls(root)
+    constants = _pg_fold(root, outputs or {})
+    folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
     # (value, owning block, visible CTEs, depth in the tree, query nesting level)
     stack: list[tuple[Any, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
-    inlined = _pg_inline_constants(root, outputs or {})
-    pulled_up = sum(_pg_folded_calls(inlined).values()) if inlined is not root else 0
     while stack:
         value, owner, scope, level, query = stack.pop()
         if isinstance(value, tuple | list):
@@ -311,9 +572,7 @@ def measure_postgres(root: pg.Node, outputs: Mapping[str, Any] | None = None) ->
             block.relations += 1
         for _, child in _pg_children(value):
             stack.append((child, owner, scope, level + 1, query))
-    total = _combine(blocks, _inline_rule(blocks, "postgresql"))
-    constant = max(total.constant_bytes, pulled_up)
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, constant)
+    return _measures(_combine(blocks, _inline_rule(blocks, "postgresql")), depth, from_items, constants)
 
 
 # Functions whose result can be much larger than their arguments, and how much (see _pg_call_bound).
@@ -396,174 +655,85 @@ _PG_NOT_CONSTANT: Final = (pg.ColumnRef, pg.SubLink, pg.ParamRef, pg.SelectStmt,
 _WIDTH: Final = re.compile(r"%(?:\d+\$)?-?(\d+|\*)")
 
 
-def _pg_folded_calls(root: pg.Node) -> dict[int, int]:
-    """Bound, per call of constants the planner folds, the bytes of its result (by node id).
+def _pg_evaluate(
+    value: Any, kids: list[Any], size: dict[int, int | None], lit: dict[int, int | str | None]
+) -> _Evaluated:
+    """One node of :func:`_fold` on PostgreSQL: the bytes of its value (None: not a constant), its value when
+    known, and, for a call of constants the planner folds, the bytes of its result.
 
-    Post-order over the tree: a node's bound is known once its children's are; a column, a sub-query or a
-    parameter makes everything above it non-constant (never folded while planning).
-    """
-    size: dict[int, int | None] = {}  # node id → bound of its value's bytes, None: not a constant
-    calls: dict[int, int] = {}
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    A column, a sub-query or a parameter makes everything above it non-constant (never folded while planning)."""
+    if isinstance(value, _PG_NOT_CONSTANT):
+        return None, None, None
+    if isinstance(value, pg.A_Const):
+        literal = _pg_literal(value)
+        return (len(literal.encode()) if isinstance(literal, str) else 16), literal, None
+    parts = [size.get(id(kid), 0) for kid in kids]
+    if any(part is None for part in parts):
+        return None, None, None
+    total = min(_CAP, sum(p for p in parts if p is not None) + 16)
+    if isinstance(value, pg.TypeCast):
+        # a fixed-length type pads the value to its length: 'x'::char(10485760), B'1'::bit(83886080)
+        type_name = value.typeName
+        padded = type_name is not None and _pg_name((type_name.names or ("",))[-1]) in _PG_PADDED
+        typmods = type_name.typmods if type_name is not None and padded else None
+        length = max((_pg_int(m) or 0 for m in typmods or ()), default=0)
+        if length:
+            bound = min(_CAP, total + 4 * length)
+            return bound, None, bound
+        return total, lit.get(id(value.arg)), None
+    call = value if isinstance(value, pg.FuncCall) and value.funcname else None
+    name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
+    if call is not None and _pg_not_folded(call, name):
+        return None, None, None  # an aggregate, a window function, a set: not evaluated while planning
+    if call is not None and (name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE):
+        # what it builds is counted: by a reviewed bound, else unbounded (a built-in whose result can
+        # be of any size: jsonb_path_query_array of constants grows exponentially with its path).
+        # Any other call of constants (a fixed-size result, a routine of the database) builds no more
+        # than its arguments.
+        bound = _pg_call_bound(name, list(call.args or ()), size, lit, total)
+        return bound, None, bound
+    return total, None, None
+
+
+def _pg_kids(node: Any) -> list[Any]:
+    """A node's children, lists flattened, a query's WITH and FROM first (see :class:`_Tree`)."""
+    parts = list(_pg_children(node))
+    if isinstance(node, pg.SelectStmt):
+        parts.sort(key=lambda part: part[0] not in ("withClause", "fromClause"))
+    out: list[Any] = []
+    stack: list[Any] = [value for _, value in reversed(parts)]
     while stack:
-        value, done = stack.pop()
+        value = stack.pop()
         if isinstance(value, tuple | list):
-            stack.extend((item, False) for item in value if item is not None)
-            continue
-        if not isinstance(value, pg.Node):
-            continue
-        if not done:
-            stack.append((value, True))
-            stack.extend((child, False) for _, child in _pg_children(value))
-            continue
-        if isinstance(value, _PG_NOT_CONSTANT):
-            size[id(value)] = None
-            continue
-        if isinstance(value, pg.A_Const):
-            literal = _pg_literal(value)
-            size[id(value)] = len(literal.encode()) if isinstance(literal, str) else 16
-            continue
-        children = [_pg_size(child, size) for _, child in _pg_children(value)]
-        if any(child is None for child in children):
-            size[id(value)] = None
-            continue
-        total = min(_CAP, sum(c for c in children if c is not None) + 16)
-        if isinstance(value, pg.TypeCast):
-            # a fixed-length type pads the value to its length: 'x'::char(10485760), B'1'::bit(83886080)
-            type_name = value.typeName
-            padded = type_name is not None and _pg_name((type_name.names or ("",))[-1]) in _PG_PADDED
-            typmods = type_name.typmods if type_name is not None and padded else None
-            length = max((_pg_int(m) or 0 for m in typmods or ()), default=0)
-            if length:
-                calls[id(value)] = size[id(value)] = min(_CAP, total + 4 * length)
-                continue
-        call = value if isinstance(value, pg.FuncCall) and value.funcname else None
-        name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
-        if call is not None and _pg_not_folded(call, name):
-            size[id(value)] = None  # an aggregate, a window function, a set: not evaluated while planning
-        elif call is not None and (name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE):
-            # what it builds is counted: by a reviewed bound, else unbounded (a built-in whose result can
-            # be of any size: jsonb_path_query_array of constants grows exponentially with its path).
-            # Any other call of constants (a fixed-size result, a routine of the database) builds no more
-            # than its arguments.
-            bound = _pg_call_bound(name, list(call.args or ()), size, total)
-            calls[id(value)] = bound
-            size[id(value)] = bound
-        else:
-            size[id(value)] = total
-    return calls
+            stack.extend(reversed([item for item in value if item is not None]))
+        elif isinstance(value, pg.Node):
+            out.append(value)
+    return out
 
 
-_INLINE_ROUNDS: Final = 3  # a constant column defined by another one: (SELECT n FROM (SELECT 1 AS n) a) b
+def _pg_reads(node: Any) -> str | None:
+    if isinstance(node, pg.ColumnRef) and node.fields and isinstance(node.fields[-1], pg.String):
+        return _pg_name(node.fields[-1])
+    return None
 
 
-def _pg_inline_constants(root: pg.Node, seed: Mapping[str, Any] | None = None) -> pg.Node:
-    """A copy of the tree where each column of a derived table, CTE, one-row VALUES or function in FROM whose
-    value is a constant is that constant; the tree itself when there is none.
+def _pg_fold(root: pg.Node, seed: Mapping[str, Constant]) -> _Folded:
+    tree = _Tree(root, _pg_kids, lambda node: isinstance(node, pg.SelectStmt))
+    return _fold(tree, _pg_defs(tree), seed, _pg_reads, _pg_evaluate)
+
+
+def _pg_defs(tree: _Tree) -> list[_Def]:
+    """The columns the statement gives values: those of each derived table, CTE, one-row VALUES or function in
+    FROM, read outside it.
 
     Conservative where names cannot tell: columns are matched by name alone (a table's column of the same name
-    counts as the constant too), of several constants with one name the largest counts, an unnamed output has
-    the name PostgreSQL gives it (``?column?``, the function's or the type's), and a column of a ``SELECT *``
-    renamed by an alias list is the largest constant below it: never less than the planner may build.
+    counts as the constant too), of several constants with one name either counts, an unnamed output has the name
+    PostgreSQL gives it (``?column?``, the function's or the type's), and a column of a ``SELECT *`` renamed by
+    an alias list is any constant the query can read: never less than the planner may build.
     """
-    tree = root
-    for _ in range(_INLINE_ROUNDS):
-        outputs: dict[str, Any] = dict(seed or {})
-        for name, expr in _pg_outputs(tree):
-            if _pg_constant(expr) and (name not in outputs or _pg_weight(expr) > _pg_weight(outputs[name])):
-                outputs[name] = expr
-        if not outputs or not _pg_replace(tree, outputs, dry=True):
-            return tree
-        tree = copy.deepcopy(tree)
-        _pg_replace(tree, outputs, dry=False)
-    return tree
-
-
-def pg_view_outputs(view: pg.Node, seed: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The constant columns a reader of a view sees (name → constant expression), its own derived tables'
-    and ``seed``'s (the constant columns of the views it reads) inlined first."""
-    inlined = _pg_inline_constants(view, seed)
-    out: dict[str, Any] = {}
-    if isinstance(inlined, pg.SelectStmt) and isinstance(view, pg.SelectStmt):
-        # named as written (an inlined column keeps its name: SELECT p.n FROM params p is still n)
-        for written, target in zip(view.targetList or (), inlined.targetList or (), strict=False):
-            if isinstance(target, pg.ResTarget) and target.val is not None and _pg_constant(target.val):
-                name = (target.name or _pg_implicit_name(getattr(written, "val", None))).lower()
-                if name not in out or _pg_weight(target.val) > _pg_weight(out[name]):
-                    out[name] = target.val
-    return out
-
-
-def merge_outputs(*many: Mapping[str, Any]) -> dict[str, Any]:
-    """Constant columns by name from several relations: of two with one name, the larger counts (pglast or
-    sqlglot expressions)."""
-    out: dict[str, Any] = {}
-    for outputs in many:
-        for name, expr in outputs.items():
-            if name not in out or _weight(expr) > _weight(out[name]):
-                out[name] = expr
-    return out
-
-
-def settle_view_outputs(
-    reads: Mapping[_Key, Iterable[_Key]],
-    outputs_of: Callable[[_Key, Mapping[str, Any]], Mapping[str, Any]],
-) -> dict[_Key, tuple[dict[str, Any], dict[str, Any]]]:
-    """Per view (a key of ``reads``, which maps it to the views it reads): the constant columns of the views it
-    reads, transitively, by name (its seed: what to measure its definition with), and its own constant columns,
-    ``outputs_of(view, seed)`` (:func:`pg_view_outputs`, :func:`glot_view_outputs`). Each view is settled after
-    the views it reads, so a constant renamed by a view of a view of it is still that constant; a cycle (which
-    the engines refuse to create) is cut."""
-    out: dict[_Key, tuple[dict[str, Any], dict[str, Any]]] = {}
-    active: set[_Key] = set()
-    for start in reads:
-        # Iterative post-order: a view may read a long chain of views.
-        stack: list[tuple[_Key, bool]] = [(start, False)]
-        while stack:
-            key, expanded = stack.pop()
-            if key in out:
-                continue
-            if expanded:
-                below = [part for read in reads.get(key, ()) if read in out for part in out[read]]
-                seed = merge_outputs(*below)
-                out[key] = (seed, dict(outputs_of(key, seed)))
-                active.discard(key)
-            elif key not in active:
-                active.add(key)
-                stack.append((key, True))
-                stack.extend(
-                    (r, False) for r in reads.get(key, ()) if r in reads and r not in out and r not in active
-                )
-    return out
-
-
-def _weight(expr: Any) -> float:
-    return _glot_weight(expr) if isinstance(expr, exp.Expr) else _pg_weight(expr)
-
-
-def _pg_weight(expr: Any) -> float:
-    """How large a constant may make what is built from it: an integer's value, a text's length, else any."""
-    literal = _pg_literal(expr)
-    if isinstance(literal, int):
-        return literal
-    if isinstance(literal, str):
-        return _pg_int(expr) or len(literal)
-    return math.inf
-
-
-def _pg_implicit_name(expr: Any) -> str:
-    """The name PostgreSQL gives an output column written without one (FigureColname)."""
-    if isinstance(expr, pg.ColumnRef) and expr.fields and isinstance(expr.fields[-1], pg.String):
-        return _pg_name(expr.fields[-1])
-    if isinstance(expr, pg.FuncCall) and expr.funcname:
-        return _pg_name(expr.funcname[-1])
-    if isinstance(expr, pg.TypeCast) and expr.typeName is not None and expr.typeName.names:
-        return _pg_name(expr.typeName.names[-1])
-    return "?column?"
-
-
-def _pg_outputs(root: pg.Node) -> Iterator[tuple[str, Any]]:
-    for value in _pg_walk(root):
+    index = {id(node): i for i, node in enumerate(tree.nodes)}
+    defs: list[_Def] = []
+    for i, value in enumerate(tree.nodes):
         query: Any = None
         names: tuple[Any, ...] = ()
         if isinstance(value, pg.RangeSubselect):
@@ -583,74 +753,68 @@ def _pg_outputs(root: pg.Node) -> Iterator[tuple[str, Any]]:
                     and _pg_not_folded(item[0], _pg_name((item[0].funcname or ("",))[-1]))
                 )
             ]
-            labels = [_pg_name(n) for n in value.alias.colnames or ()] or [value.alias.aliasname or ""]
-            yield from ((label, call) for label, call in zip(labels, calls, strict=False) if label)
+            labels = [_pg_name(n) for n in value.alias.colnames or ()] or [
+                (value.alias.aliasname or "").lower()
+            ]
+            defs.extend(
+                _Def(label, index[id(call)], i)
+                for label, call in zip(labels, calls, strict=False)
+                if label and id(call) in index
+            )
             continue
-        if not isinstance(query, pg.SelectStmt):
+        if not isinstance(query, pg.SelectStmt) or id(query) not in index:
             continue
+        scope = index[id(query)]
         if query.valuesLists and len(query.valuesLists) == 1:
-            row = list(query.valuesLists[0])
-            yield from ((_pg_name(n), e) for n, e in zip(names, row, strict=False))
-        targets = [t for t in query.targetList or () if isinstance(t, pg.ResTarget)]
-        if names and any(isinstance(t.val, pg.ColumnRef) and _pg_star(t.val) for t in targets):
-            # (SELECT * FROM …) AS b(m): which constant m renames is not read here; the largest below counts
-            below = [e for _, e in _pg_outputs(query) if _pg_constant(e)]
-            if below:
-                largest = max(below, key=_pg_weight)
-                yield from ((_pg_name(n), largest) for n in names)
-        for i, target in enumerate(targets):
-            if target.val is not None:
+            row = list(query.valuesLists[0])  # its columns unnamed: column1, column2, …
+            defs.extend(
+                _Def(_pg_name(names[k]) if k < len(names) else f"column{k + 1}", index[id(e)], scope)
+                for k, e in enumerate(row)
+                if id(e) in index
+            )
+        targets = [t for t in query.targetList or () if isinstance(t, pg.ResTarget) and t.val is not None]
+        stars = [isinstance(t.val, pg.ColumnRef) and _pg_star(t.val) for t in targets]
+        if names and any(stars):
+            # (SELECT * FROM …) AS b(m): which constant m renames is not read here: any it can read counts
+            defs.extend(_Def(_pg_name(n), scope, scope, star=True) for n in names)
+        for k, (target, star) in enumerate(zip(targets, stars, strict=True)):
+            if not star and id(target.val) in index:
                 name = (
-                    _pg_name(names[i]) if i < len(names) else (target.name or _pg_implicit_name(target.val))
+                    _pg_name(names[k]) if k < len(names) else (target.name or _pg_implicit_name(target.val))
                 )
-                yield name.lower(), target.val
+                defs.append(_Def(name.lower(), index[id(target.val)], scope))
+    return defs
+
+
+def pg_view_outputs(view: pg.Node, seed: Mapping[str, Constant] | None = None) -> dict[str, Constant]:
+    """The constant columns a reader of a view sees (name → :class:`Constant`), its own derived tables' and
+    ``seed``'s (the constant columns of the views it reads) followed first; named as written (a column read from
+    below keeps its name: SELECT p.n FROM params p is still n)."""
+    out: dict[str, Constant] = {}
+    if isinstance(view, pg.SelectStmt):
+        folded = _pg_fold(view, seed or {})
+        for target in view.targetList or ():
+            if isinstance(target, pg.ResTarget) and target.val is not None:
+                constant = folded.constant(target.val)
+                if constant is not None:
+                    name = (target.name or _pg_implicit_name(target.val)).lower()
+                    out[name] = _join(out.get(name), constant) or constant
+    return out
+
+
+def _pg_implicit_name(expr: Any) -> str:
+    """The name PostgreSQL gives an output column written without one (FigureColname)."""
+    if isinstance(expr, pg.ColumnRef) and expr.fields and isinstance(expr.fields[-1], pg.String):
+        return _pg_name(expr.fields[-1])
+    if isinstance(expr, pg.FuncCall) and expr.funcname:
+        return _pg_name(expr.funcname[-1])
+    if isinstance(expr, pg.TypeCast) and expr.typeName is not None and expr.typeName.names:
+        return _pg_name(expr.typeName.names[-1])
+    return "?column?"
 
 
 def _pg_star(ref: pg.ColumnRef) -> bool:
     return any(isinstance(field, pg.A_Star) for field in ref.fields or ())
-
-
-def _pg_walk(root: Any) -> Iterator[Any]:
-    stack = [root]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, tuple | list):
-            stack.extend(item for item in value if item is not None)
-        elif isinstance(value, pg.Node):
-            yield value
-            stack.extend(child for _, child in _pg_children(value))
-
-
-def _pg_constant(expr: Any) -> bool:
-    return not any(isinstance(node, _PG_NOT_CONSTANT) for node in _pg_walk(expr))
-
-
-def _pg_replace(root: pg.Node, outputs: dict[str, Any], *, dry: bool) -> bool:
-    """Replace (in place) the column references named in ``outputs``; tell whether there was any."""
-    found = False
-    for node in list(_pg_walk(root)):
-        for attribute, child in _pg_children(node):
-            if isinstance(child, tuple):
-                items = [_pg_column_value(item, outputs) for item in child]
-                if any(new is not None for new in items):
-                    found = True
-                    if not dry:
-                        fresh = tuple(
-                            old if new is None else copy.deepcopy(new)
-                            for old, new in zip(child, items, strict=True)
-                        )
-                        setattr(node, attribute, fresh)
-            elif (new := _pg_column_value(child, outputs)) is not None:
-                found = True
-                if not dry:
-                    setattr(node, attribute, copy.deepcopy(new))
-    return found
-
-
-def _pg_column_value(node: Any, outputs: dict[str, Any]) -> Any:
-    if isinstance(node, pg.ColumnRef) and node.fields and isinstance(node.fields[-1], pg.String):
-        return outputs.get(_pg_name(node.fields[-1]))
-    return None
 
 
 def _pg_size(child: Any, size: dict[int, int | None]) -> int | None:
@@ -671,8 +835,7 @@ def _pg_not_folded(call: pg.FuncCall, name: str) -> bool:
     return bool(aggregate or call.over is not None or name in NOT_FOLDED)
 
 
-def _times_literal(count_node: Any, unit: int, total: int) -> int:
-    count = _pg_int(count_node)
+def _times_literal(count: int | None, unit: int, total: int) -> int:
     return _UNBOUNDED if count is None else min(_CAP, total + unit * max(count, 0))
 
 
@@ -700,19 +863,31 @@ def _char_bytes(literal: str | int | None) -> int:
 
 
 def _pg_int(node: Any) -> int | None:
-    literal = _pg_literal(node)
+    return _as_int(_pg_literal(node))
+
+
+def _as_int(literal: int | str | None) -> int | None:
+    """An integer, or a text PostgreSQL would read as one ('100000000' as a count), else None."""
     if isinstance(literal, str) and literal.strip().lstrip("-").isdigit():
         return int(literal)
     return literal if isinstance(literal, int) else None
 
 
-def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], total: int) -> int:
-    """Bound the bytes of a constant call's result from its arguments; unbounded when they cannot tell."""
+def _pg_call_bound(
+    name: str, args: list[Any], size: dict[int, int | None], lit: dict[int, int | str | None], total: int
+) -> int:
+    """Bound the bytes of a constant call's result from its arguments (``lit``: their values, when known);
+    unbounded when they cannot tell."""
     sizes = [_pg_size(arg, size) or 0 for arg in args]
+
+    def literal(arg: Any) -> int | str | None:
+        return lit.get(id(arg))
+
     if name in _PG_GROWING:
         return min(_CAP, total * _PG_GROWING[name] + 64)
     if name in ("bpchar", "bit") and len(args) >= 2:
-        return _times_literal(args[1], 4, total)  # the cast functions: bpchar(text, length, explicit)
+        # the cast functions: bpchar(text, length, explicit)
+        return _times_literal(_as_int(literal(args[1])), 4, total)
     if name == "concat_ws" and args:
         return min(_CAP, total + sizes[0] * len(args))  # the separator between every two values
     if name == "array_replace" and len(args) >= 3:
@@ -724,19 +899,19 @@ def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], tota
     if name not in _PG_SIZED:
         return _UNBOUNDED
     if name == "repeat" and len(args) == 2:
-        return _times_literal(args[1], sizes[0], total)
+        return _times_literal(_as_int(literal(args[1])), sizes[0], total)
     if name in ("lpad", "rpad") and len(args) >= 2:
         # `length` characters, of the text and the fill: as many bytes as their widest character (4 unknown)
-        parts = [_pg_literal(args[0]), _pg_literal(args[2]) if len(args) > 2 else " "]
-        return _times_literal(args[1], max(_char_bytes(part) for part in parts), total)
+        parts = [literal(args[0]), literal(args[2]) if len(args) > 2 else " "]
+        return _times_literal(_as_int(literal(args[1])), max(_char_bytes(part) for part in parts), total)
     if name == "array_fill" and len(args) >= 2:
         dims = args[1]
         while isinstance(dims, pg.TypeCast):
             dims = dims.arg
         if isinstance(dims, pg.A_ArrayExpr):
-            counts = [_pg_int(e) for e in dims.elements or ()]
+            counts = [_as_int(literal(e)) for e in dims.elements or ()]
         else:
-            text = _pg_literal(dims)
+            text = literal(args[1])
             cells_text = text.strip("{}").split(",") if isinstance(text, str) else ["?"]
             counts = [int(p) if p.strip().isdigit() else None for p in cells_text]
         if not counts or any(c is None for c in counts):
@@ -749,7 +924,7 @@ def _pg_call_bound(name: str, args: list[Any], size: dict[int, int | None], tota
         # every position of the text may be replaced (a pattern that matches the empty string)
         return min(_CAP, total + (sizes[0] + 1) * sizes[2])
     if name == "format" and args:
-        template = _pg_literal(args[0])
+        template = literal(args[0])
         if not isinstance(template, str):
             return _UNBOUNDED
         width = 0
@@ -836,16 +1011,7 @@ _GLOT_RANDOM: Final = frozenset(
 )
 _GLOT_REPLACE: Final = frozenset({"replaceall", "replaceregexpall", "replaceone", "replaceregexpone"})
 _DIGITS: Final = re.compile(r"\d+")
-
-
-def _glot_int(node: Any) -> int | None:
-    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).isdigit():
-        return int(node.this)
-    if isinstance(node, exp.Cast | exp.Paren | exp.Subquery):
-        return _glot_int(node.this)
-    if _glot_scalar_of_constants(node):  # (SELECT 16000000): the same value
-        return _glot_int(node.expressions[0])
-    return None
+_WIDTH_ARGUMENT: Final = re.compile(r"%[-+ #0-9.]*\*|\{[^{}]*:[^{}]*\{")
 
 
 def _glot_scalar_of_constants(node: Any) -> bool:
@@ -857,90 +1023,172 @@ def _glot_scalar_of_constants(node: Any) -> bool:
     )
 
 
-def _glot_folded_calls(root: exp.Expr, dialect: str = "") -> dict[int, int]:
-    """Bound, per call of constants an engine may fold while planning, the bytes of its result (by node id)."""
-    size: dict[int, int | None] = {}
-    calls: dict[int, int] = {}
-    # breadth-first, then backwards: every node after all of its descendants
-    for node in reversed(list(root.walk(bfs=True))):
+# Dialects that let a query read an output's alias back as its value (see _glot_defs), and those where the
+# query's sources (WITH, FROM) read it too.
+_ALIASES_READ_BACK: Final = frozenset({"duckdb", "clickhouse", "mysql", "sqlite"})
+_ALIASES_READ_IN_SOURCES: Final = frozenset({"clickhouse"})
+_GLOT_SOURCES: Final = ("with_", "from_", "joins", "laterals")
+
+
+def _glot_evaluate(dialect: str) -> _Evaluate:
+    def evaluate(
+        node: Any, kids: list[Any], size: dict[int, int | None], lit: dict[int, int | str | None]
+    ) -> _Evaluated:
+        """One node of :func:`_fold` on another engine (see :func:`_pg_evaluate`)."""
         inner = node.this if isinstance(node, exp.Subquery) else node
         if isinstance(node, exp.Subquery | exp.Select) and _glot_scalar_of_constants(inner):
             # (SELECT <constant>) is a constant too: MariaDB and DuckDB evaluate it while planning
-            size[id(node)] = size.get(id(inner.expressions[0]))
-            continue
+            first = id(inner.expressions[0])
+            return size.get(first), lit.get(first), None
         if isinstance(node, _GLOT_NOT_CONSTANT) or (
             isinstance(node, exp.GenerateSeries) and isinstance(node.parent, exp.Table | exp.From)
         ):
-            size[id(node)] = None
-            continue
+            return None, None, None
         if isinstance(node, exp.Literal):
-            size[id(node)] = len(str(node.this).encode()) if node.is_string else 16
-            continue
-        children = [size.get(id(child), 0) for child in node.iter_expressions()]
-        if any(child is None for child in children):
-            size[id(node)] = None
-            continue
-        total = min(_CAP, sum(c for c in children if c is not None) + 16)
-        bound = _glot_call_bound(node, size, total, dialect) if isinstance(node, exp.Func) else None
-        if bound is not None:
-            calls[id(node)] = bound
-        size[id(node)] = total if bound is None else bound
-    return calls
+            text = str(node.this)
+            if node.is_string:
+                return len(text.encode()), text, None
+            return 16, int(text) if text.isdigit() else None, None
+        parts = [size.get(id(kid), 0) for kid in kids]
+        if any(part is None for part in parts):
+            return None, None, None
+        total = min(_CAP, sum(p for p in parts if p is not None) + 16)
+        through = isinstance(node, exp.Cast | exp.Paren | exp.Alias) and isinstance(node.this, exp.Expr)
+        value = lit.get(id(node.this)) if through else None
+        bound = _glot_call_bound(node, size, lit, total, dialect) if isinstance(node, exp.Func) else None
+        return (total if bound is None else bound), value, bound
+
+    return evaluate
 
 
-def _glot_inline_constants(root: exp.Expr, seed: Mapping[str, exp.Expr] | None = None) -> exp.Expr:
-    """The sqlglot counterpart of :func:`_pg_inline_constants` (an unnamed output is named by its text)."""
-    tree = root
-    for _ in range(_INLINE_ROUNDS):
-        outputs: dict[str, exp.Expr] = dict(seed or {})
-        for name, expr in _glot_outputs(tree):
-            if _glot_constant(expr) and (
-                name not in outputs or _glot_weight(expr) > _glot_weight(outputs[name])
-            ):
-                outputs[name] = expr
-        columns = [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]
-        if not columns:
-            return tree
-        tree = tree.copy()
-        for column in [c for c in tree.find_all(exp.Column) if c.name.lower() in outputs]:
-            column.replace(outputs[column.name.lower()].copy())
-    return tree
+def _glot_kids(node: exp.Expr) -> list[Any]:
+    """A node's children, a query's WITH and FROM first (see :class:`_Tree`)."""
+    kids = list(node.iter_expressions())
+    if isinstance(node, exp.Select):
+        sources = {id(item) for key in _GLOT_SOURCES for item in _glot_list(node.args.get(key))}
+        kids.sort(key=lambda kid: id(kid) not in sources)
+    return kids
+
+
+def _glot_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def _glot_reads(node: Any) -> str | None:
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        return node.name.lower()
+    return None
+
+
+def _glot_fold(root: exp.Expr, dialect: str, seed: Mapping[str, Constant]) -> _Folded:
+    tree = _Tree(root, _glot_kids, lambda node: isinstance(node, exp.Select))
+    return _fold(tree, _glot_defs(tree, dialect), seed, _glot_reads, _glot_evaluate(dialect))
+
+
+def _glot_defs(tree: _Tree, dialect: str) -> list[_Def]:
+    """The sqlglot counterpart of :func:`_pg_defs` (an unnamed output is named by its text: DuckDB's column
+    ``"100000000"``), and the aliases a query reads back (``dialect`` in :data:`_ALIASES_READ_BACK`): DuckDB in
+    later outputs, WHERE, GROUP BY, HAVING, ORDER BY and QUALIFY; MySQL/MariaDB in GROUP BY, HAVING and ORDER BY;
+    SQLite in WHERE and after; ClickHouse anywhere in the query, its sources included, an alias given anywhere
+    (a later output, ``WHERE (100000007 AS n) > 0``, ``WITH 100000007 AS n``). An alias counts wherever its
+    query may read it, outside itself: never less than the engine reads."""
+    index = {id(node): i for i, node in enumerate(tree.nodes)}
+    defs: list[_Def] = []
+    read_back = dialect in _ALIASES_READ_BACK
+    for i, node in enumerate(tree.nodes):
+        if isinstance(node, exp.CTE) and node.args.get("scalar"):  # ClickHouse: WITH <expression> AS n
+            if tree.query[i] >= 0 and id(node.this) in index:
+                defs.append(_Def(node.alias_or_name.lower(), index[id(node.this)], tree.query[i], True, (i,)))
+        elif isinstance(node, exp.Subquery | exp.CTE) and id(node.this) in index:
+            query, scope = node.this, index[id(node.this)]
+            alias = node.args.get("alias")
+            names = [c.name.lower() for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+            if isinstance(query, exp.Values):
+                defs.extend(_glot_row(query, names, scope, index))
+            elif isinstance(query, exp.Select):
+                stars = [isinstance(p, exp.Star) or p.is_star for p in query.expressions]
+                if names and any(stars):
+                    # (SELECT * FROM …) AS b(m): which constant m renames is not read here: any it can read counts
+                    defs.extend(_Def(name, scope, scope, star=True) for name in names)
+                for k, (projection, star) in enumerate(zip(query.expressions, stars, strict=True)):
+                    value = projection.this if isinstance(projection, exp.Alias) else projection
+                    if not star and id(value) in index:
+                        name = names[k] if k < len(names) else _glot_implicit_name(projection)
+                        defs.append(_Def(name, index[id(value)], scope))
+        elif isinstance(node, exp.Values):
+            # FROM (VALUES (…)) AS v(n): the alias sits on the VALUES
+            alias = node.args.get("alias")
+            names = [c.name.lower() for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+            defs.extend(_glot_row(node, names, i, index))
+        elif read_back and isinstance(node, exp.Alias) and node.alias and tree.query[i] >= 0:
+            query_index = tree.query[i]
+            hidden = [i]
+            if dialect not in _ALIASES_READ_IN_SOURCES:
+                select = tree.nodes[query_index]
+                hidden.extend(
+                    index[id(item)]
+                    for key in _GLOT_SOURCES
+                    for item in _glot_list(select.args.get(key))
+                    if id(item) in index
+                )
+            if id(node.this) in index:
+                defs.append(_Def(node.alias.lower(), index[id(node.this)], query_index, True, tuple(hidden)))
+    return defs
+
+
+def _glot_row(values: exp.Values, names: list[str], scope: int, index: dict[int, int]) -> Iterator[_Def]:
+    """The columns of a one-row VALUES: named by ``names``, else by every name an engine gives them (DuckDB's
+    ``col0``, SQLite's ``column1``, MySQL's ``column_0``, ClickHouse's ``c1``, MariaDB's the value's text)."""
+    if len(values.expressions) == 1:
+        row = values.expressions[0]
+        cells = row.expressions if isinstance(row, exp.Tuple) else [row]
+        for k, cell in enumerate(cells):
+            if id(cell) not in index:
+                continue
+            if k < len(names):
+                given: tuple[str, ...] = (names[k],)
+            else:
+                text = str(cell.this) if isinstance(cell, exp.Literal) else cell.sql()
+                given = (f"col{k}", f"column{k + 1}", f"column_{k}", f"c{k + 1}", text.lower())
+            for name in given:
+                yield _Def(name, index[id(cell)], scope)
 
 
 def glot_view_outputs(
-    view: exp.Expr, seed: Mapping[str, exp.Expr] | None = None, columns: Sequence[str] = ()
-) -> dict[str, exp.Expr]:
+    view: exp.Expr,
+    seed: Mapping[str, Constant] | None = None,
+    columns: Sequence[str] = (),
+    *,
+    dialect: str = "",
+) -> dict[str, Constant]:
     """The sqlglot counterpart of :func:`pg_view_outputs`: the constant columns a reader of a view sees (name →
-    constant expression), its own derived tables' and ``seed``'s (the views it reads) inlined first.
+    :class:`Constant`), its own derived tables', aliases read back (``dialect``: the engine's) and ``seed``'s (the
+    views it reads) followed first.
 
     ``columns``: the view's column list (``CREATE VIEW v (m) AS …``), which renames its outputs. An output is
     named as the engines name it (its alias, a column's name, else its text: DuckDB's ``"100000007"``); a
-    ``*`` renamed by a column list counts the largest constant below it (seed included), as in a derived table.
+    ``*`` renamed by a column list is any constant below it (seed included), as in a derived table.
     """
     if not isinstance(view, exp.Select):
         return {}  # a set operation's columns are not constants of the reader's
-    inlined = _glot_inline_constants(view, seed)
-    if not isinstance(inlined, exp.Select) or len(inlined.expressions) != len(view.expressions):
-        return {}
+    seed = seed or {}
+    folded = _glot_fold(view, dialect, seed)
     names = [c.lower() for c in columns]
-    out: dict[str, exp.Expr] = {}
+    out: dict[str, Constant] = {}
     if names and any(isinstance(p, exp.Star) or p.is_star for p in view.expressions):
-        below = [
-            e for e in (*(seed or {}).values(), *(e for _, e in _glot_outputs(inlined))) if _glot_constant(e)
-        ]
-        if below:
-            largest = max(below, key=_glot_weight)
-            out.update(dict.fromkeys(names, largest))
+        below: Constant | None = _ANY if not folded.settled else None
+        for constant in (*seed.values(), *folded.defined):
+            below = _join(below, constant)
+        if below is not None:
+            out.update(dict.fromkeys(names, below))
         return out
-    for i, (written, projection) in enumerate(zip(view.expressions, inlined.expressions, strict=True)):
-        if isinstance(written, exp.Star) or written.is_star:
+    for i, projection in enumerate(view.expressions):
+        if isinstance(projection, exp.Star) or projection.is_star:
             continue  # the columns of what it reads: in the seed already, by their names
-        value = projection.this if isinstance(projection, exp.Alias) else projection
-        if not _glot_constant(value):
-            continue
-        name = names[i] if i < len(names) else _glot_implicit_name(written)
-        if name not in out or _glot_weight(value) > _glot_weight(out[name]):
-            out[name] = value
+        constant = folded.constant(projection.this if isinstance(projection, exp.Alias) else projection)
+        if constant is not None:
+            name = names[i] if i < len(names) else _glot_implicit_name(projection)
+            out[name] = _join(out.get(name), constant) or constant
     return out
 
 
@@ -952,57 +1200,21 @@ def _glot_implicit_name(projection: exp.Expr) -> str:
     return projection.sql().lower()
 
 
-def _glot_weight(expr: exp.Expr) -> float:
-    value = _glot_int(expr)
-    if value is not None:
-        return value
-    if isinstance(expr, exp.Literal) and expr.is_string:
-        return len(str(expr.this))
-    return math.inf
-
-
-def _glot_outputs(root: exp.Expr) -> Iterator[tuple[str, exp.Expr]]:
-    for source in root.find_all(exp.Subquery, exp.CTE):
-        query = source.this
-        alias = source.args.get("alias")
-        names = [c.name.lower() for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
-        if isinstance(query, exp.Values) and len(query.expressions) == 1:
-            row = query.expressions[0]
-            yield from zip(names, row.expressions if isinstance(row, exp.Tuple) else [row], strict=False)
-        elif isinstance(query, exp.Select):
-            if names and any(isinstance(p, exp.Star) or p.is_star for p in query.expressions):
-                # (SELECT * FROM …) AS b(m): which constant m renames is not read here; the largest below counts
-                below = [e for _, e in _glot_outputs(query) if _glot_constant(e)]
-                if below:
-                    largest = max(below, key=_glot_weight)
-                    yield from ((n, largest) for n in names)
-            for i, projection in enumerate(query.expressions):
-                value = projection.this if isinstance(projection, exp.Alias) else projection
-                if isinstance(value, exp.Column | exp.Star):
-                    continue
-                # an unnamed output is named by its text (DuckDB: the column "100000000")
-                name = names[i] if i < len(names) else (projection.alias or value.sql()).lower()
-                yield name, value
-    for values in root.find_all(exp.Values):  # FROM (VALUES (…)) AS v(n): the alias sits on the VALUES
-        alias = values.args.get("alias")
-        if isinstance(alias, exp.TableAlias) and len(values.expressions) == 1:
-            row = values.expressions[0]
-            cells = row.expressions if isinstance(row, exp.Tuple) else [row]
-            yield from zip((c.name.lower() for c in alias.columns), cells, strict=False)
-
-
-def _glot_constant(expr: exp.Expr) -> bool:
-    return not any(isinstance(node, _GLOT_NOT_CONSTANT) for node in expr.walk())
-
-
-def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, dialect: str) -> int | None:
-    """Bound what a call of constants builds, for the functions whose result can outgrow their arguments."""
+def _glot_call_bound(
+    node: exp.Func, size: dict[int, int | None], lit: dict[int, int | str | None], total: int, dialect: str
+) -> int | None:
+    """Bound what a call of constants builds, for the functions whose result can outgrow their arguments
+    (``lit``: the values of its arguments, when known)."""
 
     def of(arg: Any) -> int:
         return (size.get(id(arg)) or 0) if isinstance(arg, exp.Expr) else 0
 
+    def number(arg: Any) -> int | None:
+        value = lit.get(id(arg)) if isinstance(arg, exp.Expr) else None
+        return value if isinstance(value, int) else None
+
     def times(arg: Any, unit: int) -> int:
-        count = _glot_int(arg)
+        count = number(arg)
         return _UNBOUNDED if count is None else min(_CAP, total + unit * count)
 
     name = node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
@@ -1010,8 +1222,8 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
     if isinstance(node, exp.Repeat):
         return times(node.args.get("times"), of(node.this))
     if isinstance(node, exp.GenerateSeries):  # range(n), generate_series(a, b[, step]) as a list value
-        start, end = _glot_int(node.args.get("start")), _glot_int(node.args.get("end"))
-        step = _glot_int(node.args.get("step")) if node.args.get("step") is not None else 1
+        start, end = number(node.args.get("start")), number(node.args.get("end"))
+        step = number(node.args.get("step")) if node.args.get("step") is not None else 1
         bounds = [v for v in (start, end) if v is not None]
         if len(bounds) != len([k for k in ("start", "end") if node.args.get(k) is not None]) or not step:
             return _UNBOUNDED
@@ -1032,10 +1244,11 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
         return times(args[0], 4)
     if name in ("printf", "format", "sformat") or isinstance(node, exp.Format):
         template = node.this if isinstance(node, exp.Format) else (args[0] if args else None)
-        if not (isinstance(template, exp.Literal) and template.is_string):
-            return _UNBOUNDED
+        text = lit.get(id(template)) if isinstance(template, exp.Expr) else None
+        if not isinstance(text, str) or _WIDTH_ARGUMENT.search(text):
+            return _UNBOUNDED  # a width or precision given by an argument ('%*d', '%.*s', '{:>{}}'): any
         # every number in the template may be a width: conservative, and exact for '%9d' / '{:>9}'
-        widths = sum(int(n) for n in _DIGITS.findall(str(template.this)))
+        widths = sum(int(n) for n in _DIGITS.findall(text))
         return min(_CAP, 2 * total + 4 * widths)
     if name in _GLOT_GROWING:
         return min(_CAP, total * _GLOT_GROWING[name])
@@ -1049,15 +1262,14 @@ def _glot_call_bound(node: exp.Func, size: dict[int, int | None], total: int, di
     return None
 
 
-def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, exp.Expr] | None = None) -> Measures:
+def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, Constant] | None = None) -> Measures:
     """Measure a sqlglot statement tree for a dialect (iteratively).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`glot_view_outputs`), counted like its own derived tables' constants.
     """
-    folded = _glot_folded_calls(root, dialect)
-    inlined = _glot_inline_constants(root, outputs)
-    pulled_up = sum(_glot_folded_calls(inlined, dialect).values()) if inlined is not root else 0
+    constants = _glot_fold(root, dialect, outputs or {})
+    folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
     stack: list[tuple[exp.Expr, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
@@ -1100,6 +1312,4 @@ def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, exp.Expr
             if child is not clause:
                 same_level = any(child is branch for branch in branches)
                 stack.append((child, owner, body_scope, level + 1, query - 1 if same_level else query))
-    total = _combine(blocks, _inline_rule(blocks, dialect))
-    constant = max(total.constant_bytes, pulled_up)
-    return Measures(total.nodes, total.relations, depth, from_items, total.query_depth, constant)
+    return _measures(_combine(blocks, _inline_rule(blocks, dialect)), depth, from_items, constants)

@@ -95,7 +95,7 @@ def _measured(
         ]
         for k in trees
     }
-    settled = settle_view_outputs(reads, lambda k, seed: glot_view_outputs(trees[k], seed))
+    settled = settle_view_outputs(reads, lambda k, seed: glot_view_outputs(trees[k], seed, dialect="mysql"))
     out = dict(views)
     for k, (seed, outputs) in settled.items():
         constant_bytes = measure_sqlglot(trees[k], "mysql", seed).constant_bytes

@@ -203,7 +203,7 @@ class PgRelation:
     reads: tuple[int, ...] = ()  # a view: the relations its rule reads
     children: tuple[int, ...] = ()  # inheritance children and partitions
     constant_bytes: int = 0  # a view: what its definition's constants make the planner build (budget.py)
-    outputs: tuple[tuple[str, Any], ...] = ()  # a view: its constant columns (name, pglast expression)
+    outputs: tuple[tuple[str, Any], ...] = ()  # a view: its constant columns (name, budget.Constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +501,7 @@ class MyView:
     functions: tuple[Name, ...] | None
     relations: tuple[Name, ...] = ()
     constant_bytes: int = 0  # what its definition's constants make the optimiser build (budget.py)
-    outputs: tuple[tuple[str, Any], ...] = ()  # its constant columns (name, sqlglot expression)
+    outputs: tuple[tuple[str, Any], ...] = ()  # its constant columns (name, budget.Constant)
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,3 +309,43 @@ def test_built_in_macros_and_views_over_built_ins_are_still_planned(hostile_engi
     ):
         result = run_explain(hostile_engine, sql)
         assert result.ok, (sql, result.error)
+
+
+# --- the caller's own constant columns: aliases read back, renames of any depth ---------------------------
+
+
+def _renamed(depth: int, value: int) -> str:
+    sql = f"SELECT {value} AS c0"
+    for i in range(1, depth + 1):
+        sql = f"SELECT t{i}.c{i - 1} AS c{i} FROM ({sql}) t{i}"
+    return f"SELECT length(repeat('x', d.c{depth})) FROM ({sql}) d"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 100000007 AS n, length(repeat('x', n))",
+        "SELECT 100000007 AS n FROM orders WHERE CAST(id AS VARCHAR) = repeat('x', n)",
+        "SELECT 100000007 AS n FROM orders ORDER BY repeat('x', n)",
+        _renamed(4, 100000007),
+        _renamed(12, 100000007),
+    ],
+)
+def test_a_constant_the_query_aliases_or_renames_is_refused_before_duckdb_plans(
+    engine: Engine, sql: str
+) -> None:
+    """DuckDB reads an output's alias back (a later output, WHERE, ORDER BY …) and pulls renames up, then folds the
+    call in this process (``SELECT 50000000 AS n, length(repeat('x', n))``: peak RSS 64 → 352 MB, measured): refused
+    before it plans (the guard is asked first, so that a regression never makes this process build 100 MB)."""
+    import resource
+
+    verdict = check_sql(sql, "duckdb")
+    assert not verdict.ok and verdict.kind == "limit", verdict
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run_explain(engine, sql)
+    assert not result.ok and result.error_kind == "limit", result
+    assert "preflight.max_constant_bytes" in (result.error or ""), result.error
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: under 50 MB more
+    small = run_explain(engine, sql.replace("100000007", "40"))
+    assert small.ok, small.error

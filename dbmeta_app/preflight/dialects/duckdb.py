@@ -28,6 +28,7 @@ from sqlglot.errors import SqlglotError
 
 from dbmeta_app.preflight.budget import (
     Budget,
+    Constant,
     glot_view_outputs,
     measure_sqlglot,
     merge_outputs,
@@ -144,7 +145,7 @@ def reach_problem(
             break  # what this level reads are tables (or nothing known)
     else:
         return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
-    generated: dict[str, exp.Expr] = {}  # the constant generated columns of the tables read, by name
+    generated: dict[str, Constant] = {}  # the constant generated columns of the tables read, by name
     if seen:
         rows = query(
             "SELECT schema_name, table_name, column_name, generation_expression FROM duckdb_columns() "
@@ -160,7 +161,9 @@ def reach_problem(
             stored.append((where, tree))
             callers.append((where, _calls(text)))
             if isinstance(tree, exp.Select) and len(tree.expressions) == 1:
-                generated = merge_outputs(generated, glot_view_outputs(tree, columns=[str(column)]))
+                generated = merge_outputs(
+                    generated, glot_view_outputs(tree, columns=[str(column)], dialect="duckdb")
+                )
     problem = _macro_problem(query, callers)
     if problem is not None:
         return problem
@@ -170,14 +173,15 @@ def reach_problem(
         problem = tree_problem(tree)
         if problem is not None:
             return f"{where} reads outside the database: {problem}"
-        constant_bytes += measure_sqlglot(tree, "duckdb", seeds.get(id(tree), generated)).constant_bytes
+        seed = seeds[id(tree)][0] if id(tree) in seeds else generated
+        constant_bytes += measure_sqlglot(tree, "duckdb", seed).constant_bytes
         if constant_bytes > max_constant_bytes:
             return (
                 f"{where} (with the other views and generated columns the query reads) would make DuckDB build "
                 f"{constant_bytes:,} bytes of constants while planning, over the limit of "
                 f"{max_constant_bytes:,} (preflight.max_constant_bytes)"
             )
-    outputs = merge_outputs(generated, *(seed for seed in seeds.values()))
+    outputs = merge_outputs(generated, *(part for pair in seeds.values() for part in pair))
     built = measure_sqlglot(query_tree, "duckdb", outputs).constant_bytes if outputs else 0
     if built > max_constant_bytes:
         return (
@@ -189,12 +193,12 @@ def reach_problem(
 
 
 def _view_seeds(
-    views: dict[tuple[str, str], tuple[exp.Expr, list[str]]], generated: dict[str, exp.Expr]
-) -> dict[int, dict[str, exp.Expr]]:
-    """Per view (by the id of its query): the constant columns its definition may use, by name: those of the views
-    it reads (transitively, matched by name in every schema), of the generated columns of the tables read, and its
-    own (DuckDB lets a select list use an earlier output's alias: ``SELECT 100000007 AS n, repeat('x', n)``).
-    A reader of the view sees no more than these."""
+    views: dict[tuple[str, str], tuple[exp.Expr, list[str]]], generated: dict[str, Constant]
+) -> dict[int, tuple[dict[str, Constant], dict[str, Constant]]]:
+    """Per view (by the id of its query): the constant columns its definition may read, by name (those of the views
+    it reads, transitively, matched by name in every schema, and of the generated columns of the tables read), and
+    its own, which a reader of the view sees (an alias its select list reads back,
+    ``SELECT 100000007 AS n, repeat('x', n)``, is followed by the measure itself)."""
     by_name: dict[str, list[tuple[str, str]]] = {}
     for key in views:
         by_name.setdefault(key[1], []).append(key)
@@ -203,9 +207,11 @@ def _view_seeds(
     }
     settled = settle_view_outputs(
         reads,
-        lambda key, seed: glot_view_outputs(views[key][0], merge_outputs(seed, generated), views[key][1]),
+        lambda key, seed: glot_view_outputs(
+            views[key][0], merge_outputs(seed, generated), views[key][1], dialect="duckdb"
+        ),
     )
-    return {id(views[key][0]): merge_outputs(seed, generated, own) for key, (seed, own) in settled.items()}
+    return {id(views[key][0]): (merge_outputs(seed, generated), own) for key, (seed, own) in settled.items()}
 
 
 def _macro_problem(query: CatalogQuery, callers: list[tuple[str, set[str]]]) -> str | None:
