@@ -22,7 +22,9 @@ CONNECT_TIMEOUT_S = 5
 
 def _connect_args(dialect: str) -> dict[str, Any]:
     if dialect == "postgresql":
-        return {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "dbmeta"}
+        # The database chooses its sessions' defaults (ALTER DATABASE / ROLE … SET); a startup parameter wins
+        # over them: the service decodes text as UTF-8 (SQL_ASCII made psycopg return bytes: every route a 500).
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "dbmeta", "client_encoding": "utf8"}
     if dialect in ("mysql", "mariadb"):
         return {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 60, "write_timeout": 60}
     if dialect == "sqlite":
