@@ -30,6 +30,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dbmeta_app import __version__
@@ -37,6 +38,7 @@ from dbmeta_app.config import Settings, get_settings
 from dbmeta_app.errors import DbmetaError
 from dbmeta_app.logging_setup import configure_logging, redact
 from dbmeta_app.runtime import Runtime, open_runtime
+from dbmeta_app.schema.printable import visible
 
 app = typer.Typer(
     help="dbmeta: database context for LLM text-to-SQL.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -347,15 +349,23 @@ def schema(
     if as_json:
         _out(item)
     elif meta["tables"]:
-        sys.stdout.write(item["text"] + "\n")
+        # the renderer escapes the database's control characters; a server of another version may not have
+        sys.stdout.write("\n".join(visible(line) for line in item["text"].split("\n")) + "\n")
         console.print(
             f"[dim]{len(meta['tables'])} tables · version {meta['schema_version']} · cache {meta['cache']}[/dim]"
         )
         if meta.get("stale_reason"):
-            console.print(f"[yellow]stale:[/yellow] {meta['stale_reason']}", highlight=False)
+            console.print(f"[yellow]stale:[/yellow] {escape(visible(meta['stale_reason']))}", highlight=False)
+    if meta.get("unsampled_tables"):
+        console.print(
+            "[yellow]sample rows not read[/yellow] (time budget): "
+            + escape(visible(", ".join(meta["unsampled_tables"]))),
+            highlight=False,
+        )
     if unknown:
         console.print(
-            f"[yellow]unknown tables[/yellow] (not in profile {meta['profile']!r}): {', '.join(unknown)}",
+            f"[yellow]unknown tables[/yellow] (not in profile {escape(repr(meta['profile']))}): "
+            + escape(visible(", ".join(unknown))),
             highlight=False,
         )
         raise typer.Exit(EXIT_PARTIAL)
@@ -507,7 +517,7 @@ def search(
         _out(answer)
     else:
         for hit in answer["tables"]:
-            sys.stdout.write(f"{hit['score']:.4f}  {hit['name']}\n")
+            sys.stdout.write(f"{hit['score']:.4f}  {visible(hit['name'])}\n")
     if answer.get("degraded"):
         console.print(
             f"[yellow]degraded[/yellow] (keyword ranking, not the index): {answer.get('reason')}",

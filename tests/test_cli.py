@@ -158,3 +158,26 @@ def test_the_progress_bar_says_nothing_to_embed_when_nothing_changed(run: CliRun
     report = json.loads(as_json.stdout)
     assert report["tables"]["embedded"] == 0 and report["tables"]["unchanged"] == 24
     assert report["examples"]["embedded"] == 0 and report["examples_error"] is None
+
+
+def test_schema_and_search_print_no_control_characters_of_the_database(
+    keyword: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "hostile.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            'CREATE TABLE "orders\x1b[2K\rfake_table" (id INTEGER PRIMARY KEY, "note\x1b]0;t\x07" TEXT)'
+        )
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    get_settings.cache_clear()
+    schema = keyword.invoke(app, ["schema"])
+    assert schema.exit_code == 0, schema.output
+    assert '# "orders\\x1b[2K\\x0dfake_table"' in schema.stdout
+    found = keyword.invoke(app, ["search", "orders fake table", "-k", "2"])
+    assert found.exit_code == 0, found.output
+    assert "orders\\x1b[2K\\x0dfake_table" in found.stdout
+    for result in (schema, found):
+        assert not any(c in result.output for c in ("\x1b", "\r", "\x07")), repr(result.output)

@@ -92,6 +92,12 @@ async def get_schema_prompt_item(
         metadata["unknown_tables"] = unknown
     if budget is not None:
         metadata["budget"] = budget
+    if with_examples:
+        unsampled = {k: note for k in keys if (note := snapshot.tables[k].sample_note) is not None}
+        if unsampled:
+            # degraded, not failed: the schema is whole, these tables' sample rows are missing
+            metadata["samples_degraded"] = True
+            metadata["unsampled_tables"] = unsampled
     if extra_metadata:
         metadata.update(extra_metadata)
     top = max((scores[k] for k in keys if k in scores), default=None) if scores else None

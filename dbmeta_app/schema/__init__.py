@@ -13,7 +13,7 @@ from dbmeta_app.schema.descriptions import Descriptions, apply_descriptions
 from dbmeta_app.schema.fingerprint import schema_fingerprint
 from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table, qualified_name
 from dbmeta_app.schema.reflect import reflect_with_fingerprint
-from dbmeta_app.schema.samples import SamplePolicy, sample_rows
+from dbmeta_app.schema.samples import SamplePolicy, read_samples
 
 __all__ = [
     "Column",
@@ -57,8 +57,13 @@ def introspect(
         for key, reason in refused.items():
             log.info("No sample rows for %s: %s", key, reason)
         readable = [t for t in tables if t.key not in refused]
-        samples = sample_rows(sample_engine or engine, readable, data_examples, sample_policy)
-        tables = [dataclasses.replace(t, sample_rows=samples.get(t.key, ())) for t in tables]
+        samples = read_samples(sample_engine or engine, readable, data_examples, sample_policy)
+        tables = [
+            dataclasses.replace(
+                t, sample_rows=samples.rows.get(t.key, ()), sample_note=samples.unsampled.get(t.key)
+            )
+            for t in tables
+        ]
     snapshot = Snapshot.build(profile, engine.dialect.name, tables, fingerprint)
     log.info(
         "Introspected profile=%s: %d tables in %.3fs (version %s)",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from dbmeta_app.schema.models import Snapshot, Table
+from dbmeta_app.schema.printable import visible
 
 DAY, MONTH, QUARTER, YEAR = "day", "month", "quarter", "year"
 _PLACEHOLDER = {DAY: "YYYYMMDD", MONTH: "YYYYMM", YEAR: "YYYY", QUARTER: "YYYY_qN"}
@@ -285,9 +286,9 @@ def family_header(family: Family, dialect: str, quote: str, asked: Sequence[str]
     """The lines that introduce a family above its newest shard's columns (``asked``: shard keys wanted)."""
     first, last = family.shards[0], family.newest
     lines = [
-        f"-- table family {family.pattern}: {len(family.shards)} shards, one per {family.grain}, "
+        f"-- table family {visible(family.pattern)}: {len(family.shards)} shards, one per {family.grain}, "
         f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are the last one's)",
-        f"-- {how_to_query(family, dialect, quote)}",
+        f"-- {visible(how_to_query(family, dialect, quote))}",
     ]
     if asked and list(asked) != [last.key]:
         lines.append("-- shards for this request: " + ", ".join(_bare(k) for k in asked))
@@ -295,4 +296,4 @@ def family_header(family: Family, dialect: str, quote: str, asked: Sequence[str]
 
 
 def _bare(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
+    return visible(key.rsplit(".", 1)[-1])

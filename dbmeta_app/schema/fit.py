@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbmeta_app.schema.models import Column, Snapshot, Table
+from dbmeta_app.schema.printable import visible
 from dbmeta_app.schema.render import column_line, quote_ident, quote_table, render_schema, table_header
 
 #: Named in every budgeted answer's metadata so a change of estimate is visible to callers.
@@ -136,7 +137,7 @@ def _base_type(column: Column) -> str:
 def _summary(omitted: Sequence[Column]) -> str:
     types = Counter(_base_type(c) for c in omitted)
     ordered = sorted(types.items(), key=lambda item: (-item[1], item[0]))
-    parts = [f"{n} {t}" for t, n in ordered[:SUMMARY_TYPES]]
+    parts = [f"{n} {visible(t)}" for t, n in ordered[:SUMMARY_TYPES]]
     rest = sum(n for _, n in ordered[SUMMARY_TYPES:])
     if rest:
         parts.append(f"{rest} other")
@@ -144,7 +145,7 @@ def _summary(omitted: Sequence[Column]) -> str:
     parents = Counter(p for c in omitted if (p := parent_of(c.name)) is not None)
     if parents:
         top = sorted(parents.items(), key=lambda item: (-item[1], item[0]))[:SUMMARY_PARENTS]
-        line += "; nested under " + ", ".join(f"{p} ({n})" for p, n in top)
+        line += "; nested under " + ", ".join(f"{visible(p)} ({n})" for p, n in top)
     return line
 
 

@@ -7,6 +7,7 @@ wherever the database has schemas, the bare name in SQLite's main schema.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ class Table:
     comment: str | None = None
     description: str | None = None
     sample_rows: tuple[tuple[str | None, ...], ...] = ()  # values as truncated strings, columns order
+    #: Why sample rows were asked for and not read, when that makes the answer incomplete (a time budget ran out).
+    sample_note: str | None = None
     #: Physical layout, for analytical engines (ClickHouse): how the data is stored and sorted, which decides
     #: how a query should filter. None where the database has no such notion.
     layout: Layout | None = None
@@ -156,6 +159,8 @@ class Table:
             data["description"] = self.description
         if self.sample_rows:
             data["sample_rows"] = [list(r) for r in self.sample_rows]
+        if self.sample_note is not None:
+            data["sample_note"] = self.sample_note
         if self.layout is not None:
             data["layout"] = self.layout.to_json()
         return data
@@ -172,11 +177,37 @@ class Table:
             comment=data.get("comment"),
             description=data.get("description"),
             sample_rows=tuple(tuple(r) for r in data.get("sample_rows", ())),
+            sample_note=data.get("sample_note"),
             layout=Layout.from_json(data["layout"]) if data.get("layout") else None,
         )
 
 
 T = TypeVar("T")
+
+#: A database comment (table or column) is cut to this many characters when it is read: in the catalog query
+#: where the dialect allows (PostgreSQL, MySQL/MariaDB), so a larger one never crosses the wire.
+COMMENT_MAX = 2_000
+
+
+def cut_comment(text: str | None) -> str | None:
+    """A database comment cut to :data:`COMMENT_MAX` characters (an ellipsis marks the cut); None when empty."""
+    if not text:
+        return None
+    return text if len(text) <= COMMENT_MAX else text[: COMMENT_MAX - 1] + "…"
+
+
+def cut_comments(table: Table) -> Table:
+    """The table with its own and its columns' database comments cut (the same table when none is long)."""
+    long = (table.comment and len(table.comment) > COMMENT_MAX) or any(
+        c.comment and len(c.comment) > COMMENT_MAX for c in table.columns
+    )
+    if not long:
+        return table
+    return dataclasses.replace(
+        table,
+        comment=cut_comment(table.comment),
+        columns=tuple(dataclasses.replace(c, comment=cut_comment(c.comment)) for c in table.columns),
+    )
 
 
 @dataclass(frozen=True, slots=True)

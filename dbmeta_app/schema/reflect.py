@@ -21,7 +21,7 @@ from sqlalchemy.exc import NoSuchTableError
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.schema.fingerprint import fingerprint_digest, schema_fingerprint
 from dbmeta_app.schema.introspect import clickhouse, duckdb
-from dbmeta_app.schema.models import Column, ForeignKey, Table, qualified_name
+from dbmeta_app.schema.models import COMMENT_MAX, Column, ForeignKey, Table, cut_comments, qualified_name
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ def _schema_filter(schema: str, dialect: str, include: Sequence[str], exclude: S
 
 # --------------------------------------------------------------------------- PostgreSQL
 
+# Comments are read cut (one character more than kept, so a cut one is marked): the database is untrusted,
+# and a 24 MB comment would otherwise be held, cached and ranked by every process.
+_COMMENT_READ = COMMENT_MAX + 1
+
 _PG_SCHEMA_WHERE = """
     n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
@@ -73,7 +77,7 @@ _PG_SCHEMA_WHERE = """
 _PG_NOT_CHILD = "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)"
 
 _PG_TABLES = f"""
-SELECT c.oid, n.nspname, c.relname, c.relkind, d.description
+SELECT c.oid, n.nspname, c.relname, c.relkind, pg_catalog."left"(d.description, {_COMMENT_READ})
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
@@ -82,7 +86,8 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_N
 """
 
 _PG_COLUMNS = f"""
-SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description
+SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+  pg_catalog."left"(d.description, {_COMMENT_READ})
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -172,7 +177,8 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
     tables: dict[tuple[str, str], dict[str, Any]] = {}
     for schema, name, ttype, comment in conn.execute(
         sa.text(
-            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.TABLE_TYPE, t.TABLE_COMMENT "
+            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.TABLE_TYPE, "
+            f"LEFT(t.TABLE_COMMENT, {_COMMENT_READ}) "
             f"FROM information_schema.TABLES t WHERE {where('t')}"
         )
     ):
@@ -185,7 +191,8 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
     columns: dict[tuple[str, str], list[tuple[str, str, bool, str | None]]] = defaultdict(list)
     for schema, name, col, ctype, nullable, comment in conn.execute(
         sa.text(
-            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_COMMENT "
+            "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, "
+            f"LEFT(c.COLUMN_COMMENT, {_COMMENT_READ}) "
             f"FROM information_schema.COLUMNS c WHERE {where('c')} "
             "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
         )
@@ -332,7 +339,7 @@ def reflect_with_fingerprint(
     if dialect_family(engine.dialect.name) == "clickhouse":
         with engine.connect() as conn:
             tables, raw = clickhouse.read(conn, list(include_schemas), list(exclude_schemas))
-        return tables, fingerprint_digest(raw)
+        return [cut_comments(t) for t in tables], fingerprint_digest(raw)
     fingerprint = schema_fingerprint(engine, include_schemas, exclude_schemas) or ""
     return reflect_tables(engine, include_schemas, exclude_schemas), fingerprint
 
@@ -344,6 +351,8 @@ def reflect_tables(
     reflector = _REFLECTORS.get(dialect_family(engine.dialect.name), _reflect_generic)
     with engine.connect() as conn:
         try:
-            return reflector(conn, list(include_schemas), list(exclude_schemas))
+            tables = reflector(conn, list(include_schemas), list(exclude_schemas))
         except NoSuchTableError:  # a table dropped while reading: read again once
-            return reflector(conn, list(include_schemas), list(exclude_schemas))
+            tables = reflector(conn, list(include_schemas), list(exclude_schemas))
+    # every dialect's comments end up cut to the same length (in SQL above where the dialect allows it)
+    return [cut_comments(t) for t in tables]

@@ -1,4 +1,4 @@
-"""Snapshot → prompt text. Pure functions: no I/O, deterministic output for the same input.
+r"""Snapshot → prompt text. Pure functions: no I/O, deterministic output for the same input.
 
 The text is compact and reads like a schema an engineer would write on a whiteboard:
 
@@ -11,6 +11,12 @@ The text is compact and reads like a schema an engineer would write on a whitebo
     1,17,shipped
 
 Identifiers are shown exactly as they must be written in SQL for the dialect (quoted when needed).
+
+The database is untrusted, so nothing of its text reaches the prompt or a terminal as a control character:
+every name, type, comment and sample value goes through :func:`visible` (C0, DEL, C1 and the Unicode
+line/bidi controls become ``\x1b``-style escapes; line breaks and tabs in comments become spaces). A name
+with such a character stays unambiguous: PostgreSQL gets its own escaped form, ``U&"orders\001B[2K"`` (valid
+SQL for that name); other dialects get the quoted name with ``\x1b`` escapes and its backslashes doubled.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.schema.families import family_header, family_of
 from dbmeta_app.schema.models import Column, Layout, Snapshot, Table
+from dbmeta_app.schema.printable import CONTROL, visible
 
 _PLAIN = {
     # unquoted identifiers fold to lower case in PostgreSQL, so anything else needs quotes there
@@ -47,12 +54,32 @@ _RESERVED = frozenset(
 MAX_EXAMPLES_SHOWN = 5
 
 
+def _escaped_ident(name: str, dialect: str) -> str:
+    """A name holding control characters, written so that no two names look alike."""
+    if dialect_family(dialect) == "postgresql":
+        # PostgreSQL's Unicode-escaped identifier: the exact name, in SQL the database accepts
+        out = []
+        for char in name.replace("\\", "\\\\"):
+            code = ord(char)
+            if CONTROL.match(char) is None or char == "\\":
+                out.append(char.replace('"', '""'))
+            else:
+                out.append(f"\\{code:04X}" if code <= 0xFFFF else f"\\+{code:06X}")
+        return 'U&"' + "".join(out) + '"'
+    escaped = visible(name.replace("\\", "\\\\"))
+    if dialect in ("mysql", "mariadb"):
+        return "`" + escaped.replace("`", "``") + "`"
+    return '"' + escaped.replace('"', '""') + '"'
+
+
 @functools.lru_cache(maxsize=65_536)
 def quote_ident(name: str, dialect: str) -> str:
     """Quote an identifier for the dialect when it is not a plain, non-reserved name."""
     plain = _PLAIN.get(dialect_family(dialect), _DEFAULT_PLAIN)
     if plain.match(name) and name.lower() not in _RESERVED:
         return name
+    if CONTROL.search(name) or ("\\" in name and dialect_family(dialect) != "postgresql"):
+        return _escaped_ident(name, dialect)
     if dialect in ("mysql", "mariadb"):
         return "`" + name.replace("`", "``") + "`"
     return '"' + name.replace('"', '""') + '"'
@@ -68,14 +95,14 @@ def quote_table(key: str, table: Table | None, dialect: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return visible(" ".join(text.split()))
 
 
 def column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
     """Render one column: name, type, PK/NOT NULL, FK target, description and example values."""
     # ClickHouse types say Nullable(...): no NOT NULL noise there
     typed_nulls = dialect_family(dialect) == "clickhouse"
-    parts = [quote_ident(col.name, dialect), col.type]
+    parts = [quote_ident(col.name, dialect), visible(col.type)]
     if col.primary_key:
         parts.append("PK")
     elif not col.nullable and not typed_nulls:
@@ -97,13 +124,13 @@ def column_line(col: Column, fk_targets: dict[str, str], dialect: str) -> str:
 def _layout_line(table: Table, layout: Layout, dialect: str) -> str:
     """One line on how an analytical table is stored: what a query should filter on, and how to read it."""
     if table.kind == "dictionary":
-        return f"read with dictGet('{table.key}', 'column', key); no foreign keys declared"
+        return f"read with dictGet('{visible(table.key)}', 'column', key); no foreign keys declared"
     if table.kind == "materialized_view":
-        where = f"writes to {layout.target}" if layout.target else "keeps its rows in an inner table"
+        where = f"writes to {visible(layout.target)}" if layout.target else "keeps its rows in an inner table"
         return f"materialized view: {where}; no foreign keys declared"
     if table.kind == "view":
         return "view; no foreign keys declared"
-    parts = [f"engine {layout.engine}"]
+    parts = [f"engine {visible(layout.engine)}"]
     for label, value in (
         ("ORDER BY", layout.sorting_key),
         ("PRIMARY KEY", layout.primary_key),
@@ -111,6 +138,7 @@ def _layout_line(table: Table, layout: Layout, dialect: str) -> str:
         ("SAMPLE BY", layout.sampling_key),
     ):
         if value:
+            value = _one_line(value)
             parts.append(f"{label} ({value})" if "," in value else f"{label} {value}")
     parts.append("no foreign keys declared")
     return "; ".join(parts)
@@ -121,7 +149,7 @@ def table_header(table: Table, dialect: str) -> str:
     (how an analytical table is stored) when it has one."""
     header = "# " + quote_table(table.key, table, dialect)
     if table.kind != "table":
-        header += f" ({table.kind.replace('_', ' ')})"
+        header += f" ({visible(table.kind.replace('_', ' '))})"
     if table.text:
         header += " — " + _one_line(table.text)
     if table.layout is not None:
@@ -150,9 +178,9 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
     if with_samples and table.sample_rows:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([c.name for c in table.columns])
+        writer.writerow([visible(c.name) for c in table.columns])
         for row in table.sample_rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow(["" if v is None else visible(v) for v in row])
         lines.append("sample rows (CSV):")
         lines.append(buf.getvalue().rstrip("\n"))
     return "\n".join(lines)

@@ -16,12 +16,20 @@ table reads files or other servers. So rows are read only from:
 Each read runs in the same read-only, time-boxed, rolled-back and reset session as a preflight EXPLAIN
 (:mod:`dbmeta_app.db.session`), on the profile's preflight pool, inside one slot of its concurrency bound.
 Values are cut on the server (the first characters of their text, a byte count for binary values), so a
-table of 100 MB documents costs a few hundred bytes.
+table of 100 MB documents costs a few hundred bytes, on the server too: PostgreSQL text is cut with ``left()``,
+which fetches and decompresses only the prefix of a TOASTed value (pglz; an lz4 value stored larger than
+:data:`SAMPLE_STORED_MAX` is shown as its size), and a value of any other type stored larger than
+:data:`SAMPLE_STORED_MAX` (``pg_column_size``, which reads no data) is shown as its size, never converted to
+text. Generated columns the database computes on every read (MariaDB/MySQL ``VIRTUAL``, PostgreSQL 18
+virtual) are not read (:data:`GENERATED`). All the reads of one call share one deadline
+(``SamplePolicy.budget_ms`` plus ``table_ms`` per table): tables not reached in time are reported, not read.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -39,12 +47,38 @@ from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import Table
 from dbmeta_app.scrub import scrub
 
-__all__ = ["SAMPLE_VALUE_MAX", "RelationCheck", "SamplePolicy", "sample_rows", "sampleable"]
+__all__ = [
+    "DEADLINE_NOTE",
+    "GENERATED",
+    "SAMPLE_BUDGET_MS",
+    "SAMPLE_STORED_MAX",
+    "SAMPLE_TABLE_MS",
+    "SAMPLE_VALUE_MAX",
+    "RelationCheck",
+    "SamplePolicy",
+    "Samples",
+    "read_samples",
+    "sample_rows",
+    "sampleable",
+]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_VALUE_MAX: Final = 60
 SAMPLE_TIMEOUT_MS: Final = 2_000
+#: One deadline for all the sample reads of one call (one snapshot read): what is not read by then is not read.
+#: It grows with the tables to read (a read takes 5–15 ms on a local server: a warehouse of 3,000 tables is read
+#: in about 40 s of its 85), so only tables that make the reads wait (locked, slow) lose theirs.
+SAMPLE_BUDGET_MS: Final = 10_000
+SAMPLE_TABLE_MS: Final = 25
+#: PostgreSQL: a value stored in more bytes than this (compressed, as ``pg_column_size`` says) is not turned
+#: into text on the server, except text/varchar cut by ``left()`` (which decompresses only the prefix).
+SAMPLE_STORED_MAX: Final = 8_192
+#: What a sample shows for a generated column the database would compute to read it.
+GENERATED: Final = "<generated>"
+#: What the sample reads of a call (budget) left unread.
+DEADLINE_NOTE: Final = "not sampled: the sample reads ran out of their time budget"
+_PG_TEXT_TYPE: Final = re.compile(r"(text|varchar|character varying)(\(\d+\))?")
 
 #: Given a connection (in a read-only session) and the tables about to be read, return those whose rows must
 #: not be read, each with the reason (e.g. row-level security policies, virtual generated columns).
@@ -87,36 +121,85 @@ class SamplePolicy:
     admission: Admission | None = None
     retry_after: int = 1
     relation_check: RelationCheck | None = None
+    #: one deadline for every read of a call (the catalog check included), in milliseconds: budget_ms, plus
+    #: table_ms for each table to read
+    budget_ms: int = SAMPLE_BUDGET_MS
+    table_ms: int = SAMPLE_TABLE_MS
+
+
+Rows = tuple[tuple[str | None, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """What :func:`read_samples` read: rows by table key, and the tables it had no time left to read."""
+
+    rows: dict[str, Rows]
+    unsampled: dict[str, str]
 
 
 def sample_rows(
     engine: Engine, tables: Iterable[Table], limit: int, policy: SamplePolicy | None = None
-) -> dict[str, tuple[tuple[str | None, ...], ...]]:
+) -> dict[str, Rows]:
     """Read up to ``limit`` rows of each table the policy allows (values cut); a table that fails is skipped.
 
     Raises :class:`~dbmeta_app.errors.BusyError` when the profile's concurrency bound has no slot in time.
     """
+    return read_samples(engine, tables, limit, policy).rows
+
+
+def read_samples(
+    engine: Engine, tables: Iterable[Table], limit: int, policy: SamplePolicy | None = None
+) -> Samples:
+    """:func:`sample_rows`, saying which tables were not read because the call's time budget ran out."""
     rules = policy or SamplePolicy()
     candidates = [
         t for t in tables if t.columns and (t.kind == "table" or _allowed_view(t, rules.allowed_views))
     ]
+    budget_ms = max(0, rules.budget_ms) + max(0, rules.table_ms) * len(candidates)
+    deadline = time.monotonic() + budget_ms / 1000
     if not candidates or limit <= 0:
-        return {}
+        return Samples({}, {})
     with _slot(rules):
+        left_ms = _left_ms(deadline, rules)
+        if left_ms <= 0:
+            return Samples({}, dict.fromkeys((t.key for t in candidates), DEADLINE_NOTE))
         try:
-            readable = _readable(engine, candidates, rules)
+            readable = _readable(engine, candidates, rules, left_ms)
         except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                log.warning("No sample rows: the time budget ran out reading the catalog")
+                return Samples({}, dict.fromkeys((t.key for t in candidates), DEADLINE_NOTE))
             log.warning(
                 "No sample rows: the catalog could not be read (%s: %s)", type(exc).__name__, _why(exc)
             )
-            return {}
-    out: dict[str, tuple[tuple[str | None, ...], ...]] = {}
-    for table in readable:
+            return Samples({}, {})
+    out: dict[str, Rows] = {}
+    unsampled: dict[str, str] = {}
+    for table, columns in readable:
+        left_ms = _left_ms(deadline, rules)
+        if left_ms <= 0:
+            unsampled[table.key] = DEADLINE_NOTE
+            continue
         with _slot(rules):
-            rows = _read(engine, table, limit, rules.timeout_ms)
+            rows = _read(engine, table, limit, left_ms, columns)
         if rows is not None:
             out[table.key] = rows
-    return out
+        elif time.monotonic() >= deadline:
+            unsampled[table.key] = DEADLINE_NOTE
+    if unsampled:
+        log.warning(
+            "Sample rows of %d table(s) not read: the %d ms budget ran out (%s)",
+            len(unsampled),
+            budget_ms,
+            ", ".join(sorted(unsampled)[:10]),
+        )
+    return Samples(out, unsampled)
+
+
+def _left_ms(deadline: float, rules: SamplePolicy) -> int:
+    """A read's timeout: its own limit, or what is left of the call's budget when that is less."""
+    return min(rules.timeout_ms, int((deadline - time.monotonic()) * 1000))
 
 
 def sampleable(engine: Engine, tables: Iterable[Table], policy: SamplePolicy | None = None) -> list[Table]:
@@ -125,7 +208,7 @@ def sampleable(engine: Engine, tables: Iterable[Table], policy: SamplePolicy | N
     candidates = [
         t for t in tables if t.columns and (t.kind == "table" or _allowed_view(t, rules.allowed_views))
     ]
-    return _readable(engine, candidates, rules) if candidates else []
+    return [t for t, _ in _readable(engine, candidates, rules, rules.timeout_ms)] if candidates else []
 
 
 class _Slot:
@@ -166,9 +249,14 @@ def _why(exc: BaseException) -> str:
     return scrub(text)
 
 
-def _readable(engine: Engine, candidates: list[Table], rules: SamplePolicy) -> list[Table]:
-    """Keep the candidates the live catalog confirms and the relation check does not refuse."""
-    with read_only_session(engine, rules.timeout_ms) as session:
+def _readable(
+    engine: Engine, candidates: list[Table], rules: SamplePolicy, timeout_ms: int
+) -> list[tuple[Table, _Columns]]:
+    """Keep the candidates the live catalog confirms and the relation check does not refuse.
+
+    Each comes with what the live catalog says of its columns (:class:`_Columns`).
+    """
+    with read_only_session(engine, timeout_ms) as session:
         kinds = _live_kinds(session.conn, candidates)
         confirmed = [
             t
@@ -179,6 +267,7 @@ def _readable(engine: Engine, candidates: list[Table], rules: SamplePolicy) -> l
         refused = (
             dict(rules.relation_check(session.conn, confirmed)) if rules.relation_check and confirmed else {}
         )
+        columns = _live_columns(session.conn, confirmed) if confirmed else {}
     confirmed_keys = {t.key for t in confirmed}
     for table in candidates:
         if table.key in refused:
@@ -189,7 +278,58 @@ def _readable(engine: Engine, candidates: list[Table], rules: SamplePolicy) -> l
                 table.key,
                 kinds.get(table.key),
             )
-    return [t for t in confirmed if t.key not in refused]
+    return [(t, columns.get(t.key, _Columns())) for t in confirmed if t.key not in refused]
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """What the live catalog says of a table's columns, for reading them."""
+
+    #: generated columns the database computes on every read: not read
+    generated: frozenset[str] = frozenset()
+    #: PostgreSQL: the columns that are text or varchar now (cut with left(), which reads only a prefix);
+    #: None where the dialect is not asked (the snapshot's type names are used)
+    text: frozenset[str] | None = None
+
+
+def _live_columns(conn: Connection, tables: list[Table]) -> dict[str, _Columns]:
+    """Ask the catalog which columns of these tables are computed on read, and (PostgreSQL) which are text."""
+    dialect = dialect_family(conn.dialect.name)
+    schemas = sorted({t.schema for t in tables if t.schema is not None})
+    generated: dict[str, set[str]] = {}
+    if dialect in ("mysql", "mariadb"):
+        rows = conn.execute(
+            sa.text(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA IN :schemas AND EXTRA LIKE '%VIRTUAL%'"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": schemas or [""]},
+        )
+        for schema, name, column in rows:
+            generated.setdefault(f"{schema}.{name}", set()).add(column)
+        return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
+    if dialect != "postgresql":
+        return {}
+    # attgenerated 'v' (virtual generated columns) exists from PostgreSQL 18
+    virtual = "a.attgenerated = 'v'" if (conn.dialect.server_version_info or (0,)) >= (18,) else "false"
+    rows = conn.execute(
+        sa.text(
+            f"SELECT n.nspname, c.relname, a.attname, {virtual} "
+            "FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ANY(CAST(:schemas AS text[])) AND c.relname = ANY(CAST(:names AS text[])) "
+            "AND a.attnum > 0 AND NOT a.attisdropped "
+            f"AND (a.atttypid IN ('pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype) OR {virtual})"
+        ),
+        {"schemas": schemas, "names": sorted({t.name for t in tables})},
+    )
+    text: dict[str, set[str]] = {}
+    for schema, name, column, is_virtual in rows:
+        (generated if is_virtual else text).setdefault(f"{schema}.{name}", set()).add(column)
+    return {
+        t.key: _Columns(frozenset(generated.get(t.key, ())), frozenset(text.get(t.key, ()))) for t in tables
+    }
 
 
 def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
@@ -249,8 +389,13 @@ def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
     return {key: kind for key, kind in out.items() if key in wanted}
 
 
-def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
-    """Cut a value on the server: its first characters as text, or its size when binary."""
+def _value_expression(
+    column: Any, type_name: str, dialect: str, *, lz4: bool = False, text: bool | None = None
+) -> Any:
+    """Cut a value on the server: its first characters as text, or its size when binary.
+
+    ``text`` (PostgreSQL) says whether the live column is text/varchar; None: judge by ``type_name``.
+    """
     lowered = type_name.lower()
     dialect = dialect_family(dialect)
     if dialect == "clickhouse":
@@ -261,11 +406,30 @@ def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
         return sa.func.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
     if dialect == "postgresql":
         if lowered.startswith("bytea"):
+            # octet_length of bytea reads the TOAST header, not the value
             return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
+        stored = sa.func.pg_column_size(column)  # the stored (compressed) size; reads no data
+        is_text = bool(_PG_TEXT_TYPE.fullmatch(lowered)) if text is None else text
+        if is_text:
+            # left() of text fetches and decompresses only the prefix of a pglz TOAST value (measured: a
+            # 100 MB value, 1.1 MB stored, peaks the backend at +2 MB, against +290 MB through concat()); an
+            # lz4 value is fetched whole before its prefix is decompressed, so a large one is shown as its size.
+            cut = sa.func.left(column, SAMPLE_VALUE_MAX + 1)
+            if lz4:
+                size = (
+                    sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
+                )
+                large_lz4 = sa.and_(
+                    stored > SAMPLE_STORED_MAX, sa.func.pg_column_compression(column) == "lz4"
+                )
+                return sa.case((column.is_(None), sa.null()), (large_lz4, size), else_=cut)
+            return cut
         # concat(v) calls the type's output function; a CAST to text would call the cast the database defines
-        # for a type of its own (CREATE CAST … WITH FUNCTION), whatever that function does.
-        text = sa.case((column.is_(None), sa.null()), else_=sa.func.concat(column))
-        return sa.func.left(text, SAMPLE_VALUE_MAX + 1)
+        # for a type of its own (CREATE CAST … WITH FUNCTION), whatever that function does. The output
+        # function needs the whole value, decompressed: only values stored small enough are converted.
+        output = sa.func.left(sa.func.concat(column), SAMPLE_VALUE_MAX + 1)
+        big = sa.literal("<") + sa.cast(stored, sa.Text) + sa.literal(" bytes stored>")
+        return sa.case((column.is_(None), sa.null()), (stored > SAMPLE_STORED_MAX, big), else_=output)
     if dialect in ("mysql", "mariadb"):
         if lowered.startswith(_MYSQL_BINARY_TYPES):
             return sa.func.concat("<", sa.func.octet_length(column), " bytes>")
@@ -281,11 +445,24 @@ def _value_expression(column: Any, type_name: str, dialect: str) -> Any:
     return column
 
 
-def _statement(table: Table, limit: int, dialect: sa.Dialect) -> str:
+def _statement(table: Table, limit: int, dialect: sa.Dialect, live: _Columns | None = None) -> str:
     # SQLAlchemy quotes every identifier and renders LIMIT in the dialect's own syntax (TOP, FETCH FIRST…).
     source = sa.table(table.name, *[sa.column(c.name) for c in table.columns], schema=table.schema)
+    # pg_column_compression() exists from PostgreSQL 14, the first with lz4
+    lz4 = dialect_family(dialect.name) == "postgresql" and (dialect.server_version_info or (0,)) >= (14,)
+    live = live or _Columns()
     values = [
-        _value_expression(source.c[c.name], c.type, dialect.name).label(f"c{i}")
+        (
+            sa.literal(GENERATED)
+            if c.name in live.generated
+            else _value_expression(
+                source.c[c.name],
+                c.type,
+                dialect.name,
+                lz4=lz4,
+                text=None if live.text is None else c.name in live.text,
+            )
+        ).label(f"c{i}")
         for i, c in enumerate(table.columns)
     ]
     statement = sa.select(*values).select_from(source).limit(limit)
@@ -293,10 +470,10 @@ def _statement(table: Table, limit: int, dialect: sa.Dialect) -> str:
 
 
 def _read(
-    engine: Engine, table: Table, limit: int, timeout_ms: int
-) -> tuple[tuple[str | None, ...], ...] | None:
+    engine: Engine, table: Table, limit: int, timeout_ms: int, live: _Columns | None = None
+) -> Rows | None:
     try:
-        sql = _statement(table, limit, engine.dialect)
+        sql = _statement(table, limit, engine.dialect, live)
         with read_only_session(engine, timeout_ms) as session:
             rows = session.run(sql).fetchmany(limit)
     except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:

@@ -349,7 +349,8 @@ async def _revalidate(settings: Settings, rt: SnapshotSource, old: Snapshot, wit
         fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
     except SQLAlchemyError:
         fingerprint = None
-    if fingerprint and fingerprint == old.fingerprint:
+    incomplete = any(t.sample_note for t in old.tables.values())  # sample rows a time budget left unread
+    if fingerprint and fingerprint == old.fingerprint and not incomplete:
         return old  # stored again: a new TTL for one catalog query instead of a full introspection
     return await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)
 

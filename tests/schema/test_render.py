@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dbmeta_app.schema.models import Column, ForeignKey, Snapshot, Table
 from dbmeta_app.schema.render import quote_ident, render_schema, render_table, resolve_table_names
 
@@ -92,3 +94,44 @@ def test_snapshot_json_round_trip_keeps_everything() -> None:
     again = Snapshot.from_json(snap.to_json())
     assert again == snap
     assert render_schema(again) == render_schema(snap)
+
+
+# ---- control characters of a hostile database never reach the prompt text or a terminal ----------------
+
+_ESC_NAME = "orders\x1b[2K\rfake_table"
+_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x202E)]
+
+
+def _hostile(dialect: str) -> Snapshot:
+    table = Table(
+        schema="s",
+        name=_ESC_NAME,
+        comment="a\x1b]0;title\x07 b\x1b[8m\nc\td",
+        columns=(
+            Column("id\x1b[1m", "integer\x1b[31m", False, True, comment="x\x9b31m y\u202e"),
+            Column("a\\x1b", "text"),
+        ),
+        primary_key=("id\x1b[1m",),
+        sample_rows=(("1\x1b[2J", "v\x07"),),
+    )
+    return Snapshot.build("p", dialect, [table])
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite", "clickhouse", "duckdb"])
+def test_control_characters_of_names_comments_types_and_values_are_escaped(dialect: str) -> None:
+    text = render_schema(_hostile(dialect), None, True)
+    assert not any(c in text for c in _CONTROLS if c != "\n"), repr(text)
+    assert len(text.splitlines()) == 6  # header, 2 columns, the sample block's 3 lines, no line of its own
+    assert "title\\x07 b\\x1b[8m c d" in text  # comment: escaped, line breaks and tabs made spaces
+    assert "\\x9b31m y\\u202e" in text and "integer\\x1b[31m" in text and "1\\x1b[2J" in text
+
+
+def test_an_escaped_name_stays_unambiguous_and_is_sql_on_postgresql() -> None:
+    # PostgreSQL: its Unicode-escape identifier, exactly the name (a backslash is \\ in it)
+    assert quote_ident(_ESC_NAME, "postgresql") == 'U&"orders\\001B[2K\\000Dfake_table"'
+    assert quote_ident("a\x1b\\", "postgresql") == 'U&"a\\001B\\\\"'
+    assert quote_ident("a\\x1b", "postgresql") == '"a\\x1b"'  # no control character: as written
+    # elsewhere: \x1b escapes, and every backslash of a name doubled, so a name spelling "\x1b" differs
+    assert quote_ident("a\x1b", "mysql") == "`a\\x1b`"
+    assert quote_ident("a\\x1b", "mysql") == "`a\\\\x1b`"
+    assert quote_ident("a\x1b", "sqlite") != quote_ident("a\\x1b", "sqlite")
