@@ -23,7 +23,7 @@ from dbmeta_app.config import Profile, Settings
 from dbmeta_app.curated import CuratedFiles
 from dbmeta_app.db.admission import Admission
 from dbmeta_app.db.engines import create_profile_engine, materialize_clickhouse_sample, materialize_sample
-from dbmeta_app.preflight.policy import RoutineGate
+from dbmeta_app.preflight.policy import PLANNED_RELATIONS_PER_RELATION, RoutineGate
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name
 from dbmeta_app.preflight.verdicts import VerdictMemo
@@ -92,7 +92,10 @@ class ProfileRuntime:
             if self._routines is None:
                 limits = self.profile.preflight
                 self._routines = RoutineGate(
-                    self.dialect, limits.allow_functions, max_constant_bytes=limits.max_constant_bytes
+                    self.dialect,
+                    limits.allow_functions,
+                    max_constant_bytes=limits.max_constant_bytes,
+                    max_planned_relations=PLANNED_RELATIONS_PER_RELATION * limits.max_relations,
                 )
             return self._routines
 

@@ -9,9 +9,12 @@ Requires PostgreSQL 12 or newer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pglast
@@ -39,7 +42,45 @@ from dbmeta_app.preflight.routines import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FINGERPRINT_SQL", "load_catalog", "read_fingerprint", "read_live", "resolve_relations"]
+__all__ = [
+    "FINGERPRINT_SQL",
+    "VIEW_WORK_SECONDS",
+    "ViewMemo",
+    "load_catalog",
+    "read_fingerprint",
+    "read_live",
+    "resolve_relations",
+]
+
+#: At most this long is spent parsing and measuring view definitions in one catalog read (it runs inside the
+#: EXPLAIN's transaction, under the preflight's time limit). Views left over are refused, with a message
+#: saying so, and read by the next preflight; what was done is kept (ViewMemo), so each read makes progress.
+VIEW_WORK_SECONDS: Final = 2.0
+
+
+@dataclass
+class ViewMemo:
+    """What reading view definitions found, kept across catalog reads of one profile, keyed by the view's oid and
+    a digest of its definition: a re-read after any change parses and measures only the views that changed (or
+    whose constant inputs did). No parse tree is kept (one is about 35 times its definition's size); entries of
+    views that are gone are dropped on each read."""
+
+    parsed: set[tuple[int, str]] = field(default_factory=set)  # definitions known to parse
+    errors: dict[tuple[int, str], str] = field(default_factory=dict)  # definitions that do not: why
+    outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
+    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
+
+    def prune(self, live: set[tuple[int, str]]) -> None:
+        """Forget every view version not in ``live``."""
+        self.parsed &= live
+        self.errors = {k: v for k, v in self.errors.items() if k in live}
+        self.outputs = {k: v for k, v in self.outputs.items() if k[:2] in live}
+        self.measured = {k: v for k, v in self.measured.items() if k[:2] in live}
+
+
+class _OutOfTime(Exception):
+    """The view work of one catalog read used up VIEW_WORK_SECONDS."""
+
 
 # Each row version of these catalogs (oid and xmin: a new version on every CREATE, REPLACE, ALTER,
 # RENAME), hashed and summed with a per-catalog salt, plus the row count (a DROP). Only the rows users can
@@ -61,6 +102,8 @@ _FINGERPRINT_PARTS: Final = (
     ("pg_opclass", "oid", "oid >= 16384"),
     ("pg_amproc", "oid", "oid >= 16384"),
     ("pg_amop", "oid", "oid >= 16384"),
+    ("pg_opfamily", "oid", "oid >= 16384"),
+    ("pg_range", "rngtypid", "rngtypid >= 16384"),
     ("pg_am", "oid", "oid >= 16384"),
     ("pg_attrdef", "oid", "true"),
     ("pg_foreign_table", "ftrelid", "true"),
@@ -99,6 +142,9 @@ WHERE p.oid >= 16384 OR p.proname = ANY(CAST(:denied AS name[])) OR p.proname LI
 """
 )
 
+# The user's operators, and built-in ones linked to a user's as commutator or negator (only a superuser can
+# link to an operator it does not own): the planner swaps in an operator's commutator (a column on the right)
+# and negator (NOT), and calls their functions and estimators, so those count as reached (transitively).
 _OPERATORS: Final = sa.text(
     """
 SELECT o.oid, n.nspname, o.oprname, o.oprleft, o.oprright, o.oprcode::oid, o.oprrest::oid, o.oprjoin::oid,
@@ -106,10 +152,49 @@ SELECT o.oid, n.nspname, o.oprname, o.oprleft, o.oprright, o.oprcode::oid, o.opr
        CASE WHEN o.oprright = 0 THEN 'NONE' ELSE pg_catalog.format_type(o.oprright, NULL) END,
        EXISTS (SELECT 1 FROM pg_catalog.pg_operator b WHERE b.oprname = o.oprname AND b.oid < 16384),
        EXISTS (SELECT 1 FROM pg_catalog.pg_operator b WHERE b.oprname = o.oprname AND b.oid < 16384
-                 AND b.oprleft = o.oprleft AND b.oprright = o.oprright)
+                 AND b.oprleft = o.oprleft AND b.oprright = o.oprright),
+       o.oprcom, o.oprnegate
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-WHERE o.oid >= 16384
+WHERE o.oid >= 16384 OR o.oprcom >= 16384 OR o.oprnegate >= 16384
+"""
+)
+
+# The members of operator families that call an untrusted routine or operator. The planner takes btree and
+# hash families' operators and support functions from the types themselves: equivalence classes and
+# merge-join estimates (btree families of an equality operator), array and record comparison, GREATEST/
+# LEAST, DISTINCT and sorting (a type's default btree/hash class), a range's subtype class.
+_FAMILY_MEMBERS: Final = sa.text(
+    """
+SELECT f.oid, am.amname, quote_ident(n.nspname) || '.' || quote_ident(f.opfname),
+       ap.amproclefttype, ap.amprocrighttype, true, ap.amproc::oid,
+       'support function ' || ap.amprocnum::text
+FROM pg_catalog.pg_amproc ap
+JOIN pg_catalog.pg_opfamily f ON f.oid = ap.amprocfamily
+JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+JOIN pg_catalog.pg_am am ON am.oid = f.opfmethod
+WHERE ap.amproc::oid = ANY(CAST(:procs AS oid[]))
+UNION ALL
+SELECT f.oid, am.amname, quote_ident(n.nspname) || '.' || quote_ident(f.opfname),
+       ao.amoplefttype, ao.amoprighttype, false, ao.amopopr,
+       'operator ' || ao.amopstrategy::text
+FROM pg_catalog.pg_amop ao
+JOIN pg_catalog.pg_opfamily f ON f.oid = ao.amopfamily
+JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
+JOIN pg_catalog.pg_am am ON am.oid = f.opfmethod
+WHERE ao.amopopr = ANY(CAST(:operators AS oid[]))
+"""
+)
+
+# Range types: the selectivity estimators call subtype_diff, range input and constructors call canonical
+# and the subtype operator class's comparison.
+_RANGES: Final = sa.text(
+    """
+SELECT r.rngtypid, r.rngmultitypid, r.rngsubdiff::oid, r.rngcanonical::oid, oc.opcfamily,
+       quote_ident(n.nspname) || '.' || quote_ident(oc.opcname)
+FROM pg_catalog.pg_range r
+JOIN pg_catalog.pg_opclass oc ON oc.oid = r.rngsubopc
+JOIN pg_catalog.pg_namespace n ON n.oid = oc.opcnamespace
 """
 )
 
@@ -284,9 +369,13 @@ WHERE w.ev_type = '1' AND w.oid >= 16384 AND d.refobjid <> w.ev_class
 _INHERITS: Final = sa.text("SELECT inhparent, inhrelid FROM pg_catalog.pg_inherits")
 
 # The definitions of the views users made: the planner folds their constants into every query that reads them.
+# Read with quote_all_identifiers on: a word the server takes for a name but a newer grammar (the parser's)
+# reserves, like system_user on PostgreSQL 15, is then quoted and parses.
 _VIEW_DEFINITIONS: Final = sa.text(
     "SELECT c.oid, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c WHERE c.relkind = 'v' AND c.oid >= 16384"
 )
+_GET_QUOTING: Final = sa.text("SELECT pg_catalog.current_setting('quote_all_identifiers')")
+_SET_QUOTING: Final = sa.text("SELECT pg_catalog.set_config('quote_all_identifiers', :value, true)")
 
 _RELATIONS: Final = sa.text(
     """
@@ -311,7 +400,10 @@ WHERE t.oid = ANY(CAST(:oids AS oid[]))
 )
 
 # Lookups by oid go through LATERAL subqueries (OFFSET 0: never flattened into a hash join) so that each
-# is an index probe, never a scan of pg_class or pg_type. Built-in types are not followed: only types created in the database can be spared.
+# is an index probe, never a scan of pg_class or pg_type. Built-in types are not followed: only types created in
+# the database can be spared. The closure has no depth bound: UNION drops a row seen before, so a type that
+# leads back to itself (a composite and its array) ends it, and every user type a value can hold is reached,
+# however deep in composites, domains, arrays and ranges.
 _LIVE: Final = sa.text(
     f"""
 WITH RECURSIVE
@@ -333,10 +425,10 @@ seed AS (
   UNION
   SELECT x.oid, true FROM unnest(CAST(:types AS oid[])) AS x(oid) WHERE x.oid IS NOT NULL
 ),
-closure(oid, is_cast, depth) AS (
-  SELECT oid, is_cast, 0 FROM seed
+closure(oid, is_cast) AS (
+  SELECT oid, is_cast FROM seed
   UNION
-  SELECT x.oid, c.is_cast, c.depth + 1
+  SELECT x.oid, c.is_cast
   FROM closure c
   CROSS JOIN LATERAL (
     SELECT typbasetype, typelem, typarray, typrelid FROM pg_catalog.pg_type WHERE oid = c.oid OFFSET 0
@@ -345,8 +437,10 @@ closure(oid, is_cast, depth) AS (
     SELECT t.typbasetype UNION ALL SELECT t.typelem UNION ALL SELECT t.typarray
     UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = c.oid
+    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = c.oid
   ) AS x(oid)
-  WHERE c.depth < 4 AND c.oid >= 16384 AND x.oid <> 0
+  WHERE c.oid >= 16384 AND x.oid <> 0
 )
 SELECT {FINGERPRINT_SQL},
        ARRAY(SELECT oid FROM rel ORDER BY ord),
@@ -486,7 +580,9 @@ def _routine(row: Sequence[Any]) -> PgRoutine | None:
     )
 
 
-def load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
+def load_catalog(
+    conn: Connection, fingerprint: str, memo: ViewMemo | None = None, view_seconds: float = VIEW_WORK_SECONDS
+) -> PgCatalog:
     """Read the catalog facts the policy judges by (a few queries; cache them under the fingerprint).
 
     Type names in messages are spelled with an empty search path (schema-qualified unless built in), so
@@ -495,12 +591,12 @@ def load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
     path = conn.execute(_GET_PATH).scalar_one()
     conn.execute(_SET_PATH, {"path": "pg_catalog"})
     try:
-        return _load_catalog(conn, fingerprint)
+        return _load_catalog(conn, fingerprint, memo if memo is not None else ViewMemo(), view_seconds)
     finally:
         conn.execute(_SET_PATH, {"path": path})
 
 
-def _load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
+def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_seconds: float) -> PgCatalog:
     patterns = [prefix.translate(_LIKE_ESCAPES) + "%" for prefix in POSTGRES_DENIED_PREFIXES]
     routines = [
         routine
@@ -513,35 +609,18 @@ def _load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
         if routine is not None
     ]
     untrusted = {routine.oid for routine in routines}
-    operators: list[PgOperator] = []
-    for row in conn.execute(_OPERATORS):
-        oid, schema, symbol, left, right, code, rest, join, left_name, right_name, builtin, twin = row
-        procs = tuple(int(p) for p in (code, rest, join) if p)
-        if not untrusted.intersection(procs):
-            continue
-        operators.append(
-            PgOperator(
-                oid=int(oid),
-                schema=schema,
-                symbol=symbol,
-                left=int(left),
-                right=int(right),
-                procs=procs,
-                signature=f"{schema}.{symbol}({left_name}, {right_name})",
-                builtin_name=bool(builtin),
-                builtin_twin=bool(twin),
-            )
-        )
+    operators = _operators(conn, untrusted)
     casts = [
         PgCast(int(source), int(target), context, int(proc), f"cast from {source_name} to {target_name}")
         for source, target, context, proc, source_name, target_name in conn.execute(_CASTS)
         if int(proc) in untrusted
     ]
     hits, domain_hits = _hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
-    relations = _relations(conn, hits)
+    type_hits = _type_hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
+    relations, complete = _relations(conn, hits, memo, view_seconds)
     type_oids = {t for r in routines for t in (*r.args, r.returns)}
     type_oids |= {t for o in operators for t in (o.left, o.right) if t}
-    type_oids |= {t for c in casts for t in (c.source, c.target)} | set(domain_hits)
+    type_oids |= {t for c in casts for t in (c.source, c.target)} | set(domain_hits) | set(type_hits)
     user_types: set[int] = set()
     type_names: dict[int, str] = {}
     if type_oids:
@@ -558,7 +637,100 @@ def _load_catalog(conn: Connection, fingerprint: str) -> PgCatalog:
         user_types=user_types,
         domain_hits=domain_hits,
         type_names=type_names,
+        type_hits=type_hits,
+        complete=complete,
     )
+
+
+def _operators(conn: Connection, untrusted: set[int]) -> list[PgOperator]:
+    """The operators that reach an untrusted routine: by their function or estimators, or through their
+    commutator and negator, transitively (the planner swaps those in and calls what they call)."""
+    rows: dict[int, Sequence[Any]] = {int(row[0]): row for row in conn.execute(_OPERATORS)}
+
+    def signature(oid: int) -> str:
+        row = rows[oid]
+        return f"{row[1]}.{row[2]}({row[8]}, {row[9]})"
+
+    out: list[PgOperator] = []
+    for oid, row in rows.items():
+        # Breadth first, so each routine is named with the shortest chain of links to it.
+        procs: list[int] = []
+        paths: list[str] = []
+        queue: deque[tuple[int, str]] = deque([(oid, "")])
+        seen = {oid}
+        while queue:
+            current, path = queue.popleft()
+            here = rows.get(current)
+            if here is None:
+                continue  # a built-in linked to nothing of the user's: its own routines are built-in
+            for proc in (here[5], here[6], here[7]):
+                if proc and int(proc) not in procs:
+                    procs.append(int(proc))
+                    paths.append(path)
+            for link, kind in ((here[12], "commutator"), (here[13], "negator")):
+                if link and int(link) not in seen:
+                    seen.add(int(link))
+                    label = f"{kind} {signature(int(link))}" if int(link) in rows else f"{kind} {int(link)}"
+                    queue.append((int(link), f"{path}{label} → "))
+        if not untrusted.intersection(procs):
+            continue
+        out.append(
+            PgOperator(
+                oid=oid,
+                schema=row[1],
+                symbol=row[2],
+                left=int(row[3]),
+                right=int(row[4]),
+                procs=tuple(procs),
+                signature=signature(oid),
+                builtin_name=bool(row[10]),
+                builtin_twin=bool(row[11]),
+                paths=tuple(paths),
+            )
+        )
+    return out
+
+
+def _type_hits(conn: Connection, procs: list[int], operators: list[int]) -> dict[int, tuple[PgHit, ...]]:
+    """Per type, what the planner calls for any value of it that reaches an untrusted routine or operator:
+    the members of btree and hash operator families on it, and a range type's subtype_diff, canonical
+    function and subtype operator class (a multirange's are its range's)."""
+    by_type: dict[int, list[PgHit]] = defaultdict(list)
+    by_family: dict[int, list[PgHit]] = defaultdict(list)
+    if procs or operators:
+        for family, method, name, left, right, is_proc, target, what in conn.execute(
+            _FAMILY_MEMBERS, {"procs": procs, "operators": operators}
+        ):
+            member = PgHit(via=what, proc=int(target)) if is_proc else PgHit(via=what, operator=int(target))
+            by_family[int(family)].append(member)
+            if method in ("btree", "hash"):
+                hit = PgHit(
+                    via=f"{method} operator family {name} ({what})",
+                    proc=member.proc,
+                    operator=member.operator,
+                )
+                for type_oid in {int(left), int(right)}:
+                    if type_oid and hit not in by_type[type_oid]:
+                        by_type[type_oid].append(hit)
+    untrusted = set(procs)
+    for range_oid, multirange_oid, subdiff, canonical, family, opclass in conn.execute(_RANGES):
+        hits: list[PgHit] = []
+        if subdiff and int(subdiff) in untrusted:
+            hits.append(PgHit(via="range subtype_diff", proc=int(subdiff)))
+        if canonical and int(canonical) in untrusted:
+            hits.append(PgHit(via="range canonical function", proc=int(canonical)))
+        for member in by_family.get(int(family), ()):
+            hits.append(
+                PgHit(
+                    via=f"range subtype operator class {opclass} ({member.via})",
+                    proc=member.proc,
+                    operator=member.operator,
+                )
+            )
+        for type_oid in (int(range_oid), int(multirange_oid)):
+            if type_oid:
+                by_type[type_oid].extend(hit for hit in hits if hit not in by_type[type_oid])
+    return {k: tuple(v) for k, v in by_type.items() if v}
 
 
 def _hits(
@@ -582,16 +754,19 @@ def _hits(
     return by_relation, {k: tuple(v) for k, v in by_domain.items()}
 
 
-def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelation]:
-    """Build the relations that matter: with hits, views (and what they read), parents of children."""
+def _relations(
+    conn: Connection, hits: dict[int, list[PgHit]], memo: ViewMemo, view_seconds: float
+) -> tuple[list[PgRelation], bool]:
+    """Build the relations that matter: with hits, views (and what they read), parents of children; and
+    whether every view's definition was measured (not: some are refused until the next read)."""
     reads: dict[int, list[int]] = defaultdict(list)
     for view, read in conn.execute(_VIEW_READS):
         reads[int(view)].append(int(read))
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
-    constants = _view_constants(conn, reads)
-    oids = set(hits) | set(reads) | set(children) | set(constants)
+    constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds)
+    oids = set(hits) | set(reads) | set(children) | set(constants) | set(unparsed)
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
     for oid, schema, name, kind in _chunks(conn, sorted(oids)):
@@ -606,33 +781,119 @@ def _relations(conn: Connection, hits: dict[int, list[PgHit]]) -> list[PgRelatio
                 children=tuple(children.get(oid, ())),
                 constant_bytes=constants[oid][0] if oid in constants else 0,
                 outputs=tuple(constants[oid][1].items()) if oid in constants else (),
+                problem=unparsed.get(oid, ""),
             )
         )
-    return out
+    return out, complete
 
 
-def _view_constants(conn: Connection, reads: dict[int, list[int]]) -> dict[int, tuple[int, dict[str, Any]]]:
+def _view_constants(
+    conn: Connection, reads: dict[int, list[int]], memo: ViewMemo, view_seconds: float
+) -> tuple[dict[int, tuple[int, dict[str, Any]]], dict[int, str], bool]:
     """Per user view with constants: the bytes its definition makes the planner build, and its constant
     columns (by name). A view's definition is measured with the constant columns of the views it reads,
     transitively (by name, the larger of two: ``SELECT repeat('x', p.n) FROM params p`` over ``params AS
-    SELECT 100000007 AS n`` builds what ``params`` holds; so does a view of a view renaming ``n``)."""
-    trees: dict[int, Any] = {}
-    for oid, definition in conn.execute(_VIEW_DEFINITIONS):
-        try:
-            statement = pglast.parse_sql(str(definition))[0].stmt
-        except (pglast.parser.ParseError, RecursionError, IndexError):
-            log.warning("Could not parse the definition of view %s; its constants are not measured", oid)
-            continue
-        if statement is not None:
-            trees[int(oid)] = statement
-    views = {oid: [read for read in reads.get(oid, ()) if read in trees] for oid in trees}
-    settled = settle_view_outputs(views, lambda oid, seed: pg_view_outputs(trees[oid], seed))
+    SELECT 100000007 AS n`` builds what ``params`` holds; so does a view of a view renaming ``n``).
+
+    Also, per view that is refused whatever it calls, why: a definition that cannot be parsed (what it makes
+    the planner fold cannot be measured: fail closed, never accepted unmeasured), or one not measured within
+    ``view_seconds`` (then the third value is False: the catalog is incomplete and read again next time).
+    Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition)."""
+    quoting = conn.execute(_GET_QUOTING).scalar_one()
+    conn.execute(_SET_QUOTING, {"value": "on"})
+    try:
+        definitions = [(int(oid), str(definition)) for oid, definition in conn.execute(_VIEW_DEFINITIONS)]
+    finally:
+        conn.execute(_SET_QUOTING, {"value": quoting})
+    text = dict(definitions)
+    keys = {oid: (oid, hashlib.sha256(definition.encode()).hexdigest()) for oid, definition in definitions}
+    memo.prune(set(keys.values()))
+    deadline = time.monotonic() + view_seconds
+    trees: dict[int, Any] = {}  # parsed in this read, only when something about the view is not memoised
+
+    def in_time() -> None:
+        # Checked before each parse or measure of one view: a read overruns by at most one of them.
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+
+    def tree_of(oid: int) -> Any:
+        if oid not in trees:
+            in_time()
+            trees[oid] = pglast.parse_sql(text[oid])[0].stmt
+        return trees[oid]
+
+    unparsed: dict[int, str] = {}
+    late: set[int] = set()
+    parsable: list[int] = []
+    for oid, _ in definitions:
+        key = keys[oid]
+        if key not in memo.parsed and key not in memo.errors:
+            try:
+                if tree_of(oid) is None:
+                    raise IndexError("no statement")
+                memo.parsed.add(key)
+            except _OutOfTime:
+                late.add(oid)
+                continue
+            except (pglast.parser.ParseError, RecursionError, IndexError) as exc:
+                log.warning("Could not parse the definition of view %s; a query reading it is refused", oid)
+                memo.errors[key] = f"{type(exc).__name__}: {str(exc)[:120]}"
+        if key in memo.errors:
+            unparsed[oid] = (
+                f"its definition could not be parsed by the service ({memo.errors[key]}), so what it makes "
+                "the planner fold cannot be measured"
+            )
+        else:
+            parsable.append(oid)
+
+    def outputs_of(oid: int, seed: Mapping[str, Any]) -> dict[str, Any]:
+        key = (*keys[oid], tuple(sorted(seed.items())))
+        if key not in memo.outputs:
+            tree = tree_of(oid)
+            in_time()
+            memo.outputs[key] = dict(pg_view_outputs(tree, seed))
+        return memo.outputs[key]
+
+    # A view that reads one not parsed in time is measured without its constants: it is late too (below).
+    views = {oid: [read for read in reads.get(oid, ()) if read in parsable] for oid in parsable}
     out: dict[int, tuple[int, dict[str, Any]]] = {}
+    try:
+        settled = settle_view_outputs(views, outputs_of)
+    except _OutOfTime:
+        settled = {}
+        late |= set(parsable)
     for oid, (seed, outputs) in settled.items():
-        constant_bytes = measure_postgres(trees[oid], seed).constant_bytes
+        measured = (*keys[oid], tuple(sorted(seed.items())))
+        if measured not in memo.measured:
+            try:
+                tree = tree_of(oid)
+                in_time()
+            except _OutOfTime:
+                late.add(oid)
+                continue
+            memo.measured[measured] = measure_postgres(tree, seed).constant_bytes
+        constant_bytes = memo.measured[measured]
         if constant_bytes or outputs:
             out[oid] = (constant_bytes, outputs)
-    return out
+    # Transitively: a view reading a late one was measured with an incomplete seed.
+    changed = True
+    while changed:
+        changed = False
+        for oid in parsable:
+            if oid not in late and any(read in late for read in reads.get(oid, ())):
+                late.add(oid)
+                changed = True
+    for oid in late:
+        out.pop(oid, None)
+        unparsed[oid] = (
+            f"its definition was not measured yet: the database's view definitions take more than "
+            f"{view_seconds:g} s to parse and measure (the service goes on at the next preflight)"
+        )
+    if late:
+        log.warning(
+            "View definitions: %d of %d not measured in %g s", len(late), len(definitions), view_seconds
+        )
+    return out, unparsed, not late
 
 
 def _chunks(conn: Connection, oids: list[int], size: int = 10_000) -> Iterable[tuple[int, str, str, str]]:

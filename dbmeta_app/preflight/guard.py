@@ -51,6 +51,7 @@ __all__ = [
     "MySQLFamily",
     "check_sql",
     "is_denied_function",
+    "pg_walk",
     "sqlglot_dialect",
 ]
 
@@ -653,7 +654,7 @@ def _pg_kind(node: pg.Node | None) -> str:
     return name.removesuffix("Stmt").upper() if name.endswith("Stmt") else name
 
 
-def _pg_walk(root: pg.Node) -> Iterator[pg.Node]:
+def pg_walk(root: pg.Node) -> Iterator[pg.Node]:
     """Yield every node of a pglast tree (iteratively: deep trees must not overflow the stack)."""
     stack: list[Any] = [root]
     while stack:
@@ -814,7 +815,7 @@ def _pg_references(root: pg.Node | None) -> tuple[tuple[str, ...], tuple[str, ..
     """Collect table and column references in source order (CTE names are not tables)."""
     if root is None:
         return (), ()
-    nodes = list(_pg_walk(root))
+    nodes = list(pg_walk(root))
     cte_names = {node.ctename for node in nodes if isinstance(node, pg.CommonTableExpr)}
     found_tables: list[tuple[int, str]] = []
     found_columns: list[tuple[int, str]] = []

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import pglast
 import sqlglot
+from pglast import ast as pg_ast
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from dbmeta_app.db.session import use_own_search_path
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
 from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot, merge_outputs
-from dbmeta_app.preflight.guard import MySQLFamily
+from dbmeta_app.preflight.guard import MySQLFamily, pg_walk
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -39,6 +42,7 @@ from dbmeta_app.preflight.routines import (
     judge_postgres,
     mysql_relation_problems,
     mysql_view_outputs,
+    postgres_planned_relations,
     postgres_relation_problems,
     postgres_view_outputs,
 )
@@ -48,6 +52,8 @@ __all__ = ["RoutineGate", "has_routine_policy", "sample_refusals"]
 log = logging.getLogger(__name__)
 
 _MYSQL_FAMILY = ("mysql", "mariadb")
+#: The relations the planner may open for a query, per relation the complexity budget admits in its text.
+PLANNED_RELATIONS_PER_RELATION: Final = 3
 #: Statement timeout of the transaction that checks which relations may be sampled.
 SAMPLE_CHECK_TIMEOUT_MS = 5000
 
@@ -65,7 +71,14 @@ class RoutineGate:
     allow_functions: tuple[str, ...] = ()
     #: The views a query reads may make the planner fold at most this many bytes of constants (budget.py).
     max_constant_bytes: int = Budget().max_constant_bytes
+    #: PostgreSQL: the relations the planner may open for one query, partitions, inheritance children and what
+    #: views read included (each costs planner memory: 2,000 partitions read 6 times took a backend from 17 to 528 MB).
+    max_planned_relations: int = PLANNED_RELATIONS_PER_RELATION * Budget().max_relations
     _pg: PgCatalog | None = None
+    #: Parsed and measured view definitions, kept across catalog reads (only changed views are re-read).
+    _views: catalog_postgres.ViewMemo = field(default_factory=catalog_postgres.ViewMemo)
+    #: The longest one catalog read may spend on view definitions (the rest: refused, read next time).
+    view_seconds: float = catalog_postgres.VIEW_WORK_SECONDS
     _my: MyCatalog | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: How many times the catalog was read (a definitions change must cause exactly one re-read).
@@ -106,7 +119,10 @@ class RoutineGate:
             pg = self._postgres_catalog(conn, live.fingerprint)
             verdict = judge_postgres(reach, pg, live, self.allow, max_constant_bytes=self.max_constant_bytes)
             if verdict is None and statement is not None:
-                verdict = self._view_columns_problem(pg, live.relations, statement)
+                parsed = pglast.parse_sql(statement)[0].stmt
+                verdict = self._planned_problem(pg, reach, live.relations, parsed)
+                if verdict is None:
+                    verdict = self._view_columns_problem(pg, live.relations, parsed)
             return verdict
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
@@ -118,14 +134,34 @@ class RoutineGate:
                 verdict = self._too_big(measure_sqlglot(tree, "mysql", outputs).constant_bytes)
         return verdict
 
-    def _view_columns_problem(
-        self, pg: PgCatalog, relations: Sequence[int | None], statement: str
+    def _planned_problem(
+        self, pg: PgCatalog, reach: Reach, relations: Sequence[int | None], tree: Any
     ) -> str | None:
+        """Say whether the partitions and children of what the query reads make the planner open too many."""
+        written = Counter(
+            Name(node.schemaname or None, node.relname)
+            for node in pg_walk(tree)
+            if isinstance(node, pg_ast.RangeVar) and node.relname
+        )
+        references: Counter[int] = Counter()
+        for name, oid in zip(reach.relations, relations, strict=False):
+            if oid is not None:
+                references[oid] += max(1, written.get(Name(name.schema, name.name), 1))
+        planned = postgres_planned_relations(pg, references)
+        if planned <= self.max_planned_relations:
+            return None
+        return (
+            f"query too complex to plan safely: the planner would open {planned:,} relations (partitions, "
+            f"inheritance children and the relations of views included), over the limit of "
+            f"{self.max_planned_relations:,} ({PLANNED_RELATIONS_PER_RELATION} x the profile's "
+            "preflight.max_relations)"
+        )
+
+    def _view_columns_problem(self, pg: PgCatalog, relations: Sequence[int | None], tree: Any) -> str | None:
         """Say whether the constant columns of the views a query reads make its calls build too much."""
         outputs = merge_outputs(*postgres_view_outputs(pg, relations))
         if not outputs:
             return None
-        tree = pglast.parse_sql(statement)[0].stmt
         return self._too_big(measure_postgres(tree, outputs).constant_bytes if tree is not None else 0)
 
     def _too_big(self, built: int) -> str | None:
@@ -170,8 +206,8 @@ class RoutineGate:
 
     def _postgres_catalog(self, conn: Connection, fingerprint: str) -> PgCatalog:
         with self._lock:
-            if self._pg is None or self._pg.fingerprint != fingerprint:
-                self._pg = catalog_postgres.load_catalog(conn, fingerprint)
+            if self._pg is None or self._pg.fingerprint != fingerprint or not self._pg.complete:
+                self._pg = catalog_postgres.load_catalog(conn, fingerprint, self._views, self.view_seconds)
                 self.loads += 1
                 log.info(
                     "Routine policy catalog read: %d untrusted routines, %d operators, %d casts, %d relations",

@@ -16,7 +16,10 @@ What is trusted:
   ``TRUSTED_EXTENSIONS`` (minus ``EXTENSION_DENIED``); and whatever the profile allow-lists
   (``preflight.allow_functions``). Everything else a query reaches is refused: by name (overloads and
   the search path resolved conservatively: an untrusted overload counts unless it is provably not
-  chosen), through an operator or a cast whose function is untrusted, or attached to a relation the
+  chosen), through an operator (its function, estimators, commutator and negator, transitively) or a cast
+  whose function is untrusted, through what the planner takes from a type the query's values can have (the
+  btree/hash operator families on it; a range's subtype_diff, canonical function and subtype operator
+  class; built-in types always count as had), or attached to a relation the
   query reads and evaluated by the planner (a view's rule, recursively; index expressions and
   predicates; CHECK constraints; row-level-security policies; extended statistics; partition keys;
   operator classes of indexes; foreign-data-wrapper and access-method handlers; all of these for
@@ -62,6 +65,7 @@ __all__ = [
     "judge_postgres",
     "mysql_relation_problems",
     "mysql_view_outputs",
+    "postgres_planned_relations",
     "postgres_relation_problems",
     "postgres_view_outputs",
 ]
@@ -165,10 +169,16 @@ class PgOperator:
     symbol: str
     left: int  # 0 for a prefix operator
     right: int
-    procs: tuple[int, ...]  # the operator function and its restriction/join estimators
+    procs: tuple[int, ...]  # its function and estimators, then those of its commutator/negator (transitively)
     signature: str
     builtin_name: bool = False
     builtin_twin: bool = False
+    paths: tuple[str, ...] = ()  # per proc: how it is reached ("" its own; "commutator s.>(a, b) → ")
+
+    def path(self, proc: int) -> str:
+        """How the planner reaches ``proc`` from this operator ("" for its own function or estimators)."""
+        index = self.procs.index(proc)
+        return self.paths[index] if index < len(self.paths) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +214,7 @@ class PgRelation:
     children: tuple[int, ...] = ()  # inheritance children and partitions
     constant_bytes: int = 0  # a view: what its definition's constants make the planner build (budget.py)
     outputs: tuple[tuple[str, Any], ...] = ()  # a view: its constant columns (name, budget.Constant)
+    problem: str = ""  # why reading it is refused whatever it calls (a view the service could not parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +231,11 @@ class PgCatalog:
     type_names: Mapping[int, str]
     routines_by_name: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     operators_by_symbol: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: type → what the planner calls for any value of it (btree/hash operator families on it, a range's
+    #: subtype_diff, canonical function and subtype operator class) that reaches an untrusted routine
+    type_hits: Mapping[int, tuple[PgHit, ...]] = field(default_factory=dict)
+    #: False when some views were not measured in the time one read may take: read again on the next check
+    complete: bool = True
 
     @classmethod
     def build(
@@ -232,6 +248,8 @@ class PgCatalog:
         user_types: Iterable[int],
         domain_hits: Mapping[int, tuple[PgHit, ...]],
         type_names: Mapping[int, str],
+        type_hits: Mapping[int, tuple[PgHit, ...]] | None = None,
+        complete: bool = True,
     ) -> PgCatalog:
         """Index the facts by name and symbol."""
         routine_map = {r.oid: r for r in routines}
@@ -253,6 +271,8 @@ class PgCatalog:
             type_names=dict(type_names),
             routines_by_name={k: tuple(v) for k, v in by_name.items()},
             operators_by_symbol={k: tuple(v) for k, v in by_symbol.items()},
+            type_hits=dict(type_hits or {}),
+            complete=complete,
         )
 
 
@@ -376,8 +396,8 @@ def judge_postgres(
     explicit = set(reach.operators)
     for name in (*reach.operators, *(Name(None, symbol) for symbol in IMPLICIT_OPERATORS)):
         for operator in _pg_operator_candidates(catalog, name, visible):
-            bad = [oid for oid in operator.procs if not _pg_routine_ok(catalog, allow, oid)]
-            if not bad:
+            problem = _pg_operator_problem(catalog, operator, allow)
+            if problem is None:
                 continue
             if name.schema is None:
                 if operator.builtin_twin and _pg_hidden(operator.schema, live.search_path):
@@ -385,7 +405,7 @@ def judge_postgres(
                 only_untrusted = name in explicit and not operator.builtin_name
                 if not only_untrusted and any(absent(t) for t in (operator.left, operator.right) if t):
                     continue
-            judge.add(f"operator {operator.signature} → " + _pg_routine_text(catalog.routines[bad[0]]))
+            judge.add(problem)
     for cast in catalog.casts:
         if _pg_routine_ok(catalog, allow, cast.proc) or absent(cast.source):
             continue
@@ -398,7 +418,28 @@ def judge_postgres(
             problem = _pg_hit_problem(catalog, hit, allow)
             if problem is not None:
                 judge.add(f"cast to domain {catalog.type_names.get(type_oid, type_oid)} → {problem}")
+    # What the planner calls for values of a type: any value of a built-in type may appear (a literal, a
+    # function's result), a user type's only when the query can produce it.
+    # The user's types the query has first (the more telling path), then the built-in ones; one per type.
+    for type_oid in sorted(catalog.type_hits, key=lambda oid: (oid < FIRST_USER_OID, oid)):
+        if type_oid >= FIRST_USER_OID and type_oid not in universe:
+            continue
+        for hit in catalog.type_hits[type_oid]:
+            problem = _pg_hit_problem(catalog, hit, allow)
+            if problem is not None:
+                judge.add(f"type {catalog.type_names.get(type_oid, type_oid)} → {problem}")
+                break
     return judge.verdict()
+
+
+def _pg_operator_problem(catalog: PgCatalog, operator: PgOperator, allow: AllowList) -> str | None:
+    """Describe an operator that reaches an untrusted routine (by itself, its commutator or negator), or None."""
+    bad = [oid for oid in operator.procs if not _pg_routine_ok(catalog, allow, oid)]
+    if not bad:
+        return None
+    return f"operator {operator.signature} → {operator.path(bad[0])}" + _pg_routine_text(
+        catalog.routines[bad[0]]
+    )
 
 
 def _pg_candidates(catalog: PgCatalog, name: Name, visible: Sequence[str]) -> list[PgRoutine]:
@@ -423,9 +464,9 @@ def _pg_hit_problem(catalog: PgCatalog, hit: PgHit, allow: AllowList) -> str | N
     if hit.operator:
         operator = catalog.operators.get(hit.operator)
         if operator is not None:
-            bad = [oid for oid in operator.procs if not _pg_routine_ok(catalog, allow, oid)]
-            if bad:
-                return f"{via}operator {operator.signature} → " + _pg_routine_text(catalog.routines[bad[0]])
+            problem = _pg_operator_problem(catalog, operator, allow)
+            if problem is not None:
+                return via + problem
     return None
 
 
@@ -461,6 +502,8 @@ def postgres_relation_problems(
             continue  # nothing evaluated at plan time, and nothing to expand
         here = f"{path}{_PG_KINDS.get(relation.kind, 'relation')} {relation.schema}.{relation.name} → "
         constants.add(judge, here, relation.constant_bytes)
+        if relation.problem:
+            judge.add(here + relation.problem)
         for hit in relation.hits:
             problem = _pg_hit_problem(catalog, hit, allow)
             if problem is not None:
@@ -487,6 +530,36 @@ def postgres_view_outputs(catalog: PgCatalog, relations: Iterable[int | None]) -
             out.append(dict(relation.outputs))
             queue.extend(relation.reads)
     return out
+
+
+def postgres_planned_relations(catalog: PgCatalog, references: Mapping[int, int]) -> int:
+    """How many relations the planner opens for these references (relation oid → times the query reads it):
+    each with its partitions and inheritance children (transitively), a view with what it reads."""
+    sizes: dict[int, int] = {}
+
+    def size(oid: int) -> int:
+        # iterative post-order over children / view reads; a cycle (impossible in a real catalog) counts once
+        stack: list[tuple[int, bool]] = [(oid, False)]
+        active: set[int] = set()
+        while stack:
+            here, expanded = stack.pop()
+            if here in sizes:
+                continue
+            relation = catalog.relations.get(here)
+            below = () if relation is None else relation.reads if relation.kind == "v" else relation.children
+            if expanded:
+                sizes[here] = min(_PLANNED_CAP, 1 + sum(sizes.get(b, 1) for b in below))
+                active.discard(here)
+            elif here not in active:
+                active.add(here)
+                stack.append((here, True))
+                stack.extend((b, False) for b in below if b not in sizes and b not in active)
+        return sizes[oid]
+
+    return min(_PLANNED_CAP, sum(count * size(oid) for oid, count in references.items()))
+
+
+_PLANNED_CAP: Final = 10**12
 
 
 # --- MySQL / MariaDB -------------------------------------------------------------------------------
