@@ -111,6 +111,8 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
 WHERE con.contype IN ('p', 'f') AND {_PG_SCHEMA_WHERE}
+  -- a foreign key to a partitioned table is cloned for each partition: the partitions fold into the parent
+  AND NOT coalesce(fc.relispartition, false)
 ORDER BY con.conrelid, con.conname
 """
 

@@ -49,11 +49,14 @@ from dbmeta_app.scrub import scrub
 
 __all__ = [
     "DEADLINE_NOTE",
+    "FAILED_NOTE",
     "GENERATED",
+    "RETRY_NOTES",
     "SAMPLE_BUDGET_MS",
     "SAMPLE_STORED_MAX",
     "SAMPLE_TABLE_MS",
     "SAMPLE_VALUE_MAX",
+    "TIMEOUT_NOTE",
     "RelationCheck",
     "SamplePolicy",
     "Samples",
@@ -78,6 +81,14 @@ SAMPLE_STORED_MAX: Final = 8_192
 GENERATED: Final = "<generated>"
 #: What the sample reads of a call (budget) left unread.
 DEADLINE_NOTE: Final = "not sampled: the sample reads ran out of their time budget"
+#: A read that hit its own timeout (a table locked by its owner, a slow one): read again at the next refresh.
+TIMEOUT_NOTE: Final = "not sampled: the read timed out (a lock, or a slow table)"
+#: A read that failed otherwise (a privilege, a broken table): the service log says why.
+FAILED_NOTE: Final = "not sampled: the read failed (the service log says why)"
+#: The notes of tables whose samples a later read may get (a snapshot holding one is read again at its refresh).
+RETRY_NOTES: Final = frozenset({DEADLINE_NOTE, TIMEOUT_NOTE})
+# SQLSTATEs of a statement cut by its timeout: query_canceled (statement_timeout), lock_not_available
+_TIMED_OUT: Final = ("57014", "55P03")
 _PG_TEXT_TYPE: Final = re.compile(r"(text|varchar|character varying)(\(\d+\))?")
 
 #: Given a connection (in a read-only session) and the tables about to be read, return those whose rows must
@@ -183,13 +194,13 @@ def read_samples(
             continue
         with _slot(rules):
             rows = _read(engine, table, limit, left_ms, columns)
-        if rows is not None:
+        if not isinstance(rows, str):
             out[table.key] = rows
-        elif time.monotonic() >= deadline:
-            unsampled[table.key] = DEADLINE_NOTE
+        else:
+            unsampled[table.key] = DEADLINE_NOTE if time.monotonic() >= deadline else rows
     if unsampled:
         log.warning(
-            "Sample rows of %d table(s) not read: the %d ms budget ran out (%s)",
+            "Sample rows of %d table(s) not read within the %d ms budget (%s)",
             len(unsampled),
             budget_ms,
             ", ".join(sorted(unsampled)[:10]),
@@ -471,14 +482,19 @@ def _statement(table: Table, limit: int, dialect: sa.Dialect, live: _Columns | N
 
 def _read(
     engine: Engine, table: Table, limit: int, timeout_ms: int, live: _Columns | None = None
-) -> Rows | None:
+) -> Rows | str:
+    """A table's sample rows, or the note saying why they could not be read."""
     try:
         sql = _statement(table, limit, engine.dialect, live)
         with read_only_session(engine, timeout_ms) as session:
             rows = session.run(sql).fetchmany(limit)
     except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:
         log.info("No sample rows for %s: %s: %s", table.key, type(exc).__name__, _why(exc))
-        return None
+        timed_out = (
+            getattr(getattr(exc, "orig", None), "sqlstate", None) in _TIMED_OUT
+            or "timeout" in str(exc).lower()
+        )
+        return TIMEOUT_NOTE if timed_out or isinstance(exc, PoolTimeoutError) else FAILED_NOTE
     return tuple(tuple(_truncate(v) for v in row) for row in rows)
 
 

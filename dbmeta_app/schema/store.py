@@ -41,7 +41,7 @@ from dbmeta_app.schema import introspect, schema_fingerprint
 from dbmeta_app.schema.descriptions import Descriptions
 from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.schema.render import NameIndex, render_schema
-from dbmeta_app.schema.samples import SamplePolicy
+from dbmeta_app.schema.samples import RETRY_NOTES, SamplePolicy
 from dbmeta_app.scrub import scrub
 
 log = logging.getLogger(__name__)
@@ -349,7 +349,8 @@ async def _revalidate(settings: Settings, rt: SnapshotSource, old: Snapshot, wit
         fingerprint = await anyio.to_thread.run_sync(_fingerprint_blocking, rt)
     except SQLAlchemyError:
         fingerprint = None
-    incomplete = any(t.sample_note for t in old.tables.values())  # sample rows a time budget left unread
+    # sample rows a time budget or a lock left unread: read again (a failed read is not retried)
+    incomplete = any(t.sample_note in RETRY_NOTES for t in old.tables.values())
     if fingerprint and fingerprint == old.fingerprint and not incomplete:
         return old  # stored again: a new TTL for one catalog query instead of a full introspection
     return await anyio.to_thread.run_sync(_introspect_blocking, settings, rt, with_examples)

@@ -146,8 +146,10 @@ def test_postgres_sample_reads_share_one_deadline(pg_scratch: tuple[sa.Engine, s
         engine.dispose()
     assert read.rows == {"public.lk1": (("1",),)}
     assert elapsed < 3.5, f"{elapsed:.1f} s for five locked tables (5 s without a deadline)"
-    assert set(read.unsampled) >= {"public.lk5", "public.lk6"}
-    assert set(read.unsampled.values()) == {samples.DEADLINE_NOTE}
+    # every locked table is said: those read before the deadline timed out on their own, the rest had no time
+    assert set(read.unsampled) == {f"public.{n}" for n in names[1:]}
+    assert read.unsampled["public.lk6"] == samples.DEADLINE_NOTE
+    assert set(read.unsampled.values()) == {samples.TIMEOUT_NOTE, samples.DEADLINE_NOTE}
 
 
 def test_a_snapshot_says_which_tables_the_deadline_left_unsampled(
@@ -170,6 +172,30 @@ def test_a_snapshot_says_which_tables_the_deadline_left_unsampled(
         engine.dispose()
     assert snapshot.tables["public.locked"].sample_note == samples.DEADLINE_NOTE
     assert snapshot.tables["public.free"].sample_note is None
+
+
+def test_a_table_whose_own_read_times_out_is_labelled_too(pg_scratch: tuple[sa.Engine, sa.Engine]) -> None:
+    """Well within the call's deadline, a locked table's read hits its own timeout: it is said, not dropped."""
+    setup, _ = pg_scratch
+    engine = sa.create_engine(setup.url)
+    with setup.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE open_t (id int)")
+        conn.exec_driver_sql("INSERT INTO open_t VALUES (1)")
+        conn.exec_driver_sql("CREATE TABLE locked_t (id int)")
+    holder = setup.connect()
+    try:
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("LOCK TABLE locked_t IN ACCESS EXCLUSIVE MODE")
+        policy = SamplePolicy(timeout_ms=300, budget_ms=10_000)
+        snapshot = introspect(engine, "p", data_examples=3, sample_policy=policy)
+    finally:
+        holder.exec_driver_sql("ROLLBACK")
+        holder.close()
+        engine.dispose()
+    assert snapshot.tables["public.locked_t"].sample_note == samples.TIMEOUT_NOTE
+    assert samples.TIMEOUT_NOTE in samples.RETRY_NOTES  # read again at the next refresh
+    assert snapshot.tables["public.open_t"].sample_note is None
+    assert snapshot.tables["public.open_t"].sample_rows == (("1",),)
 
 
 # --- MariaDB -----------------------------------------------------------------------------------------
