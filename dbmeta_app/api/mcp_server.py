@@ -90,6 +90,7 @@ from dbmeta_app.items.preflight import preflight
 from dbmeta_app.logging_setup import request_id
 from dbmeta_app.metrics import MCP_TOOL_CALLS, MCP_TOOL_SECONDS
 from dbmeta_app.runtime import Runtime
+from dbmeta_app.schema.printable import visible
 from dbmeta_app.search import runtime as search_runtime
 
 log = logging.getLogger(__name__)
@@ -313,7 +314,9 @@ def _preflight_text(answer: dict[str, Any]) -> str:
 
 def _search_text(answer: dict[str, Any]) -> str:
     lines = [f"Tables for the request, best first (profile {answer['profile']}):"]
-    lines += [f"{i}. {t['name']} (score {t['score']:.4f})" for i, t in enumerate(answer["tables"], 1)]
+    lines += [
+        f"{i}. {visible(t['name'])} (score {t['score']:.4f})" for i, t in enumerate(answer["tables"], 1)
+    ]
     if not answer["tables"]:
         lines.append("(no table matched)")
     if answer.get("degraded"):
@@ -325,14 +328,14 @@ def _details_text(item: dict[str, Any]) -> str:
     unknown = item["metadata"].get("unknown_tables") or []
     text: str = item["text"] or "(no known table among those asked)"
     if unknown:
-        text += "\n\nUnknown tables (not in the schema): " + ", ".join(unknown)
+        text += "\n\nUnknown tables (not in the schema): " + visible(", ".join(unknown))
     return text
 
 
 def _schemas_text(answer: dict[str, Any]) -> str:
     lines = [f"Schemas of profile {answer['profile']} ({answer['dialect']}):"]
     for schema in answer["schemas"]:
-        name = schema["name"] or "(no schema: bare table names)"
+        name = visible(schema["name"]) if schema["name"] else "(no schema: bare table names)"
         lines.append(f"- {name}: {schema['tables']} tables, {schema['views']} views")
     return "\n".join(lines)
 
@@ -344,10 +347,11 @@ def _tables_text(answer: dict[str, Any]) -> str:
         return lines[0] + "\n\n" + (answer["text"] or "(none)")
     for table in answer["tables"]:
         if isinstance(table, str):
-            lines.append(table)
+            lines.append(visible(table))
         else:
-            about = f": {table['description']}" if table.get("description") else ""
-            lines.append(f"- {table['name']} ({table['kind']}, {table['columns']} columns){about}")
+            # a comment on one line, as the schema text shows it
+            about = f": {visible(' '.join(table['description'].split()))}" if table.get("description") else ""
+            lines.append(f"- {visible(table['name'])} ({table['kind']}, {table['columns']} columns){about}")
     return "\n".join(lines)
 
 
