@@ -8,17 +8,13 @@ TypeError: every route answered 500.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dbmeta_app.config import load_settings
-from dbmeta_app.main import create_app
+from tests._scratch import pg_database, service
 
 pytestmark = pytest.mark.integration
 
@@ -32,48 +28,20 @@ SETTINGS = (
 )
 
 
-@pytest.fixture(scope="module")
-def database(pg_url: str) -> Iterator[str]:
-    db = f"dbm{uuid.uuid4().hex[:8]}_settings"
-    server = sa.make_url(pg_url)
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {db}")
-    owner = sa.create_engine(server.set(database=db, drivername="postgresql+psycopg"))
-    try:
-        with owner.begin() as conn:
-            conn.exec_driver_sql(
-                "CREATE TABLE public.bookings (id int PRIMARY KEY, guest text, nights interval, "
-                "booked date, price double precision, photo bytea)"
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO public.bookings VALUES (1, 'Zoë', '3 days', '2024-03-01', 0.1, '\\x00ff'), "
-                "(2, 'Ada', '1 day 2 hours', '2024-12-31', 1234.5678, NULL)"
-            )
-            for setting in SETTINGS:
-                conn.exec_driver_sql(f"ALTER DATABASE {db} SET {setting}")
-        yield db
-    finally:
-        owner.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+SETUP: tuple[str, ...] = (
+    "CREATE TABLE public.bookings (id int PRIMARY KEY, guest text, nights interval, "
+    "booked date, price double precision, photo bytea)",
+    "INSERT INTO public.bookings VALUES (1, 'Zoë', '3 days', '2024-03-01', 0.1, '\\x00ff'), "
+    "(2, 'Ada', '1 day 2 hours', '2024-12-31', 1234.5678, NULL)",
+    *(f"ALTER DATABASE {{db}} SET {setting}" for setting in SETTINGS),
+)
 
 
 @pytest.fixture(scope="module")
-def client(database: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    tmp: Path = tmp_path_factory.mktemp("db_settings")
-    url = sa.make_url(pg_url).set(database=database, drivername="postgresql+psycopg")
-    settings = load_settings(
-        database_url=url.render_as_string(hide_password=False),
-        data_dir=tmp / "data",
-        redis_cache_enabled=False,
-        search_backend="keyword",
-        schema_check_interval=0,
-        data_examples=2,
-    )
-    with TestClient(create_app(settings)) as c:
-        yield c
+def client(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    for engine in pg_database(pg_url, SETUP, "settings"):
+        with service(engine, tmp_path_factory.mktemp("db_settings"), data_examples=2) as c:
+            yield c
 
 
 def _post(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:

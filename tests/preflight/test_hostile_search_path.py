@@ -11,18 +11,15 @@ the caller's statement still resolves its names on the database's path.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dbmeta_app.config import load_settings
-from dbmeta_app.main import create_app
+from tests._scratch import pg_database, service
 
 pytestmark = pytest.mark.integration
 
@@ -79,38 +76,13 @@ def _setup(db: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def hostile(pg_url: str) -> Iterator[Hostile]:
-    db = f"dbm{uuid.uuid4().hex[:8]}_hj"
-    server = sa.make_url(pg_url)
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {db}")
-    sup = sa.create_engine(server.set(database=db, drivername="postgresql+psycopg"))
-    try:
-        with sup.begin() as conn:
-            for statement in _setup(db):
-                conn.exec_driver_sql(statement)
-        sup.dispose()  # new sessions take the database's search_path
-        yield Hostile(db=db, sup=sup)
-    finally:
-        sup.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+    for sup in pg_database(pg_url, _setup("{db}"), "hj"):
+        yield Hostile(db=str(sup.url.database), sup=sup)
 
 
 @pytest.fixture(scope="module")
-def client(hostile: Hostile, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    tmp: Path = tmp_path_factory.mktemp("hostile_path")
-    url = sa.make_url(pg_url).set(database=hostile.db, drivername="postgresql+psycopg")
-    settings = load_settings(
-        database_url=url.render_as_string(hide_password=False),
-        data_dir=tmp / "data",
-        redis_cache_enabled=False,
-        search_backend="keyword",
-        schema_check_interval=0,
-        data_examples=3,
-    )
-    with TestClient(create_app(settings)) as c:
+def client(hostile: Hostile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with service(hostile.sup, tmp_path_factory.mktemp("hostile_path"), data_examples=3) as c:
         yield c
 
 

@@ -8,7 +8,6 @@ each reference with its partitions and children, transitively, and through views
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -16,73 +15,58 @@ import sqlalchemy as sa
 
 from dbmeta_app.preflight.guard import check_sql
 from dbmeta_app.preflight.policy import RoutineGate
+from tests._scratch import pg_database
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 120
 
 
+SETUP: list[str] = [
+    "CREATE TABLE events (id int, day int, what text) PARTITION BY LIST (day)",
+    *(
+        f"CREATE TABLE events_{day} PARTITION OF events FOR VALUES IN ({day})"
+        for day in range(PARTITIONS - 2)
+    ),
+    # a sub-partitioned partition: its own partitions count too
+    f"CREATE TABLE events_late PARTITION OF events FOR VALUES IN ({PARTITIONS}, {PARTITIONS + 1}) "
+    "PARTITION BY LIST (day)",
+    f"CREATE TABLE events_late_a PARTITION OF events_late FOR VALUES IN ({PARTITIONS})",
+    "CREATE TABLE plain (id int PRIMARY KEY)",
+    "CREATE VIEW recent AS SELECT id, what FROM events WHERE day > 10",
+]
+
+
 @pytest.fixture(scope="module")
-def url(pg_url: str) -> Iterator[str]:
-    db = f"dbm{uuid.uuid4().hex[:8]}_parts"
-    server = sa.make_url(pg_url)
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {db}")
-    target = server.set(database=db, drivername="postgresql+psycopg")
-    owner = sa.create_engine(target)
-    try:
-        with owner.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE events (id int, day int, what text) PARTITION BY LIST (day)")
-            for day in range(PARTITIONS - 2):
-                conn.exec_driver_sql(f"CREATE TABLE events_{day} PARTITION OF events FOR VALUES IN ({day})")
-            # a sub-partitioned partition: its own partitions count too
-            conn.exec_driver_sql(
-                f"CREATE TABLE events_late PARTITION OF events FOR VALUES IN ({PARTITIONS}, {PARTITIONS + 1}) "
-                "PARTITION BY LIST (day)"
-            )
-            conn.exec_driver_sql(
-                f"CREATE TABLE events_late_a PARTITION OF events_late FOR VALUES IN ({PARTITIONS})"
-            )
-            conn.exec_driver_sql("CREATE TABLE plain (id int PRIMARY KEY)")
-            conn.exec_driver_sql("CREATE VIEW recent AS SELECT id, what FROM events WHERE day > 10")
-        yield target.render_as_string(hide_password=False)
-    finally:
-        owner.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    yield from pg_database(pg_url, SETUP, "parts")
 
 
-def _check(url: str, sql: str, limit: int) -> str | None:
+def _check(engine: sa.Engine, sql: str, limit: int) -> str | None:
     verdict = check_sql(sql, "postgresql")
     assert verdict.ok, verdict.error
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            reason = RoutineGate("postgresql", max_planned_relations=limit).check(conn, verdict.reach, sql)
-            conn.rollback()
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        reason = RoutineGate("postgresql", max_planned_relations=limit).check(conn, verdict.reach, sql)
+        conn.rollback()
     return reason
 
 
-def test_each_reference_of_a_partitioned_table_counts_its_partitions(url: str) -> None:
+def test_each_reference_of_a_partitioned_table_counts_its_partitions(engine: sa.Engine) -> None:
     # events opens itself, 118 partitions, events_late and its one partition: 121 relations per reference
-    assert _check(url, "SELECT id FROM events", 121) is None
+    assert _check(engine, "SELECT id FROM events", 121) is None
     twice = "SELECT id FROM events UNION ALL SELECT id FROM events"
-    assert _check(url, twice, 242) is None
-    reason = _check(url, twice, 241)
+    assert _check(engine, twice, 242) is None
+    reason = _check(engine, twice, 241)
     assert reason is not None and "242 relations" in reason and "preflight.max_relations" in reason
 
 
-def test_a_view_counts_what_it_reads(url: str) -> None:
+def test_a_view_counts_what_it_reads(engine: sa.Engine) -> None:
     sql = "SELECT r.id FROM recent r JOIN plain p ON p.id = r.id"
-    assert _check(url, sql, 123) is None  # the view, events (121) and plain
-    reason = _check(url, sql, 122)
+    assert _check(engine, sql, 123) is None  # the view, events (121) and plain
+    reason = _check(engine, sql, 122)
     assert reason is not None and "123 relations" in reason
 
 
-def test_plain_tables_count_once_per_reference(url: str) -> None:
-    assert _check(url, "SELECT a.id FROM plain a JOIN plain b ON a.id = b.id", 2) is None
-    assert _check(url, "SELECT a.id FROM plain a JOIN plain b ON a.id = b.id", 1) is not None
+def test_plain_tables_count_once_per_reference(engine: sa.Engine) -> None:
+    assert _check(engine, "SELECT a.id FROM plain a JOIN plain b ON a.id = b.id", 2) is None
+    assert _check(engine, "SELECT a.id FROM plain a JOIN plain b ON a.id = b.id", 1) is not None

@@ -12,7 +12,6 @@ ordinary composite types stays accepted.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from dbmeta_app.preflight import catalog_postgres
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
 from dbmeta_app.preflight.policy import RoutineGate
+from tests._scratch import pg_database
 
 pytestmark = pytest.mark.integration
 
@@ -115,33 +115,14 @@ CONTROL: list[str] = [
 ]
 
 
-def _database(pg_url: str, statements: list[str]) -> Iterator[Engine]:
-    db = f"dbm{uuid.uuid4().hex[:8]}_pr"
-    server = sa.make_url(pg_url)
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {db}")
-    engine = sa.create_engine(server.set(database=db, drivername="postgresql+psycopg"))
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def hostile(pg_url: str) -> Iterator[Engine]:
-    yield from _database(pg_url, SETUP)
+    yield from pg_database(pg_url, SETUP, "pr")
 
 
 @pytest.fixture(scope="module")
 def control(pg_url: str) -> Iterator[Engine]:
-    yield from _database(pg_url, CONTROL)
+    yield from pg_database(pg_url, CONTROL, "pr")
 
 
 def _gate(engine: Engine, sql: str, gate: RoutineGate | None = None) -> str | None:
@@ -299,7 +280,7 @@ def _heavy_view(n: int) -> str:
 @pytest.fixture(scope="module")
 def heavy(pg_url: str) -> Iterator[Engine]:
     setup = ["CREATE TABLE public.t (id int)", *(_heavy_view(n) for n in range(HEAVY_VIEWS))]
-    yield from _database(pg_url, setup)
+    yield from pg_database(pg_url, setup, "pr")
 
 
 def _settle(engine: Engine, gate: RoutineGate) -> None:
