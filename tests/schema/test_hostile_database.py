@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from dbmeta_app.schema import introspect, samples
 from dbmeta_app.schema.samples import SamplePolicy, sample_rows
-from tests.conftest import MYSQL_URL, PG_ADMIN_URL
+from tests._scratch import pg_database
+from tests.conftest import MYSQL_URL
 
 pytestmark = pytest.mark.integration
 
@@ -31,22 +32,15 @@ COMMENT_MAX = 2_000  # documented (README, "Untrusted databases"); dbmeta_app.sc
 @pytest.fixture
 def pg_scratch(pg_url: str) -> Iterator[tuple[sa.Engine, sa.Engine]]:
     """A scratch PostgreSQL database: (an AUTOCOMMIT engine for set-up, the engine under test)."""
-    name = f"test_hostile_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-    setup = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    # one pooled connection: every read runs in the same backend, whose peak RSS the test reads
-    engine = sa.create_engine(url, poolclass=sa.pool.StaticPool)
-    try:
-        yield setup, engine
-    finally:
-        engine.dispose()
-        setup.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    for owner in pg_database(pg_url, (), "hostile"):
+        setup = sa.create_engine(owner.url, isolation_level="AUTOCOMMIT")
+        # one pooled connection: every read runs in the same backend, whose peak RSS the test reads
+        engine = sa.create_engine(owner.url, poolclass=sa.pool.StaticPool)
+        try:
+            yield setup, engine
+        finally:
+            engine.dispose()
+            setup.dispose()
 
 
 def _peak_mb(pid: int) -> int:
@@ -207,11 +201,9 @@ def mysql_scratch(mysql_url: str) -> Iterator[tuple[sa.Engine, str]]:
     admin = sa.create_engine(mysql_url, isolation_level="AUTOCOMMIT").execution_options(no_parameters=True)
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
-    engine = sa.create_engine(MYSQL_URL.rsplit("/", 1)[0] + f"/{database}")
     try:
         yield admin, database
     finally:
-        engine.dispose()
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
         admin.dispose()
