@@ -15,6 +15,7 @@ racing the service on purpose.)
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import Counter
@@ -119,7 +120,8 @@ class RoutineGate:
             pg = self._postgres_catalog(conn, live.fingerprint)
             verdict = judge_postgres(reach, pg, live, self.allow, max_constant_bytes=self.max_constant_bytes)
             if verdict is None and statement is not None:
-                parsed = pglast.parse_sql(statement)[0].stmt
+                # parsed again only when a relation it reads needs it (the guard keeps verdicts, not trees)
+                parsed = functools.cache(lambda: pglast.parse_sql(statement)[0].stmt)
                 verdict = self._planned_problem(pg, reach, live.relations, parsed)
                 if verdict is None:
                     verdict = self._view_columns_problem(pg, live.relations, parsed)
@@ -135,12 +137,21 @@ class RoutineGate:
         return verdict
 
     def _planned_problem(
-        self, pg: PgCatalog, reach: Reach, relations: Sequence[int | None], tree: Any
+        self, pg: PgCatalog, reach: Reach, relations: Sequence[int | None], tree: Callable[[], Any]
     ) -> str | None:
-        """Say whether the partitions and children of what the query reads make the planner open too many."""
+        """Say whether the partitions and children of what the query reads make the planner open too many.
+
+        A query that reads no partitioned or inherited table and no view opens what its text names, which the
+        complexity budget has counted (preflight.max_relations, a third of this bound)."""
+        if not any(
+            (relation := pg.relations.get(oid)) is not None and (relation.children or relation.kind == "v")
+            for oid in relations
+            if oid is not None
+        ):
+            return None
         written = Counter(
             Name(node.schemaname or None, node.relname)
-            for node in pg_walk(tree)
+            for node in pg_walk(tree())
             if isinstance(node, pg_ast.RangeVar) and node.relname
         )
         references: Counter[int] = Counter()
@@ -157,12 +168,15 @@ class RoutineGate:
             "preflight.max_relations)"
         )
 
-    def _view_columns_problem(self, pg: PgCatalog, relations: Sequence[int | None], tree: Any) -> str | None:
+    def _view_columns_problem(
+        self, pg: PgCatalog, relations: Sequence[int | None], tree: Callable[[], Any]
+    ) -> str | None:
         """Say whether the constant columns of the views a query reads make its calls build too much."""
         outputs = merge_outputs(*postgres_view_outputs(pg, relations))
         if not outputs:
             return None
-        return self._too_big(measure_postgres(tree, outputs).constant_bytes if tree is not None else 0)
+        parsed = tree()
+        return self._too_big(measure_postgres(parsed, outputs).constant_bytes if parsed is not None else 0)
 
     def _too_big(self, built: int) -> str | None:
         """Say that the constant columns of the views a query reads make its calls build too much, or None."""
