@@ -15,8 +15,10 @@ Identifiers are shown exactly as they must be written in SQL for the dialect (qu
 The database is untrusted, so nothing of its text reaches the prompt or a terminal as a control character:
 every name, type, comment and sample value goes through :func:`visible` (C0, DEL, C1 and the Unicode
 line/bidi controls become ``\x1b``-style escapes; line breaks and tabs in comments become spaces). A name
-with such a character stays unambiguous: PostgreSQL gets its own escaped form, ``U&"orders\001B[2K"`` (valid
-SQL for that name); other dialects get the quoted name with ``\x1b`` escapes and its backslashes doubled.
+with such a character: PostgreSQL gets its own escaped form, ``U&"orders\001B[2K"`` (valid SQL for that name);
+other dialects get the quoted name with ``\x1b`` escapes and its backslashes doubled (not SQL: they have no
+escapes in identifiers). A name without one is written exactly, backslashes included (MySQL reads `` `a\b` ``
+as the name a\b).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def quote_ident(name: str, dialect: str) -> str:
     plain = _PLAIN.get(dialect_family(dialect), _DEFAULT_PLAIN)
     if plain.match(name) and name.lower() not in _RESERVED:
         return name
-    if CONTROL.search(name) or ("\\" in name and dialect_family(dialect) != "postgresql"):
+    if CONTROL.search(name):
         return _escaped_ident(name, dialect)
     if dialect in ("mysql", "mariadb"):
         return "`" + name.replace("`", "``") + "`"

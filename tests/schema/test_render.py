@@ -126,12 +126,14 @@ def test_control_characters_of_names_comments_types_and_values_are_escaped(diale
     assert "\\x9b31m y\\u202e" in text and "integer\\x1b[31m" in text and "1\\x1b[2J" in text
 
 
-def test_an_escaped_name_stays_unambiguous_and_is_sql_on_postgresql() -> None:
+def test_an_escaped_name_is_sql_on_postgresql_and_a_name_without_control_characters_is_exact() -> None:
     # PostgreSQL: its Unicode-escape identifier, exactly the name (a backslash is \\ in it)
     assert quote_ident(_ESC_NAME, "postgresql") == 'U&"orders\\001B[2K\\000Dfake_table"'
     assert quote_ident("a\x1b\\", "postgresql") == 'U&"a\\001B\\\\"'
     assert quote_ident("a\\x1b", "postgresql") == '"a\\x1b"'  # no control character: as written
-    # elsewhere: \x1b escapes, and every backslash of a name doubled, so a name spelling "\x1b" differs
+    # elsewhere: \x1b escapes (with the name's backslashes doubled); a name without a control character is
+    # written exactly, backslashes included: MySQL and SQLite take no escapes in a quoted identifier
     assert quote_ident("a\x1b", "mysql") == "`a\\x1b`"
-    assert quote_ident("a\\x1b", "mysql") == "`a\\\\x1b`"
-    assert quote_ident("a\x1b", "sqlite") != quote_ident("a\\x1b", "sqlite")
+    assert quote_ident("a\x1b\\", "mysql") == "`a\\x1b\\\\`"
+    assert quote_ident("a\\b", "mysql") == "`a\\b`"
+    assert quote_ident("a\\b", "sqlite") == '"a\\b"'
