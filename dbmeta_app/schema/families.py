@@ -22,11 +22,12 @@ from dbmeta_app.schema.models import Snapshot, Table
 from dbmeta_app.schema.printable import visible
 
 DAY, MONTH, QUARTER, YEAR = "day", "month", "quarter", "year"
-_PLACEHOLDER = {DAY: "YYYYMMDD", MONTH: "YYYYMM", YEAR: "YYYY", QUARTER: "YYYY_qN"}
 
-# The date run: not preceded or followed by another digit. Years 1900-2099.
+# The date run: not preceded or followed by another digit. Years 1900-2099; month and day may be
+# separated from the year by "_" or "-" (the same separator throughout: 2024_01_15, 2024-01).
 _SHARD = re.compile(
-    r"(?<!\d)(?P<y>(?:19|20)\d{2})(?:(?P<q>_?[qQ][1-4])|(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])?)?(?!\d)"
+    r"(?<!\d)(?P<y>(?:19|20)\d{2})"
+    r"(?:(?P<q>_?[qQ][1-4])|(?P<s>[_-]?)(?P<m>0[1-9]|1[0-2])(?:(?P=s)(?P<d>0[1-9]|[12]\d|3[01]))?)?(?!\d)"
 )
 
 
@@ -66,29 +67,31 @@ class Family:
         ]
 
 
-def _parse(name: str) -> tuple[str, str, str, str, date, date] | None:
-    """(prefix, suffix run, rest, grain, start, end) for a name holding exactly one date run."""
+def _parse(name: str) -> tuple[str, str, str, str, str, date, date] | None:
+    """(prefix, suffix run, rest, placeholder, grain, start, end) for a name holding exactly one date run."""
     matches = list(_SHARD.finditer(name))
     if len(matches) != 1:
         return None
     m = matches[0]
     year = int(m["y"])
+    sep = m["s"] or ""
     if m["q"]:
         quarter = int(m["q"][-1])
         start = date(year, 3 * quarter - 2, 1)
         end = _month_end(year, 3 * quarter)
-        grain = QUARTER
+        grain, placeholder = QUARTER, "YYYY_qN"
     elif m["d"]:
         try:
             start = end = date(year, int(m["m"]), int(m["d"]))
         except ValueError:
             return None
-        grain = DAY
+        grain, placeholder = DAY, f"YYYY{sep}MM{sep}DD"
     elif m["m"]:
-        start, end, grain = date(year, int(m["m"]), 1), _month_end(year, int(m["m"])), MONTH
+        start, end = date(year, int(m["m"]), 1), _month_end(year, int(m["m"]))
+        grain, placeholder = MONTH, f"YYYY{sep}MM"
     else:
-        start, end, grain = date(year, 1, 1), date(year, 12, 31), YEAR
-    return name[: m.start()], m.group(0), name[m.end() :], grain, start, end
+        start, end, grain, placeholder = date(year, 1, 1), date(year, 12, 31), YEAR, "YYYY"
+    return name[: m.start()], m.group(0), name[m.end() :], placeholder, grain, start, end
 
 
 def _month_end(year: int, month: int) -> date:
@@ -108,13 +111,13 @@ def _detect_families(snapshot: Snapshot) -> dict[str, Family]:
         parsed = _parse(table.name)
         if parsed is None:
             continue
-        prefix, suffix, rest, grain, start, end = parsed
-        groups.setdefault((table.schema, prefix, rest, grain), []).append(Shard(key, suffix, start, end))
+        prefix, suffix, rest, placeholder, grain, start, end = parsed
+        pattern = f"{prefix}{placeholder}{rest}"
+        groups.setdefault((table.schema, pattern, prefix, grain), []).append(Shard(key, suffix, start, end))
     families: dict[str, Family] = {}
-    for (schema, prefix, rest, grain), shards in groups.items():
+    for (schema, pattern, prefix, grain), shards in groups.items():
         if len(shards) < 2:
             continue
-        pattern = f"{prefix}{_PLACEHOLDER[grain]}{rest}"
         key = f"{schema}.{pattern}" if schema else pattern
         if key in snapshot.tables:
             continue  # a real table already has that name
@@ -182,9 +185,10 @@ _QUARTER_PATTERNS = (
     re.compile(_YEAR + r"[\s-]*Q(?P<q>[1-4])\b", re.I),
     re.compile(r"\b(?P<ord>first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter\s+(?:of\s+)?" + _YEAR, re.I),
 )
-_RANGE = re.compile(
-    r"(?:from|between)\s+" + _YEAR + r"\s+(?:to|and|through|until|-)\s+(?P<year2>(?:19|20)\d{2})", re.I
-)
+# Two dates read as one period from the first to the second: "from X to Y", "between X and Y", "X through Y".
+_RANGE_OPEN = re.compile(r"\b(?:from|between)\s*$", re.I)
+_RANGE_JOIN = re.compile(r"\s*(?:to|through|thru|until|till|-|–|—)\s*", re.I)
+_RANGE_AND = re.compile(r"\s*and\s*", re.I)
 _BARE_YEAR = re.compile(r"(?<![\d.$,])" + _YEAR + r"(?![\d,.]\d)")
 _RELATIVE = re.compile(
     r"\b(?:last|past|previous|recent)\s+(?P<n>\d+|one|two|three|four|five|six|seven|ten|twelve|thirty)?\s*"
@@ -206,20 +210,21 @@ _NUMBERS["thirty"] = 30
 
 
 def request_periods(text: str, today: date | None = None) -> list[tuple[date, date]]:
-    """The date periods a request names: days, months, quarters, years, year ranges, "last N days".
+    """The date periods a request names: days, months, quarters, years, ranges, "last N days".
 
-    Relative periods ("last 7 days") end on ``today`` (the newest shard's day for a family);
-    without ``today`` they are ignored. Each span of text is read once, most precise form first.
+    Two dates joined as a range ("from X to Y", "between X and Y", "X through Y") are one period
+    from the start of the first to the end of the second, whatever their precision. Relative
+    periods ("last 7 days") end on ``today`` (the newest shard's day for a family); without
+    ``today`` they are ignored. Each span of text is read once, most precise form first; the
+    periods are in the order the text names them.
     """
-    periods: list[tuple[date, date]] = []
-    taken: list[tuple[int, int]] = []
+    found: list[tuple[int, int, date, date]] = []  # (span start, span end, period start, period end)
 
     def free(m: re.Match[str]) -> bool:
-        return all(m.end() <= a or m.start() >= b for a, b in taken)
+        return all(m.end() <= a or m.start() >= b for a, b, _, _ in found)
 
     def add(m: re.Match[str], start: date, end: date) -> None:
-        taken.append((m.start(), m.end()))
-        periods.append((start, end))
+        found.append((m.start(), m.end(), start, end))
 
     for pattern in _DAY_PATTERNS:
         for m in pattern.finditer(text):
@@ -242,20 +247,36 @@ def request_periods(text: str, today: date | None = None) -> list[tuple[date, da
             year = int(m["year"])
             if free(m):
                 add(m, date(year, month, 1), _month_end(year, month))
-    for m in _RANGE.finditer(text):
-        first, last = sorted((int(m["year"]), int(m["year2"])))
-        if free(m):
-            add(m, date(first, 1, 1), date(last, 12, 31))
     for m in _BARE_YEAR.finditer(text):
         year = int(m["year"])
         if free(m):
             add(m, date(year, 1, 1), date(year, 12, 31))
+    periods = _join_ranges(text, sorted(found))
     if today is not None:
         for m in _RELATIVE.finditer(text):
             raw = (m["n"] or "one").lower()
             n = int(raw) if raw.isdigit() else _NUMBERS[raw]
             days = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}[m["unit"].lower()] * n
-            add(m, today - timedelta(days=days - 1), today)
+            periods.append((today - timedelta(days=days - 1), today))
+    return periods
+
+
+def _join_ranges(text: str, found: list[tuple[int, int, date, date]]) -> list[tuple[date, date]]:
+    """Periods in text order, two of them joined into one where the text makes them a range."""
+    periods: list[tuple[date, date]] = []
+    i = 0
+    while i < len(found):
+        a_from, a_to, start, end = found[i]
+        if i + 1 < len(found):
+            b_from, _, b_start, b_end = found[i + 1]
+            between = text[a_to:b_from]
+            opened = _RANGE_OPEN.search(text[:a_from]) is not None
+            if _RANGE_JOIN.fullmatch(between) or (opened and _RANGE_AND.fullmatch(between)):
+                periods.append((min(start, b_start), max(end, b_end)))
+                i += 2
+                continue
+        periods.append((start, end))
+        i += 1
     return periods
 
 

@@ -54,6 +54,42 @@ def test_daily_monthly_yearly_and_schema_level_shards_form_families() -> None:
     assert events.newest.key == "ga.events_20210131"
 
 
+def test_shards_whose_date_parts_are_separated_form_one_family_of_their_grain() -> None:
+    """``logs_2024_01_15`` / ``orders_2024-02``: the separated date is one run, not a year and a code."""
+    snap = _snapshot(
+        *(_table("app", f"logs_2024_01_{d:02d}") for d in (14, 15, 16)),
+        *(_table("app", f"orders_2024-{m:02d}") for m in (1, 2, 3)),
+        *(_table("app", f"blocks_{y}_5yr") for y in (2015, 2016)),  # a year then another field
+        _table("app", "logs_20240117"),  # another way to write it: not the same family
+    )
+    families = detect_families(snap)
+    assert set(families) == {"app.logs_YYYY_MM_DD", "app.orders_YYYY-MM", "app.blocks_YYYY_5yr"}
+    logs = families["app.logs_YYYY_MM_DD"]
+    assert (logs.grain, len(logs.shards), logs.newest.suffix) == ("day", 3, "2024_01_16")
+    assert families["app.orders_YYYY-MM"].grain == "month"
+    assert resolve_shards(logs, "errors on January 15, 2024") == ["app.logs_2024_01_15"]
+
+
+def test_a_range_between_two_dates_covers_every_period_between_them() -> None:
+    assert request_periods("events between 2017-08-01 and 2017-08-05") == [
+        (date(2017, 8, 1), date(2017, 8, 5))
+    ]
+    assert request_periods("from January 2017 to March 2017") == [(date(2017, 1, 1), date(2017, 3, 31))]
+    assert request_periods("from March 3, 2020 through Q3 2020") == [(date(2020, 3, 3), date(2020, 9, 30))]
+    # two dates that are not a range stay two periods
+    assert request_periods("on 2017-08-01 and on 2017-08-05") == [
+        (date(2017, 8, 1), date(2017, 8, 1)),
+        (date(2017, 8, 5), date(2017, 8, 5)),
+    ]
+    snap = _snapshot(*(_table("day", f"_201708{d:02d}") for d in range(1, 11)))
+    family = detect_families(snap)["day._YYYYMMDD"]
+    assert resolve_shards(family, "sessions from 2017-08-02 to 2017-08-04") == [
+        "day._20170802",
+        "day._20170803",
+        "day._20170804",
+    ]
+
+
 def test_collapse_replaces_the_shards_by_one_table_with_the_newest_columns() -> None:
     snap = _snapshot(
         _table("ga", "events_20210130", "id"),
