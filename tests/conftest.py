@@ -217,3 +217,8 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"chdb:///{tmp_path_factory.mktemp('chdb')}"
     materialize_clickhouse_sample(url)
     return url
+
+
+# The Milvus standalone servers are session fixtures of the whole suite: defined here once, so the modules that
+# use them share one server each (imported into each module, every module started its own).
+from tests.milvus_server import milvus_server, milvus_server_auth, milvus_uri  # noqa: E402, F401

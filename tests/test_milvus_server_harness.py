@@ -9,7 +9,6 @@ import pytest
 from pymilvus import MilvusException
 
 from tests.milvus_server import ROOT_TOKEN, MilvusServer, MilvusUnavailable, running_milvus
-from tests.milvus_server import milvus_server as milvus_server  # the session fixture
 
 pytestmark = pytest.mark.integration
 

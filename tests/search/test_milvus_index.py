@@ -31,7 +31,6 @@ from dbmeta_app.search.milvus_index import (
 )
 from dbmeta_app.search.service import TableSearch
 from tests.milvus_server import MilvusServer
-from tests.milvus_server import milvus_server as milvus_server  # the session fixture
 from tests.search._snapshots import col, warehouse
 
 pytestmark = pytest.mark.integration

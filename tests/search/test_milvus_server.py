@@ -24,8 +24,6 @@ from dbmeta_app.search.embedder import Embedder
 from dbmeta_app.search.milvus_index import DEFAULT_MIRROR_MAX_ROWS, SearchPath, TableIndex, connect
 from dbmeta_app.search.service import TableSearch
 from tests.milvus_server import ROOT_TOKEN, MilvusServer
-from tests.milvus_server import milvus_server as milvus_server  # the session fixtures
-from tests.milvus_server import milvus_server_auth as milvus_server_auth
 from tests.search._snapshots import warehouse
 from tests.search.test_milvus_index import drop_collections
 
