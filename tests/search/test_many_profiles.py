@@ -81,8 +81,9 @@ def _not_degraded(client: TestClient, profile: str) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_hundred_profiles_started_at_once_answer_from_their_indexes_once_ready(tmp_path: Path) -> None:
-    names = [f"w{i}" for i in range(100)]
+def test_forty_profiles_started_at_once_answer_from_their_indexes_once_ready(tmp_path: Path) -> None:
+    # Forty builds racing on one Milvus Lite file at start-up.
+    names = [f"w{i}" for i in range(40)]
     with _app(tmp_path, names) as client:
         took = _wait_ready(client, 480)
         for name in names:
@@ -90,7 +91,7 @@ def test_a_hundred_profiles_started_at_once_answer_from_their_indexes_once_ready
         search = client.get("/readyz").json()["checks"]["search"]
         # every build went through the first time: no rename race, no collection dropped under a listing
         assert {n: (p["attempts"], p["error"]) for n, p in search["profiles"].items() if p["attempts"]} == {}
-    print(f"100 profiles indexed and ready after {took:.1f}s")
+    print(f"{len(names)} profiles indexed and ready after {took:.1f}s")
 
 
 @pytest.fixture
