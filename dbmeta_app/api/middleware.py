@@ -6,7 +6,9 @@ For every HTTP request it
   every answer, with ``Server-Timing: app;dur=<ms>`` (the time until the app started answering) and
   ``X-Dbmeta-Worker: <pid>`` (which of the workers of ``serve --workers N`` answered);
 - refuses a body whose ``Content-Length`` is over ``MAX_BODY_BYTES`` at once, with the JSON 413 (a body sent
-  in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error);
+  in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error); before any
+  error answer the rest of the request body is read and dropped (bounded: ``DRAIN_MAX_BYTES``,
+  ``DRAIN_SECONDS``), so a client that sends its whole body before reading gets the answer, not a reset;
 - gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
   already shaped so (Starlette's plain-text errors, a library's ``{"detail": …}``) is rewritten, keeping its
   status, its headers and the other fields of a JSON object. A JSON-RPC error (the MCP transport's) stays a
@@ -28,6 +30,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -175,16 +178,23 @@ class EdgeMiddleware:
                 break
         rid = rid or uuid.uuid4().hex
         token = request_id.set(rid)
-        answer = _Answer(send, rid.encode(), self.worker, reshape=scope.get("method") != "HEAD")
+        body = _Body(scope, receive)
+        length = _content_length(scope)
+        answer = _Answer(
+            send,
+            rid.encode(),
+            self.worker,
+            reshape=scope.get("method") != "HEAD",
+            before_error=lambda: body.drain(length),
+        )
         try:
-            length = _content_length(scope)
             if self.max_body_bytes is not None and length is not None and length > self.max_body_bytes:
                 await answer.error(
                     413,
                     f"request body of {length} bytes is over MAX_BODY_BYTES ({self.max_body_bytes} bytes)",
                 )
                 return
-            await self.app(scope, receive, answer.send)
+            await self.app(scope, body.receive, answer.send)
         except BaseException as exc:
             answer.status = answer.status or 500
             if _is_cancellation(exc):
@@ -205,11 +215,66 @@ class EdgeMiddleware:
             observe_http(route_label(scope), scope.get("method", ""), answer.status or 500, answer.elapsed())
 
 
+#: Before an error answer, what is left of the request body is read and dropped, up to this many bytes and
+#: seconds: a client that sends its whole body before reading (most HTTP libraries, without ``Expect:
+#: 100-continue``; urllib also says ``Connection: close``) otherwise has its connection reset under it by the
+#: server's close, and sees that instead of the answer. A larger or slower rest is not waited for.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
+class _Body:
+    """The request body as the app reads it, and what is left of it dropped before an error answer."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self._receive = receive
+        self._waits_for_continue = any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
+        )
+        self.started = False  # the app asked for the body (a client waiting for 100 Continue now sends it)
+        self.finished = False  # the last part was read (or the client left)
+
+    async def receive(self) -> Message:
+        self.started = True
+        message = await self._receive()
+        self._note(message)
+        return message
+
+    def _note(self, message: Message) -> None:
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.finished = True
+
+    async def drain(self, declared: int | None) -> None:
+        """Read and drop the rest (bounded); not when the client still waits to be asked for it."""
+        if self.finished or (self._waits_for_continue and not self.started):
+            return
+        if declared is not None and declared > DRAIN_MAX_BYTES:
+            return
+        read = 0
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self.finished and read <= DRAIN_MAX_BYTES:
+                    message = await self._receive()
+                    self._note(message)
+                    read += len(message.get("body", b""))
+        except TimeoutError:
+            return
+
+
 class _Answer:
     """The response going out: headers added at its start, error bodies reshaped, its progress known."""
 
-    def __init__(self, send: Send, rid: bytes, worker: tuple[bytes, bytes], *, reshape: bool) -> None:
+    def __init__(
+        self,
+        send: Send,
+        rid: bytes,
+        worker: tuple[bytes, bytes],
+        *,
+        reshape: bool,
+        before_error: Callable[[], Awaitable[None]],
+    ) -> None:
         self._send = send
+        self._before_error = before_error
         self._rid = rid
         self._worker = worker
         self._reshape = reshape
@@ -235,6 +300,8 @@ class _Answer:
                 **message,
                 "headers": [*headers, (b"x-request-id", self._rid), (b"server-timing", took), self._worker],
             }
+            if message["status"] >= 400:
+                await self._before_error()  # the request body's rest, so the answer is read, not reset
             if self._reshape and message["status"] >= 400:
                 self._held = message
                 return

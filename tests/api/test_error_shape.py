@@ -176,6 +176,36 @@ def test_after_an_unexpected_error_the_same_connection_answers_the_next_request(
         assert _read_response(sock).startswith(b"HTTP/1.1 200")  # before: the server had closed it
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_over_the_limit_sent_whole_before_reading_gets_the_413_not_a_reset(
+    base_url: str, framing: str
+) -> None:
+    # What most HTTP libraries do (no ``Expect: 100-continue``): send the whole body, then read the answer;
+    # urllib also says ``Connection: close``, so the server closes once it has answered.
+    host, port = base_url.removeprefix("http://").split(":")
+    payload = b'{"sql": "' + b"a" * (8 * 1024 * 1024) + b'"}'
+    if framing == "chunked":
+        head = b"Transfer-Encoding: chunked\r\n\r\n"
+        body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in _pieces(payload, 65536)) + b"0\r\n\r\n"
+    else:
+        head, body = b"Content-Length: %d\r\n\r\n" % len(payload), payload
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(
+            b"POST /v1/preflight HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            + head
+        )
+        sock.sendall(
+            body
+        )  # before: the server answered, then reset the connection under the rest of the body
+        answer = _read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 413") and b'"payload_too_large"' in answer, answer[:200]
+
+
+def _pieces(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
 def test_an_unexpected_reflection_error_over_mcp_is_a_tool_error_naming_the_request_id(
     client: httpx.Client,
 ) -> None:
