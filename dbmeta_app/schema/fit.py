@@ -181,7 +181,8 @@ class _Plan:
         self.tokens = estimate_tokens(self._header())
         self.tokens += sum(estimate_tokens(line) for line in self._trailer())
         # room for the summary line: the one of all columns, plus slack for other nested parents' names
-        self.tokens += estimate_tokens(_summary(table.columns)) + SUMMARY_SLACK
+        self.reserve = estimate_tokens(_summary(table.columns)) + SUMMARY_SLACK
+        self.tokens += self.reserve
         for column in table.columns:
             if column.name in keys:
                 self.tokens += self.cost(column)
@@ -269,6 +270,34 @@ class _Plan:
         return "\n".join(lines), fit
 
 
+def _fill(candidates: Sequence[tuple[_Plan, Column]], used: int, max_tokens: int) -> int:
+    """Show the candidate columns, in order, that still fit."""
+    for plan, column in candidates:
+        if column.name in plan.shown:
+            continue
+        cost = plan.cost(column)
+        if used + cost <= max_tokens:
+            plan.add(column)
+            used += cost
+    return used
+
+
+def _show_whole_if_it_fits(plan: _Plan, used: int, max_tokens: int) -> int:
+    """Show all of a cut table's columns when they fit in the room its summary line no longer needs."""
+    missing = [c for c in plan.table.columns if c.name not in plan.shown]
+    if not missing:
+        return used - plan.reserve
+    saved = (set(plan.shown), set(plan.parents_shown))
+    extra = 0
+    for column in missing:
+        extra += plan.cost(column)
+        plan.add(column)
+    if used - plan.reserve + extra <= max_tokens:
+        return used - plan.reserve + extra
+    plan.shown, plan.parents_shown = saved
+    return used
+
+
 def render_within(
     snapshot: Snapshot,
     keys: Sequence[str],
@@ -336,11 +365,12 @@ def render_within(
                 rest.append((position, rank, plan, column))
     relevant.sort(key=lambda item: item[:3])
     rest.sort(key=lambda item: item[:2])
-    for plan, column in [(p, c) for *_, p, c in relevant] + [(p, c) for *_, p, c in rest]:
-        cost = plan.cost(column)
-        if used + cost <= max_tokens:
-            plan.add(column)
-            used += cost
+    candidates = [(p, c) for *_, p, c in relevant] + [(p, c) for *_, p, c in rest]
+    used = _fill(candidates, used, max_tokens)
+    # a table shown whole needs no summary line: the room kept for it goes to the others
+    for plan in plans:
+        used = _show_whole_if_it_fits(plan, used, max_tokens)
+    _fill(candidates, used, max_tokens)
     rendered = {plan.table.key: plan.render() for plan in plans}
     blocks: list[str] = []
     fits: list[TableFit] = []

@@ -151,3 +151,25 @@ def test_tables_with_the_same_columns_are_written_once_and_named_after() -> None
     assert fitted.text.count("metric_0000") == 1
     assert "# dw.events_20230102\nsame columns as dw.events_20230101" in fitted.text
     assert fitted.tables[1].shown == fitted.tables[0].shown and not fitted.omitted_tables
+
+
+def test_a_kept_table_whose_whole_form_fits_the_budget_is_shown_whole() -> None:
+    # Once the lower-ranked table is left out, the first one fits whole: its columns must not stay cut
+    # (the cut form reserved room for a summary line it then did not need).
+    first, second = _wide("first", 6), _wide("second", 40)
+    snap = _snapshot(first, second)
+    whole = estimate_tokens(render_schema(snap, ["dw.first"], False))
+    fitted = render_within(snap, ["dw.first", "dw.second"], whole + 2)
+    assert fitted.omitted_tables == ("dw.second",)
+    assert fitted.tables[0].shown == tuple(c.name for c in first.columns)
+    assert "more column" not in fitted.text and fitted.tokens <= whole + 2
+
+
+def test_a_cut_table_is_never_longer_than_its_whole_form() -> None:
+    first = _wide("first", 12)
+    snap = _snapshot(first, _wide("second", 300))
+    whole = estimate_tokens(render_schema(snap, ["dw.first"], False))
+    for budget in range(whole - 10, whole + 10):
+        fitted = render_within(snap, ["dw.first", "dw.second"], budget)
+        block = fitted.text.split("\n\n")[0]
+        assert estimate_tokens(block) <= whole, budget
