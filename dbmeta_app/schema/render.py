@@ -219,24 +219,58 @@ class NameIndex:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.keys = snapshot.tables
-        self.lowered: dict[str, str] = {}
+        self.lowered: dict[str, list[str]] = {}
         self.bare: dict[str, list[str]] = {}
+        self.bare_lowered: dict[str, list[str]] = {}
         for table_key, table in snapshot.tables.items():
-            self.lowered.setdefault(table_key.lower(), table_key)
-            self.bare.setdefault(table.name.lower(), []).append(table_key)
+            self.lowered.setdefault(table_key.lower(), []).append(table_key)
+            self.bare.setdefault(table.name, []).append(table_key)
+            self.bare_lowered.setdefault(table.name.lower(), []).append(table_key)
 
     def resolve(self, name: str) -> str | None:
-        """Return the key for one name: exact, case-insensitive, or a unique bare name (else None)."""
+        """Return the key for one name, the first way that names exactly one table (else None).
+
+        Exact (quotes as SQL writes them removed), case-insensitive, a bare name as spelled, a bare name in
+        any case: ``customers`` beside ``"Customers"`` is the one spelled so, ``CUSTOMERS`` is neither.
+        """
         name = name.strip()
         if name in self.keys:
             return name
-        key = self.lowered.get(name.lower())
-        if key is None:
-            # "main.orders" for SQLite's bare keys, or a bare name for a qualified key
-            tail = name.rsplit(".", 1)[-1].strip('"`').lower()
-            candidates = self.bare.get(tail, [])
-            key = candidates[0] if len(candidates) == 1 else None
-        return key
+        parts = _name_parts(name)
+        plain = ".".join(parts)
+        if plain in self.keys:
+            return plain
+        tail = parts[-1] if parts else plain
+        for found in (
+            self.lowered.get(plain.lower(), []),
+            self.bare.get(
+                tail, []
+            ),  # "main.orders" for SQLite's bare keys, or a bare name for a qualified key
+            self.bare_lowered.get(tail.lower(), []),
+        ):
+            if len(found) == 1:
+                return found[0]
+            if found:
+                return None  # several tables answer to it: not guessed
+        return None
+
+
+_NAME_PART = re.compile(r'"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|([^."`\[]+)')
+
+
+def _name_parts(name: str) -> list[str]:
+    """``sales."Order Lines"`` → ["sales", "Order Lines"]: each part unquoted as SQL writes it."""
+    parts: list[str] = []
+    for m in _NAME_PART.finditer(name):
+        if m[1] is not None:
+            parts.append(m[1].replace('""', '"'))
+        elif m[2] is not None:
+            parts.append(m[2].replace("``", "`"))
+        elif m[3] is not None:
+            parts.append(m[3])
+        elif m[4].strip():
+            parts.append(m[4].strip())
+    return parts
 
 
 def resolve_table_names(

@@ -84,6 +84,21 @@ def test_names_resolve_exactly_case_insensitively_and_by_unique_bare_name() -> N
     assert unknown == ["nope"]
 
 
+def test_names_differing_only_in_case_resolve_by_their_exact_spelling_first() -> None:
+    lower, upper = Table("sales", "customers"), Table("sales", "Customers")
+    snap = Snapshot.build("p", "postgresql", [lower, upper, Table("sales", "orders")])
+    assert resolve_table_names(snap, ["customers", "Customers", 'sales."Customers"', '"Customers"']) == (
+        ["sales.customers", "sales.Customers"],
+        [],
+    )
+    # a spelling that is neither is ambiguous between the two: not guessed
+    assert resolve_table_names(snap, ["CUSTOMERS", "SALES.CUSTOMERS"]) == (
+        [],
+        ["CUSTOMERS", "SALES.CUSTOMERS"],
+    )
+    assert resolve_table_names(snap, ["ORDERS", "Sales.Orders"]) == (["sales.orders"], [])
+
+
 def test_qualified_names_resolve_to_sqlite_bare_keys() -> None:
     snap = Snapshot.build("p", "sqlite", [Table(None, "orders", columns=(Column("id", "INTEGER"),))])
     assert resolve_table_names(snap, ["main.orders", "orders"]) == (["orders"], [])
