@@ -69,7 +69,35 @@ def _lookup(desc: Descriptions, table: Table) -> TableDescription | None:
 
 
 def apply_descriptions(tables: list[Table], desc: Descriptions) -> list[Table]:
-    """Override DB comments with curated texts, drop hidden tables/columns, honour whitelist mode."""
+    """Override DB comments with curated texts, drop hidden tables/columns, honour whitelist mode.
+
+    What is dropped is not named elsewhere either: a foreign key pointing at a dropped table or column
+    loses its arrow (the column stays).
+    """
+    kept = _curated(tables, desc)
+    dropped_tables = {t.key for t in tables} - {t.key for t in kept}
+    dropped_columns: set[tuple[str, str]] = set()
+    for table, curated in _pairs(tables, kept):
+        shown = {c.name for c in curated.columns}
+        dropped_columns.update((table.key, c.name) for c in table.columns if c.name not in shown)
+    out = []
+    for table in kept:
+        fks = tuple(
+            fk
+            for fk in table.foreign_keys
+            if fk.ref_table not in dropped_tables
+            and not any((fk.ref_table, c) in dropped_columns for c in fk.ref_columns)
+        )
+        out.append(table if fks == table.foreign_keys else dataclasses.replace(table, foreign_keys=fks))
+    return out
+
+
+def _pairs(tables: list[Table], kept: list[Table]) -> list[tuple[Table, Table]]:
+    by_key = {t.key: t for t in kept}
+    return [(t, by_key[t.key]) for t in tables if t.key in by_key]
+
+
+def _curated(tables: list[Table], desc: Descriptions) -> list[Table]:
     out = []
     for table in tables:
         td = _lookup(desc, table)
