@@ -47,6 +47,7 @@ from dbmeta_app.preflight.routines import (
     postgres_relation_problems,
     postgres_view_outputs,
 )
+from dbmeta_app.schema import sqlite_views
 
 __all__ = ["RoutineGate", "has_routine_policy", "sample_refusals"]
 
@@ -82,6 +83,8 @@ class RoutineGate:
     view_seconds: float = catalog_postgres.VIEW_WORK_SECONDS
     _my: MyCatalog | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: SQLite: what each view definition reads, by the hash of its text (schema/sqlite_views.py).
+    sqlite_views: sqlite_views.ReadsMemo = field(default_factory=sqlite_views.ReadsMemo)
     #: How many times the catalog was read (a definitions change must cause exactly one re-read).
     loads: int = 0
     allow: AllowList = field(init=False)
@@ -101,6 +104,16 @@ class RoutineGate:
         Database errors (a timeout, a lost connection) propagate for the caller to classify; any other
         failure refuses the query (fail closed) and is logged.
         """
+        if self.dialect == "sqlite":
+            if statement is None:
+                return None
+            try:
+                return self._sqlite_planned_problem(conn, statement)
+            except DBAPIError:
+                raise
+            except Exception:
+                log.exception("The SQLite view expansion check failed; refusing the query")
+                return "the views the query reads could not be checked (see the service log)"
         if not has_routine_policy(self.dialect):
             return None
         if reach is None:
@@ -168,6 +181,38 @@ class RoutineGate:
             "preflight.max_relations)"
         )
 
+    def _sqlite_planned_problem(self, conn: Connection, statement: str) -> str | None:
+        """Say whether SQLite would open too many relations expanding the views the statement reads.
+
+        SQLite expands views before it plans, and neither interrupt() nor the progress handler stops it:
+        the expansion is computed from the definitions first (schema/sqlite_views.py), against the same bound
+        as PostgreSQL's planned relations."""
+        views = _sqlite_view_definitions(conn)
+        if not views:
+            return None
+        tree = sqlite_views.parse_view(statement)
+        if tree is None:
+            return "the views the query reads could not be determined"
+        reads = sqlite_views.reads_of(tree)
+        sizes = sqlite_views.expansion_sizes(views, self.sqlite_views, [n for n in reads if n in views])
+        return self._sqlite_verdict(sqlite_views.statement_relations(reads, sizes), sizes)
+
+    def _sqlite_verdict(self, planned: int | None, sizes: dict[str, int | None]) -> str | None:
+        if planned is None:
+            unknown = sorted(name for name, size in sizes.items() if size is None)
+            shown = ", ".join(unknown[:3]) + (", …" if len(unknown) > 3 else "")
+            return (
+                f"the service cannot check the definition of view(s) {shown} (too long, or beyond what it parses), "
+                "so it cannot bound what SQLite would expand"
+            )
+        if planned <= self.max_planned_relations:
+            return None
+        return (
+            f"query too complex to plan safely: the planner would open {planned:,} relations (the relations of "
+            f"the views it reads included), over the limit of {self.max_planned_relations:,} "
+            f"({PLANNED_RELATIONS_PER_RELATION} x the profile's preflight.max_relations)"
+        )
+
     def _view_columns_problem(
         self, pg: PgCatalog, relations: Sequence[int | None], tree: Callable[[], Any]
     ) -> str | None:
@@ -195,6 +240,17 @@ class RoutineGate:
 
     def relation_problems(self, conn: Connection, relations: Sequence[Name]) -> dict[Name, str]:
         """Return, per relation that may not be read, why (its view expansion or attached expressions)."""
+        if self.dialect == "sqlite" and relations:
+            views = _sqlite_view_definitions(conn)
+            wanted = {name: name.name.lower() for name in relations if name.schema in (None, "main")}
+            sizes = sqlite_views.expansion_sizes(
+                views, self.sqlite_views, [w for w in wanted.values() if w in views]
+            )
+            out: dict[Name, str] = {}
+            for name, key in wanted.items():
+                if key in sizes and (problem := self._sqlite_verdict(sizes[key], {key: sizes[key]})):
+                    out[name] = problem
+            return out
         if not has_routine_policy(self.dialect) or not relations:
             return {}
         problems: dict[Name, str] = {}
@@ -246,6 +302,15 @@ class RoutineGate:
             return self._my
 
 
+def _sqlite_view_definitions(conn: Connection) -> dict[str, str | None]:
+    """The views of the SQLite database, by lower-cased name: their CREATE text (None: longer than is parsed)."""
+    rows = conn.exec_driver_sql(
+        "SELECT name, CASE WHEN length(sql) <= ? THEN sql END FROM main.sqlite_master WHERE type = 'view'",
+        (sqlite_views.MAX_DEFINITION_CHARS,),
+    ).fetchall()
+    return {str(name).lower(): (str(sql) if sql is not None else None) for name, sql in rows}
+
+
 def _read_only(conn: Connection) -> None:
     """Make the connection's (just begun) transaction read-only and time-boxed."""
     if conn.dialect.name == "postgresql":
@@ -276,7 +341,7 @@ def sample_refusals(
             why = "; ".join(report.problems) if report.checked else str(report.error)
             reason = f"the profile requires a least-privilege database role, but its role can: {why}"
             return dict.fromkeys(relations, reason)
-    if not has_routine_policy(gate.dialect):
+    if not has_routine_policy(gate.dialect) and gate.dialect != "sqlite":
         return {}
     try:
         with engine.connect() as conn:

@@ -3,11 +3,17 @@
 Every path reads the whole schema in a fixed number of queries (never one per table):
 PostgreSQL and MySQL/MariaDB read their catalogs directly, ClickHouse and DuckDB through their modules in
 :mod:`dbmeta_app.schema.introspect`; any other dialect (SQLite, Trino included)
-goes through SQLAlchemy 2's bulk ``Inspector.get_multi_*`` API, one call per schema.
+goes through SQLAlchemy 2's bulk ``Inspector.get_multi_*`` API, one call per schema. SQLite is read with
+its own pragmas (``pragma_table_xinfo``, ``pragma_foreign_key_list``), the snapshot SQLAlchemy would give:
+SQLAlchemy's SQLite dialect runs regexes over the CREATE TABLE text that backtrack on hostile text (a
+comment before a generated column: 28 s), and asking SQLite a view's columns expands the view, so views
+whose expansion is over :data:`SQLITE_VIEW_MAX_RELATIONS` are not asked (``schema/sqlite_views.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,8 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import NoSuchTableError
+from sqlglot import exp as glot_exp
 
 from dbmeta_app.dialects import dialect_family
+from dbmeta_app.schema import sqlite_views
 from dbmeta_app.schema.fingerprint import fingerprint_digest, schema_fingerprint
 from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import COMMENT_MAX, Column, ForeignKey, Table, cut_comments, qualified_name
@@ -319,6 +327,201 @@ def _reflect_generic(conn: Connection, include: Sequence[str], exclude: Sequence
     return out
 
 
+# --------------------------------------------------------------------------- SQLite
+
+#: A view SQLite would expand to more relations than this is not asked for its columns (the preflight's
+#: default planned-relations bound: 3 x preflight.max_relations); nor are views past
+#: SQLITE_VIEW_RELATIONS_TOTAL in one reflection. Their columns come from their own select list, unexpanded.
+SQLITE_VIEW_MAX_RELATIONS = 6_000
+SQLITE_VIEW_RELATIONS_TOTAL = 30_000
+
+_SQLITE_OBJECTS = (
+    "SELECT type, name FROM {schema}.sqlite_master WHERE type IN ('table', 'view') "
+    "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY type, name"
+)
+_SQLITE_VIEWS = (
+    "SELECT name, CASE WHEN length(sql) <= ? THEN sql END FROM {schema}.sqlite_master WHERE type = 'view'"
+)
+# Tables, and the views given (a JSON array of names): their columns, as SQLite declared them.
+_SQLITE_COLUMNS = (
+    'SELECT m.name, p.name, p.type, p."notnull", p.pk, p.hidden '
+    "FROM {schema}.sqlite_master AS m JOIN pragma_table_xinfo(m.name, ?) AS p "
+    "WHERE (m.type = 'table' AND m.name NOT LIKE 'sqlite~_%' ESCAPE '~') "
+    "OR (m.type = 'view' AND m.name IN (SELECT value FROM json_each(?)))"
+)
+_SQLITE_FOREIGN_KEYS = (
+    'SELECT m.name, f.id, f."table", f."from", f."to" '
+    "FROM {schema}.sqlite_master AS m JOIN pragma_foreign_key_list(m.name, ?) AS f "
+    "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite~_%' ESCAPE '~'"
+)
+_SQLITE_FK_NAMES_MAX_CHARS = 100_000
+
+
+def _sqlite_type(declared: str, hidden: int, dialect: sa.Dialect) -> str:
+    """The type text SQLAlchemy's SQLite dialect reflects for a declared type (its affinity rules)."""
+    type_ = declared.upper()
+    if hidden in (2, 3):  # SQLite reports a generated column's type as "INTEGER GENERATED ALWAYS"
+        type_ = type_.replace("GENERATED", "").replace("ALWAYS", "").strip()
+    resolve = getattr(dialect, "_resolve_type_affinity", None)
+    if resolve is None:  # pragma: no cover - SQLAlchemy's SQLite dialect always has it
+        return type_
+    return _type_text(resolve(type_), dialect)
+
+
+def _sqlite_fk_names(sql: str | None) -> list[tuple[str | None, tuple[str, ...]]]:
+    """Table-level FOREIGN KEY clauses in text order: (constraint name, columns); [] when not parsed."""
+    if not sql or len(sql) > _SQLITE_FK_NAMES_MAX_CHARS or "foreign" not in sql.lower():
+        return []
+    tree = sqlite_views.parse_view(sql)
+    if tree is None:
+        return []
+    out: list[tuple[str | None, tuple[str, ...]]] = []
+    for fk in tree.find_all(glot_exp.ForeignKey):
+        parent = fk.parent
+        name = parent.name if isinstance(parent, glot_exp.Constraint) else None
+        out.append((name or None, tuple(e.name for e in fk.expressions)))
+    return out
+
+
+def _sqlite_view_columns(sql: str | None) -> list[str]:
+    """A view's column names from its own definition (its column list, or its first select list), unexpanded."""
+    tree = sqlite_views.parse_view(sql) if sql else None
+    if not isinstance(tree, glot_exp.Create):
+        return []
+    target = tree.this
+    if isinstance(target, glot_exp.Schema) and target.expressions:
+        return [e.name for e in target.expressions]
+    query = tree.expression
+    while isinstance(query, glot_exp.SetOperation):
+        query = query.this
+    if not isinstance(query, glot_exp.Select) or any(isinstance(e, glot_exp.Star) for e in query.expressions):
+        return []
+    return [e.alias_or_name or e.sql(dialect="sqlite") for e in query.expressions]
+
+
+def _reflect_sqlite(conn: Connection, include: Sequence[str], exclude: Sequence[str]) -> list[Table]:
+    dialect = conn.dialect
+    schemas = [
+        str(row[1])
+        for row in conn.exec_driver_sql("PRAGMA database_list")
+        if row[1] != "temp" and _schema_filter(str(row[1]), "sqlite", include, exclude)
+    ]
+    out: list[Table] = []
+    for schema in schemas:
+        quoted = dialect.identifier_preparer.quote_identifier(schema)
+        key_schema = None if schema == "main" else schema
+        objects = conn.exec_driver_sql(_SQLITE_OBJECTS.format(schema=quoted)).fetchall()
+        definitions = {
+            str(name): sql
+            for name, sql in conn.exec_driver_sql(
+                _SQLITE_VIEWS.format(schema=quoted), (sqlite_views.MAX_DEFINITION_CHARS,)
+            )
+        }
+        by_lower = {name.lower(): sql for name, sql in definitions.items()}
+        sizes = sqlite_views.expansion_sizes(by_lower, sqlite_views.ReadsMemo())
+        asked: list[str] = []
+        spent = 0
+        unexpanded: dict[str, str] = {}
+        for name in sorted(definitions):
+            size = sizes.get(name.lower())
+            if (
+                size is not None
+                and size <= SQLITE_VIEW_MAX_RELATIONS
+                and spent + size <= SQLITE_VIEW_RELATIONS_TOTAL
+            ):
+                asked.append(name)
+                spent += size
+            else:
+                why = (
+                    "its definition is beyond what the service parses"
+                    if size is None
+                    else f"SQLite would expand it to {size:,} relations"
+                    if size > SQLITE_VIEW_MAX_RELATIONS
+                    else "the views of this database expand to too many relations in all"
+                )
+                unexpanded[name] = f"(columns of this view not expanded: {why})"
+        columns: dict[str, list[tuple[str, str, bool, int]]] = defaultdict(list)
+        for table, col, declared, notnull, pk, hidden in conn.exec_driver_sql(
+            _SQLITE_COLUMNS.format(schema=quoted), (schema, json.dumps(asked))
+        ):
+            if hidden == 1:  # a virtual table's hidden column
+                continue
+            columns[table].append((col, _sqlite_type(str(declared or ""), hidden, dialect), not notnull, pk))
+        pks = {
+            table.lower(): tuple(c[0] for c in sorted((c for c in cols if c[3] > 0), key=lambda c: c[3]))
+            for table, cols in columns.items()
+        }
+        fk_rows: dict[str, dict[int, list[tuple[str, str, str | None]]]] = defaultdict(dict)
+        for table, fk_id, ref_table, col, ref_col in conn.exec_driver_sql(
+            _SQLITE_FOREIGN_KEYS.format(schema=quoted), (schema,)
+        ):
+            fk_rows[table].setdefault(fk_id, []).append((ref_table, col, ref_col))
+        table_sql: dict[str, str | None] = {}
+        if fk_rows:
+            table_sql = dict(
+                conn.exec_driver_sql(
+                    f"SELECT name, CASE WHEN length(sql) <= ? THEN sql END FROM {quoted}.sqlite_master "
+                    "WHERE type = 'table'",
+                    (_SQLITE_FK_NAMES_MAX_CHARS,),
+                ).fetchall()
+            )
+        for kind, name in objects:
+            name = str(name)
+            fks = _sqlite_foreign_keys(fk_rows.get(name, {}), pks, key_schema, table_sql.get(name))
+            if kind == "view" and name in unexpanded:
+                cols = tuple(
+                    Column(name=c, type="", nullable=True, primary_key=False)
+                    for c in _sqlite_view_columns(definitions[name])
+                )
+                comment: str | None = unexpanded[name]
+            else:
+                pk_cols = pks.get(name.lower(), ())
+                cols = tuple(
+                    Column(name=c, type=t, nullable=nullable, primary_key=c in pk_cols)
+                    for c, t, nullable, _ in columns.get(name, ())
+                )
+                comment = None
+            out.append(
+                Table(
+                    schema=key_schema,
+                    name=name,
+                    kind="view" if kind == "view" else "table",
+                    columns=cols,
+                    primary_key=pks.get(name.lower(), ()) if kind == "table" else (),
+                    foreign_keys=fks,
+                    comment=comment,
+                )
+            )
+    return out
+
+
+def _sqlite_foreign_keys(
+    rows: dict[int, list[tuple[str, str, str | None]]],
+    pks: dict[str, tuple[str, ...]],
+    key_schema: str | None,
+    table_sql: str | None,
+) -> tuple[ForeignKey, ...]:
+    """Foreign keys as SQLAlchemy orders and names them: the table-level clauses in text order, then the rest."""
+    found: list[ForeignKey] = []
+    for parts in rows.values():
+        ref_table = parts[0][0]
+        cols = tuple(p[1] for p in parts)
+        ref_cols = tuple(p[2] for p in parts if p[2])
+        if not ref_cols:  # no referred columns written: the referred table's primary key
+            ref_cols = pks.get(ref_table.lower(), ())
+        found.append(
+            ForeignKey(columns=cols, ref_table=qualified_name(key_schema, ref_table), ref_columns=ref_cols)
+        )
+    first: list[ForeignKey] = []
+    for name, cols in _sqlite_fk_names(table_sql):
+        for fk in found:
+            if fk.columns == cols and fk not in first:
+                first.append(dataclasses.replace(fk, name=name))
+                found.remove(fk)
+                break
+    return tuple(first + found)
+
+
 # --------------------------------------------------------------------------- entry point
 
 _REFLECTORS = {
@@ -327,6 +530,7 @@ _REFLECTORS = {
     "mariadb": _reflect_mysql,
     "clickhouse": clickhouse.reflect,
     "duckdb": duckdb.reflect,
+    "sqlite": _reflect_sqlite,
 }
 
 
