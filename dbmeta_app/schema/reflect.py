@@ -78,7 +78,12 @@ _PG_SCHEMA_WHERE = """
     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
     AND (cardinality(CAST(:include AS text[])) = 0 OR n.nspname = ANY(CAST(:include AS text[])))
     AND NOT (n.nspname = ANY(CAST(:exclude AS text[])))
+    AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
 """
+
+# The catalog lists every relation to anyone: what the role cannot read is not shown (a query the LLM writes
+# over it could only fail). A table is shown with the columns the role may select (column grants).
+_PG_READABLE = "pg_catalog.has_any_column_privilege(c.oid, 'SELECT')"
 
 # Partitions and inheritance children are one logical table with their parent: querying the parent
 # reads them all, so only the parent is shown.
@@ -91,6 +96,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_NOT_CHILD} AND {_PG_SCHEMA_WHERE}
+  AND {_PG_READABLE}
 """
 
 _PG_COLUMNS = f"""
@@ -103,6 +109,7 @@ LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
 WHERE a.attnum > 0 AND NOT a.attisdropped
   AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND {_PG_NOT_CHILD} AND {_PG_SCHEMA_WHERE}
+  AND pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')
 ORDER BY a.attrelid, a.attnum
 """
 
