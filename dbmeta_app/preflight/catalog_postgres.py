@@ -14,7 +14,6 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pglast
@@ -39,6 +38,7 @@ from dbmeta_app.preflight.routines import (
     PgRelation,
     PgRoutine,
 )
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +51,6 @@ __all__ = [
     "read_live",
     "resolve_relations",
 ]
-
-#: At most this long is spent parsing and measuring view definitions in one catalog read (it runs inside the
-#: EXPLAIN's transaction, under the preflight's time limit). Views left over are refused, with a message
-#: saying so, and read by the next preflight; what was done is kept (ViewMemo), so each read makes progress.
-VIEW_WORK_SECONDS: Final = 2.0
-
-
-@dataclass
-class ViewMemo:
-    """What reading view definitions found, kept across catalog reads of one profile, keyed by the view's oid and
-    a digest of its definition: a re-read after any change parses and measures only the views that changed (or
-    whose constant inputs did). No parse tree is kept (one is about 35 times its definition's size); entries of
-    views that are gone are dropped on each read."""
-
-    parsed: set[tuple[int, str]] = field(default_factory=set)  # definitions known to parse
-    errors: dict[tuple[int, str], str] = field(default_factory=dict)  # definitions that do not: why
-    outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
-    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
-
-    def prune(self, live: set[tuple[int, str]]) -> None:
-        """Forget every view version not in ``live``."""
-        self.parsed &= live
-        self.errors = {k: v for k, v in self.errors.items() if k in live}
-        self.outputs = {k: v for k, v in self.outputs.items() if k[:2] in live}
-        self.measured = {k: v for k, v in self.measured.items() if k[:2] in live}
 
 
 class _OutOfTime(Exception):

@@ -10,6 +10,14 @@ name of the schema (``sales.orders``, ``orders.amount``); otherwise it becomes `
 expression, and on the planners that read rows any number in an error message (ClickHouse's ``Code: N`` kept),
 is repeated only when it is one of the caller's numeric literals; otherwise it becomes ``?``.
 
+ClickHouse also prints values without quotes (``Cannot load time zone hunter2``, ``Unknown data type family:
+hunter2``, a regular expression it cannot compile). So in a ClickHouse error (``DB::Exception``) every word is an
+allow-list matter: a word is repeated only when the caller wrote it (outside string literals: names, keywords,
+functions), it is a part of a schema name, or it is of the engine's own vocabulary (:data:`CLICKHOUSE_WORDS`, the
+words of its messages, its error code names in the final ``(CODE_NAME)``, the service's own SETTINGS); any other
+word becomes ``…``. An ordinary mistake keeps its message (``Unknown expression identifier `nosuch```, ``Syntax
+error: failed at position ?``).
+
 A value that equals, whole, something the caller wrote tells the caller that it does (a membership test, like
 the "Impossible WHERE" a MariaDB plan shows for a const row that fails a condition): what the docs admit.
 Nothing lets a value through piecewise (its words, its characters).
@@ -45,6 +53,40 @@ _SPACE: Final = re.compile(r"\s+")
 #: Condition): their numbers may be values read from rows. Other fields' numbers are the plan's own (key_length).
 _EXPRESSION_FIELD: Final = re.compile(r"condition|filter|having|^ref$", re.I)
 _REDACTED: Final = "…"
+#: A ClickHouse error (through chDB or a server): its words are allow-listed, see the module's doc.
+_CLICKHOUSE_ERROR: Final = re.compile(r"\bDB::Exception\b")
+#: The final "(CODE_NAME)" of a ClickHouse error.
+_ERROR_CODE: Final = re.compile(r"\(([A-Z][A-Z0-9_]*)\)\s*$")
+_WORD: Final = re.compile(r"[^\W\d]\w*")
+_CHUNK: Final = re.compile(r"\S+")
+#: The words of ClickHouse's own messages (what an ordinary mistake's message is made of) and of the SETTINGS
+#: clause the service appends: repeated in any ClickHouse error. A value made of these words alone is not
+#: secret-shaped (no value of the data is an allow-listed word by accident more than by choice).
+CLICKHOUSE_WORDS: Final = frozenset(
+    """
+    a about after aggregate aggregation alias all allow allow_introspection_functions already also an analyzer
+    and another any are argument arguments array as asc at attribute bad be because been begin between but by
+    can cannot cast code column columns comma constant contain contains convert could data database db default
+    desc dictionary did distinct div do does dot double element elements end enough error escaped example
+    except exception exist exists expected expecting expression expressions failed false family fetch file
+    first for format found from function functions global group having identifier identifiers if illegal ilike
+    in index inner inside instead int integer intersect into is it its join key keys left length less like
+    limit literal load look max max_execution_time max_memory_usage max_result_bytes max_result_rows maybe
+    meant memory missing mod more must name names near need no not note null number numeric of offset on one
+    only or order ornull orzero other out outfile overflow parallel parse parsing please plus position
+    prewhere processing qualify query readonly reference regexp regular required resolved result
+    result_overflow_mode returns right scalar scope second select sequence setting settings should size some
+    string subquery such supported syntax table tables than that the there this throwing time timeout
+    timeout_overflow_mode to token too type types unexpected union unknown unsupported use used using value
+    values was when where which while window with within wrong you zero zone bound bounds scale precision
+    decimal date datetime parameter parameters invalid incorrect mismatch nested nullable tuple map lowcardinality
+    uint int float enum boolean bool uuid ipv ipv4 ipv6 https redacted slashes brace opening closing first
+    slash escape escaped regex cannot compile re2 optimizedregularexpression aggregatefunction equal equals
+    converted conversion implicit explicit common supertype size sizes empty infinite nan overflow division
+    many few least most while processing executing subqueries subquery set sets specify have additionally match
+    write sql
+    """.split()
+)
 
 
 class Echo:
@@ -60,8 +102,11 @@ class Echo:
         quoted = {a or b for a, b in _QUOTED_NAME.findall(code)}
         self._written = {_SPACE.sub("", name).lower() for name in _NAME.findall(_QUOTED_NAME.sub(" ", code))}
         self._written |= {name.lower() for name in quoted}
+        self._words = {word.lower() for word in _WORD.findall(_QUOTED_NAME.sub(" ", code))}
+        self._words |= {word.lower() for name in quoted for word in _WORD.findall(name)}
         self._names = names
         self._known: set[str] | None = None
+        self._parts: set[str] | None = None
         self._reads_rows = reads_rows
 
     def _schema_names(self) -> set[str]:
@@ -91,9 +136,49 @@ class Echo:
     def message(self, text: str) -> str:
         """An error message with the values the caller did not write replaced (numbers too on planners that
         read rows)."""
+        if self._reads_rows and _CLICKHOUSE_ERROR.search(text):
+            return self._clickhouse_message(text)
         if self._reads_rows:
             return _VALUE.sub(self._value, text)
         return _QUOTED.sub(self._quoted, text)
+
+    def _clickhouse_message(self, text: str) -> str:
+        """A ClickHouse error with quoted values and numbers checked as always, and every other word allow-listed
+        (the caller's, the schema's, the engine's); the final (CODE_NAME) kept."""
+        code = _ERROR_CODE.search(text)
+        body, tail = (text[: code.start()], code.group(0)) if code else (text, "")
+        out: list[str] = []
+        position = 0
+        for match in _VALUE.finditer(body):
+            out.append(self._words_of(body[position : match.start()]))
+            out.append(self._value(match))
+            position = match.end()
+        out.append(self._words_of(body[position:]))
+        return "".join(out) + tail
+
+    def _words_of(self, text: str) -> str:
+        # a run of text that is, whole, one of the caller's literals (a time zone 'Mars/Base') is kept as is
+        return _CHUNK.sub(self._chunk, text)
+
+    def _chunk(self, match: re.Match[str]) -> str:
+        chunk = match.group(0)
+        core = chunk.rstrip(":.,;")
+        if core and core in self._literals:
+            return chunk
+        return _WORD.sub(self._word, chunk)
+
+    def _word(self, match: re.Match[str]) -> str:
+        word = match.group(0)
+        lowered = word.lower()
+        if lowered in CLICKHOUSE_WORDS or lowered in self._words or word in self._literals:
+            return word
+        known = self._schema_parts()
+        return word if lowered in known else _REDACTED
+
+    def _schema_parts(self) -> set[str]:
+        if self._parts is None:
+            self._parts = {part for name in self._schema_names() for part in _WORD.findall(name)}
+        return self._parts
 
     def plan(self, plan: Any, *, expression: bool = False) -> Any:
         """A plan (decoded JSON) with the foreign quoted values of its texts, and the foreign numbers of its

@@ -29,9 +29,13 @@ from pglast import ast as pg_ast
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+import dbmeta_app.schema.sqlite_views as sqlite_views
 from dbmeta_app.db.session import use_own_search_path
+from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
 from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot, merge_outputs
+from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
+from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
 from dbmeta_app.preflight.guard import MySQLFamily, pg_walk
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
@@ -47,7 +51,6 @@ from dbmeta_app.preflight.routines import (
     postgres_relation_problems,
     postgres_view_outputs,
 )
-from dbmeta_app.schema import sqlite_views
 
 __all__ = ["RoutineGate", "has_routine_policy", "sample_refusals"]
 
@@ -251,6 +254,8 @@ class RoutineGate:
                 if key in sizes and (problem := self._sqlite_verdict(sizes[key], {key: sizes[key]})):
                     out[name] = problem
             return out
+        if dialect_family(self.dialect) in ("duckdb", "clickhouse") and relations:
+            return _reach_problems(conn, dialect_family(self.dialect), relations)
         if not has_routine_policy(self.dialect) or not relations:
             return {}
         problems: dict[Name, str] = {}
@@ -300,6 +305,33 @@ class RoutineGate:
                     len(self._my.views),
                 )
             return self._my
+
+
+def _reach_problems(conn: Connection, family: str, relations: Sequence[Name]) -> dict[Name, str]:
+    """DuckDB, ClickHouse: reading a relation may run only what a preflight reading it may (its reach check:
+    what its views, column expressions and dictionaries reach); a DuckDB database that redefines a built-in is
+    read not at all (``left``, ``||``… are what a sample read calls)."""
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in conn.exec_driver_sql(sql)]
+
+    if family == "duckdb":
+        problem = duckdb_rules.shadow_problem(query)
+        if problem is not None:
+            return dict.fromkeys(relations, problem)
+    out: dict[Name, str] = {}
+    for name in relations:
+        if family == "duckdb":
+            quoted = ".".join('"' + p.replace('"', '""') + '"' for p in (name.schema, name.name) if p)
+            problem = duckdb_rules.reach_problem(query, f"SELECT * FROM {quoted}")
+        else:
+            quoted = ".".join(
+                "`" + p.replace("\\", "\\\\").replace("`", "\\`") + "`" for p in (name.schema, name.name) if p
+            )
+            problem = clickhouse_rules.reach_problem(query, f"SELECT * FROM {quoted}")
+        if problem is not None:
+            out[name] = problem
+    return out
 
 
 def _sqlite_view_definitions(conn: Connection) -> dict[str, str | None]:

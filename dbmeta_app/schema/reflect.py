@@ -25,8 +25,8 @@ from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import NoSuchTableError
 from sqlglot import exp as glot_exp
 
+import dbmeta_app.schema.sqlite_views as sqlite_views
 from dbmeta_app.dialects import dialect_family
-from dbmeta_app.schema import sqlite_views
 from dbmeta_app.schema.fingerprint import fingerprint_digest, schema_fingerprint
 from dbmeta_app.schema.introspect import clickhouse, duckdb
 from dbmeta_app.schema.models import COMMENT_MAX, Column, ForeignKey, Table, cut_comments, qualified_name

@@ -20,8 +20,11 @@ table of 100 MB documents costs a few hundred bytes, on the server too: PostgreS
 which fetches and decompresses only the prefix of a TOASTed value (pglz; an lz4 value stored larger than
 :data:`SAMPLE_STORED_MAX` is shown as its size), and a value of any other type stored larger than
 :data:`SAMPLE_STORED_MAX` (``pg_column_size``, which reads no data) is shown as its size, never converted to
-text. Generated columns the database computes on every read (MariaDB/MySQL ``VIRTUAL``, PostgreSQL 18
-virtual) are not read (:data:`GENERATED`). All the reads of one call share one deadline
+text. Generated columns the database computes on every read (MariaDB/MySQL and SQLite ``VIRTUAL``, PostgreSQL
+18 virtual, every DuckDB generated column, ClickHouse ``ALIAS``) are not read (:data:`GENERATED`). DuckDB reads
+in this process: its built-ins are called by their system-catalog names, a database that redefines one is not
+read at all, an allow-listed view passes the preflight's reach check first, and every DuckDB connection has a
+memory limit (``dbmeta_app.db.engines.DUCKDB_MEMORY_LIMIT``: a huge value fails the read, it is not loaded). All the reads of one call share one deadline
 (``SamplePolicy.budget_ms`` plus ``table_ms`` per table): tables not reached in time are reported, not read.
 """
 
@@ -308,6 +311,39 @@ def _live_columns(conn: Connection, tables: list[Table]) -> dict[str, _Columns]:
     dialect = dialect_family(conn.dialect.name)
     schemas = sorted({t.schema for t in tables if t.schema is not None})
     generated: dict[str, set[str]] = {}
+    if dialect == "duckdb":
+        # every generated column of DuckDB is computed on read (VIRTUAL is the only kind)
+        rows = conn.exec_driver_sql(
+            "SELECT schema_name, table_name, column_name FROM system.main.duckdb_columns() "
+            "WHERE is_generated AND database_name = system.main.current_database()"
+        )
+        for schema, name, column in rows:
+            generated.setdefault(f"{schema}.{name}", set()).add(column)
+        return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
+    if dialect == "sqlite":
+        # PRAGMA table_xinfo: hidden 2 is a VIRTUAL generated column (computed on read), 3 a STORED one (read
+        # from the record like any column); asked of tables only (a view's would prepare the view)
+        for table in tables:
+            if table.kind != "table":
+                continue
+            prefix = "" if table.schema is None else '"' + table.schema.replace('"', '""') + '".'
+            pragma = f'PRAGMA {prefix}table_xinfo("{table.name.replace(chr(34), chr(34) * 2)}")'
+            for row in conn.exec_driver_sql(pragma):
+                if int(row[6] or 0) == 2:
+                    generated.setdefault(table.key, set()).add(str(row[1]))
+        return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
+    if dialect == "clickhouse":
+        # an ALIAS column is computed on every read (a MATERIALIZED one is stored)
+        rows = conn.execute(
+            sa.text(
+                "SELECT database, table, name FROM system.columns "
+                "WHERE database IN :schemas AND default_kind = 'ALIAS'"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": schemas or [""]},
+        )
+        for schema, name, column in rows:
+            generated.setdefault(f"{schema}.{name}", set()).add(column)
+        return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
     if dialect in ("mysql", "mariadb"):
         rows = conn.execute(
             sa.text(
@@ -412,9 +448,12 @@ def _value_expression(
     if dialect == "clickhouse":
         return sa.func.left(sa.func.toString(column), SAMPLE_VALUE_MAX + 1)
     if dialect == "duckdb":
+        # built-ins by their name in the system catalog, no operator: a macro of the database may be named
+        # left, octet_length or "||" (the database is refused for that too: preflight/dialects/duckdb.shadow_problem, through the relation check)
+        system = sa.func.system.main
         if lowered.startswith(("blob", "bytea", "varbinary")):
-            return sa.literal("<") + sa.cast(sa.func.octet_length(column), sa.Text) + sa.literal(" bytes>")
-        return sa.func.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
+            return system.concat("<", system.octet_length(column), " bytes>")
+        return system.left(sa.cast(column, sa.Text), SAMPLE_VALUE_MAX + 1)
     if dialect == "postgresql":
         if lowered.startswith("bytea"):
             # octet_length of bytea reads the TOAST header, not the value

@@ -432,12 +432,14 @@ def test_a_view_or_column_calling_an_executable_user_defined_function_is_refused
             if sql.startswith("SELECT currentDatabase()"):
                 return [("db",)]
             if "FROM system.tables" in sql:
-                rows = [("db", name, "View", "", text) for name, text in views.items()]
-                return [*rows, ("db", "t", "MergeTree", "", "")]
+                rows = [("db", name, "View", "", text, "") for name, text in views.items()]
+                return [*rows, ("db", "t", "MergeTree", "", "", "default")]
             if "FROM system.columns" in sql:
                 return [("db", "t", column, text) for column, text in defaults.items()]
             if "FROM system.functions" in sql:
                 return [(name,) for name in sorted(udfs) if f"'{name}'" in sql]
+            if "system.storage_policies" in sql:
+                return [("default", "default", "Local")]
             raise AssertionError(sql)
 
         return query

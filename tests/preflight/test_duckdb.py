@@ -125,7 +125,7 @@ def test_constants_duckdb_would_fold_in_this_process_are_refused_before_it_plans
 
 @pytest.fixture
 def hostile_engine(tmp_path: Path) -> Iterator[Engine]:
-    """A database file holding macros (one shadows the built-in upper), views that call them (directly, through
+    """A database file holding macros, views that call them (directly, through
     another view, from another schema, as a table macro), a generated column that calls one, a view of a
     300 MB constant, and views over built-ins only (internal macros such as list_sum and date_add included)."""
     duckdb = pytest.importorskip("duckdb")
@@ -135,7 +135,6 @@ def hostile_engine(tmp_path: Path) -> Iterator[Engine]:
         "CREATE TABLE t (x VARCHAR, n INTEGER)",
         "CREATE MACRO big(n) AS repeat('x', n)",
         "CREATE MACRO tm(n) AS TABLE SELECT * FROM range(n)",
-        "CREATE MACRO upper(s) AS 'shadowed ' || s",
         "CREATE VIEW v_big AS SELECT big(300000000) AS s",
         "CREATE VIEW v_v_big AS SELECT * FROM v_big",
         "CREATE VIEW v_tm AS SELECT * FROM tm(3)",
@@ -162,7 +161,6 @@ def hostile_engine(tmp_path: Path) -> Iterator[Engine]:
         ("SELECT * FROM t WHERE x = big(300000000)", "macro big() of the database"),
         ("SELECT * FROM t WHERE x = BIG(300000000)", "macro big() of the database"),
         ("SELECT * FROM t WHERE x = main.big(3)", "macro big() of the database"),
-        ("SELECT upper(x) FROM t", "macro upper() of the database"),  # shadows the built-in
         ("SELECT * FROM v_big", "view main.v_big calls macro big() of the database"),
         ("SELECT * FROM v_v_big", "view main.v_big calls macro big() of the database"),
         ("SELECT * FROM s.v_big2", "view s.v_big2 calls macro big() of the database"),
@@ -349,3 +347,145 @@ def test_a_constant_the_query_aliases_or_renames_is_refused_before_duckdb_plans(
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: under 50 MB more
     small = run_explain(engine, sql.replace("100000007", "40"))
     assert small.ok, small.error
+
+
+# --- a database that shadows the service's own built-ins (audit #18, #9) ---------------------------------
+
+
+def _duck(tmp_path: Path, statements: list[str], name: str = "shadow") -> Engine:
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / f"{name}.duckdb"
+    conn = duckdb.connect(str(path))
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+    return create_profile_engine(Profile(name=name, database_url=SecretStr(f"duckdb:///{path}")))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "shadow",
+    [
+        # the catalog function the macro check reads: the database would answer its own safety check
+        "CREATE MACRO duckdb_functions() AS TABLE "
+        "SELECT 'none' AS function_name, 'macro' AS function_type, true AS internal WHERE false",
+        "CREATE MACRO duckdb_views() AS TABLE SELECT 'none' AS schema_name WHERE false",
+        "CREATE MACRO lower(s) AS 'nothing'",
+    ],
+)
+def test_a_macro_shadowing_a_catalog_function_does_not_switch_the_macro_check_off(
+    tmp_path: Path, shadow: str
+) -> None:
+    engine = _duck(
+        tmp_path, ["CREATE TABLE t (x VARCHAR)", "CREATE MACRO big(x) AS length(repeat(x, 1000))", shadow]
+    )
+    try:
+        result = run_explain(engine, "SELECT big('x')")
+    finally:
+        engine.dispose()
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "of the database" in (result.error or ""), result.error
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("macro", "sql"),
+    [
+        ('"+"(a, b)', "SELECT 1 + 1"),
+        ('"-"(a, b)', "SELECT 3 - 1"),
+        ('"||"(a, b)', "SELECT 'a' || 'b'"),
+        ('"~~"(a, b)', "SELECT 'a' LIKE 'b'"),
+        ('"left"(a, n)', "SELECT 1"),  # not called by the query: the shadowing alone refuses the database
+        ("upper(s)", "SELECT x FROM t"),
+    ],
+)
+def test_a_macro_named_like_a_built_in_or_an_operator_refuses_every_query(
+    tmp_path: Path, macro: str, sql: str
+) -> None:
+    """DuckDB binds a macro of the database in place of the built-in or operator of that name (``SELECT 1 + 1``
+    ran the database's ``"+"``): no query of such a database is planned; the refusal names the macro."""
+    engine = _duck(tmp_path, ["CREATE TABLE t (x VARCHAR)", f"CREATE MACRO {macro} AS 'macro ran'"])
+    try:
+        result = run_explain(engine, sql)
+    finally:
+        engine.dispose()
+    name = macro.split("(")[0].strip('"')
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert f"{name}()" in (result.error or "") and "built-in" in (result.error or ""), result.error
+
+
+# --- stored definitions: bounded parse work, no crash (audit #8, #7) ----------------------------------
+
+
+@pytest.mark.integration
+def test_a_view_definition_over_the_size_cap_is_refused_without_parsing_it(tmp_path: Path) -> None:
+    """A 3.9 MB view definition took 34 s and 1.6 GB to parse and measure: one over the cap is refused unread."""
+    from dbmeta_app.preflight.dialects import duckdb as rules
+
+    values = ", ".join(str(i) for i in range(rules.VIEW_DEFINITION_MAX // 6))
+    engine = _duck(
+        tmp_path,
+        ["CREATE TABLE t (a INTEGER)", f"CREATE VIEW v_long AS SELECT a FROM t WHERE a IN ({values})"],
+    )
+    try:
+        result = run_explain(engine, "SELECT a FROM v_long")
+    finally:
+        engine.dispose()
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "view main.v_long" in (result.error or "") and "characters" in (result.error or ""), result.error
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("ddl", "sql", "where"),
+    [
+        ("CREATE VIEW v_deep AS SELECT {deep} AS x FROM t", "SELECT x FROM v_deep", "view main.v_deep"),
+        ("CREATE TABLE g (a INTEGER, y INTEGER AS ({deep}))", "SELECT a FROM g", "generated column main.g.y"),
+    ],
+)
+def test_a_deeply_nested_stored_definition_is_refused_not_a_crash(
+    tmp_path: Path, ddl: str, sql: str, where: str
+) -> None:
+    """A view or generated column nested 300 calls deep raised RecursionError (HTTP 500): refused instead."""
+    deep = "abs(" * 300 + "a" + ")" * 300
+    engine = _duck(tmp_path, ["CREATE TABLE t (a INTEGER)", ddl.format(deep=deep)])
+    try:
+        result = run_explain(engine, sql)
+    finally:
+        engine.dispose()
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert where in (result.error or ""), result.error
+
+
+@pytest.mark.integration
+def test_view_work_is_memoised_and_charged_to_a_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing stored definitions is charged to VIEW_WORK_SECONDS (views left over are refused, the next preflight
+    goes on) and memoised per definition: an unchanged view is not parsed again."""
+    from dbmeta_app.preflight.dialects import duckdb as rules
+
+    engine = _duck(tmp_path, ["CREATE TABLE t (a INTEGER)", "CREATE VIEW v1 AS SELECT a + 17 AS b FROM t"])
+    parsed: list[str] = []
+    real = rules.sqlglot.parse_one
+
+    def counting(sql: str, *args: object, **kwargs: object) -> object:
+        parsed.append(sql)
+        return real(sql, *args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        monkeypatch.setattr(rules, "VIEW_WORK_SECONDS", -1.0)
+        late = run_explain(engine, "SELECT b FROM v1")
+        assert late.error_kind == "unsafe" and "not measured yet" in (late.error or ""), late
+        monkeypatch.setattr(rules, "VIEW_WORK_SECONDS", 2.0)
+        monkeypatch.setattr(rules.sqlglot, "parse_one", counting)
+        assert run_explain(engine, "SELECT b FROM v1").ok
+        first = [sql for sql in parsed if "a + 17" in sql]
+        assert first, parsed
+        parsed.clear()
+        assert run_explain(engine, "SELECT b FROM v1").ok
+        assert not [sql for sql in parsed if "a + 17" in sql], parsed
+    finally:
+        engine.dispose()

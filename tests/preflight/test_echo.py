@@ -140,3 +140,61 @@ def test_clickhouse_scalar_subquery_values_are_not_in_the_answer(vault: sa.Engin
     assert result.error_kind in (None, "sql")
     assert "hunter2" not in text and "other-secret" not in text
     assert "h u n t" not in text and "1953396072" not in text
+
+
+# --- ClickHouse prints some values without quotes (finding 11) ------------------------------------------
+
+
+def test_clickhouse_error_words_are_an_allow_list_of_the_caller_s_the_schema_s_and_the_engine_s() -> None:
+    statement = "SELECT toTimeZone(now(), (SELECT secret FROM w.vault LIMIT 1)) FROM echo_db.t"
+    echo = Echo(statement, lambda: ["echo_db.t", "x", "w.vault", "secret"], reads_rows=True)
+    message = (
+        "Code: 36. DB::Exception: Cannot load time zone hunter2xyz: while executing 'FUNCTION "
+        "toTimeZone(now() :: 1, _subquery_1 :: 2)'. (BAD_ARGUMENTS)"
+    )
+    masked = echo.message(message)
+    assert "hunter2xyz" not in masked
+    assert masked.startswith("Code: 36. DB::Exception: Cannot load time zone …")
+    assert masked.endswith("(BAD_ARGUMENTS)")
+    # an ordinary mistake keeps its words: the engine's, the caller's, the schema's
+    unknown = (
+        "Code: 47. DB::Exception: Unknown expression identifier `nosuch` in scope SELECT nosuch FROM echo_db.t. "
+        "Maybe you meant: ['x']. (UNKNOWN_IDENTIFIER)"
+    )
+    assert (
+        Echo("SELECT nosuch FROM echo_db.t", lambda: ["echo_db.t", "x"], reads_rows=True).message(unknown)
+        == unknown
+    )
+    syntax = (
+        "Code: 62. DB::Exception: Syntax error: failed at position 8 (FROM): FROM t. "
+        "Expected one of: expression, list of elements. (SYNTAX_ERROR)"
+    )
+    assert (
+        Echo("SELECT FROM t", reads_rows=True)
+        .message(syntax)
+        .startswith("Code: 62. DB::Exception: Syntax error")
+    )
+    # a value in upper case is not taken for an error code name
+    assert "HUNTER2" not in echo.message(
+        "Code: 50. DB::Exception: Unknown data type family: HUNTER2. (UNKNOWN_TYPE)"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT toTimeZone(now(), (SELECT secret FROM echo_db.vault WHERE id = 1))",
+        "SELECT JSONExtract('{}', (SELECT secret FROM echo_db.vault WHERE id = 1))",
+        "SELECT extractAll('a', (SELECT concat('(', secret) FROM echo_db.vault WHERE id = 1))",
+    ],
+    ids=["time_zone", "type_name", "regexp"],
+)
+def test_clickhouse_values_printed_without_quotes_are_not_in_the_answer(vault: sa.Engine, sql: str) -> None:
+    verdict = check_sql(sql, "clickhouse")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    result = run_explain(
+        vault, verdict.statement, names=lambda: ["echo_db.t", "x", "echo_db.vault", "secret"]
+    )
+    assert not result.ok and result.error_kind == "sql", result
+    assert "hunter2" not in (result.error or "") and "TOPSECRET" not in (result.error or ""), result.error

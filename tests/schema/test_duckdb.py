@@ -126,3 +126,127 @@ def test_the_service_opens_duckdb_read_only_without_external_access(engine: Engi
         conn.rollback()
         with pytest.raises(sa.exc.DBAPIError):
             conn.exec_driver_sql("SET enable_external_access = true")
+
+
+# --- hostile databases (audit #18, #17, #1, #2, #13, #16) ----------------------------------------------
+
+
+def _engine(path: Path) -> Engine:
+    return create_profile_engine(Profile(name="duck", database_url=SecretStr(f"duckdb:///{path}")))
+
+
+def test_macros_shadowing_catalog_functions_and_built_ins_cannot_forge_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "forged.duckdb"
+    _write(
+        path,
+        [
+            "CREATE TABLE real_table (id INTEGER, note VARCHAR)",
+            "CREATE MACRO duckdb_tables() AS TABLE SELECT 'main' AS schema_name, 'forged' AS table_name, "
+            "NULL AS comment, 'x' AS database_name, false AS internal, false AS temporary",
+            "CREATE MACRO duckdb_columns() AS TABLE SELECT 'main' AS schema_name WHERE false",
+            "CREATE MACRO duckdb_views() AS TABLE SELECT 'main' AS schema_name WHERE false",
+            "CREATE MACRO hash(a, b, c) AS 0",
+            "CREATE MACRO count_star() AS 0",
+        ],
+    )
+    engine = _engine(path)
+    try:
+        snap = introspect(engine, "duck")
+        before = schema_fingerprint(engine)
+    finally:
+        engine.dispose()
+    assert set(snap.tables) == {"main.real_table"}
+    assert [c.name for c in snap.tables["main.real_table"].columns] == ["id", "note"]
+    _write(path, ["CREATE TABLE another (x INTEGER)"])
+    engine = _engine(path)
+    try:
+        assert schema_fingerprint(engine) != before
+    finally:
+        engine.dispose()
+
+
+def test_a_left_macro_never_runs_in_the_sample_read(tmp_path: Path) -> None:
+    """The sample read called ``left()``: a macro of that name ran for each value and its output was served."""
+    from dbmeta_app.config import Profile
+    from dbmeta_app.profiles import open_profile
+    from dbmeta_app.schema.samples import read_samples
+
+    path = tmp_path / "left.duckdb"
+    _write(
+        path,
+        [
+            "CREATE TABLE t (id INTEGER, s VARCHAR)",
+            "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+            "CREATE MACRO \"left\"(a, n) AS 'MACRO-RAN:' || length(repeat(a, 1000))",
+        ],
+    )
+    engine = _engine(path)
+    rt = open_profile(Profile(name="duck", database_url=f"duckdb:///{path}"), engine=engine)
+    try:
+        snap = introspect(engine, "duck")
+        read = read_samples(engine, snap.tables.values(), 2, rt.sample_policy())  # as the service reads
+    finally:
+        engine.dispose()
+    assert "MACRO-RAN" not in repr(read.rows), read.rows
+    assert "main.t" not in read.rows
+
+
+def test_virtual_generated_columns_are_not_computed_by_the_sample_read(tmp_path: Path) -> None:
+    path = tmp_path / "generated.duckdb"
+    _write(
+        path,
+        [
+            "CREATE TABLE g (id INTEGER, s VARCHAR, big VARCHAR GENERATED ALWAYS AS (repeat(s, 3)) VIRTUAL)",
+            "INSERT INTO g (id, s) VALUES (1, 'ab')",
+        ],
+    )
+    engine = _engine(path)
+    try:
+        rows = sample_rows(engine, introspect(engine, "duck").tables.values(), 2)
+    finally:
+        engine.dispose()
+    assert rows["main.g"] == (("1", "ab", "<generated>"),)
+
+
+def test_the_service_s_duckdb_connections_have_a_memory_limit(engine: Engine) -> None:
+    """A 300 MB stored value (compressed to 800 KB) was loaded whole by the sample read: DuckDB's allocations are
+    bounded on every connection the service opens (a read over the bound fails, the table is not sampled)."""
+    from dbmeta_app.db.engines import DUCKDB_MEMORY_LIMIT
+
+    with engine.connect() as conn:
+        limit = conn.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+        spill = conn.exec_driver_sql("SELECT current_setting('temp_directory')").scalar()
+    assert str(limit).endswith("MiB") and float(str(limit).split()[0]) <= DUCKDB_MEMORY_LIMIT / 2**20, limit
+    assert spill == ""  # nothing spilled next to the database file
+
+
+def test_comments_and_type_names_are_cut_in_the_catalog_query(tmp_path: Path) -> None:
+    from dbmeta_app.schema.introspect import duckdb as duck_introspect
+    from dbmeta_app.schema.models import COMMENT_MAX
+
+    labels = ", ".join(f"'label_{i:05d}'" for i in range(3000))
+    path = tmp_path / "long.duckdb"
+    _write(
+        path,
+        [
+            f"CREATE TYPE wide AS ENUM ({labels})",
+            "CREATE TABLE t (id INTEGER, w wide)",
+            "CREATE VIEW v AS SELECT id FROM t",
+            f"COMMENT ON TABLE t IS '{'c' * 50_000}'",
+            f"COMMENT ON COLUMN t.id IS '{'d' * 50_000}'",
+            f"COMMENT ON VIEW v IS '{'e' * 50_000}'",
+        ],
+    )
+    engine = _engine(path)
+    try:
+        with engine.connect() as conn:
+            tables = {t.name: t for t in duck_introspect.reflect(conn, (), ())}
+    finally:
+        engine.dispose()
+    t, v = tables["t"], tables["v"]
+    assert t.comment is not None and len(t.comment) <= COMMENT_MAX + 1
+    assert v.comment is not None and len(v.comment) <= COMMENT_MAX + 1
+    columns = {c.name: c for c in t.columns}
+    assert columns["id"].comment is not None and len(columns["id"].comment) <= COMMENT_MAX + 1
+    assert len(columns["w"].type) <= duck_introspect.TYPE_NAME_MAX + 1, len(columns["w"].type)
+    assert columns["w"].type.startswith("ENUM('label_00000'") and columns["w"].type.endswith("…")

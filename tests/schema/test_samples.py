@@ -169,3 +169,50 @@ def test_mariadb_views_that_write_are_never_read(mysql_url: str) -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
         admin.dispose()
+
+
+# --- generated columns computed on read (audit #3, #5) ----------------------------------------------------
+
+
+def test_sqlite_virtual_generated_columns_are_not_computed(tmp_path: Path) -> None:
+    """SQLite computes a VIRTUAL column to read it (``hex(zeroblob(2e8))`` from an 8 KB file: 1.3 GB): not read.
+    A STORED one is read from the record like any column."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE g (id INTEGER PRIMARY KEY, n INTEGER, "
+                "v TEXT GENERATED ALWAYS AS (hex(zeroblob(n))) VIRTUAL, "
+                "st TEXT GENERATED ALWAYS AS ('s' || n) STORED)"
+            )
+            conn.exec_driver_sql("INSERT INTO g (id, n) VALUES (1, 4)")
+        rows = sample_rows(engine, list(_tables(engine).values()), 3)
+    finally:
+        engine.dispose()
+    assert rows["g"] == (("1", "4", "<generated>", "s4"),)
+
+
+@pytest.mark.integration
+def test_clickhouse_alias_columns_are_not_computed(chdb_url: str) -> None:
+    """An ALIAS column is computed on every read (a ``dictGet`` there reached a URL): not read. A MATERIALIZED
+    column is stored and read."""
+    engine = sa.create_engine(chdb_url)
+    db = "samples_alias_" + uuid.uuid4().hex[:8]
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {db}")
+            conn.exec_driver_sql(
+                f"CREATE TABLE {db}.t (id UInt64, a String ALIAS concat('computed-', toString(id)), "
+                "m String MATERIALIZED 'stored') ENGINE = MergeTree ORDER BY id"
+            )
+            conn.exec_driver_sql(f"INSERT INTO {db}.t (id) VALUES (1)")
+        tables = introspect(engine, "ch", include_schemas=(db,)).tables
+        rows = sample_rows(engine, list(tables.values()), 3)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db}")
+        engine.dispose()
+    table = tables[f"{db}.t"]
+    values = dict(zip([c.name for c in table.columns], rows[f"{db}.t"][0], strict=True))
+    assert values["id"] == "1" and values["a"] == "<generated>", values
+    assert values.get("m", "stored") == "stored"

@@ -18,16 +18,30 @@ service runs on ClickHouse carries the limits of :func:`dbmeta_app.db.session.cl
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import TokenType
 
 from dbmeta_app.preflight.reach import called_names
-from dbmeta_app.schema.introspect.clickhouse import is_local_engine, materialized_view_target, quote_literal
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo
+from dbmeta_app.schema.introspect.clickhouse import (
+    STORAGE_POLICIES_SQL,
+    is_local_engine,
+    local_storage_policies,
+    quote_literal,
+)
+
+log = logging.getLogger(__name__)
 
 #: Table functions that only generate rows in process.
 SAFE_TABLE_FUNCTIONS: Final = frozenset(
@@ -99,14 +113,35 @@ def dictionaries_used(tree: exp.Expr) -> set[str] | None:
     return names
 
 
-#: A dictionary's source: SOURCE(KIND(args)).
-_SOURCE: Final = re.compile(r"\bSOURCE\s*\(\s*(\w+)\s*\(([^)]*)\)", re.I)
-_REMOTE_ARGS: Final = re.compile(r"\b(HOST|PORT|USER|PASSWORD|SECURE)\b", re.I)
 #: How many levels of views (a view reading a view …) are followed before giving up.
 MAX_VIEW_DEPTH: Final = 8
+#: A stored definition (a view's query, a column's expression, a dictionary's source query) longer than this is not
+#: parsed: a query reading it is refused (parsing is Python work in the service: a 3.9 MB view took 34 s and
+#: 1.6 GB on DuckDB). The caller's own SQL has the same bound (preflight.max_length's default).
+MAX_VIEW_DEFINITION_CHARS: Final = 100_000
+#: A stored definition nested deeper than this (parentheses) is not parsed: refused (the parser recurses).
+MAX_STORED_DEPTH: Final = 100
+#: The memo of checked definitions is emptied when it holds more entries than this.
+MEMO_MAX_ENTRIES: Final = 20_000
+#: A dictionary that is not loaded yet is loaded by a preflight (constant folding) only when its source is a table
+#: of this server (MergeTree family or Memory) that the catalog says holds at most this many rows and bytes
+#: (uncompressed): the loader runs outside the statement's limits (max_memory_usage does not apply to it).
+MAX_DICTIONARY_LOAD_ROWS: Final = 500_000
+MAX_DICTIONARY_LOAD_BYTES: Final = 32_000_000
+#: What a CLICKHOUSE dictionary source may say: what it reads of this server. Anything else (HOST, PORT, USER,
+#: PASSWORD, SECURE, NAME of a named collection, …) may point it at another server.
+_LOCAL_SOURCE_KEYS: Final = frozenset(
+    {"TABLE", "DB", "QUERY", "WHERE", "INVALIDATE_QUERY", "UPDATE_FIELD", "UPDATE_LAG"}
+)
+_LOADED: Final = frozenset({"LOADED", "LOADED_AND_RELOADING"})
 
 #: Runs one catalog query (the service appends its limits) and returns its rows.
 CatalogQuery = Callable[[str], list[tuple[Any, ...]]]
+
+#: What checking stored definitions found, by (0, digest of the text): shared by every ClickHouse profile (an entry
+#: depends only on the text it was derived from; names it leaves unqualified are resolved where it is read).
+_MEMO = ViewMemo()
+_MEMO_LOCK = threading.Lock()
 
 
 def table_references(tree: exp.Expr) -> set[tuple[str | None, str]]:
@@ -126,111 +161,459 @@ def _literals(values: set[str]) -> str:
     return ", ".join(quote_literal(v) for v in sorted(values))
 
 
-def reach_problem(query: CatalogQuery, statement: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the reach check needs of one query text, derived once from its parse tree (memoised, no tree kept)."""
+
+    problem: str | None  # what the guard rules (tree_problem) say of it
+    refs: frozenset[tuple[str | None, str]]  # the tables it reads by name
+    dictionaries: frozenset[str] | None  # the dictionaries its dict*() calls name (None: not by literals)
+    calls: frozenset[str]  # the names it calls, as written
+
+    @classmethod
+    def of(cls, tree: exp.Expr, text: str) -> _Facts:
+        names = dictionaries_used(tree)
+        return cls(
+            problem=tree_problem(tree),
+            refs=frozenset(table_references(tree)),
+            dictionaries=None if names is None else frozenset(names),
+            calls=frozenset(_calls(text)),
+        )
+
+    @classmethod
+    def reading(cls, database: str | None, table: str) -> _Facts:
+        return cls(None, frozenset({(database, table)}), frozenset(), frozenset())
+
+
+class _OutOfTime(Exception):
+    """The stored-definition work of one check used up its time (VIEW_WORK_SECONDS)."""
+
+
+def _depth(text: str) -> int:
+    deepest = depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
+class _Work:
+    """The parse work of one check on stored text: memoised in a ViewMemo, charged to one deadline."""
+
+    def __init__(self, memo: ViewMemo, seconds: float) -> None:
+        self.memo = memo
+        self.deadline = time.monotonic() + seconds
+
+    def facts(self, text: str) -> _Facts | str:
+        """The text's facts, or why it cannot be checked (too long, too deep, not parsed); raises _OutOfTime."""
+        key = (0, hashlib.sha256(text.encode()).hexdigest())
+        known = self.memo.facts.get(key)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        error = self.memo.errors.get(key)
+        if error is not None:
+            return error
+        if len(text) > MAX_VIEW_DEFINITION_CHARS:
+            return f"{len(text):,} characters long, over the {MAX_VIEW_DEFINITION_CHARS:,} the service parses"
+        if _depth(text) > MAX_STORED_DEPTH:
+            return f"nested more than {MAX_STORED_DEPTH} levels deep, more than the service parses"
+        if time.monotonic() > self.deadline:
+            raise _OutOfTime
+        try:
+            found: _Facts | str = _Facts.of(sqlglot.parse_one(text, read="clickhouse"), text)
+        except (SqlglotError, RecursionError, ValueError) as exc:
+            log.warning(
+                "Could not parse a stored ClickHouse definition (%s): a query reading it is refused",
+                type(exc).__name__,
+            )
+            found = f"the parser failed: {type(exc).__name__}"
+        with _MEMO_LOCK:
+            if self.memo.size() > MEMO_MAX_ENTRIES:
+                self.memo.prune(set())
+            if isinstance(found, str):
+                self.memo.errors[key] = found
+            else:
+                self.memo.facts[key] = found
+        return found
+
+
+def _stored_problem(where: str, found: _Facts | str, what: str = "a definition") -> str | None:
+    """Why stored text (a view's definition, a column's expression, a dictionary's query) is refused, or None."""
+    if isinstance(found, str):
+        return f"{where} has {what} the service cannot check ({found}): a query reading it is refused"
+    if found.problem is not None:
+        return f"{where} reads outside the database: {found.problem}"
+    return None
+
+
+def reach_problem(
+    query: CatalogQuery,
+    statement: str,
+    *,
+    memo: ViewMemo | None = None,
+    view_seconds: float = VIEW_WORK_SECONDS,
+) -> str | None:
     """Follow what a guarded query reads through the catalog and say why it reaches outside the database, or None.
 
     Planning a ClickHouse query opens what it reads: a table's storage (an S3, URL, MySQL or Distributed
-    table lists or connects), a view's query, a materialized view's target, a dictionary's source (constant
-    folding may load it). Tables must have a local engine; views are followed through their queries (which
-    pass the same guard rules), materialized views to their targets; dictionaries must read a table of this
-    server. Unknown tables are left to the EXPLAIN to report. The expressions of the columns of the tables read
-    (ALIAS columns are expanded into the query and folded while planning) must pass the same rules. A call of a
-    user-defined function, by the query, a view it reads or a column expression, is refused (the function is
-    named): what it runs is stored in the database, which the service does not trust.
+    table lists or connects; a MergeTree on a web, S3, Azure or HDFS disk reads it), a view's query, a
+    materialized view's target, a dictionary's source (constant folding may load it). Tables must have a local
+    engine on local disks; views are followed through their queries (which pass the same guard rules),
+    materialized views to their targets (as the catalog names them); dictionaries must read this server only,
+    and what their source reads (a table, a query) is followed like a view. A dictionary not loaded yet must be
+    one whose load is bounded (:data:`MAX_DICTIONARY_LOAD_ROWS`). Unknown tables are left to the EXPLAIN to
+    report. The expressions of the columns of the tables read (ALIAS columns are expanded into the query and
+    folded while planning) must pass the same rules. A call of a user-defined function, by the query, a view it
+    reads, a dictionary source or a column expression, is refused (the function is named): what it runs is
+    stored in the database, which the service does not trust.
+
+    Stored text (views, column expressions, dictionary queries) is parsed at most once per text (``memo``,
+    by default one shared by the process), only when at most :data:`MAX_VIEW_DEFINITION_CHARS` long, and
+    within ``view_seconds`` per check: what is left over is refused, and checked by a later preflight.
     """
-    current = str(query("SELECT currentDatabase()")[0][0])
-    trees: list[tuple[exp.Expr, str]] = [(sqlglot.parse_one(statement, read="clickhouse"), current)]
-    seen: set[str] = set()
-    dictionaries: set[str] = set()
-    #: Who calls what: ("", names) for the query, ("view db.v", names), ("column db.t.c", names).
-    callers: list[tuple[str, set[str]]] = [("", _calls(statement))]
-    tables: set[str] = set()
-    # The query's level, then a level of views each (8 levels: a chain of 8 views is followed to the table it
-    # reads, a chain of 9 is refused; as on DuckDB).
-    for _ in range(MAX_VIEW_DEPTH + 1):
-        wanted: set[str] = set()
-        for tree, database in trees:
-            names = dictionaries_used(tree)
-            if names is None:
-                return "the dictionary a dict*() function reads must be named by a string literal"
-            dictionaries |= {n if "." in n else f"{database}.{n}" for n in names}
-            wanted |= {f"{db or database}.{name}" for db, name in table_references(tree)}
-        wanted -= seen
-        trees = []
-        if not wanted:
-            break
-        seen |= wanted
-        databases = {key.split(".", 1)[0] for key in wanted}
-        names = {key.split(".", 1)[1] for key in wanted}
-        rows = query(
-            "SELECT database, name, engine, create_table_query, as_select FROM system.tables "
-            f"WHERE database IN ({_literals(databases)}) AND name IN ({_literals(names)})"
+    work = _Work(_MEMO if memo is None else memo, view_seconds)
+    try:
+        return _reach_problem(query, statement, work)
+    except _OutOfTime:
+        return (
+            f"a definition the query reads could not be checked in time (the service spends at most "
+            f"{view_seconds:g} s per preflight on them; what was checked is kept: try again)"
         )
-        for database, name, engine, create, as_select in rows:
+
+
+def _reach_problem(query: CatalogQuery, statement: str, work: _Work) -> str | None:
+    current = str(query("SELECT currentDatabase()")[0][0])
+    try:
+        top = _Facts.of(sqlglot.parse_one(statement, read="clickhouse"), statement)
+    except (SqlglotError, RecursionError, ValueError):
+        return "the query could not be parsed"
+    # (facts, database its unqualified names are in, how many views deep)
+    items: list[tuple[_Facts, str, int]] = [(top, current, 0)]
+    #: Who calls what: ("", names) for the query, ("view db.v", names), ("column db.t.c", names), …
+    callers: list[tuple[str, set[str]]] = [("", set(top.calls))]
+    seen: set[str] = set()
+    seen_dictionaries: set[str] = set()
+    pending: dict[str, int] = {}  # dictionaries read as tables (Dictionary engine), for the next round
+    local: dict[str, str] = {}  # local tables read: their storage policy
+    sized: dict[str, set[str]] = {}  # dictionaries to load: the tables they would read
+    why: dict[str, str] = {}  # and why they would be loaded
+    while items or pending:
+        wanted: dict[str, int] = {}
+        dictionaries: dict[str, int] = dict(pending)
+        pending = {}
+        for facts, database, depth in items:
+            if facts.dictionaries is None:
+                return "the dictionary a dict*() function reads must be named by a string literal"
+            for name in facts.dictionaries:
+                dictionaries.setdefault(name if "." in name else f"{database}.{name}", depth)
+            for db, name in facts.refs:
+                wanted.setdefault(f"{db or database}.{name}", depth)
+        items = []
+        wanted = {k: v for k, v in wanted.items() if k not in seen}
+        dictionaries = {k: v for k, v in dictionaries.items() if k not in seen_dictionaries}
+        seen |= set(wanted)
+        seen_dictionaries |= set(dictionaries)
+        if dictionaries:
+            problem = _dictionary_problem(query, dictionaries, current, work, items, callers, sized, why)
+            if problem is not None:
+                return problem
+        if not wanted:
+            continue
+        rows = query(
+            "SELECT database, name, engine, create_table_query, as_select, storage_policy FROM system.tables "
+            f"WHERE database IN ({_literals({k.split('.', 1)[0] for k in wanted})}) "
+            f"AND name IN ({_literals({k.split('.', 1)[1] for k in wanted})})"
+        )
+        views: list[str] = []
+        found_tables: set[str] = set()
+        for database, name, engine, _create, as_select, policy in rows:
             key = f"{database}.{name}"
             if key not in wanted:
                 continue
+            depth = wanted[key]
             if engine == "View":
-                view = sqlglot.parse_one(str(as_select), read="clickhouse")
-                problem = tree_problem(view)
+                if depth >= MAX_VIEW_DEPTH:
+                    return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
+                found = work.facts(str(as_select))
+                problem = _stored_problem(f"view {key}", found)
                 if problem is not None:
-                    return f"view {key} reads outside the database: {problem}"
-                trees.append((view, str(database)))
-                callers.append((f"view {key}", _calls(str(as_select))))
+                    return problem
+                assert isinstance(found, _Facts)
+                items.append((found, str(database), depth + 1))
+                callers.append((f"view {key}", set(found.calls)))
             elif engine == "MaterializedView":
-                target = materialized_view_target(str(create))
-                if target is not None:  # else its inner table, a MergeTree of this database
-                    db, _, table = target.rpartition(".")
-                    trees.append((exp.select("*").from_(exp.table_(table, db=db or str(database))), current))
+                views.append(key)
             elif engine == "Dictionary":
-                dictionaries.add(key)
+                pending.setdefault(key, depth)
             elif str(engine).startswith("System"):
                 continue  # a catalog table: the guard admits only the allow-listed ones
             elif not is_local_engine(str(engine)):
                 return f"table {key} uses the {engine} engine, which reads outside the database"
             else:
-                tables.add(key)
-        if not trees:
-            break  # what this level reads are tables (or nothing known)
-    else:
-        return f"views nested more than {MAX_VIEW_DEPTH} levels deep cannot be checked"
-    if tables:
-        problem = _column_problem(query, tables, callers)
-        if problem is not None:
-            return problem
+                local[key] = str(policy or "")
+                found_tables.add(key)
+        if views:
+            problem = _target_problem(query, views, wanted, items)
+            if problem is not None:
+                return problem
+        if found_tables:
+            problem = _column_problem(query, found_tables, work, items, callers, wanted)
+            if problem is not None:
+                return problem
+    problem = _disk_problem(query, local)
+    if problem is not None:
+        return problem
     problem = _user_defined_problem(query, callers)
     if problem is not None:
         return problem
-    if dictionaries:
-        rows = query(
-            "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary' AND "
-            f"database IN ({_literals({d.split('.', 1)[0] for d in dictionaries})})"
-        )
-        remote = remote_dictionaries(dictionaries, [(str(r[0]), str(r[1]), str(r[2])) for r in rows])
-        if remote:
-            return "the query reads dictionaries whose source is outside the database: " + ", ".join(remote)
+    return _load_problem(query, sized, why)
+
+
+def _target_problem(
+    query: CatalogQuery, views: list[str], depths: dict[str, int], items: list[tuple[_Facts, str, int]]
+) -> str | None:
+    """Follow materialized views to the table they write to, as the catalog names it (never from their DDL's text:
+    a name with `` TO `` or `` AS `` in it would fool a reading of it); refuse one whose target is not known."""
+    rows = query(
+        "SELECT database, name, target_database, target_table FROM system.tables WHERE engine = 'MaterializedView' "
+        f"AND database IN ({_literals({k.split('.', 1)[0] for k in views})}) "
+        f"AND name IN ({_literals({k.split('.', 1)[1] for k in views})})"
+    )
+    targets = {f"{r[0]}.{r[1]}": (str(r[2] or ""), str(r[3] or "")) for r in rows}
+    for key in views:
+        database, table = targets.get(key, ("", ""))
+        if not database or not table:
+            return f"materialized view {key}: the table it writes to could not be determined"
+        items.append((_Facts.reading(database, table), database, depths[key]))
     return None
 
 
-def _column_problem(query: CatalogQuery, tables: set[str], callers: list[tuple[str, set[str]]]) -> str | None:
-    """Check the expressions of the columns of the tables read (ALIAS, DEFAULT, MATERIALIZED); note their calls."""
+def _column_problem(
+    query: CatalogQuery,
+    tables: set[str],
+    work: _Work,
+    items: list[tuple[_Facts, str, int]],
+    callers: list[tuple[str, set[str]]],
+    depths: dict[str, int],
+) -> str | None:
+    """Check the expressions of the columns of the tables read (ALIAS, DEFAULT, MATERIALIZED): they pass the guard
+    rules, their calls are noted and what they read (dictionaries, tables) is followed."""
     rows = query(
         "SELECT database, table, name, default_expression FROM system.columns "
         f"WHERE database IN ({_literals({t.split('.', 1)[0] for t in tables})}) "
         f"AND table IN ({_literals({t.split('.', 1)[1] for t in tables})}) AND default_expression != ''"
     )
     for database, table, name, expression in rows:
-        if f"{database}.{table}" not in tables:
+        key = f"{database}.{table}"
+        if key not in tables:
             continue
-        where = f"column {database}.{table}.{name}"
-        text = f"SELECT {expression}"
-        try:
-            problem = tree_problem(sqlglot.parse_one(text, read="clickhouse"))
-            callers.append((where, _calls(text)))
-        except SqlglotError:
-            return f"{where} has an expression the service cannot check"
+        where = f"column {key}.{name}"
+        found = work.facts(f"SELECT {expression}")
+        problem = _stored_problem(where, found, "an expression")
         if problem is not None:
-            return f"{where} reads outside the database: {problem}"
+            return problem
+        assert isinstance(found, _Facts)
+        callers.append((where, set(found.calls)))
+        items.append((found, str(database), depths[key]))
+    return None
+
+
+def _disk_problem(query: CatalogQuery, tables: dict[str, str]) -> str | None:
+    """Refuse a table whose storage policy puts data on a disk that is not local (web, S3, Azure, HDFS, a cache
+    or an encrypted disk over one): reading its parts reads the network."""
+    policies = {policy for policy in tables.values() if policy}
+    if not policies:
+        return None
+    allowed = local_storage_policies(query(STORAGE_POLICIES_SQL))
+    for key in sorted(tables):
+        policy = tables[key]
+        if policy and policy not in allowed:
+            return f"table {key} is not on a local disk (storage policy {policy}): reading it reads outside the database"
+    return None
+
+
+def dictionary_source(create_table_query: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """The kind and the (KEY, value) arguments of a dictionary's ``SOURCE(KIND(KEY value …))``, read from its DDL
+    by tokens (string literals respected: a ``)`` inside the QUERY ends nothing); None when it cannot be read."""
+    return _dictionary_clause(create_table_query, "SOURCE")
+
+
+def dictionary_layout(create_table_query: str) -> str | None:
+    """The kind of a dictionary's ``LAYOUT(KIND(…))`` (``HASHED``, ``DIRECT``, ``CACHE`` …), or None."""
+    found = _dictionary_clause(create_table_query, "LAYOUT")
+    return found[0] if found is not None else None
+
+
+def _dictionary_clause(create_table_query: str, clause: str) -> tuple[str, list[tuple[str, str]]] | None:
+    try:
+        tokens = sqlglot.tokenize(create_table_query, read="clickhouse")
+    except (SqlglotError, RecursionError, ValueError):
+        return None
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and token.text.upper() == clause:
+            rest = tokens[i + 1 :]
+            if (
+                len(rest) < 4
+                or rest[0].token_type != TokenType.L_PAREN
+                or rest[2].token_type != TokenType.L_PAREN
+            ):
+                return None
+            kind = rest[1].text.upper()
+            args: list[tuple[str, str]] = []
+            j = 3
+            while j + 1 < len(rest) and rest[j].token_type != TokenType.R_PAREN:
+                key, value = rest[j], rest[j + 1]
+                if value.token_type in (TokenType.L_PAREN, TokenType.R_PAREN, TokenType.COMMA):
+                    return None  # a structured value (or a key alone): not read, refused
+                args.append((key.text.upper(), value.text))
+                j += 2
+            if j >= len(rest) or rest[j].token_type != TokenType.R_PAREN:
+                return None
+            if j + 1 >= len(rest) or rest[j + 1].token_type != TokenType.R_PAREN:
+                return None
+            return kind, args
+    return None
+
+
+def _dictionary_problem(
+    query: CatalogQuery,
+    dictionaries: dict[str, int],
+    current: str,
+    work: _Work,
+    items: list[tuple[_Facts, str, int]],
+    callers: list[tuple[str, set[str]]],
+    sized: dict[str, set[str]],
+    why: dict[str, str],
+) -> str | None:
+    """Check the sources of the dictionaries a query reads (qualified names) and follow what they read.
+
+    Loading a dictionary reads its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an
+    executable, or a query or table of this server, which is followed like a view (what a QUERY, WHERE or
+    INVALIDATE_QUERY reads, the TABLE's engine, disks and column expressions)."""
+    rows = query(
+        "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary' AND "
+        f"database IN ({_literals({d.split('.', 1)[0] for d in dictionaries})}) "
+        f"AND name IN ({_literals({d.split('.', 1)[1] for d in dictionaries})})"
+    )
+    creates = {f"{r[0]}.{r[1]}": str(r[2]) for r in rows}
+    remote = []
+    status = _dictionary_status(query, set(dictionaries) & set(creates))
+    for key in sorted(dictionaries):
+        depth = dictionaries[key]
+        database = key.split(".", 1)[0]
+        if key not in creates:
+            remote.append(f"{key} (not a dictionary of this database)")
+            continue
+        source = dictionary_source(creates[key])
+        if source is None:
+            remote.append(f"{key} (its source could not be read)")
+            continue
+        kind, args = source
+        keys = [k for k, _ in args]
+        other = [k for k in dict.fromkeys(keys) if k not in _LOCAL_SOURCE_KEYS]
+        if kind != "CLICKHOUSE":
+            remote.append(f"{key} (source {kind})")
+            continue
+        if other:
+            remote.append(f"{key} (source CLICKHOUSE with {', '.join(other)})")
+            continue
+        values = dict(args)
+        layout = dictionary_layout(creates[key])
+        # A DIRECT or CACHE layout reads its source on every lookup (loaded or not); a layout not read: the same.
+        in_memory = layout is not None and "DIRECT" not in layout and "CACHE" not in layout
+        loaded = in_memory and status.get(key) in _LOADED
+        if len(values) != len(args) or ("QUERY" in values) == ("TABLE" in values):
+            remote.append(f"{key} (source CLICKHOUSE without exactly one TABLE or QUERY)")
+            continue
+        # Unqualified names: the loader's database is the dictionary's or the current one; follow both.
+        homes = {database, current}
+        where = f"dictionary {key}"
+        texts = [values[k] for k in ("QUERY", "INVALIDATE_QUERY") if k in values]
+        if "WHERE" in values:
+            texts.append(f"SELECT 1 WHERE {values['WHERE']}")
+        for text in texts:
+            found = work.facts(text)
+            problem = _stored_problem(f"{where}'s source", found)
+            if problem is not None:
+                return problem
+            assert isinstance(found, _Facts)
+            callers.append((where, set(found.calls)))
+            items.extend((found, home, depth) for home in sorted(homes))
+        if "TABLE" in values:
+            tables = (
+                {f"{values['DB']}.{values['TABLE']}"}
+                if "DB" in values
+                else {f"{h}.{values['TABLE']}" for h in homes}
+            )
+            items.extend((_Facts.reading(*t.split(".", 1)), current, depth) for t in sorted(tables))
+            if not loaded:
+                sized[key] = tables
+                why[key] = _not_loaded(status.get(key), layout, in_memory)
+        elif not loaded:
+            return (
+                f"dictionary {key} {_not_loaded(status.get(key), layout, in_memory)}, and loading it runs its source "
+                "query, whose cost the service cannot bound (the loader ignores the query limits): a preflight "
+                "loads only a dictionary over a table of at most "
+                f"{MAX_DICTIONARY_LOAD_ROWS:,} rows and {MAX_DICTIONARY_LOAD_BYTES:,} bytes"
+            )
+    if remote:
+        return "the query reads dictionaries whose source is outside the database: " + ", ".join(remote)
+    return None
+
+
+def _dictionary_status(query: CatalogQuery, keys: set[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    rows = query(
+        "SELECT database, name, toString(status) FROM system.dictionaries WHERE "
+        f"database IN ({_literals({d.split('.', 1)[0] for d in keys})}) "
+        f"AND name IN ({_literals({d.split('.', 1)[1] for d in keys})})"
+    )
+    return {f"{r[0]}.{r[1]}": str(r[2]) for r in rows}
+
+
+def _not_loaded(status: str | None, layout: str | None, in_memory: bool) -> str:
+    if in_memory:
+        return f"is not loaded (status {status or 'unknown'})"
+    return f"has a {layout or 'unreadable'} layout, which reads its source on every lookup"
+
+
+def _load_problem(query: CatalogQuery, sized: dict[str, set[str]], why: dict[str, str]) -> str | None:
+    """Refuse loading a dictionary (not loaded yet) over a table the catalog does not say is small."""
+    if not sized:
+        return None
+    tables = set().union(*sized.values())
+    rows = query(
+        "SELECT database, name, engine, total_rows, coalesce(total_bytes_uncompressed, total_bytes) "
+        "FROM system.tables "
+        f"WHERE database IN ({_literals({t.split('.', 1)[0] for t in tables})}) "
+        f"AND name IN ({_literals({t.split('.', 1)[1] for t in tables})})"
+    )
+    sizes = {f"{r[0]}.{r[1]}": (str(r[2]), r[3], r[4]) for r in rows}
+    for key in sorted(sized):
+        present = [sizes[t] for t in sorted(sized[key]) if t in sizes]
+        bounded = bool(present) and all(
+            (engine.endswith("MergeTree") or engine == "Memory")
+            and rows_ is not None
+            and size is not None
+            and int(rows_) <= MAX_DICTIONARY_LOAD_ROWS
+            and int(size) <= MAX_DICTIONARY_LOAD_BYTES
+            for engine, rows_, size in present
+        )
+        if not bounded:
+            return (
+                f"dictionary {key} {why[key]}, and loading it would read a table the service cannot bound (the "
+                "loader ignores the query limits): a preflight loads only a dictionary over a MergeTree or Memory "
+                f"table of at most {MAX_DICTIONARY_LOAD_ROWS:,} rows and {MAX_DICTIONARY_LOAD_BYTES:,} bytes"
+            )
     return None
 
 
@@ -256,23 +639,6 @@ def _user_defined_problem(query: CatalogQuery, callers: list[tuple[str, set[str]
             )
             return f"{verb} not allowed in a preflight query: the service cannot vouch for what it runs"
     return None
-
-
-def remote_dictionaries(names: set[str], rows: list[tuple[str, str, str]]) -> list[str]:
-    """Of the dictionaries a query reads (qualified names), those whose source is outside the database.
-
-    ``rows`` are (database, name, create_table_query) of dictionaries in the catalog. Loading a dictionary reads
-    its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an executable.
-    """
-    sources = {f"{database}.{name}": create for database, name, create in rows}
-    out = []
-    for name in sorted(names):
-        found = _SOURCE.search(sources.get(name, ""))
-        if found is None:
-            out.append(f"{name} (not a dictionary of this database)")
-        elif found.group(1).upper() != "CLICKHOUSE" or _REMOTE_ARGS.search(found.group(2)):
-            out.append(f"{name} (source {found.group(1).upper()})")
-    return out
 
 
 def tree_problem(tree: exp.Expr) -> str | None:

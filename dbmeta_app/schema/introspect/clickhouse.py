@@ -20,14 +20,16 @@ from collections.abc import Sequence
 from typing import Final
 
 import orjson
+import sqlglot
 from sqlalchemy.engine import Connection
+from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import TokenType
 
 from dbmeta_app.schema.models import Column, Layout, Table
 
 SYSTEM_DATABASES: Final = ("system", "INFORMATION_SCHEMA", "information_schema")
 _NULLABLE: Final = ("Nullable(", "LowCardinality(Nullable(")
 _KINDS: Final = {"View": "view", "MaterializedView": "materialized_view", "Dictionary": "dictionary"}
-_TO: Final = re.compile(r"\bTO\s+((?:`[^`]+`|\"[^\"]+\"|[\w$]+)(?:\.(?:`[^`]+`|\"[^\"]+\"|[\w$]+))?)\s", re.I)
 
 
 def quote_literal(value: str) -> str:
@@ -131,31 +133,83 @@ LOCAL_ENGINES: Final = frozenset({"Memory", "Log", "TinyLog", "StripeLog", "Null
 
 
 def is_local_engine(engine: str) -> bool:
-    """Tell whether a table engine keeps its rows in the database (reading it reaches nothing else)."""
+    """Tell whether a table engine keeps its rows in the database (reading it reaches nothing else).
+
+    A MergeTree's parts may still be on a disk that is not local (``SETTINGS disk = disk(type = web, …)``, an S3
+    storage policy): see :func:`local_storage_policies`."""
     return engine.endswith("MergeTree") or engine in LOCAL_ENGINES
 
 
+#: (policy, disk, disk type) of every storage policy: a table's ``storage_policy`` names one.
+STORAGE_POLICIES_SQL: Final = (
+    "SELECT p.policy_name, d.name, toString(d.type) FROM system.storage_policies AS p "
+    "ARRAY JOIN p.disks AS disk INNER JOIN system.disks AS d ON d.name = disk"
+)
+
+
+def local_storage_policies(rows: Sequence[Sequence[object]]) -> set[str]:
+    """The storage policies whose every disk is a local one (type ``Local``), from :data:`STORAGE_POLICIES_SQL`
+    rows. A web, S3, Azure or HDFS disk (object storage), a cache or an encrypted disk over one, reads the network;
+    a policy naming a disk the catalog does not list is not local either."""
+    local: set[str] = set()
+    remote: set[str] = set()
+    for policy, _disk, kind in rows:
+        (local if str(kind) == "Local" else remote).add(str(policy))
+    return local - remote
+
+
 def materialized_view_target(create_table_query: str) -> str | None:
-    """The table a materialized view writes to (``TO db.table``), or None when it keeps an inner table."""
-    found = _TO.search(create_table_query.split(" AS ", 1)[0] + " ")
-    return _unquote(found.group(1)) if found else None
+    """The table a materialized view writes to (``TO db.table``), read from its DDL by tokens (quoted names
+    respected), or None when it keeps an inner table or the DDL cannot be read. For display only: the reach check
+    takes the target from the catalog (``system.tables.target_table``)."""
+    try:
+        tokens = sqlglot.tokenize(create_table_query, read="clickhouse")
+    except (SqlglotError, RecursionError, ValueError):
+        return None
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and (token.token_type == TokenType.ALIAS or token.text.upper() == "ENGINE"):
+            return None  # the query (or the inner table's engine) starts: no TO before it
+        elif depth == 0 and i > 3 and token.text.upper() == "TO" and i + 1 < len(tokens):
+            parts = [tokens[i + 1].text]
+            if i + 3 < len(tokens) and tokens[i + 2].token_type == TokenType.DOT:
+                parts.append(tokens[i + 3].text)
+            return ".".join(parts)
+    return None
 
 
 def live_kinds(conn: Connection, keys: set[str], databases: Sequence[str]) -> dict[str, str]:
-    """What each table is now: "table" (local data, readable), "view", or its engine."""
+    """What each table is now: "table" (local data, readable), "view", or its engine.
+
+    A table is "table" only when reading it reaches nothing outside the database: a local engine, on local disks,
+    and column expressions (ALIAS, DEFAULT: computed on read, dictionaries folded) that the preflight's reach check
+    admits (:func:`dbmeta_app.preflight.dialects.clickhouse.reach_problem`)."""
     rows = conn.exec_driver_sql(
-        f"SELECT database, name, engine FROM system.tables WHERE {database_filter('database', databases, ())}"
+        "SELECT database, name, engine, storage_policy FROM system.tables "
+        f"WHERE {database_filter('database', databases, ())}"
     )
     out = {}
-    for database, name, engine in rows:
+    policies: dict[str, str] = {}
+    for database, name, engine, policy in rows:
         key = f"{database}.{name}"
         if key not in keys:
             continue
         engine = str(engine)
         if is_local_engine(engine):
             out[key] = "table"
+            if policy:
+                policies[key] = str(policy)
         elif engine in ("View", "MaterializedView"):
             out[key] = "view"
         else:
             out[key] = f"{engine} table"
+    if policies:
+        allowed = local_storage_policies(list(conn.exec_driver_sql(STORAGE_POLICIES_SQL)))
+        for key, policy in policies.items():
+            if policy not in allowed:
+                out[key] = f"table on a disk that is not local ({policy})"
     return out

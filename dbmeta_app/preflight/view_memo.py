@@ -1,0 +1,47 @@
+"""What parsing and measuring stored view definitions found, kept across checks, and the time one check may spend.
+
+Shared by the PostgreSQL catalog (:mod:`dbmeta_app.preflight.catalog_postgres`) and the DuckDB reach check
+(:mod:`dbmeta_app.preflight.dialects.duckdb`): both parse definitions the database holds (untrusted text of any
+size), so both charge that work to :data:`VIEW_WORK_SECONDS` and keep what was done, keyed by a digest of the
+definition, so that each check makes progress and an unchanged definition is never parsed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = ["VIEW_WORK_SECONDS", "ViewMemo"]
+
+#: At most this long is spent parsing and measuring view definitions in one catalog read (it runs inside the
+#: EXPLAIN's transaction, under the preflight's time limit). Views left over are refused, with a message
+#: saying so, and read by the next preflight; what was done is kept (ViewMemo), so each read makes progress.
+VIEW_WORK_SECONDS: Final = 2.0
+
+
+@dataclass
+class ViewMemo:
+    """What reading view definitions found, kept across catalog reads of one profile, keyed by the view's oid and
+    a digest of its definition: a re-read after any change parses and measures only the views that changed (or
+    whose constant inputs did). No parse tree is kept (one is about 35 times its definition's size); entries of
+    views that are gone are dropped on each read."""
+
+    parsed: set[tuple[int, str]] = field(default_factory=set)  # definitions known to parse
+    errors: dict[tuple[int, str], str] = field(default_factory=dict)  # definitions that do not: why
+    outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
+    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
+    #: what a dialect's check derives from a parsed definition (DuckDB: the names it reads and calls, its column
+    #: list, what the guard rules say of it), so that a memoised definition needs no parse tree
+    facts: dict[tuple[int, str], Any] = field(default_factory=dict)
+
+    def prune(self, live: set[tuple[int, str]]) -> None:
+        """Forget every view version not in ``live``."""
+        self.parsed &= live
+        self.errors = {k: v for k, v in self.errors.items() if k in live}
+        self.outputs = {k: v for k, v in self.outputs.items() if k[:2] in live}
+        self.measured = {k: v for k, v in self.measured.items() if k[:2] in live}
+        self.facts = {k: v for k, v in self.facts.items() if k in live}
+
+    def size(self) -> int:
+        """How many entries the memo holds."""
+        return len(self.parsed) + len(self.errors) + len(self.outputs) + len(self.measured) + len(self.facts)

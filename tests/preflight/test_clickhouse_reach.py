@@ -1,0 +1,359 @@
+"""ClickHouse preflight: what planning would open (dictionaries, materialized view targets, storage disks, views the
+service cannot parse) is checked through the catalog first, and a refusal never reaches outside the database.
+
+Each hostile object points at a canary (HTTP or TCP on 127.0.0.1, an ephemeral port, served by a thread of the
+test): a refusal is not enough, nothing may connect to it either.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbmeta_app.preflight.explain import run_explain
+
+DB = "i31_reach"
+
+
+class _HttpCanary:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        seen = self.paths
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                body = b"" if self.path.endswith(".index") else b"1,canary\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+            do_HEAD = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+
+class _TcpCanary:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def engine(chdb_url: str) -> Iterator[Engine]:
+    eng = sa.create_engine(chdb_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def http_canary() -> Iterator[_HttpCanary]:
+    canary = _HttpCanary()
+    yield canary
+    canary.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tcp_canary() -> Iterator[_TcpCanary]:
+    canary = _TcpCanary()
+    yield canary
+    canary.sock.close()
+
+
+@pytest.fixture(scope="module")
+def reach(engine: Engine, http_canary: _HttpCanary, tcp_canary: _TcpCanary) -> Iterator[str]:
+    url = http_canary.url
+    statements = [
+        f"CREATE DATABASE {DB}",
+        f"CREATE TABLE {DB}.src (id UInt64, v String) ENGINE = MergeTree ORDER BY id",
+        f"INSERT INTO {DB}.src VALUES (1, 'a'), (2, 'b')",
+        f"CREATE TABLE {DB}.urltab (id UInt64, v String) ENGINE = URL('{url('urltab_engine')}', CSV)",
+        # 5: a CLICKHOUSE source without HOST whose QUERY reads a URL, or whose TABLE is a URL table
+        f"CREATE DICTIONARY {DB}.d_query (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
+        f"'SELECT id, v FROM url(''{url('dict_query')}'', CSV, ''id UInt64, v String'')')) "
+        "LAYOUT(FLAT()) LIFETIME(0)",
+        f"CREATE DICTIONARY {DB}.d_table (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'urltab' DB '{DB}')) LAYOUT(FLAT()) LIFETIME(0)",
+        f"CREATE DICTIONARY {DB}.d_where (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(TABLE 'src' "
+        f"DB '{DB}' WHERE 'id IN (SELECT id FROM url(''{url('dict_where')}'', CSV, ''id UInt64''))')) "
+        "LAYOUT(FLAT()) LIFETIME(0)",
+        # CREATE TABLE evaluates the ALIAS expression: it loads this dictionary (hence a dictionary of its own)
+        f"CREATE DICTIONARY {DB}.d_alias (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
+        f"'SELECT id, v FROM url(''{url('dict_alias')}'', CSV, ''id UInt64, v String'')')) "
+        "LAYOUT(FLAT()) LIFETIME(0)",
+        f"CREATE TABLE {DB}.t_alias (id UInt64, a String ALIAS dictGet('{DB}.d_alias', 'v', toUInt64(1))) "
+        "ENGINE = MergeTree ORDER BY id",
+        # CREATE VIEW folds the dictGet too: it loads this dictionary
+        f"CREATE DICTIONARY {DB}.d_view (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'urltab' DB '{DB}')) LAYOUT(FLAT()) LIFETIME(0)",
+        f"CREATE VIEW {DB}.vd AS SELECT dictGet('{DB}.d_view', 'v', toUInt64(1)) AS v",
+        # 19: HOST after a ')' inside the QUERY string
+        f"CREATE DICTIONARY {DB}.d_host (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE("
+        f"QUERY 'SELECT toUInt64(1) AS id, (''x'') AS v' HOST '127.0.0.1' PORT {tcp_canary.port} USER 'default')) "
+        "LAYOUT(FLAT()) LIFETIME(0)",
+        # 14: a local source whose load costs what its query makes (kept small here: the mechanism, not the size)
+        f"CREATE DICTIONARY {DB}.d_big (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
+        "'SELECT number AS id, repeat(''x'', 100) AS v FROM numbers(200000)')) LAYOUT(HASHED()) LIFETIME(0)",
+        f"CREATE DICTIONARY {DB}.d_small (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'src' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)",
+        # 20: a materialized view named with " AS " writing to a URL table
+        f"CREATE MATERIALIZED VIEW {DB}.`m AS x` TO {DB}.urltab AS SELECT id, v FROM {DB}.src",
+        # 6: a view sqlglot cannot parse
+        f"CREATE VIEW {DB}.vapply AS SELECT * APPLY toString FROM {DB}.src",
+    ]
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB}")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    http_canary.paths.clear()
+    try:
+        yield DB
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB}")
+
+
+def _status(engine: Engine, name: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.exec_driver_sql(
+                f"SELECT status FROM system.dictionaries WHERE database = '{DB}' AND name = '{name}'"
+            ).scalar()
+        )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("sql", "dictionary"),
+    [
+        (f"SELECT dictGet('{DB}.d_query', 'v', toUInt64(1))", "d_query"),
+        (f"SELECT dictGet('{DB}.d_table', 'v', toUInt64(1))", "d_table"),
+        (f"SELECT dictGet('{DB}.d_where', 'v', toUInt64(1))", "d_where"),
+        (f"SELECT v FROM {DB}.vd", "d_view"),
+        (f"SELECT a FROM {DB}.t_alias", "d_alias"),
+        (f"SELECT * FROM {DB}.d_query", "d_query"),
+    ],
+    ids=["query_url", "table_url", "where_url", "view", "alias_column", "dictionary_table"],
+)
+def test_a_dictionary_whose_source_reads_a_url_is_refused_and_never_loaded(
+    engine: Engine, reach: str, http_canary: _HttpCanary, sql: str, dictionary: str
+) -> None:
+    """Finding 5: a CLICKHOUSE source with no HOST is not local when what it reads is not."""
+    result = run_explain(engine, sql)
+    assert not result.ok and result.error_kind == "unsafe", result
+    error = result.error or ""
+    assert dictionary in error or f"{DB}.urltab uses the URL engine" in error, error
+    assert http_canary.paths == []
+    if dictionary not in ("d_alias", "d_view"):  # loaded by the CREATE of the table, the view
+        assert _status(engine, dictionary) == "NOT_LOADED"
+
+
+@pytest.mark.integration
+def test_a_dictionary_source_s_host_after_a_parenthesis_is_seen(
+    engine: Engine, reach: str, tcp_canary: _TcpCanary
+) -> None:
+    """Finding 19: the source is tokenised, string literals respected, not cut at the first ')'."""
+    result = run_explain(engine, f"SELECT dictGet('{DB}.d_host', 'v', toUInt64(1))")
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "d_host (source CLICKHOUSE with HOST" in (result.error or ""), result.error
+    assert tcp_canary.connections == 0
+
+
+@pytest.mark.integration
+def test_a_dictionary_whose_load_cannot_be_bounded_is_not_loaded_by_a_preflight(
+    engine: Engine, reach: str
+) -> None:
+    """Finding 14: the loader ignores the statement's memory limit; a preflight never starts an unbounded load."""
+    result = run_explain(engine, f"SELECT dictGet('{DB}.d_big', 'v', toUInt64(1))")
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "d_big" in (result.error or "") and "not loaded" in (result.error or ""), result.error
+    assert _status(engine, "d_big") == "NOT_LOADED"
+    # a dictionary over a small local table: its size is known before loading it
+    small = run_explain(engine, f"SELECT dictGet('{DB}.d_small', 'v', toUInt64(1))")
+    assert small.ok, small.error
+    sample = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
+    assert sample.ok, sample.error
+
+
+@pytest.mark.integration
+def test_a_loaded_dictionary_is_used_whatever_its_source_query_costs(engine: Engine, reach: str) -> None:
+    """Finding 14, the rule's other half: a dictionary already in memory costs a preflight nothing more."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE DICTIONARY {DB}.d_loaded (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
+            "'SELECT number AS id, toString(number) AS v FROM numbers(10)')) LAYOUT(HASHED()) LIFETIME(0)"
+        )
+        conn.exec_driver_sql(f"SYSTEM RELOAD DICTIONARY {DB}.d_loaded")
+    result = run_explain(engine, f"SELECT dictGet('{DB}.d_loaded', 'v', toUInt64(1))")
+    assert result.ok, result.error
+    # a DIRECT layout reads its source on every lookup, loaded or not: the same bound as a load
+    with engine.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE DICTIONARY {DB}.d_direct (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
+            "'SELECT number AS id, toString(number) AS v FROM numbers(10)')) LAYOUT(DIRECT())"
+        )
+        conn.exec_driver_sql(f"SYSTEM RELOAD DICTIONARY {DB}.d_direct")
+    direct = run_explain(engine, f"SELECT dictGet('{DB}.d_direct', 'v', toUInt64(1))")
+    assert not direct.ok and "DIRECT layout, which reads its source on every lookup" in (direct.error or "")
+
+
+@pytest.mark.integration
+def test_a_materialized_view_s_target_comes_from_the_catalog(
+    engine: Engine, reach: str, http_canary: _HttpCanary
+) -> None:
+    """Finding 20: a view name with " AS " in it does not hide the TO target."""
+    result = run_explain(engine, f"SELECT (SELECT count() FROM {DB}.`m AS x`) AS n")
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "uses the URL engine" in (result.error or ""), result.error
+    assert http_canary.paths == []
+
+
+@pytest.mark.integration
+def test_a_view_the_service_cannot_parse_is_refused_not_a_crash(engine: Engine, reach: str) -> None:
+    """Finding 6: fail closed with a reason, never an exception (HTTP 500)."""
+    result = run_explain(engine, f"SELECT * FROM {DB}.vapply")
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert f"view {DB}.vapply has a definition the service cannot check" in (result.error or ""), result.error
+
+
+# --- storage on disks that are not local (finding 10) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def web_table(engine: Engine, http_canary: _HttpCanary) -> Iterator[str]:
+    name = "i31_web"
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {name}.webt (id UInt64) ENGINE = MergeTree ORDER BY id "
+            f"SETTINGS disk = disk(type = web, endpoint = '{http_canary.url('web/')}')"
+        )
+        conn.exec_driver_sql(f"CREATE TABLE {name}.localt (id UInt64) ENGINE = MergeTree ORDER BY id")
+    http_canary.paths.clear()  # attaching the table read the endpoint: not the preflight's doing
+    try:
+        yield name
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.integration
+def test_a_merge_tree_on_a_web_disk_is_not_local(engine: Engine, web_table: str) -> None:
+    from dbmeta_app.schema.introspect.clickhouse import live_kinds
+
+    result = run_explain(engine, f"SELECT count() FROM {web_table}.webt WHERE id = 5")
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert "not on a local disk" in (result.error or ""), result.error
+    local = run_explain(engine, f"SELECT count() FROM {web_table}.localt WHERE id = 5")
+    assert local.ok, local.error
+    with engine.connect() as conn:
+        kinds = live_kinds(conn, {f"{web_table}.webt", f"{web_table}.localt"}, [web_table])
+    assert kinds[f"{web_table}.localt"] == "table"
+    assert kinds[f"{web_table}.webt"] != "table"  # never sampled
+
+
+@pytest.mark.integration
+def test_a_table_whose_column_expression_loads_a_remote_dictionary_is_not_sampled(
+    engine: Engine, reach: str
+) -> None:
+    """Finding 5 (samples): reading an ALIAS column folds its dictGet; the sample read asks the routine gate."""
+    from dbmeta_app.preflight.policy import RoutineGate
+    from dbmeta_app.preflight.reach import Name
+
+    with engine.connect() as conn:
+        refused = RoutineGate("chdb").relation_problems(conn, [Name(DB, "t_alias"), Name(DB, "src")])
+    assert set(refused) == {Name(DB, "t_alias")}
+
+
+# --- stored definitions: parse failures, recursion, size and time (findings 6 and 8) ----------------------
+
+
+def _catalog(views: dict[str, str]) -> Callable[[str], list[Any]]:
+    def query(sql: str) -> list[Any]:
+        if sql.startswith("SELECT currentDatabase()"):
+            return [("db",)]
+        if "FROM system.tables" in sql:
+            return [("db", name, "View", "", text, "") for name, text in views.items()] + [
+                ("db", "t", "MergeTree", "", "", "default")
+            ]
+        if "FROM system.columns" in sql or "FROM system.functions" in sql:
+            return []
+        if "system.storage_policies" in sql:
+            return [("default", "default", "Local")]
+        raise AssertionError(sql)
+
+    return query
+
+
+def test_a_view_definition_that_exhausts_the_parser_s_recursion_is_refused() -> None:
+    from dbmeta_app.preflight.dialects.clickhouse import reach_problem
+
+    deep = "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " AS x"
+    problem = reach_problem(_catalog({"v": deep}), "SELECT x FROM db.v")
+    assert problem is not None and "view db.v has a definition the service cannot check" in problem
+
+
+def test_a_view_definition_over_the_size_cap_is_refused_unparsed() -> None:
+    from dbmeta_app.preflight.dialects import clickhouse
+
+    big = "SELECT x FROM db.t WHERE x IN (" + ", ".join(str(i) for i in range(200_000)) + ")"
+    assert len(big) > clickhouse.MAX_VIEW_DEFINITION_CHARS
+    problem = clickhouse.reach_problem(_catalog({"v": big}), "SELECT x FROM db.v")
+    assert problem is not None and "view db.v has a definition the service cannot check" in problem, problem
+    assert "over the 100,000 the service parses" in problem
+
+
+def test_view_work_is_memoised_per_definition_and_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlglot
+
+    from dbmeta_app.preflight.dialects import clickhouse
+
+    parses: list[str] = []
+    real = sqlglot.parse_one
+
+    def counting(sql: str, **kwargs: Any) -> Any:
+        parses.append(sql)
+        return real(sql, **kwargs)
+
+    monkeypatch.setattr(clickhouse.sqlglot, "parse_one", counting)
+    views = {"v": "SELECT x FROM db.t WHERE x = 'i31-memo-1'"}
+    assert clickhouse.reach_problem(_catalog(views), "SELECT x FROM db.v") is None
+    first = len(parses)
+    assert clickhouse.reach_problem(_catalog(views), "SELECT x FROM db.v") is None
+    assert len(parses) == first + 1  # the query is parsed again, the view's definition is not
+    # no time left: a view not yet checked is refused, and checked by a later preflight
+    views = {"w": "SELECT x FROM db.t WHERE x = 'i31-memo-2'"}
+    late = clickhouse.reach_problem(_catalog(views), "SELECT x FROM db.w", view_seconds=0.0)
+    assert late is not None and "could not be checked in time" in late, late
+    assert clickhouse.reach_problem(_catalog(views), "SELECT x FROM db.w") is None
