@@ -54,6 +54,7 @@ __all__ = [
     "DEADLINE_NOTE",
     "FAILED_NOTE",
     "GENERATED",
+    "REFUSED_NOTE",
     "RETRY_NOTES",
     "SAMPLE_BUDGET_MS",
     "SAMPLE_STORED_MAX",
@@ -88,6 +89,8 @@ DEADLINE_NOTE: Final = "not sampled: the sample reads ran out of their time budg
 TIMEOUT_NOTE: Final = "not sampled: the read timed out (a lock, or a slow table)"
 #: A read that failed otherwise (a privilege, a broken table): the service log says why.
 FAILED_NOTE: Final = "not sampled: the read failed (the service log says why)"
+#: A table the routine policy does not let the service read (what reading it would run): the reason follows.
+REFUSED_NOTE: Final = "not sampled: refused: "
 #: The notes of tables whose samples a later read may get (a snapshot holding one is read again at its refresh).
 RETRY_NOTES: Final = frozenset({DEADLINE_NOTE, TIMEOUT_NOTE})
 # SQLSTATEs of a statement cut by its timeout: query_canceled (statement_timeout), lock_not_available
@@ -178,8 +181,9 @@ def read_samples(
         left_ms = _left_ms(deadline, rules)
         if left_ms <= 0:
             return Samples({}, dict.fromkeys((t.key for t in candidates), DEADLINE_NOTE))
+        refused: dict[str, str] = {}
         try:
-            readable = _readable(engine, candidates, rules, left_ms)
+            readable = _readable(engine, candidates, rules, left_ms, refused)
         except (SQLAlchemyError, SessionRefused, PoolTimeoutError) as exc:
             if time.monotonic() >= deadline:
                 log.warning("No sample rows: the time budget ran out reading the catalog")
@@ -187,9 +191,9 @@ def read_samples(
             log.warning(
                 "No sample rows: the catalog could not be read (%s: %s)", type(exc).__name__, _why(exc)
             )
-            return Samples({}, {})
+            return Samples({}, dict.fromkeys((t.key for t in candidates), FAILED_NOTE))
     out: dict[str, Rows] = {}
-    unsampled: dict[str, str] = {}
+    unsampled: dict[str, str] = {key: REFUSED_NOTE + why for key, why in refused.items()}
     for table, columns in readable:
         left_ms = _left_ms(deadline, rules)
         if left_ms <= 0:
@@ -203,7 +207,7 @@ def read_samples(
             unsampled[table.key] = DEADLINE_NOTE if time.monotonic() >= deadline else rows
     if unsampled:
         log.warning(
-            "Sample rows of %d table(s) not read within the %d ms budget (%s)",
+            "Sample rows of %d table(s) not read (budget %d ms): %s",
             len(unsampled),
             budget_ms,
             ", ".join(sorted(unsampled)[:10]),
@@ -222,7 +226,7 @@ def sampleable(engine: Engine, tables: Iterable[Table], policy: SamplePolicy | N
     candidates = [
         t for t in tables if t.columns and (t.kind == "table" or _allowed_view(t, rules.allowed_views))
     ]
-    return [t for t, _ in _readable(engine, candidates, rules, rules.timeout_ms)] if candidates else []
+    return [t for t, _ in _readable(engine, candidates, rules, rules.timeout_ms, {})] if candidates else []
 
 
 class _Slot:
@@ -264,11 +268,12 @@ def _why(exc: BaseException) -> str:
 
 
 def _readable(
-    engine: Engine, candidates: list[Table], rules: SamplePolicy, timeout_ms: int
+    engine: Engine, candidates: list[Table], rules: SamplePolicy, timeout_ms: int, refusals: dict[str, str]
 ) -> list[tuple[Table, _Columns]]:
     """Keep the candidates the live catalog confirms and the relation check does not refuse.
 
-    Each comes with what the live catalog says of its columns (:class:`_Columns`).
+    Each comes with what the live catalog says of its columns (:class:`_Columns`); what the relation check
+    refused is put in ``refusals`` (table key → why).
     """
     with read_only_session(engine, timeout_ms) as session:
         kinds = _live_kinds(session.conn, candidates)
@@ -285,6 +290,7 @@ def _readable(
     confirmed_keys = {t.key for t in confirmed}
     for table in candidates:
         if table.key in refused:
+            refusals[table.key] = refused[table.key]
             log.info("No sample rows for %s: %s", table.key, refused[table.key])
         elif table.key not in confirmed_keys:
             log.info(

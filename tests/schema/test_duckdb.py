@@ -189,6 +189,8 @@ def test_a_left_macro_never_runs_in_the_sample_read(tmp_path: Path) -> None:
         engine.dispose()
     assert "MACRO-RAN" not in repr(read.rows), read.rows
     assert "main.t" not in read.rows
+    # and the answer says why it has no sample rows
+    assert read.unsampled["main.t"].startswith("not sampled: refused: macro left() of the database")
 
 
 def test_virtual_generated_columns_are_not_computed_by_the_sample_read(tmp_path: Path) -> None:
