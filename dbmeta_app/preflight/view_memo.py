@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["VIEW_WORK_SECONDS", "ViewMemo"]
+__all__ = ["VIEW_WORK_SECONDS", "ViewMemo", "paren_depth"]
 
 #: At most this long is spent parsing and measuring view definitions in one catalog read (it runs inside the
 #: EXPLAIN's transaction, under the preflight's time limit). Views left over are refused, with a message
@@ -45,3 +45,15 @@ class ViewMemo:
     def size(self) -> int:
         """How many entries the memo holds."""
         return len(self.parsed) + len(self.errors) + len(self.outputs) + len(self.measured) + len(self.facts)
+
+
+def paren_depth(text: str) -> int:
+    """How deeply parentheses nest in ``text`` (a cheap bound on a stored definition before it is parsed)."""
+    deepest = depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest

@@ -33,12 +33,14 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
 from dbmeta_app.preflight.reach import called_names
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, paren_depth
 from dbmeta_app.schema.introspect.clickhouse import (
     STORAGE_POLICIES_SQL,
+    ddl_tokens,
     is_local_engine,
     local_storage_policies,
     quote_literal,
+    top_level,
 )
 
 log = logging.getLogger(__name__)
@@ -189,17 +191,6 @@ class _OutOfTime(Exception):
     """The stored-definition work of one check used up its time (VIEW_WORK_SECONDS)."""
 
 
-def _depth(text: str) -> int:
-    deepest = depth = 0
-    for char in text:
-        if char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")":
-            depth -= 1
-    return deepest
-
-
 class _Work:
     """The parse work of one check on stored text: memoised in a ViewMemo, charged to one deadline."""
 
@@ -218,7 +209,7 @@ class _Work:
             return error
         if len(text) > MAX_VIEW_DEFINITION_CHARS:
             return f"{len(text):,} characters long, over the {MAX_VIEW_DEFINITION_CHARS:,} the service parses"
-        if _depth(text) > MAX_STORED_DEPTH:
+        if paren_depth(text) > MAX_STORED_DEPTH:
             return f"nested more than {MAX_STORED_DEPTH} levels deep, more than the service parses"
         if time.monotonic() > self.deadline:
             raise _OutOfTime
@@ -448,17 +439,11 @@ def dictionary_layout(create_table_query: str) -> str | None:
 
 
 def _dictionary_clause(create_table_query: str, clause: str) -> tuple[str, list[tuple[str, str]]] | None:
-    try:
-        tokens = sqlglot.tokenize(create_table_query, read="clickhouse")
-    except (SqlglotError, RecursionError, ValueError):
+    tokens = ddl_tokens(create_table_query)
+    if tokens is None:
         return None
-    depth = 0
-    for i, token in enumerate(tokens):
-        if token.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif token.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0 and token.text.upper() == clause:
+    for i in top_level(tokens):
+        if tokens[i].text.upper() == clause:
             rest = tokens[i + 1 :]
             if (
                 len(rest) < 4

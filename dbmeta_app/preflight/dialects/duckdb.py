@@ -44,7 +44,7 @@ from dbmeta_app.preflight.budget import (
     settle_view_outputs,
 )
 from dbmeta_app.preflight.reach import called_names
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, paren_depth
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +175,6 @@ class _Stored:
     column: str = ""  # a generated column's name
 
 
-def _depth(text: str) -> int:
-    deepest = depth = 0
-    for char in text:
-        if char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")":
-            depth -= 1
-    return deepest
-
-
 class _Work:
     """The parse and measure work of one check: memoised, charged to one deadline."""
 
@@ -216,7 +205,7 @@ class _Work:
             return error
         if len(text) > VIEW_DEFINITION_MAX:  # read cut to one character more
             error = f"its definition is longer than the {VIEW_DEFINITION_MAX:,} characters the service parses"
-        elif _depth(text) > STORED_DEPTH_MAX:
+        elif paren_depth(text) > STORED_DEPTH_MAX:
             error = f"its definition is nested more than {STORED_DEPTH_MAX} levels deep, more than the service parses"
         else:
             try:

@@ -16,14 +16,14 @@ views (``.inner.…``, ``.inner_id.…``) are left out: a query reads the view.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 import orjson
 import sqlglot
 from sqlalchemy.engine import Connection
 from sqlglot.errors import SqlglotError
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from dbmeta_app.schema.models import Column, Layout, Table
 
@@ -162,24 +162,39 @@ def materialized_view_target(create_table_query: str) -> str | None:
     """The table a materialized view writes to (``TO db.table``), read from its DDL by tokens (quoted names
     respected), or None when it keeps an inner table or the DDL cannot be read. For display only: the reach check
     takes the target from the catalog (``system.tables.target_table``)."""
+    tokens = ddl_tokens(create_table_query)
+    if tokens is None:
+        return None
+    for i in top_level(tokens):
+        token = tokens[i]
+        if token.token_type == TokenType.ALIAS or token.text.upper() == "ENGINE":
+            return None  # the query (or the inner table's engine) starts: no TO before it
+        if i > 3 and token.text.upper() == "TO" and i + 1 < len(tokens):
+            parts = [tokens[i + 1].text]
+            if i + 3 < len(tokens) and tokens[i + 2].token_type == TokenType.DOT:
+                parts.append(tokens[i + 3].text)
+            return ".".join(parts)
+    return None
+
+
+def ddl_tokens(create_table_query: str) -> list[Token] | None:
+    """A DDL text's ClickHouse tokens (string literals and quoted names kept whole), or None if it cannot be read."""
     try:
-        tokens = sqlglot.tokenize(create_table_query, read="clickhouse")
+        return sqlglot.tokenize(create_table_query, read="clickhouse")
     except (SqlglotError, RecursionError, ValueError):
         return None
+
+
+def top_level(tokens: list[Token]) -> Iterator[int]:
+    """The indexes of the tokens outside every parenthesis (clause keywords of a CREATE statement)."""
     depth = 0
     for i, token in enumerate(tokens):
         if token.token_type == TokenType.L_PAREN:
             depth += 1
         elif token.token_type == TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and (token.token_type == TokenType.ALIAS or token.text.upper() == "ENGINE"):
-            return None  # the query (or the inner table's engine) starts: no TO before it
-        elif depth == 0 and i > 3 and token.text.upper() == "TO" and i + 1 < len(tokens):
-            parts = [tokens[i + 1].text]
-            if i + 3 < len(tokens) and tokens[i + 2].token_type == TokenType.DOT:
-                parts.append(tokens[i + 3].text)
-            return ".".join(parts)
-    return None
+        elif depth == 0:
+            yield i
 
 
 def live_kinds(conn: Connection, keys: set[str], databases: Sequence[str]) -> dict[str, str]:
