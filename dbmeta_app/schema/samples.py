@@ -312,6 +312,20 @@ class _Columns:
     text: frozenset[str] | None = None
 
 
+#: (schema, table, column) of the columns computed on every read, per dialect that lists them in one query:
+#: ClickHouse ALIAS (MATERIALIZED is stored), MySQL/MariaDB VIRTUAL generated columns.
+_MYSQL_VIRTUAL = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA IN :schemas AND EXTRA LIKE '%VIRTUAL%'"
+)
+_GENERATED_COLUMNS_SQL: Final = {
+    "clickhouse": "SELECT database, table, name FROM system.columns "
+    "WHERE database IN :schemas AND default_kind = 'ALIAS'",
+    "mysql": _MYSQL_VIRTUAL,
+    "mariadb": _MYSQL_VIRTUAL,
+}
+
+
 def _live_columns(conn: Connection, tables: list[Table]) -> dict[str, _Columns]:
     """Ask the catalog which columns of these tables are computed on read, and (PostgreSQL) which are text."""
     dialect = dialect_family(conn.dialect.name)
@@ -338,24 +352,9 @@ def _live_columns(conn: Connection, tables: list[Table]) -> dict[str, _Columns]:
                 if int(row[6] or 0) == 2:
                     generated.setdefault(table.key, set()).add(str(row[1]))
         return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
-    if dialect == "clickhouse":
-        # an ALIAS column is computed on every read (a MATERIALIZED one is stored)
+    if dialect in _GENERATED_COLUMNS_SQL:
         rows = conn.execute(
-            sa.text(
-                "SELECT database, table, name FROM system.columns "
-                "WHERE database IN :schemas AND default_kind = 'ALIAS'"
-            ).bindparams(sa.bindparam("schemas", expanding=True)),
-            {"schemas": schemas or [""]},
-        )
-        for schema, name, column in rows:
-            generated.setdefault(f"{schema}.{name}", set()).add(column)
-        return {key: _Columns(generated=frozenset(cols)) for key, cols in generated.items()}
-    if dialect in ("mysql", "mariadb"):
-        rows = conn.execute(
-            sa.text(
-                "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA IN :schemas AND EXTRA LIKE '%VIRTUAL%'"
-            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            sa.text(_GENERATED_COLUMNS_SQL[dialect]).bindparams(sa.bindparam("schemas", expanding=True)),
             {"schemas": schemas or [""]},
         )
         for schema, name, column in rows:
