@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -292,7 +293,16 @@ def serve(
     import uvicorn
 
     get_settings()  # invalid settings: one line naming the variable, before the server starts
-    uvicorn.run("dbmeta_app.main:app", host=host, port=port, workers=workers)
+    try:
+        uvicorn.run("dbmeta_app.main:app", host=host, port=port, workers=workers)
+    except SystemExit:
+        # What only the runtime finds (the model, a profile's curated files) stopped start-up: the server
+        # said it in one line; exit as for a bad variable, not with uvicorn's start-up failure status.
+        served = sys.modules.get("dbmeta_app.main")
+        code = getattr(getattr(served, "app", None), "startup_exit_code", None)
+        if code is not None:
+            raise typer.Exit(code) from None
+        raise
 
 
 @app.command("mcp")
@@ -326,25 +336,41 @@ def schema(
 ) -> None:
     """Print the schema prompt text of a profile; unknown tables are named and exit 1."""
     target = _server_for_reads(ctx, profile)
+    schema_warnings: list[str]
     if target is not None:
         with target.client() as client:
             item = client.schema(profile, table or None, samples)
+            try:  # the server's schema-name warnings, when it reports them (a server of another version may not)
+                checks = client.ready().get("checks") or {}
+            except DbmetaError:
+                checks = {}
+        served = (checks.get("schemas") or {}).get(item["metadata"]["profile"]) or {}
+        schema_warnings = served.get("warnings") or []
         _note(target)
     else:
         from dbmeta_app.items.db_struct import get_schema_prompt_item
 
-        async def work(rt: Runtime) -> dict[str, Any]:
-            return await get_schema_prompt_item(
+        async def work(rt: Runtime) -> tuple[dict[str, Any], list[str]]:
+            prt = rt.profile(profile)
+            answer = await get_schema_prompt_item(
                 rt.settings,
                 rt.cache,
-                rt.profile(profile),
+                prt,
                 tables=table or None,
                 with_examples=samples,
                 verify_database=True,  # a cached snapshot of a database that does not answer is "stale"
             )
+            return answer, await anyio.to_thread.run_sync(
+                prt.schema_names.report, prt.profile, prt.engine
+            ) or []
 
-        item = _run(work)
+        item, schema_warnings = _run(work)
     meta = item["metadata"]
+    for warning in schema_warnings:
+        console.print(
+            f"[yellow]warning[/yellow] profile {escape(repr(meta['profile']))}: {escape(visible(warning))}",
+            highlight=False,
+        )
     unknown = meta.get("unknown_tables") or []
     if as_json:
         _out(item)
@@ -369,6 +395,8 @@ def schema(
             highlight=False,
         )
         raise typer.Exit(EXIT_PARTIAL)
+    if any(warning.startswith("include_schemas") for warning in schema_warnings):
+        raise typer.Exit(EXIT_PARTIAL)  # a schema asked for is not served
 
 
 class _Bar:

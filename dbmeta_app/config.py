@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from dbmeta_app.curated import yaml_problem
 from dbmeta_app.errors import ConfigError
 from dbmeta_app.redis_url import RedisUrlError, parse_redis_url
 
@@ -36,6 +39,8 @@ _PLACEHOLDER_TOKENS = {"changeme", "change-me", "secret", "token", "admin", "rep
 #: Host headers the MCP endpoint accepts by default: loopback names, any port.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SECRETS_DIR_ENV = "SECRETS_DIR"
+#: Settings that name a file or directory: an empty value means unset (never '.').
+_PATH_SETTINGS = ("profiles_file", "examples_dir", "instructions_file", "secrets_dir", "data_dir")
 
 
 def normalize_database_url(url: str) -> str:
@@ -83,6 +88,13 @@ def parse_routine_entry(entry: str) -> tuple[str, str]:
         return part[1:-1].replace('""', '"') if part.startswith('"') else part
 
     return unquote(match.group(1)), unquote(match.group(2))
+
+
+def check_profile_name(value: str) -> str:
+    """A profile name as the service accepts it (a ValueError naming the rule otherwise)."""
+    if not _PROFILE_NAME.match(value):
+        raise ValueError("profile names are 1-63 characters of letters, digits, '_', '-', '.'")
+    return value
 
 
 class PreflightLimits(BaseModel):
@@ -143,9 +155,7 @@ class Profile(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _PROFILE_NAME.match(value):
-            raise ValueError("profile names are 1-63 characters of letters, digits, '_', '-', '.'")
-        return value
+        return check_profile_name(value)
 
     @field_validator("database_url")
     @classmethod
@@ -308,6 +318,22 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator(*_PATH_SETTINGS, mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        # An empty value (INSTRUCTIONS_FILE: "" in a manifest) means unset, as it does for a URL or a token;
+        # Path("") would be '.', the working directory.
+        if isinstance(value, str | Path) and not str(value).strip():
+            default = cls.model_fields[info.field_name or ""].default
+            return default
+        return value
+
+    @field_validator("default_profile")
+    @classmethod
+    def _default_profile(cls, value: str) -> str:
+        # said here, under DEFAULT_PROFILE, not by the Profile it names (whose field is "name")
+        return check_profile_name(value)
+
     @field_validator("examples_dir", "instructions_file")
     @classmethod
     def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -403,17 +429,25 @@ def _load_profiles(settings: Settings) -> dict[str, Profile]:
     return profiles
 
 
-def _expand_env(value: str, where: str, secrets_dir: Path | None = None) -> str:
-    """Replace each ``${VAR}`` with the environment variable, else the file VAR in SECRETS_DIR."""
+def _expand_env(
+    value: str, where: str, secrets_dir: Path | None = None, dotenv: Mapping[str, str | None] | None = None
+) -> str:
+    """Replace each ``${VAR}`` as the settings are read: the environment variable, else the ``.env`` file's
+    (``dotenv``), else the file VAR in SECRETS_DIR."""
 
     def sub(match: re.Match[str]) -> str:
         var = match.group(1)
         if var in os.environ:
             return os.environ[var]
+        from_file = (dotenv or {}).get(var)
+        if from_file is not None:
+            return from_file
         secret = secrets_dir / var if secrets_dir is not None else None
         if secret is not None and secret.is_file():
             return secret.read_text(encoding="utf-8").strip()
-        raise ValueError(f"{where} refers to ${{{var}}}, which is not set")
+        raise ValueError(
+            f"{where} refers to ${{{var}}}, which is not set (exported, in .env or in SECRETS_DIR)"
+        )
 
     return _ENV_REF.sub(sub, value)
 
@@ -424,11 +458,12 @@ def _read_profiles_file(path: Path, settings: Settings) -> dict[str, Profile]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"PROFILES_FILE {str(path)!r} is not valid YAML: {exc}") from None
+        raise ValueError(f"PROFILES_FILE {str(path)!r} is not valid YAML{yaml_problem(exc)}") from None
     entries = raw.get("profiles") if isinstance(raw, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise ValueError(f"PROFILES_FILE {str(path)!r} must have a non-empty 'profiles:' mapping")
     base = path.parent
+    dotenv = _dotenv_values(settings)
     out: dict[str, Profile] = {}
     for name, body in entries.items():
         where = f"PROFILES_FILE {str(path)!r}, profile {name!r}"
@@ -437,7 +472,7 @@ def _read_profiles_file(path: Path, settings: Settings) -> dict[str, Profile]:
         data = dict(body)
         if "database_url" not in data:
             raise ValueError(f"{where}: database_url is required")
-        data["database_url"] = _expand_env(str(data["database_url"]), where, settings.secrets_dir)
+        data["database_url"] = _expand_env(str(data["database_url"]), where, settings.secrets_dir, dotenv)
         for key in ("descriptions_file", "examples_file", "instructions_file"):
             if data.get(key):
                 p = Path(str(data[key]))
@@ -450,6 +485,20 @@ def _read_profiles_file(path: Path, settings: Settings) -> dict[str, Profile]:
         except ValidationError as exc:
             raise ValueError(f"{where}: {_first_errors(exc)}") from None
     return out
+
+
+def _dotenv_values(settings: Settings) -> dict[str, str | None]:
+    """The variables of the ``.env`` file(s) the settings were read from (relative to the working directory)."""
+    env_files = settings.model_config.get("env_file")
+    if env_files is None:
+        return {}
+    paths = [env_files] if isinstance(env_files, str | Path) else list(env_files)
+    values: dict[str, str | None] = {}
+    for entry in paths:  # a later file wins, as pydantic-settings reads them
+        path = Path(entry).expanduser()
+        if path.is_file():
+            values.update(dotenv_values(path, encoding=settings.model_config.get("env_file_encoding")))
+    return values
 
 
 def _first_errors(exc: ValidationError) -> str:
@@ -467,12 +516,17 @@ class _SecretsLocation(BaseSettings):
 
     secrets_dir: Path | None = None
 
+    @field_validator("secrets_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment (plus overrides), naming the bad variable on failure."""
     secrets_dir = overrides.pop("_secrets_dir", None) or _SecretsLocation().secrets_dir
     if secrets_dir is not None and not Path(secrets_dir).is_dir():
-        raise ConfigError(f"Invalid settings: {SECRETS_DIR_ENV}: {secrets_dir!r} is not a directory")
+        raise ConfigError(f"Invalid settings: {SECRETS_DIR_ENV}: {str(secrets_dir)!r} is not a directory")
     if secrets_dir is not None:
         overrides.setdefault("secrets_dir", secrets_dir)
     try:

@@ -33,6 +33,16 @@ class Curated(Generic[M]):
     digest: str
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML (or decoding) error in one line, where it is: `` at line 2, column 1: expected ',' or '}' …``."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        said = ", ".join(part for part in (exc.context, exc.problem) if part)
+        return f"{where}: {' '.join(said.split())}" if said else where
+    return f": {' '.join(str(exc).split())}"
+
+
 class CuratedFiles:
     """Curated files parsed once per version (see the module docstring); safe across threads."""
 
@@ -59,7 +69,7 @@ class CuratedFiles:
         except OSError as exc:
             raise ConfigError(f"{what} {str(path)!r}: cannot read it ({exc.strerror})") from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{what} {str(path)!r}: invalid YAML: {exc}") from None
+            raise ConfigError(f"{what} {str(path)!r}: invalid YAML{yaml_problem(exc)}") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])

@@ -1,7 +1,7 @@
 """The error hierarchy. Domain code raises these; the API maps each to one HTTP status once.
 
 DbmetaError
- ├── ConfigError            bad settings or profiles file (start-up)           500 at start-up only
+ ├── ConfigError            bad setting or curated file: stops start-up         503 if a file breaks later
  ├── UnknownProfileError    the request names a profile that does not exist    404
  ├── UnsupportedMediaTypeError  a request body that is not JSON              415
  ├── UpstreamUnavailableError  the database (or another dependency) is down    503
@@ -24,8 +24,14 @@ class DbmetaError(Exception):
 
 
 class ConfigError(DbmetaError):
+    """A setting or a file the operator wrote is wrong: found at start-up, it stops the process in one line.
+
+    A curated file edited into a bad state while the service runs is read again when used: the answers that
+    need it are a 503 naming it (a configuration to fix, not a server fault) until it is fixed.
+    """
+
     code = "config_error"
-    status_code = 500
+    status_code = 503
 
 
 class UnknownProfileError(DbmetaError):

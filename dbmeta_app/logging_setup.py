@@ -9,21 +9,60 @@ import re
 import time
 from typing import Any
 
-from dbmeta_app.scrub import scrub
+from dbmeta_app.scrub import is_setting_name, scrub
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_SECRET_PATTERNS = (
-    (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),  # passwords in DSNs
-    (re.compile(r"(?i)((?:password|passwd|token|secret)\s*[=:]\s*)[^\s,;&]+"), r"\1***"),
+#: ``password=x``, ``token: x``, ``ADMIN_TOKEN=x``, quoted or not: the word (and the name it ends) and the value.
+_ASSIGNMENT = re.compile(
+    r"(?i)(?P<name>[A-Za-z0-9_]*?(?:password|passwd|token|secret))(?P<sep>\s*[=:]\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;&]+)"
+)
+#: An HTTP bearer credential (``Authorization: Bearer x``); ``bearer token`` and ``Bearer realm=`` are words.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)(?!(?:token|tokens|realm|error|scope)\b)[A-Za-z0-9\-._~+/]+=*")
+_DSN_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+
+
+#: The first words of the messages that follow a setting's name in a configuration error (pydantic's and ours).
+_MESSAGE_WORDS = frozenset(
+    {
+        "Value",
+        "Input",
+        "Field",
+        "String",
+        "Extra",
+        "Invalid",
+        "must",
+        "should",
+        "is",
+        "not",
+        "refusing",
+        "expected",
+    }
 )
 
 
+def _mask_assignment(match: re.Match[str]) -> str:
+    """Mask the value after a secret's word, unless the text names a setting rather than giving its value.
+
+    Two forms are names, not values: a setting's name after the word (``missing bearer token: ADMIN_TOKEN``),
+    and ``NAME: message``, an upper-case setting's name as the label of a message about it (``ADMIN_TOKEN:
+    Value error, ...``, the form of every configuration error) when what follows is a word such messages start
+    with (:data:`_MESSAGE_WORDS`); any other word there is taken for a value and masked (``REDIS_PASSWORD: hunter``).
+    """
+    name, sep, value = match.group("name"), match.group("sep"), match.group("value")
+    if is_setting_name(value):
+        return match.group(0)
+    if sep.strip() == ":" and is_setting_name(name) and value in _MESSAGE_WORDS:
+        return match.group(0)
+    return f"{name}{sep}***"
+
+
 def redact(text: str) -> str:
-    """Mask passwords and tokens in a log message."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Mask the values of passwords and tokens in a message (never the names of the settings that hold them)."""
+    text = _DSN_PASSWORD.sub(r"\1***@", text)
+    text = _ASSIGNMENT.sub(_mask_assignment, text)
+    return _BEARER.sub(r"\1***", text)
 
 
 class ContextFilter(logging.Filter):

@@ -32,12 +32,17 @@ from dbmeta_app.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 
+#: `dbmeta serve`'s exit status when start-up stopped on a configuration error (the CLI's EXIT_FAILED).
+STARTUP_CONFIG_EXIT = 2
+
 
 class DbmetaApp(FastAPI):
     """FastAPI with ``EdgeMiddleware`` outside its whole stack (its error middleware included)."""
 
     #: Set when start-up failed for a reason the operator can fix (a setting): said in one line.
     startup_error: str | None = None
+    #: The exit status `dbmeta serve` gives for ``startup_error`` (2, as for a bad variable), when it has one.
+    startup_exit_code: int | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         return EdgeMiddleware(TokenGate(super().build_middleware_stack()), max_body_bytes=self.max_body_size)
@@ -65,13 +70,17 @@ def create_app(settings: Settings | None = None, *, cache: RedisCache | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
-        try:
-            settings = settings or get_settings()
-        except DbmetaError as exc:
-            app.startup_error = f"dbmeta cannot start: {exc.detail}"  # type: ignore[attr-defined]
-            raise
-        configure_logging(settings.log_level, settings.log_format)
-        async with _start_up(app, settings, cache) as rt:
+        async with AsyncExitStack() as stack:
+            try:
+                settings = settings or get_settings()
+                configure_logging(settings.log_level, settings.log_format)
+                # What is only found while the runtime opens (the model, a profile's curated files) is a
+                # configuration error like a bad variable: one line naming it, never a traceback.
+                rt = await stack.enter_async_context(_start_up(app, settings, cache))
+            except DbmetaError as exc:
+                app.startup_error = f"dbmeta cannot start: {exc.detail}"  # type: ignore[attr-defined]
+                app.startup_exit_code = STARTUP_CONFIG_EXIT  # type: ignore[attr-defined]
+                raise
             log.info(
                 "dbmeta %s started: client=%s env=%s profiles=%s cache=%s",
                 __version__,

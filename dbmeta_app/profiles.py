@@ -29,6 +29,7 @@ from dbmeta_app.preflight.reach import Name
 from dbmeta_app.preflight.verdicts import VerdictMemo
 from dbmeta_app.schema.descriptions import Descriptions
 from dbmeta_app.schema.models import Table
+from dbmeta_app.schema.names import SchemaNamesCheck
 from dbmeta_app.schema.samples import SAMPLE_TIMEOUT_MS, SamplePolicy
 from dbmeta_app.schema.store import DatabaseHealth, SnapshotMemo
 from dbmeta_app.search.keyword import KeywordIndex
@@ -57,6 +58,8 @@ class ProfileRuntime:
     keys: dict[Any, str] = field(default_factory=dict)  # memoised cache keys (their inputs never change)
     #: The role's latest privilege report (preflight/privileges.py).
     privileges: PrivilegeCheck = field(default_factory=PrivilegeCheck)
+    #: Schemas named in include_schemas/exclude_schemas that the database does not have (schema/names.py).
+    schema_names: SchemaNamesCheck = field(default_factory=SchemaNamesCheck)
     _routines: RoutineGate | None = None
     # the bound on concurrent EXPLAINs and sample reads, from the profile's preflight limits
     admission: Admission = field(init=False, repr=False)

@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 from dbmeta_app.cache.redis_cache import RedisCache
 from dbmeta_app.config import Settings
 from dbmeta_app.errors import DbmetaError
-from dbmeta_app.examples.query_examples import ExampleCheck
+from dbmeta_app.examples.instructions import get_instructions
+from dbmeta_app.examples.query_examples import ExampleCheck, example_layers, load_examples
 from dbmeta_app.ownership import Anchor, anchor_path, lite_path, served_identities
 from dbmeta_app.profiles import ProfileRuntime, open_profile
 from dbmeta_app.schema.store import check_drift
@@ -101,6 +102,7 @@ async def open_runtime(
         profiles={name: open_profile(p, settings) for name, p in settings.profiles.items()},
     )
     try:
+        check_curated_files(runtime)
         if serve:
             await _start_service(runtime)
         if search if search is not None else serve and settings.search_backend == "milvus":
@@ -118,6 +120,15 @@ async def open_runtime(
         yield runtime
     finally:
         await runtime.close()
+
+
+def check_curated_files(runtime: Runtime) -> None:
+    """Read every curated file of every profile once (examples packs, instructions; descriptions are read as
+    a profile opens): a bad one is a ConfigError naming it when the process starts, as a bad variable is,
+    not on each request. The profiles' loaders keep what they read; an edit is read again when used."""
+    for rt in runtime.profiles.values():
+        load_examples(example_layers(runtime.settings, rt), rt.files)
+        get_instructions(runtime.settings, rt)
 
 
 async def _start_service(runtime: Runtime) -> None:
@@ -176,8 +187,11 @@ async def watch_drift(runtime: Runtime) -> None:
 
 
 async def log_privileges(runtime: Runtime) -> None:
-    """Inspect each profile's database role once and log what it can do beyond reading."""
+    """Inspect each profile's database role once and log what it can do beyond reading; and warn of each
+    schema its include_schemas/exclude_schemas names that the database does not have."""
     for rt in list(runtime.profiles.values()):
+        for warning in await anyio.to_thread.run_sync(rt.schema_names.report, rt.profile, rt.engine) or ():
+            log.warning("Profile=%s: %s", rt.name, warning)
         report = await anyio.to_thread.run_sync(rt.privileges.report, rt.engine)
         if not report.checked:
             log.info("Privileges of profile=%s not checked: %s", rt.name, report.error)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Final
 
-__all__ = ["scrub"]
+__all__ = ["is_setting_name", "scrub"]
 
 _REDACTED: Final = "<redacted>"
 
@@ -22,13 +23,14 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # MySQL/MariaDB logins: 'user'@'host', `user`@`host`, "user"@"host", user@host
     (re.compile(r"""(['`"])[^'`"\s]*\1@(['`"])[^'`"\s]*\2"""), rf"'{_REDACTED}'@'{_REDACTED}'"),
     (re.compile(r"(?<![\w.@-])[\w.$-]+@[\w.%-]+\.[\w.%-]*[\w%]"), f"{_REDACTED}@{_REDACTED}"),
-    # libpq connection strings (key=value) and password-like assignments
+    # libpq connection strings (key=value) and password-like assignments; a setting's name after the word
+    # (``missing bearer token: ADMIN_TOKEN``) is not a value (see _assignment)
     (
         re.compile(
             r"(?i)\b(host|hostaddr|user|username|password|passwd|pwd|dbname|passfile|service|sslkey|"
             r"sslpassword|token|secret|api_key)(\s*[=:]\s*)(?!(?:YES|NO)\b)('[^']*'|\"[^\"]*\"|[^\s,;&)]+)"
         ),
-        rf"\1\2{_REDACTED}",
+        "",  # replaced by _assignment
     ),
     # PostgreSQL: role "x", user "x", database "x", server at "host", host name "x"
     (
@@ -51,9 +53,36 @@ def scrub(text: str) -> str:
     if not text:
         return text
     for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+        text = pattern.sub(replacement or _assignment, text)
     text = _IPV4.sub(_address, text)
     return _IPV6.sub(_address, text)
+
+
+def _assignment(match: re.Match[str]) -> str:
+    key, separator, value = match.group(1), match.group(2), match.group(3)
+    if is_setting_name(value):
+        return match.group(0)
+    return f"{key}{separator}{_REDACTED}"
+
+
+#: Names the service's messages use beside the settings' own (``Settings`` fields, upper-cased).
+_OTHER_NAMES: Final = frozenset({"SECRETS_DIR", "DBMETA_DEBUG", "DBMETA_URL", "HF_HUB_OFFLINE"})
+
+
+@lru_cache(maxsize=1)
+def _setting_names() -> frozenset[str]:
+    from dbmeta_app.config import Settings  # late: config is above this module
+
+    return frozenset(name.upper() for name in Settings.model_fields) | _OTHER_NAMES
+
+
+def is_setting_name(word: str) -> bool:
+    """Whether ``word`` is exactly the name of one of the service's settings (``ADMIN_TOKEN``), upper-case.
+
+    A message that names a setting (``missing bearer token: ADMIN_TOKEN``) shows a name, not a value:
+    masking it would hide what the reader has to set.
+    """
+    return word in _setting_names()
 
 
 def _address(match: re.Match[str]) -> str:

@@ -181,3 +181,37 @@ def test_schema_and_search_print_no_control_characters_of_the_database(
     assert "orders\\x1b[2K\\x0dfake_table" in found.stdout
     for result in (schema, found):
         assert not any(c in result.output for c in ("\x1b", "\r", "\x07")), repr(result.output)
+
+
+def test_schema_says_on_stderr_that_an_included_schema_does_not_exist(
+    run: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    (tmp_path / "p.yml").write_text(
+        f"profiles:\n  m:\n    database_url: sqlite:///{tmp_path / 'm.db'}\n    include_schemas: [Main]\n"
+    )
+    monkeypatch.setenv("PROFILES_FILE", str(tmp_path / "p.yml"))
+    monkeypatch.setenv("DEFAULT_PROFILE", "m")
+    get_settings.cache_clear()
+    result = run.invoke(app, ["schema"])
+    assert result.exit_code == 1, (
+        result.output
+    )  # the schema asked for is not served: partial, like unknown tables
+    assert (
+        "profile 'm': include_schemas names 'Main', which the database does not have (did you mean 'main'?)"
+        in result.stderr
+    ), result.output
+
+
+def test_a_one_line_message_keeps_the_names_of_the_settings_it_names(
+    run: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the scrubber masks secret values, never the setting a message tells the reader to set
+    monkeypatch.setenv("ADMIN_TOKEN", "changeme")
+    get_settings.cache_clear()
+    result = run.invoke(app, ["schema"])
+    assert result.exit_code == 2, result.output
+    assert "ADMIN_TOKEN: Value error, refusing a placeholder token" in result.stderr, result.stderr

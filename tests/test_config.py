@@ -172,3 +172,48 @@ def test_a_profiles_preflight_limits_are_read_and_checked(tmp_path: Path) -> Non
     path.write_text("profiles:\n  a: {database_url: 'sqlite:///x.db', preflight: {concurrency: 0}}\n")
     with pytest.raises(ConfigError, match="concurrency"):
         load_settings(profiles_file=path, default_profile="a")
+
+
+def test_a_profiles_file_reference_is_read_from_the_dotenv_file_and_an_exported_one_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # README: settings are exported or in a .env file in the working directory, an exported one winning;
+    # a ${VAR} of the profiles file is one of them, as it is from SECRETS_DIR
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUDIT_M_URL", raising=False)
+    (tmp_path / "p.yml").write_text("profiles:\n  m:\n    database_url: ${AUDIT_M_URL}\n")
+    (tmp_path / ".env").write_text(f"PROFILES_FILE=p.yml\nAUDIT_M_URL=sqlite:///{tmp_path / 'dotenv.db'}\n")
+    s = load_settings(data_dir=tmp_path / "data", default_profile="m")
+    assert s.profiles["m"].database_url.get_secret_value().endswith("dotenv.db")
+    monkeypatch.setenv("AUDIT_M_URL", f"sqlite:///{tmp_path / 'exported.db'}")
+    s = load_settings(data_dir=tmp_path / "data", default_profile="m")
+    assert s.profiles["m"].database_url.get_secret_value().endswith("exported.db")
+
+
+@pytest.mark.parametrize(
+    "var", ["PROFILES_FILE", "INSTRUCTIONS_FILE", "EXAMPLES_DIR", "SECRETS_DIR", "DATA_DIR"]
+)
+def test_an_empty_path_setting_means_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, var: str) -> None:
+    # as an empty DATABASE_URL, REDIS_URL or ADMIN_TOKEN does: never '.' (the working directory)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(var, "")
+    s = load_settings()
+    assert (s.profiles_file, s.instructions_file, s.examples_dir, s.secrets_dir) == (None, None, None, None)
+    assert s.data_dir == Path(".data")
+
+
+@pytest.mark.parametrize("value", ["a/b", ""])
+def test_a_bad_default_profile_is_named_as_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("DEFAULT_PROFILE", value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "DEFAULT_PROFILE:" in str(err.value) and "NAME" not in str(err.value), str(err.value)
+
+
+def test_a_missing_secrets_dir_is_named_without_a_python_repr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == f"Invalid settings: SECRETS_DIR: '{tmp_path / 'absent'}' is not a directory"

@@ -89,3 +89,39 @@ def test_a_failed_clickhouse_http_call_is_not_logged_by_urllib3_too(captured: io
     logging.getLogger("dbmeta_app.db").warning("database connection failed: connection refused")
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     assert [line["logger"] for line in lines] == ["dbmeta_app.db"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the CLI's and the service's own messages name settings: the names and the words around them stay
+        "unauthorized: missing bearer token: ADMIN_TOKEN, or the local token the dbmeta CLI reads beside the index",
+        "Invalid settings: ADMIN_TOKEN: Value error, refusing a placeholder token; generate one (openssl rand -hex 32)",
+        "Invalid settings: REDIS_PASSWORD: Input should be a valid string; API_TOKEN: Value error, refusing",
+        "a redis+sentinel:// URL takes its password from REDIS_SENTINEL_PASSWORD",
+        "secret: MILVUS_TOKEN is set but MILVUS_URI is a local file",
+    ],
+)
+def test_setting_names_and_the_words_around_them_are_not_masked(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("token: 3f9a0c1d2e", "3f9a0c1d2e"),
+        ("password=hunter2", "hunter2"),
+        ("ADMIN_TOKEN=s3cr3t-value", "s3cr3t-value"),
+        ("ADMIN_TOKEN: 9c1f0e7d3b2a", "9c1f0e7d3b2a"),
+        ("api_token: abcdefXYZ", "abcdefXYZ"),
+        ("secret = 'quoted-s3cret'", "quoted-s3cret"),
+        ("connect postgresql://bob:hunter2@db/x", "hunter2"),
+        ("redis://:pw0rd@host:6379/0", "pw0rd"),
+        ("Authorization: Bearer 0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"),
+        ("sent bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+        ("token: ADMIN_TOKENx9", "ADMIN_TOKENx9"),  # not a setting's name: a value
+        ("REDIS_PASSWORD: hunter", "hunter"),  # a plain word after a setting's name: a value too
+    ],
+)
+def test_secret_values_are_still_masked(text: str, secret: str) -> None:
+    assert secret not in redact(text), redact(text)

@@ -77,3 +77,27 @@ def test_tracebacks_in_the_log_are_scrubbed_in_both_formats() -> None:
         assert "boom" in output and "RuntimeError" in output
         for secret in ("svc", "10.0.0.5", "hunter2"):
             assert secret not in output, (fmt, output)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "missing bearer token: ADMIN_TOKEN, or the local token the dbmeta CLI reads beside the index",
+        "Invalid settings: ADMIN_TOKEN: Value error, refusing a placeholder token",
+        "password: REDIS_PASSWORD is read from SECRETS_DIR",
+    ],
+)
+def test_the_names_of_settings_are_kept(text: str) -> None:
+    assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("token: 3f9a0c1d2e", "3f9a0c1d2e"),
+        ("password=hunter2 user=svc", "hunter2"),
+        ("api_key: ABC_DEF_123x", "ABC_DEF_123x"),
+    ],
+)
+def test_values_beside_secret_words_are_still_removed(text: str, secret: str) -> None:
+    assert secret not in scrub(text), scrub(text)

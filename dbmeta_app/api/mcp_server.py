@@ -236,11 +236,16 @@ class DbmetaMCPServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
+        if self._tool_manager.get_tool(name) is None:
+            # answered like every other tool error (the SDK's would be the text "Unknown tool: x"); not
+            # counted: the metric's tool label takes only the tools that exist
+            known = ", ".join(sorted(tool.name for tool in self._tool_manager.list_tools()))
+            return _error_result("unknown_tool", f"Unknown tool {name!r}; tools: {known}")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             # Only argument validation raises a ToolError caused by a ValidationError (the tool bodies
-            # answer their own errors through _guard); an unknown tool is the SDK's to answer.
+            # answer their own errors through _guard).
             if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
                 raise
             return _counted(name, started, _invalid_arguments(name, exc.__cause__))
@@ -598,6 +603,22 @@ class McpHttpEndpoint:
             await response(scope, receive, send)
             return
         if scope.get("method") == "POST":
+            if not _sent_as_json(scope):
+                # The SDK's answer is a plain-text 400; the service's, on every route, is a 415 (here as
+                # JSON-RPC, like the transport's other errors: the edge adds error, detail and request_id).
+                response = JSONResponse(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {
+                            "code": INVALID_REQUEST,
+                            "message": "the request body must be JSON-RPC, sent with Content-Type: application/json",
+                        },
+                    },
+                    status_code=415,
+                )
+                await response(scope, receive, send)
+                return
             messages, body = await _read_body(receive, self.max_body_bytes)
             if body is not None and _has_invalid_id(body):
                 # The SDK takes a message whose id is neither a string nor an integer (1.5, 1e400, null) for
@@ -617,6 +638,15 @@ class McpHttpEndpoint:
                 return
             receive = _replay(messages, receive)
         await manager.handle_request(scope, receive, send)
+
+
+def _sent_as_json(scope: Scope) -> bool:
+    """Whether a request's Content-Type is JSON by the SDK's own rule (it starts with ``application/json``)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media: str = value.decode("latin-1")
+            return media.strip().lower().startswith("application/json")
+    return False
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:

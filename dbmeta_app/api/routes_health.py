@@ -28,6 +28,13 @@ def _ping_database(rt: ProfileRuntime) -> None:
         conn.execute(sa.text("SELECT 1"))
 
 
+def _schema_names(rt: ProfileRuntime) -> dict[str, Any]:
+    """A profile's include/exclude_schemas names that its database lacks (refreshed in the background)."""
+    rt.schema_names.refresh_in_background(rt.profile, rt.engine)
+    warnings = rt.schema_names.warnings
+    return {"checked": warnings is not None, "warnings": warnings or []}
+
+
 def _privileges(rt: ProfileRuntime) -> dict[str, Any]:
     """The latest privilege report of a profile; a stale one is refreshed in the background (never awaited)."""
     rt.privileges.refresh_in_background(rt.engine)
@@ -87,6 +94,9 @@ async def readyz(
     checks["search"] = search
     # What each profile's database role can do beyond reading: reported, never blocking readiness.
     checks["privileges"] = {name: _privileges(profile) for name, profile in runtime.profiles.items()}
+    # Schemas a profile names that its database does not have (a typo, the wrong case): reported, never
+    # blocking readiness; the profile serves the schemas it does find.
+    checks["schemas"] = {name: _schema_names(profile) for name, profile in runtime.profiles.items()}
     degraded = not search["ready"]
     if degraded and not (allow_degraded and not search.get("warming")):
         ready = False

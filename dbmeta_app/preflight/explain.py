@@ -190,9 +190,15 @@ def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | 
         return result
     reasons: list[str] = []
     if max_rows is not None and result.estimated_rows is not None and result.estimated_rows > max_rows:
-        reasons.append(f"estimated {result.estimated_rows:,} rows exceeds the limit of {max_rows:,}")
+        reasons.append(
+            f"estimated {result.estimated_rows:,} rows exceeds the limit of {max_rows:,} "
+            "(the profile's preflight.max_estimated_rows)"
+        )
     if max_cost is not None and result.estimated_cost is not None and result.estimated_cost > max_cost:
-        reasons.append(f"estimated cost {result.estimated_cost:,.2f} exceeds the limit of {max_cost:,.2f}")
+        reasons.append(
+            f"estimated cost {result.estimated_cost:,.2f} exceeds the limit of {max_cost:,.2f} "
+            "(the profile's preflight.max_cost)"
+        )
     if not reasons:
         return result
     return dataclasses.replace(result, ok=False, error="; ".join(reasons), error_kind="limit")

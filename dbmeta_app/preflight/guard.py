@@ -427,7 +427,11 @@ def _too_deep(budget: Budget) -> GuardVerdict:
 def _precheck(sql: str, max_length: int) -> GuardVerdict | None:
     """Reject what needs no parser: size, emptiness, NUL and invisible or control characters."""
     if len(sql) > max_length:
-        return _reject(f"query is {len(sql):,} characters long, over the limit of {max_length:,}", kind=LIMIT)
+        return _reject(
+            f"query is {len(sql):,} characters long, over the limit of {max_length:,} "
+            "(a fixed limit of the service, not a profile setting)",
+            kind=LIMIT,
+        )
     if not sql.strip():
         return _reject("empty query", kind=SQL)
     nul = sql.find("\x00")

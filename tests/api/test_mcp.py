@@ -229,6 +229,15 @@ async def test_an_unknown_profile_is_a_tool_error_naming_it(base_url: str) -> No
             assert result.structured_content is None
 
 
+async def test_an_unknown_tool_is_a_tool_error_in_the_services_json(base_url: str) -> None:
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool("nosuch", {})
+    assert result.is_error and result.structured_content is None
+    answer = json.loads(_text(result))  # README: the text of every tool error is the JSON {"error", "detail"}
+    assert set(answer) == {"error", "detail"} and answer["error"] == "unknown_tool", answer
+    assert "'nosuch'" in answer["detail"] and "prompt_items" in answer["detail"], answer
+
+
 async def test_list_schemas_and_list_tables_browse_at_each_detail_level(base_url: str) -> None:
     async with mcp_session(base_url) as session:
         schemas = _structured(await session.call_tool("list_schemas", {}))
@@ -371,8 +380,16 @@ async def test_the_write_sql_prompt_names_an_unknown_profile(base_url: str) -> N
             "bad_request",
         ),
         ("POST", {"json": {"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}}, 400, -32600, "bad_request"),
+        # README: a body not sent as application/json is a 415, and on /mcp it stays JSON-RPC
+        (
+            "POST",
+            {"content": json.dumps(INITIALIZE).encode(), "headers": {"content-type": "text/plain"}},
+            415,
+            -32600,
+            "unsupported_media_type",
+        ),
     ],
-    ids=["parse", "not-a-message", "not-acceptable", "delete", "id-1e400", "id-1.5"],
+    ids=["parse", "not-a-message", "not-acceptable", "delete", "id-1e400", "id-1.5", "content-type"],
 )
 async def test_transport_errors_are_json_rpc_errors_carrying_the_services_fields(
     base_url: str, method: str, kwargs: dict[str, Any], status: int, code: int, kind: str

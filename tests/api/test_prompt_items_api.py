@@ -81,3 +81,24 @@ def test_the_schema_item_of_the_bundle_keeps_to_the_token_budget(client: TestCli
     ).json()
     budget = body["prompt_items"][0]["metadata"]["budget"]
     assert budget["truncated"] is True and budget["estimated_tokens"] <= 150
+
+
+def test_a_curated_file_broken_after_start_up_is_a_503_config_error_never_a_500(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    # A bad file stops start-up (tests/test_startup_errors.py); one edited into a bad state while the service
+    # runs is read again when used: the answer names it, and a configuration error is not a server fault.
+    examples = tmp_path / "examples.yml"
+    examples.write_text("examples: []\n")
+    profiles = tmp_path / "profiles.yml"
+    profiles.write_text(
+        f"profiles:\n  m:\n    database_url: sqlite:///{tmp_path / 'm.db'}\n    examples_file: {examples}\n"
+    )
+    settings = make_settings(profiles_file=profiles, default_profile="m")
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/prompt-items", json={"user_request": "widgets"}).status_code == 200
+        examples.write_text("examples: [ {id: 1, request: x\n")
+        r = client.post("/v1/prompt-items", json={"user_request": "widgets"})
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["error"] == "config_error" and f"examples file {str(examples)!r}" in body["detail"], body

@@ -151,14 +151,20 @@ def test_apply_limits_keeps_a_plan_within_limits() -> None:
 def test_apply_limits_rejects_too_many_rows_with_a_reason() -> None:
     limited = apply_limits(_ok(2_000_000, 10.0), max_rows=1_000_000, max_cost=None)
     assert (limited.ok, limited.error_kind) == (False, "limit")
-    assert limited.error == "estimated 2,000,000 rows exceeds the limit of 1,000,000"
+    # README: a limit verdict names the measure, its value, the limit and the setting
+    assert limited.error == (
+        "estimated 2,000,000 rows exceeds the limit of 1,000,000 (the profile's preflight.max_estimated_rows)"
+    )
     assert limited.plan == [] and limited.estimated_rows == 2_000_000
 
 
 def test_apply_limits_rejects_too_high_a_cost() -> None:
     limited = apply_limits(_ok(1, 1e7), max_rows=None, max_cost=1e6)
     assert limited.error_kind == "limit"
-    assert limited.error is not None and "cost" in limited.error
+    assert (
+        limited.error
+        == "estimated cost 10,000,000.00 exceeds the limit of 1,000,000.00 (the profile's preflight.max_cost)"
+    )
 
 
 def test_apply_limits_leaves_failures_alone() -> None:

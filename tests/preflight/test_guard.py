@@ -649,6 +649,15 @@ def test_one_megabyte_query_is_rejected_fast() -> None:
     assert verdict.reason is not None and "limit" in verdict.reason
 
 
+def test_the_length_verdict_says_its_limit_is_fixed_not_a_setting() -> None:
+    # README: a limit verdict names the measure, its value and the limit, and the setting: this one has none
+    verdict = check_sql("SELECT 1" + " " * 20, "postgresql", max_length=10)
+    assert (verdict.ok, verdict.kind) == (False, "limit")
+    assert verdict.reason == (
+        "query is 28 characters long, over the limit of 10 (a fixed limit of the service, not a profile setting)"
+    )
+
+
 def test_max_length_is_configurable() -> None:
     assert not check_sql("SELECT 1", "postgresql", max_length=5).ok
     assert check_sql("SELECT 1", "postgresql", max_length=8).ok
