@@ -18,6 +18,20 @@ words of its messages, its error code names in the final ``(CODE_NAME)``, the se
 word becomes ``…``. An ordinary mistake keeps its message (``Unknown expression identifier `nosuch```, ``Syntax
 error: failed at position ?``).
 
+Words the caller wrote are the caller's vocabulary, as large as the caller likes (``1 AS correct, 1 AS horse, …``),
+so they are not allowed word by word: that would spell a value back in order (``Cannot load time zone correct
+horse battery staple``). In a ClickHouse error a word that is admitted only because the caller wrote it (as a name,
+a keyword, or a string literal), and a stretch of text that is, whole, one of the caller's literals (``Mars/Base``),
+is kept in two cases only:
+
+- it is part of an *echo*: :data:`MIN_ECHO_WORDS` or more consecutive words of the message (punctuation ignored)
+  that are consecutive words of the caller's statement, in its order (ClickHouse repeats the statement: ``In
+  scope SELECT nosuch FROM t``);
+- it is the only such word (or literal) of the whole message outside echoes (``Unknown data type family:
+  mytype``): one membership test, as for a quoted value.
+
+Any other such word becomes ``…``. The engine's vocabulary and the schema's name parts are kept as before.
+
 A value that equals, whole, something the caller wrote tells the caller that it does (a membership test, like
 the "Impossible WHERE" a MariaDB plan shows for a const row that fails a condition): what the docs admit.
 Nothing lets a value through piecewise (its words, its characters).
@@ -89,6 +103,12 @@ CLICKHOUSE_WORDS: Final = frozenset(
 )
 
 
+#: How many consecutive words of the statement, in its order, make an echo of it (see the module's doc).
+MIN_ECHO_WORDS: Final = 3
+#: Steps spent finding echoes in one message; past it, no more echoes are found (their words are masked).
+_ECHO_WORK: Final = 200_000
+
+
 class Echo:
     """Decides which values of a database's text an answer may repeat, for one statement."""
 
@@ -104,6 +124,12 @@ class Echo:
         self._written |= {name.lower() for name in quoted}
         self._words = {word.lower() for word in _WORD.findall(_QUOTED_NAME.sub(" ", code))}
         self._words |= {word.lower() for name in quoted for word in _WORD.findall(name)}
+        # the statement's words in order (literals left out, quoted names' words in place): what an echo matches
+        sequence = [w.lower() for w in _WORD.findall(code.replace("`", " ").replace('"', " "))]
+        self._sequence = sequence
+        self._at: dict[str, list[int]] = {}
+        for index, word in enumerate(sequence):
+            self._at.setdefault(word, []).append(index)
         self._names = names
         self._known: set[str] | None = None
         self._parts: set[str] | None = None
@@ -144,36 +170,98 @@ class Echo:
 
     def _clickhouse_message(self, text: str) -> str:
         """A ClickHouse error with quoted values and numbers checked as always, and every other word allow-listed
-        (the caller's, the schema's, the engine's); the final (CODE_NAME) kept."""
+        (the engine's, the schema's; the caller's in an echo or alone, see the module's doc); the final
+        (CODE_NAME) kept."""
         code = _ERROR_CODE.search(text)
         body, tail = (text[: code.start()], code.group(0)) if code else (text, "")
-        out: list[str] = []
+        pieces: list[str | re.Match[str]] = []
         position = 0
         for match in _VALUE.finditer(body):
-            out.append(self._words_of(body[position : match.start()]))
-            out.append(self._value(match))
+            pieces.append(body[position : match.start()])
+            pieces.append(match)
             position = match.end()
-        out.append(self._words_of(body[position:]))
+        pieces.append(body[position:])
+        # per unquoted piece: (start, end, replacement or None when it is the caller's, to be decided)
+        # echoes run across the values of the message (the statement's words are taken without its literals and
+        # numbers too): ``In scope SELECT toDateTime('2020-01-01', x)``
+        texts = [piece if isinstance(piece, str) else "" for piece in pieces]
+        words = [[w.group(0).lower() for w in _WORD.finditer(t)] for t in texts]
+        flat = self._echoed([w for ws in words for w in ws])
+        spans: list[list[tuple[int, int, str | None]]] = []
+        position = 0
+        for text, ws in zip(texts, words, strict=True):
+            spans.append(self._spans(text, flat[position : position + len(ws)]))
+            position += len(ws)
+        callers = sum(1 for found in spans for _, _, out in found if out is None)
+        out: list[str] = []
+        for piece, found in zip(pieces, spans, strict=True):
+            if not isinstance(piece, str):
+                out.append(self._value(piece))
+                continue
+            position = 0
+            for start, end, replacement in found:
+                out.append(piece[position:start])
+                keep = piece[start:end] if callers == 1 else _REDACTED
+                out.append(keep if replacement is None else replacement)
+                position = end
+            out.append(piece[position:])
         return "".join(out) + tail
 
-    def _words_of(self, text: str) -> str:
-        # a run of text that is, whole, one of the caller's literals (a time zone 'Mars/Base') is kept as is
-        return _CHUNK.sub(self._chunk, text)
+    def _spans(self, text: str, echoed: list[bool]) -> list[tuple[int, int, str | None]]:
+        """The words (and whole-literal chunks) of an unquoted piece to replace: (start, end, replacement); a
+        replacement of None marks a caller's word or literal outside an echo (kept only if it is the message's
+        only one)."""
+        words = list(_WORD.finditer(text))
+        out: list[tuple[int, int, str | None]] = []
+        index = 0
+        for chunk in _CHUNK.finditer(text):
+            core = chunk.group(0).rstrip(":.,;")
+            inside = []
+            while index < len(words) and words[index].start() < chunk.end():
+                inside.append(index)
+                index += 1
+            if core and core in self._literals and not all(echoed[i] for i in inside):
+                out.append((chunk.start(), chunk.start() + len(core), None))
+                continue
+            for i in inside:
+                word = words[i].group(0)
+                kind = self._kind(word)
+                if kind == "foreign":
+                    out.append((words[i].start(), words[i].end(), _REDACTED))
+                elif kind == "caller" and not echoed[i]:
+                    out.append((words[i].start(), words[i].end(), None))
+        return out
 
-    def _chunk(self, match: re.Match[str]) -> str:
-        chunk = match.group(0)
-        core = chunk.rstrip(":.,;")
-        if core and core in self._literals:
-            return chunk
-        return _WORD.sub(self._word, chunk)
-
-    def _word(self, match: re.Match[str]) -> str:
-        word = match.group(0)
+    def _kind(self, word: str) -> str:
         lowered = word.lower()
-        if lowered in CLICKHOUSE_WORDS or lowered in self._words or word in self._literals:
-            return word
-        known = self._schema_parts()
-        return word if lowered in known else _REDACTED
+        if lowered in CLICKHOUSE_WORDS or lowered in self._schema_parts():
+            return "known"
+        if lowered in self._words or word in self._literals:
+            return "caller"
+        return "foreign"
+
+    def _echoed(self, words: list[str]) -> list[bool]:
+        """Which of a piece's words are in an echo: a stretch of at least MIN_ECHO_WORDS consecutive words that are
+        consecutive words of the statement (greedy, longest first from each word; bounded work)."""
+        echoed = [False] * len(words)
+        budget = _ECHO_WORK
+        i = 0
+        while i < len(words):
+            starts = self._at.get(words[i], [])
+            length = 1 if starts else 0
+            while starts and i + length < len(words) and budget > 0:
+                budget -= len(starts)
+                following = [p for p in starts if p + length < len(self._sequence)]
+                starts = [p for p in following if self._sequence[p + length] == words[i + length]]
+                if starts:
+                    length += 1
+            if length >= MIN_ECHO_WORDS:
+                for j in range(i, i + length):
+                    echoed[j] = True
+                i += length
+            else:
+                i += 1
+        return echoed
 
     def _schema_parts(self) -> set[str]:
         if self._parts is None:

@@ -134,9 +134,26 @@ def engine(chdb_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+def _load_sample_dictionary(engine: Engine) -> None:
+    """A preflight never loads a dictionary (audit B 3): refused while it is not loaded, used once the operator
+    loads it."""
+    with engine.connect() as conn:
+        status = conn.exec_driver_sql(
+            "SELECT status FROM system.dictionaries WHERE database = 'analytics' AND name = 'product_names'"
+        ).scalar()
+    if status == "NOT_LOADED":
+        refused = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
+        assert not refused.ok and refused.error_kind == "unsafe", refused
+        assert "product_names is not loaded" in (refused.error or ""), refused.error
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SYSTEM RELOAD DICTIONARY analytics.product_names")
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("sql", LEGIT)
 def test_legitimate_sql_is_planned_by_clickhouse(engine: Engine, sql: str) -> None:
+    if "dictGet" in sql:
+        _load_sample_dictionary(engine)
     result = run_explain(engine, sql)
     assert result.ok, result.error
     assert isinstance(result.plan, dict) and result.plan["plan"]
@@ -217,6 +234,7 @@ def test_a_dictionary_with_a_source_outside_the_database_is_never_loaded(engine:
         assert "i17a_remote (source HTTP)" in (refused.error or "")
         unknown = run_explain(engine, "SELECT dictHas('analytics.nosuch', toUInt64(1))")
         assert not unknown.ok and "not a dictionary of this database" in (unknown.error or "")
+        _load_sample_dictionary(engine)
         local = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
         assert local.ok, local.error
         with engine.connect() as conn:
@@ -490,3 +508,22 @@ def test_a_constant_the_query_aliases_or_renames_is_refused_before_chdb_plans(
     assert "preflight.max_constant_bytes" in (result.error or ""), result.error
     small = run_explain(engine, sql.replace("100000007", "40"))
     assert small.ok, small.error
+
+
+def test_a_table_named_outside_from_is_a_reference() -> None:
+    """Audit B 7: ``x IN db.t`` / ``GLOBAL NOT IN (db.t)`` / joinGet('db.t', …) read the table (sqlglot sees a
+    column or a string); every name of the statement is a candidate, the catalog keeps the relations."""
+    import sqlglot
+
+    from dbmeta_app.preflight.dialects.clickhouse import table_references
+
+    for sql, ref in [
+        ("SELECT (SELECT (1, 'x') IN w.urltab) AS x", ("w", "urltab")),
+        ("SELECT id FROM t WHERE (id, v) GLOBAL NOT IN (w.urltab)", ("w", "urltab")),
+        ("SELECT id FROM t WHERE id IN urltab", (None, "urltab")),
+        ("SELECT joinGet('w.j', 'v', toUInt64(1))", ("w", "j")),
+        ("SELECT joinGet(w.j, 'v', toUInt64(1))", ("w", "j")),
+    ]:
+        assert ref in table_references(sqlglot.parse_one(sql, read="clickhouse")), sql
+    verdict = check_sql("SELECT joinGet(concat('w.', 'j'), 'v', toUInt64(1))", "chdb")
+    assert not verdict.ok and "string literal or a name" in (verdict.reason or "")

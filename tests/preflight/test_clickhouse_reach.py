@@ -126,6 +126,26 @@ def reach(engine: Engine, http_canary: _HttpCanary, tcp_canary: _TcpCanary) -> I
         "'SELECT number AS id, repeat(''x'', 100) AS v FROM numbers(200000)')) LAYOUT(HASHED()) LIFETIME(0)",
         f"CREATE DICTIONARY {DB}.d_small (id UInt64, v String) PRIMARY KEY id "
         f"SOURCE(CLICKHOUSE(TABLE 'src' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)",
+        # audit B 3: a dictionary over a small table whose loaded size the catalog does not tell (LowCardinality,
+        # ALIAS attribute), and a table whose ALIAS column calls a dictionary not loaded (the sample read)
+        f"CREATE TABLE {DB}.lc (id UInt64, v LowCardinality(String)) ENGINE = MergeTree ORDER BY id",
+        f"INSERT INTO {DB}.lc SELECT number, repeat('y', 100) FROM numbers(5)",
+        f"CREATE DICTIONARY {DB}.d_lc (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'lc' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)",
+        f"CREATE TABLE {DB}.al (id UInt64, v String ALIAS repeat(toString(id), 100)) ENGINE = MergeTree ORDER BY id",
+        f"INSERT INTO {DB}.al SELECT number FROM numbers(5)",
+        f"CREATE DICTIONARY {DB}.d_al (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'al' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)",
+        f"CREATE DICTIONARY {DB}.d_col (id UInt64, v String) PRIMARY KEY id "
+        f"SOURCE(CLICKHOUSE(TABLE 'src' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)",
+        f"CREATE TABLE {DB}.t_dcol (id UInt64, a String ALIAS dictGet('{DB}.d_col', 'v', id)) "
+        "ENGINE = MergeTree ORDER BY id",
+        # audit B 7: ClickHouse's "x IN db.table" reads the table (a scalar subquery builds the set while planning)
+        f"CREATE VIEW {DB}.vin AS SELECT (SELECT (toUInt64(1), 'x') IN {DB}.urltab) AS x",
+        f"CREATE TABLE {DB}.cols (id UInt64, src String, urltab String) ENGINE = MergeTree ORDER BY id",
+        f"CREATE VIEW {DB}.vcols AS SELECT src FROM {DB}.cols",
+        f"CREATE VIEW {DB}.vcolu AS SELECT urltab FROM {DB}.cols",
+        f"CREATE TABLE {DB}.j (id UInt64, v String) ENGINE = Join(ANY, LEFT, id)",
         # 20: a materialized view named with " AS " writing to a URL table
         f"CREATE MATERIALIZED VIEW {DB}.`m AS x` TO {DB}.urltab AS SELECT id, v FROM {DB}.src",
         # 6: a view sqlglot cannot parse
@@ -190,19 +210,36 @@ def test_a_dictionary_source_s_host_after_a_parenthesis_is_seen(
 
 
 @pytest.mark.integration
-def test_a_dictionary_whose_load_cannot_be_bounded_is_not_loaded_by_a_preflight(
-    engine: Engine, reach: str
-) -> None:
-    """Finding 14: the loader ignores the statement's memory limit; a preflight never starts an unbounded load."""
-    result = run_explain(engine, f"SELECT dictGet('{DB}.d_big', 'v', toUInt64(1))")
+@pytest.mark.parametrize("dictionary", ["d_big", "d_small", "d_lc", "d_al"])
+def test_a_preflight_never_loads_a_dictionary(engine: Engine, reach: str, dictionary: str) -> None:
+    """Finding 14 and audit B 3: the loader ignores the statement's memory limit, and the catalog's sizes of a
+    source table do not bound the load (a LowCardinality column is stored once per part, an ALIAS one not at all):
+    a dictionary that is not loaded is refused, whatever its source, and stays unloaded."""
+    result = run_explain(engine, f"SELECT length(dictGet('{DB}.{dictionary}', 'v', toUInt64(1))) AS n")
     assert not result.ok and result.error_kind == "unsafe", result
-    assert "d_big" in (result.error or "") and "not loaded" in (result.error or ""), result.error
-    assert _status(engine, "d_big") == "NOT_LOADED"
-    # a dictionary over a small local table: its size is known before loading it
-    small = run_explain(engine, f"SELECT dictGet('{DB}.d_small', 'v', toUInt64(1))")
+    assert dictionary in (result.error or "") and "not loaded" in (result.error or ""), result.error
+    assert _status(engine, dictionary) == "NOT_LOADED"
+    # through a Dictionary table, a view or an IN-table read: the same
+    for sql in (
+        f"SELECT * FROM {DB}.{dictionary}",
+        f"SELECT (SELECT (toUInt64(1), 'y') IN {DB}.{dictionary}) AS x",
+    ):
+        again = run_explain(engine, sql)
+        assert not again.ok and again.error_kind == "unsafe", (sql, again)
+    assert _status(engine, dictionary) == "NOT_LOADED"
+
+
+@pytest.mark.integration
+def test_a_dictionary_the_operator_loaded_is_used(engine: Engine, reach: str) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {DB}.small2 (id UInt64, v String) ENGINE = MergeTree ORDER BY id")
+        conn.exec_driver_sql(
+            f"CREATE DICTIONARY {DB}.d_small2 (id UInt64, v String) PRIMARY KEY id "
+            f"SOURCE(CLICKHOUSE(TABLE 'small2' DB '{DB}')) LAYOUT(HASHED()) LIFETIME(0)"
+        )
+        conn.exec_driver_sql(f"SYSTEM RELOAD DICTIONARY {DB}.d_small2")
+    small = run_explain(engine, f"SELECT dictGet('{DB}.d_small2', 'v', toUInt64(1))")
     assert small.ok, small.error
-    sample = run_explain(engine, "SELECT dictGet('analytics.product_names', 'name', toUInt64(1))")
-    assert sample.ok, sample.error
 
 
 @pytest.mark.integration
@@ -216,7 +253,7 @@ def test_a_loaded_dictionary_is_used_whatever_its_source_query_costs(engine: Eng
         conn.exec_driver_sql(f"SYSTEM RELOAD DICTIONARY {DB}.d_loaded")
     result = run_explain(engine, f"SELECT dictGet('{DB}.d_loaded', 'v', toUInt64(1))")
     assert result.ok, result.error
-    # a DIRECT layout reads its source on every lookup, loaded or not: the same bound as a load
+    # a DIRECT layout reads its source on every lookup, loaded or not: refused like a load
     with engine.connect() as conn:
         conn.exec_driver_sql(
             f"CREATE DICTIONARY {DB}.d_direct (id UInt64, v String) PRIMARY KEY id SOURCE(CLICKHOUSE(QUERY "
@@ -225,6 +262,60 @@ def test_a_loaded_dictionary_is_used_whatever_its_source_query_costs(engine: Eng
         conn.exec_driver_sql(f"SYSTEM RELOAD DICTIONARY {DB}.d_direct")
     direct = run_explain(engine, f"SELECT dictGet('{DB}.d_direct', 'v', toUInt64(1))")
     assert not direct.ok and "DIRECT layout, which reads its source on every lookup" in (direct.error or "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        f"SELECT (SELECT count() FROM {DB}.src WHERE (id, v) IN {DB}.urltab) AS n",
+        f"SELECT (SELECT (toUInt64(1), 'canary') IN {DB}.urltab) AS x",
+        f"SELECT (SELECT (toUInt64(1), 'canary') NOT IN {DB}.urltab) AS x",
+        f"SELECT (SELECT (toUInt64(1), 'canary') GLOBAL IN {DB}.urltab) AS x",
+        f"SELECT (SELECT (toUInt64(1), 'canary') IN ({DB}.urltab)) AS x",
+        f"SELECT (SELECT (toUInt64(1), 'canary') IN `{DB}`.`urltab`) AS x",
+        f"SELECT x FROM {DB}.vin",
+        f"SELECT (SELECT joinGet('{DB}.urltab', 'v', toUInt64(1))) AS x",
+        f"SELECT (SELECT joinGet({DB}.urltab, 'v', toUInt64(1))) AS x",
+    ],
+    ids=[
+        "in",
+        "in_scalar",
+        "not_in",
+        "global_in",
+        "in_parenthesized",
+        "in_quoted",
+        "view",
+        "joinget",
+        "joinget_name",
+    ],
+)
+def test_a_table_named_on_the_right_of_in_is_a_read(
+    engine: Engine, reach: str, http_canary: _HttpCanary, sql: str
+) -> None:
+    """Audit B 7: ``x IN db.table`` (and joinGet's table) reads the table; sqlglot parses the name as a column."""
+    http_canary.paths.clear()
+    result = run_explain(engine, sql)
+    assert not result.ok and result.error_kind == "unsafe", result
+    assert f"{DB}.urltab uses the URL engine" in (result.error or ""), result.error
+    assert http_canary.paths == []
+
+
+@pytest.mark.integration
+def test_a_column_named_like_a_table_is_followed_as_a_read_of_it(engine: Engine, reach: str) -> None:
+    """Any name of the statement that names a relation of the catalog counts as a read of it (a superset, fail
+    closed): a column named like a local table passes (that table is checked and is local); a column named like a
+    relation the service refuses is refused too."""
+    for sql in (
+        f"SELECT src FROM {DB}.vcols",
+        f"SELECT (SELECT (toUInt64(1), 'a') IN {DB}.src) AS x",
+        f"SELECT (SELECT joinGet('{DB}.j', 'v', toUInt64(1))) AS x",
+        f"SELECT c.src, c.urltab FROM {DB}.cols AS c",
+    ):
+        result = run_explain(engine, sql)
+        assert result.ok, (sql, result.error)
+    refused = run_explain(engine, f"SELECT * FROM {DB}.vcolu")
+    assert not refused.ok and f"{DB}.urltab uses the URL engine" in (refused.error or ""), refused.error
 
 
 @pytest.mark.integration
@@ -294,6 +385,21 @@ def test_a_table_whose_column_expression_loads_a_remote_dictionary_is_not_sample
     with engine.connect() as conn:
         refused = RoutineGate("chdb").relation_problems(conn, [Name(DB, "t_alias"), Name(DB, "src")])
     assert set(refused) == {Name(DB, "t_alias")}
+
+
+@pytest.mark.integration
+def test_a_table_whose_column_calls_a_dictionary_not_loaded_is_not_sampled(
+    engine: Engine, reach: str
+) -> None:
+    """Audit B 3 (samples): reading the ALIAS column would load the dictionary; a local source does not help."""
+    from dbmeta_app.preflight.policy import RoutineGate
+    from dbmeta_app.preflight.reach import Name
+
+    with engine.connect() as conn:
+        refused = RoutineGate("chdb").relation_problems(conn, [Name(DB, "t_dcol"), Name(DB, "src")])
+    assert set(refused) == {Name(DB, "t_dcol")}
+    assert "d_col" in refused[Name(DB, "t_dcol")] and "not loaded" in refused[Name(DB, "t_dcol")]
+    assert _status(engine, "d_col") == "NOT_LOADED"
 
 
 # --- stored definitions: parse failures, recursion, size and time (findings 6 and 8) ----------------------

@@ -198,3 +198,49 @@ def test_clickhouse_values_printed_without_quotes_are_not_in_the_answer(vault: s
     )
     assert not result.ok and result.error_kind == "sql", result
     assert "hunter2" not in (result.error or "") and "TOPSECRET" not in (result.error or ""), result.error
+
+
+# --- audit B 6: unquoted words the caller wrote are not let through piecewise -------------------------------
+
+
+def test_clickhouse_unquoted_caller_words_are_not_let_through_piecewise() -> None:
+    """A vocabulary written as aliases (or literals) must not spell an unquoted value back in order."""
+    vocabulary = "".join(
+        f", 1 AS {w}" for w in "apple battery cable correct dog elephant horse staple zebra".split()
+    )
+    statement = f"SELECT toDateTime('2020-01-01', (SELECT any(secret) FROM w.s2)) AS x{vocabulary}"
+    echo = Echo(statement, lambda: ["w.s2", "secret", "id"], reads_rows=True)
+    message = (
+        "Code: 36. DB::Exception: Cannot load time zone correct horse battery staple: In scope SELECT "
+        "toDateTime('2020-01-01', (SELECT any(secret) FROM w.s2)) AS x, 1 AS apple. (BAD_ARGUMENTS)"
+    )
+    masked = echo.message(message)
+    for word in ("correct", "horse", "battery", "staple"):
+        assert word not in masked.split(": In scope")[0], masked
+    assert masked.startswith(
+        "Code: 36. DB::Exception: Cannot load time zone … … … …: In scope SELECT toDateTime"
+    )
+    # with the words as string literals, or separated by words of the engine's vocabulary: the same
+    literals = (
+        "SELECT 'correct', 'horse', 'battery', 'staple', toTimeZone(now(), (SELECT any(secret) FROM w.s2))"
+    )
+    spaced = "Code: 36. DB::Exception: Cannot load time zone correct: the horse: the battery: the staple. (BAD_ARGUMENTS)"
+    for text in (literals, statement):
+        out = Echo(text, lambda: ["w.s2", "secret"], reads_rows=True).message(spaced)
+        assert not any(w in out for w in ("correct", "horse", "battery", "staple")), out
+    # one word the caller wrote, alone (a time zone, a type name), is a membership test: kept
+    single = Echo("SELECT toTimeZone(now(), 'Mars/Base') AS t", reads_rows=True)
+    assert "Mars/Base" in single.message(
+        "Code: 36. DB::Exception: Cannot load time zone Mars/Base. (BAD_ARGUMENTS)"
+    )
+    typed = Echo("SELECT CAST(1 AS mytype) FROM t", reads_rows=True)
+    assert typed.message(
+        "Code: 50. DB::Exception: Unknown data type family: mytype. (UNKNOWN_TYPE)"
+    ).endswith("family: mytype. (UNKNOWN_TYPE)")
+    # the statement echoed by the engine (its words in the caller's order) is kept
+    echoed = Echo("SELECT nosuchfn(x) AS pretty_name FROM t", lambda: ["t", "x"], reads_rows=True)
+    text = (
+        "Code: 46. DB::Exception: Unknown function nosuchfn: In scope SELECT nosuchfn(x) AS pretty_name FROM t. "
+        "(UNKNOWN_FUNCTION)"
+    )
+    assert echoed.message(text) == text

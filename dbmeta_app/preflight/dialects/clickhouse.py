@@ -19,6 +19,7 @@ service runs on ClickHouse carries the limits of :func:`dbmeta_app.db.session.cl
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import threading
@@ -125,11 +126,10 @@ MAX_VIEW_DEFINITION_CHARS: Final = 100_000
 MAX_STORED_DEPTH: Final = 100
 #: The memo of checked definitions is emptied when it holds more entries than this.
 MEMO_MAX_ENTRIES: Final = 20_000
-#: A dictionary that is not loaded yet is loaded by a preflight (constant folding) only when its source is a table
-#: of this server (MergeTree family or Memory) that the catalog says holds at most this many rows and bytes
-#: (uncompressed): the loader runs outside the statement's limits (max_memory_usage does not apply to it).
-MAX_DICTIONARY_LOAD_ROWS: Final = 500_000
-MAX_DICTIONARY_LOAD_BYTES: Final = 32_000_000
+#: A preflight never loads a dictionary: one that is not loaded (``system.dictionaries.status``) is refused, whatever
+#: its source. The loader runs outside the statement's limits (max_memory_usage does not apply to it), and no size
+#: the catalog tells bounds a load (a LowCardinality column is stored once per part, an ALIAS one not at all: a
+#: "5 KB" table loaded 2.5 GB). A dictionary the operator loaded (``SYSTEM RELOAD DICTIONARY``) is used.
 #: What a CLICKHOUSE dictionary source may say: what it reads of this server. Anything else (HOST, PORT, USER,
 #: PASSWORD, SECURE, NAME of a named collection, …) may point it at another server.
 _LOCAL_SOURCE_KEYS: Final = frozenset(
@@ -146,16 +146,42 @@ _MEMO = ViewMemo()
 _MEMO_LOCK = threading.Lock()
 
 
+#: Functions whose first argument names a table (``joinGet('db.t', 'v', key)``; as a name it is a column node).
+_TABLE_ARGUMENT_FUNCTIONS: Final = frozenset({"joinget", "joingetornull"})
+
+
 def table_references(tree: exp.Expr) -> set[tuple[str | None, str]]:
-    """The (database or None, name) of every table a query reads by name.
+    """The (database or None, name) of every table a query may read by name: a superset, fail closed.
 
     A name a CTE also has is kept: the body of a non-recursive CTE ``WITH v AS (SELECT * FROM v)`` reads the
     table or view ``v``, not itself (looking up a name that is only a CTE finds nothing).
+
+    Besides the FROM items (``exp.Table``), ClickHouse reads a table named elsewhere: ``x IN db.t`` (also ``NOT
+    IN``, ``GLOBAL IN``, ``IN (db.t)``; sqlglot parses the name as a column) builds its set from the table, and a
+    scalar subquery builds it while planning; ``joinGet('db.t', …)`` reads a Join table. So every name of the
+    statement counts: each part of a column reference (``a.b.c``: ``a``, ``b``, ``c`` unqualified) and each
+    adjacent pair (``a.b``, ``b.c`` as database.table), every identifier and every bare word; and the first
+    argument of :data:`_TABLE_ARGUMENT_FUNCTIONS` when it is a string. A name that is no relation of the catalog
+    is dropped by the catalog query; a column named like a relation makes the check follow that relation too
+    (a local table passes; one the service refuses refuses the query: rename or drop the relation).
     """
-    out = set()
+    out: set[tuple[str | None, str]] = set()
     for table in tree.find_all(exp.Table):
         if isinstance(table.this, exp.Identifier):
             out.add((table.db or None, table.name))
+    for column in tree.find_all(exp.Column):
+        parts = [part.name for part in column.parts if part.name]
+        out.update((None, part) for part in parts)
+        out.update(itertools.pairwise(parts))
+    for node in tree.find_all(exp.Identifier, exp.Var):
+        if node.name:
+            out.add((None, node.name))
+    for call in tree.find_all(exp.Anonymous):
+        if call.name.lower() in _TABLE_ARGUMENT_FUNCTIONS and call.expressions:
+            first = call.expressions[0]
+            if isinstance(first, exp.Literal) and first.is_string:
+                database, _, name = first.name.rpartition(".")
+                out.add((database or None, name))
     return out
 
 
@@ -255,7 +281,7 @@ def reach_problem(
     engine on local disks; views are followed through their queries (which pass the same guard rules),
     materialized views to their targets (as the catalog names them); dictionaries must read this server only,
     and what their source reads (a table, a query) is followed like a view. A dictionary not loaded yet must be
-    one whose load is bounded (:data:`MAX_DICTIONARY_LOAD_ROWS`). Unknown tables are left to the EXPLAIN to
+    one that is already loaded: a preflight never starts a load. Unknown tables are left to the EXPLAIN to
     report. The expressions of the columns of the tables read (ALIAS columns are expanded into the query and
     folded while planning) must pass the same rules. A call of a user-defined function, by the query, a view it
     reads, a dictionary source or a column expression, is refused (the function is named): what it runs is
@@ -289,8 +315,6 @@ def _reach_problem(query: CatalogQuery, statement: str, work: _Work) -> str | No
     seen_dictionaries: set[str] = set()
     pending: dict[str, int] = {}  # dictionaries read as tables (Dictionary engine), for the next round
     local: dict[str, str] = {}  # local tables read: their storage policy
-    sized: dict[str, set[str]] = {}  # dictionaries to load: the tables they would read
-    why: dict[str, str] = {}  # and why they would be loaded
     while items or pending:
         wanted: dict[str, int] = {}
         dictionaries: dict[str, int] = dict(pending)
@@ -308,7 +332,7 @@ def _reach_problem(query: CatalogQuery, statement: str, work: _Work) -> str | No
         seen |= set(wanted)
         seen_dictionaries |= set(dictionaries)
         if dictionaries:
-            problem = _dictionary_problem(query, dictionaries, current, work, items, callers, sized, why)
+            problem = _dictionary_problem(query, dictionaries, current, work, items, callers)
             if problem is not None:
                 return problem
         if not wanted:
@@ -340,7 +364,14 @@ def _reach_problem(query: CatalogQuery, statement: str, work: _Work) -> str | No
             elif engine == "Dictionary":
                 pending.setdefault(key, depth)
             elif str(engine).startswith("System"):
-                continue  # a catalog table: the guard admits only the allow-listed ones
+                # a catalog table: the guard admits only the allow-listed ones in FROM; a name elsewhere
+                # (``x IN system.users``) is held to the same list
+                if str(database).lower() == "system" and str(name).lower() not in SAFE_SYSTEM_TABLES:
+                    return (
+                        f"system.{name} is not allowed in a preflight query (system tables other than the "
+                        "catalog ones expose users, grants, settings or other sessions' queries)"
+                    )
+                continue
             elif not is_local_engine(str(engine)):
                 return f"table {key} uses the {engine} engine, which reads outside the database"
             else:
@@ -357,10 +388,7 @@ def _reach_problem(query: CatalogQuery, statement: str, work: _Work) -> str | No
     problem = _disk_problem(query, local)
     if problem is not None:
         return problem
-    problem = _user_defined_problem(query, callers)
-    if problem is not None:
-        return problem
-    return _load_problem(query, sized, why)
+    return _user_defined_problem(query, callers)
 
 
 def _target_problem(
@@ -475,14 +503,13 @@ def _dictionary_problem(
     work: _Work,
     items: list[tuple[_Facts, str, int]],
     callers: list[tuple[str, set[str]]],
-    sized: dict[str, set[str]],
-    why: dict[str, str],
 ) -> str | None:
     """Check the sources of the dictionaries a query reads (qualified names) and follow what they read.
 
     Loading a dictionary reads its source: another ClickHouse server, MySQL, PostgreSQL, HTTP, a file or an
     executable, or a query or table of this server, which is followed like a view (what a QUERY, WHERE or
-    INVALIDATE_QUERY reads, the TABLE's engine, disks and column expressions)."""
+    INVALIDATE_QUERY reads, the TABLE's engine, disks and column expressions). A dictionary that is not loaded
+    (or whose layout reads its source on every lookup: DIRECT, CACHE) is refused: a preflight never loads one."""
     rows = query(
         "SELECT database, name, create_table_query FROM system.tables WHERE engine = 'Dictionary' AND "
         f"database IN ({_literals({d.split('.', 1)[0] for d in dictionaries})}) "
@@ -490,6 +517,7 @@ def _dictionary_problem(
     )
     creates = {f"{r[0]}.{r[1]}": str(r[2]) for r in rows}
     remote = []
+    unloaded: list[str] = []
     status = _dictionary_status(query, set(dictionaries) & set(creates))
     for key in sorted(dictionaries):
         depth = dictionaries[key]
@@ -539,18 +567,15 @@ def _dictionary_problem(
                 else {f"{h}.{values['TABLE']}" for h in homes}
             )
             items.extend((_Facts.reading(*t.split(".", 1)), current, depth) for t in sorted(tables))
-            if not loaded:
-                sized[key] = tables
-                why[key] = _not_loaded(status.get(key), layout, in_memory)
-        elif not loaded:
-            return (
-                f"dictionary {key} {_not_loaded(status.get(key), layout, in_memory)}, and loading it runs its source "
-                "query, whose cost the service cannot bound (the loader ignores the query limits): a preflight "
-                "loads only a dictionary over a table of at most "
-                f"{MAX_DICTIONARY_LOAD_ROWS:,} rows and {MAX_DICTIONARY_LOAD_BYTES:,} bytes"
-            )
+        if not loaded:
+            unloaded.append(f"dictionary {key} {_not_loaded(status.get(key), layout, in_memory)}")
     if remote:
         return "the query reads dictionaries whose source is outside the database: " + ", ".join(remote)
+    if unloaded:
+        return (
+            f"{unloaded[0]}: a preflight never loads a dictionary (the loader ignores the query limits, and the "
+            "catalog does not bound what a load costs); an operator may load it (SYSTEM RELOAD DICTIONARY)"
+        )
     return None
 
 
@@ -569,37 +594,6 @@ def _not_loaded(status: str | None, layout: str | None, in_memory: bool) -> str:
     if in_memory:
         return f"is not loaded (status {status or 'unknown'})"
     return f"has a {layout or 'unreadable'} layout, which reads its source on every lookup"
-
-
-def _load_problem(query: CatalogQuery, sized: dict[str, set[str]], why: dict[str, str]) -> str | None:
-    """Refuse loading a dictionary (not loaded yet) over a table the catalog does not say is small."""
-    if not sized:
-        return None
-    tables = set().union(*sized.values())
-    rows = query(
-        "SELECT database, name, engine, total_rows, coalesce(total_bytes_uncompressed, total_bytes) "
-        "FROM system.tables "
-        f"WHERE database IN ({_literals({t.split('.', 1)[0] for t in tables})}) "
-        f"AND name IN ({_literals({t.split('.', 1)[1] for t in tables})})"
-    )
-    sizes = {f"{r[0]}.{r[1]}": (str(r[2]), r[3], r[4]) for r in rows}
-    for key in sorted(sized):
-        present = [sizes[t] for t in sorted(sized[key]) if t in sizes]
-        bounded = bool(present) and all(
-            (engine.endswith("MergeTree") or engine == "Memory")
-            and rows_ is not None
-            and size is not None
-            and int(rows_) <= MAX_DICTIONARY_LOAD_ROWS
-            and int(size) <= MAX_DICTIONARY_LOAD_BYTES
-            for engine, rows_, size in present
-        )
-        if not bounded:
-            return (
-                f"dictionary {key} {why[key]}, and loading it would read a table the service cannot bound (the "
-                "loader ignores the query limits): a preflight loads only a dictionary over a MergeTree or Memory "
-                f"table of at most {MAX_DICTIONARY_LOAD_ROWS:,} rows and {MAX_DICTIONARY_LOAD_BYTES:,} bytes"
-            )
-    return None
 
 
 def _user_defined_problem(query: CatalogQuery, callers: list[tuple[str, set[str]]]) -> str | None:
@@ -661,7 +655,14 @@ def tree_problem(tree: exp.Expr) -> str | None:
             name = node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_names()[0].lower()
             if name in DENIED_FUNCTIONS:
                 return f"function {node.name or name}() is not allowed in a preflight query (it reads files)"
+            if name in _TABLE_ARGUMENT_FUNCTIONS and not _names_a_table(node):
+                return f"the table {node.name}() reads must be named by a string literal or a name"
     return None
+
+
+def _names_a_table(call: exp.Func) -> bool:
+    first = call.expressions[0] if call.expressions else None
+    return isinstance(first, exp.Column) or (isinstance(first, exp.Literal) and first.is_string)
 
 
 # --- EXPLAIN ---------------------------------------------------------------------------------------
