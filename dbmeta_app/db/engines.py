@@ -22,6 +22,20 @@ CONNECT_TIMEOUT_S = 5
 #: this much (a sample read of a 300 MB value, stored compressed in an 800 KB file, loaded it whole: 1.1 GB RSS).
 #: A statement that needs more fails (an error verdict, a table not sampled); nothing is spilled to disk.
 DUCKDB_MEMORY_LIMIT = 256 * 1024 * 1024
+#: SQLite plans in the service's process too, and nothing stops it while it expands views and CTEs (a caller's CTE
+#: chain: 5.3 GB, then a MemoryError). Its heap is capped: an allocation past this fails (SQLITE_NOMEM, which the
+#: sqlite3 module raises as MemoryError: a "limit" verdict, preflight/explain.py) and the connection stays usable.
+#: The cap is SQLite's, for the whole process (every SQLite connection of the service shares it), and only ever
+#: lowered (``PRAGMA hard_heap_limit`` cannot raise it).
+SQLITE_HARD_HEAP_LIMIT = 256 * 1024 * 1024
+
+
+class HeapLimitedSQLite(sqlite3.Connection):
+    """A sqlite3 connection that sets SQLite's hard heap limit (:data:`SQLITE_HARD_HEAP_LIMIT`) when it opens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute(f"PRAGMA hard_heap_limit = {int(SQLITE_HARD_HEAP_LIMIT)}").close()
 
 
 def _connect_args(dialect: str) -> dict[str, Any]:
@@ -32,7 +46,7 @@ def _connect_args(dialect: str) -> dict[str, Any]:
     if dialect in ("mysql", "mariadb"):
         return {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 60, "write_timeout": 60}
     if dialect == "sqlite":
-        return {"timeout": CONNECT_TIMEOUT_S, "check_same_thread": False}
+        return {"timeout": CONNECT_TIMEOUT_S, "check_same_thread": False, "factory": HeapLimitedSQLite}
     if dialect == "duckdb":
         # no files, URLs, extensions or ATTACH from any query, whatever the guard let through; bounded memory,
         # and no temporary files beside the database (temp_directory '' disables spilling)

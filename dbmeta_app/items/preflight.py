@@ -4,7 +4,8 @@ guard (pure, memoised; the profile's complexity budget included) → cached resu
 profile's concurrency bound (else at once ``busy``) → EXPLAIN built by us around the guarded statement, on
 the profile's preflight pool, in a read-only, time-boxed, planner-bounded transaction, always rolled back
 and the session reset → limits, warnings, "did you mean" hints from the cached snapshot → cached (valid
-600 s, SQL errors 60 s; timeouts, busy answers and connection failures never).
+600 s, SQL errors 60 s; timeouts, busy answers, connection failures and out-of-memory answers never). Whatever
+the EXPLAIN raises (a MemoryError included) is an answer, never a 500.
 
 Every answer has exactly the keys of :data:`PREFLIGHT_KEYS` (null where one does not apply), built by
 :func:`preflight_answer` whatever the outcome.
@@ -12,6 +13,7 @@ Every answer has exactly the keys of :data:`PREFLIGHT_KEYS` (null where one does
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -25,12 +27,14 @@ from dbmeta_app.cache.redis_cache import CACHE_TTL, RedisCache
 from dbmeta_app.config import PreflightLimits, Settings
 from dbmeta_app.errors import UpstreamUnavailableError
 from dbmeta_app.preflight.budget import Budget
-from dbmeta_app.preflight.explain import ExplainResult, apply_limits, run_explain
+from dbmeta_app.preflight.explain import ExplainResult, apply_limits, out_of_memory, run_explain
 from dbmeta_app.preflight.guard import UNSAFE, GuardVerdict, check_sql
 from dbmeta_app.preflight.suggest import suggest_names
 from dbmeta_app.preflight.verdicts import VerdictMemo
 from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.store import held_schema_version, load_snapshot
+
+log = logging.getLogger(__name__)
 
 MAX_SQL_LENGTH = 100_000
 #: Queries longer than this are parsed in a worker thread so the event loop never stalls on them.
@@ -201,19 +205,34 @@ async def preflight_reply(
             return _busy(rt, snapshot.version)
         # The routine policy runs in the EXPLAIN's own transaction, just before it (preflight/policy.py).
         check = rt.routines.checker(verdict.reach, statement)
-        result = await anyio.to_thread.run_sync(
-            lambda: run_explain(
-                rt.preflight_engine,
-                statement,
-                timeout_ms=limits.timeout_ms,
-                budget=budget_of(limits),
-                max_plan_bytes=limits.max_plan_bytes,
-                check=check,
-                deadline=deadline,
-                names=snapshot.names,
-            ),
-            limiter=rt.thread_limiter(),
-        )
+        try:
+            result = await anyio.to_thread.run_sync(
+                lambda: run_explain(
+                    rt.preflight_engine,
+                    statement,
+                    timeout_ms=limits.timeout_ms,
+                    budget=budget_of(limits),
+                    max_plan_bytes=limits.max_plan_bytes,
+                    check=check,
+                    deadline=deadline,
+                    names=snapshot.names,
+                ),
+                limiter=rt.thread_limiter(),
+            )
+        except MemoryError:  # run_explain answers it; this is the last door before a 500
+            log.warning("Preflight of profile %r ran out of memory", rt.name)
+            result = out_of_memory(rt.dialect)
+        except Exception:
+            log.exception("Preflight of profile %r failed unexpectedly; the statement is refused", rt.name)
+            result = ExplainResult(
+                ok=False,
+                error="refused: the service could not plan the statement (an internal error; see its log)",
+                error_kind=UNSAFE,
+                plan=None,
+                estimated_rows=None,
+                estimated_cost=None,
+                transient=True,
+            )
     if result.error_kind == "connection":
         raise UpstreamUnavailableError(f"database of profile {rt.name!r} is unavailable: {result.error}")
     key = explain_key(rt.routines.fingerprint)
@@ -223,7 +242,9 @@ async def preflight_reply(
         columns = {k: [c.name for c in t.columns] for k, t in snapshot.tables.items()}
         suggestion = suggest_names(result.error, snapshot.tables.keys(), columns, verdict.tables)
     answer = _explained(result, rt, snapshot.version, suggestion)
-    if result.error_kind is None or result.error_kind == "limit":
+    if result.transient:
+        pass  # out of memory, an internal error: the next try may answer otherwise
+    elif result.error_kind is None or result.error_kind == "limit":
         await cache.set_json("explain", key, {**answer, "cached": True}, CACHE_TTL["explain"])
     elif result.error_kind == "sql":
         await cache.set_json("explain", key, {**answer, "cached": True}, CACHE_TTL["explain_error"])

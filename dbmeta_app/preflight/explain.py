@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from dbmeta_app.db.engines import SQLITE_HARD_HEAP_LIMIT
 from dbmeta_app.db.session import (
     ReadOnlySession,
     SessionRefused,
@@ -47,6 +48,7 @@ __all__ = [
     "apply_limits",
     "mysql_estimates",
     "mysql_warnings",
+    "out_of_memory",
     "postgres_estimates",
     "postgres_warnings",
     "run_explain",
@@ -107,6 +109,8 @@ class ExplainResult:
     estimated_cost: float | None
     warnings: tuple[str, ...] = ()
     plan_truncated: bool = False
+    #: The answer may differ on the next try (memory another request held, an internal error): never cached.
+    transient: bool = False
 
 
 def run_explain(
@@ -158,20 +162,7 @@ def run_explain(
             refusal = check(session.conn) if check is not None else None
             if refusal is not None:
                 return _failure(f"refused: {refusal}", "unsafe")
-            if backend == "postgresql":
-                return _explain_postgres(session, guarded, large_table_rows, max_plan_bytes)
-            if backend == "sqlite":
-                return _explain_sqlite(session, guarded, max_plan_bytes)
-            if backend == "duckdb":
-                stored = (budget or Budget()).max_constant_bytes
-                return _explain_duckdb(session, guarded, large_table_rows, max_plan_bytes, stored)
-            if dialect_family(backend) not in PLANNERS_READING_ROWS:
-                return _explain_generic(session, guarded, max_plan_bytes)
-            if backend in ("mysql", "mariadb"):
-                result = _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
-            else:
-                result = _explain_clickhouse(session, guarded, large_table_rows, max_plan_bytes)
-            return dataclasses.replace(result, plan=echo.plan(result.plan))
+            return _explain(session, backend, guarded, echo, large_table_rows, max_plan_bytes, budget)
     except SessionRefused as exc:
         return _failure(str(exc), "connection")
     except DBAPIError as exc:
@@ -182,6 +173,62 @@ def run_explain(
     except SQLAlchemyError as exc:
         logger.warning("EXPLAIN failed outside the database: %s", type(exc).__name__)
         return _failure(f"database connection failed ({type(exc).__name__})", "connection")
+    except MemoryError:
+        # SQLite's heap limit (db/engines.py), or the process's own memory: the statement costs too much to plan.
+        # SQLite freed the statement when it failed and the session was reset on the way out (the connection is
+        # usable: SQLITE_NOMEM under the heap limit is an error, not an abort); the traceback goes with this block.
+        logger.warning("EXPLAIN on %s ran out of memory; answered as a limit", backend)
+        return out_of_memory(backend)
+    except Exception:
+        logger.exception("EXPLAIN on %s failed unexpectedly; the statement is refused", backend)
+        return dataclasses.replace(
+            _failure(
+                "refused: the service could not plan the statement (an internal error; see its log)", "unsafe"
+            ),
+            transient=True,
+        )
+
+
+def _explain(
+    session: ReadOnlySession,
+    backend: str,
+    guarded: str,
+    echo: Echo,
+    large_table_rows: int,
+    max_plan_bytes: int,
+    budget: Budget | None,
+) -> ExplainResult:
+    """The dialect's EXPLAIN of the guarded statement, in the session's transaction."""
+    if backend == "postgresql":
+        return _explain_postgres(session, guarded, large_table_rows, max_plan_bytes)
+    if backend == "sqlite":
+        return _explain_sqlite(session, guarded, max_plan_bytes)
+    if backend == "duckdb":
+        stored = (budget or Budget()).max_constant_bytes
+        return _explain_duckdb(session, guarded, large_table_rows, max_plan_bytes, stored)
+    if dialect_family(backend) not in PLANNERS_READING_ROWS:
+        return _explain_generic(session, guarded, max_plan_bytes)
+    if backend in ("mysql", "mariadb"):
+        result = _explain_mysql(session, guarded, large_table_rows, max_plan_bytes)
+    else:
+        result = _explain_clickhouse(session, guarded, large_table_rows, max_plan_bytes)
+    return dataclasses.replace(result, plan=echo.plan(result.plan))
+
+
+def out_of_memory(backend: str) -> ExplainResult:
+    """The answer when planning ran out of memory: over a limit, not cached (another request may have held
+    memory then: SQLite's heap limit is the whole process's)."""
+    where = (
+        f"SQLite's heap, capped at {SQLITE_HARD_HEAP_LIMIT // 2**20} MiB for the service"
+        if backend == "sqlite"
+        else "the service's memory"
+    )
+    result = _failure(
+        f"query too complex to plan safely: the planner ran out of memory ({where}); simplify the query "
+        "(fewer views, CTE references or subqueries)",
+        "limit",
+    )
+    return dataclasses.replace(result, transient=True)
 
 
 def apply_limits(result: ExplainResult, max_rows: int | None, max_cost: float | None) -> ExplainResult:

@@ -187,17 +187,18 @@ class RoutineGate:
     def _sqlite_planned_problem(self, conn: Connection, statement: str) -> str | None:
         """Say whether SQLite would open too many relations expanding the views the statement reads.
 
-        SQLite expands views before it plans, and neither interrupt() nor the progress handler stops it:
-        the expansion is computed from the definitions first (schema/sqlite_views.py), against the same bound
-        as PostgreSQL's planned relations."""
+        SQLite expands views and common table expressions before it plans, and neither interrupt() nor the
+        progress handler stops it: the expansion is computed from the statement and the definitions first
+        (schema/sqlite_views.py), against the same bound as PostgreSQL's planned relations."""
         views = _sqlite_view_definitions(conn)
-        if not views:
-            return None
-        tree = sqlite_views.parse_view(statement)
+        # the statement's own CTEs are expanded the same way, views or not (audit B #4: a doubling chain
+        # written as ``1 IN c_k``); its length is the guard's bound
+        tree = sqlite_views.parse_view(statement, max_chars=len(statement))
         if tree is None:
             return "the views the query reads could not be determined"
         reads = sqlite_views.reads_of(tree)
-        sizes = sqlite_views.expansion_sizes(views, self.sqlite_views, [n for n in reads if n in views])
+        wanted = [n for n in sqlite_views.names_read(reads) if n in views]
+        sizes = sqlite_views.expansion_sizes(views, self.sqlite_views, wanted)
         return self._sqlite_verdict(sqlite_views.statement_relations(reads, sizes), sizes)
 
     def _sqlite_verdict(self, planned: int | None, sizes: dict[str, int | None]) -> str | None:
@@ -212,7 +213,7 @@ class RoutineGate:
             return None
         return (
             f"query too complex to plan safely: the planner would open {planned:,} relations (the relations of "
-            f"the views it reads included), over the limit of {self.max_planned_relations:,} "
+            f"the views and common table expressions it reads included), over the limit of {self.max_planned_relations:,} "
             f"({PLANNED_RELATIONS_PER_RELATION} x the profile's preflight.max_relations)"
         )
 

@@ -12,8 +12,10 @@ So the expansion is computed here from the definitions in ``sqlite_master`` (par
 against a bound before SQLite is asked to prepare anything that expands a view: the preflight
 (``preflight/policy.py``, the profile's planned-relations bound) and reflection (``schema/reflect.py``).
 A reference's weight is 1 for a table, ``1 + what it reads`` for a view, multiplied through every level.
-A common table expression counts once per reference (SQLite copies its query into each one before deciding
-whether to materialise it). Pure: no I/O; the caller reads the definitions.
+A reference is a FROM item or a name on the right of IN (``x IN view``, ``x IN 'view'``, ``x IN view()``: SQLite
+reads the relation; sqlglot parses a column, a string, a call), and, failing closed, any other identifier that
+names a view (a column's qualifier and an alias excepted). A common table expression counts once per reference
+(SQLite copies its query into each one before deciding whether to materialise it). Pure: no I/O; the caller reads the definitions.
 
 Parse work is bounded: a definition longer than :data:`MAX_DEFINITION_CHARS`, one sqlglot cannot parse
 (RecursionError included), or any beyond :data:`MAX_PARSE_CHARS` of parsing in one walk has no size
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Final
 
 import sqlglot
@@ -36,6 +38,8 @@ __all__ = [
     "MAX_PARSE_CHARS",
     "ReadsMemo",
     "expansion_sizes",
+    "mentioned",
+    "names_read",
     "parse_view",
     "reads_of",
     "statement_relations",
@@ -81,9 +85,9 @@ class ReadsMemo:
         return len(self._items)
 
 
-def parse_view(sql: str) -> exp.Expr | None:
-    """Parse a view's CREATE statement (bounded; None when it is too long or cannot be parsed)."""
-    if len(sql) > MAX_DEFINITION_CHARS:
+def parse_view(sql: str, max_chars: int = MAX_DEFINITION_CHARS) -> exp.Expr | None:
+    """Parse a view's CREATE statement, or a statement (bounded; None when it is too long or cannot be parsed)."""
+    if len(sql) > max_chars:
         return None
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
@@ -101,10 +105,74 @@ def _body(tree: exp.Expr) -> exp.Expr:
 
 def _key(table: exp.Table) -> str:
     db = table.args.get("db")
-    name = table.name.lower()
-    if not isinstance(db, exp.Identifier) or db.name.lower() in _OWN_SCHEMAS:
-        return name
-    return f"{db.name.lower()}.{name}"
+    return _joined(db.name if isinstance(db, exp.Identifier) else None, table.name)
+
+
+def _joined(db: str | None, name: str) -> str:
+    if db is None or db.lower() in _OWN_SCHEMAS:
+        return name.lower()
+    return f"{db.lower()}.{name.lower()}"
+
+
+def _relation_named(node: exp.Expr | None) -> tuple[str, list[exp.Expr]] | None:
+    """The relation a bare name on the right of IN reads, and the nodes that spell it; None: not a name.
+
+    SQLite reads ``x IN [schema.]name`` and ``x IN [schema.]name(args)`` (a view or table-valued function) as a
+    relation, the name written bare, double-quoted or single-quoted; sqlglot parses it as a column, a string
+    or a function call.
+    """
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier | exp.Literal):
+        if not isinstance(node.this, exp.Identifier) and not node.this.is_string:
+            return None
+        db = node.args.get("table")
+        spelled: list[exp.Expr] = [node.this, *(p for p in (db, node.args.get("db")) if p is not None)]
+        return _joined(db.name if isinstance(db, exp.Identifier) else None, node.this.name), spelled
+    if isinstance(node, exp.Literal) and node.is_string:
+        return _joined(None, node.name), [node]
+    if isinstance(node, exp.Anonymous) and isinstance(node.this, str):
+        return _joined(None, node.this), []
+    if (
+        isinstance(node, exp.Dot)
+        and isinstance(node.this, exp.Identifier)
+        and isinstance(node.expression, exp.Anonymous)
+    ):
+        name = node.expression.this
+        return (_joined(node.this.name, name), [node.this]) if isinstance(name, str) else None
+    return None
+
+
+#: Reads' key prefix of a name written elsewhere than where a relation is read (a view's name there is counted).
+_MENTION: Final = "\0"
+
+
+def mentioned(key: str) -> tuple[str, bool]:
+    """A key of :data:`Reads` as (relation name, whether it is read for sure: False for a mere mention)."""
+    return (key[len(_MENTION) :], False) if key.startswith(_MENTION) else (key, True)
+
+
+def names_read(reads: Reads) -> set[str]:
+    """Every relation name a query reads or mentions (the views among them are the ones to size)."""
+    return {mentioned(key)[0] for key in reads}
+
+
+def _weight(key: str, sizes: Mapping[str, int | None], views: Container[str]) -> int | None:
+    """What one reference costs: a view its size, any other relation read 1, a mention of a non-view 0."""
+    name, read = mentioned(key)
+    if name in views:
+        return sizes.get(name, 1)  # a view on the current path (circular: SQLite refuses it) counts 1
+    return 1 if read else 0
+
+
+def _spelling(node: exp.Expr) -> list[exp.Expr]:
+    """The identifiers of a node that name no relation it reads: a column's qualifiers, aliases."""
+    if isinstance(node, exp.Column):
+        return [p for p in (node.args.get(k) for k in ("table", "db", "catalog")) if p is not None]
+    if isinstance(node, exp.Table):
+        return [p for p in (node.args.get(k) for k in ("this", "db", "catalog", "alias")) if p is not None]
+    if isinstance(node, exp.CTE | exp.Alias | exp.Subquery):
+        alias = node.args.get("alias")
+        return [alias] if alias is not None else []
+    return []
 
 
 def reads_of(tree: exp.Expr) -> Reads:
@@ -112,6 +180,9 @@ def reads_of(tree: exp.Expr) -> Reads:
 
     A name that matches a CTE of the query counts as that CTE *and* as the relation of that name (scopes are
     not followed: never less than SQLite expands). A CTE that references itself or a cycle adds nothing more.
+    Read: a FROM item, and a bare name on the right of IN (SQLite's ``x IN name``). Fail closed, every other
+    identifier (not a column's qualifier, not an alias) is kept as a mention (key prefixed, see
+    :func:`mentioned`): the walks count it as a read when it names a view.
     """
     root = _body(tree)
     ctes = [cte for cte in root.find_all(exp.CTE)]
@@ -121,16 +192,31 @@ def reads_of(tree: exp.Expr) -> Reads:
         by_name.setdefault(cte.alias_or_name.lower(), []).append(i)
     own: list[Reads] = [Counter() for _ in range(len(ctes) + 1)]
     refs: list[Counter[int]] = [Counter() for _ in range(len(ctes) + 1)]
+    spelled: set[int] = set()  # identifiers already accounted for (a read's name, a qualifier, an alias)
+
+    def read(block: int, key: str) -> None:
+        own[block][key] += 1
+        for target in by_name.get(key, ()) if "." not in key else ():
+            refs[block][target] += 1
+
     stack: list[tuple[exp.Expr, int]] = [(root, 0)]
     while stack:
         node, block = stack.pop()
         if isinstance(node, exp.CTE):
             block = index.get(id(node), block)
-        if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
-            key = _key(node)
-            own[block][key] += 1
-            for target in by_name.get(key, ()) if "." not in key else ():
-                refs[block][target] += 1
+        spelled.update(id(part) for part in _spelling(node))
+        if isinstance(node, exp.Table):
+            if isinstance(node.this, exp.Identifier):
+                read(block, _key(node))
+            elif isinstance(node.this, exp.Anonymous) and isinstance(node.this.this, str):
+                db = node.args.get("db")  # FROM name(args): a table-valued function, or an error on a view
+                read(block, _joined(db.name if isinstance(db, exp.Identifier) else None, node.this.this))
+        elif isinstance(node, exp.In) and (found := _relation_named(node.args.get("field"))) is not None:
+            key, parts = found
+            read(block, key)
+            spelled.update(id(part) for part in parts)
+        elif isinstance(node, exp.Identifier) and id(node) not in spelled and node.name:
+            own[block][_MENTION + node.name.lower()] += 1
         stack.extend((child, block) for child in node.iter_expressions())
     totals: dict[int, Reads] = {}
     active: set[int] = set()
@@ -206,8 +292,7 @@ def expansion_sizes(
             if expanded:
                 total: int | None = 1
                 for child, count in found.items():
-                    # a table, or a view on the current path (circular: SQLite refuses it), counts 1
-                    size = sizes.get(child, 1) if child in views else 1
+                    size = _weight(child, sizes, views)
                     if size is None:
                         total = None
                         break
@@ -218,16 +303,19 @@ def expansion_sizes(
             elif name not in active:
                 active.add(name)
                 stack.append((name, True))
-                stack.extend((c, False) for c in found if c in views and c not in sizes and c not in active)
+                stack.extend(
+                    (c, False) for c in names_read(found) if c in views and c not in sizes and c not in active
+                )
     return sizes
 
 
 def statement_relations(reads: Reads, sizes: Mapping[str, int | None]) -> int | None:
     """The relations a statement opens (what it reads, each view expanded: ``sizes`` from
-    :func:`expansion_sizes`); None when a view it reads has no size."""
+    :func:`expansion_sizes`, every view the statement reads or mentions sized); None when a view it reads has no
+    size."""
     total = 0
     for name, count in reads.items():
-        size = sizes.get(name, 1)
+        size = _weight(name, sizes, sizes)
         if size is None:
             return None
         total = min(CAP, total + count * size)

@@ -19,6 +19,8 @@ from dbmeta_app.preflight.suggest import suggest_names
 
 from .test_guard import SQLITE_HOSTILE, SQLITE_LEGIT
 
+#: The service's SQLite heap limit (db/engines.py SQLITE_HARD_HEAP_LIMIT), in MiB.
+HEAP_LIMIT_MB = 256
 # Files the hostile corpus would create (writefile, VACUUM INTO, ATTACH) if anything got through.
 STRAY_FILES = [Path("/tmp/dbmeta_x"), Path("/tmp/dbmeta_copy.db"), Path("/tmp/dbmeta_evil.db")]
 
@@ -265,3 +267,123 @@ def test_a_timeout_the_driver_reports_as_interrupted_still_names_the_limit() -> 
     result = _error_result(exc, "sqlite", 5, timed_out=True)
     assert (result.ok, result.error_kind) == (False, "timeout")
     assert result.error == "statement timed out: interrupted (the 5 ms limit)"
+
+
+# --- audit B #4: the planner running out of memory is a verdict, never a 500 ------------------------------
+
+_BOMB = r"""
+import resource, sqlite3, sys, json
+from pydantic import SecretStr
+from dbmeta_app.config import Profile
+from dbmeta_app.db.engines import create_profile_engine
+from dbmeta_app.preflight.explain import run_explain
+
+path = sys.argv[1]
+with sqlite3.connect(path) as conn:  # 3 chains of views that read the one below twice: 3 x 2^15 copies
+    for j in range(3):
+        conn.execute(f"CREATE VIEW b{j}_0 AS SELECT 1 AS x")
+        for k in range(1, 16):
+            below = f"b{j}_{k - 1}"
+            conn.execute(f"CREATE VIEW b{j}_{k} AS SELECT 1 AS x WHERE 1 IN {below} AND 1 IN {below}")
+    conn.execute("CREATE VIEW top AS " + " UNION ALL ".join(f"SELECT x FROM b{j}_15" for j in range(3)))
+conn.close()
+engine = create_profile_engine(Profile(name="p", database_url=SecretStr(f"sqlite:///{path}")), preflight=True)
+result = run_explain(engine, "SELECT x FROM top", timeout_ms=60_000)  # no view check: SQLite is asked
+again = run_explain(engine, "SELECT 1 AS one", timeout_ms=60_000)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({"ok": result.ok, "kind": result.error_kind, "error": result.error, "again": again.ok, "peak_mb": peak}))
+"""
+
+
+def test_a_planning_bomb_fails_cleanly_within_the_sqlite_heap_limit(tmp_path: Path) -> None:
+    """SQLite expands 3 x 2^15 view copies (about 1 GB): under the service's heap limit that is a "limit" verdict at a bounded
+    size, the next statement is planned as usual. (The child's address space is capped at 3 GB, so without
+    the heap limit the test fails with a MemoryError instead of taking the machine down.)"""
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3_000_000_000, 3_000_000_000))
+
+    done = subprocess.run(
+        [sys.executable, "-c", _BOMB, str(tmp_path / "bomb.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["ok"] is False and answer["kind"] == "limit", answer
+    assert "ran out of memory" in answer["error"], answer
+    assert answer["again"] is True, answer
+    assert answer["peak_mb"] < 200 + 2 * HEAP_LIMIT_MB, answer
+
+
+def test_the_service_sets_a_hard_heap_limit_on_its_sqlite_connections(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from dbmeta_app.config import Profile
+    from dbmeta_app.db.engines import SQLITE_HARD_HEAP_LIMIT, create_profile_engine
+
+    assert SQLITE_HARD_HEAP_LIMIT == HEAP_LIMIT_MB * 2**20
+    engine = create_profile_engine(
+        Profile(name="p", database_url=SecretStr(f"sqlite:///{tmp_path / 'h.db'}"))
+    )
+    try:
+        with engine.connect() as conn:
+            limit = conn.exec_driver_sql("PRAGMA hard_heap_limit").scalar()
+        assert limit is not None and 0 < limit <= SQLITE_HARD_HEAP_LIMIT
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("boom"), RecursionError()])
+def test_any_exception_while_planning_is_a_verdict(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    from dbmeta_app.preflight import explain
+
+    def fail(*_args: object, **_kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(explain, "_explain_sqlite", fail)
+    result = run_explain(engine, "SELECT id FROM customers")
+    assert not result.ok and result.error
+    if isinstance(error, MemoryError):
+        assert result.error_kind == "limit" and "ran out of memory" in result.error, result
+    else:
+        assert result.error_kind == "unsafe" and "boom" not in result.error, result
+    assert run_explain(engine, "SELECT id FROM customers").ok is False  # still patched: still a verdict
+    monkeypatch.undo()
+    assert run_explain(engine, "SELECT id FROM customers").ok  # the pooled connection is usable
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("boom")])
+def test_an_exception_out_of_the_explain_is_an_answer_over_http_not_a_500(
+    make_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from dbmeta_app.items import preflight as items_preflight
+    from dbmeta_app.main import create_app
+
+    def fail(*_args: object, **_kwargs: object) -> object:
+        raise error
+
+    with TestClient(create_app(make_settings())) as client:
+        assert client.post("/v1/preflight", json={"sql": "SELECT 1"}).status_code == 200
+        monkeypatch.setattr(items_preflight, "run_explain", fail)
+        response = client.post("/v1/preflight", json={"sql": "SELECT 2 AS two"})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["ok"] is False and answer["error_kind"] in ("limit", "unsafe"), answer
+        if isinstance(error, MemoryError):
+            assert answer["error_kind"] == "limit" and "ran out of memory" in answer["error"], answer
+        # not cached: the same statement is asked again once the failure is gone
+        monkeypatch.undo()
+        again = client.post("/v1/preflight", json={"sql": "SELECT 2 AS two"}).json()
+        assert again["ok"] is True and again["cached"] is False, again

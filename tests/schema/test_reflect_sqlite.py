@@ -124,3 +124,16 @@ def test_the_snapshot_is_the_one_sqlalchemy_reflected(tmp_path: Path, source: st
     after = reflect_tables(engine)
     assert after == before
     assert any(t.kind == "view" for t in after) and any(t.foreign_keys for t in after)
+
+
+def test_views_that_read_each_other_as_in_a_name_are_not_expanded(tmp_path: Path) -> None:
+    """Audit B #5: ``x IN view`` reads the view (sqlglot parses the name as a column): 2^13 relations here."""
+    statements = ["CREATE TABLE t (x INTEGER)", "CREATE VIEW b0 AS SELECT x FROM t"]
+    statements += [
+        f"CREATE VIEW b{k} AS SELECT 1 AS x WHERE 1 IN b{k - 1} AND 1 IN b{k - 1}" for k in range(1, 13)
+    ]
+    statements.append("CREATE VIEW top AS SELECT x FROM t WHERE x IN b12")
+    tables = _by_name(reflect_tables(_file(tmp_path / "in.db", statements)))
+    assert tables["top"].comment and "not expanded" in tables["top"].comment, tables["top"]
+    assert tables["b12"].comment and "not expanded" in tables["b12"].comment
+    assert tables["b2"].comment is None  # small ones are reflected as before
