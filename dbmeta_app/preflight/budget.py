@@ -28,8 +28,10 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
   a :class:`Constant` (its size, what folding it built, its value when known), settled to a fixpoint within
   work proportional to the tree; a statement whose columns do not settle there counts as over the bound.
 
-Inlining follows each engine: PostgreSQL and SQLite inline a CTE that is referenced once or written
-``NOT MATERIALIZED``; MySQL/MariaDB and the others are assumed to inline every non-recursive CTE. Views
+Inlining follows each engine: PostgreSQL inlines a CTE that is referenced once or written ``NOT MATERIALIZED``;
+SQLite copies a CTE's query into every reference while it resolves names, before it decides to materialise it
+(whatever the statement says), so every reference counts; MySQL/MariaDB and the others are assumed to inline
+every non-recursive CTE. Views
 are not in the parse tree: their definitions are measured against the same bound where the catalog is read
 (PostgreSQL and MariaDB: the routine policy, ``preflight/routines.py``; DuckDB: ``dialects/duckdb.reach_problem``),
 each with the constant columns of the views it reads (:func:`settle_view_outputs`, :func:`pg_view_outputs`,
@@ -67,7 +69,7 @@ _Key = TypeVar("_Key", bound=Hashable)
 
 # Counts saturate here: an exponential CTE chain must not build integers with thousands of digits.
 _CAP: Final = 10**15
-_POSTGRES_LIKE: Final = frozenset({"postgresql", "postgres", "sqlite"})
+_POSTGRES_LIKE: Final = frozenset({"postgresql", "postgres"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,7 @@ def _combine(blocks: list[_Block], inlined: list[bool]) -> _Total:
 
 
 def _inline_rule(blocks: list[_Block], dialect: str) -> list[bool]:
+    """Per block, whether it is copied into every reference (SQLite always: see the module docstring)."""
     postgres_like = dialect in _POSTGRES_LIKE
     out = [False]
     for block in blocks[1:]:
@@ -988,7 +991,7 @@ _GLOT_GROWING: Final = {
             "array_reverse_sort list_reverse_sort array_value list_value list_pack array_intersect "
             "list_intersect array_zip list_zip flatten chr concat current_database current_query "
             "current_schema current_schemas current_setting date_part datepart dayname monthname decode encode "
-            "enum_code enum_first enum_last enum_range enum_range_boundary from_base64 from_hex from_binary "
+            "from_base64 from_hex from_binary "
             "unhex greatest least left right left_grapheme right_grapheme ltrim rtrim trim md5 sha1 sha256 "
             "overlay parse_dirname parse_dirpath parse_filename parse_path path_join regexp_extract reverse "
             "row struct_pack map map_concat map_entries map_extract map_extract_value map_from_entries "
@@ -999,6 +1002,19 @@ _GLOT_GROWING: Final = {
         1,
     ),
 }
+# Printing a value as text builds at most this many times its size (:func:`_glot_evaluate` counts a list or struct
+# with its keys and elements' text; quotes and blob escapes grow it).
+_GLOT_TEXT_FACTOR: Final = 4
+# DuckDB calls that print their arguments as text, whatever their type (concat('', [{'k': 1}])): a list or struct
+# prints its keys and elements, quoted, a blob its bytes escaped.
+_DUCKDB_PRINTS: Final = frozenset(
+    {"concat", "concat_ws", "array_to_string", "list_to_string", "array_join", "list_string_agg"}
+)
+_GLOT_TEXT_TYPES: Final = frozenset({*exp.DataType.TEXT_TYPES, exp.DataType.Type.JSON})
+# DuckDB functions whose result is the database's own values (an ENUM type's labels, of any length: the catalog's,
+# not the caller's): of unknown size (see _glot_evaluate), and enum_code, an integer.
+_GLOT_CATALOG_VALUES: Final = frozenset({"enum_first", "enum_last", "enum_range", "enum_range_boundary"})
+_GLOT_INTEGER_RESULT: Final = frozenset({"enum_code"})
 _GLOT_RANDOM: Final = frozenset(
     {
         "randomstring",
@@ -1049,16 +1065,51 @@ def _glot_evaluate(dialect: str) -> _Evaluate:
             if node.is_string:
                 return len(text.encode()), text, None
             return 16, int(text) if text.isdigit() else None, None
+        if isinstance(node, exp.Identifier):
+            # a struct's key ({'<5000 characters>': 1}): printed again with every element of a list of it
+            return min(_CAP, len(str(node.this).encode()) + 16), None, None
         parts = [size.get(id(kid), 0) for kid in kids]
         if any(part is None for part in parts):
             return None, None, None
         total = min(_CAP, sum(p for p in parts if p is not None) + 16)
         through = isinstance(node, exp.Cast | exp.Paren | exp.Alias) and isinstance(node.this, exp.Expr)
         value = lit.get(id(node.this)) if through else None
-        bound = _glot_call_bound(node, size, lit, total, dialect) if isinstance(node, exp.Func) else None
-        return (total if bound is None else bound), value, bound
+        if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
+            if _glot_database_type(node.to):
+                # CAST(… AS e) of a type of the database: a label of the catalog, of any size; nothing built
+                # (NULL::e), but whatever grows or prints it is unbounded
+                return _UNBOUNDED, None, None
+            operand = lit.get(id(node.this)) if isinstance(node.this, exp.Expr) else None
+            if _glot_to_text(node.to) and not isinstance(operand, str | int):
+                # its text: a list of structs prints every key for every element (audit B #8)
+                printed = min(_CAP, _GLOT_TEXT_FACTOR * total + 64)
+                return printed, None, printed
+        if dialect == "duckdb" and isinstance(node, exp.DPipe):  # a || b: both printed, a list or struct too
+            printed = min(_CAP, _GLOT_TEXT_FACTOR * total + 64)
+            return printed, None, printed
+        name = _glot_name(node) if dialect == "duckdb" and isinstance(node, exp.Func) else ""
+        if name in _GLOT_CATALOG_VALUES:
+            return _UNBOUNDED, None, None  # the database's ENUM labels: any size, built by the catalog
+        if name in _GLOT_INTEGER_RESULT:
+            return 16, None, None
+        called = _glot_call_bound(node, size, lit, total, dialect) if isinstance(node, exp.Func) else None
+        return (total if called is None else called), value, called
 
     return evaluate
+
+
+def _glot_name(node: exp.Func) -> str:
+    return node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
+
+
+def _glot_database_type(data_type: exp.DataType) -> bool:
+    """A type named by the database (a user type: an ENUM of its own, anywhere in a nested type)."""
+    return any(t.this == exp.DataType.Type.USERDEFINED for t in data_type.find_all(exp.DataType))
+
+
+def _glot_to_text(data_type: exp.DataType) -> bool:
+    """A cast to text (VARCHAR, JSON, VARCHAR[], MAP(VARCHAR, …)): what it converts is printed."""
+    return any(t.this in _GLOT_TEXT_TYPES for t in data_type.find_all(exp.DataType))
 
 
 def _glot_kids(node: exp.Expr) -> list[Any]:
@@ -1217,7 +1268,7 @@ def _glot_call_bound(
         count = number(arg)
         return _UNBOUNDED if count is None else min(_CAP, total + unit * count)
 
-    name = node.name.lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
+    name = _glot_name(node)
     args = list(node.expressions) if isinstance(node, exp.Anonymous) else []
     if isinstance(node, exp.Repeat):
         return times(node.args.get("times"), of(node.this))
@@ -1250,6 +1301,8 @@ def _glot_call_bound(
         # every number in the template may be a width: conservative, and exact for '%9d' / '{:>9}'
         widths = sum(int(n) for n in _DIGITS.findall(text))
         return min(_CAP, 2 * total + 4 * widths)
+    if dialect == "duckdb" and name in _DUCKDB_PRINTS:
+        return min(_CAP, _GLOT_TEXT_FACTOR * total + 64)
     if name in _GLOT_GROWING:
         return min(_CAP, total * _GLOT_GROWING[name])
     lambdas = [arg for arg in node.iter_expressions() if isinstance(arg, exp.Lambda)]
@@ -1307,6 +1360,12 @@ def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, Constant
                 _reference(blocks, owner, scope.find(node.name.lower()), query)
         elif isinstance(node, _GLOT_RELATION_NODES):
             block.relations += 1
+        field_ = node.args.get("field") if isinstance(node, exp.In) else None
+        if isinstance(field_, exp.Column) and not isinstance(field_.this, exp.Star):
+            # `x IN name` (SQLite, ClickHouse): a table or CTE read, as sqlglot parses it, a column (audit B #4)
+            block.relations += 1
+            if not field_.table:
+                _reference(blocks, owner, scope.find(field_.name.lower()), query)
         branches = (node.this, node.expression) if isinstance(node, exp.SetOperation) else ()
         for child in node.iter_expressions():
             if child is not clause:

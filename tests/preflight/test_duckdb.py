@@ -489,3 +489,43 @@ def test_view_work_is_memoised_and_charged_to_a_deadline(
         assert not [sql for sql in parsed if "a + 17" in sql], parsed
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT length(repeat(enum_first(NULL::e), 1000)) AS n",  # audit B #2
+        "SELECT length(CAST(enum_range(NULL::e) AS VARCHAR)) AS n",
+        "SELECT length(repeat(CAST(x AS VARCHAR), 1000)) FROM (SELECT enum_last(NULL::e) AS x) d",
+        "SELECT length(repeat(f, 1000)) FROM v_first",  # a view's column of the database's label
+        # audit B #8: a struct's key printed for every element of the list
+        "SELECT length(CAST(repeat([{'" + "k" * 5000 + "': 1}], 4000) AS VARCHAR)) AS r",
+    ],
+)
+def test_the_database_s_enum_labels_and_printed_struct_keys_are_counted(tmp_path: Path, sql: str) -> None:
+    """A database ENUM label (100 kB here) is of unknown size to the budget: what grows it is refused before DuckDB
+    folds it in this process; plain reads of enums are still planned."""
+    engine = _duck(
+        tmp_path,
+        [
+            "CREATE TYPE e AS ENUM ('" + "E" * 100_000 + "', 'b')",
+            "CREATE TYPE mood AS ENUM ('happy', 'sad')",
+            "CREATE TABLE t (id INTEGER, m mood, l mood[])",
+            "CREATE VIEW v_first AS SELECT enum_first(NULL::e) AS f",
+        ],
+        name="enums",
+    )
+    try:
+        result = run_explain(engine, sql)
+        assert not result.ok and result.error_kind in ("limit", "unsafe"), result
+        assert "preflight.max_constant_bytes" in (result.error or ""), result.error
+        for ordinary in (
+            "SELECT * FROM t WHERE m = 'sad'::mood",
+            "SELECT enum_range(NULL::mood), enum_first(NULL::e) IS NULL, CAST(m AS VARCHAR), l::VARCHAR FROM t",
+            "SELECT [1, 2]::VARCHAR, {'a': [1, 2]}::VARCHAR, concat('n=', 1), 'a' || 'b', f IS NULL FROM v_first",
+        ):
+            planned = run_explain(engine, ordinary)
+            assert planned.ok, (ordinary, planned.error)
+    finally:
+        engine.dispose()

@@ -252,3 +252,52 @@ def test_comments_and_type_names_are_cut_in_the_catalog_query(tmp_path: Path) ->
     assert columns["id"].comment is not None and len(columns["id"].comment) <= COMMENT_MAX + 1
     assert len(columns["w"].type) <= duck_introspect.TYPE_NAME_MAX + 1, len(columns["w"].type)
     assert columns["w"].type.startswith("ENUM('label_00000'") and columns["w"].type.endswith("…")
+
+
+def test_nested_and_enum_values_are_never_printed_whole_by_the_sample_read(tmp_path: Path) -> None:
+    """Audit B #1: ``left(CAST(l AS TEXT), 63)`` of a LIST of a long-label ENUM built the whole text (400 MB a row
+    for a 536 KB file) outside memory_limit. Nested values are shown by their size; flat values are cut."""
+    from dbmeta_app.schema.samples import _statement
+
+    label = "L" * 2000
+    path = tmp_path / "nested.duckdb"
+    _write(
+        path,
+        [
+            f"CREATE TYPE long_e AS ENUM ('{label}', 'b')",
+            "CREATE TYPE short_e AS ENUM ('happy', 'sad')",
+            "CREATE TABLE t (id INTEGER, l long_e[], le long_e, se short_e, s STRUCT(k VARCHAR, v INTEGER), "
+            "m MAP(VARCHAR, INTEGER), u UNION(i INTEGER, s VARCHAR), a INTEGER[3], li INTEGER[], "
+            "v VARCHAR, d DECIMAL(10, 2), ts TIMESTAMP, n INTEGER[], sl short_e[])",
+            f"INSERT INTO t VALUES (1, list_transform(range(100), lambda x: '{label}'::long_e), '{label}', 'sad', "
+            "{'k': 'x', 'v': 1}, MAP {'a': 1, 'b': 2}, 'w', [1, 2, 3], [4, 5], 'plain', 1.5, "
+            "TIMESTAMP '2024-01-02 03:04:05', NULL, ['sad', 'happy'])",
+        ],
+    )
+    engine = _engine(path)
+    try:
+        snap = introspect(engine, "duck")
+        rows = sample_rows(engine, snap.tables.values(), 2)
+        sql = _statement(snap.tables["main.t"], 2, engine.dialect)
+    finally:
+        engine.dispose()
+    ((*values,),) = rows["main.t"]
+    assert values == [
+        "1",
+        "<enum>",  # its type name is cut (ENUM('LLL…): a list or not, of labels of any length
+        "<enum>",
+        "sad",
+        "<struct>",
+        "<map of 2 entries>",
+        "<union>",
+        "<list of 3 elements>",
+        "<list of 2 elements>",
+        "plain",
+        "1.50",
+        "2024-01-02 03:04:05",
+        None,
+        "<list of 2 elements>",
+    ], values
+    assert all(v is None or len(v) <= SAMPLE_VALUE_MAX for v in values)
+    for nested in ('"l"', '"le"', '"s"', '"m"', '"u"', '"a"', '"li"', '"sl"'):
+        assert f"CAST(t.{nested} AS TEXT)" not in sql and f"CAST({nested} AS TEXT)" not in sql, sql
