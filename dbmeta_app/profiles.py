@@ -170,19 +170,19 @@ def open_profile(
     ``settings`` names the deployment (CLIENT, ENV) in the profile's cache scope (their defaults without it);
     ``engine``, when given, is used instead of one created from the profile's URL, and its URL is the identity.
     """
-    if profile.sample:
-        url = profile.database_url.get_secret_value()
-        if profile.dialect == "chdb":
-            materialize_clickhouse_sample(url)
-        else:
-            materialize_sample(Path(url.split(":///", 1)[1]))
+    url = profile.database_url.get_secret_value()
+    if profile.sample and profile.dialect != "chdb":
+        materialize_sample(Path(url.split(":///", 1)[1]))
+    serving = engine if engine is not None else create_profile_engine(profile)
+    if profile.sample and profile.dialect == "chdb":
+        materialize_clickhouse_sample(url, serving)
     # Descriptions are part of the snapshot's key: read when the profile opens, by the same loader.
     files = CuratedFiles()
     path = profile.descriptions_file
     descriptions = files.load(path, Descriptions, "descriptions file") if path is not None else None
     return ProfileRuntime(
         profile=profile,
-        engine=engine if engine is not None else create_profile_engine(profile),
+        engine=serving,
         descriptions=descriptions.value if descriptions is not None else Descriptions(),
         descriptions_digest=descriptions.digest if descriptions is not None else "",
         files=files,

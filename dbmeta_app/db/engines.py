@@ -131,24 +131,32 @@ def materialize_sample(path: Path) -> None:
     log.info("Created the sample warehouse at %s", path)
 
 
-def materialize_clickhouse_sample(url: str) -> None:
-    """Load the bundled ClickHouse sample into the chDB database at url unless it is already there."""
+def materialize_clickhouse_sample(url: str, engine: sa.Engine | None = None) -> None:
+    """Load the bundled ClickHouse sample into the chDB database at url unless it is already there.
+
+    ``engine``: the profile's own (kept open): chDB keeps a loaded dictionary only while a connection of the
+    process stays open, so the sample's dictionary is loaded through the engine that will serve it.
+    """
     script = sample_file("clickhouse_warehouse.sql").read_text(encoding="utf-8")
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    own = engine is None
+    engine = engine if engine is not None else sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             # the dictionary is created last: present means the whole script ran
             done = conn.exec_driver_sql(
                 "SELECT count() FROM system.tables WHERE database = 'analytics' AND name = 'product_names'"
             ).scalar()
-            if done:
-                return
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS analytics")
-            # statements end with a semicolon at the end of a line (the script says so)
-            for statement in script.split(";\n"):
-                code = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
-                if code.strip():
-                    conn.exec_driver_sql(code)
-        log.info("Created the ClickHouse sample warehouse (chDB)")
+            if not done:
+                conn.exec_driver_sql("DROP DATABASE IF EXISTS analytics")
+                # statements end with a semicolon at the end of a line (the script says so)
+                for statement in script.split(";\n"):
+                    code = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+                    if code.strip():
+                        conn.exec_driver_sql(code)
+                log.info("Created the ClickHouse sample warehouse (chDB)")
+            # A preflight never loads a dictionary (docs/SECURITY.md); the sample is the service's own, so its
+            # dictionary is loaded here, in each process that opens it (chDB loads dictionaries per process).
+            conn.exec_driver_sql("SYSTEM RELOAD DICTIONARY analytics.product_names")
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()

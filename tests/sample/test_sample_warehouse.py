@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +150,28 @@ def test_instructions() -> None:
     assert "default" in data["profiles"]
     assert 6 <= len(items) <= 12
     assert all(isinstance(i, str) and i.strip() for i in items)
+
+
+@pytest.mark.integration
+def test_the_clickhouse_sample_s_dictionary_is_usable_in_a_preflight(tmp_path: Path) -> None:
+    # A preflight never loads a dictionary; the bundled sample's own one is loaded when the sample is opened,
+    # so what its schema tells the LLM (dictGet on analytics.product_names) plans. A fresh process: chDB's
+    # dictionaries are loaded per process.
+    pytest.importorskip("chdb_sqlalchemy", reason="chDB is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PROFILES_FILE")}
+    env.update(
+        SAMPLE_WAREHOUSE="clickhouse",
+        DATA_DIR=str(tmp_path / "data"),
+        REDIS_CACHE_ENABLED="false",
+        SEARCH_BACKEND="keyword",
+    )
+    sql = "SELECT dictGet('analytics.product_names', 'name', toUInt64(1)) AS name"
+    done = subprocess.run(
+        [sys.executable, "-m", "dbmeta_app", "preflight", sql],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True, done.stdout + done.stderr
