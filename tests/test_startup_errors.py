@@ -78,12 +78,11 @@ _RUNTIME_CASES = {
 
 @pytest.mark.parametrize(
     ("command", "case"),
+    # one place classifies them (main.py's lifespan): each kind of file once, each command once more
     [
         ("dbmeta_serve", "embedding_model"),
         ("dbmeta_serve", "descriptions_file"),
-        ("dbmeta_serve", "examples_file"),
         ("dbmeta_serve", "instructions_file"),
-        ("uvicorn", "embedding_model"),
         ("uvicorn", "examples_file"),
     ],
 )
