@@ -384,7 +384,7 @@ def schema(
             console.print(f"[yellow]stale:[/yellow] {escape(visible(meta['stale_reason']))}", highlight=False)
     if meta.get("unsampled_tables"):
         console.print(
-            "[yellow]sample rows not read[/yellow] (out of time, timed out or failed: see metadata.unsampled_tables): "
+            "[yellow]sample rows not read[/yellow] (why, per table: metadata.unsampled_tables): "
             + escape(visible(", ".join(meta["unsampled_tables"]))),
             highlight=False,
         )

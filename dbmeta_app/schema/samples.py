@@ -61,6 +61,7 @@ __all__ = [
     "SAMPLE_TABLE_MS",
     "SAMPLE_VALUE_MAX",
     "TIMEOUT_NOTE",
+    "TOO_LARGE_NOTE",
     "RelationCheck",
     "SamplePolicy",
     "Samples",
@@ -89,6 +90,8 @@ DEADLINE_NOTE: Final = "not sampled: the sample reads ran out of their time budg
 TIMEOUT_NOTE: Final = "not sampled: the read timed out (a lock, or a slow table)"
 #: A read that failed otherwise (a privilege, a broken table): the service log says why.
 FAILED_NOTE: Final = "not sampled: the read failed (the service log says why)"
+#: A read that ran out of the memory the service allows itself for the database (a huge value): not retried.
+TOO_LARGE_NOTE: Final = "not sampled: a value is too large to read within the service's memory bound"
 #: A table the routine policy does not let the service read (what reading it would run): the reason follows.
 REFUSED_NOTE: Final = "not sampled: refused: "
 #: The notes of tables whose samples a later read may get (a snapshot holding one is read again at its refresh).
@@ -570,6 +573,10 @@ def _read(
             or "timeout" in str(exc).lower()
         )
         return TIMEOUT_NOTE if timed_out or isinstance(exc, PoolTimeoutError) else FAILED_NOTE
+    except MemoryError:
+        # a value over the service's memory bound for the database (SQLite's heap cap, db/engines.py)
+        log.info("No sample rows for %s: a value is too large to read within the memory bound", table.key)
+        return TOO_LARGE_NOTE
     return tuple(tuple(_truncate(v) for v in row) for row in rows)
 
 

@@ -216,3 +216,51 @@ def test_clickhouse_alias_columns_are_not_computed(chdb_url: str) -> None:
     values = dict(zip([c.name for c in table.columns], rows[f"{db}.t"][0], strict=True))
     assert values["id"] == "1" and values["a"] == "<generated>", values
     assert values.get("m", "stored") == "stored"
+
+
+_TOO_LARGE = r"""
+import json, sqlite3, sys
+import dbmeta_app.db.engines as engines
+
+engines.SQLITE_HARD_HEAP_LIMIT = 16 * 1024 * 1024  # the service's cap, lowered for a small test
+from pydantic import SecretStr
+from dbmeta_app.config import Profile
+from dbmeta_app.profiles import open_profile
+from dbmeta_app.schema import introspect
+from dbmeta_app.schema.samples import read_samples
+
+path = sys.argv[1]
+with sqlite3.connect(path) as conn:
+    conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, s TEXT)")
+    conn.execute("INSERT INTO big VALUES (1, ?)", ("y" * 40_000_000,))
+    conn.execute("CREATE TABLE small (id INTEGER PRIMARY KEY, s TEXT)")
+    conn.execute("INSERT INTO small VALUES (1, 'x')")
+conn.close()
+rt = open_profile(Profile(name="p", database_url=SecretStr(f"sqlite:///{path}")))
+snap = introspect(rt.engine, "p")
+read = read_samples(rt.engine, snap.tables.values(), 2, rt.sample_policy())
+print(json.dumps({"rows": {k: list(map(list, v)) for k, v in read.rows.items()}, "unsampled": read.unsampled}))
+"""
+
+
+def test_a_value_too_large_for_the_service_s_sqlite_heap_leaves_its_table_unsampled_not_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    # Under the SQLite heap cap (engines.SQLITE_HARD_HEAP_LIMIT) reading a value larger than it is a MemoryError:
+    # that table is labelled, the others are read (a 300 MB value made `dbmeta schema --samples` fail whole).
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TOO_LARGE, str(tmp_path / "big.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["rows"] == {"small": [["1", "x"]]}, answer
+    assert answer["unsampled"] == {
+        "big": "not sampled: a value is too large to read within the service's memory bound"
+    }
