@@ -305,6 +305,13 @@ def _introspect_blocking(settings: Settings, rt: SnapshotSource, with_examples: 
         raise UpstreamUnavailableError(
             f"database of profile {rt.name!r} is unavailable: {connection_failure(orig)}"
         ) from exc
+    except MemoryError:
+        # the service's memory bound for the database (SQLite's heap cap, db/engines.py): a catalog entry larger
+        log.warning("Introspection of profile=%s ran out of the memory bound", rt.name)
+        raise UpstreamUnavailableError(
+            f"database of profile {rt.name!r} could not be read within the service's memory bound "
+            "(a definition or value in its catalog is larger)"
+        ) from None
     finally:
         metrics.INTROSPECTION_SECONDS.labels(rt.name).observe(time.perf_counter() - started)
 

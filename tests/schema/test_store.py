@@ -174,3 +174,46 @@ async def test_a_newer_snapshot_that_fails_to_decode_in_the_background_is_droppe
     assert status == "miss" and again.version == held.version
     assert cache.stats.of("schema").errors >= 1
     rt.dispose()
+
+
+_HUGE_DDL = r"""
+import json, sqlite3, sys
+import dbmeta_app.db.engines as engines
+
+engines.SQLITE_HARD_HEAP_LIMIT = 16 * 1024 * 1024  # the service's cap, lowered for a small test
+from pydantic import SecretStr
+from dbmeta_app.config import Profile, load_settings
+from dbmeta_app.errors import DbmetaError
+from dbmeta_app.profiles import open_profile
+from dbmeta_app.schema.store import _introspect_blocking
+
+path = sys.argv[1]
+with sqlite3.connect(path) as conn:
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT DEFAULT '" + "z" * 40_000_000 + "')")
+conn.close()
+rt = open_profile(Profile(name="p", database_url=SecretStr(f"sqlite:///{path}")))
+try:
+    _introspect_blocking(load_settings(redis_cache_enabled=False), rt, False)
+    print(json.dumps({"raised": None}))
+except DbmetaError as exc:
+    print(json.dumps({"raised": exc.code, "status": exc.status_code, "detail": str(exc)}))
+"""
+
+
+def test_a_database_too_large_to_read_within_the_memory_bound_is_a_clear_503(tmp_path: Path) -> None:
+    # A DDL larger than the service's SQLite heap cap: reading the catalog is a MemoryError, which was an
+    # unexpected error (a 500; `dbmeta schema`: "unexpected MemoryError").
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _HUGE_DDL, str(tmp_path / "huge.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (answer["raised"], answer["status"]) == ("upstream_unavailable", 503), answer
+    assert "memory bound" in answer["detail"], answer
