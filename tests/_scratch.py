@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,3 +59,19 @@ def service(engine: sa.Engine, tmp: Path, **settings: Any) -> Iterator[TestClien
     merged = {**defaults, **settings, "database_url": url_of(engine), "data_dir": tmp / "data"}
     with TestClient(create_app(load_settings(**merged))) as client:
         yield client
+
+
+def run_child(script: str, *args: str, **popen: Any) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter (its own process state: SQLite's heap cap, chDB's server) and return
+    the JSON object its last line of output prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **popen,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer

@@ -606,16 +606,8 @@ class McpHttpEndpoint:
             if not _sent_as_json(scope):
                 # The SDK's answer is a plain-text 400; the service's, on every route, is a 415 (here as
                 # JSON-RPC, like the transport's other errors: the edge adds error, detail and request_id).
-                response = JSONResponse(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": None,
-                        "error": {
-                            "code": INVALID_REQUEST,
-                            "message": "the request body must be JSON-RPC, sent with Content-Type: application/json",
-                        },
-                    },
-                    status_code=415,
+                response = _invalid_request(
+                    415, "the request body must be JSON-RPC, sent with Content-Type: application/json"
                 )
                 await response(scope, receive, send)
                 return
@@ -623,21 +615,21 @@ class McpHttpEndpoint:
             if body is not None and _has_invalid_id(body):
                 # The SDK takes a message whose id is neither a string nor an integer (1.5, 1e400, null) for
                 # a notification: 202 and no answer ever, so the client would wait. It is an invalid request.
-                response = JSONResponse(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": None,
-                        "error": {
-                            "code": INVALID_REQUEST,
-                            "message": "Invalid Request: the id of a request must be a string or an integer",
-                        },
-                    },
-                    status_code=400,
+                response = _invalid_request(
+                    400, "Invalid Request: the id of a request must be a string or an integer"
                 )
                 await response(scope, receive, send)
                 return
             receive = _replay(messages, receive)
         await manager.handle_request(scope, receive, send)
+
+
+def _invalid_request(status: int, message: str) -> JSONResponse:
+    """A JSON-RPC "invalid request" error answered by the endpoint itself (no id: the request has none usable)."""
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}},
+        status_code=status,
+    )
 
 
 def _sent_as_json(scope: Scope) -> bool:

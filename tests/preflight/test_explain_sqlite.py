@@ -16,6 +16,7 @@ from dbmeta_app.db.session import _Watchdog
 from dbmeta_app.preflight.explain import _error_result, run_explain
 from dbmeta_app.preflight.guard import check_sql
 from dbmeta_app.preflight.suggest import suggest_names
+from tests._scratch import run_child
 
 from .test_guard import SQLITE_HOSTILE, SQLITE_LEGIT
 
@@ -300,24 +301,12 @@ def test_a_planning_bomb_fails_cleanly_within_the_sqlite_heap_limit(tmp_path: Pa
     """SQLite expands 3 x 2^15 view copies (about 1 GB): under the service's heap limit that is a "limit" verdict at a bounded
     size, the next statement is planned as usual. (The child's address space is capped at 3 GB, so without
     the heap limit the test fails with a MemoryError instead of taking the machine down.)"""
-    import json
     import resource
-    import subprocess
-    import sys
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3_000_000_000, 3_000_000_000))
 
-    done = subprocess.run(
-        [sys.executable, "-c", _BOMB, str(tmp_path / "bomb.db")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=cap,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = run_child(_BOMB, str(tmp_path / "bomb.db"), preexec_fn=cap)
     assert answer["ok"] is False and answer["kind"] == "limit", answer
     assert "ran out of memory" in answer["error"], answer
     assert answer["again"] is True, answer

@@ -21,6 +21,7 @@ from dbmeta_app.db.admission import Admission
 from dbmeta_app.errors import BusyError
 from dbmeta_app.schema import introspect
 from dbmeta_app.schema.samples import SamplePolicy, sample_rows, sampleable
+from tests._scratch import run_child
 from tests.conftest import MYSQL_URL, PG_ADMIN_URL
 
 # --- SQLite ------------------------------------------------------------------------------------------
@@ -248,18 +249,7 @@ def test_a_value_too_large_for_the_service_s_sqlite_heap_leaves_its_table_unsamp
 ) -> None:
     # Under the SQLite heap cap (engines.SQLITE_HARD_HEAP_LIMIT) reading a value larger than it is a MemoryError:
     # that table is labelled, the others are read (a 300 MB value made `dbmeta schema --samples` fail whole).
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", _TOO_LARGE, str(tmp_path / "big.db")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = run_child(_TOO_LARGE, str(tmp_path / "big.db"))
     assert answer["rows"] == {"small": [["1", "x"]]}, answer
     assert answer["unsampled"] == {
         "big": "not sampled: a value is too large to read within the service's memory bound"

@@ -18,6 +18,7 @@ from dbmeta_app.config import Settings
 from dbmeta_app.profiles import ProfileRuntime, open_profile
 from dbmeta_app.schema import store
 from dbmeta_app.schema.models import Snapshot
+from tests._scratch import run_child
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.0) -> list[str]:
@@ -203,17 +204,6 @@ except DbmetaError as exc:
 def test_a_database_too_large_to_read_within_the_memory_bound_is_a_clear_503(tmp_path: Path) -> None:
     # A DDL larger than the service's SQLite heap cap: reading the catalog is a MemoryError, which was an
     # unexpected error (a 500; `dbmeta schema`: "unexpected MemoryError").
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", _HUGE_DDL, str(tmp_path / "huge.db")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = run_child(_HUGE_DDL, str(tmp_path / "huge.db"))
     assert (answer["raised"], answer["status"]) == ("upstream_unavailable", 503), answer
     assert "memory bound" in answer["detail"], answer
