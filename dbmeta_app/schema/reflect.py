@@ -113,6 +113,15 @@ WHERE a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
 
+
+def _pg_all_columns_readable(relation: str, attnums: str) -> str:
+    """SQL: the role may select every column of ``relation`` numbered in the array ``attnums``."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM unnest({attnums}) k(num)"
+        f" WHERE NOT pg_catalog.has_column_privilege({relation}, k.num, 'SELECT'))"
+    )
+
+
 _PG_CONSTRAINTS = f"""
 SELECT con.conrelid, con.contype, con.conname,
   ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
@@ -128,6 +137,10 @@ LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
 WHERE con.contype IN ('p', 'f') AND {_PG_SCHEMA_WHERE}
   -- a foreign key to a partitioned table is cloned for each partition: the partitions fold into the parent
   AND NOT coalesce(fc.relispartition, false)
+  -- a key names its columns and its target: shown only when the role may read all of them
+  AND {_pg_all_columns_readable("con.conrelid", "con.conkey")}
+  AND (con.contype <> 'f' OR (pg_catalog.has_schema_privilege(fn.oid, 'USAGE')
+       AND {_pg_all_columns_readable("con.confrelid", "con.confkey")}))
 ORDER BY con.conrelid, con.conname
 """
 
