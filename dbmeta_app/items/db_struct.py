@@ -15,6 +15,7 @@ from dbmeta_app.config import Settings
 from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.fit import Fitted, render_within
 from dbmeta_app.schema.models import Snapshot
+from dbmeta_app.schema.printable import visible
 from dbmeta_app.schema.render import render_schema, resolve_table_names
 from dbmeta_app.schema.store import SnapshotMemo, load_snapshot, stale_reason
 from dbmeta_app.search.columns import column_relevance
@@ -93,7 +94,8 @@ async def get_schema_prompt_item(
     if budget is not None:
         metadata["budget"] = budget
     if with_examples:
-        unsampled = {k: note for k in keys if (note := snapshot.tables[k].sample_note) is not None}
+        # a note names the views and routines that refused a read: database text, escaped like the prompt's
+        unsampled = {k: visible(note) for k in keys if (note := snapshot.tables[k].sample_note) is not None}
         if unsampled:
             # degraded, not failed: the schema is whole, these tables' sample rows are missing
             metadata["samples_degraded"] = True

@@ -32,6 +32,7 @@ from dbmeta_app.preflight.guard import UNSAFE, GuardVerdict, check_sql
 from dbmeta_app.preflight.suggest import suggest_names
 from dbmeta_app.preflight.verdicts import VerdictMemo
 from dbmeta_app.profiles import ProfileRuntime
+from dbmeta_app.schema.printable import visible
 from dbmeta_app.schema.store import held_schema_version, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -87,18 +88,22 @@ def preflight_answer(
     suggestion: str | None = None,
     cached: bool = False,
 ) -> dict[str, Any]:
-    """Build one preflight answer: every key of PREFLIGHT_KEYS, null where it does not apply."""
+    """Build one preflight answer: every key of PREFLIGHT_KEYS, null where it does not apply.
+
+    The texts (error, warnings, suggestion) name what the database holds (views, routines, columns), so their
+    control characters are escaped (``schema.printable``): a name must not start a line of its own in a prompt.
+    """
     return {
         "ok": ok,
-        "error": error,
+        "error": None if error is None else visible(error),
         "error_kind": error_kind,
         "position": position,
         "plan": plan,
         "plan_truncated": plan_truncated if plan is not None else None,
         "estimated_rows": estimated_rows,
         "estimated_cost": estimated_cost,
-        "warnings": list(warnings),
-        "suggestion": suggestion,
+        "warnings": [visible(w) for w in warnings],
+        "suggestion": None if suggestion is None else visible(suggestion),
         "cached": cached,
         "profile": profile,
         "dialect": dialect,
