@@ -20,7 +20,9 @@ table of 100 MB documents costs a few hundred bytes, on the server too: PostgreS
 which fetches and decompresses only the prefix of a TOASTed value (pglz; an lz4 value stored larger than
 :data:`SAMPLE_STORED_MAX` is shown as its size), and a value of any other type stored larger than
 :data:`SAMPLE_STORED_MAX` (``pg_column_size``, which reads no data) is shown as its size, never converted to
-text. Generated columns the database computes on every read (MariaDB/MySQL and SQLite ``VIRTUAL``, PostgreSQL
+text; a value of a type that is not a flat built-in scalar (arrays, jsonb, composite, range, the database's own
+types: their text is not bounded by their size) is converted only when stored uncompressed in at most
+:data:`SAMPLE_NESTED_STORED_MAX` bytes. Generated columns the database computes on every read (MariaDB/MySQL and SQLite ``VIRTUAL``, PostgreSQL
 18 virtual, every DuckDB generated column, ClickHouse ``ALIAS``) are not read (:data:`GENERATED`). DuckDB reads
 in this process: its built-ins are called by their system-catalog names, a database that redefines one is not
 read at all, an allow-listed view passes the preflight's reach check first, and every DuckDB connection has a
@@ -82,6 +84,58 @@ SAMPLE_TABLE_MS: Final = 25
 #: PostgreSQL: a value stored in more bytes than this (compressed, as ``pg_column_size`` says) is not turned
 #: into text on the server, except text/varchar cut by ``left()`` (which decompresses only the prefix).
 SAMPLE_STORED_MAX: Final = 8_192
+#: PostgreSQL: a value of any other type than a flat built-in scalar (arrays, jsonb, composite, range, domain,
+#: a type of the database's) is turned into text only when stored uncompressed in at most this many bytes. Its
+#: text is not bounded by its size: a numeric holds 16,383 decimal places in 8 bytes, so a 1.9 KB compressed
+#: array of them is 327 MB of text, built whole by the output function before any cut.
+SAMPLE_NESTED_STORED_MAX: Final = 256
+#: PostgreSQL built-in scalar types whose text is at most a few times their stored size (numeric: one value's
+#: text is at most ~150 KB): a value of these is turned into text when stored in at most SAMPLE_STORED_MAX.
+_PG_FLAT_TYPES: Final = (
+    "bool",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "money",
+    "oid",
+    "date",
+    "time",
+    "timetz",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "uuid",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "bpchar",
+    "char",
+    "name",
+    "json",
+    "xml",
+    "bit",
+    "varbit",
+    "point",
+    "lseg",
+    "box",
+    "line",
+    "path",
+    "polygon",
+    "circle",
+    "tsvector",
+    "tsquery",
+    "pg_lsn",
+)
+_PG_FLAT_TYPE: Final = re.compile(
+    r"(boolean|smallint|integer|bigint|real|double precision|numeric(\(\d+(,\s*\d+)?\))?|money|oid|date|"
+    r"(time|timestamp)(\(\d\))?( with(out)? time zone)?|interval.*|uuid|inet|cidr|macaddr8?|"
+    r"(character|bit|bit varying)(\(\d+\))?|\"char\"|name|json|xml|point|lseg|box|line|path|polygon|circle|"
+    r"tsvector|tsquery|pg_lsn)"
+)
 #: What a sample shows for a generated column the database would compute to read it.
 GENERATED: Final = "<generated>"
 #: What the sample reads of a call (budget) left unread.
@@ -324,6 +378,8 @@ class _Columns:
     #: PostgreSQL: the columns that are text or varchar now (cut with left(), which reads only a prefix);
     #: None where the dialect is not asked (the snapshot's type names are used)
     text: frozenset[str] | None = None
+    #: PostgreSQL: the columns whose type is now a flat built-in scalar (_PG_FLAT_TYPES); None: not asked
+    flat: frozenset[str] | None = None
 
 
 #: (schema, table, column) of the columns computed on every read, per dialect that lists them in one query:
@@ -378,23 +434,37 @@ def _live_columns(conn: Connection, tables: list[Table]) -> dict[str, _Columns]:
         return {}
     # attgenerated 'v' (virtual generated columns) exists from PostgreSQL 18
     virtual = "a.attgenerated = 'v'" if (conn.dialect.server_version_info or (0,)) >= (18,) else "false"
+    flat_types = ", ".join(f"'pg_catalog.{name}'::regtype" for name in _PG_FLAT_TYPES)
     rows = conn.execute(
         sa.text(
-            f"SELECT n.nspname, c.relname, a.attname, {virtual} "
+            f"SELECT n.nspname, c.relname, a.attname, {virtual}, "
+            "a.atttypid IN ('pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype), "
+            f"a.atttypid IN ({flat_types}) "
             "FROM pg_catalog.pg_attribute a "
             "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = ANY(CAST(:schemas AS text[])) AND c.relname = ANY(CAST(:names AS text[])) "
-            "AND a.attnum > 0 AND NOT a.attisdropped "
-            f"AND (a.atttypid IN ('pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype) OR {virtual})"
+            "AND a.attnum > 0 AND NOT a.attisdropped"
         ),
         {"schemas": schemas, "names": sorted({t.name for t in tables})},
     )
     text: dict[str, set[str]] = {}
-    for schema, name, column, is_virtual in rows:
-        (generated if is_virtual else text).setdefault(f"{schema}.{name}", set()).add(column)
+    flat: dict[str, set[str]] = {}
+    for schema, name, column, is_virtual, is_text, is_flat in rows:
+        key = f"{schema}.{name}"
+        if is_virtual:
+            generated.setdefault(key, set()).add(column)
+        elif is_text:
+            text.setdefault(key, set()).add(column)
+        elif is_flat:
+            flat.setdefault(key, set()).add(column)
     return {
-        t.key: _Columns(frozenset(generated.get(t.key, ())), frozenset(text.get(t.key, ()))) for t in tables
+        t.key: _Columns(
+            frozenset(generated.get(t.key, ())),
+            frozenset(text.get(t.key, ())),
+            frozenset(flat.get(t.key, ())),
+        )
+        for t in tables
     }
 
 
@@ -456,11 +526,18 @@ def _live_kinds(conn: Connection, tables: list[Table]) -> dict[str, str]:
 
 
 def _value_expression(
-    column: Any, type_name: str, dialect: str, *, lz4: bool = False, text: bool | None = None
+    column: Any,
+    type_name: str,
+    dialect: str,
+    *,
+    lz4: bool = False,
+    text: bool | None = None,
+    flat: bool | None = None,
 ) -> Any:
     """Cut a value on the server: its first characters as text, or its size when binary.
 
-    ``text`` (PostgreSQL) says whether the live column is text/varchar; None: judge by ``type_name``.
+    ``text`` (PostgreSQL) says whether the live column is text/varchar, ``flat`` whether it is a flat built-in
+    scalar (``_PG_FLAT_TYPES``); None: judge by ``type_name``.
     """
     lowered = type_name.lower()
     dialect = dialect_family(dialect)
@@ -500,7 +577,16 @@ def _value_expression(
         # function needs the whole value, decompressed: only values stored small enough are converted.
         output = sa.func.left(sa.func.concat(column), SAMPLE_VALUE_MAX + 1)
         big = sa.literal("<") + sa.cast(stored, sa.Text) + sa.literal(" bytes stored>")
-        return sa.case((column.is_(None), sa.null()), (stored > SAMPLE_STORED_MAX, big), else_=output)
+        if bool(_PG_FLAT_TYPE.fullmatch(lowered)) if flat is None else flat:
+            return sa.case((column.is_(None), sa.null()), (stored > SAMPLE_STORED_MAX, big), else_=output)
+        # a nested or foreign type: only a small value stored as is (a compressed one may be far larger whole)
+        # (before PostgreSQL 14 and lz4, nothing says a value is compressed: one that fits is short anyway)
+        nested_big = (
+            sa.or_(stored > SAMPLE_NESTED_STORED_MAX, sa.func.pg_column_compression(column).is_not(None))
+            if lz4
+            else stored > SAMPLE_NESTED_STORED_MAX
+        )
+        return sa.case((column.is_(None), sa.null()), (nested_big, big), else_=output)
     if dialect in ("mysql", "mariadb"):
         if lowered.startswith(_MYSQL_BINARY_TYPES):
             return sa.func.concat("<", sa.func.octet_length(column), " bytes>")
@@ -550,6 +636,7 @@ def _statement(table: Table, limit: int, dialect: sa.Dialect, live: _Columns | N
                 dialect.name,
                 lz4=lz4,
                 text=None if live.text is None else c.name in live.text,
+                flat=None if live.flat is None else c.name in live.flat,
             )
         ).label(f"c{i}")
         for i, c in enumerate(table.columns)

@@ -239,3 +239,28 @@ def test_the_deadline_grows_with_the_tables_to_read(tmp_path: Path) -> None:
     engine.dispose()
     assert read.unsampled == {}
     assert len(read.rows) == 40 and read.rows["t7"] == (("7",),)
+
+
+def test_postgres_values_whose_text_outgrows_their_size_are_not_converted(
+    pg_scratch: tuple[sa.Engine, sa.Engine],
+) -> None:
+    """A numeric keeps 16,383 decimal places in a few bytes, and an array of them compresses to nothing: the
+    text of a 2 KB stored value would be hundreds of MB, built whole before any cut."""
+    setup, engine = pg_scratch
+    with setup.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE ledger (id int, amounts numeric[], doc jsonb, small int[])")
+        # 2,000 numbers of 16,384 characters: 33 MB of text from ~100 bytes stored, compressed
+        conn.exec_driver_sql(
+            "INSERT INTO ledger SELECT 1, array_fill(('0.' || repeat('0', 16383))::numeric, ARRAY[2000]),"
+            " to_jsonb(array_fill(('0.' || repeat('0', 16383))::numeric, ARRAY[2000])), ARRAY[1, 2, 3]"
+        )
+        stored = conn.exec_driver_sql("SELECT pg_column_size(amounts), pg_column_size(doc) FROM ledger").one()
+    assert max(stored) < 8_192  # under the flat types' bound: only the nested rule stops it
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    table = introspect(engine, "p").tables["public.ledger"]
+    before = _peak_mb(pid)
+    (row,) = sample_rows(engine, [table], 3)["public.ledger"]
+    assert _peak_mb(pid) - before < 16, f"backend peak RSS {before} → {_peak_mb(pid)} MB"
+    assert row[0] == "1" and row[3] == "{1,2,3}", row  # small nested values are still shown
+    assert row[1].endswith(" bytes stored>") and row[2].endswith(" bytes stored>"), row
