@@ -219,6 +219,9 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
         text = comment if comment and comment != "VIEW" else None
         tables[(schema, name)] = {"kind": kind, "comment": text}
     columns: dict[tuple[str, str], list[tuple[str, str, bool, str | None]]] = defaultdict(list)
+    # information_schema lists only the columns the user has a privilege on, KEY_COLUMN_USAGE every key of a
+    # table it may see: a key is shown only when every column it names (both ends) is one the user may see
+    visible: set[tuple[str, str, str]] = set()
     for schema, name, col, ctype, nullable, comment in conn.execute(
         sa.text(
             "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, "
@@ -227,6 +230,7 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
             "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
         )
     ):
+        visible.add((schema, name, col))
         if (schema, name) in tables:
             columns[(schema, name)].append((col, str(ctype), nullable == "YES", comment or None))
     pks: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -248,6 +252,8 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
             fk_parts[(schema, name, cname)].append((col, ref_schema, ref_table, ref_col))
     fks: dict[tuple[str, str], list[ForeignKey]] = defaultdict(list)
     for (schema, name, cname), parts in fk_parts.items():
+        if not all((schema, name, p[0]) in visible and (p[1], p[2], p[3]) in visible for p in parts):
+            continue
         fks[(schema, name)].append(
             ForeignKey(
                 columns=tuple(p[0] for p in parts),
@@ -259,6 +265,8 @@ def _reflect_mysql(conn: Connection, include: Sequence[str], exclude: Sequence[s
     out = []
     for (schema, name), info in tables.items():
         pk = tuple(pks.get((schema, name), ()))
+        if not all((schema, name, c) in visible for c in pk):
+            pk = ()
         cols = tuple(
             Column(name=c, type=t, nullable=n, primary_key=c in pk, comment=cm)
             for c, t, n, cm in columns.get((schema, name), ())
