@@ -9,6 +9,8 @@ import re
 import time
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from dbmeta_app.scrub import is_setting_name, scrub
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -77,6 +79,17 @@ class ContextFilter(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+class ClientLeftFilter(logging.Filter):
+    """Drop a library's error record for a client that hung up mid-request (the edge middleware says it once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ClientDisconnect))
+
+
+#: Libraries that log a client's hang-up mid-request as an error of their own, with its traceback.
+CLIENT_LEFT_LOGGERS = ("mcp.server.streamable_http",)
 
 
 class JsonFormatter(logging.Formatter):
@@ -154,6 +167,10 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         logging.getLogger(name).setLevel(wanted)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in CLIENT_LEFT_LOGGERS:
+        library = logging.getLogger(name)
+        if not any(isinstance(f, ClientLeftFilter) for f in library.filters):
+            library.addFilter(ClientLeftFilter())
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         if fmt == "json" and server_logger.handlers:

@@ -200,7 +200,9 @@ class EdgeMiddleware:
             if _is_cancellation(exc):
                 raise
             where = f"{scope.get('method', '')} {scope.get('path', '')}"
-            if not answer.started:
+            if body.client_left:
+                pass  # the client hung up before its request was whole (said below): nothing failed
+            elif not answer.started:
                 log.error("Unexpected error answering %s", where, exc_info=exc)
                 await answer.error(500, "unexpected server error")
             elif not answer.complete:
@@ -211,9 +213,18 @@ class EdgeMiddleware:
                 # Answered already (Starlette's error handler answers, then re-raises for the server's log).
                 log.error("Unexpected error answering %s (answered 500)", where, exc_info=exc)
         finally:
+            status = CLIENT_LEFT if body.client_left else answer.status or 500
+            if body.client_left:
+                log.info(
+                    "The client left before sending its whole request: %s %s", scope["method"], scope["path"]
+                )
             request_id.reset(token)
-            observe_http(route_label(scope), scope.get("method", ""), answer.status or 500, answer.elapsed())
+            observe_http(route_label(scope), scope.get("method", ""), status, answer.elapsed())
 
+
+#: The status a request is counted with when its client hung up before sending its whole body (as nginx
+#: counts it: a 4xx, the client's doing, not a server error).
+CLIENT_LEFT = 499
 
 #: Before an error answer, what is left of the request body is read and dropped, up to this many bytes and
 #: seconds: a client that sends its whole body before reading (most HTTP libraries, without ``Expect:
@@ -233,6 +244,7 @@ class _Body:
         )
         self.started = False  # the app asked for the body (a client waiting for 100 Continue now sends it)
         self.finished = False  # the last part was read (or the client left)
+        self.client_left = False  # the client hung up before sending the whole body
 
     async def receive(self) -> Message:
         self.started = True
@@ -241,6 +253,8 @@ class _Body:
         return message
 
     def _note(self, message: Message) -> None:
+        if message["type"] == "http.disconnect" and not self.finished:
+            self.client_left = True
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.finished = True
 

@@ -345,3 +345,34 @@ def test_a_json_rpc_error_stays_one_with_the_services_fields_as_its_data() -> No
 
 def test_an_error_body_of_the_one_shape_is_passed_on_unchanged() -> None:
     assert reshape_error(404, "application/json", b'{"error": "unknown_profile", "detail": "x"}') is None
+
+
+def _server_errors(base_url: str) -> float:
+    text = httpx.get(f"{base_url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("dbmeta_http_requests_total{") and 'status="5xx"' in line
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/tables/search", "/v1/preflight", "/mcp"])
+def test_a_client_that_leaves_before_sending_its_body_is_not_a_server_error(
+    base_url: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    before = _server_errors(base_url)
+    with caplog.at_level(logging.INFO):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n".encode()
+                + b'{"query": "x"'
+            )
+            time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "left before" not in caplog.text:
+            time.sleep(0.05)
+    assert "left before" in caplog.text  # said once, as what it is
+    assert _server_errors(base_url) == before
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR], caplog.text[-2000:]
