@@ -180,7 +180,11 @@ class Profile(BaseModel):
 class Settings(BaseSettings):
     """Environment settings; names are the operators' env variables (no prefix)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty variable (exported or in .env) is unset: the setting keeps its default (CLIENT= is "default",
+    # not "", which would change every cache scope; REDIS_PORT= is 6379, not a start-up error).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     # identity: part of every cache key
     client: str = "default"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dbmeta_app.config import load_settings
+from dbmeta_app.config import Settings, load_settings
 from dbmeta_app.errors import ConfigError, UnknownProfileError
 from dbmeta_app.logging_setup import redact
 from dbmeta_app.search.milvus_index import DEFAULT_MIRROR_MAX_ROWS
@@ -35,7 +35,6 @@ def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPat
         ("INSTRUCTIONS_FILE", "/nonexistent/instructions.yml"),
         ("EXAMPLES_DIR", "/nonexistent/examples"),
         ("MILVUS_URI", "ftp://milvus.internal"),
-        ("MCP_ALLOWED_HOSTS", ""),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_the_variable(
@@ -202,7 +201,7 @@ def test_an_empty_path_setting_means_unset(monkeypatch: pytest.MonkeyPatch, tmp_
     assert s.data_dir == Path(".data")
 
 
-@pytest.mark.parametrize("value", ["a/b", ""])
+@pytest.mark.parametrize("value", ["a/b", " "])
 def test_a_bad_default_profile_is_named_as_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("DEFAULT_PROFILE", value)
     with pytest.raises(ConfigError) as err:
@@ -217,3 +216,22 @@ def test_a_missing_secrets_dir_is_named_without_a_python_repr(
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert str(err.value) == f"Invalid settings: SECRETS_DIR: '{tmp_path / 'absent'}' is not a directory"
+
+
+def test_every_setting_exported_empty_is_unset_and_keeps_its_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An empty value of any setting means unset (README), whether exported or written in .env."""
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(data_dir=tmp_path)
+    names = [name for name in Settings.model_fields if name != "data_dir"]
+    for name in names:
+        monkeypatch.setenv(name.upper(), "")
+    exported = load_settings(data_dir=tmp_path)
+    for name in names:
+        monkeypatch.delenv(name.upper())
+    (tmp_path / ".env").write_text("".join(f"{name.upper()}=\n" for name in names))
+    from_file = load_settings(data_dir=tmp_path)
+    for name in names:
+        assert getattr(exported, name) == getattr(defaults, name), name
+        assert getattr(from_file, name) == getattr(defaults, name), name
