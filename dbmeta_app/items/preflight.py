@@ -245,7 +245,9 @@ async def preflight_reply(
     suggestion = None
     if result.error_kind == "sql" and result.error:
         columns = {k: [c.name for c in t.columns] for k, t in snapshot.tables.items()}
-        suggestion = suggest_names(result.error, snapshot.tables.keys(), columns, verdict.tables)
+        suggestion = suggest_names(
+            result.error, snapshot.tables.keys(), columns, verdict.tables, dialect=snapshot.dialect
+        )
     answer = _explained(result, rt, snapshot.version, suggestion)
     if result.transient:
         pass  # out of memory, an internal error: the next try may answer otherwise

@@ -32,6 +32,10 @@ is kept in two cases only:
 
 Any other such word becomes ``…``. The engine's vocabulary and the schema's name parts are kept as before.
 
+The SETTINGS clause the service appends to the caller's statement (its limits) is not repeated: ClickHouse's
+"In scope …" echo shows the caller's statement as the caller wrote it, and a "Maybe you meant: ['…']" whose every
+name is masked is left out (the answer's "did you mean" comes from the snapshot, ``preflight/suggest.py``).
+
 A value that equals, whole, something the caller wrote tells the caller that it does (a membership test, like
 the "Impossible WHERE" a MariaDB plan shows for a const row that fails a condition): what the docs admit.
 Nothing lets a value through piecewise (its words, its characters).
@@ -71,6 +75,14 @@ _REDACTED: Final = "…"
 _CLICKHOUSE_ERROR: Final = re.compile(r"\bDB::Exception\b")
 #: The final "(CODE_NAME)" of a ClickHouse error.
 _ERROR_CODE: Final = re.compile(r"\(([A-Z][A-Z0-9_]*)\)\s*$")
+#: The SETTINGS clause the service appends to the caller's statement (``db.session.clickhouse_limits``), which
+#: ClickHouse repeats in its "In scope …" echo: the service's words, not the caller's problem; left out.
+_SERVICE_SETTINGS: Final = re.compile(
+    r"\s+SETTINGS\s+readonly\s*=\s*\d+(?:\s*,\s*[A-Za-z_]\w*\s*=\s*(?:\d+|'[^'\\]*'))*"
+)
+#: ClickHouse's own "Maybe you meant: ['…']." once every name in it is masked: noise (the answer's suggestion is
+#: made from the snapshot).
+_MASKED_HINT: Final = re.compile(r"\s*Maybe you meant:?\s*\[\s*'…'(?:\s*,\s*'…')*\s*\]\.?")
 _WORD: Final = re.compile(r"[^\W\d]\w*")
 _CHUNK: Final = re.compile(r"\S+")
 #: The words of ClickHouse's own messages (what an ordinary mistake's message is made of) and of the SETTINGS
@@ -163,7 +175,8 @@ class Echo:
         """An error message with the values the caller did not write replaced (numbers too on planners that
         read rows)."""
         if self._reads_rows and _CLICKHOUSE_ERROR.search(text):
-            return self._clickhouse_message(text)
+            checked = self._clickhouse_message(_SERVICE_SETTINGS.sub("", text))
+            return _MASKED_HINT.sub("", checked)
         if self._reads_rows:
             return _VALUE.sub(self._value, text)
         return _QUOTED.sub(self._quoted, text)

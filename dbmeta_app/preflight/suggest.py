@@ -1,40 +1,75 @@
-"""Turn an unknown-table or unknown-column error into a "did you mean" hint. Pure: no I/O."""
+"""Turn an unknown-table or unknown-column error into a "did you mean" hint. Pure: no I/O.
+
+A hint names each identifier as the dialect must write it, part by part (``"Weird Schema"."Mixed Case Tbl"``,
+``sales.orders``), with the schema renderer's quoting (:func:`dbmeta_app.schema.render.quote_ident`): a hint
+used as written is valid SQL. The dialect is the one whose wording the error has, unless the caller names it.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
+
+from dbmeta_app.schema.render import quote_ident, quote_table
 
 __all__ = ["missing_name", "suggest_names"]
 
 _Kind = Literal["table", "column"]
+_Option = TypeVar("_Option", str, tuple[str, str])
 
-# PostgreSQL, MySQL/MariaDB and SQLite wordings of "no such table / column".
-_PATTERNS: Final[tuple[tuple[_Kind, re.Pattern[str]], ...]] = (
-    ("table", re.compile(r'relation "([^"]+)" does not exist')),
-    ("table", re.compile(r'missing FROM-clause entry for table "([^"]+)"')),
-    ("column", re.compile(r'column "([^"]+)" does not exist')),
-    ("column", re.compile(r"column ([\w$.\"]+) does not exist")),
-    ("table", re.compile(r"Table '([^']+)' doesn't exist")),
-    ("column", re.compile(r"Unknown column '([^']+)' in '[^']*'")),
-    ("table", re.compile(r"no such table: ([^\s,;]+)")),
-    ("column", re.compile(r"no such column: ([^\s,;]+)")),
+# Each database's wording of "no such table / column", and the dialect that words it so (its quoting).
+_PATTERNS: Final[tuple[tuple[_Kind, str, re.Pattern[str]], ...]] = (
+    # ClickHouse (a server or chDB; messages as preflight/echo.py leaves them)
+    ("table", "clickhouse", re.compile(r"Unknown table expression identifier '([^']+)'")),
+    (
+        "table",
+        "clickhouse",
+        re.compile(r"DB::Exception: Table ([^\s'`]+|`[^`]+`(?:\.`[^`]+`)?) does not exist"),
+    ),
+    ("column", "clickhouse", re.compile(r"Unknown expression (?:or function )?identifier [`']([^`']+)[`']")),
+    ("column", "clickhouse", re.compile(r"Identifier '([^']+)' cannot be resolved")),
+    ("column", "clickhouse", re.compile(r"Missing columns: '([^']+)'")),
+    # DuckDB
+    ("table", "duckdb", re.compile(r"Table with name (.+?) does not exist!")),
+    ("column", "duckdb", re.compile(r'Referenced column "([^"]+)" not found')),
+    ("column", "duckdb", re.compile(r'Table "[^"]+" does not have a column named "([^"]+)"')),
+    # PostgreSQL
+    ("table", "postgresql", re.compile(r'relation "([^"]+)" does not exist')),
+    ("table", "postgresql", re.compile(r'missing FROM-clause entry for table "([^"]+)"')),
+    ("column", "postgresql", re.compile(r'column "([^"]+)" does not exist')),
+    ("column", "postgresql", re.compile(r"column ([\w$.\"]+) does not exist")),
+    # MySQL / MariaDB
+    ("table", "mysql", re.compile(r"Table '([^']+)' doesn't exist")),
+    ("column", "mysql", re.compile(r"Unknown column '([^']+)' in '[^']*'")),
+    # SQLite: the name runs to the end of the message (it may hold spaces)
+    ("table", "sqlite", re.compile(r"no such table: (.+?)\s*$")),
+    (
+        "column",
+        "sqlite",
+        re.compile(r"no such column: (.+?)(?:\s+-\s+should this be a string literal.*)?\s*$"),
+    ),
 )
+_MASKED: Final = "…"  # what preflight/echo.py leaves of a value the answer may not repeat
 _CUTOFF: Final = 0.6
 # Offer only names nearly as close as the best one: a long list of so-so matches is noise.
 _SPREAD: Final = 0.2
 _MAX_SUGGESTIONS: Final = 3
 
 
-def missing_name(error: str) -> tuple[_Kind, str] | None:
-    """Return ("table" | "column", name) parsed from a database's unknown-name error, or None."""
-    for kind, pattern in _PATTERNS:
+def _missing(error: str) -> tuple[_Kind, str, str] | None:
+    for kind, dialect, pattern in _PATTERNS:
         match = pattern.search(error)
         if match:
-            return kind, match.group(1).replace('"', "")
+            return kind, match.group(1).replace('"', "").replace("`", ""), dialect
     return None
+
+
+def missing_name(error: str) -> tuple[_Kind, str] | None:
+    """Return ("table" | "column", name) parsed from a database's unknown-name error, or None."""
+    found = _missing(error)
+    return None if found is None else (found[0], found[1])
 
 
 def suggest_names(
@@ -42,19 +77,28 @@ def suggest_names(
     table_keys: Iterable[str],
     columns_by_table: Mapping[str, Iterable[str]],
     referenced_tables: Iterable[str] = (),
+    *,
+    dialect: str | None = None,
 ) -> str | None:
-    """Return a hint such as `did you mean "sales.orders"?` for an unknown table or column error."""
-    found = missing_name(error)
+    """Return a hint such as ``did you mean sales.orders?`` or ``did you mean "Mixed Col" (s."T 1")?`` for an
+    unknown table or column error, each name written as ``dialect`` (by default, the error's) must write it."""
+    found = _missing(error)
     if found is None:
         return None
-    kind, name = found
+    kind, name, worded_by = found
+    if not name or _MASKED in name:
+        return None
+    written = dialect or worded_by
     if kind == "table":
-        matches = _close_tables(name, list(table_keys))
-        return _phrase([f'"{table}"' for table in matches])
-    return _phrase(_close_columns(name, columns_by_table, list(referenced_tables)))
+        matches = _close_tables(name, list(table_keys), written)
+        return _phrase([quote_table(table, None, written) for table in matches])
+    options = _close_columns(name, columns_by_table, list(referenced_tables))
+    return _phrase(
+        [f"{quote_ident(column, written)} ({quote_table(table, None, written)})" for column, table in options]
+    )
 
 
-def _close_tables(name: str, table_keys: list[str]) -> list[str]:
+def _close_tables(name: str, table_keys: list[str], dialect: str) -> list[str]:
     """Match the bare name against each key's bare name, preferring keys in the same schema."""
     wanted = name.lower()
     wanted_schema, _, wanted_bare = wanted.rpartition(".")
@@ -62,6 +106,9 @@ def _close_tables(name: str, table_keys: list[str]) -> list[str]:
     for key in table_keys:
         key_schema, _, key_bare = key.lower().rpartition(".")
         if key.lower() == wanted:
+            # the table itself, written as one name ("s.t" for s.t): offered when it is written otherwise
+            if quote_table(key, None, dialect) != name:
+                scored[key] = 1.0
             continue
         score = difflib.SequenceMatcher(None, wanted_bare, key_bare).ratio()
         if score < _CUTOFF:
@@ -74,23 +121,23 @@ def _close_tables(name: str, table_keys: list[str]) -> list[str]:
 
 def _close_columns(
     name: str, columns_by_table: Mapping[str, Iterable[str]], referenced: list[str]
-) -> list[str]:
-    """Match a column name against the referenced tables' columns first, then every table's."""
+) -> list[tuple[str, str]]:
+    """Match a column name against the referenced tables' columns first, then every table's: (column, table)."""
     wanted = name.lower().rsplit(".", 1)[-1]
     all_tables = list(columns_by_table)
     for tables in (_resolve(referenced, all_tables), all_tables):
-        scored: dict[str, float] = {}
+        scored: dict[tuple[str, str], float] = {}
         for table in tables:
             for column in columns_by_table.get(table, ()):
                 score = difflib.SequenceMatcher(None, wanted, column.lower()).ratio()
                 if score >= _CUTOFF and column.lower() != wanted:
-                    scored[f'"{column}" ({table})'] = score
+                    scored[(column, table)] = score
         if scored:
             return _best(scored)
     return []
 
 
-def _best(scored: dict[str, float]) -> list[str]:
+def _best(scored: dict[_Option, float]) -> list[_Option]:
     if not scored:
         return []
     top = max(scored.values())

@@ -64,7 +64,7 @@ def test_refused_sql_is_a_200_verdict_and_changes_nothing(client: TestClient, sq
 def test_an_unknown_table_gets_a_did_you_mean(client: TestClient) -> None:
     body = client.post("/v1/preflight", json={"sql": "SELECT * FROM order_itemz"}).json()
     assert body["ok"] is False and body["error_kind"] == "sql"
-    assert body["suggestion"] == 'did you mean "order_items"?'
+    assert body["suggestion"] == "did you mean order_items?"
 
 
 def test_sql_errors_are_cached_briefly(client: TestClient) -> None:

@@ -87,7 +87,7 @@ def test_every_answer_has_every_documented_key_whatever_the_outcome(
         assert PreflightResponse.model_validate(body).error_kind == kind
         assert (body["plan_truncated"] is None) == (body["plan"] is None)
     if kind == "sql" and "itemz" in sql:
-        assert body["suggestion"] == 'did you mean "order_items"?'
+        assert body["suggestion"] == "did you mean order_items?"
 
 
 def test_sqlite_plan_bombs_are_refused_at_once_and_the_service_does_not_grow(client: TestClient) -> None:

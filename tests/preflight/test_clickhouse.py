@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from dbmeta_app.db.session import clickhouse_limits, read_only_session
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.suggest import suggest_names
 
 HOSTILE = [
     "SELECT * FROM url('http://169.254.169.254/latest/meta-data', CSV)",
@@ -189,6 +190,35 @@ def test_an_unknown_column_is_a_sql_error_not_a_crash(engine: Engine) -> None:
     result = run_explain(engine, "SELECT nosuch FROM analytics.users")
     assert not result.ok and result.error_kind == "sql"
     assert "nosuch" in (result.error or "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("sql", "hint"),
+    [
+        ("SELECT * FROM evnts", "did you mean analytics.events?"),
+        ("SELECT * FROM analytics.evnts", "did you mean analytics.events?"),
+        ("SELECT evnt_type FROM analytics.events", "did you mean event_type (analytics.events)?"),
+        ("SELECT e.evnt_type FROM analytics.events e", "did you mean event_type (analytics.events)?"),
+    ],
+)
+def test_an_unknown_name_is_answered_without_the_services_settings_and_with_a_suggestion(
+    engine: Engine, sql: str, hint: str
+) -> None:
+    """Audit S14: the error names the caller's problem (not the SETTINGS the service appends, mangled), and the
+    suggester reads ClickHouse's unknown table / identifier errors like the other dialects'."""
+    tables = {
+        "analytics.events": ["event_type", "user_id", "page_url"],
+        "analytics.users": ["user_id", "email"],
+    }
+    names = [*tables, "events", "users", "analytics", *(c for cs in tables.values() for c in cs)]
+    result = run_explain(engine, sql, names=lambda: names)
+    assert not result.ok and result.error_kind == "sql", result
+    error = result.error or ""
+    assert "SETTINGS" not in error and "readonly" not in error and "max_execution_time" not in error, error
+    assert "'…'" not in error, error  # no masked hint left as noise
+    assert error.endswith(")") and "In scope " + sql.replace("events e", "events AS e") in error, error
+    assert suggest_names(error, tables, tables, referenced_tables=["analytics.events"]) == hint
 
 
 @pytest.mark.integration

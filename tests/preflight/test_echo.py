@@ -244,3 +244,32 @@ def test_clickhouse_unquoted_caller_words_are_not_let_through_piecewise() -> Non
         "(UNKNOWN_FUNCTION)"
     )
     assert echoed.message(text) == text
+
+
+def test_a_clickhouse_error_does_not_repeat_the_services_own_settings_clause() -> None:
+    """Audit S14: the SETTINGS the service appends are not the caller's problem (nor their words, mangled)."""
+    statement = "SELECT * FROM evnts"
+    echo = Echo(statement, lambda: ["analytics.events", "events", "analytics"], reads_rows=True)
+    raw = (
+        "Code: 60. DB::Exception: Unknown table expression identifier 'evnts'. Maybe you meant analytics.events?"
+        " In scope SELECT * FROM evnts SETTINGS readonly = 2, max_execution_time = 3, timeout_overflow_mode = "
+        "'throw', max_memory_usage = 256000000, max_result_rows = 100000, max_result_bytes = 104857600, "
+        "result_overflow_mode = 'break', allow_introspection_functions = 0. (UNKNOWN_TABLE)"
+    )
+    assert echo.message(raw) == (
+        "Code: 60. DB::Exception: Unknown table expression identifier 'evnts'. Maybe you meant analytics.events?"
+        " In scope SELECT * FROM evnts. (UNKNOWN_TABLE)"
+    )
+
+
+def test_a_clickhouse_hint_whose_every_name_is_masked_is_left_out() -> None:
+    echo = Echo("SELECT evnt_type FROM analytics.events", lambda: ["analytics.events"], reads_rows=True)
+    raw = (
+        "Code: 47. DB::Exception: Unknown expression identifier `evnt_type`. Maybe you meant: ['hunter2']. "
+        "In scope SELECT evnt_type FROM analytics.events SETTINGS readonly = 2, max_execution_time = 3. "
+        "(UNKNOWN_IDENTIFIER)"
+    )
+    assert echo.message(raw) == (
+        "Code: 47. DB::Exception: Unknown expression identifier `evnt_type`. In scope SELECT evnt_type FROM "
+        "analytics.events. (UNKNOWN_IDENTIFIER)"
+    )
