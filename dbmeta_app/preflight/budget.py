@@ -50,7 +50,17 @@ from pglast.enums import CTEMaterialize, SetOperation
 from sqlglot import exp
 
 from dbmeta_app.preflight.duckdb_folding import DUCKDB_VARIABLE_SIZE
-from dbmeta_app.preflight.pg_folding import NOT_FOLDED, VARIABLE_SIZE
+from dbmeta_app.preflight.pg_folding import (
+    EXTENSION_BOUND,
+    EXTENSION_DIMENSIONS,
+    EXTENSION_NOT_FOLDED,
+    EXTENSION_PREFIXES,
+    EXTENSION_UNBOUNDED,
+    EXTENSION_VARIABLE_SIZE,
+    JSONPATH_EVALUATED,
+    NOT_FOLDED,
+    VARIABLE_SIZE,
+)
 
 __all__ = [
     "Budget",
@@ -95,6 +105,9 @@ class Measures:
     query_depth: int
     constant_bytes: int = 0
     unsettled: bool = False  # constant columns that could not be followed: constant_bytes counts any size
+    # calls of constants of unknown size (a jsonpath evaluated on constants, an extension function whose result is
+    # not bounded by its arguments), as the refusal names them: constant_bytes counts any size
+    unknown: tuple[str, ...] = ()
 
 
 def over_budget(measures: Measures, budget: Budget) -> str | None:
@@ -118,6 +131,13 @@ def over_budget(measures: Measures, budget: Budget) -> str | None:
                 "query too complex to plan safely: its constant columns (renamed, aliased or named alike) could not "
                 "be followed to the end within the service's bound, so they count as over the limit of "
                 f"{limit:,} bytes of constants the planner would build (the profile's preflight.{setting})"
+            )
+        if value > limit and setting == "max_constant_bytes" and measures.unknown:
+            return (
+                f"query too complex to plan safely: {'; '.join(measures.unknown)}, all of its inputs constants: the "
+                "planner evaluates such a call while it plans, and what that builds is not bounded by its arguments, "
+                f"so it counts as over the limit of {limit:,} bytes of constants the planner would build (the "
+                f"profile's preflight.{setting}); apply it to a column, or compute it outside the query"
             )
         if value > limit:
             shown = f"over {_CAP:,}" if value >= _CAP else f"{value:,}"
@@ -475,7 +495,9 @@ def _fold(
             return folded
 
 
-def _measures(total: _Total, depth: int, from_items: int, folded: _Folded) -> Measures:
+def _measures(
+    total: _Total, depth: int, from_items: int, folded: _Folded, unknown: Sequence[str] = ()
+) -> Measures:
     """The measures of a statement; its constant bytes: the larger of the total with CTEs inlined and the plain sum
     over the statement (a CTE never referenced, a ClickHouse ``WITH <expression>``, counted too), any when the
     constant columns did not settle."""
@@ -490,6 +512,7 @@ def _measures(total: _Total, depth: int, from_items: int, folded: _Folded) -> Me
         total.query_depth,
         constant,
         unsettled=not folded.settled,
+        unknown=tuple(unknown),
     )
 
 
@@ -527,6 +550,7 @@ def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = Non
     folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
+    unknown: list[str] = []  # what the calls of unknown size are, for the refusal (the first few)
     # (value, owning block, visible CTEs, depth in the tree, query nesting level)
     stack: list[tuple[Any, int, _Scope, int, int]] = [(root, 0, _Scope({}), 1, 0)]
     while stack:
@@ -541,6 +565,10 @@ def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = Non
         depth = max(depth, level)
         if id(value) in folded:
             block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(value)])
+            if folded[id(value)] >= _UNBOUNDED and len(unknown) < 4:
+                label = _pg_unknown(value)
+                if label is not None and label not in unknown:
+                    unknown.append(label)
         if isinstance(value, pg.SelectStmt):
             query += 1
             block.query_depth = max(block.query_depth, query - block.base)
@@ -575,7 +603,9 @@ def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = Non
             block.relations += 1
         for _, child in _pg_children(value):
             stack.append((child, owner, scope, level + 1, query))
-    return _measures(_combine(blocks, _inline_rule(blocks, "postgresql")), depth, from_items, constants)
+    return _measures(
+        _combine(blocks, _inline_rule(blocks, "postgresql")), depth, from_items, constants, unknown
+    )
 
 
 # Functions whose result can be much larger than their arguments, and how much (see _pg_call_bound).
@@ -683,7 +713,15 @@ def _pg_evaluate(
         if length:
             bound = min(_CAP, total + 4 * length)
             return bound, None, bound
+        target = _pg_name((type_name.names or ("",))[-1]) if type_name is not None else ""
+        if target in EXTENSION_DIMENSIONS:
+            # pgvector: '{1:1}/16000'::sparsevec::vector is 64 KB from 14 bytes
+            bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
+            return bound, None, bound
         return total, lit.get(id(value.arg)), None
+    if _pg_unknown(value) is not None:
+        # a jsonpath run on constants, a trusted extension's function whose result its arguments do not bound
+        return _UNBOUNDED, None, _UNBOUNDED
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
     if call is not None and _pg_not_folded(call, name):
@@ -695,7 +733,61 @@ def _pg_evaluate(
         # than its arguments.
         bound = _pg_call_bound(name, list(call.args or ()), size, lit, total)
         return bound, None, bound
+    if call is not None and (name in EXTENSION_BOUND or name in EXTENSION_DIMENSIONS):
+        bound = min(_CAP, total * EXTENSION_BOUND.get(name, 1) + EXTENSION_DIMENSIONS.get(name, 0) + 4096)
+        return bound, None, bound
     return total, None, None
+
+
+# The operands of an @@ that make it text search (tsvector @@ tsquery, text @@ tsquery), not a jsonpath match.
+_PG_TEXT_SEARCH: Final = frozenset(
+    (
+        "tsvector tsquery to_tsvector to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery setweight "
+        "strip array_to_tsvector json_to_tsvector jsonb_to_tsvector ts_rewrite tsquery_and tsquery_or tsquery_not "
+        "tsquery_phrase tsvector_concat ts_delete ts_filter numnode"
+    ).split()
+)
+
+
+def _pg_text_search(operand: Any) -> bool:
+    if isinstance(operand, pg.TypeCast) and operand.typeName is not None:
+        return _pg_name((operand.typeName.names or ("",))[-1]) in _PG_TEXT_SEARCH
+    if isinstance(operand, pg.FuncCall) and operand.funcname:
+        return _pg_name(operand.funcname[-1]) in _PG_TEXT_SEARCH
+    return False
+
+
+def _pg_unknown(node: Any) -> str | None:
+    """What a call is, when the planner cannot be bounded in what folding it builds (its inputs all constants):
+    a jsonpath evaluated on a constant json, a function of a trusted extension whose result its arguments do not
+    bound (see ``pg_folding``: reviewed as unbounded, of variable size without a reviewed bound, or of the name
+    family of an extension and not reviewed). None for any other node."""
+    if isinstance(node, pg.JsonFuncExpr):
+        op = getattr(node.op, "name", str(node.op)).removesuffix("_OP")
+        return f"{op} runs a jsonpath on a constant json"
+    if isinstance(node, pg.A_Expr) and node.name and len(node.name) > 0:
+        operator = _pg_name(node.name[-1])
+        if operator == "@?" or (
+            operator == "@@" and not (_pg_text_search(node.lexpr) or _pg_text_search(node.rexpr))
+        ):
+            return f"the operator {operator} runs a jsonpath on a constant json"
+        return None
+    if not isinstance(node, pg.FuncCall) or not node.funcname:
+        return None
+    name = _pg_name(node.funcname[-1])
+    if name in JSONPATH_EVALUATED and not _pg_not_folded(node, name):
+        return f"{name}() runs a jsonpath on a constant json"
+    if name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE or _pg_not_folded(node, name):
+        return None  # a built-in (an extension's function of the same name, like citext's replace, alike)
+    if name == "st_transform" and len(node.args or ()) > 3:
+        return f"{name}() of a raster, to a scale, is a function of a trusted extension (PostGIS)"
+    if name in EXTENSION_UNBOUNDED or (
+        name not in EXTENSION_BOUND
+        and name not in EXTENSION_DIMENSIONS
+        and (name in EXTENSION_VARIABLE_SIZE or name.startswith(EXTENSION_PREFIXES))
+    ):
+        return f"{name}() is a function of a trusted extension (it decrypts, decompresses, densifies or generates, or is not reviewed)"
+    return None
 
 
 def _pg_kids(node: Any) -> list[Any]:
@@ -835,7 +927,7 @@ def _pg_not_folded(call: pg.FuncCall, name: str) -> bool:
     aggregate = (
         call.agg_star or call.agg_distinct or call.agg_order or call.agg_filter or call.agg_within_group
     )
-    return bool(aggregate or call.over is not None or name in NOT_FOLDED)
+    return bool(aggregate or call.over is not None or name in NOT_FOLDED or name in EXTENSION_NOT_FOLDED)
 
 
 def _times_literal(count: int | None, unit: int, total: int) -> int:

@@ -20,13 +20,36 @@ the function is an aggregate, a window function or returns a set. Generated from
 Every other built-in name returns a value of bounded size whatever its arguments. A call of constants to a
 VARIABLE_SIZE function is bounded by ``budget._pg_call_bound`` (a reviewed bound per name) or counted as
 unbounded; a newer server's additions are unknown here and count as the size of their arguments.
+
+Two more kinds of call are of unknown size on constants, whatever their result type (``budget._pg_unknown``):
+
+* a jsonpath evaluated on a constant json (:data:`JSONPATH_EVALUATED`, the operators ``@?`` and ``@@``, SQL/JSON
+  ``JSON_QUERY``/``JSON_VALUE``/``JSON_EXISTS``): lax-mode subscript lists, ``[*]``, ``.**`` multiply what the
+  executor collects before it answers, even a boolean (``jsonb_path_match('1', '$[0,…][0,…]… == 2')``);
+* a function of a trusted extension (docs/SECURITY.md) whose result is not bounded by its arguments: it
+  decompresses, decrypts, generates or densifies (:data:`EXTENSION_UNBOUNDED`), or it returns a value of variable
+  size and has no reviewed bound in :data:`EXTENSION_BOUND` (:data:`EXTENSION_VARIABLE_SIZE`, generated from the
+  extensions installable on PostgreSQL 15 with the query above restricted to ``pg_depend`` members of
+  ``pg_extension``), or its name is of a family of an extension that is not generated here (PostGIS ``st_…``,
+  ``_st_…``, ``postgis_…``; pgcrypto ``pgp_…``: :data:`EXTENSION_PREFIXES`) and not reviewed: fail closed, so a
+  function a newer PostGIS or pgcrypto adds is refused on constants until it is reviewed.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["NOT_FOLDED", "VARIABLE_SIZE"]
+__all__ = [
+    "EXTENSION_BOUND",
+    "EXTENSION_DIMENSIONS",
+    "EXTENSION_NOT_FOLDED",
+    "EXTENSION_PREFIXES",
+    "EXTENSION_UNBOUNDED",
+    "EXTENSION_VARIABLE_SIZE",
+    "JSONPATH_EVALUATED",
+    "NOT_FOLDED",
+    "VARIABLE_SIZE",
+]
 
 NOT_FOLDED: Final[frozenset[str]] = frozenset(
     (
@@ -152,3 +175,170 @@ VARIABLE_SIZE: Final[frozenset[str]] = frozenset(
         "xml_in xml_out xml_recv xml_send xmlcomment xmlconcat2 xpath"
     ).split()
 )
+
+# Built-ins that evaluate a jsonpath: on a constant json and a constant path the planner runs the path while it plans,
+# and what it collects (each subscript list, [*], .**, .* multiplies it) is bounded by neither argument, whatever the
+# result type. jsonb_path_query and jsonb_path_query_tz return sets (NOT_FOLDED): listed for the record.
+JSONPATH_EVALUATED: Final[frozenset[str]] = frozenset(
+    (
+        "jsonb_path_exists jsonb_path_exists_tz jsonb_path_exists_opr jsonb_path_match jsonb_path_match_tz "
+        "jsonb_path_match_opr jsonb_path_query jsonb_path_query_tz jsonb_path_query_array "
+        "jsonb_path_query_array_tz jsonb_path_query_first jsonb_path_query_first_tz"
+    ).split()
+)
+
+# Set-returning functions of the trusted extensions: not folded.
+EXTENSION_NOT_FOLDED: Final[frozenset[str]] = frozenset(("each skeys svals pgp_armor_headers").split())
+
+# Functions of the trusted extensions returning a value of variable size (PostgreSQL 15: bloom, btree_gin,
+# btree_gist, citext, cube, earthdistance, fuzzystrmatch, hstore, intarray, isn, ltree, pg_trgm, pgcrypto, seg,
+# tsm_system_rows, tsm_system_time, unaccent, uuid-ossp; names that are also built-ins are classed as built-ins).
+# Without an entry in EXTENSION_BOUND a call of constants to one counts as of unknown size.
+EXTENSION_VARIABLE_SIZE: Final[frozenset[str]] = frozenset(
+    (
+        "_int_inter _int_union _intbig_in _intbig_out _ltq_extract_regex _ltree_extract_isparent "
+        "_ltree_extract_risparent _ltree_union _ltxtq_extract_exec akeys armor avals bqarr_in bqarr_out citext "
+        "citext_larger citext_smaller citextin citextout citextrecv citextsend crypt cube cube_enlarge cube_in "
+        "cube_inter cube_out cube_recv cube_send cube_subset cube_union dearmor decrypt decrypt_iv delete digest "
+        "dmetaphone dmetaphone_alt ean13_out earth_box encrypt encrypt_iv fetchval g_cube_union g_int_union "
+        "g_intbig_union gbt_bit_union gbt_bytea_union gbt_numeric_union gbt_text_union gbtreekey16_out "
+        "gbtreekey2_out gbtreekey32_out gbtreekey4_out gbtreekey8_out gbtreekey_var_in gbtreekey_var_out "
+        "gen_random_bytes gen_salt ghstore_in ghstore_out ghstore_union gtrgm_in gtrgm_out gtrgm_union hmac "
+        "hs_concat hstore hstore_in hstore_out hstore_recv hstore_send hstore_to_array hstore_to_json "
+        "hstore_to_json_loose hstore_to_jsonb hstore_to_jsonb_loose hstore_to_matrix intarray_del_elem "
+        "intarray_push_array intarray_push_elem intset intset_subtract intset_union_elem isn_out lca ll_to_earth "
+        "lquery_in lquery_out lquery_recv lquery_send ltree2text ltree_addltree ltree_addtext ltree_gist_in "
+        "ltree_gist_out ltree_in ltree_out ltree_recv ltree_send ltree_textadd ltree_union ltxtq_in ltxtq_out "
+        "ltxtq_recv ltxtq_send metaphone pgp_key_id pgp_pub_decrypt pgp_pub_decrypt_bytea pgp_pub_encrypt "
+        "pgp_pub_encrypt_bytea pgp_sym_decrypt pgp_sym_decrypt_bytea pgp_sym_encrypt pgp_sym_encrypt_bytea "
+        "querytree seg_out show_trgm slice slice_array sort sort_asc sort_desc soundex subarray subltree subpath "
+        "tconvert text2ltree text_soundex unaccent uniq"
+    ).split()
+)
+
+# Families of names of trusted extensions not generated above (not installable where this was generated: PostGIS,
+# and pgcrypto's PGP functions for the versions to come): a call of constants to a name of one that is not
+# reviewed (EXTENSION_BOUND) counts as of unknown size.
+EXTENSION_PREFIXES: Final[tuple[str, ...]] = ("st_", "_st_", "postgis_", "_postgis_", "pgp_")
+
+# Reviewed: the result is not bounded by the arguments. pgcrypto decrypts and DECOMPRESSES a PGP message (zlib or
+# bzip2, ~1000:1: 90 KB of constant made 40 MB per call); PostGIS densifies (ST_Segmentize by a length, ST_Buffer,
+# ST_OffsetCurve, ST_MinimumBoundingCircle by segments per quarter circle, ST_LineInterpolatePoints by a
+# fraction), generates (ST_GeneratePoints by a count, ST_Letters, grids and tiles by a cell size, rasters by their
+# width and height), or overlays (intersections of n and m segments: n × m vertices).
+EXTENSION_UNBOUNDED: Final[frozenset[str]] = frozenset(
+    (
+        "pgp_sym_decrypt pgp_sym_decrypt_bytea pgp_pub_decrypt pgp_pub_decrypt_bytea "
+        "st_segmentize st_buffer st_offsetcurve st_minimumboundingcircle st_lineinterpolatepoints "
+        "st_generatepoints st_letters st_hexagongrid st_squaregrid st_subdivide st_tile st_chaikinsmoothing "
+        "st_delaunaytriangles st_voronoipolygons st_voronoilines st_concavehull st_intersection st_union "
+        "st_difference st_symdifference st_unaryunion st_node st_split st_makevalid st_snap st_sharedpaths "
+        "st_makeemptyraster st_asraster st_addband st_resize st_rescale st_resample st_mapalgebra st_clip "
+        "st_makeemptycoverage st_asmvt st_asgeobuf st_asflatgeobuf st_geohash st_snaptogrid st_astiff "
+        "st_aspng st_asjpeg st_asgdalraster st_interpolateraster st_triangulatepolygon st_tesselate "
+        "st_straightskeleton st_approximatemedialaxis st_extrude st_minkowskisum st_3dintersection st_3dunion "
+        "st_3ddifference st_buildarea st_polygonize st_clusterintersecting st_clusterwithin st_locatealong "
+        "st_locatebetween st_locatebetweenelevations st_lineinterpolatepoint3d st_maximuminscribedcircle "
+        "st_largestemptycircle st_reduceprecision st_linecrossingdirection st_coverageunion "
+        "st_coveragesimplify st_coverageinvalidedges st_generatepointsinpolygon"
+    ).split()
+)
+
+# Reviewed bounds: a call of constants to one builds at most factor × its arguments' bytes + 4 KB (budget adds
+# the 4 KB: a hash, a salt, a fixed-size box or point, a version string). Fixed-size results and parts,
+# unions and re-encodings of their arguments are 1; texts of coordinates (a double printed: up to 25
+# characters per 8 bytes) 8; JSON of an hstore 6; trigrams of a text 16.
+EXTENSION_BOUND: Final[dict[str, int]] = {
+    # pgcrypto: digests, salts and hashes are fixed; raw decryption and dearmoring shrink; encryption adds a
+    # block and, for PGP, a header and compression's worst case; armor is base64 plus headers.
+    **dict.fromkeys(
+        (
+            "digest hmac crypt gen_salt gen_random_uuid pgp_key_id decrypt decrypt_iv dearmor "
+            "gen_random_bytes"  # at most 1024 bytes
+        ).split(),
+        1,
+    ),
+    **dict.fromkeys("encrypt encrypt_iv pgp_sym_encrypt pgp_sym_encrypt_bytea pgp_pub_encrypt".split(), 2),
+    "pgp_pub_encrypt_bytea": 2,
+    "armor": 4,
+    # hstore, intarray, ltree, cube, citext, earthdistance, seg, isn, fuzzystrmatch, unaccent, pg_trgm
+    **dict.fromkeys(
+        (
+            "akeys avals delete fetchval hs_concat hstore hstore_in hstore_recv hstore_send hstore_to_array "
+            "slice slice_array tconvert _int_inter _int_union intarray_del_elem intarray_push_array "
+            "intarray_push_elem intset intset_subtract intset_union_elem sort sort_asc sort_desc subarray uniq "
+            "bqarr_in lca ltree2text ltree_addltree ltree_addtext ltree_in ltree_recv ltree_send ltree_textadd "
+            "lquery_in lquery_recv lquery_send ltxtq_in ltxtq_recv ltxtq_send subltree subpath text2ltree "
+            "_ltq_extract_regex _ltree_extract_isparent _ltree_extract_risparent _ltxtq_extract_exec "
+            "cube cube_in cube_inter cube_recv cube_send cube_union earth_box ll_to_earth "
+            "citext citext_larger citext_smaller citextin citextrecv citextsend citextout "
+            "seg_out ean13_out isn_out soundex text_soundex"
+        ).split(),
+        1,
+    ),
+    **dict.fromkeys("hstore_out hstore_to_matrix lquery_out ltree_out ltxtq_out metaphone".split(), 2),
+    **dict.fromkeys("dmetaphone dmetaphone_alt unaccent querytree bqarr_out cube_out".split(), 4),
+    "cube_subset": 4,  # as many dimensions (16 bytes) as its index array has elements (4 bytes)
+    "cube_enlarge": 4,  # up to 100 dimensions (CUBE_MAX_DIM): within the 4 KB
+    **dict.fromkeys("hstore_to_json hstore_to_json_loose hstore_to_jsonb hstore_to_jsonb_loose".split(), 6),
+    "show_trgm": 16,
+    # PostGIS (by name: not installable where this was generated). Measures, predicates, accessors, constructors
+    # of a point or a box, parsers, and transformations that keep or drop vertices: 1 (ST_Force4D and
+    # ST_Force3D* add coordinates, ST_ClipByBox2D a corner per edge: 2; ST_GeomFromTWKB and encoded polylines
+    # expand varints to doubles: 16; ST_Transform only in its geometry forms: budget checks its arity).
+    **dict.fromkeys(
+        (
+            "st_area st_length st_length2d st_3dlength st_perimeter st_perimeter2d st_3dperimeter st_distance "
+            "st_3ddistance st_distancesphere st_distancespheroid st_maxdistance st_3dmaxdistance "
+            "st_hausdorffdistance st_frechetdistance st_dwithin st_3ddwithin st_dfullywithin st_intersects "
+            "st_3dintersects st_contains st_containsproperly st_within st_covers st_coveredby st_crosses "
+            "st_touches st_overlaps st_disjoint st_equals st_orderingequals st_relate st_relatematch st_isvalid "
+            "st_isvalidreason st_isempty st_issimple st_isclosed st_isring st_iscollection st_hasarc st_npoints "
+            "st_nrings st_numgeometries st_numpoints st_numinteriorrings st_numinteriorring st_ndims "
+            "st_dimension st_coorddim st_zmflag st_geometrytype st_srid st_x st_y st_z st_m st_xmin st_xmax "
+            "st_ymin st_ymax st_zmin st_zmax st_azimuth st_angle st_makepoint st_point st_pointz st_pointm "
+            "st_pointzm st_makepointm st_setsrid st_geomfromtext st_geometryfromtext st_geomfromewkt "
+            "st_geogfromtext st_geographyfromtext st_geomfromwkb st_geomfromewkb st_geogfromwkb "
+            "st_geomfromgeojson st_geomfromgml st_geomfromkml st_gmltosql st_pointfromtext st_linefromtext "
+            "st_polygonfromtext st_polyfromtext st_mpointfromtext st_mlinefromtext st_mpolyfromtext "
+            "st_geomcollfromtext st_pointfromgeohash st_geomfromgeohash st_box2dfromgeohash st_makeenvelope "
+            "st_tileenvelope st_envelope st_extent st_3dextent st_expand st_centroid st_pointonsurface "
+            "st_startpoint st_endpoint st_pointn st_geometryn st_exteriorring st_interiorringn st_boundary "
+            "st_convexhull st_simplify st_simplifypreservetopology st_simplifyvw st_reverse st_force2d "
+            "st_forcerhr st_forcepolygoncw st_forcepolygonccw st_forcecollection st_multi st_flipcoordinates "
+            "st_swapordinates st_translate st_scale st_rotate st_rotatex st_rotatey st_rotatez st_affine "
+            "st_transscale st_transform st_setpoint st_addpoint st_removepoint st_removerepeatedpoints "
+            "st_makeline st_makepolygon st_polygon st_collect st_linemerge st_linesubstring "
+            "st_lineinterpolatepoint st_linelocatepoint st_closestpoint st_shortestline st_longestline "
+            "st_3dclosestpoint st_3dshortestline st_3dlongestline st_collectionextract st_collectionhomogenize "
+            "st_normalize st_asbinary st_asewkb st_ashexewkb st_aswkb st_summary st_memsize st_isvaliddetail "
+            "st_estimatedextent st_srid st_issimple st_geometricmedian st_project st_clusterdbscan "
+            "st_clusterkmeans st_bdpolyfromtext st_bdmpolyfromtext st_wkbtosql st_wkttosql "
+            "postgis_version postgis_full_version postgis_lib_version postgis_lib_build_date postgis_geos_version "
+            "postgis_proj_version postgis_scripts_installed postgis_scripts_released postgis_lib_revision "
+            "postgis_libxml_version postgis_gdal_version postgis_sfcgal_version postgis_wagyu_version "
+            "geometry geography box2d box3d geometrytype"
+        ).split(),
+        1,
+    ),
+    **dict.fromkeys("st_force3d st_force3dz st_force3dm st_force4d st_clipbybox2d".split(), 2),
+    **dict.fromkeys(
+        (
+            "st_astext st_asewkt st_asgeojson st_askml st_asgml st_asx3d st_assvg st_astwkb st_asencodedpolyline "
+            "st_aslatlontext st_ashexwkb st_asmvtgeom"
+        ).split(),
+        8,
+    ),
+    **dict.fromkeys("st_geomfromtwkb st_linefromencodedpolyline".split(), 16),
+    # pgvector: an array's elements as 4-byte floats (an element of an array's text is at least 2 bytes)
+    **dict.fromkeys("array_to_vector array_to_halfvec array_to_sparsevec".split(), 2),
+}
+
+# pgvector: a dense vector of up to 16,000 dimensions, whatever its argument (a sparse vector, '{1:1}/16000', is 14
+# bytes): the bytes such a call or cast can add to its arguments (budget).
+EXTENSION_DIMENSIONS: Final[dict[str, int]] = {
+    "vector": 4 * 16_000 + 8,
+    "halfvec": 2 * 16_000 + 8,
+    "sparsevec_to_vector": 4 * 16_000 + 8,
+    "sparsevec_to_halfvec": 2 * 16_000 + 8,
+}
