@@ -52,7 +52,7 @@ async def list_schemas(runtime: Runtime, rt: ProfileRuntime) -> dict[str, Any]:
     return {
         "profile": rt.name,
         "dialect": snapshot.dialect,
-        "schema_version": snapshot.version,
+        "schema_version": snapshot.schema_version,
         "schemas": schemas_of(snapshot),
     }
 
@@ -65,7 +65,7 @@ async def list_tables(
     tables, total = select_tables(snapshot, schema, limit)
     answer: dict[str, Any] = {
         "profile": rt.name,
-        "schema_version": snapshot.version,
+        "schema_version": snapshot.schema_version,
         "detail_level": detail_level,
         "total": total,
         "truncated": total > len(tables),

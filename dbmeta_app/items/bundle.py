@@ -187,4 +187,4 @@ async def get_prompt_items(
             jobs[kind] = dialect_item(rt)
     results = await asyncio.gather(*jobs.values())
     snapshot, _ = await load_snapshot(runtime.settings, runtime.cache, rt)
-    return {"prompt_items": list(results), "schema_version": snapshot.version, "profile": rt.name}
+    return {"prompt_items": list(results), "schema_version": snapshot.schema_version, "profile": rt.name}

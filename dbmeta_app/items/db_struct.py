@@ -81,7 +81,7 @@ async def get_schema_prompt_item(
         "profile": rt.name,
         "dialect": snapshot.dialect,
         "tables": keys,
-        "schema_version": snapshot.version,
+        "schema_version": snapshot.schema_version,
         "cache": status,
         "stale_reason": stale_reason(rt, status),
         "filtered": tables is not None,

@@ -186,7 +186,7 @@ async def preflight_reply(
         # answers cached before are no longer served (the schema version does not move with them).
         return rt.scope.key(
             "explain",
-            schema_version=snapshot.version,
+            schema_version=snapshot.schema_version,
             sql=verdict.normalized,
             limits=(
                 limits.timeout_ms,
@@ -207,7 +207,7 @@ async def preflight_reply(
     async with rt.admission.slot() as admitted:
         if not admitted:
             metrics.PREFLIGHT_SECONDS.labels(rt.name, "busy").observe(time.perf_counter() - started)
-            return _busy(rt, snapshot.version)
+            return _busy(rt, snapshot.schema_version)
         # The routine policy runs in the EXPLAIN's own transaction, just before it (preflight/policy.py).
         check = rt.routines.checker(verdict.reach, statement)
         try:
@@ -248,7 +248,7 @@ async def preflight_reply(
         suggestion = suggest_names(
             result.error, snapshot.tables.keys(), columns, verdict.tables, dialect=snapshot.dialect
         )
-    answer = _explained(result, rt, snapshot.version, suggestion)
+    answer = _explained(result, rt, snapshot.schema_version, suggestion)
     if result.transient:
         pass  # out of memory, an internal error: the next try may answer otherwise
     elif result.error_kind is None or result.error_kind == "limit":

@@ -229,6 +229,13 @@ class Snapshot:
             self._derived[name] = compute(self)
         return self._derived[name]  # type: ignore[no-any-return]
 
+    @property
+    def schema_version(self) -> str:
+        """The version answers report (``schema_version``): of the schema alone, so equal with and without
+        sample rows, and unchanged by a change of data. ``version`` (what this snapshot's text shows, samples
+        included) stays the identity of the process's memos."""
+        return self.derived("schema_version", _schema_version)
+
     def names(self) -> frozenset[str]:
         """Every schema, table and column name of the snapshot (what an answer may name)."""
         return self.derived(
@@ -273,12 +280,22 @@ def qualified_name(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
 
 
-def content_version(snapshot: Snapshot) -> str:
-    """Hash the snapshot's tables (not its profile) into a short, stable version string."""
+def content_version(snapshot: Snapshot, *, samples: bool = True) -> str:
+    """Hash the snapshot's tables (not its profile) into a short, stable version string; without their
+    sample rows and notes when ``samples`` is False."""
     # Table by table: one encoding call for the whole schema would hold the GIL for tens of milliseconds
     # on a large one, and stall the event loop while a refresh runs in a worker thread.
     digest = hashlib.sha256()
     for table in snapshot.tables.values():
-        digest.update(orjson.dumps(table.to_json(), option=orjson.OPT_SORT_KEYS))
+        data = table.to_json()
+        if not samples:
+            data.pop("sample_rows", None)
+            data.pop("sample_note", None)
+        digest.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
         digest.update(b"\n")
     return digest.hexdigest()[:16]
+
+
+def _schema_version(snapshot: Snapshot) -> str:
+    sampled = any(t.sample_rows or t.sample_note is not None for t in snapshot.tables.values())
+    return content_version(snapshot, samples=False) if sampled else snapshot.version

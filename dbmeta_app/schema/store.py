@@ -268,7 +268,7 @@ def _schema_cache_key(settings: Settings, rt: SnapshotSource, with_examples: boo
 def held_schema_version(settings: Settings, rt: SnapshotSource) -> str | None:
     """The version of the profile's full snapshot this process last held, without any I/O (None: none yet)."""
     held = rt.memo.latest.get(schema_cache_key(settings, rt, False))
-    return None if held is None else held.version
+    return None if held is None else held.schema_version
 
 
 def _sample_count(settings: Settings, rt: SnapshotSource, with_examples: bool) -> int:
@@ -372,7 +372,7 @@ def _log_stored(settings: Settings, rt: SnapshotSource, snapshot: Snapshot) -> N
         len(snapshot.tables),
         snapshot.version,
     )
-    metrics.SCHEMA_VERSION.labels(rt.name, snapshot.version).set(1)
+    metrics.SCHEMA_VERSION.labels(rt.name, snapshot.schema_version).set(1)
 
 
 async def load_snapshot(
@@ -521,12 +521,12 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: SnapshotSource)
         return {"profile": rt.name, "status": "not_cached"}
     new = await _revalidate(settings, rt, old, False)
     if new is old:
-        return {"profile": rt.name, "status": "unchanged", "schema_version": old.version}
+        return {"profile": rt.name, "status": "unchanged", "schema_version": old.schema_version}
     await cache.set_json("schema", key, await rt.memo.encode(key, new), settings.schema_cache_ttl)
     if new.version == old.version:
         # The fingerprint moved, the schema did not (a constraint dropped and re-created, a table created and
         # dropped, a new fingerprint form after an upgrade): stored with its new fingerprint, nothing changed.
-        return {"profile": rt.name, "status": "unchanged", "schema_version": new.version}
+        return {"profile": rt.name, "status": "unchanged", "schema_version": new.schema_version}
     _log_stored(settings, rt, new)
     # Snapshots with sample rows are keyed apart; drop them so they are re-read with the new schema.
     await cache.delete(schema_cache_key(settings, rt, True))
@@ -541,7 +541,7 @@ async def check_drift(settings: Settings, cache: RedisCache, rt: SnapshotSource)
     return {
         "profile": rt.name,
         "status": "changed",
-        "old_version": old.version,
-        "schema_version": new.version,
+        "old_version": old.schema_version,
+        "schema_version": new.schema_version,
         "changed_tables": changed,
     }

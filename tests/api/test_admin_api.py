@@ -146,3 +146,27 @@ def test_the_drift_watcher_notices_a_change_by_itself(make_settings: Any) -> Non
                 break
             time.sleep(0.1)
         assert meta != first and "# loyalty_points" in body["text"]
+
+
+def test_schema_version_is_the_schemas_alone_with_or_without_sample_rows(make_settings: Any) -> None:
+    """Sample rows are data: asking for them, or a change of the data they show, is no schema change."""
+    settings = make_settings(admin_token=TOKEN, schema_check_interval=0, data_examples=2)
+    with TestClient(create_app(settings)) as client:
+
+        def versions() -> set[str]:
+            plain = client.post("/v1/prompt-items/schema", json={"tables": ["orders"]}).json()
+            sampled = client.post(
+                "/v1/prompt-items/schema", json={"tables": ["orders"], "with_examples": True}
+            ).json()
+            assert "sample rows" in sampled["text"] and "sample rows" not in plain["text"]
+            preflight = client.post("/v1/preflight", json={"sql": "SELECT 1 FROM orders"}).json()
+            return {plain["metadata"]["schema_version"], sampled["metadata"]["schema_version"]} | {
+                preflight["schema_version"]
+            }
+
+        before = versions()
+        assert len(before) == 1, before
+        with sqlite3.connect(_sample_db(client)) as conn:  # a change of data only
+            conn.execute("UPDATE orders SET required_date = '2031-01-01'")
+        client.post("/v1/admin/cache/invalidate", json={}, headers=AUTH)
+        assert versions() == before
