@@ -28,7 +28,13 @@ Transport choices:
   ``MCP_ALLOWED_ORIGINS`` say otherwise (``api/security.py``); a refused request is a JSON 403.
 - Errors of the transport itself (parse error, not acceptable, …) are JSON-RPC errors with the SDK's code and
   the service's ``error``/``detail``/``request_id`` as ``error.data`` (``api/middleware.py``); a request whose
-  ``id`` is neither a string nor an integer is one too (-32600), where the SDK would take it for a notification.
+  ``id`` is neither a string nor an integer is one too (-32600), where the SDK would take it for a notification;
+  so is a body that is not one JSON-RPC 2.0 message: -32700 (not JSON) or -32600 (a batch: not supported; any
+  other value), with a one-line message (:func:`_refuse_message`), and over stdio such a line is answered
+  alike (:class:`_AnsweringMalformed`). A body over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
+- Host and Origin are compared in lower case (:func:`_case_folded`), as host names are case-insensitive.
+- Client mistakes with the prompt (unknown prompt, missing or unknown argument) and an unknown resource are
+  JSON-RPC invalid params (-32602) whose message is ``"<error>: <detail>"``, logged at info, not tracebacks.
 - The session manager lives in the app's lifespan (:meth:`McpHttpEndpoint.run`); a new one is made for
   each lifespan, as the SDK's can only be run once.
 """
@@ -42,6 +48,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
+import anyio
 import orjson
 import pydantic_core
 from fastapi import FastAPI
@@ -52,19 +59,30 @@ from mcp.server.mcpserver.exceptions import (
     ToolError,
     UnexpectedToolError,
 )
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
 from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    PARSE_ERROR,
     CallToolResult,
+    ErrorData,
+    GetPromptResult,
     InputRequiredResult,
+    JSONRPCError,
     TextContent,
     ToolAnnotations,
+    jsonrpc_message_adapter,
 )
 from pydantic import Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -249,6 +267,131 @@ class DbmetaMCPServer(MCPServer[Any]):
             if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
                 raise
             return _counted(name, started, _invalid_arguments(name, exc.__cause__))
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """The SDK's, with the client's mistakes (unknown prompt, missing or unknown argument) said as such.
+
+        The SDK answers them with JSON-RPC code 0 and its exception's text, and logs a traceback: here they
+        are invalid params whose message is ``"<error>: <detail>"``, logged at info.
+        """
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(sorted(p.name for p in self._prompt_manager.list_prompts()))
+            raise _client_error("prompt", "unknown_prompt", f"Unknown prompt {name!r}; prompts: {known}")
+        declared = [argument.name for argument in prompt.arguments or ()]
+        given = set(arguments or {})
+        problems = [
+            f"missing argument {argument.name}"
+            for argument in prompt.arguments or ()
+            if argument.required and argument.name not in given
+        ]
+        unknown = sorted(given.difference(declared))
+        if unknown:
+            problems.append(
+                f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"the arguments of {name}: {', '.join(declared)}"
+            )
+        if problems:
+            raise _client_error("prompt", "invalid_request", "; ".join(problems))
+        return await super().get_prompt(name, arguments, context)
+
+    async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Any:
+        """The SDK's, with a URI no resource matches named in the ``"<error>: <detail>"`` form."""
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:
+            if not str(exc).startswith("Unknown resource:"):  # the SDK's own; ours are in the service's form
+                raise
+            known = ", ".join(sorted(t.uri_template for t in self._resource_manager.list_templates()))
+            raise ResourceNotFoundError(
+                f"unknown_resource: no resource {str(uri)!r}; resources: {known}"
+            ) from None
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio, answering a line that is not one JSON-RPC message (the SDK drops it unanswered)."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                _AnsweringMalformed(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
+
+
+def _client_error(where: str, error: str, detail: str) -> MCPError:
+    """A client's mistake (a request the server cannot serve as sent): JSON-RPC invalid params, logged at info."""
+    log.info("MCP %s refused: %s: %s", where, error, detail)
+    return MCPError(INVALID_PARAMS, f"{error}: {detail}", {"error": error, "detail": detail})
+
+
+NOT_JSON = "Parse error: the message is not valid JSON"
+
+
+def _malformed(exc: ValidationError) -> tuple[int, str]:
+    """Why a message is not one JSON-RPC 2.0 message (as the SDK's parse of it failed), as JSON-RPC code and message.
+
+    The one wording of these answers, over HTTP (:func:`_invalid_request`) and stdio (:class:`_AnsweringMalformed`).
+    """
+    problems = exc.errors(include_url=False, include_context=False, include_input=True)
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return PARSE_ERROR, NOT_JSON
+    if problems and all(len(p["loc"]) <= 1 and isinstance(p.get("input"), list) for p in problems):
+        return (
+            INVALID_REQUEST,
+            "Invalid Request: batches are not supported; send one JSON-RPC message at a time",
+        )
+    return (
+        INVALID_REQUEST,
+        'Invalid Request: not a JSON-RPC 2.0 message (an object with "jsonrpc": "2.0" and a "method", '
+        'and an "id" for a request)',
+    )
+
+
+class _AnsweringMalformed:
+    """The stdio transport's read stream, minus its unparsable lines, each answered with a JSON-RPC error.
+
+    The SDK's stdio reader hands such a line on as an exception, which the server only logs at debug: the
+    client would wait for an answer forever. JSON-RPC says: an error with a null id; the next lines are served.
+    """
+
+    def __init__(
+        self, inner: ReadStream[SessionMessage | Exception], answers: WriteStream[SessionMessage]
+    ) -> None:
+        self._inner = inner
+        self._answers = answers
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, ValidationError):
+                return item
+            code, message = _malformed(item)
+            log.info("MCP stdio: refused a line: %s", message)
+            error = ErrorData(code=code, message=message, data={"error": "bad_request", "detail": message})
+            await self._answers.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=error)))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _AnsweringMalformed:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _AnsweringMalformed:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _prompt_error(exc: DbmetaError) -> MCPError:
@@ -559,6 +702,7 @@ class McpHttpEndpoint:
     @asynccontextmanager
     async def run(self, security: TransportSecuritySettings) -> AsyncIterator[None]:
         """Run a fresh session manager for the life of the app (enter it in the lifespan)."""
+        security = _case_folded(security)
         self._security = security
         # streamable_http_app() is what creates the session manager; its Starlette app is not needed, since
         # this endpoint is routed at exactly /mcp and hands requests to the manager itself.
@@ -585,6 +729,7 @@ class McpHttpEndpoint:
             )
             await response(scope, receive, send)
             return
+        scope = _host_and_origin_folded(scope)  # the SDK checks them again, so its scope is folded too
         refused = await refuse_foreign(self._security, scope)
         if refused is not None:
             await refused(scope, receive, send)
@@ -611,25 +756,81 @@ class McpHttpEndpoint:
                 )
                 await response(scope, receive, send)
                 return
-            messages, body = await _read_body(receive, self.max_body_bytes)
-            if body is not None and _has_invalid_id(body):
-                # The SDK takes a message whose id is neither a string nor an integer (1.5, 1e400, null) for
-                # a notification: 202 and no answer ever, so the client would wait. It is an invalid request.
-                response = _invalid_request(
-                    400, "Invalid Request: the id of a request must be a string or an integer"
+            messages, body, too_large = await _read_body(receive, self.max_body_bytes)
+            if too_large:
+                # over the limit while streamed (a declared length over it is the edge's 413): as the edge
+                # says it, JSON-RPC on /mcp (the SDK's would be plain text); the edge drops the rest
+                answer: JSONResponse | None = _invalid_request(
+                    413, f"request body is over MAX_BODY_BYTES ({self.max_body_bytes} bytes)"
                 )
-                await response(scope, receive, send)
+            elif body is not None and check_accept_headers(Request(scope))[0]:
+                # (a client that does not accept JSON gets the SDK's 406 first, as before)
+                answer = _refuse_message(body)
+            else:
+                answer = None
+            if answer is not None:
+                await answer(scope, receive, send)
                 return
             receive = _replay(messages, receive)
         await manager.handle_request(scope, receive, send)
 
 
-def _invalid_request(status: int, message: str) -> JSONResponse:
-    """A JSON-RPC "invalid request" error answered by the endpoint itself (no id: the request has none usable)."""
+def _invalid_request(status: int, message: str, code: int = INVALID_REQUEST) -> JSONResponse:
+    """A JSON-RPC error answered by the endpoint itself (no id: the request has none usable).
+
+    The edge (``api/middleware.py``) adds ``error``, ``detail`` and ``request_id`` as ``error.data``.
+    """
     return JSONResponse(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}},
+        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
         status_code=status,
     )
+
+
+def _refuse_message(body: bytes) -> JSONResponse | None:
+    """The answer to a body that is not one JSON-RPC 2.0 message, else None (the SDK serves it).
+
+    The SDK answers such a body with -32602 and pydantic's dump of every member of its message union (4 KB);
+    JSON-RPC says -32700 (not JSON) or -32600 (not a request object), and batches are not served (the
+    2025-06-18 protocol removed them). A message whose id is neither a string nor an integer (1.5, 1e400,
+    null) the SDK takes for a notification: 202 and no answer ever, so the client would wait.
+    """
+    if _has_invalid_id(body):
+        return _invalid_request(400, "Invalid Request: the id of a request must be a string or an integer")
+    try:
+        message = pydantic_core.from_json(body)  # as the transport parses it
+    except ValueError:
+        code, text = PARSE_ERROR, NOT_JSON
+    else:
+        try:
+            jsonrpc_message_adapter.validate_python(message, by_name=False)
+            return None
+        except ValidationError as exc:
+            code, text = _malformed(exc)
+    log.info("MCP request refused: %s", text)
+    return _invalid_request(400, text, code)
+
+
+def _case_folded(security: TransportSecuritySettings) -> TransportSecuritySettings:
+    """The allowed Host and Origin values in lower case: host names and schemes are case-insensitive.
+
+    The SDK compares them as strings; with these and :func:`_host_and_origin_folded`, ``LOCALHOST:8000``
+    is ``localhost:8000``.
+    """
+    return security.model_copy(
+        update={
+            "allowed_hosts": [host.lower() for host in security.allowed_hosts],
+            "allowed_origins": [origin.lower() for origin in security.allowed_origins],
+        }
+    )
+
+
+def _host_and_origin_folded(scope: Scope) -> Scope:
+    """The request with its Host and Origin headers in lower case (ASCII), for the DNS-rebinding check."""
+    headers = scope["headers"]
+    if not any(name in (b"host", b"origin") and value != value.lower() for name, value in headers):
+        return scope
+    folded = [(name, value.lower() if name in (b"host", b"origin") else value) for name, value in headers]
+    return {**scope, "headers": folded}
 
 
 def _sent_as_json(scope: Scope) -> bool:
@@ -641,20 +842,26 @@ def _sent_as_json(scope: Scope) -> bool:
     return False
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
-    """Read a request's body (kept to be replayed); None as the body when it is over limit or cut short."""
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None, bool]:
+    """Read a request's body (kept to be replayed): its messages, the body (None when over limit or cut
+    short) and whether it is over limit (counted here, or by the app's own cap, which raises a 413)."""
     messages: list[Message] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except HTTPException as exc:
+            if exc.status_code != 413:
+                raise
+            return messages, None, True
         messages.append(message)
         if message["type"] != "http.request":
-            return messages, None
+            return messages, None, False
         size += len(message.get("body", b""))
         if size > limit:
-            return messages, None  # the transport answers it (413), reading the rest
+            return messages, None, True  # answered 413 (the edge reads and drops the rest)
         if not message.get("more_body", False):
-            return messages, b"".join(m.get("body", b"") for m in messages)
+            return messages, b"".join(m.get("body", b"") for m in messages), False
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

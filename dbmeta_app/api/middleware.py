@@ -38,6 +38,7 @@ import orjson
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dbmeta_app.api.security import MCP_PATH
 from dbmeta_app.logging_setup import request_id
 from dbmeta_app.metrics import observe_http
 
@@ -145,6 +146,16 @@ def _json_rpc_error(status: int, data: dict[str, Any], rid: str) -> bytes | None
     return orjson.dumps({**data, "error": error})
 
 
+def _is_mcp(scope: Scope) -> bool:
+    """A request to the MCP endpoint, whose errors are JSON-RPC errors (for JSON-RPC clients)."""
+    return scope.get("path") in (MCP_PATH, MCP_PATH + "/")
+
+
+def _json_rpc_error_body(detail: str) -> bytes:
+    """A JSON-RPC "invalid request" error with no id; sent through :class:`_Answer`, it gets the fields as data."""
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": detail}})
+
+
 def route_label(scope: Scope) -> str:
     """The template of the route that answered (``/v1/tables/search``), never the raw path: ``unmatched``."""
     route = scope.get("route")
@@ -192,6 +203,7 @@ class EdgeMiddleware:
                 await answer.error(
                     413,
                     f"request body of {length} bytes is over MAX_BODY_BYTES ({self.max_body_bytes} bytes)",
+                    json_rpc=_is_mcp(scope),
                 )
                 return
             await self.app(scope, body.receive, answer.send)
@@ -340,10 +352,10 @@ class _Answer:
         """Seconds since the request came in."""
         return time.perf_counter() - self._started_at
 
-    async def error(self, status: int, detail: str) -> None:
-        """Answer with the one error shape (nothing must have been sent yet)."""
+    async def error(self, status: int, detail: str, *, json_rpc: bool = False) -> None:
+        """Answer with the one error shape, or as a JSON-RPC error (``json_rpc``; nothing must have been sent yet)."""
         self._held, self._body, self._size = None, [], 0
-        body = error_body(error_code(status), detail)
+        body = _json_rpc_error_body(detail) if json_rpc else error_body(error_code(status), detail)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})

@@ -154,7 +154,11 @@ async def warm(body: ProfileSelection, runtime: RuntimeDep, _: AdminDep) -> dict
     out = {}
     for rt in _selected(runtime, body.profile):
         snapshot, status = await load_snapshot(runtime.settings, runtime.cache, rt)
-        out[rt.name] = {"cache": status, "schema_version": snapshot.schema_version, "tables": len(snapshot.tables)}
+        out[rt.name] = {
+            "cache": status,
+            "schema_version": snapshot.schema_version,
+            "tables": len(snapshot.tables),
+        }
     return {"profiles": out}
 
 

@@ -369,7 +369,7 @@ async def test_the_write_sql_prompt_names_an_unknown_profile(base_url: str) -> N
     ("method", "kwargs", "status", "code", "kind"),
     [
         ("POST", {"content": b"{not json"}, 400, -32700, "bad_request"),
-        ("POST", {"json": {"foo": 1}}, 400, -32602, "bad_request"),
+        ("POST", {"json": {"foo": 1}}, 400, -32600, "bad_request"),  # Invalid Request, not params
         ("POST", {"json": INITIALIZE, "headers": {"accept": "text/html"}}, 406, -32600, "not_acceptable"),
         ("DELETE", {}, 405, -32600, "method_not_allowed"),
         (

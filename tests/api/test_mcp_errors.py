@@ -1,0 +1,264 @@
+"""Client mistakes on the MCP interface are JSON-RPC errors in the README's form, never tracebacks.
+
+- ``prompts/get`` with a missing or unknown argument, or of an unknown prompt, and ``resources/read`` of an
+  unknown resource: -32602 (invalid params) whose message is ``"<error>: <detail>"``;
+- a message that is not one JSON-RPC 2.0 request (not JSON, a batch, ``"jsonrpc": "1.0"``, any other object):
+  -32700 / -32600 with a short message, over HTTP and over stdio (where the server keeps serving);
+- a body over ``MAX_BODY_BYTES`` on /mcp is a JSON-RPC error too (HTTP 413), and Host/Origin compare
+  case-insensitively.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from dbmeta_app.config import load_settings
+from tests.api.test_mcp import INITIALIZE, MCP_HEADERS, ROOT, _settings, _stdio_env, mcp_session, serve
+
+INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR = -32602, -32600, -32700
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def loud_logs() -> Iterator[list[logging.LogRecord]]:
+    """Records at WARNING or above of the SDK's dispatcher and of the MCP server (the server runs in-process)."""
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("mcp", "dbmeta_app.api.mcp_server")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(_settings(tmp_path_factory.mktemp("mcp_errors") / "data")) as url:
+        yield url
+
+
+# ---- M3: prompts/get and resources/read -------------------------------------------------------------------
+
+PROMPT_MISTAKES = [
+    pytest.param("write_sql", {}, "invalid_request", "missing argument user_request", id="missing"),
+    pytest.param(
+        "write_sql",
+        {"user_request": "x", "top_k": "3"},
+        "invalid_request",
+        "unknown argument top_k; the arguments of write_sql: user_request, profile",
+        id="extra",
+    ),
+    pytest.param("nosuch", {}, "unknown_prompt", "Unknown prompt 'nosuch'; prompts: write_sql", id="unknown"),
+]
+
+
+@pytest.mark.parametrize(("name", "arguments", "error", "detail"), PROMPT_MISTAKES)
+async def test_prompt_mistakes_are_invalid_params_in_the_readme_form_without_a_traceback(
+    base_url: str,
+    loud_logs: list[logging.LogRecord],
+    name: str,
+    arguments: dict[str, str],
+    error: str,
+    detail: str,
+) -> None:
+    async with mcp_session(base_url) as session:
+        with pytest.raises(MCPError) as raised:
+            await session.get_prompt(name, arguments)
+        # the session is still usable
+        assert (await session.get_prompt("write_sql", {"user_request": "orders"})).messages
+    assert raised.value.error.code == INVALID_PARAMS
+    assert str(raised.value) == f"{error}: {detail}"
+    assert raised.value.data == {"error": error, "detail": detail}
+    assert [r.getMessage() for r in loud_logs] == []
+
+
+async def test_an_unknown_resource_is_invalid_params_in_the_readme_form(
+    base_url: str, loud_logs: list[logging.LogRecord]
+) -> None:
+    async with mcp_session(base_url) as session:
+        with pytest.raises(MCPError) as raised:
+            await session.read_resource("dbmeta://default/nosuch")
+    assert raised.value.error.code == INVALID_PARAMS
+    assert str(raised.value).startswith("unknown_resource: no resource 'dbmeta://default/nosuch'"), (
+        raised.value
+    )
+    assert [r.getMessage() for r in loud_logs] == []
+
+
+# ---- M4: malformed messages over HTTP ---------------------------------------------------------------------
+
+MALFORMED = [
+    pytest.param(b"{not json", PARSE_ERROR, "Parse error", id="not-json"),
+    pytest.param(
+        b'[{"jsonrpc":"2.0","id":5,"method":"ping"}]',
+        INVALID_REQUEST,
+        "batches are not supported",
+        id="batch",
+    ),
+    pytest.param(
+        b'{"jsonrpc":"1.0","id":6,"method":"ping"}', INVALID_REQUEST, "JSON-RPC 2.0", id="jsonrpc-1.0"
+    ),
+    pytest.param(b'{"query":"x"}', INVALID_REQUEST, "JSON-RPC 2.0", id="not-a-message"),
+    pytest.param(b'"ping"', INVALID_REQUEST, "JSON-RPC 2.0", id="a-string"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "says"), MALFORMED)
+async def test_a_malformed_message_over_http_is_a_short_json_rpc_error(
+    base_url: str, body: bytes, code: int, says: str
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.post("/mcp", content=body, headers={**MCP_HEADERS, "x-request-id": "bad-msg-1"})
+    assert r.status_code == 400 and r.headers["x-request-id"] == "bad-msg-1", r.text
+    answer = r.json()
+    assert answer["jsonrpc"] == "2.0" and answer["id"] is None, answer
+    error = answer["error"]
+    assert error["code"] == code and says in error["message"], error
+    assert len(r.content) < 600, r.text  # not pydantic's dump of every union member
+    assert error["data"] == {"error": "bad_request", "detail": error["message"], "request_id": "bad-msg-1"}
+
+
+# ---- M4 (and M3): over stdio ------------------------------------------------------------------------------
+
+
+def _line(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no answer within {timeout}s"
+    answer: dict[str, Any] = json.loads(process.stdout.readline())
+    return answer
+
+
+def test_stdio_answers_malformed_lines_and_keeps_serving(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbmeta_app.cli", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr.log").open("wb"),
+        env=_stdio_env(tmp_path / "data"),
+        cwd=str(ROOT),
+    )
+    assert process.stdin is not None
+
+    def send(line: str | dict[str, Any]) -> None:
+        assert process.stdin is not None
+        process.stdin.write((line if isinstance(line, str) else json.dumps(line)).encode() + b"\n")
+        process.stdin.flush()
+
+    try:
+        send(INITIALIZE)
+        assert _line(process, 90)["result"]["serverInfo"]["name"] == "dbmeta"
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send("this is not json")
+        garbage = _line(process, 10)
+        assert garbage["id"] is None and garbage["error"]["code"] == PARSE_ERROR, garbage
+        send('[{"jsonrpc":"2.0","id":2,"method":"ping"}]')
+        batch = _line(process, 10)
+        assert batch["id"] is None and batch["error"]["code"] == INVALID_REQUEST, batch
+        assert "batches are not supported" in batch["error"]["message"]
+        send('{"jsonrpc":"1.0","id":3,"method":"ping"}')
+        assert _line(process, 10)["error"]["code"] == INVALID_REQUEST
+        send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
+        assert _line(process, 10) == {"jsonrpc": "2.0", "id": 4, "result": {}}
+        send({"jsonrpc": "2.0", "id": 5, "method": "prompts/get", "params": {"name": "write_sql"}})
+        prompt = _line(process, 30)
+        assert prompt["id"] == 5 and prompt["error"]["code"] == INVALID_PARAMS, prompt
+        assert prompt["error"]["message"] == "invalid_request: missing argument user_request"
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    log = (tmp_path / "stderr.log").read_text()
+    assert "Traceback" not in log and "raised" not in log, log
+
+
+# ---- M13: 413 on /mcp, Host/Origin case ---------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_on_mcp_is_a_json_rpc_413(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+        max_body_bytes=4096,
+    )
+    big = json.dumps({**INITIALIZE, "pad": "a" * 10_000}).encode()
+    with serve(settings) as url:
+        declared = httpx.post(url + "/mcp", content=big, headers={**MCP_HEADERS, "x-request-id": "big-1"})
+
+        def chunks() -> Iterator[bytes]:
+            yield from (big[i : i + 1000] for i in range(0, len(big), 1000))
+
+        streamed = httpx.post(
+            url + "/mcp", content=chunks(), headers={**MCP_HEADERS, "x-request-id": "big-2"}
+        )
+        rest = httpx.post(
+            url + "/v1/tables/search", content=big, headers={"content-type": "application/json"}
+        )
+    for r, rid in ((declared, "big-1"), (streamed, "big-2")):
+        assert r.status_code == 413 and r.headers["x-request-id"] == rid, r.text
+        answer = r.json()
+        assert answer["jsonrpc"] == "2.0" and answer["id"] is None, answer
+        assert isinstance(answer["error"]["code"], int) and answer["error"]["message"], answer
+        assert answer["error"]["data"] == {
+            "error": "payload_too_large",
+            "detail": answer["error"]["message"],
+            "request_id": rid,
+        }
+    # the REST API keeps the one error shape
+    assert (
+        rest.status_code == 413
+        and rest.json()["error"] == "payload_too_large"
+        and "jsonrpc" not in rest.json()
+    )
+
+
+async def test_host_and_origin_are_compared_case_insensitively(base_url: str, tmp_path: Path) -> None:
+    port = base_url.rsplit(":", 1)[1]
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for headers in (
+            {"host": f"LOCALHOST:{port}"},
+            {"host": f"LocalHost:{port}", "origin": f"HTTP://LOCALHOST:{port}"},
+        ):
+            r = await client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+            assert r.status_code == 200, (headers, r.text)
+        r = await client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "host": "EVIL.example"})
+        assert r.status_code == 403, r.text
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+        mcp_allowed_hosts="DBmeta:8000",
+        mcp_allowed_origins="https://Agent.Example",
+    )
+    with serve(settings) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            ok = {**MCP_HEADERS, "host": "dbmeta:8000", "origin": "https://agent.example"}
+            assert (await client.post("/mcp", json=INITIALIZE, headers=ok)).status_code == 200
+            other = {**MCP_HEADERS, "host": "dbmeta:8000", "origin": "https://other.example"}
+            assert (await client.post("/mcp", json=INITIALIZE, headers=other)).status_code == 403
