@@ -10,10 +10,13 @@ Requires PostgreSQL 12 or newer.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pglast
@@ -22,11 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbmeta_app.db.session import caller_search_path
+from dbmeta_app.preflight import view_memo
 from dbmeta_app.preflight.budget import measure_postgres, pg_view_outputs, settle_view_outputs
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
     EXTENSION_DENIED,
+    EXTENSION_DENIED_SYMBOLS,
     FIRST_USER_OID,
     TRUSTED_EXTENSIONS,
     TRUSTED_LANGUAGES,
@@ -37,8 +42,9 @@ from dbmeta_app.preflight.routines import (
     PgOperator,
     PgRelation,
     PgRoutine,
+    extension_modules,
 )
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, too_big_to_parse
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +107,53 @@ _ROUTINES: Final = sa.text(
     """
 SELECT p.oid, n.nspname, p.proname, p.proargtypes::oid[], p.prorettype, l.lanname,
        pg_catalog.oidvectortypes(p.proargtypes),
-       (SELECT x.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid
-        WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
-          AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' LIMIT 1),
+       ext.name,
        coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner), false),
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc b
                WHERE b.proname = p.proname AND b.oid < 16384 AND b.oid <> p.oid),
        EXISTS (SELECT 1 FROM pg_catalog.pg_proc b
                WHERE b.proname = p.proname AND b.oid < 16384 AND b.oid <> p.oid
-                 AND b.proargtypes = p.proargtypes)
+                 AND b.proargtypes = p.proargtypes),
+       CASE WHEN ext.name IS NOT NULL AND octet_length(p.prosrc) <= :body_max THEN p.prosrc END,
+       CASE WHEN ext.name IS NOT NULL THEN octet_length(p.prosrc) END,
+       CASE WHEN ext.name IS NOT NULL THEN p.probin END
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+LEFT JOIN LATERAL (
+  SELECT x.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid
+  WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+    AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' LIMIT 1
+) AS ext(name) ON true
 WHERE p.oid >= 16384 OR p.proname = ANY(CAST(:denied AS name[])) OR p.proname LIKE ANY(CAST(:patterns AS text[]))
 """
 )
+
+# What each built-in internal symbol is called as a function: an extension's LANGUAGE internal member runs the
+# built-in its prosrc names (``AS 'pg_terminate_backend' LANGUAGE internal``), so it is judged as that built-in.
+_INTERNAL_SYMBOLS: Final = sa.text(
+    """
+SELECT p.prosrc, array_agg(DISTINCT p.proname::text)
+FROM pg_catalog.pg_proc p
+WHERE p.oid < 16384 AND p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'internal')
+GROUP BY p.prosrc
+"""
+)
+
+# Per type name, the functions a CHECK constraint of a domain of that name calls (by oid, from the stored
+# expression: built-ins too), and whether its expression is too large to read. A SQL function of an extension
+# that casts to that name is judged by them.
+_DOMAIN_CHECKS: Final = sa.text(
+    """
+SELECT t.typname::text,
+       CASE WHEN octet_length(k.conbin::text) <= :tree_max THEN k.conbin::text END
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_type t ON t.oid = k.contypid
+WHERE k.contype = 'c' AND k.contypid <> 0 AND k.conbin IS NOT NULL
+"""
+)
+_CALLED_OIDS: Final = re.compile(r":(?:funcid|opfuncid|aggfnoid|winfnoid) ([0-9]+)")
+_CALLED_OPERATORS: Final = re.compile(r":opno ([0-9]+)")
 
 # The user's operators, and built-in ones linked to a user's as commutator or negator (only a superuser can
 # link to an operator it does not own): the planner swaps in an operator's commutator (a column on the right)
@@ -286,11 +324,13 @@ WHERE am.amhandler::oid = ANY(CAST(:procs AS oid[]))
 # schema_to_xml or pg_current_xact_id has no row there. The stored expressions themselves name every function
 # they call (``:funcid``, ``:opfuncid``, ``:aggfnoid``, ``:winfnoid`` in their node trees): the same places as
 # _HITS, searched for the denied built-ins. A tree is only split up when one of them is in it at all (``\\:`` is
-# a colon, not a bind parameter, to SQLAlchemy).
+# a colon, not a bind parameter, to SQLAlchemy). A rule tree over :tree_max is not built (a view with one is
+# refused whole, _VIEW_DEFINITIONS; a materialized view's rule is not planned when it is read).
 _BUILTIN_HITS: Final = sa.text(
     """
 WITH exprs(owner, owner_oid, via, tree) AS (
-  SELECT 'r', w.ev_class, '', w.ev_action::text
+  SELECT 'r', w.ev_class, '',
+         CASE WHEN octet_length(w.ev_action::text) <= :tree_max THEN w.ev_action::text ELSE '' END
   FROM pg_catalog.pg_rewrite w WHERE w.ev_type = '1' AND w.oid >= 16384
   UNION ALL
   SELECT CASE WHEN k.conrelid <> 0 THEN 'r' ELSE 't' END,
@@ -328,16 +368,38 @@ WHERE e.tree ~ ('\\:(funcid|opfuncid|aggfnoid|winfnoid) (' || :alternatives || '
 """
 )
 
-# A view reads the relations its rule depends on (a materialized view's rule is not expanded when read).
+# A view reads the relations its rule depends on (a materialized view's rule is not expanded when read), each as
+# many times as the rule's range tables name it (every RANGETBLENTRY of kind 0, a relation, in the stored tree:
+# a self-join, a subquery, a CTE each count; a table named twice is opened twice by the planner). The tree's size
+# is read from its header (octet_length of a stored value does not build it); a tree over :tree_max is not read
+# (the view is refused whole, _VIEW_DEFINITIONS) and its reads count once each. A relation pg_depend names that
+# the tree's text does not (another server's output format) counts once: never fewer than the distinct reads.
 _VIEW_READS: Final = sa.text(
     """
-SELECT DISTINCT w.ev_class, d.refobjid
-FROM pg_catalog.pg_rewrite w
-JOIN pg_catalog.pg_class v ON v.oid = w.ev_class AND v.relkind = 'v'
-JOIN pg_catalog.pg_depend d
-  ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
- AND d.refclassid = 'pg_catalog.pg_class'::regclass
-WHERE w.ev_type = '1' AND w.oid >= 16384 AND d.refobjid <> w.ev_class
+WITH rules AS (
+  SELECT w.oid, w.ev_class, octet_length(w.ev_action::text) <= :tree_max AS readable
+  FROM pg_catalog.pg_rewrite w
+  JOIN pg_catalog.pg_class v ON v.oid = w.ev_class AND v.relkind = 'v'
+  WHERE w.ev_type = '1' AND w.oid >= 16384
+),
+deps AS (
+  SELECT DISTINCT r.ev_class, d.refobjid
+  FROM rules r
+  JOIN pg_catalog.pg_depend d
+    ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  WHERE d.refobjid <> r.ev_class
+),
+counted AS (
+  SELECT r.ev_class, CAST(m.x[1] AS oid) AS refobjid, count(*) AS times
+  FROM rules r
+  JOIN pg_catalog.pg_rewrite w ON w.oid = r.oid
+  CROSS JOIN LATERAL regexp_matches(CASE WHEN r.readable THEN w.ev_action::text ELSE '' END, '\\:rtekind 0 \\:relid ([0-9]+)', 'g') AS m(x)
+  WHERE r.readable
+  GROUP BY 1, 2
+)
+SELECT d.ev_class, d.refobjid, greatest(coalesce(c.times, 1), 1)
+FROM deps d LEFT JOIN counted c ON c.ev_class = d.ev_class AND c.refobjid = d.refobjid
 """
 )
 
@@ -346,8 +408,26 @@ _INHERITS: Final = sa.text("SELECT inhparent, inhrelid FROM pg_catalog.pg_inheri
 # The definitions of the views users made: the planner folds their constants into every query that reads them.
 # Read with quote_all_identifiers on: a word the server takes for a name but a newer grammar (the parser's)
 # reserves, like system_user on PostgreSQL 15, is then quoted and parses.
-_VIEW_DEFINITIONS: Final = sa.text(
-    "SELECT c.oid, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c WHERE c.relkind = 'v' AND c.oid >= 16384"
+# Bounded: the stored rule's size is read from its header first (cheap); a rule over :tree_max is not deparsed
+# at all. The length of the others is measured on the server as the database prints it (quote_all_identifiers
+# off: the cap is on the definition, like the other dialects' stored text), and only those within the cap are
+# fetched, quoted (_VIEW_TEXTS): a definition over the cap never leaves the server.
+_VIEW_LENGTHS: Final = sa.text(
+    """
+SELECT v.oid, v.tree, length(v.definition)
+FROM (
+  SELECT c.oid, octet_length(w.ev_action::text) AS tree,
+         CASE WHEN octet_length(w.ev_action::text) <= :tree_max THEN pg_catalog.pg_get_viewdef(c.oid) END
+           AS definition
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_rewrite w ON w.ev_class = c.oid AND w.ev_type = '1'
+  WHERE c.relkind = 'v' AND c.oid >= 16384
+  OFFSET 0
+) AS v
+"""
+)
+_VIEW_TEXTS: Final = sa.text(
+    "SELECT x.oid, pg_catalog.pg_get_viewdef(x.oid) FROM unnest(CAST(:oids AS oid[])) AS x(oid)"
 )
 _GET_QUOTING: Final = sa.text("SELECT pg_catalog.current_setting('quote_all_identifiers')")
 _SET_QUOTING: Final = sa.text("SELECT pg_catalog.set_config('quote_all_identifiers', :value, true)")
@@ -520,9 +600,31 @@ def resolve_relations(conn: Connection, names: Sequence[Name]) -> tuple[int | No
     return tuple(int(oid) if oid is not None else None for oid in oids)
 
 
-def _routine(row: Sequence[Any]) -> PgRoutine | None:
-    """Return the routine of a catalog row if it is not trusted by default, else None."""
-    oid, schema, name, args, returns, language, identity, extension, owner_super, builtin_name, twin = row
+def _make_routine(row: Sequence[Any], reason: str, denied: bool) -> PgRoutine:
+    oid, schema, name, args, returns, _, identity, _, _, builtin_name, twin = row[:11]
+    return PgRoutine(
+        oid=int(oid),
+        schema=schema,
+        name=name,
+        signature=f"{schema}.{name}({identity})",
+        args=tuple(int(a) for a in args or ()),
+        returns=int(returns),
+        reason=reason,
+        denied=denied,
+        builtin_name=bool(builtin_name),
+        builtin_twin=bool(twin),
+    )
+
+
+def _routine(row: Sequence[Any], internal: Mapping[str, Sequence[str]]) -> PgRoutine | None:
+    """Return the routine of a catalog row if it is not trusted by default, else None.
+
+    A member of a trusted extension is trusted for what it runs, never for its membership (a superuser can
+    ``ALTER EXTENSION … ADD FUNCTION`` anything): a C function only when it is a symbol of the extension's own
+    library that is not excluded, an internal one when the built-in its symbol names is trusted. A SQL one is
+    None here and judged by its body afterwards (``_sql_members``)."""
+    oid, _, name, _, _, language, _, extension, owner_super = row[:9]
+    body, _, probin = row[11:14]
     denied = is_denied_function(name, "postgresql")
     if denied:
         reason = "on the service's deny list: it sleeps, locks, writes, or reaches files or other servers"
@@ -539,20 +641,228 @@ def _routine(row: Sequence[Any]) -> PgRoutine | None:
         reason = f"a {language} function of extension {extension}"
     elif not owner_super:
         reason = f"added to extension {extension} by a role that is not a superuser"
+    elif language == "c":
+        symbol = str(body or "")
+        if probin not in extension_modules(extension):
+            reason = (
+                f"a C function of extension {extension} that runs {symbol or '?'} of library {probin}, "
+                "not the extension's own"
+            )
+        elif symbol in EXTENSION_DENIED_SYMBOLS.get(extension, frozenset()):
+            denied = True
+            reason = f"runs {symbol} of extension {extension}, which changes session state"
+        else:
+            return None
+    elif language == "internal":
+        symbol = str(body or "")
+        names = internal.get(symbol)
+        if names is None:
+            reason = (
+                f"an internal function of extension {extension} running {symbol or '?'}, no built-in's symbol"
+            )
+        elif is_denied_function(symbol, "postgresql") or any(
+            is_denied_function(n, "postgresql") for n in names
+        ):
+            denied = True
+            reason = (
+                f"an internal function of extension {extension} that runs the built-in {symbol}, on the "
+                "service's deny list"
+            )
+        else:
+            return None
     else:
-        return None
-    return PgRoutine(
-        oid=int(oid),
-        schema=schema,
-        name=name,
-        signature=f"{schema}.{name}({identity})",
-        args=tuple(int(a) for a in args or ()),
-        returns=int(returns),
-        reason=reason,
-        denied=denied,
-        builtin_name=bool(builtin_name),
-        builtin_twin=bool(twin),
-    )
+        return None  # SQL: judged by its body (_sql_members)
+    return _make_routine(row, reason, bool(denied))
+
+
+#: Parse-tree nodes a SQL function body of a trusted extension may hold: one SELECT of expressions over its
+#: parameters and constants (what the extensions' own SQL functions are). Anything else (FROM, subqueries,
+#: column references, SET, other statements) makes the function untrusted: its reach is not followed further.
+_BODY_NODES: Final = frozenset(
+    {
+        "RawStmt", "SelectStmt", "ResTarget", "FuncCall", "A_Expr", "TypeCast", "TypeName", "String",
+        "A_Const", "Integer", "Float", "Boolean", "BitString", "ParamRef", "CaseExpr", "CaseWhen",
+        "A_Indirection", "A_Indices", "BoolExpr", "NullTest", "CoalesceExpr", "MinMaxExpr", "List",
+        "A_ArrayExpr", "RowExpr", "BooleanTest",
+    }
+)  # fmt: skip
+_SELECT_KEYS: Final = frozenset({"targetList", "limitOption", "op"})
+_FUNC_KEYS: Final = frozenset({"funcname", "args", "funcformat", "location"})
+#: A_Expr kinds whose name is the operator the planner calls (BETWEEN and the like are refused).
+_OPERATOR_KINDS: Final = frozenset(
+    {"AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_OP_ALL", "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT", "AEXPR_NULLIF",
+     "AEXPR_IN", "AEXPR_LIKE", "AEXPR_ILIKE"}
+)  # fmt: skip
+
+
+@dataclass
+class _Body:
+    """What a SQL function's body calls: functions (schema or None, name), operator symbols, cast target names."""
+
+    functions: set[tuple[str | None, str]]
+    operators: set[str]
+    types: set[str]
+
+
+def _sql_body(text: str) -> _Body | str:
+    """The calls of a SQL function body, or why it is not judged (fail closed)."""
+    if not text.strip():
+        return "its body is not SQL text the service can read (BEGIN ATOMIC)"
+    if view_memo.paren_depth(text) > view_memo.STORED_DEPTH_MAX:
+        return "its body is nested too deeply for the service to parse"
+    try:
+        tree = json.loads(pglast.parser.parse_sql_json(text))
+    except (pglast.parser.ParseError, RecursionError, ValueError) as exc:
+        return f"its body could not be parsed by the service ({type(exc).__name__})"
+    statements = tree.get("stmts") or []
+    if len(statements) != 1:
+        return "its body is not a single SELECT"
+    body = _Body(set(), set(), set())
+
+    def names(items: Any) -> list[str]:
+        return [str(item.get("String", {}).get("sval", "")) for item in items or ()]
+
+    stack: list[Any] = [statements[0]["stmt"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for kind, value in node.items():
+            if kind not in _BODY_NODES:
+                return f"its body holds {kind}, more than the service judges in an extension's SQL function"
+            if not isinstance(value, dict):
+                continue
+            if kind == "SelectStmt" and (set(value) - _SELECT_KEYS or value.get("op") != "SETOP_NONE"):
+                return "its body is more than a SELECT of expressions"
+            if kind == "FuncCall":
+                if set(value) - _FUNC_KEYS:
+                    return "its body calls a function with a clause the service does not judge"
+                parts = names(value.get("funcname"))
+                body.functions.add((parts[-2] if len(parts) > 1 else None, parts[-1]))
+            elif kind == "A_Expr":
+                if value.get("kind") not in _OPERATOR_KINDS:
+                    return f"its body holds {value.get('kind')}, more than the service judges"
+                body.operators.add(names(value.get("name"))[-1])
+            elif kind == "CaseExpr" and value.get("arg") is not None:
+                body.operators.add("=")
+            elif kind == "MinMaxExpr":
+                body.operators.update(("<", ">"))
+            elif kind == "TypeName":
+                body.types.add(names(value.get("names"))[-1])
+            elif kind == "TypeCast":
+                body.types.add(names((value.get("typeName") or {}).get("names"))[-1])
+                stack.append(value.get("arg"))
+                continue
+            if kind in ("A_Const", "String", "Integer", "Float", "Boolean", "BitString", "ParamRef"):
+                continue  # values, not nodes, below
+            stack.extend(v for k, v in value.items() if k not in ("funcname", "name", "names"))
+    return body
+
+
+def _sql_members(
+    conn: Connection,
+    pending: list[Sequence[Any]],
+    routines: list[PgRoutine],
+    candidates: list[PgOperator],
+    casts: list[tuple[int, int, str, int, str, str]],
+    body_max: int,
+) -> list[PgRoutine]:
+    """Judge the SQL functions of trusted extensions by their bodies: each calls only trusted routines (built-ins
+    off the deny list, trusted members, never an untrusted overload of a name it calls unqualified), through
+    operators whose functions are trusted, and casts only to types with no untrusted cast or domain CHECK; to a
+    fixpoint (a member calling a refused member is refused). Return the refused ones."""
+    bodies: dict[int, _Body | str] = {}
+    for row in pending:
+        text, length = row[11], row[12]
+        if text is None:
+            bodies[int(row[0])] = (
+                f"its body is {int(length or 0):,} characters long, over the {body_max:,} read"
+            )
+        else:
+            bodies[int(row[0])] = _sql_body(str(text))
+    type_calls: dict[str, set[int]] = defaultdict(set)
+    unreadable_types: set[str] = set()
+    operator_procs = {operator.oid: operator.procs for operator in candidates}
+    if any(isinstance(b, _Body) and b.types for b in bodies.values()):
+        for type_name, tree in conn.execute(_DOMAIN_CHECKS, {"tree_max": body_max}):
+            if tree is None:
+                unreadable_types.add(str(type_name))
+                continue
+            calls = type_calls[str(type_name)]
+            calls.update(int(x) for x in _CALLED_OIDS.findall(str(tree)))
+            for opno in _CALLED_OPERATORS.findall(str(tree)):
+                calls.update(operator_procs.get(int(opno), ()))
+    by_oid = {r.oid: r for r in routines}
+    user_made: set[int] = set()
+    sources = sorted({cast[0] for cast in casts})
+    if sources:
+        user_made = {int(oid) for oid, _, made in conn.execute(_TYPES, {"oids": sources}) if made}
+    refused: list[PgRoutine] = []
+    changed = True
+    while changed:
+        changed = False
+        untrusted = set(by_oid)
+        by_name: dict[str, list[PgRoutine]] = defaultdict(list)
+        for routine in by_oid.values():
+            by_name[routine.name].append(routine)
+        for row in pending:
+            oid = int(row[0])
+            if oid in by_oid:
+                continue
+            extension, args, returns = row[7], {int(a) for a in row[3] or ()}, int(row[4])
+            body = bodies[oid]
+            reason, denied = "", False
+            if isinstance(body, str):
+                reason = body
+            else:
+                for schema, name in sorted(body.functions, key=lambda c: (c[0] or "", c[1])):
+                    if schema in (None, "pg_catalog") and is_denied_function(name, "postgresql"):
+                        reason, denied = f"its body calls {name}(), on the service's deny list", True
+                        break
+                    bad = [
+                        r
+                        for r in by_name.get(name, ())
+                        if schema is None or r.schema == schema or (schema == "pg_catalog" and r.oid < 16384)
+                    ]
+                    if bad:
+                        reason = f"its body calls {bad[0].signature} ({bad[0].reason})"
+                        denied = any(r.denied for r in bad)
+                        break
+                if not reason:
+                    for operator in candidates:
+                        if operator.symbol in body.operators and untrusted.intersection(operator.procs):
+                            reason = f"its body uses operator {operator.signature}, which reaches an untrusted routine"
+                            break
+                if not reason:
+                    for source, _target, context, proc, source_name, target_name in casts:
+                        if proc not in untrusted:
+                            continue
+                        source_end = source_name.rsplit(".", 1)[-1].strip('"')
+                        target_end = target_name.rsplit(".", 1)[-1].strip('"')
+                        # A cast runs on a value of its source type: one the body can have (its parameters,
+                        # its result, a type it casts to, or any type not made by a user: built-ins and
+                        # extensions' types come out of the calls it makes); explicit ones only when the body
+                        # casts to the target, implicit and assignment ones on any call.
+                        has_source = (
+                            source in args | {returns} or source_end in body.types or source not in user_made
+                        )
+                        if has_source and (context in ("i", "a") or target_end in body.types):
+                            reason = f"its body can run the cast from {source_name} to {target_name}, which is untrusted"
+                            break
+                if not reason:
+                    for type_name in sorted(body.types):
+                        if type_name in unreadable_types or type_calls.get(type_name, set()) & untrusted:
+                            reason = f"its body casts to {type_name}, a domain whose CHECK is not trusted"
+                            break
+            if reason:
+                routine = _make_routine(row, f"a SQL function of extension {extension}: {reason}", denied)
+                by_oid[oid] = routine
+                refused.append(routine)
+                changed = True
+    return refused
 
 
 def load_catalog(
@@ -573,22 +883,37 @@ def load_catalog(
 
 def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_seconds: float) -> PgCatalog:
     patterns = [prefix.translate(_LIKE_ESCAPES) + "%" for prefix in POSTGRES_DENIED_PREFIXES]
-    routines = [
-        routine
-        for routine in (
-            _routine(row)
-            for row in conn.execute(
-                _ROUTINES, {"denied": sorted(POSTGRES_DENIED_FUNCTIONS), "patterns": patterns}
-            )
+    body_max = view_memo.VIEW_DEFINITION_MAX
+    rows = list(
+        conn.execute(
+            _ROUTINES,
+            {"denied": sorted(POSTGRES_DENIED_FUNCTIONS), "patterns": patterns, "body_max": body_max},
         )
-        if routine is not None
-    ]
-    untrusted = {routine.oid for routine in routines}
-    operators = _operators(conn, untrusted)
-    casts = [
-        PgCast(int(source), int(target), context, int(proc), f"cast from {source_name} to {target_name}")
+    )
+    internal: dict[str, list[str]] = {}
+    if any(row[7] is not None and row[5] == "internal" for row in rows):
+        internal = {str(symbol): list(names) for symbol, names in conn.execute(_INTERNAL_SYMBOLS)}
+    routines: list[PgRoutine] = []
+    pending: list[Sequence[Any]] = []
+    for row in rows:
+        routine = _routine(row, internal)
+        if routine is not None:
+            routines.append(routine)
+        elif int(row[0]) >= FIRST_USER_OID and row[5] == "sql":
+            pending.append(row)  # a SQL function of a trusted extension: judged by its body
+    candidates = _operator_candidates(conn)
+    all_casts = [
+        (int(source), int(target), str(context), int(proc), str(source_name), str(target_name))
         for source, target, context, proc, source_name, target_name in conn.execute(_CASTS)
-        if int(proc) in untrusted
+    ]
+    if pending:
+        routines += _sql_members(conn, pending, routines, candidates, all_casts, body_max)
+    untrusted = {routine.oid for routine in routines}
+    operators = [operator for operator in candidates if untrusted.intersection(operator.procs)]
+    casts = [
+        PgCast(source, target, context, proc, f"cast from {source_name} to {target_name}")
+        for source, target, context, proc, source_name, target_name in all_casts
+        if proc in untrusted
     ]
     hits, domain_hits = _hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
     type_hits = _type_hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
@@ -617,9 +942,10 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
     )
 
 
-def _operators(conn: Connection, untrusted: set[int]) -> list[PgOperator]:
-    """The operators that reach an untrusted routine: by their function or estimators, or through their
-    commutator and negator, transitively (the planner swaps those in and calls what they call)."""
+def _operator_candidates(conn: Connection) -> list[PgOperator]:
+    """The user's operators with every routine they reach: their function and estimators, and through their
+    commutator and negator, transitively (the planner swaps those in and calls what they call). Those that
+    reach an untrusted routine are the policy's."""
     rows: dict[int, Sequence[Any]] = {int(row[0]): row for row in conn.execute(_OPERATORS)}
 
     def signature(oid: int) -> str:
@@ -647,8 +973,6 @@ def _operators(conn: Connection, untrusted: set[int]) -> list[PgOperator]:
                     seen.add(int(link))
                     label = f"{kind} {signature(int(link))}" if int(link) in rows else f"{kind} {int(link)}"
                     queue.append((int(link), f"{path}{label} → "))
-        if not untrusted.intersection(procs):
-            continue
         out.append(
             PgOperator(
                 oid=oid,
@@ -720,7 +1044,9 @@ def _hits(
     builtins = [oid for oid in procs if oid < FIRST_USER_OID]
     if builtins:
         alternatives = "|".join(str(oid) for oid in builtins)
-        rows += conn.execute(_BUILTIN_HITS, {"procs": builtins, "alternatives": alternatives})
+        rows += conn.execute(
+            _BUILTIN_HITS, {"procs": builtins, "alternatives": alternatives, "tree_max": _tree_max()}
+        )
     for owner, owner_oid, via, is_proc, target in rows:
         hit = PgHit(via=via, proc=int(target)) if is_proc else PgHit(via=via, operator=int(target))
         bucket = by_relation if owner == "r" else by_domain
@@ -735,8 +1061,10 @@ def _relations(
     """Build the relations that matter: with hits, views (and what they read), parents of children; and
     whether every view's definition was measured (not: some are refused until the next read)."""
     reads: dict[int, list[int]] = defaultdict(list)
-    for view, read in conn.execute(_VIEW_READS):
+    times: dict[int, list[int]] = defaultdict(list)
+    for view, read, count in conn.execute(_VIEW_READS, {"tree_max": _tree_max()}):
         reads[int(view)].append(int(read))
+        times[int(view)].append(int(count))
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
@@ -752,7 +1080,8 @@ def _relations(
                 name=name,
                 kind=kind,
                 hits=tuple(hits.get(oid, ())),
-                reads=tuple(dict.fromkeys(reads.get(oid, ()))),
+                reads=tuple(reads.get(oid, ())),
+                read_times=tuple(times.get(oid, ())),
                 children=tuple(children.get(oid, ())),
                 constant_bytes=constants[oid][0] if oid in constants else 0,
                 outputs=tuple(constants[oid][1].items()) if oid in constants else (),
@@ -774,12 +1103,40 @@ def _view_constants(
     the planner fold cannot be measured: fail closed, never accepted unmeasured), or one not measured within
     ``view_seconds`` (then the third value is False: the catalog is incomplete and read again next time).
     Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition)."""
+    max_chars = view_memo.VIEW_DEFINITION_MAX
+    unparsed: dict[int, str] = {}
+    wanted: list[int] = []
     quoting = conn.execute(_GET_QUOTING).scalar_one()
-    conn.execute(_SET_QUOTING, {"value": "on"})
     try:
-        definitions = [(int(oid), str(definition)) for oid, definition in conn.execute(_VIEW_DEFINITIONS)]
+        conn.execute(_SET_QUOTING, {"value": "off"})
+        for oid, tree, length in conn.execute(_VIEW_LENGTHS, {"tree_max": _tree_max()}):
+            if length is None:  # the rule is too large to deparse: its definition was never built
+                unparsed[int(oid)] = (
+                    f"its stored rule is {int(tree):,} bytes, too large for a definition the service parses "
+                    f"(at most {max_chars:,} characters), so it was not read"
+                )
+            elif int(length) > max_chars:
+                too_big = too_big_to_parse(int(length), None, max_chars)
+                unparsed[int(oid)] = f"{too_big}, so what it makes the planner run cannot be checked"
+            else:
+                wanted.append(int(oid))
+        conn.execute(_SET_QUOTING, {"value": "on"})
+        fetched = list(conn.execute(_VIEW_TEXTS, {"oids": wanted})) if wanted else []
     finally:
         conn.execute(_SET_QUOTING, {"value": quoting})
+    definitions: list[tuple[int, str]] = []
+    for oid, definition in fetched:
+        if definition is None:
+            continue  # dropped meanwhile
+        too_deep = too_big_to_parse(0, str(definition), max_chars)
+        if too_deep:
+            unparsed[int(oid)] = f"{too_deep}, so what it makes the planner run cannot be checked"
+        else:
+            definitions.append((int(oid), str(definition)))
+    if unparsed:
+        log.warning(
+            "View definitions: %d too large or deep to parse; queries reading them are refused", len(unparsed)
+        )
     text = dict(definitions)
     keys = {oid: (oid, hashlib.sha256(definition.encode()).hexdigest()) for oid, definition in definitions}
     memo.prune(set(keys.values()))
@@ -797,7 +1154,6 @@ def _view_constants(
             trees[oid] = pglast.parse_sql(text[oid])[0].stmt
         return trees[oid]
 
-    unparsed: dict[int, str] = {}
     late: set[int] = set()
     parsable: list[int] = []
     for oid, _ in definitions:
@@ -869,6 +1225,11 @@ def _view_constants(
             "View definitions: %d of %d not measured in %g s", len(late), len(definitions), view_seconds
         )
     return out, unparsed, not late
+
+
+def _tree_max() -> int:
+    """The largest stored view rule (bytes of its tree's text) whose definition the service builds and reads."""
+    return view_memo.VIEW_DEFINITION_MAX * view_memo.VIEW_RULE_BYTES_PER_CHAR
 
 
 def _chunks(conn: Connection, oids: list[int], size: int = 10_000) -> Iterable[tuple[int, str, str, str]]:

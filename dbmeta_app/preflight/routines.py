@@ -46,6 +46,8 @@ from dbmeta_app.preflight.reach import IMPLICIT_OPERATORS, Name, Reach
 
 __all__ = [
     "EXTENSION_DENIED",
+    "EXTENSION_DENIED_SYMBOLS",
+    "EXTENSION_MODULES",
     "FIRST_USER_OID",
     "MAX_PROBLEMS",
     "TRUSTED_EXTENSIONS",
@@ -61,6 +63,7 @@ __all__ = [
     "PgOperator",
     "PgRelation",
     "PgRoutine",
+    "extension_modules",
     "judge_mysql",
     "judge_postgres",
     "mysql_relation_problems",
@@ -106,8 +109,29 @@ EXTENSION_DENIED: Final[Mapping[str, frozenset[str]]] = {
     "pg_trgm": frozenset({"set_limit"}),
     "isn": frozenset({"isn_weak"}),
 }
-#: Languages of extension functions that are trusted (a PL/pgSQL function can do anything).
+#: The same exclusions by C symbol (``pg_proc.prosrc``): a member created under another name that runs one of
+#: them (``CREATE FUNCTION lim(real) … AS '$libdir/pg_trgm', 'set_limit'``) is excluded too.
+EXTENSION_DENIED_SYMBOLS: Final[Mapping[str, frozenset[str]]] = {
+    "pg_trgm": frozenset({"set_limit"}),
+    "isn": frozenset({"accept_weak_input", "weak_input_status"}),
+}
+#: The library (``pg_proc.probin``) of each trusted extension's C functions: a C member of the extension is
+#: trusted only when it is a symbol of the extension's own module (``$libdir/dblink`` attached to pg_trgm is
+#: not). Extensions not listed here use ``$libdir/<name>``.
+EXTENSION_MODULES: Final[Mapping[str, frozenset[str]]] = {
+    "intarray": frozenset({"$libdir/_int"}),
+    "postgis": frozenset({"$libdir/postgis-3"}),
+}
+#: Languages of extension functions that are trusted (a PL/pgSQL function can do anything). Each is judged
+#: by what it runs, never by its membership alone: a C function by its library and symbol, an internal one
+#: as the built-in its symbol names, a SQL one by what its body calls (catalog_postgres).
 TRUSTED_LANGUAGES: Final = frozenset({"c", "internal", "sql"})
+
+
+def extension_modules(extension: str) -> frozenset[str]:
+    """The libraries (``probin``) whose symbols a trusted extension's C functions may run."""
+    return EXTENSION_MODULES.get(extension, frozenset({f"$libdir/{extension}"}))
+
 
 #: A verdict names at most this many problems.
 MAX_PROBLEMS: Final = 3
@@ -211,6 +235,9 @@ class PgRelation:
     kind: str  # pg_class.relkind
     hits: tuple[PgHit, ...] = ()
     reads: tuple[int, ...] = ()  # a view: the relations its rule reads
+    #: a view: how many times its rule reads each of ``reads`` (same order; a self-join reads one twice);
+    #: empty means once each
+    read_times: tuple[int, ...] = ()
     children: tuple[int, ...] = ()  # inheritance children and partitions
     constant_bytes: int = 0  # a view: what its definition's constants make the planner build (budget.py)
     outputs: tuple[tuple[str, Any], ...] = ()  # a view: its constant columns (name, budget.Constant)
@@ -534,7 +561,9 @@ def postgres_view_outputs(catalog: PgCatalog, relations: Iterable[int | None]) -
 
 def postgres_planned_relations(catalog: PgCatalog, references: Mapping[int, int]) -> int:
     """How many relations the planner opens for these references (relation oid → times the query reads it):
-    each with its partitions and inheritance children (transitively), a view with what it reads."""
+    each with its partitions and inheritance children (transitively), a view with what it reads, each read
+    as many times as its definition reads it (a view joining another view to itself opens it twice:
+    multiplied through a chain of views; each relation's size is computed once)."""
     sizes: dict[int, int] = {}
 
     def size(oid: int) -> int:
@@ -548,7 +577,16 @@ def postgres_planned_relations(catalog: PgCatalog, references: Mapping[int, int]
             relation = catalog.relations.get(here)
             below = () if relation is None else relation.reads if relation.kind == "v" else relation.children
             if expanded:
-                sizes[here] = min(_PLANNED_CAP, 1 + sum(sizes.get(b, 1) for b in below))
+                times: Sequence[int] = (
+                    relation.read_times
+                    if relation is not None
+                    and relation.kind == "v"
+                    and len(relation.read_times) == len(below)
+                    else (1,) * len(below)
+                )
+                sizes[here] = min(
+                    _PLANNED_CAP, 1 + sum(t * sizes.get(b, 1) for b, t in zip(below, times, strict=True))
+                )
                 active.discard(here)
             elif here not in active:
                 active.add(here)
@@ -575,6 +613,7 @@ class MyView:
     relations: tuple[Name, ...] = ()
     constant_bytes: int = 0  # what its definition's constants make the optimiser build (budget.py)
     outputs: tuple[tuple[str, Any], ...] = ()  # its constant columns (name, budget.Constant)
+    problem: str = ""  # why reading it is refused unchecked (a definition too large or deep to parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -709,6 +748,9 @@ def mysql_relation_problems(
         if view is None:
             continue  # a base table: MySQL evaluates no stored routine to plan reading one
         here = f"{path}view {view.schema}.{view.name} → "
+        if view.problem:
+            judge.add(here + view.problem)
+            continue
         constants.add(judge, here, view.constant_bytes)
         if view.functions is None:
             judge.add(

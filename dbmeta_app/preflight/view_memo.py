@@ -11,12 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["VIEW_WORK_SECONDS", "ViewMemo", "paren_depth"]
+__all__ = [
+    "STORED_DEPTH_MAX",
+    "VIEW_DEFINITION_MAX",
+    "VIEW_RULE_BYTES_PER_CHAR",
+    "VIEW_WORK_SECONDS",
+    "ViewMemo",
+    "paren_depth",
+    "too_big_to_parse",
+]
 
 #: At most this long is spent parsing and measuring view definitions in one catalog read (it runs inside the
 #: EXPLAIN's transaction, under the preflight's time limit). Views left over are refused, with a message
 #: saying so, and read by the next preflight; what was done is kept (ViewMemo), so each read makes progress.
 VIEW_WORK_SECONDS: Final = 2.0
+
+#: A stored definition longer than this many characters is never parsed (nor, where the server can measure it
+#: first, fetched): a query reading the view is refused, naming it. Read at call time (tests lower it).
+#: The DuckDB and ClickHouse checks have the same cap (their own constants, 100,000).
+VIEW_DEFINITION_MAX: int = 100_000
+#: A definition whose parentheses nest deeper than this is not parsed (the parsers recurse on them).
+STORED_DEPTH_MAX: int = 100
+#: PostgreSQL stores a view as a rule tree (``pg_rewrite.ev_action``), measured from its header without
+#: building it; the tree's text is 20-35 times the definition's (measured on PostgreSQL 15), so a tree over
+#: this many bytes per character of :data:`VIEW_DEFINITION_MAX` is refused before its definition is built.
+VIEW_RULE_BYTES_PER_CHAR: Final = 50
 
 
 @dataclass
@@ -45,6 +64,17 @@ class ViewMemo:
     def size(self) -> int:
         """How many entries the memo holds."""
         return len(self.parsed) + len(self.errors) + len(self.outputs) + len(self.measured) + len(self.facts)
+
+
+def too_big_to_parse(length: int, text: str | None, max_chars: int) -> str:
+    """Why a stored definition of ``length`` characters (its ``text``, when fetched) is not parsed, or ""."""
+    if length > max_chars or text is None:
+        return f"its definition is {length:,} characters long, over the {max_chars:,} the service parses"
+    if paren_depth(text) > STORED_DEPTH_MAX:
+        return (
+            f"its definition is nested more than {STORED_DEPTH_MAX} levels deep, more than the service parses"
+        )
+    return ""
 
 
 def paren_depth(text: str) -> int:

@@ -73,3 +73,38 @@ def test_plain_tables_count_once_per_reference(engine: sa.Engine) -> None:
     assert _check(engine, sql, 122) is not None
     # a query of plain tables alone opens what its text names: the complexity budget counted that
     assert _check(engine, "SELECT a.id FROM plain a JOIN plain b ON a.id = b.id", 1) is None
+
+
+FANOUT_SETUP: list[str] = [
+    "CREATE VIEW fan0 AS SELECT id FROM plain",
+    *(
+        f"CREATE VIEW fan{i} AS SELECT a.id FROM fan{i - 1} a JOIN fan{i - 1} b USING (id)"
+        for i in range(1, 5)
+    ),
+    # one view reading a table three times: a self-join and a subquery
+    "CREATE VIEW thrice AS SELECT a.id FROM plain a JOIN plain b USING (id) "
+    "WHERE a.id IN (SELECT c.id FROM plain c)",
+]
+
+
+@pytest.fixture(scope="module")
+def fanout(engine: sa.Engine) -> sa.Engine:
+    with engine.begin() as conn:
+        for statement in FANOUT_SETUP:
+            conn.exec_driver_sql(statement)
+    return engine
+
+
+def test_a_view_reading_a_relation_several_times_counts_each_read(fanout: sa.Engine) -> None:
+    assert _check(fanout, "SELECT id FROM thrice", 4) is None  # the view and plain three times
+    reason = _check(fanout, "SELECT id FROM thrice", 3)
+    assert reason is not None and "4 relations" in reason, reason
+
+
+def test_views_that_read_a_view_twice_multiply_through_the_chain(fanout: sa.Engine) -> None:
+    # fan0 = 1 + plain = 2; fan_i = 1 + 2 × fan_{i-1}: 5, 11, 23, 47 (the planner opens 2^4 scans of plain)
+    assert _check(fanout, "SELECT id FROM fan4", 47) is None
+    reason = _check(fanout, "SELECT id FROM fan4", 46)
+    assert reason is not None and "47 relations" in reason, reason
+    reason = _check(fanout, "SELECT a.id FROM fan4 a JOIN fan2 b USING (id)", 57)
+    assert reason is not None and "58 relations" in reason, reason

@@ -403,3 +403,25 @@ def test_samples_are_not_read_from_a_view_that_calls_a_stored_function(
     response = client.post("/v1/prompt-items/schema", json={"with_examples": True})
     assert response.status_code == 200 and "three" in response.json()["text"]  # t is sampled
     assert world.victim_alive()
+
+
+def test_a_view_over_the_size_cap_is_refused_and_others_are_not(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbmeta_app.preflight import view_memo
+
+    monkeypatch.setattr(view_memo, "VIEW_DEFINITION_MAX", 5_000, raising=False)
+    in_list = ",".join(str(i) for i in range(2000))
+    with world.root() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE VIEW big_v AS SELECT id FROM t WHERE id IN ({in_list})")
+        cur.execute("CREATE VIEW deep_v AS SELECT " + "(1 + " * 150 + "1" + ")" * 150 + " AS one")
+    try:
+        problem = _gate(world, "SELECT id FROM big_v")
+        assert problem is not None and f"view {world.db}.big_v" in problem and "5,000" in problem, problem
+        problem = _gate(world, "SELECT one FROM deep_v")
+        assert problem is not None and f"view {world.db}.deep_v" in problem and "nested" in problem, problem
+        assert _gate(world, "SELECT id FROM t WHERE id = 7") is None
+    finally:
+        with world.root() as conn, conn.cursor() as cur:
+            cur.execute("DROP VIEW big_v")
+            cur.execute("DROP VIEW deep_v")

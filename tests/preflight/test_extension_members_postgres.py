@@ -1,0 +1,149 @@
+"""Functions attached to a trusted extension are judged by what they run, not by their membership.
+
+A superuser can ``ALTER EXTENSION pg_trgm ADD FUNCTION`` any function. Membership of a trusted extension
+vouches for the extension's own module, not for a body: a SQL member is judged by what its body calls, an
+internal member as the built-in its symbol names, a C member only when it is a symbol of the extension's own
+library that the policy does not exclude. The ordinary functions of the trusted extensions stay admitted.
+Only the routine gate runs here: nothing is sent to EXPLAIN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.policy import RoutineGate
+from tests._scratch import pg_database
+
+pytestmark = pytest.mark.integration
+
+SETUP: list[str] = [
+    "CREATE EXTENSION pg_trgm",
+    "CREATE EXTENSION cube",
+    "CREATE EXTENSION earthdistance",
+    "CREATE EXTENSION citext",
+    "CREATE EXTENSION hstore",
+    "CREATE EXTENSION pgcrypto",
+    "CREATE EXTENSION isn",
+    "CREATE TABLE docs (id int PRIMARY KEY, body text, tag citext, attrs hstore)",
+    # a SQL body that terminates a backend
+    "CREATE FUNCTION public.trgm_normalize(text) RETURNS boolean LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT pg_catalog.pg_terminate_backend($1::int) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_normalize(text)",
+    # the same, unqualified
+    "CREATE FUNCTION public.trgm_bare(text) RETURNS boolean LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT pg_terminate_backend($1::int) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_bare(text)",
+    # an internal member that is a denied built-in under another name
+    "CREATE FUNCTION public.trgm_internal(int) RETURNS boolean LANGUAGE internal STRICT "
+    "AS 'pg_terminate_backend'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_internal(int)",
+    # a C member from another library
+    "CREATE FUNCTION public.trgm_exec(text, text) RETURNS text LANGUAGE c STRICT "
+    "AS '$libdir/dblink', 'dblink_exec'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_exec(text, text)",
+    # an excluded symbol of pg_trgm's own library under another name
+    "CREATE FUNCTION public.trgm_lim(real) RETURNS real LANGUAGE c STRICT AS '$libdir/pg_trgm', 'set_limit'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_lim(real)",
+    # a SQL member whose body calls a user function (untrusted), one level down
+    "CREATE FUNCTION public.helper(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 = 'x' $$",
+    "CREATE FUNCTION public.trgm_chain(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT helper($1) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_chain(text)",
+    # a SQL member calling another member that is refused
+    "CREATE FUNCTION public.trgm_chain2(text) RETURNS boolean LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT trgm_normalize($1) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_chain2(text)",
+    # a SQL member whose body casts to a domain checked by an untrusted function
+    "CREATE FUNCTION public.dom_ok(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN true; END $$",
+    "CREATE DOMAIN public.checked AS text CHECK (public.dom_ok(VALUE))",
+    "CREATE FUNCTION public.trgm_dom(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT $1::checked::text $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_dom(text)",
+    # a SQL member whose body reads a table: more than the service judges (fail closed)
+    "CREATE FUNCTION public.trgm_from(text) RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM docs $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_from(text)",
+    # harmless SQL members: built-ins and the extension's own C functions
+    "CREATE FUNCTION public.trgm_ok(text) RETURNS real LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT similarity(lower($1), 'x') $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_ok(text)",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    yield from pg_database(pg_url, SETUP, "extm")
+
+
+def _gate(engine: sa.Engine, sql: str) -> str | None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.error
+    with engine.connect() as conn:
+        reason = RoutineGate("postgresql").check(conn, verdict.reach, sql)
+        conn.rollback()
+    return reason
+
+
+REFUSED = [
+    (
+        "sql_body_calls_denied_builtin",
+        "SELECT id FROM docs WHERE trgm_normalize('1')",
+        "pg_terminate_backend",
+    ),
+    (
+        "sql_body_calls_denied_builtin_unqualified",
+        "SELECT id FROM docs WHERE trgm_bare('1')",
+        "pg_terminate_backend",
+    ),
+    (
+        "internal_member_is_a_denied_builtin",
+        "SELECT id FROM docs WHERE trgm_internal(1)",
+        "pg_terminate_backend",
+    ),
+    ("c_member_from_another_library", "SELECT trgm_exec('a', 'b') FROM docs", "$libdir/dblink"),
+    ("c_member_excluded_symbol", "SELECT trgm_lim(0.1) FROM docs", "set_limit"),
+    ("sql_body_calls_user_function", "SELECT id FROM docs WHERE trgm_chain('x')", "helper"),
+    ("sql_body_calls_refused_member", "SELECT id FROM docs WHERE trgm_chain2('x')", "trgm_normalize"),
+    ("sql_body_casts_to_untrusted_domain", "SELECT trgm_dom('x')", "domain whose CHECK is not trusted"),
+    ("sql_body_reads_a_table", "SELECT trgm_from('x')", "more than"),
+]
+
+
+@pytest.mark.parametrize(("name", "sql", "mentions"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_a_member_of_a_trusted_extension_is_judged_by_what_it_runs(
+    engine: sa.Engine, name: str, sql: str, mentions: str
+) -> None:
+    reason = _gate(engine, sql)
+    assert reason is not None, name
+    assert mentions in reason, reason
+
+
+ADMITTED = [
+    (
+        "earthdistance",
+        "SELECT earth_distance(ll_to_earth(1, 2), ll_to_earth(3, 4)), earth_box(ll_to_earth(1, 2), 10)",
+    ),
+    (
+        "earthdistance_more",
+        "SELECT latitude(ll_to_earth(1, 2)), longitude(ll_to_earth(1, 2)), gc_to_sec(1), sec_to_gc(1)",
+    ),
+    (
+        "citext",
+        "SELECT regexp_match(tag, 'a'), regexp_replace(tag, 'a', 'b', 'g'), strpos(tag, 'x'), "
+        "split_part(tag, ',', 1), translate(tag, 'a', 'b'), replace(tag, 'a', 'b') FROM docs WHERE tag = 'X'",
+    ),
+    ("citext_agg", "SELECT min(tag), max(tag) FROM docs WHERE tag LIKE 'a%'"),
+    ("pg_trgm", "SELECT similarity(body, 'x'), show_limit() FROM docs WHERE body % 'abc'"),
+    ("trusted_sql_member", "SELECT trgm_ok(body) FROM docs"),
+    ("hstore", "SELECT attrs -> 'a', akeys(attrs) FROM docs WHERE attrs ? 'k'"),
+    ("pgcrypto", "SELECT digest('x', 'sha256'), gen_random_uuid()"),
+    ("isn", "SELECT isbn13('978-0-393-04002-9') = isbn13('978-0-393-04002-9')"),
+]
+
+
+@pytest.mark.parametrize(("name", "sql"), ADMITTED, ids=[c[0] for c in ADMITTED])
+def test_ordinary_functions_of_trusted_extensions_stay_admitted(
+    engine: sa.Engine, name: str, sql: str
+) -> None:
+    assert _gate(engine, sql) is None
