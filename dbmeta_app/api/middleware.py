@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.routing import Match
@@ -156,17 +156,34 @@ def _json_rpc_error_body(detail: str) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": detail}})
 
 
+def _without_body(send: Send) -> Send:
+    """``send`` with every body part emptied (the answer to a HEAD keeps its headers, Content-Length included)."""
+
+    async def head_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head_send
+
+
 def route_label(scope: Scope) -> str:
     """The template of the route that answered (``/v1/tables/search``), never the raw path: ``unmatched``."""
     route = scope.get("route")
     if route is None and "app" in scope:
-        # FastAPI names only its own routes in the scope; a plain Starlette route (/mcp) is found by matching
-        for candidate in scope["app"].router.routes:
-            if candidate.matches(scope)[0] is Match.FULL:
-                route = candidate
-                break
+        # The router names the route in the scope once it routes; a request answered before (a 401 of the token
+        # gate) or by a plain Starlette route (/mcp) is matched here, into included routers too
+        route = _matching(scope["app"].router.routes, scope)
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
+
+
+def _matching(routes: Any, scope: Scope) -> Any:
+    for candidate in routes:
+        if candidate.matches(scope)[0] is Match.FULL:
+            inner = getattr(getattr(candidate, "original_router", None), "routes", None)
+            return _matching(inner, scope) if inner is not None else candidate
+    return None
 
 
 class EdgeMiddleware:
@@ -198,6 +215,10 @@ class EdgeMiddleware:
             reshape=scope.get("method") != "HEAD",
             before_error=lambda: body.drain(length),
         )
+        app_scope, app_send = scope, cast(Send, answer.send)
+        if scope.get("method") == "HEAD" and not _is_mcp(scope):
+            # HEAD is GET without the body (RFC 9110): every GET route answers it (not /mcp, whose GET streams)
+            app_scope, app_send = {**scope, "method": "GET"}, _without_body(answer.send)
         try:
             if self.max_body_bytes is not None and length is not None and length > self.max_body_bytes:
                 await answer.error(
@@ -206,7 +227,7 @@ class EdgeMiddleware:
                     json_rpc=_is_mcp(scope),
                 )
                 return
-            await self.app(scope, body.receive, answer.send)
+            await self.app(app_scope, body.receive, app_send)
         except BaseException as exc:
             answer.status = answer.status or 500
             if _is_cancellation(exc):
@@ -231,7 +252,7 @@ class EdgeMiddleware:
                     "The client left before sending its whole request: %s %s", scope["method"], scope["path"]
                 )
             request_id.reset(token)
-            observe_http(route_label(scope), scope.get("method", ""), status, answer.elapsed())
+            observe_http(route_label(app_scope), scope.get("method", ""), status, answer.elapsed())
 
 
 #: The status a request is counted with when its client hung up before sending its whole body (as nginx

@@ -376,3 +376,41 @@ def test_a_client_that_leaves_before_sending_its_body_is_not_a_server_error(
     assert "left before" in caplog.text  # said once, as what it is
     assert _server_errors(base_url) == before
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR], caplog.text[-2000:]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/v1/cache/stats", "/openapi.json"])
+def test_head_answers_like_get_without_a_body(base_url: str, path: str) -> None:
+    get = httpx.get(f"{base_url}{path}")
+    head = httpx.head(f"{base_url}{path}")
+    assert head.status_code == get.status_code, (head.status_code, head.text)
+    assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["x-request-id"]
+
+
+def test_head_of_a_post_only_route_is_405_and_counted_under_its_route(base_url: str) -> None:
+    assert httpx.head(f"{base_url}/v1/preflight").status_code == 405
+    assert httpx.head(f"{base_url}/healthz").status_code == 200
+    text = httpx.get(f"{base_url}/metrics").text
+    assert 'method="HEAD",route="/healthz",status="2xx"' in text, text
+
+
+def test_a_refused_token_is_counted_under_its_route(tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        api_token="tok-abcdefgh-12345678",
+    )
+    with TestClient(create_app(settings)) as client:
+
+        def counted(route: str) -> float:  # the registry is the process's: other tests count too
+            prefix = f'dbmeta_http_requests_total{{method="POST",route="{route}",status="4xx"}} '
+            lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+            return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+        before = (counted("/v1/preflight"), counted("unmatched"))
+        for _ in range(3):
+            assert client.post("/v1/preflight", json={"sql": "SELECT 1"}).status_code == 401
+        assert (counted("/v1/preflight"), counted("unmatched")) == (before[0] + 3, before[1])
