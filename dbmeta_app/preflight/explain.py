@@ -681,6 +681,24 @@ def _bounded_rows(result: Any, max_bytes: int) -> tuple[list[Any], bool]:
             rows.append(row)
 
 
+#: The largest integer an answer carries (JSON encoders, orjson and the cache's, stop at 64 bits): a planner's
+#: estimate beyond it (a cross join of a few large tables: 10^20 rows) is a float in the plan, clamped here.
+_INT_MAX = 2**63 - 1
+
+
+def _json_safe(value: Any) -> Any:
+    """The plan with every integer beyond 64 bits as a float (a plan is bounded: max_plan_bytes)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_INT_MAX <= value <= _INT_MAX else float(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _planned(
     plan: Any,
     *,
@@ -693,8 +711,8 @@ def _planned(
         ok=True,
         error=None,
         error_kind=None,
-        plan=plan,
-        estimated_rows=rows,
+        plan=_json_safe(plan),
+        estimated_rows=None if rows is None else min(rows, _INT_MAX),
         estimated_cost=cost,
         warnings=tuple(warnings),
         plan_truncated=truncated,

@@ -467,3 +467,18 @@ def test_unreachable_server_is_a_connection_error_without_connection_details() -
     assert result.error is not None
     for detail in ("127.0.0.1", str(port), "secretuser", "secretdb"):
         assert detail not in result.error
+
+
+@pytest.mark.integration
+def test_an_estimate_beyond_64_bits_is_clamped_so_the_answer_can_be_encoded(engine: sa.Engine) -> None:
+    """A cross join of a few large tables is estimated at more rows than a 64-bit integer holds; the answer (and
+    the cache, which encodes it with orjson) must still carry it."""
+    import orjson
+
+    sql = "SELECT 1 FROM " + ", ".join(f"orders o{i}" for i in range(8))
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.reason
+    result = run_explain(engine, verdict.statement)
+    assert result.ok, result.error
+    assert result.estimated_rows == 2**63 - 1  # 5000^8 ≈ 3.9e29
+    orjson.dumps({"plan": result.plan, "rows": result.estimated_rows})
