@@ -81,8 +81,9 @@ SAMPLE_TIMEOUT_MS: Final = 2_000
 #: in about 40 s of its 85), so only tables that make the reads wait (locked, slow) lose theirs.
 SAMPLE_BUDGET_MS: Final = 10_000
 SAMPLE_TABLE_MS: Final = 25
-#: PostgreSQL: a value stored in more bytes than this (compressed, as ``pg_column_size`` says) is not turned
-#: into text on the server, except text/varchar cut by ``left()`` (which decompresses only the prefix).
+#: PostgreSQL: a value stored in more bytes than this (compressed, as ``pg_column_size`` says), or stored
+#: compressed at all, is not turned into text on the server, except text/varchar cut by ``left()`` (which
+#: decompresses only the prefix).
 SAMPLE_STORED_MAX: Final = 8_192
 #: PostgreSQL: a value of any other type than a flat built-in scalar (arrays, jsonb, composite, range, domain,
 #: a type of the database's) is turned into text only when stored uncompressed in at most this many bytes. Its
@@ -577,12 +578,15 @@ def _value_expression(
         # function needs the whole value, decompressed: only values stored small enough are converted.
         output = sa.func.left(sa.func.concat(column), SAMPLE_VALUE_MAX + 1)
         big = sa.literal("<") + sa.cast(stored, sa.Text) + sa.literal(" bytes stored>")
+        compressed = sa.func.pg_column_compression(column).is_not(None)
         if bool(_PG_FLAT_TYPE.fullmatch(lowered)) if flat is None else flat:
-            return sa.case((column.is_(None), sa.null()), (stored > SAMPLE_STORED_MAX, big), else_=output)
+            # a compressed value may be far larger whole (5,000,000 zero bits of varbit are 7 KB stored)
+            flat_big = sa.or_(stored > SAMPLE_STORED_MAX, compressed) if lz4 else stored > SAMPLE_STORED_MAX
+            return sa.case((column.is_(None), sa.null()), (flat_big, big), else_=output)
         # a nested or foreign type: only a small value stored as is (a compressed one may be far larger whole)
         # (before PostgreSQL 14 and lz4, nothing says a value is compressed: one that fits is short anyway)
         nested_big = (
-            sa.or_(stored > SAMPLE_NESTED_STORED_MAX, sa.func.pg_column_compression(column).is_not(None))
+            sa.or_(stored > SAMPLE_NESTED_STORED_MAX, compressed)
             if lz4
             else stored > SAMPLE_NESTED_STORED_MAX
         )

@@ -264,3 +264,25 @@ def test_postgres_values_whose_text_outgrows_their_size_are_not_converted(
     assert _peak_mb(pid) - before < 16, f"backend peak RSS {before} → {_peak_mb(pid)} MB"
     assert row[0] == "1" and row[3] == "{1,2,3}", row  # small nested values are still shown
     assert row[1].endswith(" bytes stored>") and row[2].endswith(" bytes stored>"), row
+
+
+def test_postgres_compressed_values_of_flat_types_are_not_converted(
+    pg_scratch: tuple[sa.Engine, sa.Engine],
+) -> None:
+    """Compression hides size: 5,000,000 zero bits of varbit are 7 KB stored and 5,000,000 characters of text."""
+    setup, engine = pg_scratch
+    with setup.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE bits (id int, b varbit, doc json, small varbit)")
+        conn.exec_driver_sql(
+            "INSERT INTO bits SELECT 1, repeat('0', 5000000)::varbit, ('[' || repeat('0,', 300000) || '0]')::json,"
+            " B'101'"
+        )
+        stored = conn.exec_driver_sql("SELECT pg_column_size(b), pg_column_size(doc) FROM bits").one()
+    assert max(stored) < 8_192  # under the stored-size bound: only compression says it is large
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    table = introspect(engine, "p").tables["public.bits"]
+    before = _peak_mb(pid)
+    (row,) = sample_rows(engine, [table], 3)["public.bits"]
+    assert _peak_mb(pid) - before < 4, f"backend peak RSS {before} → {_peak_mb(pid)} MB"
+    assert row[3] == "101" and row[1].endswith(" bytes stored>") and row[2].endswith(" bytes stored>"), row
