@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 ProfileName = Field(default=None, max_length=128, description="Profile name; the default profile when null")
 
@@ -22,7 +22,7 @@ MaxTokens = Field(
 
 
 class SchemaRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
 
     user_request: str | None = Field(
         default=None, max_length=20_000, description="The user's request; null → the full schema"
@@ -100,7 +100,7 @@ class PromptItem(BaseModel):
 
 
 class TableSearchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
 
     query: str = Field(min_length=1, max_length=20_000)
     top_k: int = Field(default=10, ge=1, le=200)
@@ -172,7 +172,7 @@ class ReadyBody(BaseModel):
 
 
 class PreflightRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
 
     # No length cap here: an over-long query is a verdict (ok: false), not a malformed request.
     sql: str = Field(description="One SQL query written by the LLM")
@@ -218,7 +218,7 @@ class PreflightResponse(BaseModel):
 
 
 class PromptItemsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
 
     user_request: str | None = Field(default=None, max_length=20_000)
     profile: str | None = ProfileName
@@ -227,9 +227,18 @@ class PromptItemsRequest(BaseModel):
         min_length=1,
         description="Item types, in answer order",
     )
-    schema_top_k: int = Field(default=10, ge=1, le=200)
+    schema_top_k: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        validation_alias=AliasChoices("schema_top_k", "top_k"),
+        description="How many tables the schema item holds (``top_k`` is taken too, as the schema route names it)",
+    )
     examples_top_k: int = Field(default=3, ge=0, le=50)
     max_tokens: int | None = MaxTokens
+    with_examples: bool = Field(
+        default=False, description="Include sample rows (CSV) per table in the schema item"
+    )
 
 
 class PromptItemsResponse(BaseModel):

@@ -66,6 +66,7 @@ async def prompt_items(request: Request) -> Response:
         body.schema_top_k,
         body.examples_top_k,
         body.max_tokens,
+        body.with_examples,
     )
     return json_response(answer)
 

@@ -173,12 +173,16 @@ async def get_prompt_items(
     schema_top_k: int,
     examples_top_k: int,
     max_tokens: int | None = None,
+    with_examples: bool = False,
 ) -> dict[str, Any]:
-    """Build the requested prompt items concurrently, in the order asked (``max_tokens``: the schema's budget)."""
+    """Build the requested prompt items concurrently, in the order asked (``max_tokens``: the schema's budget,
+    ``with_examples``: sample rows in the schema item)."""
     jobs: dict[str, Awaitable[dict[str, Any]]] = {}
     for kind in dict.fromkeys(items):
         if kind == "db_struct":
-            jobs[kind] = schema_item(runtime, rt, user_request, schema_top_k, max_tokens=max_tokens)
+            jobs[kind] = schema_item(
+                runtime, rt, user_request, schema_top_k, with_examples=with_examples, max_tokens=max_tokens
+            )
         elif kind == "query_examples":
             jobs[kind] = examples_item(runtime, rt, user_request, examples_top_k)
         elif kind == "instructions":

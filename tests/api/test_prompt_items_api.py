@@ -47,7 +47,15 @@ def test_only_the_items_asked_for_in_that_order(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{"items": ["nope"]}, {"items": []}, {"schema_top_k": 0}, {"examples_top_k": -1}]
+    "body",
+    [
+        {"items": ["nope"]},
+        {"items": []},
+        {"schema_top_k": 0},
+        {"examples_top_k": -1},
+        {"top_k": 0},
+        {"top_k": -3},
+    ],
 )
 def test_bad_requests_are_422(client: TestClient, body: Any) -> None:
     assert client.post("/v1/prompt-items", json=body).status_code == 422
@@ -102,3 +110,33 @@ def test_a_curated_file_broken_after_start_up_is_a_503_config_error_never_a_500(
     assert r.status_code == 503, r.text
     body = r.json()
     assert body["error"] == "config_error" and f"examples file {str(examples)!r}" in body["detail"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/prompt-items", {"user_request": "orders", "profle": "nope"}),
+        ("/v1/prompt-items/schema", {"user_request": "orders", "profle": "nope"}),
+        ("/v1/tables/search", {"query": "orders", "profle": "nope"}),
+        ("/v1/preflight", {"sql": "SELECT 1", "profle": "nope"}),
+    ],
+)
+def test_a_misspelt_field_is_a_422_naming_it_never_an_answer_from_the_default_profile(
+    client: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert [d["loc"] for d in response.json()["detail"]] == [["body", "profle"]]
+
+
+def test_the_bundle_takes_top_k_and_with_examples_as_the_schema_route_does(client: TestClient) -> None:
+    def schema(body: dict[str, Any]) -> dict[str, Any]:
+        answer = client.post("/v1/prompt-items", json={**body, "items": ["db_struct"]})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["prompt_items"][0]
+
+    assert len(schema({"user_request": "orders of customers", "top_k": 2})["metadata"]["tables"]) == 2
+    plain = schema({"user_request": "orders of customers", "top_k": 2})
+    sampled = schema({"user_request": "orders of customers", "top_k": 2, "with_examples": True})
+    assert "sample rows" in sampled["text"] and "sample rows" not in plain["text"]
+    assert sampled["metadata"]["tables"] == plain["metadata"]["tables"]
