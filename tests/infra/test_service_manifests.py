@@ -56,6 +56,28 @@ def test_container_env_names_are_settings_fields(doc: Doc) -> None:
     assert names <= SETTINGS_ENV, names - SETTINGS_ENV
 
 
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS), ids=str)
+def test_mcp_answers_the_service_names_of_its_namespace_in_every_overlay(
+    overlay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers in other namespaces (the NetworkPolicy admits them) reach the Service as db-meta.<namespace>…"""
+    docs = render_structurally(OVERLAYS[overlay])
+    namespace = find(docs, "Deployment", "db-meta")["metadata"]["namespace"]
+    value = find(docs, "ConfigMap", "db-meta-config")["data"]["MCP_ALLOWED_HOSTS"]
+    for name in list(os.environ):
+        if name.upper() in SETTINGS_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    hosts = load_settings(data_dir=tmp_path, mcp_allowed_hosts=value).mcp_allowed_hosts
+    for host in (
+        "db-meta",
+        f"db-meta.{namespace}",
+        f"db-meta.{namespace}.svc",
+        f"db-meta.{namespace}.svc.cluster.local",
+    ):
+        assert host in hosts and f"{host}:*" in hosts, (overlay, host, hosts)
+
+
 def test_every_overlay_config_map_patch_sets_only_settings_fields() -> None:
     for overlay in OVERLAYS.values():
         config = find(render_structurally(overlay), "ConfigMap", "db-meta-config")
