@@ -13,7 +13,7 @@ Where a command runs:
 
 Answers go to stdout, messages to stderr, one line each, never a traceback (``DBMETA_DEBUG=1`` shows one).
 Exit codes: 0 done; 1 answered, but not fully as asked (unsafe SQL, unknown tables, a degraded search,
-examples not indexed); 2 could not do it (settings, database, index or server unavailable); 130 interrupted.
+examples not indexed, an include_schemas schema the database lacks); 2 could not do it (settings, database, index or server unavailable); 130 interrupted.
 """
 
 from __future__ import annotations
