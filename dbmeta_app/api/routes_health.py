@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from dbmeta_app.api.announce import ANCHOR_HEADER, anchor_digest
 from dbmeta_app.api.deps import RuntimeDep
 from dbmeta_app.api.models import ErrorBody, HealthBody, ReadyBody
+from dbmeta_app.api.security import authorized
 from dbmeta_app.metrics import exposition
 from dbmeta_app.profiles import ProfileRuntime
 
@@ -64,6 +65,7 @@ async def healthz(request: Request) -> JSONResponse:
     },
 )
 async def readyz(
+    request: Request,
     runtime: RuntimeDep,
     allow_degraded: Annotated[
         bool,
@@ -100,6 +102,14 @@ async def readyz(
     degraded = not search["ready"]
     if degraded and not (allow_degraded and not search.get("warming")):
         ready = False
+    if not authorized(runtime, request.headers):
+        # with API_TOKEN set, an anonymous probe learns whether to send traffic, not the roles' rights, the
+        # schema names or the data paths
+        checks = {
+            "database": {"ok": checks["database"]["ok"]},
+            "cache": {"redis_ok": redis_ok},
+            "search": {"ready": search["ready"]},
+        }
     body = {"ready": ready, "degraded": degraded, "checks": checks, "pid": os.getpid()}
     return JSONResponse(body, status_code=200 if ready else 503)
 

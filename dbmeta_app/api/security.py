@@ -46,6 +46,28 @@ def token_accepted(given: str, accepted: list[str]) -> bool:
     return any(matches)
 
 
+def accepted_tokens(runtime: Any) -> list[str] | None:
+    """The bearer tokens a gated path takes (API_TOKEN, ADMIN_TOKEN, the index owner's); None: no API_TOKEN."""
+    settings: Settings | None = getattr(runtime, "settings", None)
+    if settings is None or settings.api_token is None:
+        return None
+    accepted = [settings.api_token.get_secret_value()]
+    if settings.admin_token is not None:
+        accepted.append(settings.admin_token.get_secret_value())
+    anchor = getattr(runtime, "anchor", None)
+    owner = anchor.owner() if anchor is not None else None
+    if owner is not None:
+        accepted.append(owner.token)
+    return accepted
+
+
+def authorized(runtime: Any, headers: Any) -> bool:
+    """Whether this caller may see what API_TOKEN protects (always, without an API_TOKEN)."""
+    accepted = accepted_tokens(runtime)
+    given = bearer(headers)
+    return accepted is None or (given is not None and token_accepted(given, accepted))
+
+
 class TokenGate:
     """ASGI layer: with API_TOKEN set, the gated paths need a bearer token (see the module docstring)."""
 
@@ -57,17 +79,10 @@ class TokenGate:
             await self.app(scope, receive, send)
             return
         runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
-        settings: Settings | None = getattr(runtime, "settings", None)
-        if settings is None or settings.api_token is None:
+        accepted = accepted_tokens(runtime)
+        if accepted is None:
             await self.app(scope, receive, send)
             return
-        accepted = [settings.api_token.get_secret_value()]
-        if settings.admin_token is not None:
-            accepted.append(settings.admin_token.get_secret_value())
-        anchor = getattr(runtime, "anchor", None)
-        owner = anchor.owner() if anchor is not None else None
-        if owner is not None:
-            accepted.append(owner.token)
         given = bearer(Request(scope).headers)
         if given is None:
             detail = "missing bearer token (Authorization: Bearer <API_TOKEN>)"

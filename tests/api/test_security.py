@@ -66,6 +66,19 @@ def test_health_metrics_and_docs_stay_open_with_api_token(make_settings: Any) ->
             assert client.get(path).status_code == 200, path
 
 
+def test_with_api_token_readyz_tells_an_anonymous_probe_only_whether_it_is_ready(make_settings: Any) -> None:
+    """The roles' rights, the schema names and the data paths are for the token's holders."""
+    with _client(make_settings, api_token=TOKEN) as client:
+        anonymous = client.get("/readyz?allow_degraded=true")
+        full = client.get("/readyz?allow_degraded=true", headers={"authorization": f"Bearer {TOKEN}"})
+    assert anonymous.status_code == full.status_code == 200
+    assert anonymous.json()["ready"] is full.json()["ready"] is True
+    assert set(anonymous.json()["checks"]) == {"database", "cache", "search"}
+    assert anonymous.json()["checks"]["database"] == {"ok": True}
+    assert {"privileges", "schemas"} <= set(full.json()["checks"])
+    assert "privileges" not in anonymous.text and str(make_settings().data_dir) not in anonymous.text
+
+
 def test_admin_token_opens_the_api_but_api_token_never_opens_admin_routes(make_settings: Any) -> None:
     with _client(make_settings, api_token=TOKEN, admin_token=ADMIN) as client:
         admin = {"authorization": f"Bearer {ADMIN}"}
