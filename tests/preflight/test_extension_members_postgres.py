@@ -64,6 +64,33 @@ SETUP: list[str] = [
     # a SQL member whose body reads a table: more than the service judges (fail closed)
     "CREATE FUNCTION public.trgm_from(text) RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM docs $$",
     "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_from(text)",
+    # members whose types or argument defaults reach an untrusted routine: the planner runs a domain's CHECK on
+    # the result it coerces to, and folds an argument default into the call
+    "CREATE TYPE public.pair AS (a public.checked, b int)",
+    "CREATE FUNCTION public.trgm_ret_dom(text) RETURNS public.checked LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_ret_dom(text)",
+    "CREATE FUNCTION public.trgm_ret_arr(text) RETURNS public.checked[] LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT ARRAY[$1] $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_ret_arr(text)",
+    "CREATE FUNCTION public.trgm_ret_pair(text) RETURNS public.pair LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT ROW($1, 1)::public.pair $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_ret_pair(text)",
+    "CREATE FUNCTION public.trgm_arg_dom(public.checked) RETURNS real LANGUAGE c IMMUTABLE STRICT "
+    "AS '$libdir/pg_trgm', 'similarity'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_arg_dom(public.checked)",
+    "CREATE FUNCTION public.trgm_def(text, k boolean DEFAULT public.dom_ok('x')) RETURNS boolean "
+    "LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_def(text, boolean)",
+    "CREATE FUNCTION public.trgm_cdef(text, k boolean DEFAULT public.dom_ok('x')) RETURNS real "
+    "LANGUAGE c IMMUTABLE AS '$libdir/pg_trgm', 'similarity'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_cdef(text, boolean)",
+    "CREATE FUNCTION public.trgm_def_denied(text, k boolean DEFAULT pg_catalog.pg_terminate_backend(0)) "
+    "RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_def_denied(text, boolean)",
+    # constant defaults (and casts of constants to built-in types) stay trusted
+    "CREATE FUNCTION public.trgm_const_def(text, k int DEFAULT 3, r real DEFAULT 0.5, "
+    "t text[] DEFAULT '{}', n text DEFAULT NULL) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_const_def(text, int, real, text[], text)",
     # harmless SQL members: built-ins and the extension's own C functions
     "CREATE FUNCTION public.trgm_ok(text) RETURNS real LANGUAGE sql IMMUTABLE "
     "AS $$ SELECT similarity(lower($1), 'x') $$",
@@ -107,6 +134,27 @@ REFUSED = [
     ("sql_body_calls_refused_member", "SELECT id FROM docs WHERE trgm_chain2('x')", "trgm_normalize"),
     ("sql_body_casts_to_untrusted_domain", "SELECT trgm_dom('x')", "domain whose CHECK is not trusted"),
     ("sql_body_reads_a_table", "SELECT trgm_from('x')", "more than"),
+    # called on a column: the planner folds the defaults and coerces to the declared types all the same (and the
+    # guard's budget, which refuses unknown calls on constants, does not decide for the routine gate)
+    (
+        "sql_member_returns_untrusted_domain",
+        "SELECT id FROM docs WHERE trgm_ret_dom(body) IS NOT NULL",
+        "public.checked",
+    ),
+    ("sql_member_returns_array_of_untrusted_domain", "SELECT trgm_ret_arr(body) FROM docs", "public.checked"),
+    (
+        "sql_member_returns_composite_of_untrusted_domain",
+        "SELECT trgm_ret_pair(body) FROM docs",
+        "public.checked",
+    ),
+    ("c_member_takes_untrusted_domain", "SELECT trgm_arg_dom(body) FROM docs", "public.checked"),
+    ("sql_member_default_calls_user_function", "SELECT id FROM docs WHERE trgm_def(body)", "dom_ok"),
+    ("c_member_default_calls_user_function", "SELECT trgm_cdef(body) FROM docs", "dom_ok"),
+    (
+        "sql_member_default_calls_denied_builtin",
+        "SELECT trgm_def_denied(body) FROM docs",
+        "pg_terminate_backend",
+    ),
 ]
 
 
@@ -136,6 +184,7 @@ ADMITTED = [
     ("citext_agg", "SELECT min(tag), max(tag) FROM docs WHERE tag LIKE 'a%'"),
     ("pg_trgm", "SELECT similarity(body, 'x'), show_limit() FROM docs WHERE body % 'abc'"),
     ("trusted_sql_member", "SELECT trgm_ok(body) FROM docs"),
+    ("member_with_constant_defaults", "SELECT trgm_const_def(body) FROM docs"),
     ("hstore", "SELECT attrs -> 'a', akeys(attrs) FROM docs WHERE attrs ? 'k'"),
     ("pgcrypto", "SELECT digest('x', 'sha256'), gen_random_uuid()"),
     ("isn", "SELECT isbn13('978-0-393-04002-9') = isbn13('978-0-393-04002-9')"),

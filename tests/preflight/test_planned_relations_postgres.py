@@ -60,6 +60,20 @@ def test_each_reference_of_a_partitioned_table_counts_its_partitions(engine: sa.
     assert reason is not None and "242 relations" in reason and "preflight.max_relations" in reason
 
 
+def test_a_cte_of_the_query_counts_its_reads_once_per_reference(engine: sa.Engine) -> None:
+    """An inlined CTE is planned at each reference: three references of a CTE over events open it three times."""
+    sql = (
+        "WITH c AS NOT MATERIALIZED (SELECT id FROM events), d AS (SELECT x.id FROM c x JOIN c y USING (id)) "
+        "SELECT a.id FROM d a JOIN c b USING (id)"
+    )
+    assert _check(engine, sql, 363) is None  # events (121) three times: twice through d, once directly
+    reason = _check(engine, sql, 362)
+    assert reason is not None and "363 relations" in reason, reason
+    recursive = "WITH RECURSIVE r AS (SELECT id FROM events UNION ALL SELECT r.id FROM r) SELECT id FROM r"
+    reason = _check(engine, recursive, 241)
+    assert reason is not None and "242 relations" in reason, reason  # a recursive body counts twice
+
+
 def test_a_view_counts_what_it_reads(engine: sa.Engine) -> None:
     sql = "SELECT r.id FROM recent r JOIN plain p ON p.id = r.id"
     assert _check(engine, sql, 123) is None  # the view, events (121) and plain
@@ -81,6 +95,24 @@ FANOUT_SETUP: list[str] = [
         f"CREATE VIEW fan{i} AS SELECT a.id FROM fan{i - 1} a JOIN fan{i - 1} b USING (id)"
         for i in range(1, 5)
     ),
+    # the same chain through a CTE read twice: the planner inlines a CTE once per reference
+    "CREATE VIEW cte0 AS SELECT id FROM plain",
+    *(
+        f"CREATE VIEW cte{i} AS WITH c AS NOT MATERIALIZED (SELECT id FROM cte{i - 1}) "
+        "SELECT a.id FROM c a JOIN c b USING (id)"
+        for i in range(1, 5)
+    ),
+    # a CTE read twice by another read twice (plain 4 times); an outer CTE read by sublinks (3 times)
+    "CREATE VIEW nested_cte AS WITH c AS (SELECT id FROM plain), d AS (SELECT a.id FROM c a JOIN c b USING (id)) "
+    "SELECT x.id FROM d x JOIN d y USING (id)",
+    "CREATE VIEW sublink_cte AS WITH c AS (SELECT id FROM plain) "
+    "SELECT (SELECT max(id) FROM c) AS id, (SELECT min(z.id) FROM c z) AS lo FROM c",
+    # a CTE inside a CTE's body read twice there, the outer one read twice (plain 4 times)
+    "CREATE VIEW inner_cte AS WITH d AS (WITH c AS (SELECT id FROM plain) SELECT a.id FROM c a JOIN c b USING (id)) "
+    "SELECT x.id FROM d x JOIN d y USING (id)",
+    # a recursive CTE: its body (plain twice) counts twice
+    "CREATE VIEW rec_cte AS WITH RECURSIVE r(id) AS (SELECT id FROM plain UNION ALL "
+    "SELECT p.id FROM r JOIN plain p ON p.id = r.id + 1) SELECT id FROM r",
     # one view reading a table three times: a self-join and a subquery
     "CREATE VIEW thrice AS SELECT a.id FROM plain a JOIN plain b USING (id) "
     "WHERE a.id IN (SELECT c.id FROM plain c)",
@@ -108,3 +140,23 @@ def test_views_that_read_a_view_twice_multiply_through_the_chain(fanout: sa.Engi
     assert reason is not None and "47 relations" in reason, reason
     reason = _check(fanout, "SELECT a.id FROM fan4 a JOIN fan2 b USING (id)", 57)
     assert reason is not None and "58 relations" in reason, reason
+
+
+def test_a_cte_counts_what_it_reads_once_per_reference(fanout: sa.Engine) -> None:
+    # cte_i = c a JOIN c b with c reading cte_{i-1}: the planner inlines c twice, 2^4 scans of plain in cte4
+    assert _check(fanout, "SELECT id FROM cte4", 47) is None
+    reason = _check(fanout, "SELECT id FROM cte4", 46)
+    assert reason is not None and "47 relations" in reason, reason
+
+
+@pytest.mark.parametrize(
+    ("view", "planned"),
+    [("nested_cte", 5), ("sublink_cte", 4), ("inner_cte", 5), ("rec_cte", 5)],
+)
+def test_ctes_nested_referenced_by_ctes_sublinks_and_recursive_count_each_read(
+    fanout: sa.Engine, view: str, planned: int
+) -> None:
+    sql = f"SELECT id FROM {view}"
+    assert _check(fanout, sql, planned) is None
+    reason = _check(fanout, sql, planned - 1)
+    assert reason is not None and f"{planned} relations" in reason, reason
