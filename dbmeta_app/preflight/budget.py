@@ -18,7 +18,9 @@ doubles at every link (22 links: a 1.8 kB query whose plan took PostgreSQL 22 GB
   ``encode`` of ``encode`` of …: doubles at every level), summed over the statement, CTEs inlined. Each
   such call is bounded from its arguments (a count, a width, an array's dimensions, a replacement's
   length); one whose bound cannot be read from literals counts as unbounded. Other calls of constants
-  count the size of their arguments. A column of a derived table, CTE or one-row VALUES whose value is a
+  count the size of their arguments, when the function is known (on PostgreSQL: a built-in of
+  ``pg_builtins``, or a reviewed function of a trusted extension); a call of constants of any other function
+  is of unknown size (:func:`_pg_unknown`). A column of a derived table, CTE or one-row VALUES whose value is a
   constant is that constant wherever it is read, through any number of renames (``repeat('x', n) FROM
   (SELECT 300000000 AS n) d``: the planners pull the subquery up and fold), and so is an output's alias where
   the dialect lets the query read it back (``SELECT 100000007 AS n, repeat('x', n)`` on DuckDB, ClickHouse
@@ -40,6 +42,7 @@ each with the constant columns of the views it reads (:func:`settle_view_outputs
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,9 +53,11 @@ from pglast.enums import CTEMaterialize, SetOperation
 from sqlglot import exp
 
 from dbmeta_app.preflight.duckdb_folding import DUCKDB_VARIABLE_SIZE
+from dbmeta_app.preflight.pg_builtins import PG_BUILTINS
 from dbmeta_app.preflight.pg_folding import (
     EXTENSION_BOUND,
     EXTENSION_DIMENSIONS,
+    EXTENSION_FIXED_SIZE,
     EXTENSION_NOT_FOLDED,
     EXTENSION_PREFIXES,
     EXTENSION_UNBOUNDED,
@@ -540,13 +545,16 @@ def _pg_from_items(from_clause: Any) -> int:
     return count
 
 
-def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = None) -> Measures:
+def measure_postgres(
+    root: pg.Node, outputs: Mapping[str, Constant] | None = None, *, vouched: Vouched | None = None
+) -> Measures:
     """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`pg_view_outputs`), counted like its own derived tables' constants.
+    ``vouched``: see :func:`_pg_unknown`.
     """
-    constants = _pg_fold(root, outputs or {})
+    constants = _pg_fold(root, outputs or {}, vouched)
     folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
@@ -566,7 +574,7 @@ def measure_postgres(root: pg.Node, outputs: Mapping[str, Constant] | None = Non
         if id(value) in folded:
             block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(value)])
             if folded[id(value)] >= _UNBOUNDED and len(unknown) < 4:
-                label = _pg_unknown(value)
+                label = _pg_unknown(value, vouched)
                 if label is not None and label not in unknown:
                     unknown.append(label)
         if isinstance(value, pg.SelectStmt):
@@ -681,6 +689,7 @@ _PG_GROWING: Final = {
     **dict.fromkeys(("json_to_tsvector", "jsonb_to_tsvector", "array_to_tsvector", "ts_headline"), 4),
     **dict.fromkeys(("like_escape", "similar_escape", "similar_to_escape"), 2),
     "normalize": 18,  # one code point decomposes into at most 18 (NFKD of U+FDFA)
+    "casefold": 4,  # PostgreSQL 18: full case folding, up to 3 code points for one (ΐ)
 }
 _UNBOUNDED: Final = _CAP
 _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
@@ -689,7 +698,11 @@ _WIDTH: Final = re.compile(r"%(?:\d+\$)?-?(\d+|\*)")
 
 
 def _pg_evaluate(
-    value: Any, kids: list[Any], size: dict[int, int | None], lit: dict[int, int | str | None]
+    value: Any,
+    kids: list[Any],
+    size: dict[int, int | None],
+    lit: dict[int, int | str | None],
+    vouched: Vouched | None = None,
 ) -> _Evaluated:
     """One node of :func:`_fold` on PostgreSQL: the bytes of its value (None: not a constant), its value when
     known, and, for a call of constants the planner folds, the bytes of its result.
@@ -719,7 +732,7 @@ def _pg_evaluate(
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
         return total, lit.get(id(value.arg)), None
-    if _pg_unknown(value) is not None:
+    if _pg_unknown(value, vouched) is not None:
         # a jsonpath run on constants, a trusted extension's function whose result its arguments do not bound
         return _UNBOUNDED, None, _UNBOUNDED
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
@@ -757,11 +770,22 @@ def _pg_text_search(operand: Any) -> bool:
     return False
 
 
-def _pg_unknown(node: Any) -> str | None:
+#: Whether a call of a routine that is neither a built-in nor a reviewed extension function is vouched for, given
+#: the schema the call names ("" when none) and the routine's name: sized then as its arguments.
+Vouched = Callable[[str, str], bool]
+
+
+def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     """What a call is, when the planner cannot be bounded in what folding it builds (its inputs all constants):
     a jsonpath evaluated on a constant json, a function of a trusted extension whose result its arguments do not
     bound (see ``pg_folding``: reviewed as unbounded, of variable size without a reviewed bound, or of the name
-    family of an extension and not reviewed). None for any other node."""
+    family of an extension and not reviewed), and, when ``vouched`` is given, any other routine it does not vouch
+    for. None for any other node.
+
+    Without ``vouched`` (the guard, which has no catalog) another routine counts as its arguments: the routine
+    policy decides whether it may run at all, and then measures again with the profile's allow-list as
+    ``vouched`` (``policy.RoutineGate``), when every routine left is trusted: an extension's member created under
+    another name is then of unknown size, whatever its name says."""
     if isinstance(node, pg.JsonFuncExpr):
         op = getattr(node.op, "name", str(node.op)).removesuffix("_OP")
         return f"{op} runs a jsonpath on a constant json"
@@ -777,8 +801,16 @@ def _pg_unknown(node: Any) -> str | None:
     name = _pg_name(node.funcname[-1])
     if name in JSONPATH_EVALUATED and not _pg_not_folded(node, name):
         return f"{name}() runs a jsonpath on a constant json"
-    if name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE or _pg_not_folded(node, name):
-        return None  # a built-in (an extension's function of the same name, like citext's replace, alike)
+    if _pg_not_folded(node, name):
+        return None  # an aggregate, a window function, a set: not evaluated while planning
+    # the schema the call names, if any: only pg_catalog's functions are the built-ins (an extension's function
+    # of a built-in's name, like citext's replace, is sized as the built-in when the call leaves it to the
+    # search path, as PostgreSQL resolves it the built-in's way or to a function that calls it)
+    schema = _pg_name(node.funcname[-2]) if len(node.funcname) > 1 else ""
+    if schema in ("", "pg_catalog") and (
+        name in PG_BUILTINS or name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE
+    ):
+        return None  # a built-in: sized by _pg_evaluate
     if name == "st_transform" and len(node.args or ()) > 3:
         return f"{name}() of a raster, to a scale, is a function of a trusted extension (PostGIS)"
     if name in EXTENSION_UNBOUNDED or (
@@ -787,7 +819,18 @@ def _pg_unknown(node: Any) -> str | None:
         and (name in EXTENSION_VARIABLE_SIZE or name.startswith(EXTENSION_PREFIXES))
     ):
         return f"{name}() is a function of a trusted extension (it decrypts, decompresses, densifies or generates, or is not reviewed)"
-    return None
+    if name in EXTENSION_BOUND or name in EXTENSION_DIMENSIONS or name in EXTENSION_FIXED_SIZE:
+        return None  # reviewed: a function of a trusted extension, sized by _pg_evaluate (in any schema)
+    # Neither a built-in nor a reviewed function: a routine of the database (an extension's member created under
+    # another name) can run anything, repeat('x', 200000000) or a jsonpath, whatever its name says: of unknown
+    # size, fail closed, unless the caller vouches for it (the profile's allow-list)
+    if vouched is None or vouched(schema, name):
+        return None
+    shown = ".".join(_pg_name(part) for part in node.funcname)
+    return (
+        f"{shown}() is neither a PostgreSQL built-in nor a reviewed function of a trusted extension (the service "
+        "cannot size what it builds)"
+    )
 
 
 def _pg_kids(node: Any) -> list[Any]:
@@ -812,9 +855,9 @@ def _pg_reads(node: Any) -> str | None:
     return None
 
 
-def _pg_fold(root: pg.Node, seed: Mapping[str, Constant]) -> _Folded:
+def _pg_fold(root: pg.Node, seed: Mapping[str, Constant], vouched: Vouched | None = None) -> _Folded:
     tree = _Tree(root, _pg_kids, lambda node: isinstance(node, pg.SelectStmt))
-    return _fold(tree, _pg_defs(tree), seed, _pg_reads, _pg_evaluate)
+    return _fold(tree, _pg_defs(tree), seed, _pg_reads, functools.partial(_pg_evaluate, vouched=vouched))
 
 
 def _pg_defs(tree: _Tree) -> list[_Def]:

@@ -19,7 +19,8 @@ the function is an aggregate, a window function or returns a set. Generated from
 
 Every other built-in name returns a value of bounded size whatever its arguments. A call of constants to a
 VARIABLE_SIZE function is bounded by ``budget._pg_call_bound`` (a reviewed bound per name) or counted as
-unbounded; a newer server's additions are unknown here and count as the size of their arguments.
+unbounded; a newer server's additions are listed in ``pg_builtins`` (and count as the size of their
+arguments) or are unknown (refused on constants).
 
 Two more kinds of call are of unknown size on constants, whatever their result type (``budget._pg_unknown``):
 
@@ -33,6 +34,13 @@ Two more kinds of call are of unknown size on constants, whatever their result t
   ``pg_extension``), or its name is of a family of an extension that is not generated here (PostGIS ``st_…``,
   ``_st_…``, ``postgis_…``; pgcrypto ``pgp_…``: :data:`EXTENSION_PREFIXES`) and not reviewed: fail closed, so a
   function a newer PostGIS or pgcrypto adds is refused on constants until it is reviewed.
+
+And a call of constants to a function of none of these tables is of unknown size too: the budget sizes a call only
+when it knows the function, a PostgreSQL built-in (``pg_builtins.PG_BUILTINS``; called unqualified or in
+``pg_catalog``) or a reviewed function of a trusted extension (:data:`EXTENSION_BOUND`, :data:`EXTENSION_DIMENSIONS`,
+:data:`EXTENSION_FIXED_SIZE`; in any schema). A function created under another name — an extension member whose
+SQL body calls ``repeat``, an internal function ``AS 'repeat'``, a C function of pgcrypto's library running
+``pgp_sym_decrypt_text`` — runs what it likes, whatever its name says.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from typing import Final
 __all__ = [
     "EXTENSION_BOUND",
     "EXTENSION_DIMENSIONS",
+    "EXTENSION_FIXED_SIZE",
     "EXTENSION_NOT_FOLDED",
     "EXTENSION_PREFIXES",
     "EXTENSION_UNBOUNDED",
@@ -332,6 +341,18 @@ EXTENSION_BOUND: Final[dict[str, int]] = {
     **dict.fromkeys("st_geomfromtwkb st_linefromencodedpolyline".split(), 16),
     # pgvector: an array's elements as 4-byte floats (an element of an array's text is at least 2 bytes)
     **dict.fromkeys("array_to_vector array_to_halfvec array_to_sparsevec".split(), 2),
+    # pgvector: a vector's parts, sums, products, normalisations and re-encodings (a half-precision element
+    # widened to 4 bytes, a dense element to a sparse index and value: 2)
+    **dict.fromkeys(
+        (
+            "l2_normalize binary_quantize subvector vector_add vector_sub vector_mul vector_concat "
+            "halfvec_add halfvec_sub halfvec_mul halfvec_concat vector_to_float4 vector_to_halfvec"
+        ).split(),
+        1,
+    ),
+    **dict.fromkeys(
+        "halfvec_to_vector halfvec_to_float4 vector_to_sparsevec halfvec_to_sparsevec".split(), 2
+    ),
 }
 
 # pgvector: a dense vector of up to 16,000 dimensions, whatever its argument (a sparse vector, '{1:1}/16000', is 14
@@ -342,3 +363,116 @@ EXTENSION_DIMENSIONS: Final[dict[str, int]] = {
     "sparsevec_to_vector": 4 * 16_000 + 8,
     "sparsevec_to_halfvec": 2 * 16_000 + 8,
 }
+
+# Functions of the trusted extensions returning a value of fixed size (a number, a boolean, a uuid, a point, an
+# index key of fixed length): a call of constants to one counts as the size of its arguments. Generated like
+# EXTENSION_VARIABLE_SIZE (pg_depend members of the extensions installable on PostgreSQL 15 whose result type has
+# a fixed length, typlen > 0; names of built-ins, set-returning functions and EXTENSION_BOUND left out):
+#
+#   SELECT DISTINCT p.proname FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass
+#     AND d.objid = p.oid AND d.deptype = 'e' JOIN pg_type t ON t.oid = p.prorettype
+#   WHERE t.typlen > 0 AND NOT p.proretset AND p.proname NOT IN (SELECT proname FROM pg_proc WHERE oid < 16384)
+#
+# plus pgvector's distances, norms and dimensions (by name: not installable where this was generated). A name in
+# none of the tables of this module nor a built-in (pg_builtins) is of unknown size on constants (budget).
+EXTENSION_FIXED_SIZE: Final[frozenset[str]] = frozenset(
+    (
+        "_int_contained _int_contained_joinsel _int_contained_sel _int_contains _int_contains_joinsel "
+        "_int_contains_sel _int_different _int_matchsel _int_overlap _int_overlap_joinsel _int_overlap_sel "
+        "_int_same _lt_q_regex _lt_q_rregex _ltq_regex _ltq_rregex _ltree_compress _ltree_consistent "
+        "_ltree_gist_options _ltree_isparent _ltree_penalty _ltree_picksplit _ltree_r_isparent "
+        "_ltree_r_risparent _ltree_risparent _ltree_same _ltxtq_exec _ltxtq_rexec blhandler boolop btean13cmp "
+        "btisbn13cmp btisbncmp btismn13cmp btismncmp btissn13cmp btissncmp btupccmp cash_dist citext_cmp "
+        "citext_eq citext_ge citext_gt citext_hash citext_hash_extended citext_le citext_lt citext_ne "
+        "citext_pattern_cmp citext_pattern_ge citext_pattern_gt citext_pattern_le citext_pattern_lt cube_cmp "
+        "cube_contained cube_contains cube_coord cube_coord_llur cube_dim cube_distance cube_eq cube_ge "
+        "cube_gt cube_is_point cube_le cube_ll_coord cube_lt cube_ne cube_overlap cube_size cube_ur_coord "
+        "date_dist defined difference distance_chebyshev distance_taxicab ean13_in earth earth_distance exist "
+        "exists_all exists_any float4_dist float8_dist g_cube_consistent g_cube_distance g_cube_penalty "
+        "g_cube_picksplit g_cube_same g_int_compress g_int_consistent g_int_decompress g_int_options "
+        "g_int_penalty g_int_picksplit g_int_same g_intbig_compress g_intbig_consistent g_intbig_decompress "
+        "g_intbig_options g_intbig_penalty g_intbig_picksplit g_intbig_same gbt_bit_compress "
+        "gbt_bit_consistent gbt_bit_penalty gbt_bit_picksplit gbt_bit_same gbt_bool_compress "
+        "gbt_bool_consistent gbt_bool_fetch gbt_bool_penalty gbt_bool_picksplit gbt_bool_same gbt_bool_union "
+        "gbt_bpchar_compress gbt_bpchar_consistent gbt_bytea_compress gbt_bytea_consistent gbt_bytea_penalty "
+        "gbt_bytea_picksplit gbt_bytea_same gbt_cash_compress gbt_cash_consistent gbt_cash_distance "
+        "gbt_cash_fetch gbt_cash_penalty gbt_cash_picksplit gbt_cash_same gbt_cash_union gbt_date_compress "
+        "gbt_date_consistent gbt_date_distance gbt_date_fetch gbt_date_penalty gbt_date_picksplit "
+        "gbt_date_same gbt_date_union gbt_decompress gbt_enum_compress gbt_enum_consistent gbt_enum_fetch "
+        "gbt_enum_penalty gbt_enum_picksplit gbt_enum_same gbt_enum_union gbt_float4_compress "
+        "gbt_float4_consistent gbt_float4_distance gbt_float4_fetch gbt_float4_penalty gbt_float4_picksplit "
+        "gbt_float4_same gbt_float4_union gbt_float8_compress gbt_float8_consistent gbt_float8_distance "
+        "gbt_float8_fetch gbt_float8_penalty gbt_float8_picksplit gbt_float8_same gbt_float8_union "
+        "gbt_inet_compress gbt_inet_consistent gbt_inet_penalty gbt_inet_picksplit gbt_inet_same "
+        "gbt_inet_union gbt_int2_compress gbt_int2_consistent gbt_int2_distance gbt_int2_fetch "
+        "gbt_int2_penalty gbt_int2_picksplit gbt_int2_same gbt_int2_union gbt_int4_compress "
+        "gbt_int4_consistent gbt_int4_distance gbt_int4_fetch gbt_int4_penalty gbt_int4_picksplit "
+        "gbt_int4_same gbt_int4_union gbt_int8_compress gbt_int8_consistent gbt_int8_distance gbt_int8_fetch "
+        "gbt_int8_penalty gbt_int8_picksplit gbt_int8_same gbt_int8_union gbt_intv_compress "
+        "gbt_intv_consistent gbt_intv_decompress gbt_intv_distance gbt_intv_fetch gbt_intv_penalty "
+        "gbt_intv_picksplit gbt_intv_same gbt_intv_union gbt_macad8_compress gbt_macad8_consistent "
+        "gbt_macad8_fetch gbt_macad8_penalty gbt_macad8_picksplit gbt_macad8_same gbt_macad8_union "
+        "gbt_macad_compress gbt_macad_consistent gbt_macad_fetch gbt_macad_penalty gbt_macad_picksplit "
+        "gbt_macad_same gbt_macad_union gbt_numeric_compress gbt_numeric_consistent gbt_numeric_penalty "
+        "gbt_numeric_picksplit gbt_numeric_same gbt_oid_compress gbt_oid_consistent gbt_oid_distance "
+        "gbt_oid_fetch gbt_oid_penalty gbt_oid_picksplit gbt_oid_same gbt_oid_union gbt_text_compress "
+        "gbt_text_consistent gbt_text_penalty gbt_text_picksplit gbt_text_same gbt_time_compress "
+        "gbt_time_consistent gbt_time_distance gbt_time_fetch gbt_time_penalty gbt_time_picksplit "
+        "gbt_time_same gbt_time_union gbt_timetz_compress gbt_timetz_consistent gbt_ts_compress "
+        "gbt_ts_consistent gbt_ts_distance gbt_ts_fetch gbt_ts_penalty gbt_ts_picksplit gbt_ts_same "
+        "gbt_ts_union gbt_tstz_compress gbt_tstz_consistent gbt_tstz_distance gbt_uuid_compress "
+        "gbt_uuid_consistent gbt_uuid_fetch gbt_uuid_penalty gbt_uuid_picksplit gbt_uuid_same gbt_uuid_union "
+        "gbt_var_decompress gbt_var_fetch gbtreekey16_in gbtreekey2_in gbtreekey32_in gbtreekey4_in "
+        "gbtreekey8_in gc_to_sec geo_distance ghstore_compress ghstore_consistent ghstore_decompress "
+        "ghstore_options ghstore_penalty ghstore_picksplit ghstore_same gin_btree_consistent "
+        "gin_compare_prefix_anyenum gin_compare_prefix_bit gin_compare_prefix_bool gin_compare_prefix_bpchar "
+        "gin_compare_prefix_bytea gin_compare_prefix_char gin_compare_prefix_cidr gin_compare_prefix_date "
+        "gin_compare_prefix_float4 gin_compare_prefix_float8 gin_compare_prefix_inet gin_compare_prefix_int2 "
+        "gin_compare_prefix_int4 gin_compare_prefix_int8 gin_compare_prefix_interval "
+        "gin_compare_prefix_macaddr gin_compare_prefix_macaddr8 gin_compare_prefix_money "
+        "gin_compare_prefix_name gin_compare_prefix_numeric gin_compare_prefix_oid gin_compare_prefix_text "
+        "gin_compare_prefix_time gin_compare_prefix_timestamp gin_compare_prefix_timestamptz "
+        "gin_compare_prefix_timetz gin_compare_prefix_uuid gin_compare_prefix_varbit gin_consistent_hstore "
+        "gin_enum_cmp gin_extract_hstore gin_extract_hstore_query gin_extract_query_anyenum "
+        "gin_extract_query_bit gin_extract_query_bool gin_extract_query_bpchar gin_extract_query_bytea "
+        "gin_extract_query_char gin_extract_query_cidr gin_extract_query_date gin_extract_query_float4 "
+        "gin_extract_query_float8 gin_extract_query_inet gin_extract_query_int2 gin_extract_query_int4 "
+        "gin_extract_query_int8 gin_extract_query_interval gin_extract_query_macaddr "
+        "gin_extract_query_macaddr8 gin_extract_query_money gin_extract_query_name gin_extract_query_numeric "
+        "gin_extract_query_oid gin_extract_query_text gin_extract_query_time gin_extract_query_timestamp "
+        "gin_extract_query_timestamptz gin_extract_query_timetz gin_extract_query_trgm gin_extract_query_uuid "
+        "gin_extract_query_varbit gin_extract_value_anyenum gin_extract_value_bit gin_extract_value_bool "
+        "gin_extract_value_bpchar gin_extract_value_bytea gin_extract_value_char gin_extract_value_cidr "
+        "gin_extract_value_date gin_extract_value_float4 gin_extract_value_float8 gin_extract_value_inet "
+        "gin_extract_value_int2 gin_extract_value_int4 gin_extract_value_int8 gin_extract_value_interval "
+        "gin_extract_value_macaddr gin_extract_value_macaddr8 gin_extract_value_money gin_extract_value_name "
+        "gin_extract_value_numeric gin_extract_value_oid gin_extract_value_text gin_extract_value_time "
+        "gin_extract_value_timestamp gin_extract_value_timestamptz gin_extract_value_timetz "
+        "gin_extract_value_trgm gin_extract_value_uuid gin_extract_value_varbit gin_numeric_cmp "
+        "gin_trgm_consistent gin_trgm_triconsistent ginint4_consistent ginint4_queryextract gseg_consistent "
+        "gseg_penalty gseg_picksplit gseg_same gseg_union gtrgm_compress gtrgm_consistent gtrgm_decompress "
+        "gtrgm_distance gtrgm_options gtrgm_penalty gtrgm_picksplit gtrgm_same hashean13 hashisbn hashisbn13 "
+        "hashismn hashismn13 hashissn hashissn13 hashupc hs_contained hs_contains hstore_cmp hstore_eq "
+        "hstore_ge hstore_gt hstore_hash hstore_hash_extended hstore_le hstore_lt hstore_ne "
+        "hstore_subscript_handler hstore_version_diag icount idx index int2_dist int4_dist int8_dist "
+        "interval_dist is_valid isbn isbn13 isbn13_in isbn_in isdefined isexists ismn ismn13 ismn13_in "
+        "ismn_in isn_weak isneq isnge isngt isnle isnlt isnne issn issn13 issn13_in issn_in latitude "
+        "levenshtein levenshtein_less_equal longitude lt_q_regex lt_q_rregex ltq_regex ltq_rregex ltree_cmp "
+        "ltree_compress ltree_consistent ltree_decompress ltree_eq ltree_ge ltree_gist_options ltree_gt "
+        "ltree_isparent ltree_le ltree_lt ltree_ne ltree_penalty ltree_picksplit ltree_risparent ltree_same "
+        "ltreeparentsel ltxtq_exec ltxtq_rexec make_valid nlevel oid_dist populate_record rboolop sec_to_gc "
+        "seg_center seg_cmp seg_contained seg_contains seg_different seg_ge seg_gt seg_in seg_inter seg_le "
+        "seg_left seg_lower seg_lt seg_over_left seg_over_right seg_overlap seg_right seg_same seg_size "
+        "seg_union seg_upper set_limit show_limit similarity similarity_dist similarity_op "
+        "strict_word_similarity strict_word_similarity_commutator_op "
+        "strict_word_similarity_dist_commutator_op strict_word_similarity_dist_op strict_word_similarity_op "
+        "system_rows system_time time_dist ts_dist tstz_dist unaccent_init unaccent_lexize upc upc_in "
+        "uuid_generate_v1 uuid_generate_v1mc uuid_generate_v3 uuid_generate_v4 uuid_generate_v5 uuid_nil "
+        "uuid_ns_dns uuid_ns_oid uuid_ns_url uuid_ns_x500 word_similarity word_similarity_commutator_op "
+        "word_similarity_dist_commutator_op word_similarity_dist_op word_similarity_op "
+        "l2_distance inner_product cosine_distance l1_distance vector_dims vector_norm l2_norm hamming_distance "
+        "jaccard_distance vector_cmp vector_l2_squared_distance vector_negative_inner_product "
+        "vector_spherical_distance halfvec_cmp halfvec_l2_squared_distance halfvec_negative_inner_product "
+        "halfvec_spherical_distance sparsevec_cmp sparsevec_l2_squared_distance sparsevec_negative_inner_product"
+    ).split()
+)

@@ -36,7 +36,7 @@ from dbmeta_app.preflight import catalog_mysql, catalog_postgres
 from dbmeta_app.preflight.budget import Budget, measure_postgres, measure_sqlglot, merge_outputs
 from dbmeta_app.preflight.dialects import clickhouse as clickhouse_rules
 from dbmeta_app.preflight.dialects import duckdb as duckdb_rules
-from dbmeta_app.preflight.guard import MySQLFamily, pg_walk
+from dbmeta_app.preflight.guard import MySQLFamily
 from dbmeta_app.preflight.privileges import PrivilegeCheck
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -140,7 +140,7 @@ class RoutineGate:
                 parsed = functools.cache(lambda: pglast.parse_sql(statement)[0].stmt)
                 verdict = self._planned_problem(pg, reach, live.relations, parsed)
                 if verdict is None:
-                    verdict = self._view_columns_problem(pg, live.relations, parsed)
+                    verdict = self._constants_problem(pg, live.relations, parsed)
             return verdict
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
@@ -165,11 +165,7 @@ class RoutineGate:
             if oid is not None
         ):
             return None
-        written = Counter(
-            Name(node.schemaname or None, node.relname)
-            for node in pg_walk(tree())
-            if isinstance(node, pg_ast.RangeVar) and node.relname
-        )
+        written = pg_written_reads(tree())
         references: Counter[int] = Counter()
         for name, oid in zip(reach.relations, relations, strict=False):
             if oid is not None:
@@ -217,15 +213,33 @@ class RoutineGate:
             f"({PLANNED_RELATIONS_PER_RELATION} x the profile's preflight.max_relations)"
         )
 
-    def _view_columns_problem(
+    def _constants_problem(
         self, pg: PgCatalog, relations: Sequence[int | None], tree: Callable[[], Any]
     ) -> str | None:
-        """Say whether the constant columns of the views a query reads make its calls build too much."""
-        outputs = merge_outputs(*postgres_view_outputs(pg, relations))
-        if not outputs:
-            return None
+        """Say whether the query's calls of constants build too much, now that what they call is known to be
+        trusted: with the constant columns of the views it reads, and with every routine that is neither a
+        built-in nor a reviewed extension function of unknown size unless the profile allow-lists it (the guard,
+        which has no catalog, counted such a routine as its arguments; a trusted extension's member created under
+        another name can run repeat() or a jsonpath whatever its name says)."""
         parsed = tree()
-        return self._too_big(measure_postgres(parsed, outputs).constant_bytes if parsed is not None else 0)
+        if parsed is None:
+            return None
+        outputs = merge_outputs(*postgres_view_outputs(pg, relations))
+        measures = measure_postgres(parsed, outputs, vouched=self._vouched)
+        if measures.unknown:
+            return (
+                f"query too complex to plan safely: {'; '.join(measures.unknown)}, all of its inputs constants: the "
+                "planner evaluates such a call while it plans, and what that builds is not bounded, so it counts as "
+                f"over preflight.max_constant_bytes ({self.max_constant_bytes:,}); apply it to a column, or compute "
+                "it outside the query"
+            )
+        return self._too_big(measures.constant_bytes) if outputs else None
+
+    def _vouched(self, schema: str, name: str) -> bool:
+        """Whether the profile allow-lists a routine a call names (a bare name: when any allow-list entry may be it)."""
+        if schema:
+            return self.allow.permits(schema, name)
+        return bool(self.allow.schemas) or any(entry == name for _, entry in self.allow.names)
 
     def _too_big(self, built: int) -> str | None:
         """Say that the constant columns of the views a query reads make its calls build too much, or None."""
@@ -385,3 +399,77 @@ def sample_refusals(
         log.warning("Could not check which relations may be sampled: %s", type(exc).__name__)
         return dict.fromkeys(relations, f"the routine policy could not be checked ({type(exc).__name__})")
     return problems
+
+
+#: Reads counted beyond this are as good as infinite (the bound is thousands).
+_READS_CAP: Final = 10**12
+
+
+def pg_written_reads(root: Any) -> Counter[Name]:
+    """How many times the planner may read each relation the statement names: a name inside a common table
+    expression counts once per reference to it (``WITH c AS NOT MATERIALIZED (…) … c a JOIN c b`` plans the body
+    twice), through CTEs that reference CTEs; a recursive CTE's body counts twice. Iterative: deep trees are fine.
+    """
+    root_id = 0
+    # (node, visible CTE names → definition id, id of the CTE body the node is in: 0 for the statement)
+    stack: list[tuple[Any, dict[str, int], int]] = [(root, {}, root_id)]
+    plain: list[tuple[int, Name]] = []  # (container, relation)
+    refs: list[tuple[int, int]] = []  # (container, CTE referenced)
+    recursive: set[int] = set()
+    next_id = 1
+    while stack:
+        item, scope, container = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend((child, scope, container) for child in item)
+            continue
+        if not isinstance(item, pg_ast.Node):
+            continue
+        if isinstance(item, pg_ast.RangeVar) and item.relname:
+            target = scope.get(item.relname) if not item.schemaname else None
+            if target is None:
+                plain.append((container, Name(item.schemaname or None, item.relname)))
+            elif target != container:  # a recursive CTE's reference to itself: its body is counted twice
+                refs.append((container, target))
+            continue
+        inner = scope
+        if isinstance(item, pg_ast.SelectStmt) and item.withClause is not None:
+            inner = dict(scope)
+            ctes = [c for c in item.withClause.ctes or () if isinstance(c, pg_ast.CommonTableExpr)]
+            ids = []
+            for definition in ctes:
+                inner[definition.ctename or ""] = next_id
+                ids.append(next_id)
+                if item.withClause.recursive:
+                    recursive.add(next_id)
+                next_id += 1
+            for definition, cte_id in zip(ctes, ids, strict=True):
+                stack.append((definition.ctequery, inner, cte_id))
+        for attribute in item:
+            if attribute == "withClause" and inner is not scope:
+                continue
+            value = getattr(item, attribute, None)
+            if isinstance(value, pg_ast.Node | tuple | list):
+                stack.append((value, inner, container))
+    # how many times each CTE body is planned: the sum over its references of their container's count
+    referrers: dict[int, list[int]] = {}
+    for container, cte in refs:
+        referrers.setdefault(cte, []).append(container)
+    times: dict[int, int] = {root_id: 1}
+
+    def planned(cte: int) -> int:
+        pending = [cte]
+        while pending:
+            top = pending[-1]
+            waiting = [c for c in referrers.get(top, ()) if c not in times and c != top]
+            if waiting:
+                pending.extend(c for c in waiting if c not in pending)
+                continue
+            pending.pop()
+            total = sum(times.get(c, 0) for c in referrers.get(top, ()) if c != top)
+            times[top] = min(_READS_CAP, total * (2 if top in recursive else 1))
+        return times[cte]
+
+    counts: Counter[Name] = Counter()
+    for container, name in plain:
+        counts[name] = min(_READS_CAP, counts[name] + (1 if container == root_id else planned(container)))
+    return counts

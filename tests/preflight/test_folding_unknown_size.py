@@ -5,6 +5,8 @@ refused before the EXPLAIN, naming the call; on columns (never folded) they stay
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dbmeta_app.preflight.budget import Budget, measure_postgres, over_budget
@@ -159,3 +161,110 @@ def test_a_cast_to_a_dense_vector_counts_its_dimensions() -> None:
     many = ", ".join(["'{1:1}/16000'::sparsevec::vector"] * 300)
     verdict = check_sql(f"SELECT {many}", "postgresql")
     assert verdict.kind == LIMIT and "preflight.max_constant_bytes" in (verdict.reason or ""), verdict
+
+
+# --- F2 (re-audit): a function the budget cannot size, called on constants ---------------------------------
+# The budget is decided by name: a trusted extension's member created under another name (a SQL body calling
+# pg_catalog.repeat, an internal function AS 'repeat', a C function of pgcrypto's library running
+# pgp_sym_decrypt_text) counted as the size of its arguments. A name that is neither a PostgreSQL built-in nor a
+# reviewed function of a trusted extension is of unknown size on constants: refused, naming the call.
+
+UNSIZED_ON_CONSTANTS = [
+    ("trgm_pad", "SELECT id FROM orders WHERE note = trgm_pad('x', 200000000)"),
+    ("trgm_pad_i", "SELECT id FROM orders WHERE note = trgm_pad_i('x', 100000000)"),
+    ("trgm_match", f"SELECT id FROM orders WHERE trgm_match('1', '{BOMB_PATH}')"),
+    ("public.trgm_pad", "SELECT id FROM orders WHERE note = public.trgm_pad('x', 200000000)"),
+    ("public.crypt_text", f"SELECT public.crypt_text(decode('{PGP_MESSAGE}', 'hex'), 'pw')"),
+    ("crypt_text", "SELECT crypt_text()"),  # no arguments: all of them constants
+    (
+        "crypt_text",
+        f"WITH c AS NOT MATERIALIZED (SELECT crypt_text(decode('{PGP_MESSAGE}', 'hex'), 'pw') AS v) "
+        "SELECT 1 FROM orders, c c0, c c1, c c2, c c3, c c4 WHERE c0.v || c1.v || c2.v || c3.v || c4.v = 'a'",
+    ),
+    # through a constant column of a derived table, and in FROM
+    ("trgm_pad", "SELECT trgm_pad('x', d.n) FROM (SELECT 200000000 AS n) d"),
+    ("trgm_pad", "SELECT * FROM trgm_pad('x', 200000000) AS p"),
+    # a built-in's name in another schema is not the built-in
+    ("public.repeat", "SELECT public.repeat('x', 10)"),
+    ("ext.lower", "SELECT ext.lower('X')"),
+    # pg_catalog holds built-ins (and extensions created there): a name of neither is unknown there too
+    ("pg_catalog.trgm_pad", "SELECT pg_catalog.trgm_pad('x', 200000000)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "sql"), UNSIZED_ON_CONSTANTS, ids=[sql[:60] for _, sql in UNSIZED_ON_CONSTANTS]
+)
+def test_a_function_the_budget_cannot_size_on_constants_is_refused(name: str, sql: str) -> None:
+    """Measured strictly (the routine gate's measure, once every routine left is trusted): of unknown size, named;
+    the guard, without the catalog, counts it as its arguments (the gate decides whether it may run at all), and
+    a routine the profile allow-lists is vouched for."""
+    import pglast
+
+    tree = pglast.parse_sql(sql)[0].stmt
+    strict = measure_postgres(tree, vouched=lambda schema, routine: False)
+    reason = over_budget(strict, Budget())
+    assert reason is not None and f"{name}()" in reason, reason
+    assert "neither a PostgreSQL built-in nor a reviewed function" in reason, reason
+    allowed = measure_postgres(tree, vouched=lambda schema, routine: True)
+    assert not any("neither a PostgreSQL built-in" in label for label in allowed.unknown)
+    guard = measure_postgres(tree)
+    assert not any("neither a PostgreSQL built-in" in label for label in guard.unknown)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # on a column: never folded, whatever the function
+        "SELECT trgm_pad(note, 200000000), public.trgm_pad(note, 5) FROM orders",
+        "SELECT crypt_text(note::bytea, 'pw') FROM orders WHERE trgm_match(doc, '$.a == 1')",
+        "SELECT myschema.f(id, 1, 'x') FROM orders",
+        # built-ins on constants keep their sizing, qualified or not
+        "SELECT now(), lower('X'), pg_catalog.lower('X'), upper('y'), length('abc'), abs(-1), round(1.5)",
+        "SELECT date_trunc('day', '2024-01-01'::timestamp), make_date(2024, 1, 1), make_interval(days => 1)",
+        "SELECT to_char(now(), 'YYYY-MM-DD'), to_char(12.5, '999D9'), to_date('2024-01-01', 'YYYY-MM-DD')",
+        "SELECT pg_catalog.repeat('-', 40), repeat('=', 10), lpad('7', 3, '0'), coalesce(NULL, 1)",
+        "SELECT extract(year FROM date '2024-01-01'), substring('abc' FROM 2), position('b' IN 'abc')",
+        "SELECT trim(both ' ' FROM ' a '), overlay('abc' placing 'x' from 2), '2024-01-01' AT TIME ZONE 'UTC'",
+        "SELECT current_setting('TimeZone'), format('%s-%s', 1, 2), concat('a', 1), md5('x')",
+        "SELECT jsonb_build_object('a', 1), to_jsonb('x'::text), json_build_array(1, 2), uuid('00000000-0000-0000-0000-000000000000')",
+        "SELECT int4('1'), float8('1.5'), date('2024-01-01'), inet('10.0.0.1')",
+        "SELECT id FROM orders WHERE created_at > now() - interval '1 day' AND note ILIKE lower('%X%')",
+        # names added in PostgreSQL 16, 17 and 18
+        "SELECT random_normal(), date_add(now(), interval '1 day'), to_bin(5), uuidv7(), casefold('ß')",
+        # reviewed functions of trusted extensions, qualified or not
+        "SELECT ST_MakePoint(1, 2), public.st_makepoint(1, 2), public.digest('x', 'sha256')",
+        "SELECT crypt('pw', gen_salt('bf')), hstore('a', 'b'), uuid_generate_v4(), public.uuid_generate_v4()",
+        "SELECT similarity('abc', 'abd'), word_similarity('a', 'ab'), levenshtein('a', 'b'), ext.similarity('a', 'b')",
+        "SELECT earth_distance(ll_to_earth(0, 0), ll_to_earth(1, 1)), cosine_distance('[1,2]', '[2,1]')",
+        # aggregates and window functions of any name are not folded
+        "SELECT myschema.my_agg(1) OVER (), count(*) FROM orders",
+    ],
+)
+def test_ordinary_constant_calls_stay_admitted(sql: str) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.reason
+
+
+def test_the_budget_function_names_the_unsized_call() -> None:
+    import pglast
+
+    def strict(sql: str) -> Any:
+        return measure_postgres(pglast.parse_sql(sql)[0].stmt, vouched=lambda schema, routine: False)
+
+    measures = strict("SELECT public.trgm_pad('x', 200000000)")
+    reason = over_budget(measures, Budget())
+    assert reason is not None and "public.trgm_pad()" in reason, reason
+    assert measures.unknown and "public.trgm_pad()" in measures.unknown[0]
+    fine = strict("SELECT trgm_pad(note, 200000000) FROM orders")
+    assert over_budget(fine, Budget()) is None and not fine.unknown
+
+
+def test_the_built_in_names_are_postgresql_s() -> None:
+    from dbmeta_app.preflight.pg_builtins import PG_BUILTINS
+
+    # PostgreSQL 15 (generated), 16–18 (added), and type names a call may cast to
+    assert {"repeat", "lower", "jsonb_path_match", "pg_sleep", "generate_series", "now"} <= PG_BUILTINS
+    assert {"any_value", "system_user", "uuid_extract_version", "casefold", "uuidv7"} <= PG_BUILTINS
+    assert {"uuid", "jsonb", "inet"} <= PG_BUILTINS
+    assert not {"trgm_pad", "crypt_text", "digest", "similarity", "st_makepoint"} & PG_BUILTINS
