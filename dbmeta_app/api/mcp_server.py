@@ -254,11 +254,23 @@ class DbmetaMCPServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
-        if self._tool_manager.get_tool(name) is None:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
             # answered like every other tool error (the SDK's would be the text "Unknown tool: x"); not
             # counted: the metric's tool label takes only the tools that exist
             known = ", ".join(sorted(tool.name for tool in self._tool_manager.list_tools()))
             return _error_result("unknown_tool", f"Unknown tool {name!r}; tools: {known}")
+        # an argument the tool does not take is refused, as the HTTP API's 422 refuses a field a route does not
+        # take: a misspelt "profle" must not answer from the default profile (the SDK ignores it)
+        declared = set((tool.parameters or {}).get("properties", {}))
+        unknown = sorted(set(arguments or {}) - declared)
+        if unknown:
+            problems = [
+                {"loc": [u], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+                for u in unknown
+            ]
+            log.info("MCP tool %s refused: invalid_request: %s", name, unknown)
+            return _counted(name, started, _error_result("invalid_request", problems))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

@@ -337,6 +337,25 @@ async def test_invalid_arguments_are_tool_errors_in_the_services_json_and_counte
     assert await _tool_calls(base_url, tool, "error") == before + 1
 
 
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("search_tables", {"query": "tickets", "profle": "nope"}),
+        ("prompt_items", {"user_request": "tickets", "profle": "nope"}),
+        ("preflight_query", {"sql": "SELECT 1", "profle": "nope"}),
+    ],
+)
+async def test_an_argument_a_tool_does_not_take_is_refused_never_answered_from_the_default_profile(
+    base_url: str, tool: str, args: dict[str, Any]
+) -> None:
+    before = await _tool_calls(base_url, tool, "error")
+    async with mcp_session(base_url) as session:
+        result = await session.call_tool(tool, args)
+    assert result.is_error and result.structured_content is None, result
+    _invalid_request(_text(result), ["profle"], "extra_forbidden")
+    assert await _tool_calls(base_url, tool, "error") == before + 1
+
+
 async def test_the_input_schemas_still_state_the_constraints_the_tools_enforce(base_url: str) -> None:
     async with mcp_session(base_url) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
