@@ -76,6 +76,7 @@ __all__ = [
     "measure_sqlglot",
     "merge_outputs",
     "over_budget",
+    "pg_sized_by_name",
     "pg_view_outputs",
     "settle_view_outputs",
 ]
@@ -775,6 +776,26 @@ def _pg_text_search(operand: Any) -> bool:
 Vouched = Callable[[str, str], bool]
 
 
+def _pg_builtin(schema: str, name: str) -> bool:
+    """A built-in the budget sizes: called unqualified or in pg_catalog (lower-case names)."""
+    return schema in ("", "pg_catalog") and (
+        name in PG_BUILTINS or name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE
+    )
+
+
+def _pg_reviewed(name: str) -> bool:
+    """A reviewed function of a trusted extension, in any schema (a lower-case name)."""
+    return name in EXTENSION_BOUND or name in EXTENSION_DIMENSIONS or name in EXTENSION_FIXED_SIZE
+
+
+def pg_sized_by_name(schema: str, name: str) -> bool:
+    """Whether the budget sizes a PostgreSQL call of ``schema.name`` (schema "" when the call names none) without
+    anyone vouching for it: a built-in or a reviewed function of a trusted extension (see :func:`_pg_unknown`).
+    A statement whose calls all are is measured the same with or without ``vouched``."""
+    schema, name = schema.lower(), name.lower()
+    return _pg_builtin(schema, name) or _pg_reviewed(name)
+
+
 def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     """What a call is, when the planner cannot be bounded in what folding it builds (its inputs all constants):
     a jsonpath evaluated on a constant json, a function of a trusted extension whose result its arguments do not
@@ -807,9 +828,7 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     # of a built-in's name, like citext's replace, is sized as the built-in when the call leaves it to the
     # search path, as PostgreSQL resolves it the built-in's way or to a function that calls it)
     schema = _pg_name(node.funcname[-2]) if len(node.funcname) > 1 else ""
-    if schema in ("", "pg_catalog") and (
-        name in PG_BUILTINS or name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE
-    ):
+    if _pg_builtin(schema, name):
         return None  # a built-in: sized by _pg_evaluate
     if name == "st_transform" and len(node.args or ()) > 3:
         return f"{name}() of a raster, to a scale, is a function of a trusted extension (PostGIS)"
@@ -819,7 +838,7 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
         and (name in EXTENSION_VARIABLE_SIZE or name.startswith(EXTENSION_PREFIXES))
     ):
         return f"{name}() is a function of a trusted extension (it decrypts, decompresses, densifies or generates, or is not reviewed)"
-    if name in EXTENSION_BOUND or name in EXTENSION_DIMENSIONS or name in EXTENSION_FIXED_SIZE:
+    if _pg_reviewed(name):
         return None  # reviewed: a function of a trusted extension, sized by _pg_evaluate (in any schema)
     # Neither a built-in nor a reviewed function: a routine of the database (an extension's member created under
     # another name) can run anything, repeat('x', 200000000) or a jsonpath, whatever its name says: of unknown

@@ -268,3 +268,21 @@ def test_the_built_in_names_are_postgresql_s() -> None:
     assert {"any_value", "system_user", "uuid_extract_version", "casefold", "uuidv7"} <= PG_BUILTINS
     assert {"uuid", "jsonb", "inet"} <= PG_BUILTINS
     assert not {"trgm_pad", "crypt_text", "digest", "similarity", "st_makepoint"} & PG_BUILTINS
+
+
+def test_the_names_the_budget_sizes_are_the_ones_it_measures_without_anyone_vouching() -> None:
+    """The routine gate skips its second measure when every call is sized by name: the two must agree."""
+    import pglast
+
+    from dbmeta_app.preflight.budget import pg_sized_by_name
+
+    cases = [("", "repeat", True), ("pg_catalog", "REPEAT", True), ("public", "repeat", False)]
+    cases += [("", "trgm_pad", False), ("public", "similarity", True), ("", "pgp_sym_encrypt", True)]
+    for schema, name, sized in cases:
+        assert pg_sized_by_name(schema, name) is sized, (schema, name)
+        called = f"{schema}.{name}" if schema else name
+        tree = pglast.parse_sql(f"SELECT {called}('x', 2)")[0].stmt
+        strict = measure_postgres(tree, vouched=lambda schema, routine: False)
+        assert any("neither a PostgreSQL built-in" in label for label in strict.unknown) is (not sized), (
+            called
+        )
