@@ -547,15 +547,19 @@ def _pg_from_items(from_clause: Any) -> int:
 
 
 def measure_postgres(
-    root: pg.Node, outputs: Mapping[str, Constant] | None = None, *, vouched: Vouched | None = None
+    root: pg.Node,
+    outputs: Mapping[str, Constant] | None = None,
+    *,
+    vouched: Vouched | None = None,
+    namesake: Vouched | None = None,
 ) -> Measures:
     """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`pg_view_outputs`), counted like its own derived tables' constants.
-    ``vouched``: see :func:`_pg_unknown`.
+    ``vouched``, ``namesake``: see :func:`_pg_unknown`.
     """
-    constants = _pg_fold(root, outputs or {}, vouched)
+    constants = _pg_fold(root, outputs or {}, vouched, namesake)
     folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
@@ -575,7 +579,7 @@ def measure_postgres(
         if id(value) in folded:
             block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(value)])
             if folded[id(value)] >= _UNBOUNDED and len(unknown) < 4:
-                label = _pg_unknown(value, vouched)
+                label = _pg_unknown(value, vouched, namesake)
                 if label is not None and label not in unknown:
                     unknown.append(label)
         if isinstance(value, pg.SelectStmt):
@@ -704,6 +708,7 @@ def _pg_evaluate(
     size: dict[int, int | None],
     lit: dict[int, int | str | None],
     vouched: Vouched | None = None,
+    namesake: Vouched | None = None,
 ) -> _Evaluated:
     """One node of :func:`_fold` on PostgreSQL: the bytes of its value (None: not a constant), its value when
     known, and, for a call of constants the planner folds, the bytes of its result.
@@ -733,7 +738,7 @@ def _pg_evaluate(
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
         return total, lit.get(id(value.arg)), None
-    if _pg_unknown(value, vouched) is not None:
+    if _pg_unknown(value, vouched, namesake) is not None:
         # a jsonpath run on constants, a trusted extension's function whose result its arguments do not bound
         return _UNBOUNDED, None, _UNBOUNDED
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
@@ -796,7 +801,31 @@ def pg_sized_by_name(schema: str, name: str) -> bool:
     return _pg_builtin(schema, name) or _pg_reviewed(name)
 
 
-def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
+def pg_extension_unbounded(name: str) -> bool:
+    """Whether ``name`` (lower case) is a function of a trusted extension whose result its arguments do not bound:
+    reviewed as unbounded, of variable size without a reviewed bound, or of an extension's name family and not
+    reviewed (``pg_folding``)."""
+    return name in EXTENSION_UNBOUNDED or (
+        name not in EXTENSION_BOUND
+        and name not in EXTENSION_DIMENSIONS
+        and (name in EXTENSION_VARIABLE_SIZE or name.startswith(EXTENSION_PREFIXES))
+    )
+
+
+def pg_bounded_by_arguments(name: str) -> bool:
+    """Whether a call of ``name`` (a built-in's or a reviewed extension function's) builds at most a fixed multiple
+    of its arguments' bytes whatever their values: a result of fixed size, one of :data:`_PG_GROWING`, of
+    ``EXTENSION_BOUND``. Not ``repeat``/``lpad``/``array_fill`` … (:data:`_PG_SIZED`: sized by their values), a
+    jsonpath, an unbounded or unreviewed function, nor any other name."""
+    name = name.lower()
+    if name in _PG_SIZED or name in JSONPATH_EVALUATED or name in EXTENSION_UNBOUNDED:
+        return False
+    if _pg_builtin("", name):
+        return name not in VARIABLE_SIZE or name in _PG_GROWING
+    return name in EXTENSION_FIXED_SIZE or name in EXTENSION_BOUND
+
+
+def _pg_unknown(node: Any, vouched: Vouched | None = None, namesake: Vouched | None = None) -> str | None:
     """What a call is, when the planner cannot be bounded in what folding it builds (its inputs all constants):
     a jsonpath evaluated on a constant json, a function of a trusted extension whose result its arguments do not
     bound (see ``pg_folding``: reviewed as unbounded, of variable size without a reviewed bound, or of the name
@@ -806,7 +835,10 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     Without ``vouched`` (the guard, which has no catalog) another routine counts as its arguments: the routine
     policy decides whether it may run at all, and then measures again with the profile's allow-list as
     ``vouched`` (``policy.RoutineGate``), when every routine left is trusted: an extension's member created under
-    another name is then of unknown size, whatever its name says."""
+    another name is then of unknown size, whatever its name says. ``namesake`` (the routine gate's, from the
+    catalog) says whether a call may resolve to such a member that has the name of a built-in or of a reviewed
+    function (a SQL or internal member: what it builds is what its body or symbol says): of unknown size too,
+    unless vouched for."""
     if isinstance(node, pg.JsonFuncExpr):
         op = getattr(node.op, "name", str(node.op)).removesuffix("_OP")
         return f"{op} runs a jsonpath on a constant json"
@@ -828,15 +860,21 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     # of a built-in's name, like citext's replace, is sized as the built-in when the call leaves it to the
     # search path, as PostgreSQL resolves it the built-in's way or to a function that calls it)
     schema = _pg_name(node.funcname[-2]) if len(node.funcname) > 1 else ""
+    shown = ".".join(_pg_name(part) for part in node.funcname)
+    if (
+        namesake is not None
+        and namesake(schema, name)
+        and not (vouched is not None and vouched(schema, name))
+    ):
+        return (
+            f"{shown}() may call a member of a trusted extension named like a function the service sizes by its "
+            "name, which builds what its body or symbol says"
+        )
     if _pg_builtin(schema, name):
         return None  # a built-in: sized by _pg_evaluate
     if name == "st_transform" and len(node.args or ()) > 3:
         return f"{name}() of a raster, to a scale, is a function of a trusted extension (PostGIS)"
-    if name in EXTENSION_UNBOUNDED or (
-        name not in EXTENSION_BOUND
-        and name not in EXTENSION_DIMENSIONS
-        and (name in EXTENSION_VARIABLE_SIZE or name.startswith(EXTENSION_PREFIXES))
-    ):
+    if pg_extension_unbounded(name):
         return f"{name}() is a function of a trusted extension (it decrypts, decompresses, densifies or generates, or is not reviewed)"
     if _pg_reviewed(name):
         return None  # reviewed: a function of a trusted extension, sized by _pg_evaluate (in any schema)
@@ -845,7 +883,6 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None) -> str | None:
     # size, fail closed, unless the caller vouches for it (the profile's allow-list)
     if vouched is None or vouched(schema, name):
         return None
-    shown = ".".join(_pg_name(part) for part in node.funcname)
     return (
         f"{shown}() is neither a PostgreSQL built-in nor a reviewed function of a trusted extension (the service "
         "cannot size what it builds)"
@@ -874,9 +911,15 @@ def _pg_reads(node: Any) -> str | None:
     return None
 
 
-def _pg_fold(root: pg.Node, seed: Mapping[str, Constant], vouched: Vouched | None = None) -> _Folded:
+def _pg_fold(
+    root: pg.Node,
+    seed: Mapping[str, Constant],
+    vouched: Vouched | None = None,
+    namesake: Vouched | None = None,
+) -> _Folded:
     tree = _Tree(root, _pg_kids, lambda node: isinstance(node, pg.SelectStmt))
-    return _fold(tree, _pg_defs(tree), seed, _pg_reads, functools.partial(_pg_evaluate, vouched=vouched))
+    evaluate = functools.partial(_pg_evaluate, vouched=vouched, namesake=namesake)
+    return _fold(tree, _pg_defs(tree), seed, _pg_reads, evaluate)
 
 
 def _pg_defs(tree: _Tree) -> list[_Def]:

@@ -26,7 +26,14 @@ from sqlalchemy.engine import Connection
 
 from dbmeta_app.db.session import caller_search_path
 from dbmeta_app.preflight import view_memo
-from dbmeta_app.preflight.budget import measure_postgres, pg_view_outputs, settle_view_outputs
+from dbmeta_app.preflight.budget import (
+    measure_postgres,
+    pg_bounded_by_arguments,
+    pg_extension_unbounded,
+    pg_sized_by_name,
+    pg_view_outputs,
+    settle_view_outputs,
+)
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
@@ -1127,6 +1134,13 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
     if pending:
         routines += _extension_members(conn, pending, routines, candidates, all_casts, body_max)
     untrusted = {routine.oid for routine in routines}
+    # the trusted SQL and internal members under the name of a function the budget sizes by name (sized as what
+    # they are named, they would fold what their body or symbol builds: repeat() as similarity())
+    namesakes = [
+        _make_routine(row, "a member of a trusted extension named like a function sized by its name", False)
+        for row in pending
+        if int(row[0]) not in untrusted and _namesake(row, internal)
+    ]
     operators = [operator for operator in candidates if untrusted.intersection(operator.procs)]
     casts = [
         PgCast(source, target, context, proc, f"cast from {source_name} to {target_name}")
@@ -1135,7 +1149,9 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
     ]
     hits, domain_hits = _hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
     type_hits = _type_hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
-    relations, complete = _relations(conn, hits, memo, view_seconds)
+    relations, complete = _relations(
+        conn, hits, memo, view_seconds, frozenset(r.name.lower() for r in namesakes)
+    )
     type_oids = {t for r in routines for t in (*r.args, r.returns)}
     type_oids |= {t for o in operators for t in (o.left, o.right) if t}
     type_oids |= {t for c in casts for t in (c.source, c.target)} | set(domain_hits) | set(type_hits)
@@ -1157,6 +1173,35 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         type_names=type_names,
         type_hits=type_hits,
         complete=complete,
+        namesakes=namesakes,
+    )
+
+
+#: Types a cast pads to its length (``$1::char(10485760)``): sized by the cast's value, not its argument.
+_PADDED_TYPES: Final = frozenset({"bpchar", "char", "character", "bit"})
+
+
+def _namesake(row: Sequence[Any], internal: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a trusted member of a trusted extension has the name of a function the budget sizes by name (a
+    built-in's, a reviewed extension function's) but builds more than a fixed multiple of its arguments: a SQL
+    body, or the built-in an internal symbol names, that calls ``repeat``, ``lpad``, a jsonpath, a routine the
+    budget does not size, or casts to a padded type; a C symbol named like an unbounded extension function. The extensions' own SQL members call bounded functions
+    (earthdistance's ``earth_box`` is ``cube_enlarge`` of ``gc_to_sec``), and stay sized by their name."""
+    name, language, body = str(row[2]), row[5], row[11]
+    if language not in ("c", "sql", "internal") or not pg_sized_by_name("", name):
+        return False
+    if language == "c":
+        # a symbol of the extension's own library: its symbols are not mapped to names here, except that one
+        # named like an unbounded function of the extension (pgcrypto's pgp_sym_decrypt_text) is taken for it
+        symbol = str(body or "").lower()
+        return symbol != name.lower() and pg_extension_unbounded(symbol)
+    if language == "internal":
+        return not all(pg_bounded_by_arguments(runs) for runs in internal.get(str(body or ""), ("?",)))
+    judged = _sql_body(str(body or ""))
+    if isinstance(judged, str):
+        return True  # not read: it was refused as a routine anyway, and is of unknown size here too
+    return bool(judged.types & _PADDED_TYPES) or not all(
+        pg_bounded_by_arguments(runs) for _, runs in judged.functions
     )
 
 
@@ -1274,7 +1319,11 @@ def _hits(
 
 
 def _relations(
-    conn: Connection, hits: dict[int, list[PgHit]], memo: ViewMemo, view_seconds: float
+    conn: Connection,
+    hits: dict[int, list[PgHit]],
+    memo: ViewMemo,
+    view_seconds: float,
+    namesakes: frozenset[str] = frozenset(),
 ) -> tuple[list[PgRelation], bool]:
     """Build the relations that matter: with hits, views (and what they read), parents of children; and
     whether every view's definition was measured (not: some are refused until the next read)."""
@@ -1295,7 +1344,7 @@ def _relations(
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
-    constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds)
+    constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds, namesakes)
     oids = set(hits) | set(reads) | set(children) | set(constants) | set(unparsed)
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
@@ -1425,7 +1474,11 @@ def _rule_reads(text: str) -> dict[int, int]:
 
 
 def _view_constants(
-    conn: Connection, reads: dict[int, list[int]], memo: ViewMemo, view_seconds: float
+    conn: Connection,
+    reads: dict[int, list[int]],
+    memo: ViewMemo,
+    view_seconds: float,
+    namesakes: frozenset[str] = frozenset(),
 ) -> tuple[dict[int, tuple[int, dict[str, Any]]], dict[int, str], bool]:
     """Per user view with constants: the bytes its definition makes the planner build, and its constant
     columns (by name). A view's definition is measured with the constant columns of the views it reads,
@@ -1435,7 +1488,8 @@ def _view_constants(
     Also, per view that is refused whatever it calls, why: a definition that cannot be parsed (what it makes
     the planner fold cannot be measured: fail closed, never accepted unmeasured), or one not measured within
     ``view_seconds`` (then the third value is False: the catalog is incomplete and read again next time).
-    Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition)."""
+    Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition). ``namesakes``: the names
+    of ``PgCatalog.namesakes``, of unknown size on constants in any schema."""
     max_chars = view_memo.VIEW_DEFINITION_MAX
     unparsed: dict[int, str] = {}
     wanted: list[int] = []
@@ -1527,7 +1581,7 @@ def _view_constants(
         settled = {}
         late |= set(parsable)
     for oid, (seed, outputs) in settled.items():
-        measured = (*keys[oid], tuple(sorted(seed.items())))
+        measured = (*keys[oid], tuple(sorted(seed.items())), tuple(sorted(namesakes)))
         if measured not in memo.measured:
             try:
                 tree = tree_of(oid)
@@ -1536,8 +1590,11 @@ def _view_constants(
                 late.add(oid)
                 continue
             # strict: a routine a view calls on constants that is neither a built-in nor a reviewed extension
-            # function is of unknown size (an extension's member under another name; budget._pg_unknown)
-            memo.measured[measured] = measure_postgres(tree, seed, vouched=_vouch_none).constant_bytes
+            # function is of unknown size (an extension's member under another name; budget._pg_unknown), and so
+            # is one of a namesake's name, in any schema
+            memo.measured[measured] = measure_postgres(
+                tree, seed, vouched=_vouch_none, namesake=lambda _, name: name in namesakes
+            ).constant_bytes
         constant_bytes = memo.measured[measured]
         if constant_bytes or outputs:
             out[oid] = (constant_bytes, outputs)

@@ -49,10 +49,12 @@ from dbmeta_app.preflight.routines import (
     AllowList,
     MyCatalog,
     PgCatalog,
+    PgLive,
     judge_mysql,
     judge_postgres,
     mysql_relation_problems,
     mysql_view_outputs,
+    pg_namesake,
     postgres_planned_relations,
     postgres_relation_problems,
     postgres_view_outputs,
@@ -146,7 +148,7 @@ class RoutineGate:
                 parsed = functools.cache(lambda: pglast.parse_sql(statement)[0].stmt)
                 verdict = self._planned_problem(pg, reach, live.relations, parsed)
                 if verdict is None:
-                    verdict = self._constants_problem(pg, reach, live.relations, parsed)
+                    verdict = self._constants_problem(pg, reach, live, parsed)
             return verdict
         my_live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, my_live.fingerprint)
@@ -220,16 +222,22 @@ class RoutineGate:
         )
 
     def _constants_problem(
-        self, pg: PgCatalog, reach: Reach, relations: Sequence[int | None], tree: Callable[[], Any]
+        self, pg: PgCatalog, reach: Reach, live: PgLive, tree: Callable[[], Any]
     ) -> str | None:
         """Say whether the query's calls of constants build too much, now that what they call is known to be
         trusted: with the constant columns of the views it reads, and with every routine that is neither a
         built-in nor a reviewed extension function of unknown size unless the profile allow-lists it (the guard,
         which has no catalog, counted such a routine as its arguments; a trusted extension's member created under
-        another name can run repeat() or a jsonpath whatever its name says)."""
-        outputs = merge_outputs(*postgres_view_outputs(pg, relations))
+        another name can run repeat() or a jsonpath whatever its name says), and with every call that may resolve
+        to a trusted member named like a built-in or a reviewed function (``PgCatalog.namesakes``) unless
+        allow-listed: what such a member builds is what its body or symbol says, not its name."""
+        outputs = merge_outputs(*postgres_view_outputs(pg, live.relations))
+        namesake = pg_namesake(pg, live.search_path)
         if not outputs and all(
-            pg_sized_by_name(f.schema or "", f.name)
+            (
+                pg_sized_by_name(f.schema or "", f.name)
+                and not namesake((f.schema or "").lower(), f.name.lower())
+            )
             or self._vouched((f.schema or "").lower(), f.name.lower())
             for f in reach.functions
         ):
@@ -237,7 +245,7 @@ class RoutineGate:
         parsed = tree()
         if parsed is None:
             return None
-        measures = measure_postgres(parsed, outputs, vouched=self._vouched)
+        measures = measure_postgres(parsed, outputs, vouched=self._vouched, namesake=namesake)
         if measures.unknown:
             return (
                 f"query too complex to plan safely: {'; '.join(measures.unknown)}, all of its inputs constants: the "

@@ -35,7 +35,7 @@ What is trusted:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -263,6 +263,10 @@ class PgCatalog:
     type_hits: Mapping[int, tuple[PgHit, ...]] = field(default_factory=dict)
     #: False when some views were not measured in the time one read may take: read again on the next check
     complete: bool = True
+    #: name → the trusted SQL and internal members of trusted extensions with the name of a function the budget
+    #: sizes by name (a built-in's, a reviewed extension function's): what they build is their body's or
+    #: symbol's, so a call that may resolve to one is of unknown size on constants (``policy.RoutineGate``)
+    namesakes: Mapping[str, tuple[PgRoutine, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -277,6 +281,7 @@ class PgCatalog:
         type_names: Mapping[int, str],
         type_hits: Mapping[int, tuple[PgHit, ...]] | None = None,
         complete: bool = True,
+        namesakes: Iterable[PgRoutine] = (),
     ) -> PgCatalog:
         """Index the facts by name and symbol."""
         routine_map = {r.oid: r for r in routines}
@@ -287,6 +292,9 @@ class PgCatalog:
         by_symbol: dict[str, list[int]] = {}
         for operator in operator_map.values():
             by_symbol.setdefault(operator.symbol, []).append(operator.oid)
+        namesakes_by_name: dict[str, list[PgRoutine]] = {}
+        for routine in namesakes:
+            namesakes_by_name.setdefault(routine.name.lower(), []).append(routine)
         return cls(
             fingerprint=fingerprint,
             routines=routine_map,
@@ -300,6 +308,7 @@ class PgCatalog:
             operators_by_symbol={k: tuple(v) for k, v in by_symbol.items()},
             type_hits=dict(type_hits or {}),
             complete=complete,
+            namesakes={k: tuple(v) for k, v in namesakes_by_name.items()},
         )
 
 
@@ -369,6 +378,27 @@ def _pg_routine_text(routine: PgRoutine) -> str:
 def _pg_hidden(schema: str, path: Sequence[str]) -> bool:
     """Tell whether pg_catalog comes before `schema` in the path (an exact twin there wins)."""
     return "pg_catalog" in path and schema in path and path.index("pg_catalog") < path.index(schema)
+
+
+def pg_namesake(catalog: PgCatalog, search_path: Sequence[str] | None) -> Callable[[str, str], bool]:
+    """Whether a call of ``schema.name`` (schema "" when it names none) may resolve to one of the catalog's
+    namesakes: in the schema it names, or, unqualified, in a schema of the search path where no built-in of the
+    same arguments hides it. ``search_path`` None (a view's definition): any namesake of that name."""
+    visible = _pg_visible(search_path or ())
+
+    def namesake(schema: str, name: str) -> bool:
+        for routine in catalog.namesakes.get(name.lower(), ()):
+            if schema:
+                if routine.schema.lower() == schema.lower():
+                    return True
+            elif search_path is None or (
+                routine.schema in visible
+                and not (routine.builtin_twin and _pg_hidden(routine.schema, search_path))
+            ):
+                return True
+        return False
+
+    return namesake
 
 
 def _pg_visible(path: Sequence[str]) -> tuple[str, ...]:

@@ -48,7 +48,10 @@ class ViewMemo:
     parsed: set[tuple[int, str]] = field(default_factory=set)  # definitions known to parse
     errors: dict[tuple[int, str], str] = field(default_factory=dict)  # definitions that do not: why
     outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
-    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...]], int] = field(default_factory=dict)
+    # (oid, digest, seed, the catalog's namesakes: budget measure_postgres's ``namesake``) → constant bytes
+    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...], tuple[str, ...]], int] = field(
+        default_factory=dict
+    )
     #: what a dialect's check derives from a parsed definition (DuckDB: the names it reads and calls, its column
     #: list, what the guard rules say of it), so that a memoised definition needs no parse tree
     facts: dict[tuple[int, str], Any] = field(default_factory=dict)

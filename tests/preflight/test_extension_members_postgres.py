@@ -95,6 +95,21 @@ SETUP: list[str] = [
     "CREATE FUNCTION public.trgm_ok(text) RETURNS real LANGUAGE sql IMMUTABLE "
     "AS $$ SELECT similarity(lower($1), 'x') $$",
     "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_ok(text)",
+    # members named like functions the budget sizes by name (a reviewed one, a built-in) that run repeat(): the
+    # planner inlines or runs them on constants and builds what their body or symbol says, not what the name says
+    "CREATE FUNCTION public.similarity(text, integer) RETURNS real LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT pg_catalog.length(pg_catalog.repeat($1, $2))::real $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.similarity(text, integer)",
+    "CREATE FUNCTION public.md5(text, integer) RETURNS text LANGUAGE internal IMMUTABLE STRICT AS 'repeat'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.md5(text, integer)",
+    # an exact twin of a built-in, behind pg_catalog on the search path: never the one called
+    "CREATE FUNCTION public.upper(text) RETURNS text LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT pg_catalog.repeat($1, 1000) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.upper(text)",
+    "CREATE FUNCTION public.gen_salt(bytea, text) RETURNS text LANGUAGE c IMMUTABLE STRICT "
+    "AS '$libdir/pgcrypto', 'pgp_sym_decrypt_text'",
+    "ALTER EXTENSION pgcrypto ADD FUNCTION public.gen_salt(bytea, text)",
+    "CREATE VIEW public.v_namesake AS SELECT public.similarity('x', 300000000) AS s",
 ]
 
 
@@ -196,3 +211,41 @@ def test_ordinary_functions_of_trusted_extensions_stay_admitted(
     engine: sa.Engine, name: str, sql: str
 ) -> None:
     assert _gate(engine, sql) is None
+
+
+# A member of a trusted extension named like a function the budget sizes by name (a reviewed extension function, a
+# built-in) was sized by that name on constants: ``similarity('x', 300000000)`` as a fixed-size real, though its
+# SQL body folds repeat('x', 300000000) while planning (the same for an internal member AS 'repeat' named md5).
+NAMESAKES = [
+    ("similarity", "SELECT similarity('x', 300000000)"),
+    ("public.similarity", "SELECT public.similarity('x', 300000000)"),
+    ("md5", "SELECT id FROM docs WHERE body = md5('x', 300000000)"),
+    ("similarity", "SELECT similarity('x', d.n) FROM (SELECT 300000000 AS n) d"),
+    ("gen_salt", "SELECT gen_salt('\\xc30d'::bytea, 'pw')"),  # a C symbol of pgcrypto that decompresses
+]
+
+
+@pytest.mark.parametrize(("name", "sql"), NAMESAKES, ids=[sql for _, sql in NAMESAKES])
+def test_a_member_named_like_a_function_sized_by_name_is_of_unknown_size_on_constants(
+    engine: sa.Engine, name: str, sql: str
+) -> None:
+    reason = _gate(engine, sql)
+    assert reason is not None and f"{name}()" in reason, reason
+    assert "named like" in reason, reason
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT similarity(body, 'x'), md5(body, 3), public.similarity(body, 2) FROM docs",  # on columns
+        "SELECT upper('x'), lower('Y'), repeat('-', 40)",  # built-ins; public.upper is hidden behind upper(text)
+        "SELECT word_similarity('abc', 'abd'), digest('x', 'sha256')",  # reviewed, no namesake
+    ],
+)
+def test_calls_no_namesake_can_take_stay_admitted(engine: sa.Engine, sql: str) -> None:
+    assert _gate(engine, sql) is None
+
+
+def test_a_view_calling_such_a_member_on_constants_is_refused(engine: sa.Engine) -> None:
+    reason = _gate(engine, "SELECT s FROM v_namesake")
+    assert reason is not None and "v_namesake" in reason, reason

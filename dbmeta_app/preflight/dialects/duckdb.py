@@ -247,7 +247,7 @@ class _Work:
 
     def measured(self, stored: _Stored, seed: Mapping[str, Constant]) -> int:
         """The bytes of constants the definition makes DuckDB build, its inputs' constants given by ``seed``."""
-        key = (*stored.key, tuple(sorted(seed.items())))
+        key = (*stored.key, tuple(sorted(seed.items())), ())  # no namesakes on DuckDB
         known = self.memo.measured.get(key)
         if known is None:
             tree = self.tree(stored.key, stored.text)
