@@ -76,6 +76,8 @@ __all__ = [
     "measure_sqlglot",
     "merge_outputs",
     "over_budget",
+    "pg_bounded_by_arguments",
+    "pg_extension_unbounded",
     "pg_sized_by_name",
     "pg_view_outputs",
     "settle_view_outputs",

@@ -1185,8 +1185,9 @@ def _namesake(row: Sequence[Any], internal: Mapping[str, Sequence[str]]) -> bool
     """Whether a trusted member of a trusted extension has the name of a function the budget sizes by name (a
     built-in's, a reviewed extension function's) but builds more than a fixed multiple of its arguments: a SQL
     body, or the built-in an internal symbol names, that calls ``repeat``, ``lpad``, a jsonpath, a routine the
-    budget does not size, or casts to a padded type; a C symbol named like an unbounded extension function. The extensions' own SQL members call bounded functions
-    (earthdistance's ``earth_box`` is ``cube_enlarge`` of ``gc_to_sec``), and stay sized by their name."""
+    budget does not size, or casts to a padded type; a C symbol named like an unbounded extension function. The
+    extensions' own SQL members call bounded functions (earthdistance's ``earth_box`` is ``cube_enlarge`` of
+    ``gc_to_sec``), and stay sized by their name."""
     name, language, body = str(row[2]), row[5], row[11]
     if language not in ("c", "sql", "internal") or not pg_sized_by_name("", name):
         return False

@@ -380,20 +380,19 @@ def _pg_hidden(schema: str, path: Sequence[str]) -> bool:
     return "pg_catalog" in path and schema in path and path.index("pg_catalog") < path.index(schema)
 
 
-def pg_namesake(catalog: PgCatalog, search_path: Sequence[str] | None) -> Callable[[str, str], bool]:
-    """Whether a call of ``schema.name`` (schema "" when it names none) may resolve to one of the catalog's
-    namesakes: in the schema it names, or, unqualified, in a schema of the search path where no built-in of the
-    same arguments hides it. ``search_path`` None (a view's definition): any namesake of that name."""
-    visible = _pg_visible(search_path or ())
+def pg_namesake(catalog: PgCatalog, search_path: Sequence[str]) -> Callable[[str, str], bool]:
+    """Whether a call of ``schema.name`` (lower case; schema "" when it names none) may resolve to one of the
+    catalog's namesakes: in the schema it names, or, unqualified, in a schema of the search path where no built-in
+    of the same arguments hides it."""
+    visible = _pg_visible(search_path)
 
     def namesake(schema: str, name: str) -> bool:
-        for routine in catalog.namesakes.get(name.lower(), ()):
+        for routine in catalog.namesakes.get(name, ()):
             if schema:
-                if routine.schema.lower() == schema.lower():
+                if routine.schema.lower() == schema:
                     return True
-            elif search_path is None or (
-                routine.schema in visible
-                and not (routine.builtin_twin and _pg_hidden(routine.schema, search_path))
+            elif routine.schema in visible and not (
+                routine.builtin_twin and _pg_hidden(routine.schema, search_path)
             ):
                 return True
         return False
