@@ -66,10 +66,12 @@ from dbmeta_app.preflight.pg_folding import (
     NOT_FOLDED,
     VARIABLE_SIZE,
 )
+from dbmeta_app.preflight.reach import PG_WORD_OPERATORS
 
 __all__ = [
     "Budget",
     "Constant",
+    "DatabaseCalls",
     "Measures",
     "glot_view_outputs",
     "measure_postgres",
@@ -553,15 +555,15 @@ def measure_postgres(
     outputs: Mapping[str, Constant] | None = None,
     *,
     vouched: Vouched | None = None,
-    namesake: Vouched | None = None,
+    calls: DatabaseCalls | None = None,
 ) -> Measures:
     """Measure a pglast statement tree (iteratively: the tree may be thousands of levels deep).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`pg_view_outputs`), counted like its own derived tables' constants.
-    ``vouched``, ``namesake``: see :func:`_pg_unknown`.
+    ``vouched``, ``calls``: see :func:`_pg_unknown`.
     """
-    constants = _pg_fold(root, outputs or {}, vouched, namesake)
+    constants = _pg_fold(root, outputs or {}, vouched, calls)
     folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0
@@ -581,7 +583,7 @@ def measure_postgres(
         if id(value) in folded:
             block.constant_bytes = min(_CAP, block.constant_bytes + folded[id(value)])
             if folded[id(value)] >= _UNBOUNDED and len(unknown) < 4:
-                label = _pg_unknown(value, vouched, namesake)
+                label = _pg_unknown(value, vouched, calls)
                 if label is not None and label not in unknown:
                     unknown.append(label)
         if isinstance(value, pg.SelectStmt):
@@ -710,7 +712,7 @@ def _pg_evaluate(
     size: dict[int, int | None],
     lit: dict[int, int | str | None],
     vouched: Vouched | None = None,
-    namesake: Vouched | None = None,
+    calls: DatabaseCalls | None = None,
 ) -> _Evaluated:
     """One node of :func:`_fold` on PostgreSQL: the bytes of its value (None: not a constant), its value when
     known, and, for a call of constants the planner folds, the bytes of its result.
@@ -725,6 +727,16 @@ def _pg_evaluate(
     if any(part is None for part in parts):
         return None, None, None
     total = min(_CAP, sum(p for p in parts if p is not None) + 16)
+    if _pg_unknown(value, vouched, calls) is not None:
+        # a jsonpath run on constants, a trusted extension's function whose result its arguments do not bound, an
+        # operator or a cast whose function is one
+        return _UNBOUNDED, None, _UNBOUNDED
+    applied = 0  # what a user's operator or cast of these constants builds: as much as a call of its function
+    for _, through in _pg_applied(value, calls):
+        built = _pg_evaluate(through, list(through.args or ()), size, lit, vouched, _pg_direct(calls))[0]
+        applied = max(applied, built or 0)  # (its operands are this node's: constants, so it is folded)
+    if applied > total:
+        return applied, None, applied
     if isinstance(value, pg.TypeCast):
         # a fixed-length type pads the value to its length: 'x'::char(10485760), B'1'::bit(83886080)
         type_name = value.typeName
@@ -740,9 +752,6 @@ def _pg_evaluate(
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
         return total, lit.get(id(value.arg)), None
-    if _pg_unknown(value, vouched, namesake) is not None:
-        # a jsonpath run on constants, a trusted extension's function whose result its arguments do not bound
-        return _UNBOUNDED, None, _UNBOUNDED
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
     if call is not None and _pg_not_folded(call, name):
@@ -781,6 +790,88 @@ def _pg_text_search(operand: Any) -> bool:
 #: Whether a call of a routine that is neither a built-in nor a reviewed extension function is vouched for, given
 #: the schema the call names ("" when none) and the routine's name: sized then as its arguments.
 Vouched = Callable[[str, str], bool]
+
+
+def _nothing(_schema: str, _name: str) -> tuple[tuple[str, str], ...]:
+    return ()
+
+
+def _no_one(_schema: str, _name: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseCalls:
+    """What the database makes a call, an operator or a cast of constants run (the routine gate's, from the
+    catalog; every answer takes the schema a statement names, "" when none, and a lower-case name):
+
+    - ``namesake``: whether a call may resolve to a trusted member named like a function the budget sizes by name
+      but that builds what its body or symbol says (``PgCatalog.namesakes``);
+    - ``operator``: the functions (schema, name) a user's operator of that symbol runs, itself or as its
+      commutator or negator, when one of them is not sized as its arguments: the planner folds an operator of
+      constants by calling its function, so ``'x' *** 300000000`` over ``repeat`` is a call of ``repeat``;
+    - ``cast``: the same for a user's cast to a type of that name (``'x'::text::integer`` over a member);
+    - ``implicit``: an implicit cast of that kind the query's values can take, named: any call or operator of
+      constants may then run it, where the text shows no cast.
+    """
+
+    namesake: Vouched = _no_one
+    operator: Callable[[str, str], Sequence[tuple[str, str]]] = _nothing
+    cast: Callable[[str, str], Sequence[tuple[str, str]]] = _nothing
+    implicit: str = ""
+
+
+def _pg_applied(node: Any, calls: DatabaseCalls | None) -> list[tuple[str, pg.FuncCall]]:
+    """The calls a node of constants makes through a user's operator or cast (what it is, the call as written
+    with its operands): an operator (IN and BETWEEN too: each comparison), CASE x WHEN's equality, a cast, a
+    function-style cast."""
+    if calls is None:
+        return []
+    pairs: list[tuple[str, tuple[str, str], list[Any]]] = []  # (what, its function, operands)
+    if isinstance(node, pg.A_Expr) and node.name:
+        schema = _pg_name(node.name[-2]) if len(node.name) > 1 else ""
+        written = _pg_name(node.name[-1])
+        symbols = PG_WORD_OPERATORS.get(written.upper(), (written,)) if not schema else (written,)
+        right = list(node.rexpr) if isinstance(node.rexpr, tuple | list) else [node.rexpr]
+        for symbol in symbols:
+            for value in right:
+                operands = [x for x in (node.lexpr, value) if x is not None]
+                pairs.extend(
+                    (f"the operator {symbol}", (s, n), operands) for s, n in calls.operator(schema, symbol)
+                )
+    elif isinstance(node, pg.CaseExpr) and node.arg is not None:
+        for when in node.args or ():
+            if isinstance(when, pg.CaseWhen) and when.expr is not None:
+                pairs.extend(
+                    ("the equality of CASE x WHEN", (s, n), [node.arg, when.expr])
+                    for s, n in calls.operator("", "=")
+                )
+    elif isinstance(node, pg.TypeCast) and node.typeName is not None and node.arg is not None:
+        names = [_pg_name(part) for part in node.typeName.names or ()]
+        if names:
+            schema = names[-2] if len(names) > 1 else ""
+            operands = [node.arg, *(node.typeName.typmods or ())]
+            pairs.extend(
+                (f"the cast to {names[-1]}", (s, n), operands) for s, n in calls.cast(schema, names[-1])
+            )
+    elif isinstance(node, pg.FuncCall) and node.funcname and len(node.args or ()) == 1:
+        name = _pg_name(node.funcname[-1])
+        schema = _pg_name(node.funcname[-2]) if len(node.funcname) > 1 else ""
+        pairs.extend(
+            (f"the cast to {name}", (s, n), list(node.args or ())) for s, n in calls.cast(schema, name)
+        )
+    return [
+        (
+            what,
+            pg.FuncCall(funcname=tuple(pg.String(sval=part) for part in runs), args=tuple(args)),
+        )
+        for what, runs, args in pairs
+    ]
+
+
+def _pg_direct(calls: DatabaseCalls | None) -> DatabaseCalls | None:
+    """What judges the call an operator or a cast makes: the function it names, resolved no further."""
+    return None if calls is None else DatabaseCalls(calls.namesake)
 
 
 def _pg_builtin(schema: str, name: str) -> bool:
@@ -827,7 +918,7 @@ def pg_bounded_by_arguments(name: str) -> bool:
     return name in EXTENSION_FIXED_SIZE or name in EXTENSION_BOUND
 
 
-def _pg_unknown(node: Any, vouched: Vouched | None = None, namesake: Vouched | None = None) -> str | None:
+def _pg_unknown(node: Any, vouched: Vouched | None = None, calls: DatabaseCalls | None = None) -> str | None:
     """What a call is, when the planner cannot be bounded in what folding it builds (its inputs all constants):
     a jsonpath evaluated on a constant json, a function of a trusted extension whose result its arguments do not
     bound (see ``pg_folding``: reviewed as unbounded, of variable size without a reviewed bound, or of the name
@@ -837,10 +928,24 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None, namesake: Vouched | N
     Without ``vouched`` (the guard, which has no catalog) another routine counts as its arguments: the routine
     policy decides whether it may run at all, and then measures again with the profile's allow-list as
     ``vouched`` (``policy.RoutineGate``), when every routine left is trusted: an extension's member created under
-    another name is then of unknown size, whatever its name says. ``namesake`` (the routine gate's, from the
-    catalog) says whether a call may resolve to such a member that has the name of a built-in or of a reviewed
-    function (a SQL or internal member: what it builds is what its body or symbol says): of unknown size too,
-    unless vouched for."""
+    another name is then of unknown size, whatever its name says. ``calls`` (the routine gate's, from the catalog:
+    :class:`DatabaseCalls`) says whether a call may resolve to such a member that has the name of a built-in or of
+    a reviewed function (a SQL or internal member: what it builds is what its body or symbol says), and what a
+    user's operator or cast runs: an operator or a cast of constants is the call of its function, judged the same.
+    """
+    if (
+        calls is not None
+        and calls.implicit
+        and isinstance(node, pg.A_Expr | pg.FuncCall | pg.CaseExpr)
+        and not (
+            isinstance(node, pg.FuncCall) and _pg_not_folded(node, _pg_name((node.funcname or ("",))[-1]))
+        )
+    ):
+        return f"it may run {calls.implicit}"
+    for what, call in _pg_applied(node, calls):
+        label = _pg_unknown(call, vouched, _pg_direct(calls))
+        if label is not None:
+            return f"{what} runs a function: {label}"
     if isinstance(node, pg.JsonFuncExpr):
         op = getattr(node.op, "name", str(node.op)).removesuffix("_OP")
         return f"{op} runs a jsonpath on a constant json"
@@ -864,8 +969,8 @@ def _pg_unknown(node: Any, vouched: Vouched | None = None, namesake: Vouched | N
     schema = _pg_name(node.funcname[-2]) if len(node.funcname) > 1 else ""
     shown = ".".join(_pg_name(part) for part in node.funcname)
     if (
-        namesake is not None
-        and namesake(schema, name)
+        calls is not None
+        and calls.namesake(schema, name)
         and not (vouched is not None and vouched(schema, name))
     ):
         return (
@@ -917,10 +1022,10 @@ def _pg_fold(
     root: pg.Node,
     seed: Mapping[str, Constant],
     vouched: Vouched | None = None,
-    namesake: Vouched | None = None,
+    calls: DatabaseCalls | None = None,
 ) -> _Folded:
     tree = _Tree(root, _pg_kids, lambda node: isinstance(node, pg.SelectStmt))
-    evaluate = functools.partial(_pg_evaluate, vouched=vouched, namesake=namesake)
+    evaluate = functools.partial(_pg_evaluate, vouched=vouched, calls=calls)
     return _fold(tree, _pg_defs(tree), seed, _pg_reads, evaluate)
 
 

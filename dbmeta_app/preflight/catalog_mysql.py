@@ -162,7 +162,7 @@ def _measured(
         settled = {}
         late = set(measurable)
     for k, (seed, outputs) in settled.items():
-        memo_key = (*digests[k], tuple(sorted(seed.items())), ())  # no namesakes on MySQL
+        memo_key = (*digests[k], tuple(sorted(seed.items())), ())  # nothing of the catalog on MySQL
         if memo_key not in memo.measured:
             try:
                 tree = tree_of(k)

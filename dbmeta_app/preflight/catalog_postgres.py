@@ -9,13 +9,14 @@ Requires PostgreSQL 12 or newer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection
 from dbmeta_app.db.session import caller_search_path
 from dbmeta_app.preflight import view_memo
 from dbmeta_app.preflight.budget import (
+    DatabaseCalls,
     measure_postgres,
     pg_bounded_by_arguments,
     pg_extension_unbounded,
@@ -35,6 +37,7 @@ from dbmeta_app.preflight.budget import (
     settle_view_outputs,
 )
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
+from dbmeta_app.preflight.pg_folding import EXTENSION_DIMENSIONS
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
     EXTENSION_DENIED,
@@ -218,9 +221,11 @@ SELECT o.oid, n.nspname, o.oprname, o.oprleft, o.oprright, o.oprcode::oid, o.opr
        EXISTS (SELECT 1 FROM pg_catalog.pg_operator b WHERE b.oprname = o.oprname AND b.oid < 16384),
        EXISTS (SELECT 1 FROM pg_catalog.pg_operator b WHERE b.oprname = o.oprname AND b.oid < 16384
                  AND b.oprleft = o.oprleft AND b.oprright = o.oprright),
-       o.oprcom, o.oprnegate
+       o.oprcom, o.oprnegate, fn.nspname, f.proname
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+LEFT JOIN pg_catalog.pg_proc f ON f.oid = o.oprcode
+LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
 WHERE o.oid >= 16384 OR o.oprcom >= 16384 OR o.oprnegate >= 16384
 """
 )
@@ -266,8 +271,13 @@ JOIN pg_catalog.pg_namespace n ON n.oid = oc.opcnamespace
 _CASTS: Final = sa.text(
     """
 SELECT c.castsource, c.casttarget, c.castcontext::text, c.castfunc::oid,
-       pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL)
+       pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL),
+       tn.nspname, t.typname, fn.nspname, f.proname
 FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
+JOIN pg_catalog.pg_proc f ON f.oid = c.castfunc
+JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
 WHERE c.oid >= 16384 AND c.castfunc <> 0
 """
 )
@@ -1127,20 +1137,54 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         elif int(row[0]) >= FIRST_USER_OID:
             pending.append(row)  # a member of a trusted extension: judged by its body, types and defaults
     candidates = _operator_candidates(conn)
+    cast_rows = list(conn.execute(_CASTS))
     all_casts = [
         (int(source), int(target), str(context), int(proc), str(source_name), str(target_name))
-        for source, target, context, proc, source_name, target_name in conn.execute(_CASTS)
+        for source, target, context, proc, source_name, target_name, *_ in cast_rows
     ]
     if pending:
         routines += _extension_members(conn, pending, routines, candidates, all_casts, body_max)
     untrusted = {routine.oid for routine in routines}
     # the trusted SQL and internal members under the name of a function the budget sizes by name (sized as what
     # they are named, they would fold what their body or symbol builds: repeat() as similarity())
-    namesakes = [
-        _make_routine(row, "a member of a trusted extension named like a function sized by its name", False)
-        for row in pending
-        if int(row[0]) not in untrusted and _namesake(row, internal)
+    # ... and the user's operators and casts whose function is not sized as its arguments (repeat(), a namesake, a
+    # member under another name): folding one of constants calls it. A member's body that uses one builds what it
+    # builds, so that member is a namesake too, and so on: until nothing changes (each round only adds).
+    all_fold_casts = [
+        PgCast(
+            int(row[0]),
+            int(row[1]),
+            str(row[2]),
+            int(row[3]),
+            f"cast from {row[4]} to {row[5]}",
+            target_schema=str(row[6]),
+            target_type=str(row[7]),
+            runs=(str(row[8]), str(row[9])),
+        )
+        for row in cast_rows
     ]
+    members = {int(row[0]): row for row in pending if int(row[0]) not in untrusted}
+    namesakes: list[PgRoutine] = []
+    while True:
+        sized = _sized_as_arguments(members, internal, {r.oid for r in namesakes})
+        folded_operators = [
+            dataclasses.replace(o, runs=runs, run_oids=oids)
+            for o in candidates
+            for runs, oids in [_unsized(o.runs, o.run_oids, sized)]
+            if runs
+        ]
+        folded_casts = [c for c in all_fold_casts if not sized(c.proc, c.runs[1])]
+        folds = ({o.symbol for o in folded_operators}, {c.target_type.lower() for c in folded_casts})
+        found = [
+            _make_routine(
+                row, "a member of a trusted extension named like a function sized by its name", False
+            )
+            for row in members.values()
+            if _namesake(row, internal, *folds)
+        ]
+        if {r.oid for r in found} == {r.oid for r in namesakes}:
+            break
+        namesakes = found
     operators = [operator for operator in candidates if untrusted.intersection(operator.procs)]
     casts = [
         PgCast(source, target, context, proc, f"cast from {source_name} to {target_name}")
@@ -1150,7 +1194,7 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
     hits, domain_hits = _hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
     type_hits = _type_hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
     relations, complete = _relations(
-        conn, hits, memo, view_seconds, frozenset(r.name.lower() for r in namesakes)
+        conn, hits, memo, view_seconds, ViewCalls.of(namesakes, folded_operators, folded_casts)
     )
     type_oids = {t for r in routines for t in (*r.args, r.returns)}
     type_oids |= {t for o in operators for t in (o.left, o.right) if t}
@@ -1174,35 +1218,86 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         type_hits=type_hits,
         complete=complete,
         namesakes=namesakes,
+        folded_operators=folded_operators,
+        folded_casts=folded_casts,
     )
+
+
+def _sized_as_arguments(
+    members: Mapping[int, Sequence[Any]], internal: Mapping[str, Sequence[str]], namesakes: set[int]
+) -> Callable[[int, str], bool]:
+    """Whether folding a call of the function ``oid`` (named ``name``) builds at most a fixed multiple of its
+    arguments, or a reviewed fixed size (pgvector's dimensions). A built-in by its name; a trusted extension's member
+    by what it is (``_builds_more``): the extensions' own C operator and cast functions (PostGIS's
+    ``geometry_overlaps``, pgvector's ``vector_lt`` …) are, and so are SQL members that call only such functions; a
+    namesake is not. A routine the policy refuses is judged there. An operator or a cast whose functions all are
+    is sized as its operands."""
+
+    def sized(oid: int, name: str) -> bool:
+        if oid in namesakes:
+            return False
+        row = members.get(oid)
+        if row is not None:
+            return not _builds_more(row, internal)
+        return oid >= FIRST_USER_OID or pg_bounded_by_arguments(name) or name.lower() in EXTENSION_DIMENSIONS
+
+    return sized
+
+
+def _unsized(
+    runs: Sequence[tuple[str, str]], oids: Sequence[int], sized: Callable[[int, str], bool]
+) -> tuple[tuple[tuple[str, str], ...], tuple[int, ...]]:
+    """The functions of an operator that are not sized as their arguments (and their oids)."""
+    kept = [(run, oid) for run, oid in zip(runs, oids, strict=True) if not sized(oid, run[1])]
+    return tuple(run for run, _ in kept), tuple(oid for _, oid in kept)
 
 
 #: Types a cast pads to its length (``$1::char(10485760)``): sized by the cast's value, not its argument.
 _PADDED_TYPES: Final = frozenset({"bpchar", "char", "character", "bit"})
 
 
-def _namesake(row: Sequence[Any], internal: Mapping[str, Sequence[str]]) -> bool:
+def _namesake(
+    row: Sequence[Any],
+    internal: Mapping[str, Sequence[str]],
+    operators: Iterable[str] = (),
+    casts: Iterable[str] = (),
+) -> bool:
     """Whether a trusted member of a trusted extension has the name of a function the budget sizes by name (a
-    built-in's, a reviewed extension function's) but builds more than a fixed multiple of its arguments: a SQL
-    body, or the built-in an internal symbol names, that calls ``repeat``, ``lpad``, a jsonpath, a routine the
-    budget does not size, or casts to a padded type; a C symbol named like an unbounded extension function. The
-    extensions' own SQL members call bounded functions (earthdistance's ``earth_box`` is ``cube_enlarge`` of
-    ``gc_to_sec``), and stay sized by their name."""
+    built-in's, a reviewed extension function's) but builds more than a fixed multiple of its arguments
+    (``_builds_more``). The extensions' own SQL members call bounded functions (earthdistance's ``earth_box`` is
+    ``cube_enlarge`` of ``gc_to_sec``), and stay sized by their name."""
+    return pg_sized_by_name("", str(row[2])) and _builds_more(row, internal, operators, casts)
+
+
+def _builds_more(
+    row: Sequence[Any],
+    internal: Mapping[str, Sequence[str]],
+    operators: Iterable[str] = (),
+    casts: Iterable[str] = (),
+) -> bool:
+    """Whether folding a call of a trusted member may build more than a fixed multiple of its arguments: a SQL body,
+    or the built-in an internal symbol names, that calls ``repeat``, ``lpad``, a jsonpath, a routine the budget does
+    not size, or casts to a padded type, or uses one of ``operators`` or casts to one of ``casts`` (the user's
+    operators and cast targets whose function is not sized as its arguments); a C function named, or whose symbol
+    is named, like an unbounded extension function (its symbols are not mapped to names here: any other is taken
+    for what it is named); any other language (not trusted: judged by the policy)."""
     name, language, body = str(row[2]), row[5], row[11]
-    if language not in ("c", "sql", "internal") or not pg_sized_by_name("", name):
-        return False
     if language == "c":
-        # a symbol of the extension's own library: its symbols are not mapped to names here, except that one
-        # named like an unbounded function of the extension (pgcrypto's pgp_sym_decrypt_text) is taken for it
         symbol = str(body or "").lower()
-        return symbol != name.lower() and pg_extension_unbounded(symbol)
+        return pg_extension_unbounded(name.lower()) or (
+            symbol != name.lower() and pg_extension_unbounded(symbol)
+        )
     if language == "internal":
         return not all(pg_bounded_by_arguments(runs) for runs in internal.get(str(body or ""), ("?",)))
+    if language != "sql":
+        return True
     judged = _sql_body(str(body or ""))
     if isinstance(judged, str):
         return True  # not read: it was refused as a routine anyway, and is of unknown size here too
-    return bool(judged.types & _PADDED_TYPES) or not all(
-        pg_bounded_by_arguments(runs) for _, runs in judged.functions
+    return (
+        bool(judged.types & (_PADDED_TYPES | set(casts)))
+        or bool(judged.operators & set(operators))
+        or not all(pg_bounded_by_arguments(runs) for _, runs in judged.functions)
     )
 
 
@@ -1221,6 +1316,9 @@ def _operator_candidates(conn: Connection) -> list[PgOperator]:
         # Breadth first, so each routine is named with the shortest chain of links to it.
         procs: list[int] = []
         paths: list[str] = []
+        # the functions it folds with: its own, its commutator's and negator's
+        runs: list[tuple[str, str]] = []
+        run_oids: list[int] = []
         queue: deque[tuple[int, str]] = deque([(oid, "")])
         seen = {oid}
         while queue:
@@ -1228,6 +1326,9 @@ def _operator_candidates(conn: Connection) -> list[PgOperator]:
             here = rows.get(current)
             if here is None:
                 continue  # a built-in linked to nothing of the user's: its own routines are built-in
+            if here[15] is not None and int(here[5]) not in run_oids:
+                runs.append((str(here[14]), str(here[15])))
+                run_oids.append(int(here[5]))
             for proc in (here[5], here[6], here[7]):
                 if proc and int(proc) not in procs:
                     procs.append(int(proc))
@@ -1249,6 +1350,8 @@ def _operator_candidates(conn: Connection) -> list[PgOperator]:
                 builtin_name=bool(row[10]),
                 builtin_twin=bool(row[11]),
                 paths=tuple(paths),
+                runs=tuple(runs),
+                run_oids=tuple(run_oids),
             )
         )
     return out
@@ -1324,7 +1427,7 @@ def _relations(
     hits: dict[int, list[PgHit]],
     memo: ViewMemo,
     view_seconds: float,
-    namesakes: frozenset[str] = frozenset(),
+    calls: ViewCalls | None = None,
 ) -> tuple[list[PgRelation], bool]:
     """Build the relations that matter: with hits, views (and what they read), parents of children; and
     whether every view's definition was measured (not: some are refused until the next read)."""
@@ -1345,7 +1448,7 @@ def _relations(
     children: dict[int, list[int]] = defaultdict(list)
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
-    constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds, namesakes)
+    constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds, calls or ViewCalls())
     oids = set(hits) | set(reads) | set(children) | set(constants) | set(unparsed)
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
@@ -1479,7 +1582,7 @@ def _view_constants(
     reads: dict[int, list[int]],
     memo: ViewMemo,
     view_seconds: float,
-    namesakes: frozenset[str] = frozenset(),
+    calls: ViewCalls | None = None,
 ) -> tuple[dict[int, tuple[int, dict[str, Any]]], dict[int, str], bool]:
     """Per user view with constants: the bytes its definition makes the planner build, and its constant
     columns (by name). A view's definition is measured with the constant columns of the views it reads,
@@ -1489,8 +1592,9 @@ def _view_constants(
     Also, per view that is refused whatever it calls, why: a definition that cannot be parsed (what it makes
     the planner fold cannot be measured: fail closed, never accepted unmeasured), or one not measured within
     ``view_seconds`` (then the third value is False: the catalog is incomplete and read again next time).
-    Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition). ``namesakes``: the names
-    of ``PgCatalog.namesakes``, of unknown size on constants in any schema."""
+    Parsing and measuring are memoised in ``memo`` by (oid, digest of the definition). ``calls``: what calls,
+    operators and casts of constants run in this database, in any schema (:class:`ViewCalls`)."""
+    calls = calls or ViewCalls()
     max_chars = view_memo.VIEW_DEFINITION_MAX
     unparsed: dict[int, str] = {}
     wanted: list[int] = []
@@ -1582,7 +1686,7 @@ def _view_constants(
         settled = {}
         late |= set(parsable)
     for oid, (seed, outputs) in settled.items():
-        measured = (*keys[oid], tuple(sorted(seed.items())), tuple(sorted(namesakes)))
+        measured = (*keys[oid], tuple(sorted(seed.items())), calls)
         if measured not in memo.measured:
             try:
                 tree = tree_of(oid)
@@ -1592,9 +1696,9 @@ def _view_constants(
                 continue
             # strict: a routine a view calls on constants that is neither a built-in nor a reviewed extension
             # function is of unknown size (an extension's member under another name; budget._pg_unknown), and so
-            # is one of a namesake's name, in any schema
+            # is one of a namesake's name, or an operator or cast of the user's over such a function, in any schema
             memo.measured[measured] = measure_postgres(
-                tree, seed, vouched=_vouch_none, namesake=lambda _, name: name in namesakes
+                tree, seed, vouched=_vouch_none, calls=calls.calls()
             ).constant_bytes
         constant_bytes = memo.measured[measured]
         if constant_bytes or outputs:
@@ -1629,6 +1733,38 @@ def _chunks(conn: Connection, oids: list[int], size: int = 10_000) -> Iterable[t
     for start in range(0, len(oids), size):
         for oid, schema, name, kind in conn.execute(_RELATIONS, {"oids": oids[start : start + size]}):
             yield int(oid), schema, name, kind
+
+
+@dataclass(frozen=True, slots=True)
+class ViewCalls:
+    """What calls, operators and casts of constants run in a view's definition (``budget.DatabaseCalls``), in any
+    schema: a view is measured once, for every search path. Hashable: part of the memo's key of a measured view."""
+
+    namesakes: frozenset[str] = frozenset()  # names of PgCatalog.namesakes
+    operators: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # (symbol, functions it runs)
+    casts: tuple[tuple[str, tuple[str, str]], ...] = ()  # (target type name, function)
+    implicit: str = ""
+
+    @classmethod
+    def of(
+        cls, namesakes: Iterable[PgRoutine], operators: Iterable[PgOperator], casts: Iterable[PgCast]
+    ) -> ViewCalls:
+        casts = list(casts)
+        return cls(
+            frozenset(r.name.lower() for r in namesakes),
+            tuple(sorted({(o.symbol, o.runs) for o in operators})),
+            tuple(sorted({(c.target_type.lower(), c.runs) for c in casts})),
+            next((f"{c.signature}, an implicit cast" for c in casts if c.context == "i"), ""),
+        )
+
+    def calls(self) -> DatabaseCalls:
+        """The same as answers to the budget's questions, whatever schema a call names."""
+        return DatabaseCalls(
+            namesake=lambda _, name: name in self.namesakes,
+            operator=lambda _, symbol: [runs for s, fns in self.operators if s == symbol for runs in fns],
+            cast=lambda _, type_name: [runs for t, runs in self.casts if t == type_name],
+            implicit=self.implicit,
+        )
 
 
 def _vouch_none(schema: str, name: str) -> bool:

@@ -54,7 +54,7 @@ from dbmeta_app.preflight.routines import (
     judge_postgres,
     mysql_relation_problems,
     mysql_view_outputs,
-    pg_namesake,
+    pg_calls,
     postgres_planned_relations,
     postgres_relation_problems,
     postgres_view_outputs,
@@ -228,24 +228,34 @@ class RoutineGate:
         trusted: with the constant columns of the views it reads, and with every routine that is neither a
         built-in nor a reviewed extension function of unknown size unless the profile allow-lists it (the guard,
         which has no catalog, counted such a routine as its arguments; a trusted extension's member created under
-        another name can run repeat() or a jsonpath whatever its name says), and with every call that may resolve
+        another name can run repeat() or a jsonpath whatever its name says), with every call that may resolve
         to a trusted member named like a built-in or a reviewed function (``PgCatalog.namesakes``) unless
-        allow-listed: what such a member builds is what its body or symbol says, not its name."""
+        allow-listed: what such a member builds is what its body or symbol says, not its name; and with every
+        operator or cast of the user's whose function is not sized as its arguments (``PgCatalog.folded_operators``,
+        ``folded_casts``): an operator or a cast of constants is folded by calling its function, which the guard
+        did not know."""
         outputs = merge_outputs(*postgres_view_outputs(pg, live.relations))
-        namesake = pg_namesake(pg, live.search_path)
-        if not outputs and all(
-            (
-                pg_sized_by_name(f.schema or "", f.name)
-                and not namesake((f.schema or "").lower(), f.name.lower())
+        calls = pg_calls(pg, live)
+        if (
+            not outputs
+            and not calls.implicit
+            and not any(calls.operator((n.schema or "").lower(), n.name) for n in reach.operators)
+            and not calls.operator("", "=")  # CASE x WHEN compares with it unwritten
+            and not any(c.target in live.cast_targets for c in pg.folded_casts)
+            and all(
+                (
+                    pg_sized_by_name(f.schema or "", f.name)
+                    and not calls.namesake((f.schema or "").lower(), f.name.lower())
+                )
+                or self._vouched((f.schema or "").lower(), f.name.lower())
+                for f in reach.functions
             )
-            or self._vouched((f.schema or "").lower(), f.name.lower())
-            for f in reach.functions
         ):
             return None  # the guard measured this statement as this would: not parsed again (most queries)
         parsed = tree()
         if parsed is None:
             return None
-        measures = measure_postgres(parsed, outputs, vouched=self._vouched, namesake=namesake)
+        measures = measure_postgres(parsed, outputs, vouched=self._vouched, calls=calls)
         if measures.unknown:
             return (
                 f"query too complex to plan safely: {'; '.join(measures.unknown)}, all of its inputs constants: the "
@@ -253,7 +263,12 @@ class RoutineGate:
                 f"over preflight.max_constant_bytes ({self.max_constant_bytes:,}); apply it to a column, or compute "
                 "it outside the query"
             )
-        return self._too_big(measures.constant_bytes) if outputs else None
+        return self._too_big(
+            measures.constant_bytes,
+            "with the constant columns of the views it reads"
+            if outputs
+            else "counting what the operators and casts of this database run",
+        )
 
     def _vouched(self, schema: str, name: str) -> bool:
         """Whether the profile allow-lists a routine a call names (a bare name: when any allow-list entry may be it)."""
@@ -261,12 +276,15 @@ class RoutineGate:
             return self.allow.permits(schema, name)
         return bool(self.allow.schemas) or any(entry == name for _, entry in self.allow.names)
 
-    def _too_big(self, built: int) -> str | None:
-        """Say that the constant columns of the views a query reads make its calls build too much, or None."""
+    def _too_big(
+        self, built: int, counting: str = "with the constant columns of the views it reads"
+    ) -> str | None:
+        """Say that a query's calls build too much, counting what the guard could not see (``counting``: the constant
+        columns of the views it reads, or what the database's operators and casts run), or None."""
         if built <= self.max_constant_bytes:
             return None
         return (
-            f"with the constant columns of the views it reads, the query would make the planner build "
+            f"{counting}, the query would make the planner build "
             f"{built:,} bytes, over preflight.max_constant_bytes ({self.max_constant_bytes:,})"
         )
 
@@ -320,11 +338,14 @@ class RoutineGate:
                 self._pg = catalog_postgres.load_catalog(conn, fingerprint, self._views, self.view_seconds)
                 self.loads += 1
                 log.info(
-                    "Routine policy catalog read: %d untrusted routines, %d operators, %d casts, %d relations",
+                    "Routine policy catalog read: %d untrusted routines, %d operators, %d casts, %d relations; "
+                    "%d operators and %d casts sized as calls of their functions",
                     len(self._pg.routines),
                     len(self._pg.operators),
                     len(self._pg.casts),
                     len(self._pg.relations),
+                    sum(len(v) for v in self._pg.folded_operators.values()),
+                    len(self._pg.folded_casts),
                 )
             return self._pg
 

@@ -18,14 +18,22 @@ from pglast import ast as pg
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
-__all__ = ["IMPLICIT_OPERATORS", "Name", "Reach", "called_names", "mysql_reach", "postgres_reach"]
+__all__ = [
+    "IMPLICIT_OPERATORS",
+    "PG_WORD_OPERATORS",
+    "Name",
+    "Reach",
+    "called_names",
+    "mysql_reach",
+    "postgres_reach",
+]
 
 #: Operators a query uses without writing them: joins (USING/NATURAL), IN, CASE, GROUP BY, ORDER BY,
 #: DISTINCT, UNION, min/max, window partitions all compare with the types' default operators.
 IMPLICIT_OPERATORS: Final = ("=", "<>", "<", ">", "<=", ">=")
 
 # pglast spells BETWEEN and friends as words; they compare with these operators.
-_PG_WORD_OPERATORS: Final[dict[str, tuple[str, ...]]] = {
+PG_WORD_OPERATORS: Final[dict[str, tuple[str, ...]]] = {
     "BETWEEN": (">=", "<="),
     "NOT BETWEEN": ("<", ">"),
     "BETWEEN SYMMETRIC": (">=", "<="),
@@ -157,7 +165,7 @@ def _pg_collect(
     elif isinstance(node, pg.A_Expr):
         name = _pg_name(node.name)
         if name is not None:
-            words = _PG_WORD_OPERATORS.get(name.name.upper()) if name.schema is None else None
+            words = PG_WORD_OPERATORS.get(name.name.upper()) if name.schema is None else None
             operators.extend(Name(None, symbol) for symbol in words) if words else operators.append(name)
     elif isinstance(node, pg.SubLink):
         name = _pg_name(node.operName)

@@ -35,11 +35,12 @@ What is trusted:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from dbmeta_app.config import parse_routine_entry
+from dbmeta_app.preflight.budget import DatabaseCalls
 from dbmeta_app.preflight.dialects.mysql import SYSTEM_SCHEMAS
 from dbmeta_app.preflight.guard import is_denied_function
 from dbmeta_app.preflight.reach import IMPLICIT_OPERATORS, Name, Reach
@@ -198,6 +199,9 @@ class PgOperator:
     builtin_name: bool = False
     builtin_twin: bool = False
     paths: tuple[str, ...] = ()  # per proc: how it is reached ("" its own; "commutator s.>(a, b) → ")
+    #: the functions (schema, name) it folds constants with: its own, its commutator's and negator's
+    runs: tuple[tuple[str, str], ...] = ()
+    run_oids: tuple[int, ...] = ()  # their oids
 
     def path(self, proc: int) -> str:
         """How the planner reaches ``proc`` from this operator ("" for its own function or estimators)."""
@@ -214,6 +218,9 @@ class PgCast:
     context: str  # e explicit, a assignment, i implicit
     proc: int
     signature: str
+    target_schema: str = ""  # the target type's schema and name (pg_type.typname), as a cast in SQL names it
+    target_type: str = ""
+    runs: tuple[str, str] = ("", "")  # its function (schema, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +274,11 @@ class PgCatalog:
     #: sizes by name (a built-in's, a reviewed extension function's): what they build is their body's or
     #: symbol's, so a call that may resolve to one is of unknown size on constants (``policy.RoutineGate``)
     namesakes: Mapping[str, tuple[PgRoutine, ...]] = field(default_factory=dict)
+    #: symbol → the user's operators, and the user's casts, whose function (or commutator's, negator's) is not sized
+    #: as its arguments (``repeat``, a namesake, a member under another name): folding one of constants is a call of
+    #: that function, sized as such (``budget.DatabaseCalls``)
+    folded_operators: Mapping[str, tuple[PgOperator, ...]] = field(default_factory=dict)
+    folded_casts: tuple[PgCast, ...] = ()
 
     @classmethod
     def build(
@@ -282,6 +294,8 @@ class PgCatalog:
         type_hits: Mapping[int, tuple[PgHit, ...]] | None = None,
         complete: bool = True,
         namesakes: Iterable[PgRoutine] = (),
+        folded_operators: Iterable[PgOperator] = (),
+        folded_casts: Iterable[PgCast] = (),
     ) -> PgCatalog:
         """Index the facts by name and symbol."""
         routine_map = {r.oid: r for r in routines}
@@ -292,6 +306,9 @@ class PgCatalog:
         by_symbol: dict[str, list[int]] = {}
         for operator in operator_map.values():
             by_symbol.setdefault(operator.symbol, []).append(operator.oid)
+        folded_by_symbol: dict[str, list[PgOperator]] = {}
+        for operator in folded_operators:
+            folded_by_symbol.setdefault(operator.symbol, []).append(operator)
         namesakes_by_name: dict[str, list[PgRoutine]] = {}
         for routine in namesakes:
             namesakes_by_name.setdefault(routine.name.lower(), []).append(routine)
@@ -309,6 +326,8 @@ class PgCatalog:
             type_hits=dict(type_hits or {}),
             complete=complete,
             namesakes={k: tuple(v) for k, v in namesakes_by_name.items()},
+            folded_operators={k: tuple(v) for k, v in folded_by_symbol.items()},
+            folded_casts=tuple(folded_casts),
         )
 
 
@@ -380,24 +399,46 @@ def _pg_hidden(schema: str, path: Sequence[str]) -> bool:
     return "pg_catalog" in path and schema in path and path.index("pg_catalog") < path.index(schema)
 
 
-def pg_namesake(catalog: PgCatalog, search_path: Sequence[str]) -> Callable[[str, str], bool]:
-    """Whether a call of ``schema.name`` (lower case; schema "" when it names none) may resolve to one of the
-    catalog's namesakes: in the schema it names, or, unqualified, in a schema of the search path where no built-in
-    of the same arguments hides it."""
-    visible = _pg_visible(search_path)
+def pg_calls(catalog: PgCatalog, live: PgLive) -> DatabaseCalls:
+    """What a statement's calls, operators and casts of constants may run in this database (``DatabaseCalls``):
+    resolved like PostgreSQL does, by name or symbol in the schema the statement names, or, unqualified, in a
+    schema of the search path where no built-in of the same arguments hides it; casts by their target type's name.
+    """
+    visible = _pg_visible(live.search_path)
+
+    def seen(schema: str, owner: str, hidden: bool) -> bool:
+        if schema:
+            return owner.lower() == schema
+        return owner in visible and not (hidden and _pg_hidden(owner, live.search_path))
 
     def namesake(schema: str, name: str) -> bool:
-        for routine in catalog.namesakes.get(name, ()):
-            if schema:
-                if routine.schema.lower() == schema:
-                    return True
-            elif routine.schema in visible and not (
-                routine.builtin_twin and _pg_hidden(routine.schema, search_path)
-            ):
-                return True
-        return False
+        return any(seen(schema, r.schema, r.builtin_twin) for r in catalog.namesakes.get(name, ()))
 
-    return namesake
+    def operator(schema: str, symbol: str) -> list[tuple[str, str]]:
+        return [
+            runs
+            for o in catalog.folded_operators.get(symbol, ())
+            if seen(schema, o.schema, o.builtin_twin)
+            for runs in o.runs
+        ]
+
+    def cast(schema: str, type_name: str) -> list[tuple[str, str]]:
+        return [
+            c.runs
+            for c in catalog.folded_casts
+            if c.target_type.lower() == type_name and (not schema or c.target_schema.lower() == schema)
+        ]
+
+    implicit = next(
+        (
+            f"{c.signature}, which calls {c.runs[0]}.{c.runs[1]}() (an implicit cast: PostgreSQL applies it to a "
+            "call's or an operator's arguments unasked)"
+            for c in catalog.folded_casts
+            if c.context == "i" and (c.source < FIRST_USER_OID or c.source in live.universe)
+        ),
+        "",
+    )
+    return DatabaseCalls(namesake, operator, cast, implicit)
 
 
 def _pg_visible(path: Sequence[str]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ definition, so that each check makes progress and an unchanged definition is nev
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -48,10 +49,8 @@ class ViewMemo:
     parsed: set[tuple[int, str]] = field(default_factory=set)  # definitions known to parse
     errors: dict[tuple[int, str], str] = field(default_factory=dict)  # definitions that do not: why
     outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
-    # (oid, digest, seed, the catalog's namesakes: budget measure_postgres's ``namesake``) → constant bytes
-    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...], tuple[str, ...]], int] = field(
-        default_factory=dict
-    )
+    # (oid, digest, seed, what calls of constants run: catalog_postgres.ViewCalls, () elsewhere) → constant bytes
+    measured: dict[tuple[int, str, tuple[tuple[str, Any], ...], Hashable], int] = field(default_factory=dict)
     #: what a dialect's check derives from a parsed definition (DuckDB: the names it reads and calls, its column
     #: list, what the guard rules say of it), so that a memoised definition needs no parse tree
     facts: dict[tuple[int, str], Any] = field(default_factory=dict)
