@@ -209,6 +209,9 @@ _TREE_TYPES: Final = re.compile(
     r":(?:consttype|funcresulttype|opresulttype|resulttype|array_typeid|element_typeid) ([0-9]+)"
 )
 _CALLED_OPERATORS: Final = re.compile(r":opno ([0-9]+)")
+_PROC_NAMES: Final = sa.text(
+    "SELECT p.oid::int, p.proname FROM pg_catalog.pg_proc p WHERE p.oid = ANY(CAST(:oids AS oid[]))"
+)
 
 # The user's operators, and built-in ones linked to a user's as commutator or negator (only a superuser can
 # link to an operator it does not own): the planner swaps in an operator's commutator (a column on the right)
@@ -911,6 +914,7 @@ def _extension_members(
     candidates: list[PgOperator],
     casts: list[tuple[int, int, str, int, str, str]],
     body_max: int,
+    internal: Mapping[str, Sequence[str]] | None = None,
 ) -> list[PgRoutine]:
     """Judge the members of trusted extensions that their language left trusted (C of the extension's own
     library, internal running a trusted built-in, SQL) by what the planner runs when it folds a call of one:
@@ -921,8 +925,10 @@ def _extension_members(
     - every one's argument and result types (and the types of its defaults), followed through domains, arrays,
       composites and ranges: no domain CHECK, input or output function reached calls an untrusted routine, and no
       untrusted cast ends in one of them (the planner coerces arguments, and a SQL function's result, to them);
-    - every one's argument defaults (folded into a call that omits them): constants, casts and calls only, each
-      call trusted.
+    - every one's argument defaults (folded into a call that omits them, even one of columns): constants, casts and
+      calls only, each call trusted and building at most a fixed multiple of its arguments (not ``repeat``, a
+      jsonpath, a member that builds more: ``_builds_more``): a default of ``repeat('y', 300000000)`` took the
+      backend to 1.5 GB on EXPLAIN of ``WHERE similarity2(a) > 0.5``.
 
     To a fixpoint (a member calling a refused member is refused). Return the refused ones."""
     bodies: dict[int, _Body | str] = {}
@@ -957,6 +963,21 @@ def _extension_members(
             defaults[int(row[0])] = _default_problem(str(row[14]), body_max)
             roots.update(defaults[int(row[0])][2])
     type_reach = _member_types(conn, {t for t in roots if t >= FIRST_USER_OID}, operator_procs, _tree_max())
+    # what the defaults call, by name: a built-in is sized by its name, a member by what it is
+    default_calls = sorted({proc for _, calls, _ in defaults.values() for proc in calls})
+    names: dict[int, str] = (
+        {int(oid): str(name) for oid, name in conn.execute(_PROC_NAMES, {"oids": default_calls})}
+        if default_calls
+        else {}
+    )
+    rows = {int(row[0]): row for row in pending}
+
+    def builds_more(proc: int) -> bool:
+        if proc in rows:
+            return _builds_more(rows[proc], internal or {})
+        name = str(names.get(proc, "")).lower()
+        return proc < FIRST_USER_OID and not (pg_bounded_by_arguments(name) or name in EXTENSION_DIMENSIONS)
+
     by_oid = {r.oid: r for r in routines}
     user_made: set[int] = set()
     sources = sorted({cast[0] for cast in casts})
@@ -1008,6 +1029,11 @@ def _extension_members(
                         routine = by_oid[proc]
                         reason = f"an argument default calls {routine.signature} ({routine.reason})"
                         denied = routine.denied
+                    elif builds_more(proc):
+                        reason = (
+                            f"an argument default calls {names.get(proc, proc)}(), which builds more than a fixed "
+                            "multiple of its arguments, and the planner folds a default into every call that omits it"
+                        )
                 for type_oid in sorted(types):
                     if not reason:
                         reason, denied = _type_problem(type_reach, by_oid, type_oid, "argument default's")
@@ -1143,7 +1169,7 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         for source, target, context, proc, source_name, target_name, *_ in cast_rows
     ]
     if pending:
-        routines += _extension_members(conn, pending, routines, candidates, all_casts, body_max)
+        routines += _extension_members(conn, pending, routines, candidates, all_casts, body_max, internal)
     untrusted = {routine.oid for routine in routines}
     # the trusted SQL and internal members under the name of a function the budget sizes by name (sized as what
     # they are named, they would fold what their body or symbol builds: repeat() as similarity())

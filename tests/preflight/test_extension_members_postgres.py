@@ -87,6 +87,13 @@ SETUP: list[str] = [
     "CREATE FUNCTION public.trgm_def_denied(text, k boolean DEFAULT pg_catalog.pg_terminate_backend(0)) "
     "RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
     "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_def_denied(text, boolean)",
+    # defaults that build what their arguments say: folded into every call that omits them, on columns too
+    "CREATE FUNCTION public.trgm_big_def(text, b text DEFAULT pg_catalog.repeat('y', 300000000)) RETURNS real "
+    "LANGUAGE c IMMUTABLE STRICT AS '$libdir/pg_trgm', 'similarity'",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_big_def(text, text)",
+    "CREATE FUNCTION public.trgm_big_sql_def(t text DEFAULT pg_catalog.lpad('y', 300000000, 'z')) RETURNS integer "
+    "LANGUAGE sql IMMUTABLE AS $$ SELECT pg_catalog.length($1) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_big_sql_def(text)",
     # constant defaults (and casts of constants to built-in types) stay trusted
     "CREATE FUNCTION public.trgm_const_def(text, k int DEFAULT 3, r real DEFAULT 0.5, "
     "t text[] DEFAULT '{}', n text DEFAULT NULL) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
@@ -165,6 +172,12 @@ REFUSED = [
     ("c_member_takes_untrusted_domain", "SELECT trgm_arg_dom(body) FROM docs", "public.checked"),
     ("sql_member_default_calls_user_function", "SELECT id FROM docs WHERE trgm_def(body)", "dom_ok"),
     ("c_member_default_calls_user_function", "SELECT trgm_cdef(body) FROM docs", "dom_ok"),
+    (
+        "c_member_default_builds_what_its_arguments_say",
+        "SELECT body FROM docs WHERE trgm_big_def(body) > 0.5",
+        "an argument default calls repeat()",
+    ),
+    ("sql_member_default_builds_what_its_arguments_say", "SELECT trgm_big_sql_def()", "calls lpad()"),
     (
         "sql_member_default_calls_denied_builtin",
         "SELECT trgm_def_denied(body) FROM docs",
