@@ -16,6 +16,18 @@ from fastapi.testclient import TestClient
 
 from dbmeta_app.config import load_settings
 from dbmeta_app.main import create_app
+from dbmeta_app.preflight.guard import check_sql
+from dbmeta_app.preflight.policy import RoutineGate
+
+
+def pg_gate(engine: sa.Engine, sql: str) -> str | None:
+    """The PostgreSQL routine gate's verdict on a statement the guard admits (nothing is sent to EXPLAIN)."""
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok, verdict.reason
+    with engine.connect() as conn:
+        reason = RoutineGate("postgresql").check(conn, verdict.reach, sql)
+        conn.rollback()
+    return reason
 
 
 def pg_database(pg_url: str, statements: Sequence[str], tag: str = "scratch") -> Iterator[sa.Engine]:

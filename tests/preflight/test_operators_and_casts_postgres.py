@@ -15,9 +15,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.preflight.policy import RoutineGate
-from tests._scratch import pg_database
+from tests._scratch import pg_database, pg_gate
 
 pytestmark = pytest.mark.integration
 
@@ -98,13 +96,7 @@ def implicit_engine(pg_url: str) -> Iterator[sa.Engine]:
     yield from pg_database(pg_url, IMPLICIT_SETUP, "opimpl")
 
 
-def _gate(engine: sa.Engine, sql: str) -> str | None:
-    verdict = check_sql(sql, "postgresql")
-    assert verdict.ok, verdict.error  # the guard, without the catalog, sizes these as their operands
-    with engine.connect() as conn:
-        reason = RoutineGate("postgresql").check(conn, verdict.reach, sql)
-        conn.rollback()
-    return reason
+_gate = pg_gate
 
 
 REFUSED = [

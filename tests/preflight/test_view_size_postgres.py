@@ -9,9 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from dbmeta_app.preflight import catalog_postgres, view_memo
-from dbmeta_app.preflight.guard import check_sql
-from dbmeta_app.preflight.policy import RoutineGate
-from tests._scratch import pg_database
+from tests._scratch import pg_database, pg_gate
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +33,7 @@ def small_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(view_memo, "VIEW_DEFINITION_MAX", 5_000, raising=False)
 
 
-def _check(engine: sa.Engine, sql: str) -> str | None:
-    verdict = check_sql(sql, "postgresql")
-    assert verdict.ok, verdict.error
-    with engine.connect() as conn:
-        reason = RoutineGate("postgresql").check(conn, verdict.reach, sql)
-        conn.rollback()
-    return reason
+_check = pg_gate
 
 
 def test_a_view_over_the_size_cap_is_refused_and_named(engine: sa.Engine, small_cap: None) -> None:
