@@ -1218,7 +1218,23 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         if proc in untrusted
     ]
     hits, domain_hits = _hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
-    type_hits = _type_hits(conn, sorted(untrusted), sorted(o.oid for o in operators))
+    # what the planner calls on values the query does not show (statistics, sorting, hashing) is never sized: a
+    # trusted member that builds more than its arguments counts there (range subtype_diff, btree support …)
+    heavy = [
+        _make_routine(
+            row,
+            f"a {row[5]} function of extension {row[7]} that builds more than a fixed multiple of its arguments, "
+            "which the planner calls on values the query does not show",
+            False,
+        )
+        for row in members.values()
+        if _builds_more(row, internal, *folds)
+    ]
+    type_hits = _type_hits(
+        conn,
+        sorted(untrusted | {r.oid for r in heavy}),
+        sorted({o.oid for o in operators} | {o.oid for o in folded_operators}),
+    )
     relations, complete = _relations(
         conn, hits, memo, view_seconds, ViewCalls.of(namesakes, folded_operators, folded_casts)
     )
@@ -1246,6 +1262,7 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         namesakes=namesakes,
         folded_operators=folded_operators,
         folded_casts=folded_casts,
+        heavy=heavy,
     )
 
 
@@ -1384,9 +1401,10 @@ def _operator_candidates(conn: Connection) -> list[PgOperator]:
 
 
 def _type_hits(conn: Connection, procs: list[int], operators: list[int]) -> dict[int, tuple[PgHit, ...]]:
-    """Per type, what the planner calls for any value of it that reaches an untrusted routine or operator:
-    the members of btree and hash operator families on it, and a range type's subtype_diff, canonical
-    function and subtype operator class (a multirange's are its range's)."""
+    """Per type, what the planner calls for any value of it that reaches an untrusted routine or operator (or one
+    that builds more than its arguments: ``procs``, ``operators``): the members of btree and hash operator families
+    on it, and a range type's subtype_diff, canonical function and subtype operator class (a multirange's are its
+    range's)."""
     by_type: dict[int, list[PgHit]] = defaultdict(list)
     by_family: dict[int, list[PgHit]] = defaultdict(list)
     if procs or operators:

@@ -279,6 +279,9 @@ class PgCatalog:
     #: that function, sized as such (``budget.DatabaseCalls``)
     folded_operators: Mapping[str, tuple[PgOperator, ...]] = field(default_factory=dict)
     folded_casts: tuple[PgCast, ...] = ()
+    #: trusted members that build more than a fixed multiple of their arguments: refused where the planner calls
+    #: them on values the query does not show (``type_hits``: statistics, sorting, hashing), where nothing is sized
+    heavy: Mapping[int, PgRoutine] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -296,6 +299,7 @@ class PgCatalog:
         namesakes: Iterable[PgRoutine] = (),
         folded_operators: Iterable[PgOperator] = (),
         folded_casts: Iterable[PgCast] = (),
+        heavy: Iterable[PgRoutine] = (),
     ) -> PgCatalog:
         """Index the facts by name and symbol."""
         routine_map = {r.oid: r for r in routines}
@@ -328,6 +332,7 @@ class PgCatalog:
             namesakes={k: tuple(v) for k, v in namesakes_by_name.items()},
             folded_operators={k: tuple(v) for k, v in folded_by_symbol.items()},
             folded_casts=tuple(folded_casts),
+            heavy={r.oid: r for r in heavy},
         )
 
 
@@ -522,7 +527,7 @@ def judge_postgres(
         if type_oid >= FIRST_USER_OID and type_oid not in universe:
             continue
         for hit in catalog.type_hits[type_oid]:
-            problem = _pg_hit_problem(catalog, hit, allow)
+            problem = _pg_hit_problem(catalog, hit, allow) or _pg_heavy_problem(catalog, hit, allow)
             if problem is not None:
                 judge.add(f"type {catalog.type_names.get(type_oid, type_oid)} → {problem}")
                 break
@@ -564,6 +569,25 @@ def _pg_hit_problem(catalog: PgCatalog, hit: PgHit, allow: AllowList) -> str | N
             problem = _pg_operator_problem(catalog, operator, allow)
             if problem is not None:
                 return via + problem
+    return None
+
+
+def _pg_heavy_problem(catalog: PgCatalog, hit: PgHit, allow: AllowList) -> str | None:
+    """Describe a hit the planner calls on values it does not show whose routine, or operator's function, builds more
+    than a fixed multiple of its arguments (``PgCatalog.heavy``, ``folded_operators``), unless allow-listed; or None."""
+    via = f"{hit.via} → " if hit.via else ""
+    routine = catalog.heavy.get(hit.proc) if hit.proc else None
+    if routine is not None and not allow.permits(routine.schema, routine.name):
+        return via + _pg_routine_text(routine)
+    for operators in catalog.folded_operators.values():
+        for operator in operators:
+            if hit.operator and operator.oid == hit.operator:
+                schema, name = operator.runs[0]
+                if not allow.permits(schema, name):
+                    return (
+                        f"{via}operator {operator.signature} → function {schema}.{name}(), which builds more than a "
+                        "fixed multiple of its arguments, on values the query does not show"
+                    )
     return None
 
 

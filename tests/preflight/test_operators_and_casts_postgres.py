@@ -71,6 +71,13 @@ SETUP: list[str] = [
     "AS '$libdir/pgcrypto', 'pgp_sym_decrypt_text'",
     "ALTER EXTENSION pgcrypto ADD FUNCTION public.unpack(bytea, text)",
     "CREATE OPERATOR public.<?> (LEFTARG = bytea, RIGHTARG = text, FUNCTION = public.unpack)",
+    # a range type whose subtype_diff is such a member: the planner calls it on the column's statistics to
+    # estimate r && '[5,7)' (603 MB), whatever the query's constants
+    "CREATE FUNCTION public.fdiff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT (pg_catalog.length(pg_catalog.repeat('x', 300000000)) * 0 + $1 - $2)::float8 $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.fdiff(float8, float8)",
+    "CREATE TYPE public.frange AS RANGE (subtype = float8, subtype_diff = public.fdiff)",
+    "CREATE TABLE public.rt (r public.frange)",
     # a view folding the operator over repeat
     "CREATE VIEW public.v_op AS SELECT 'x'::text OPERATOR(public.***) 300000000 AS c",
 ]
@@ -124,6 +131,14 @@ def test_an_operator_or_cast_of_constants_is_sized_as_the_call_of_its_function(
     reason = _gate(engine, sql)
     assert reason is not None, sql
     assert mentions in reason, reason
+
+
+def test_a_member_that_builds_more_is_refused_where_the_planner_calls_it_on_statistics(
+    engine: sa.Engine,
+) -> None:
+    reason = _gate(engine, "SELECT * FROM rt WHERE r && '[5,7)'::frange")
+    assert reason is not None and "subtype_diff" in reason and "public.fdiff" in reason, reason
+    assert _gate(engine, "SELECT a FROM t") is None  # a query without that type's values
 
 
 def test_a_view_folding_such_an_operator_is_refused(engine: sa.Engine) -> None:
