@@ -702,6 +702,15 @@ _PG_GROWING: Final = {
 }
 _UNBOUNDED: Final = _CAP
 _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
+# A numeric holds up to 131,072 digits before the point and 16,383 after: its text is at most ~147,500 bytes (its
+# stored form about half), whatever the few bytes it is made from. '1e130000'::numeric is 130,001 digits, and
+# repeat('1e130000'::numeric::text, 700) took a backend to 194 MB while the literal counted 8 bytes.
+_PG_NUMERIC_MAX: Final = 147_500
+_PG_NUMERIC_TYPES: Final = frozenset({"numeric", "decimal"})
+# Calls whose numeric result its arguments do not bound (10::numeric ^ 130000, factorial(30000)): up to a numeric's
+# size; round/trunc pad to the scale they are given (at most 16,383 digits).
+_PG_NUMERIC_BUILDERS: Final = {"power": _PG_NUMERIC_MAX, "pow": _PG_NUMERIC_MAX, "exp": _PG_NUMERIC_MAX,
+                               "factorial": _PG_NUMERIC_MAX, "round": 16_400, "trunc": 16_400}  # fmt: skip
 _PG_NOT_CONSTANT: Final = (pg.ColumnRef, pg.SubLink, pg.ParamRef, pg.SelectStmt, pg.RangeVar)
 _WIDTH: Final = re.compile(r"%(?:\d+\$)?-?(\d+|\*)")
 
@@ -721,6 +730,9 @@ def _pg_evaluate(
     if isinstance(value, _PG_NOT_CONSTANT):
         return None, None, None
     if isinstance(value, pg.A_Const):
+        if isinstance(value.val, pg.Float):  # a numeric: 1e130000 is 130,001 digits from 8 characters
+            digits = _pg_numeric_digits(str(value.val.fval or ""))
+            return max(digits, 16), None, (digits if digits > 16 else None)
         literal = _pg_literal(value)
         return (len(literal.encode()) if isinstance(literal, str) else 16), literal, None
     parts = [size.get(id(kid), 0) for kid in kids]
@@ -747,6 +759,10 @@ def _pg_evaluate(
             bound = min(_CAP, total + 4 * length)
             return bound, None, bound
         target = _pg_name((type_name.names or ("",))[-1]) if type_name is not None else ""
+        digits = _pg_numeric_digits(lit.get(id(value.arg))) if target in _PG_NUMERIC_TYPES else 0
+        if digits > total:
+            bound = min(_CAP, digits + 16)  # a numeric literal's digits, not its characters
+            return bound, None, bound
         if target in EXTENSION_DIMENSIONS:
             # pgvector: '{1:1}/16000'::sparsevec::vector is 64 KB from 14 bytes
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
@@ -756,6 +772,11 @@ def _pg_evaluate(
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
     if call is not None and _pg_not_folded(call, name):
         return None, None, None  # an aggregate, a window function, a set: not evaluated while planning
+    if (call is not None and name in _PG_NUMERIC_BUILDERS) or (
+        isinstance(value, pg.A_Expr) and value.name and _pg_name(value.name[-1]) == "^"
+    ):
+        bound = min(_CAP, total + _PG_NUMERIC_BUILDERS.get(name, _PG_NUMERIC_MAX))
+        return bound, None, bound
     if call is not None and (name in _PG_SIZED or name in _PG_GROWING or name in VARIABLE_SIZE):
         # what it builds is counted: by a reviewed bound, else unbounded (a built-in whose result can
         # be of any size: jsonb_path_query_array of constants grows exponentially with its path).
@@ -1144,6 +1165,18 @@ def _pg_not_folded(call: pg.FuncCall, name: str) -> bool:
 
 def _times_literal(count: int | None, unit: int, total: int) -> int:
     return _UNBOUNDED if count is None else min(_CAP, total + unit * max(count, 0))
+
+
+def _pg_numeric_digits(literal: int | str | None) -> int:
+    """The digits a numeric made from this literal holds ('1e130000': 130,001), capped at a numeric's; 0 if not one."""
+    if not isinstance(literal, str):
+        return 0
+    mantissa, _, exponent = literal.strip().lower().partition("e")
+    try:
+        shift = int(exponent) if exponent else 0
+    except ValueError:
+        return 0
+    return min(_PG_NUMERIC_MAX, len(mantissa) + abs(shift))
 
 
 def _pg_name(node: Any) -> str:

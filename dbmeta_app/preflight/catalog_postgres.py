@@ -433,6 +433,56 @@ WHERE e.tree ~ ('\\:(funcid|opfuncid|aggfnoid|winfnoid) (' || :alternatives || '
 """
 )
 
+# The expressions of a table's own definitions that the planner folds whenever it plans a query on the table (index
+# expressions and predicates, CHECK constraints for constraint exclusion, row-level security policies, a partition
+# key, a virtual generated column), as SQL text, when their stored tree calls something: a call of constants there
+# is folded like one in the query (an index on (a || repeat('x', 300000000)) built 300 MB on every plan of a query
+# on its empty table). Trees over :tree_max are not deparsed (the relation is refused: too long to measure).
+_TABLE_EXPRESSIONS: Final = sa.text(
+    """
+WITH defs(relid, via, tree, sql, kind) AS (
+  SELECT k.conrelid, 'check constraint ' || quote_ident(k.conname), k.conbin::text,
+         CASE WHEN octet_length(k.conbin::text) <= :tree_max THEN pg_catalog.pg_get_expr(k.conbin, k.conrelid) END,
+         'expression'
+  FROM pg_catalog.pg_constraint k WHERE k.contype = 'c' AND k.conrelid <> 0 AND k.conbin IS NOT NULL
+  UNION ALL
+  SELECT p.polrelid, 'row-level security policy ' || quote_ident(p.polname), p.polqual::text,
+         CASE WHEN octet_length(p.polqual::text) <= :tree_max THEN pg_catalog.pg_get_expr(p.polqual, p.polrelid) END,
+         'expression'
+  FROM pg_catalog.pg_policy p WHERE p.polqual IS NOT NULL
+  UNION ALL
+  SELECT p.polrelid, 'row-level security policy ' || quote_ident(p.polname), p.polwithcheck::text,
+         CASE WHEN octet_length(p.polwithcheck::text) <= :tree_max
+              THEN pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) END,
+         'expression'
+  FROM pg_catalog.pg_policy p WHERE p.polwithcheck IS NOT NULL
+  UNION ALL
+  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname),
+         coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, ''),
+         CASE WHEN octet_length(coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')) <= :tree_max
+              THEN pg_catalog.pg_get_indexdef(i.indexrelid) END,
+         'statement'
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
+  WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+  UNION ALL
+  SELECT pt.partrelid, 'partition key', pt.partexprs::text,
+         CASE WHEN octet_length(pt.partexprs::text) <= :tree_max THEN pg_catalog.pg_get_partkeydef(pt.partrelid) END,
+         'partition key'
+  FROM pg_catalog.pg_partitioned_table pt WHERE pt.partexprs IS NOT NULL
+  UNION ALL
+  SELECT a.adrelid, 'generated column ' || quote_ident(att.attname), a.adbin::text,
+         CASE WHEN octet_length(a.adbin::text) <= :tree_max THEN pg_catalog.pg_get_expr(a.adbin, a.adrelid) END,
+         'expression'
+  FROM pg_catalog.pg_attrdef a
+  JOIN pg_catalog.pg_attribute att ON att.attrelid = a.adrelid AND att.attnum = a.adnum
+  WHERE att.attgenerated NOT IN ('', 's')
+)
+SELECT relid, via, sql, kind FROM defs WHERE tree ~ ':(funcid|opfuncid) [0-9]'
+"""
+)
+
 # A view reads the relations its rule depends on (a materialized view's rule is not expanded when read), each as
 # many times as the rule's range tables name it (every RANGETBLENTRY of kind 0, a relation, in the stored tree:
 # a self-join, a subquery, a CTE body each count; a table named twice is opened twice by the planner). The tree's size
@@ -1493,7 +1543,11 @@ def _relations(
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
     constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds, calls or ViewCalls())
+    table_bytes, table_problems = _table_constants(conn, calls or ViewCalls())
+    for oid, problem in table_problems.items():
+        unparsed.setdefault(oid, problem)
     oids = set(hits) | set(reads) | set(children) | set(constants) | set(unparsed)
+    oids |= {oid for oid, built in table_bytes.items() if built}
     oids |= {oid for values in (*reads.values(), *children.values()) for oid in values}
     out: list[PgRelation] = []
     for oid, schema, name, kind in _chunks(conn, sorted(oids)):
@@ -1507,7 +1561,7 @@ def _relations(
                 reads=tuple(reads.get(oid, ())),
                 read_times=tuple(times.get(oid, ())),
                 children=tuple(children.get(oid, ())),
-                constant_bytes=constants[oid][0] if oid in constants else 0,
+                constant_bytes=(constants[oid][0] if oid in constants else 0) + table_bytes.get(oid, 0),
                 outputs=tuple(constants[oid][1].items()) if oid in constants else (),
                 problem=unparsed.get(oid, ""),
             )
@@ -1619,6 +1673,35 @@ def _rule_reads(text: str) -> dict[int, int]:
             for oid, count in memo.get(root, {}).items():
                 out[oid] = min(_READS_CAP, out.get(oid, 0) + count)
     return out
+
+
+def _table_constants(conn: Connection, calls: ViewCalls) -> tuple[dict[int, int], dict[int, str]]:
+    """Per table, what the calls of constants in its own definitions (``_TABLE_EXPRESSIONS``) make the planner build
+    when it plans a query on it, measured like a view's definition (nothing vouched for, what the database's
+    operators and casts run counted); and per table, why one of them could not be measured (refused, fail closed)."""
+    built: dict[int, int] = defaultdict(int)
+    problems: dict[int, str] = {}
+    measure = calls.calls()
+    for relid, via, text, kind in conn.execute(_TABLE_EXPRESSIONS, {"tree_max": _tree_max()}):
+        oid = int(relid)
+        sql = None if text is None else str(text)
+        if sql is not None and kind == "expression":
+            sql = f"SELECT ({sql})"
+        elif sql is not None and kind == "partition key":
+            sql = f"CREATE TABLE _t (_c int) PARTITION BY {sql}"
+        tree = None
+        if sql is not None and not too_big_to_parse(len(sql), sql, view_memo.VIEW_DEFINITION_MAX):
+            try:
+                tree = pglast.parse_sql(sql)[0].stmt
+            except pglast.parser.ParseError:
+                tree = None
+        if tree is None:
+            problems.setdefault(
+                oid, f"its {via} could not be measured by the service (too long or not parsed)"
+            )
+            continue
+        built[oid] += measure_postgres(tree, {}, vouched=_vouch_none, calls=measure).constant_bytes
+    return dict(built), problems
 
 
 def _view_constants(

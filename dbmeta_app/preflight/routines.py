@@ -383,7 +383,7 @@ class _Constants:
         self.total += constant_bytes
         if self.total > self.bound:
             judge.add(
-                f"{here}its definition's constants (with the other views read) would make the planner build "
+                f"{here}its definition's constants (with the other relations read) would make the planner build "
                 f"{self.total:,} bytes, over preflight.max_constant_bytes ({self.bound:,})"
             )
 

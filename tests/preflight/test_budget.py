@@ -200,6 +200,12 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
         150_000_000,
     ),
     ("function_in_from", "SELECT repeat('x', n) FROM int4(150000000) n", 150_000_000),
+    # a numeric is up to ~147,500 digits whatever the few characters it is made from: repeat of its text took a
+    # backend to 194 MB at 700 while the literal counted 8 bytes
+    ("numeric_literal_text", "SELECT repeat('1e130000'::numeric::text, 700)", 90_000_000),
+    ("numeric_constant_text", "SELECT repeat(1e130000::text, 700)", 90_000_000),
+    ("numeric_power_text", "SELECT repeat((10::numeric ^ 130000)::text, 700)", 90_000_000),
+    ("numeric_factorial_text", "SELECT repeat(factorial(30000)::text, 700)", 90_000_000),
 ]
 
 
@@ -247,6 +253,7 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT to_json(o), array_fill(id, ARRAY[3]), encode(sha256('x'), 'hex') FROM orders o",
         "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
+        "SELECT 1.5::numeric * 3, '12.50'::numeric, 2.75e3, power(2, 10), round(2.345, 2)",  # small numerics
         # constants of derived tables used as constants: small
         "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
         "SELECT g, repeat('*', g) FROM generate_series(1, 10) AS g",  # a set is not folded: a bar chart

@@ -78,6 +78,21 @@ SETUP: list[str] = [
     "ALTER EXTENSION pg_trgm ADD FUNCTION public.fdiff(float8, float8)",
     "CREATE TYPE public.frange AS RANGE (subtype = float8, subtype_diff = public.fdiff)",
     "CREATE TABLE public.rt (r public.frange)",
+    # a table's own definitions the planner folds whenever it plans a query on it: 600 MB each on an empty table
+    "CREATE TABLE public.ix (a text, b int)",
+    "CREATE INDEX ix_expr ON public.ix ((a || pg_catalog.repeat('x', 300000000)))",
+    "CREATE TABLE public.px (a text, b int)",
+    "CREATE INDEX px_pred ON public.px (a) WHERE pg_catalog.length(pg_catalog.repeat('y', 300000000)) > b",
+    "CREATE TABLE public.parent (a text, b int)",
+    "CREATE TABLE public.child (CHECK (pg_catalog.length(pg_catalog.repeat('z', 300000000)) > b)) "
+    "INHERITS (public.parent)",
+    "CREATE TABLE public.pol (a text, b int)",
+    "ALTER TABLE public.pol ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY p_big ON public.pol USING (a <> pg_catalog.repeat('p', 300000000))",
+    "CREATE TABLE public.pk (a text, b int) PARTITION BY LIST ((a || pg_catalog.repeat('k', 300000000)))",
+    # and ordinary ones
+    "CREATE TABLE public.fine (a text, b int CHECK (b > 0), c numeric CHECK (c < 10.5))",
+    "CREATE INDEX fine_lower ON public.fine (lower(a)) WHERE b > 3 AND a <> 'x'",
     # a view folding the operator over repeat
     "CREATE VIEW public.v_op AS SELECT 'x'::text OPERATOR(public.***) 300000000 AS c",
 ]
@@ -139,6 +154,27 @@ def test_a_member_that_builds_more_is_refused_where_the_planner_calls_it_on_stat
     reason = _gate(engine, "SELECT * FROM rt WHERE r && '[5,7)'::frange")
     assert reason is not None and "subtype_diff" in reason and "public.fdiff" in reason, reason
     assert _gate(engine, "SELECT a FROM t") is None  # a query without that type's values
+
+
+@pytest.mark.parametrize(
+    ("sql", "mentions"),
+    [
+        ("SELECT * FROM ix WHERE a = 'q'", "table public.ix"),
+        ("SELECT * FROM px WHERE a = 'q'", "table public.px"),
+        ("SELECT * FROM parent WHERE b = 3", "table public.child"),  # its inheritance child's CHECK
+        ("SELECT * FROM pol", "table public.pol"),
+        ("SELECT * FROM pk", "table public.pk"),
+    ],
+)
+def test_a_table_whose_definitions_fold_too_much_is_refused(
+    engine: sa.Engine, sql: str, mentions: str
+) -> None:
+    reason = _gate(engine, sql)
+    assert reason is not None and mentions in reason and "max_constant_bytes" in reason, reason
+
+
+def test_tables_with_ordinary_indexes_and_constraints_stay_admitted(engine: sa.Engine) -> None:
+    assert _gate(engine, "SELECT a FROM fine WHERE lower(a) = 'x' AND b > 3") is None
 
 
 def test_a_view_folding_such_an_operator_is_refused(engine: sa.Engine) -> None:
