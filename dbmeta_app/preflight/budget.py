@@ -707,6 +707,7 @@ _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
 # repeat('1e130000'::numeric::text, 700) took a backend to 194 MB while the literal counted 8 bytes.
 _PG_NUMERIC_MAX: Final = 147_500
 _PG_NUMERIC_TYPES: Final = frozenset({"numeric", "decimal"})
+_PG_TEXT_TYPES: Final = frozenset({"text", "varchar", "name", "citext"})  # a cast to these keeps the bytes
 # Calls whose numeric result its arguments do not bound (10::numeric ^ 130000, factorial(30000)): up to a numeric's
 # size; round/trunc pad to the scale they are given (at most 16,383 digits).
 _PG_NUMERIC_BUILDERS: Final = {"power": _PG_NUMERIC_MAX, "pow": _PG_NUMERIC_MAX, "exp": _PG_NUMERIC_MAX,
@@ -767,6 +768,12 @@ def _pg_evaluate(
             # pgvector: '{1:1}/16000'::sparsevec::vector is 64 KB from 14 bytes
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
+        if target in _PG_TEXT_TYPES and not typmods:
+            return (
+                size.get(id(value.arg)) or 0,
+                lit.get(id(value.arg)),
+                None,
+            )  # 'x'::text is 'x', not its type's name
         return total, lit.get(id(value.arg)), None
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""

@@ -254,6 +254,7 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
         "SELECT 1.5::numeric * 3, '12.50'::numeric, 2.75e3, power(2, 10), round(2.345, 2)",  # small numerics
+        "SELECT repeat('-'::text, 500000), repeat(CAST('=' AS varchar), 500000)",  # 1 MB: a cast keeps its bytes
         # constants of derived tables used as constants: small
         "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
         "SELECT g, repeat('*', g) FROM generate_series(1, 10) AS g",  # a set is not folded: a bar chart
