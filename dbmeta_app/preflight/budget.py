@@ -706,7 +706,9 @@ _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
 # stored form about half), whatever the few bytes it is made from. '1e130000'::numeric is 130,001 digits, and
 # repeat('1e130000'::numeric::text, 700) took a backend to 194 MB while the literal counted 8 bytes.
 _PG_NUMERIC_MAX: Final = 147_500
-_PG_NUMERIC_TYPES: Final = frozenset({"numeric", "decimal"})
+_PG_NUMERIC_TYPES: Final = frozenset(
+    {"numeric", "decimal", "jsonb"}
+)  # (and arrays of them): numbers as numerics
 _PG_TEXT_TYPES: Final = frozenset({"text", "varchar", "name", "citext"})  # a cast to these keeps the bytes
 # Calls whose numeric result its arguments do not bound (10::numeric ^ 130000, factorial(30000)): up to a numeric's
 # size; round/trunc pad to the scale they are given (at most 16,383 digits).
@@ -1174,16 +1176,19 @@ def _times_literal(count: int | None, unit: int, total: int) -> int:
     return _UNBOUNDED if count is None else min(_CAP, total + unit * max(count, 0))
 
 
+_EXPONENT_NUMBER: Final = re.compile(r"[0-9.]+[eE][-+]?([0-9]{1,9})")
+
+
 def _pg_numeric_digits(literal: int | str | None) -> int:
-    """The digits a numeric made from this literal holds ('1e130000': 130,001), capped at a numeric's; 0 if not one."""
+    """The bytes of what a literal read as numerics holds: each number written with an exponent as the digits it
+    makes ('1e130000': 130,001, capped at a numeric's), in a numeric, an array of them or a jsonb; 0 if none."""
     if not isinstance(literal, str):
         return 0
-    mantissa, _, exponent = literal.strip().lower().partition("e")
-    try:
-        shift = int(exponent) if exponent else 0
-    except ValueError:
-        return 0
-    return min(_PG_NUMERIC_MAX, len(mantissa) + abs(shift))
+    growth = sum(
+        max(0, min(_PG_NUMERIC_MAX, len(m.group(0)) + int(m.group(1))) - len(m.group(0)))
+        for m in _EXPONENT_NUMBER.finditer(literal)
+    )
+    return len(literal) + growth if growth else 0
 
 
 def _pg_name(node: Any) -> str:

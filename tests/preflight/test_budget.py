@@ -206,6 +206,8 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
     ("numeric_constant_text", "SELECT repeat(1e130000::text, 700)", 90_000_000),
     ("numeric_power_text", "SELECT repeat((10::numeric ^ 130000)::text, 700)", 90_000_000),
     ("numeric_factorial_text", "SELECT repeat(factorial(30000)::text, 700)", 90_000_000),
+    ("jsonb_number_text", "SELECT repeat('1e130000'::jsonb::text, 700)", 90_000_000),  # 194 MB seen
+    ("numeric_array_text", "SELECT repeat('{1e130000}'::numeric[]::text, 700)", 90_000_000),
 ]
 
 
@@ -254,6 +256,7 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT string_agg(status, ',') FROM orders WHERE status IN ('paid', 'sent')",
         "SELECT repeat('x', 10000000)",  # 10 MB: within the default 16 MB
         "SELECT 1.5::numeric * 3, '12.50'::numeric, 2.75e3, power(2, 10), round(2.345, 2)",  # small numerics
+        "SELECT '{\"a\": 1.5e3, \"b\": [2e2]}'::jsonb, '{1e2,2.5}'::numeric[]",
         "SELECT repeat('-'::text, 500000), repeat(CAST('=' AS varchar), 500000)",  # 1 MB: a cast keeps its bytes
         # constants of derived tables used as constants: small
         "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
