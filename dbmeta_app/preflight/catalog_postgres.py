@@ -435,7 +435,7 @@ WHERE e.tree ~ ('\\:(funcid|opfuncid|aggfnoid|winfnoid) (' || :alternatives || '
 
 # The expressions of a table's own definitions that the planner folds whenever it plans a query on the table (index
 # expressions and predicates, CHECK constraints for constraint exclusion, row-level security policies, a partition
-# key, a virtual generated column), as SQL text, when their stored tree calls something: a call of constants there
+# key, a virtual generated column; extended statistics' expressions below), as SQL text, when their stored tree calls something: a call of constants there
 # is folded like one in the query (an index on (a || repeat('x', 300000000)) built 300 MB on every plan of a query
 # on its empty table). Trees over :tree_max are not deparsed (the relation is refused: too long to measure).
 _TABLE_EXPRESSIONS: Final = sa.text(
@@ -480,6 +480,16 @@ WITH defs(relid, via, tree, sql, kind) AS (
   WHERE att.attgenerated NOT IN ('', 's')
 )
 SELECT relid, via, sql, kind FROM defs WHERE tree ~ ':(funcid|opfuncid) [0-9]'
+"""
+)
+# PostgreSQL 14+: the expressions of extended statistics, folded when the planner loads a table's statistics objects.
+_STATISTICS_EXPRESSIONS: Final = sa.text(
+    """
+SELECT s.stxrelid, 'statistics object ' || quote_ident(s.stxname),
+       CASE WHEN octet_length(s.stxexprs::text) <= :tree_max THEN pg_catalog.pg_get_statisticsobjdef(s.oid) END,
+       'statement'
+FROM pg_catalog.pg_statistic_ext s
+WHERE s.stxexprs IS NOT NULL AND s.stxexprs::text ~ ':(funcid|opfuncid) [0-9]'
 """
 )
 
@@ -1682,7 +1692,10 @@ def _table_constants(conn: Connection, calls: ViewCalls) -> tuple[dict[int, int]
     built: dict[int, int] = defaultdict(int)
     problems: dict[int, str] = {}
     measure = calls.calls()
-    for relid, via, text, kind in conn.execute(_TABLE_EXPRESSIONS, {"tree_max": _tree_max()}):
+    rows = list(conn.execute(_TABLE_EXPRESSIONS, {"tree_max": _tree_max()}))
+    if (conn.dialect.server_version_info or (0,)) >= (14,):
+        rows += conn.execute(_STATISTICS_EXPRESSIONS, {"tree_max": _tree_max()})
+    for relid, via, text, kind in rows:
         oid = int(relid)
         sql = None if text is None else str(text)
         if sql is not None and kind == "expression":

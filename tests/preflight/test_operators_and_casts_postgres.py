@@ -91,6 +91,8 @@ SETUP: list[str] = [
     "ALTER TABLE public.pol ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY p_big ON public.pol USING (a <> pg_catalog.repeat('p', 30000000))",
     "CREATE TABLE public.pk (a text, b int) PARTITION BY LIST ((a || pg_catalog.repeat('k', 30000000)))",
+    "CREATE TABLE public.st (a text, b int)",
+    "CREATE STATISTICS public.st_big ON (a || pg_catalog.repeat('s', 30000000)), b FROM public.st",
     # and ordinary ones
     "CREATE TABLE public.fine (a text, b int CHECK (b > 0), c numeric CHECK (c < 10.5))",
     "CREATE INDEX fine_lower ON public.fine (lower(a)) WHERE b > 3 AND a <> 'x'",
@@ -171,6 +173,7 @@ def test_a_member_that_builds_more_is_refused_where_the_planner_calls_it_on_stat
         ("SELECT * FROM parent WHERE b = 3", "table public.child"),  # its inheritance child's CHECK
         ("SELECT * FROM pol", "table public.pol"),
         ("SELECT * FROM pk", "table public.pk"),
+        ("SELECT * FROM st WHERE a = 'x'", "table public.st"),
     ],
 )
 def test_a_table_whose_definitions_fold_too_much_is_refused(
