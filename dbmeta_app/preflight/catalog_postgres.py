@@ -854,6 +854,22 @@ class _Body:
     types: set[str]
 
 
+#: The most a trusted SQL member's body may fold of its own constants (``repeat('x', 80)``, a format string …):
+#: PostgreSQL inlines a SQL function into the query, and folds ``$1 || repeat('x', 300000000)`` whatever ``$1`` is
+#: (602 MB for ``EXPLAIN SELECT pad_it(a) FROM t``).
+BODY_CONSTANTS_MAX: Final = 1_000_000
+
+
+def _body_constants(text: str) -> int:
+    """What a SQL body's calls of constants build (its parameters are not constants); any routine it calls counts as
+    its arguments (the body's calls are judged apart), a jsonpath of constants or an unbounded one as unknown."""
+    try:
+        tree = pglast.parse_sql(text)[0].stmt
+    except (pglast.parser.ParseError, RecursionError, IndexError):
+        return 0  # judged by _sql_body
+    return 0 if tree is None else measure_postgres(tree, {}, vouched=_vouch_all).constant_bytes
+
+
 def _sql_body(text: str) -> _Body | str:
     """The calls of a SQL function body, or why it is not judged (fail closed)."""
     if not text.strip():
@@ -992,6 +1008,7 @@ def _extension_members(
 
     To a fixpoint (a member calling a refused member is refused). Return the refused ones."""
     bodies: dict[int, _Body | str] = {}
+    folded: dict[int, int] = {}  # what a SQL body's own constants build when a call of it is inlined
     for row in pending:
         if row[5] != "sql":
             continue
@@ -1002,6 +1019,8 @@ def _extension_members(
             )
         else:
             bodies[int(row[0])] = _sql_body(str(text))
+            if isinstance(bodies[int(row[0])], _Body):
+                folded[int(row[0])] = _body_constants(str(text))
     type_calls: dict[str, set[int]] = defaultdict(set)
     unreadable_types: set[str] = set()
     operator_procs = {operator.oid: operator.procs for operator in candidates}
@@ -1078,6 +1097,11 @@ def _extension_members(
                     user_made,
                     type_calls,
                     unreadable_types,
+                )
+            if not reason and folded.get(oid, 0) > BODY_CONSTANTS_MAX:
+                reason = (
+                    f"its body's constants make the planner build {folded[oid]:,} bytes whenever it inlines a call "
+                    f"of it, whatever the arguments (over {BODY_CONSTANTS_MAX:,})"
                 )
             if not reason and oid in defaults:
                 problem, calls, types = defaults[oid]
@@ -1905,6 +1929,11 @@ class ViewCalls:
             cast=lambda _, type_name: [runs for t, runs in self.casts if t == type_name],
             implicit=self.implicit,
         )
+
+
+def _vouch_all(schema: str, name: str) -> bool:
+    """Every routine a member's body calls is sized as its arguments here (it is judged by what it is elsewhere)."""
+    return True
 
 
 def _vouch_none(schema: str, name: str) -> bool:

@@ -92,6 +92,10 @@ SETUP: list[str] = [
     "CREATE FUNCTION public.trgm_big_sql_def(t text DEFAULT pg_catalog.lpad('y', 300000000, 'z')) RETURNS integer "
     "LANGUAGE sql IMMUTABLE AS $$ SELECT pg_catalog.length($1) $$",
     "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_big_sql_def(text)",
+    # a body whose own constants build a lot: folded when a call is inlined, whatever its arguments (602 MB)
+    "CREATE FUNCTION public.trgm_pad_body(text) RETURNS text LANGUAGE sql IMMUTABLE "
+    "AS $$ SELECT $1 || pg_catalog.repeat('x', 30000000) $$",
+    "ALTER EXTENSION pg_trgm ADD FUNCTION public.trgm_pad_body(text)",
     # constant defaults (and casts of constants to built-in types) stay trusted
     "CREATE FUNCTION public.trgm_const_def(text, k int DEFAULT 3, r real DEFAULT 0.5, "
     "t text[] DEFAULT '{}', n text DEFAULT NULL) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $2 $$",
@@ -170,6 +174,7 @@ REFUSED = [
         "an argument default calls repeat()",
     ),
     ("sql_member_default_builds_what_its_arguments_say", "SELECT trgm_big_sql_def()", "calls lpad()"),
+    ("sql_body_constants_build_a_lot", "SELECT trgm_pad_body(body) FROM docs", "whenever it inlines a call"),
     (
         "sql_member_default_calls_denied_builtin",
         "SELECT trgm_def_denied(body) FROM docs",
