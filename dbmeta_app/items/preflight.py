@@ -287,8 +287,9 @@ def _busy(rt: ProfileRuntime, version: str) -> PreflightReply:
         dialect=rt.dialect,
         schema_version=version,
         error=(
-            f"busy: profile {rt.name!r} already runs {limits.concurrency} EXPLAINs or sample reads "
-            f"(preflight.concurrency) and {limits.queue} more wait; retry in {retry} s"
+            f"busy: profile {rt.name!r} had no free slot for this EXPLAIN: it runs at most {limits.concurrency} "
+            f"EXPLAINs and sample reads at once (preflight.concurrency), and at most {limits.queue} more wait "
+            f"up to {limits.queue_wait_ms:,} ms each (preflight.queue, queue_wait_ms); retry in {retry} s"
         ),
         error_kind="busy",
     )
