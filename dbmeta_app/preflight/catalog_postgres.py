@@ -38,6 +38,7 @@ from dbmeta_app.preflight.budget import (
 )
 from dbmeta_app.preflight.guard import POSTGRES_DENIED_FUNCTIONS, POSTGRES_DENIED_PREFIXES, is_denied_function
 from dbmeta_app.preflight.pg_folding import EXTENSION_DIMENSIONS
+from dbmeta_app.preflight.pg_members import STOCK_MEMBERS, member_digest
 from dbmeta_app.preflight.reach import Name, Reach
 from dbmeta_app.preflight.routines import (
     EXTENSION_DENIED,
@@ -1252,6 +1253,11 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         (int(source), int(target), str(context), int(proc), str(source_name), str(target_name))
         for source, target, context, proc, source_name, target_name, *_ in cast_rows
     ]
+    # A C member runs a symbol of its library, whatever it is named: a member that runs the symbol of an unbounded
+    # one (PostGIS's ST_Buffer is 'buffer') builds what that one does. Keyed apart from the internal symbols.
+    for member in pending:
+        if member[5] == "c":
+            internal.setdefault(_c_symbol(member), []).append(str(member[2]).lower())
     if pending:
         routines += _extension_members(conn, pending, routines, candidates, all_casts, body_max, internal)
     untrusted = {routine.oid for routine in routines}
@@ -1383,6 +1389,11 @@ def _unsized(
 _PADDED_TYPES: Final = frozenset({"bpchar", "char", "character", "bit"})
 
 
+def _c_symbol(row: Sequence[Any]) -> str:
+    """The key of a C member's library and symbol among the internal symbols (``c:`` keeps the two apart)."""
+    return f"c:{str(row[13] or '').lower()}:{str(row[11] or '').lower()}"
+
+
 def _namesake(
     row: Sequence[Any],
     internal: Mapping[str, Sequence[str]],
@@ -1391,9 +1402,13 @@ def _namesake(
 ) -> bool:
     """Whether a trusted member of a trusted extension has the name of a function the budget sizes by name (a
     built-in's, a reviewed extension function's) but builds more than a fixed multiple of its arguments
-    (``_builds_more``). The extensions' own SQL members call bounded functions (earthdistance's ``earth_box`` is
-    ``cube_enlarge`` of ``gc_to_sec``), and stay sized by their name."""
-    return pg_sized_by_name("", str(row[2])) and _builds_more(row, internal, operators, casts)
+    (``_builds_more``). A member exactly as its extension ships it (``pg_members.STOCK_MEMBERS``: citext's
+    ``replace``, pgcrypto's ``pgp_sym_encrypt``) is what the reviewed sizing of its name is about, and never one."""
+    return (
+        pg_sized_by_name("", str(row[2]))
+        and member_digest(row[7], row[2], row[6], row[5], row[11], row[13]) not in STOCK_MEMBERS
+        and _builds_more(row, internal, operators, casts)
+    )
 
 
 def _builds_more(
@@ -1406,12 +1421,14 @@ def _builds_more(
     or the built-in an internal symbol names, that calls ``repeat``, ``lpad``, a jsonpath, a routine the budget does
     not size, or casts to a padded type, or uses one of ``operators`` or casts to one of ``casts`` (the user's
     operators and cast targets whose function is not sized as its arguments); a C function named, or whose symbol
-    is named, like an unbounded extension function (its symbols are not mapped to names here: any other is taken
-    for what it is named); any other language (not trusted: judged by the policy)."""
+    is named, like an unbounded extension function, or running the symbol of a member that is (``internal`` also
+    holds the members by library and symbol: ``_c_symbol``); any other language (not trusted: judged by the
+    policy)."""
     name, language, body = str(row[2]), row[5], row[11]
     if language == "c":
         symbol = str(body or "").lower()
-        return pg_extension_unbounded(name.lower()) or (
+        names = {name.lower(), *internal.get(_c_symbol(row), ())}  # every member that runs this symbol
+        return any(pg_extension_unbounded(n) for n in names) or (
             symbol != name.lower() and pg_extension_unbounded(symbol)
         )
     if language == "internal":

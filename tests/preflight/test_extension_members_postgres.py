@@ -119,6 +119,14 @@ SETUP: list[str] = [
     "AS '$libdir/pgcrypto', 'pgp_sym_decrypt_text'",
     "ALTER EXTENSION pgcrypto ADD FUNCTION public.gen_salt(bytea, text)",
     "CREATE VIEW public.v_namesake AS SELECT public.similarity('x', 300000000) AS s",
+    # a C member runs its symbol whatever it is named: one named like a reviewed function is judged as every member
+    # that runs the same symbol (PostGIS's ST_Buffer runs 'buffer'; here a pgp_ name, unreviewed, shares one)
+    "CREATE FUNCTION public.pgp_unreviewed(text) RETURNS bytea LANGUAGE c IMMUTABLE STRICT "
+    "AS '$libdir/pgcrypto', 'pg_dearmor'",
+    "ALTER EXTENSION pgcrypto ADD FUNCTION public.pgp_unreviewed(text)",
+    "CREATE FUNCTION public.sha256(text, integer) RETURNS bytea LANGUAGE c IMMUTABLE STRICT "
+    "AS '$libdir/pgcrypto', 'pg_dearmor'",
+    "ALTER EXTENSION pgcrypto ADD FUNCTION public.sha256(text, integer)",
 ]
 
 
@@ -232,6 +240,7 @@ NAMESAKES = [
     ("md5", "SELECT id FROM docs WHERE body = md5('x', 300000000)"),
     ("similarity", "SELECT similarity('x', d.n) FROM (SELECT 300000000 AS n) d"),
     ("gen_salt", "SELECT gen_salt('\\xc30d'::bytea, 'pw')"),  # a C symbol of pgcrypto that decompresses
+    ("sha256", "SELECT sha256('x', 1)"),  # the symbol a member of an unreviewed name runs
 ]
 
 
@@ -250,10 +259,33 @@ def test_a_member_named_like_a_function_sized_by_name_is_of_unknown_size_on_cons
         "SELECT similarity(body, 'x'), md5(body, 3), public.similarity(body, 2) FROM docs",  # on columns
         "SELECT upper('x'), lower('Y'), repeat('-', 40)",  # built-ins; public.upper is hidden behind upper(text)
         "SELECT word_similarity('abc', 'abd'), digest('x', 'sha256')",  # reviewed, no namesake
+        # citext's replace, split_part, regexp_* and pgcrypto's pgp_sym_encrypt as the extensions ship them: their
+        # SQL bodies call regexp_replace and their C symbols are named otherwise, but they are the stock members
+        "SELECT replace('abc', 'a', 'x'), split_part('a,b', ',', 1), regexp_replace('abc', 'a', 'x'), "
+        "regexp_match('abc', 'b'), pgp_sym_encrypt('x', 'k')",
     ],
 )
 def test_calls_no_namesake_can_take_stay_admitted(engine: sa.Engine, sql: str) -> None:
     assert _gate(engine, sql) is None
+
+
+@pytest.fixture(scope="module")
+def elsewhere(pg_url: str) -> Iterator[sa.Engine]:
+    """citext and pgcrypto installed in their own schema, as some hosted services do."""
+    statements = [
+        "CREATE SCHEMA extensions",
+        "CREATE EXTENSION citext SCHEMA extensions",
+        "CREATE EXTENSION pgcrypto SCHEMA extensions",
+        "ALTER DATABASE {db} SET search_path = public, extensions",
+        "CREATE TABLE docs (id int, tag extensions.citext)",
+    ]
+    yield from pg_database(pg_url, statements, "extsch")
+
+
+def test_stock_members_in_another_schema_are_not_namesakes(elsewhere: sa.Engine) -> None:
+    sql = "SELECT replace('abc', 'a', 'x'), split_part('a,b', ',', 1), pgp_sym_encrypt('x', 'k')"
+    assert _gate(elsewhere, sql) is None
+    assert _gate(elsewhere, "SELECT replace(tag, 'a', 'x') FROM docs") is None
 
 
 def test_a_view_calling_such_a_member_on_constants_is_refused(engine: sa.Engine) -> None:
