@@ -706,10 +706,9 @@ _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
 # stored form about half), whatever the few bytes it is made from. '1e130000'::numeric is 130,001 digits, and
 # repeat('1e130000'::numeric::text, 700) took a backend to 194 MB while the literal counted 8 bytes.
 _PG_NUMERIC_MAX: Final = 147_500
-_PG_NUMERIC_TYPES: Final = frozenset(
-    {"numeric", "decimal", "jsonb"}
-)  # (and arrays of them): numbers as numerics
-_PG_TEXT_TYPES: Final = frozenset({"text", "varchar", "name", "citext"})  # a cast to these keeps the bytes
+# Casts whose literal's numbers are read as numerics (and arrays of them), and casts that keep a literal's bytes.
+_PG_NUMERIC_TYPES: Final = frozenset({"numeric", "decimal", "jsonb"})
+_PG_TEXT_TYPES: Final = frozenset({"text", "varchar", "name", "citext"})
 # Calls whose numeric result its arguments do not bound (10::numeric ^ 130000, factorial(30000)): up to a numeric's
 # size; round/trunc pad to the scale they are given (at most 16,383 digits).
 _PG_NUMERIC_BUILDERS: Final = {"power": _PG_NUMERIC_MAX, "pow": _PG_NUMERIC_MAX, "exp": _PG_NUMERIC_MAX,
@@ -734,7 +733,7 @@ def _pg_evaluate(
         return None, None, None
     if isinstance(value, pg.A_Const):
         if isinstance(value.val, pg.Float):  # a numeric: 1e130000 is 130,001 digits from 8 characters
-            digits = _pg_numeric_digits(str(value.val.fval or ""))
+            digits = _pg_numeric_bytes(str(value.val.fval or ""))
             return max(digits, 16), None, (digits if digits > 16 else None)
         literal = _pg_literal(value)
         return (len(literal.encode()) if isinstance(literal, str) else 16), literal, None
@@ -762,7 +761,7 @@ def _pg_evaluate(
             bound = min(_CAP, total + 4 * length)
             return bound, None, bound
         target = _pg_name((type_name.names or ("",))[-1]) if type_name is not None else ""
-        digits = _pg_numeric_digits(lit.get(id(value.arg))) if target in _PG_NUMERIC_TYPES else 0
+        digits = _pg_numeric_bytes(lit.get(id(value.arg))) if target in _PG_NUMERIC_TYPES else 0
         if digits > total:
             bound = min(_CAP, digits + 16)  # a numeric literal's digits, not its characters
             return bound, None, bound
@@ -770,13 +769,9 @@ def _pg_evaluate(
             # pgvector: '{1:1}/16000'::sparsevec::vector is 64 KB from 14 bytes
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
-        if target in _PG_TEXT_TYPES and not typmods:
-            return (
-                size.get(id(value.arg)) or 0,
-                lit.get(id(value.arg)),
-                None,
-            )  # 'x'::text is 'x', not its type's name
-        return total, lit.get(id(value.arg)), None
+        # 'x'::text is as big as 'x' (the type's name is not built)
+        built = size.get(id(value.arg)) or 0 if target in _PG_TEXT_TYPES else total
+        return built, lit.get(id(value.arg)), None
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
     if call is not None and _pg_not_folded(call, name):
@@ -1179,7 +1174,7 @@ def _times_literal(count: int | None, unit: int, total: int) -> int:
 _EXPONENT_NUMBER: Final = re.compile(r"[0-9.]+[eE][-+]?([0-9]{1,9})")
 
 
-def _pg_numeric_digits(literal: int | str | None) -> int:
+def _pg_numeric_bytes(literal: int | str | None) -> int:
     """The bytes of what a literal read as numerics holds: each number written with an exponent as the digits it
     makes ('1e130000': 130,001, capped at a numeric's), in a numeric, an array of them or a jsonb; 0 if none."""
     if not isinstance(literal, str):
