@@ -9,6 +9,7 @@ Requires PostgreSQL 12 or newer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -436,9 +437,10 @@ WHERE e.tree ~ ('\\:(funcid|opfuncid|aggfnoid|winfnoid) (' || :alternatives || '
 
 # The expressions of a table's own definitions that the planner folds whenever it plans a query on the table (index
 # expressions and predicates, CHECK constraints for constraint exclusion, row-level security policies, a partition
-# key, a virtual generated column; extended statistics' expressions below), as SQL text, when their stored tree calls something: a call of constants there
-# is folded like one in the query (an index on (a || repeat('x', 300000000)) built 300 MB on every plan of a query
-# on its empty table). Trees over :tree_max are not deparsed (the relation is refused: too long to measure).
+# key, a virtual generated column; extended statistics' expressions below), as SQL text without the names of
+# their table or index (identical definitions share one measure), when their stored tree calls something: a call
+# of constants there is folded like one in the query (an index on (a || repeat('x', 300000000)) built 300 MB on
+# every plan of a query on its empty table). Trees over :tree_max are not deparsed (the table is refused).
 _TABLE_EXPRESSIONS: Final = sa.text(
     """
 WITH defs(relid, via, tree, sql, kind) AS (
@@ -458,15 +460,21 @@ WITH defs(relid, via, tree, sql, kind) AS (
          'expression'
   FROM pg_catalog.pg_policy p WHERE p.polwithcheck IS NOT NULL
   UNION ALL
-  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname),
-         coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, ''),
-         CASE WHEN octet_length(coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')) <= :tree_max
-              THEN pg_catalog.pg_get_indexdef(i.indexrelid) END,
-         'statement'
+  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname), i.indexprs::text,
+         CASE WHEN octet_length(i.indexprs::text) <= :tree_max THEN pg_catalog.pg_get_expr(i.indexprs, i.indrelid) END,
+         'expression'
   FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
-  WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+  WHERE i.indexprs IS NOT NULL
+  UNION ALL
+  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname), i.indpred::text,
+         CASE WHEN octet_length(i.indpred::text) <= :tree_max THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid) END,
+         'expression'
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
+  WHERE i.indpred IS NOT NULL
   UNION ALL
   SELECT pt.partrelid, 'partition key', pt.partexprs::text,
          CASE WHEN octet_length(pt.partexprs::text) <= :tree_max THEN pg_catalog.pg_get_partkeydef(pt.partrelid) END,
@@ -487,8 +495,9 @@ SELECT relid, via, sql, kind FROM defs WHERE tree ~ ':(funcid|opfuncid) [0-9]'
 _STATISTICS_EXPRESSIONS: Final = sa.text(
     """
 SELECT s.stxrelid, 'statistics object ' || quote_ident(s.stxname),
-       CASE WHEN octet_length(s.stxexprs::text) <= :tree_max THEN pg_catalog.pg_get_statisticsobjdef(s.oid) END,
-       'statement'
+       CASE WHEN octet_length(s.stxexprs::text) <= :tree_max
+            THEN pg_catalog.array_to_string(pg_catalog.pg_get_statisticsobjdef_expressions(s.oid), ', ') END,
+       'expression'
 FROM pg_catalog.pg_statistic_ext s
 WHERE s.stxexprs IS NOT NULL AND s.stxexprs::text ~ ':(funcid|opfuncid) [0-9]'
 """
@@ -1050,13 +1059,7 @@ def _extension_members(
         if default_calls
         else {}
     )
-    rows = {int(row[0]): row for row in pending}
-
-    def builds_more(proc: int) -> bool:
-        if proc in rows:
-            return _builds_more(rows[proc], internal or {})
-        name = str(names.get(proc, "")).lower()
-        return proc < FIRST_USER_OID and not (pg_bounded_by_arguments(name) or name in EXTENSION_DIMENSIONS)
+    sized = _sized_as_arguments({int(row[0]): row for row in pending}, internal or {})
 
     by_oid = {r.oid: r for r in routines}
     user_made: set[int] = set()
@@ -1114,7 +1117,7 @@ def _extension_members(
                         routine = by_oid[proc]
                         reason = f"an argument default calls {routine.signature} ({routine.reason})"
                         denied = routine.denied
-                    elif builds_more(proc):
+                    elif not sized(proc, names.get(proc, "")):
                         reason = (
                             f"an argument default calls {names.get(proc, proc)}(), which builds more than a fixed "
                             "multiple of its arguments, and the planner folds a default into every call that omits it"
@@ -1280,9 +1283,9 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
         for row in cast_rows
     ]
     members = {int(row[0]): row for row in pending if int(row[0]) not in untrusted}
-    namesakes: list[PgRoutine] = []
+    folds: tuple[set[str], set[str]] = (set(), set())  # the symbols and cast target types of those
     while True:
-        sized = _sized_as_arguments(members, internal, {r.oid for r in namesakes})
+        sized = _sized_as_arguments(members, internal, *folds)
         folded_operators = [
             dataclasses.replace(o, runs=runs, run_oids=oids)
             for o in candidates
@@ -1290,17 +1293,15 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
             if runs
         ]
         folded_casts = [c for c in all_fold_casts if not sized(c.proc, c.runs[1])]
-        folds = ({o.symbol for o in folded_operators}, {c.target_type.lower() for c in folded_casts})
-        found = [
-            _make_routine(
-                row, "a member of a trusted extension named like a function sized by its name", False
-            )
-            for row in members.values()
-            if _namesake(row, internal, *folds)
-        ]
-        if {r.oid for r in found} == {r.oid for r in namesakes}:
+        found = ({o.symbol for o in folded_operators}, {c.target_type.lower() for c in folded_casts})
+        if found == folds:
             break
-        namesakes = found
+        folds = found
+    namesakes = [
+        _make_routine(row, "a member of a trusted extension named like a function sized by its name", False)
+        for row in members.values()
+        if _namesake(row, internal, *folds)
+    ]
     operators = [operator for operator in candidates if untrusted.intersection(operator.procs)]
     casts = [
         PgCast(source, target, context, proc, f"cast from {source_name} to {target_name}")
@@ -1357,21 +1358,22 @@ def _load_catalog(conn: Connection, fingerprint: str, memo: ViewMemo, view_secon
 
 
 def _sized_as_arguments(
-    members: Mapping[int, Sequence[Any]], internal: Mapping[str, Sequence[str]], namesakes: set[int]
+    members: Mapping[int, Sequence[Any]],
+    internal: Mapping[str, Sequence[str]],
+    operators: Iterable[str] = (),
+    casts: Iterable[str] = (),
 ) -> Callable[[int, str], bool]:
     """Whether folding a call of the function ``oid`` (named ``name``) builds at most a fixed multiple of its
     arguments, or a reviewed fixed size (pgvector's dimensions). A built-in by its name; a trusted extension's member
     by what it is (``_builds_more``): the extensions' own C operator and cast functions (PostGIS's
-    ``geometry_overlaps``, pgvector's ``vector_lt`` …) are, and so are SQL members that call only such functions; a
-    namesake is not. A routine the policy refuses is judged there. An operator or a cast whose functions all are
-    is sized as its operands."""
+    ``geometry_overlaps``, pgvector's ``vector_lt`` …) are, and so are SQL members that call only such functions (a
+    namesake never is; ``operators``, ``casts``: see ``_builds_more``). A routine the policy refuses is judged there.
+    An operator or a cast whose functions all are is sized as its operands."""
 
     def sized(oid: int, name: str) -> bool:
-        if oid in namesakes:
-            return False
         row = members.get(oid)
         if row is not None:
-            return not _builds_more(row, internal)
+            return not _builds_more(row, internal, operators, casts)
         return oid >= FIRST_USER_OID or pg_bounded_by_arguments(name) or name.lower() in EXTENSION_DIMENSIONS
 
     return sized
@@ -1594,7 +1596,10 @@ def _relations(
     for parent, child in conn.execute(_INHERITS):
         children[int(parent)].append(int(child))
     constants, unparsed, complete = _view_constants(conn, reads, memo, view_seconds, calls or ViewCalls())
-    table_bytes, table_problems = _table_constants(conn, calls or ViewCalls())
+    table_bytes, table_problems, tables_done = _table_constants(
+        conn, calls or ViewCalls(), memo, view_seconds
+    )
+    complete = complete and tables_done
     for oid, problem in table_problems.items():
         unparsed.setdefault(oid, problem)
     oids = set(hits) | set(reads) | set(children) | set(constants) | set(unparsed)
@@ -1726,36 +1731,57 @@ def _rule_reads(text: str) -> dict[int, int]:
     return out
 
 
-def _table_constants(conn: Connection, calls: ViewCalls) -> tuple[dict[int, int], dict[int, str]]:
+def _table_constants(
+    conn: Connection, calls: ViewCalls, memo: ViewMemo, view_seconds: float
+) -> tuple[dict[int, int], dict[int, str], bool]:
     """Per table, what the calls of constants in its own definitions (``_TABLE_EXPRESSIONS``) make the planner build
     when it plans a query on it, measured like a view's definition (nothing vouched for, what the database's
-    operators and casts run counted); and per table, why one of them could not be measured (refused, fail closed)."""
-    built: dict[int, int] = defaultdict(int)
-    problems: dict[int, str] = {}
-    measure = calls.calls()
+    operators and casts run counted); per table, why one could not be measured (refused, fail closed); and whether
+    all were measured within ``view_seconds`` (those that were not are refused until the next read, which goes on:
+    measures are memoised by the definition's text in ``memo.expressions``)."""
     rows = list(conn.execute(_TABLE_EXPRESSIONS, {"tree_max": _tree_max()}))
     if (conn.dialect.server_version_info or (0,)) >= (14,):
         rows += conn.execute(_STATISTICS_EXPRESSIONS, {"tree_max": _tree_max()})
+    deadline = time.monotonic() + view_seconds
+    measure = calls.calls()
+    built: dict[int, int] = defaultdict(int)
+    problems: dict[int, str] = {}
+    live: set[tuple[str, ViewCalls]] = set()
+    complete = True
     for relid, via, text, kind in rows:
         oid = int(relid)
-        sql = None if text is None else str(text)
-        if sql is not None and kind == "expression":
-            sql = f"SELECT ({sql})"
-        elif sql is not None and kind == "partition key":
-            sql = f"CREATE TABLE _t (_c int) PARTITION BY {sql}"
-        tree = None
-        if sql is not None and not too_big_to_parse(len(sql), sql, view_memo.VIEW_DEFINITION_MAX):
-            try:
-                tree = pglast.parse_sql(sql)[0].stmt
-            except pglast.parser.ParseError:
-                tree = None
-        if tree is None:
-            problems.setdefault(
-                oid, f"its {via} could not be measured by the service (too long or not parsed)"
-            )
+        if text is None:
+            problems.setdefault(oid, f"its {via} is too long for the service to measure")
             continue
-        built[oid] += measure_postgres(tree, {}, vouched=_vouch_none, calls=measure).constant_bytes
-    return dict(built), problems
+        sql = f"SELECT ({text})" if kind == "expression" else f"CREATE TABLE _t (_c int) PARTITION BY {text}"
+        key = (hashlib.sha256(sql.encode()).hexdigest(), calls)
+        live.add(key)
+        if key not in memo.expressions:
+            if time.monotonic() > deadline:
+                complete = False
+                problems.setdefault(
+                    oid,
+                    f"its {via} was not measured yet: the database's definitions take more than {view_seconds:g} s "
+                    "to measure (the service goes on at the next preflight)",
+                )
+                continue
+            tree = None
+            if not too_big_to_parse(len(sql), sql, view_memo.VIEW_DEFINITION_MAX):
+                with contextlib.suppress(pglast.parser.ParseError, RecursionError, IndexError):
+                    tree = pglast.parse_sql(sql)[0].stmt
+            memo.expressions[key] = (
+                -1
+                if tree is None
+                else measure_postgres(tree, {}, vouched=_vouch_none, calls=measure).constant_bytes
+            )
+        if memo.expressions[key] < 0:
+            problems.setdefault(
+                oid, f"its {via} could not be parsed by the service, so it cannot be measured"
+            )
+        else:
+            built[oid] += memo.expressions[key]
+    memo.expressions = {k: v for k, v in memo.expressions.items() if k in live}
+    return dict(built), problems, complete
 
 
 def _view_constants(

@@ -51,6 +51,9 @@ class ViewMemo:
     outputs: dict[tuple[int, str, tuple[tuple[str, Any], ...]], dict[str, Any]] = field(default_factory=dict)
     # (oid, digest, seed, what calls of constants run: catalog_postgres.ViewCalls, () elsewhere) → constant bytes
     measured: dict[tuple[int, str, tuple[tuple[str, Any], ...], Hashable], int] = field(default_factory=dict)
+    #: (digest of a table definition's SQL text, what calls of constants run) → the bytes its constants build, -1 when
+    #: it does not parse (``catalog_postgres._table_constants``; kept for the texts of the last read)
+    expressions: dict[tuple[str, Hashable], int] = field(default_factory=dict)
     #: what a dialect's check derives from a parsed definition (DuckDB: the names it reads and calls, its column
     #: list, what the guard rules say of it), so that a memoised definition needs no parse tree
     facts: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -65,7 +68,14 @@ class ViewMemo:
 
     def size(self) -> int:
         """How many entries the memo holds."""
-        return len(self.parsed) + len(self.errors) + len(self.outputs) + len(self.measured) + len(self.facts)
+        return (
+            len(self.parsed)
+            + len(self.errors)
+            + len(self.outputs)
+            + len(self.measured)
+            + len(self.facts)
+            + len(self.expressions)
+        )
 
 
 def too_big_to_parse(length: int, text: str | None, max_chars: int) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from dbmeta_app.preflight.catalog_postgres import ViewCalls, _table_constants
+from dbmeta_app.preflight.view_memo import ViewMemo
 from tests._scratch import pg_database, pg_gate
 
 pytestmark = pytest.mark.integration
@@ -181,6 +183,24 @@ def test_a_table_whose_definitions_fold_too_much_is_refused(
 ) -> None:
     reason = _gate(engine, sql)
     assert reason is not None and mentions in reason and "max_constant_bytes" in reason, reason
+
+
+def test_table_definitions_are_measured_within_the_view_time_and_go_on_at_the_next_read(
+    engine: sa.Engine,
+) -> None:
+    memo = ViewMemo()
+    with engine.connect() as conn:
+        built, problems, complete = _table_constants(conn, ViewCalls(), memo, 0.0)
+        assert not complete and not built and not memo.expressions
+        assert (
+            "not measured yet"
+            in problems[conn.execute(sa.text("SELECT 'public.ix'::regclass::oid")).scalar_one()]
+        )
+        built, problems, complete = _table_constants(conn, ViewCalls(), memo, 30.0)
+        assert complete and memo.expressions and not problems
+        assert max(built.values()) >= 30_000_000  # public.ix's index expression
+        again = _table_constants(conn, ViewCalls(), memo, 0.0)  # memoised by text: nothing left to measure
+    assert again == (built, problems, complete)
 
 
 def test_tables_with_ordinary_indexes_and_constraints_stay_admitted(engine: sa.Engine) -> None:
