@@ -460,21 +460,14 @@ WITH defs(relid, via, tree, sql, kind) AS (
          'expression'
   FROM pg_catalog.pg_policy p WHERE p.polwithcheck IS NOT NULL
   UNION ALL
-  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname), i.indexprs::text,
-         CASE WHEN octet_length(i.indexprs::text) <= :tree_max THEN pg_catalog.pg_get_expr(i.indexprs, i.indrelid) END,
+  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname), e.tree::text,
+         CASE WHEN octet_length(e.tree::text) <= :tree_max THEN pg_catalog.pg_get_expr(e.tree, i.indrelid) END,
          'expression'
   FROM pg_catalog.pg_index i
   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
-  WHERE i.indexprs IS NOT NULL
-  UNION ALL
-  SELECT i.indrelid, 'index ' || quote_ident(ns.nspname) || '.' || quote_ident(ic.relname), i.indpred::text,
-         CASE WHEN octet_length(i.indpred::text) <= :tree_max THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid) END,
-         'expression'
-  FROM pg_catalog.pg_index i
-  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_catalog.pg_namespace ns ON ns.oid = ic.relnamespace
-  WHERE i.indpred IS NOT NULL
+  CROSS JOIN LATERAL (VALUES (i.indexprs), (i.indpred)) AS e(tree)  -- its expressions, its predicate
+  WHERE e.tree IS NOT NULL
   UNION ALL
   SELECT pt.partrelid, 'partition key', pt.partexprs::text,
          CASE WHEN octet_length(pt.partexprs::text) <= :tree_max THEN pg_catalog.pg_get_partkeydef(pt.partrelid) END,
