@@ -15,8 +15,9 @@ Two structural priors are generic to relational requests:
 Tables are neighbours along declared FKs, inferred references and links (the same key column
 ``id_rssd`` in two tables, name siblings ``x_entities`` / ``x_timeseries``; ``search/joins.py``).
 Finally, bridge tables that a join between two top tables needs are pulled into the budget,
-and the tables the strongest tables reference (declared or inferred keys, ``search/joins.py``)
-complete the set: a request that reaches ``condition_occurrence`` needs ``concept`` and ``person``.
+and the tables the strongest tables reference (declared or inferred keys, ``search/joins.py``),
+or that several selected tables reference, complete the set: a request that reaches
+``condition_occurrence`` needs ``concept`` and ``person``.
 Only references are followed (a table's own key columns), never the tables that reference a
 hub, so a hub cannot flood the top k.
 """
@@ -183,11 +184,15 @@ def complete_references(
     core: int = 3,
     share: float = 0.3,
 ) -> list[tuple[str, float]]:
-    """Keep top_k tables, adding the tables the ``core`` best ones reference.
+    """Keep top_k tables, adding the tables the ``core`` best ones reference, then the shared ones.
 
-    A referenced table that is not in the top_k yet joins right after its referencing table (with
-    that table's score a hair lower); at most ``floor(top_k * share)`` are added, which displace the
-    weakest tables. The references are followed one hop and in one direction only.
+    A table the selection needs to join through is one that a core table references, or one that
+    two or more of the selected tables reference (OMOP's ``person`` and ``concept`` under
+    ``drug_exposure`` and ``condition_occurrence``, a star schema's dimension under two facts). It
+    joins right after the table that brought it in (the referencing core table, or the second best of
+    those referencing it) with that table's score a hair lower; at most ``floor(top_k * share)`` are
+    added, which displace the weakest tables. References are followed one hop and in one direction
+    only, so a table referenced by many others never pulls them in.
     """
     selected = list(ranked[:top_k])
     room = math.floor(top_k * share)
@@ -202,6 +207,15 @@ def complete_references(
             if target not in chosen:
                 chosen.add(target)
                 added.append((target, score - 1e-6))
+    referrers: dict[str, list[float]] = {}  # a table outside the selection → its referrers' scores
+    for key, score in selected:
+        for target in graph.references.get(key, ()):
+            if target not in chosen:
+                referrers.setdefault(target, []).append(score)
+    shared = [(target, scores) for target, scores in referrers.items() if len(scores) >= 2]
+    # most referrers first, then the better second referrer; ties by name
+    shared.sort(key=lambda item: (-len(item[1]), -item[1][1], item[0]))
+    added.extend((target, scores[1] - 1e-6) for target, scores in shared[: room - len(added)])
     if not added:
         return selected
     kept = selected[: top_k - len(added)] if len(selected) + len(added) > top_k else selected

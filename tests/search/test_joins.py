@@ -168,3 +168,29 @@ def test_the_table_between_two_top_tables_is_bridged_in_along_links() -> None:
     assert "fin.bank_timeseries" in top
     assert top[:2] == ["fin.bank_entities", "fin.bank_attributes"]
     assert "fin.bank_timeseries" not in graph.references.get("fin.bank_entities", ())  # no direction guessed
+
+
+def test_a_table_several_selected_tables_reference_joins_the_set() -> None:
+    # The request's best tables are elsewhere (cms); two OMOP tables further down both reference person
+    # and concept: those are the model's hubs the SQL joins through, though neither is in the top three.
+    graph = SchemaGraph.from_snapshot(omop())
+    ranked = [
+        ("cms.icd10_codes", 0.9),
+        ("cms.a", 0.85),
+        ("cms.b", 0.8),
+        ("omop.drug_exposure", 0.7),
+        ("omop.condition_occurrence", 0.6),
+        ("cms.c", 0.5),
+        ("cms.d", 0.4),
+        ("cms.e", 0.3),
+        ("cms.f", 0.2),
+        ("cms.g", 0.1),
+    ]
+    out = [k for k, _ in complete_references(ranked, graph, top_k=10, core=3, share=0.3)]
+    assert len(out) == 10
+    # each hub sits right after the second table that references it; the weakest tables make room
+    assert out[3:7] == ["omop.drug_exposure", "omop.condition_occurrence", "omop.concept", "omop.person"]
+    assert out[-1] == "cms.e"
+    # one reference alone, from outside the core, is not enough
+    alone = [item for item in ranked if item[0] != "omop.condition_occurrence"]
+    assert [k for k, _ in complete_references(alone, graph, top_k=9)] == [k for k, _ in alone]
