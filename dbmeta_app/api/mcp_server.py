@@ -31,7 +31,7 @@ Transport choices:
   ``id`` is neither a string nor an integer is one too (-32600), where the SDK would take it for a notification;
   so is a body that is not one JSON-RPC 2.0 message: -32700 (not JSON) or -32600 (a batch: not supported; any
   other value), with a one-line message (:func:`_refuse_message`), and over stdio such a line is answered
-  alike (:class:`_AnsweringMalformed`). A body over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
+  alike (:class:`_AnsweringMalformed`), a request with an invalid id included (:func:`_stdin_lines`). A body over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
 - Host and Origin are compared in lower case (:func:`_case_folded`), as host names are case-insensitive.
 - Client mistakes with the prompt (unknown prompt, missing or unknown argument) and an unknown resource are
   JSON-RPC invalid params (-32602) whose message is ``"<error>: <detail>"``, logged at info, not tracebacks.
@@ -42,6 +42,7 @@ Transport choices:
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,7 +60,7 @@ from mcp.server.mcpserver.exceptions import (
     ToolError,
     UnexpectedToolError,
 )
-from mcp.server.stdio import stdio_server
+from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _UnownedTextWrapper, stdio_server
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -323,7 +324,7 @@ class DbmetaMCPServer(MCPServer[Any]):
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio, answering a line that is not one JSON-RPC message (the SDK drops it unanswered)."""
-        async with stdio_server() as (read_stream, write_stream):
+        async with _stdin_lines() as lines, stdio_server(stdin=lines) as (read_stream, write_stream):
             await self._lowlevel_server.run(
                 _AnsweringMalformed(read_stream, write_stream),
                 write_stream,
@@ -338,6 +339,11 @@ def _client_error(where: str, error: str, detail: str) -> MCPError:
 
 
 NOT_JSON = "Parse error: the message is not valid JSON"
+INVALID_ID = "Invalid Request: the id of a request must be a string or an integer"
+# What the stdio reader hands the SDK in place of a request whose id is invalid: a line no JSON-RPC message
+# matches, so it comes back as a ValidationError, answered (:class:`_AnsweringMalformed`) with INVALID_ID.
+_INVALID_ID_MARK = "dbmeta_invalid_id"
+_INVALID_ID_LINE = orjson.dumps({_INVALID_ID_MARK: True}).decode() + "\n"
 
 
 def _malformed(exc: ValidationError) -> tuple[int, str]:
@@ -346,6 +352,11 @@ def _malformed(exc: ValidationError) -> tuple[int, str]:
     The one wording of these answers, over HTTP (:func:`_invalid_request`) and stdio (:class:`_AnsweringMalformed`).
     """
     problems = exc.errors(include_url=False, include_context=False, include_input=True)
+    if any(
+        isinstance(problem.get("input"), dict) and _INVALID_ID_MARK in problem["input"]
+        for problem in problems
+    ):
+        return INVALID_REQUEST, INVALID_ID
     if any(problem["type"] == "json_invalid" for problem in problems):
         return PARSE_ERROR, NOT_JSON
     if problems and all(len(p["loc"]) <= 1 and isinstance(p.get("input"), list) for p in problems):
@@ -358,6 +369,34 @@ def _malformed(exc: ValidationError) -> tuple[int, str]:
         'Invalid Request: not a JSON-RPC 2.0 message (an object with "jsonrpc": "2.0" and a "method", '
         'and an "id" for a request)',
     )
+
+
+@asynccontextmanager
+async def _stdin_lines() -> AsyncIterator[anyio.AsyncFile[str]]:
+    """Standard input's lines as the SDK's stdio transport reads them, a request with an invalid id marked.
+
+    The SDK reads such a request (``"id": 1.5``, ``null``, ``true``) as a notification and drops it, so the
+    client would wait forever; the line is handed on as one that is no JSON-RPC message, and answered. The
+    descriptor is claimed as the SDK claims it when it opens stdin itself (fd 0 then reads the null device).
+    """
+    buffer, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    try:
+        text = anyio.wrap_file(_UnownedTextWrapper(buffer, encoding="utf-8", errors="replace"))
+        yield cast(anyio.AsyncFile[str], _IdCheckedLines(text))
+    finally:
+        if release is not None:
+            release()
+
+
+class _IdCheckedLines:
+    """An async file's lines, each request whose id is neither a string nor an integer replaced by a mark."""
+
+    def __init__(self, lines: anyio.AsyncFile[str]) -> None:
+        self._lines = lines
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for line in self._lines:
+            yield _INVALID_ID_LINE if _has_invalid_id(line) else line
 
 
 class _AnsweringMalformed:
@@ -807,7 +846,7 @@ def _refuse_message(body: bytes) -> JSONResponse | None:
     null) the SDK takes for a notification: 202 and no answer ever, so the client would wait.
     """
     if _has_invalid_id(body):
-        return _invalid_request(400, "Invalid Request: the id of a request must be a string or an integer")
+        return _invalid_request(400, INVALID_ID)
     try:
         message = pydantic_core.from_json(body)  # as the transport parses it
     except ValueError:
@@ -885,7 +924,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-def _has_invalid_id(body: bytes) -> bool:
+def _has_invalid_id(body: bytes | str) -> bool:
     """A request (it names a method) with an ``id`` member that is not a string or an integer."""
     try:
         message = pydantic_core.from_json(body)  # as the transport parses it (1e400 is inf, not an error)

@@ -179,6 +179,15 @@ def test_stdio_answers_malformed_lines_and_keeps_serving(tmp_path: Path) -> None
         assert "batches are not supported" in batch["error"]["message"]
         send('{"jsonrpc":"1.0","id":3,"method":"ping"}')
         assert _line(process, 10)["error"]["code"] == INVALID_REQUEST
+        # an id that is neither a string nor an integer: the SDK takes the line for a notification and
+        # drops it, so the client would wait forever; JSON-RPC says Invalid Request with a null id
+        for ident in ("1.5", "null", "true", "[1]", '{"a":1}', "1e400"):
+            send('{"jsonrpc":"2.0","id":' + ident + ',"method":"ping"}')
+            refused = _line(process, 10)
+            assert refused["id"] is None and refused["error"]["code"] == INVALID_REQUEST, (ident, refused)
+            assert "must be a string or an integer" in refused["error"]["message"], refused
+        # a notification (no id) is never answered: the next answer is the next request's
+        send({"jsonrpc": "2.0", "method": "ping"})
         send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
         assert _line(process, 10) == {"jsonrpc": "2.0", "id": 4, "result": {}}
         send({"jsonrpc": "2.0", "id": 5, "method": "prompts/get", "params": {"name": "write_sql"}})
