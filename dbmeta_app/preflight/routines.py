@@ -348,15 +348,25 @@ class PgLive:
     columns: frozenset[str]  # Reach.attributes that are columns of a relation read
 
 
+_ROUTINES = "routines that are not known to be free of side effects"
+_DEFINITIONS = "definitions that would make the planner build too much or read what a preflight may not"
+
+
 @dataclass
 class _Judge:
-    """Collect the problems of one query, in a fixed order, up to MAX_PROBLEMS."""
+    """Collect the problems of one query, in a fixed order, up to MAX_PROBLEMS.
+
+    A problem is a routine the planner would run, or (``routine=False``) a definition that would make it
+    build too much (a view's constants) or read a system schema: the verdict's header says which.
+    """
 
     problems: list[str] = field(default_factory=list)
+    routines: int = 0
 
-    def add(self, problem: str) -> None:
+    def add(self, problem: str, *, routine: bool = True) -> None:
         if problem not in self.problems and not self.full:
             self.problems.append(problem)
+            self.routines += routine
 
     @property
     def full(self) -> bool:
@@ -365,9 +375,13 @@ class _Judge:
     def verdict(self) -> str | None:
         if not self.problems:
             return None
-        return "the query reaches routines that are not known to be free of side effects: " + "; ".join(
-            self.problems
-        )
+        if self.routines == len(self.problems):
+            reached = _ROUTINES
+        elif self.routines:
+            reached = f"{_ROUTINES}, and {_DEFINITIONS}"
+        else:
+            reached = _DEFINITIONS
+        return f"the query reaches {reached}: " + "; ".join(self.problems)
 
 
 class _Constants:
@@ -384,7 +398,8 @@ class _Constants:
         if self.total > self.bound:
             judge.add(
                 f"{here}its definition's constants (with the other relations read) would make the planner build "
-                f"{self.total:,} bytes, over preflight.max_constant_bytes ({self.bound:,})"
+                f"{self.total:,} bytes, over preflight.max_constant_bytes ({self.bound:,})",
+                routine=False,
             )
 
 
@@ -470,10 +485,7 @@ def judge_postgres(
         """A user type that no value in the query can have."""
         return type_oid in catalog.user_types and type_oid not in universe
 
-    for relation_problem in postgres_relation_problems(
-        catalog, live.relations, allow, max_constant_bytes=max_constant_bytes
-    ):
-        judge.add(relation_problem)
+    _pg_relations(judge, catalog, live.relations, allow, max_constant_bytes)
     for name in reach.functions:
         for routine in _pg_candidates(catalog, name, visible):
             if _pg_routine_ok(catalog, allow, routine.oid):
@@ -610,6 +622,18 @@ def postgres_relation_problems(
     """Return why reading these relations reaches untrusted routines (at most MAX_PROBLEMS), or [];
     or why the views they expand fold more than ``max_constant_bytes`` of constants together."""
     judge = _Judge()
+    _pg_relations(judge, catalog, relations, allow, max_constant_bytes)
+    return judge.problems
+
+
+def _pg_relations(
+    judge: _Judge,
+    catalog: PgCatalog,
+    relations: Iterable[int | None],
+    allow: AllowList,
+    max_constant_bytes: int | None,
+) -> None:
+    """Add to ``judge`` what reading these relations reaches (views expanded, children read)."""
     constants = _Constants(max_constant_bytes)
     queue: deque[tuple[int, str]] = deque((oid, "") for oid in relations if oid is not None)
     seen: set[int] = set()
@@ -633,7 +657,6 @@ def postgres_relation_problems(
         if relation.kind == "v":
             queue.extend((child, here) for child in relation.reads)
         queue.extend((child, here) for child in relation.children)
-    return judge.problems
 
 
 def postgres_view_outputs(catalog: PgCatalog, relations: Iterable[int | None]) -> list[Mapping[str, Any]]:
@@ -783,10 +806,7 @@ def judge_mysql(
         problem = _my_function_problem(catalog, name, live.database, allow)
         if problem is not None:
             judge.add(problem)
-    for problem in mysql_relation_problems(
-        catalog, reach.relations, live.database, allow, max_constant_bytes=max_constant_bytes
-    ):
-        judge.add(problem)
+    _my_relations(judge, catalog, reach.relations, live.database, allow, max_constant_bytes)
     return judge.verdict()
 
 
@@ -823,6 +843,19 @@ def mysql_relation_problems(
     """Return why reading these relations reaches stored functions or UDFs (through views), or []; or why the
     views they expand fold more than ``max_constant_bytes`` of constants together."""
     judge = _Judge()
+    _my_relations(judge, catalog, relations, database, allow, max_constant_bytes)
+    return judge.problems
+
+
+def _my_relations(
+    judge: _Judge,
+    catalog: MyCatalog,
+    relations: Iterable[Name],
+    database: str | None,
+    allow: AllowList,
+    max_constant_bytes: int | None,
+) -> None:
+    """Add to ``judge`` what reading these relations reaches (views expanded)."""
     constants = _Constants(max_constant_bytes)
     queue: deque[tuple[Name, str | None, str]] = deque((name, database, "") for name in relations)
     seen: set[tuple[str, str]] = set()
@@ -832,7 +865,10 @@ def mysql_relation_problems(
         if schema is None:
             continue
         if path and schema.lower() in SYSTEM_SCHEMAS:  # the caller's own names: the guard refused them
-            judge.add(f"{path}it reads {schema}.{name.name}, in the server's system schema {schema.lower()}")
+            judge.add(
+                f"{path}it reads {schema}.{name.name}, in the server's system schema {schema.lower()}",
+                routine=False,
+            )
             continue
         key = _my_key(catalog, schema, name.name)
         if key in seen:
@@ -861,4 +897,3 @@ def mysql_relation_problems(
             if problem is not None:
                 judge.add(here + problem)
         queue.extend((relation, view.schema, here) for relation in view.relations)
-    return judge.problems

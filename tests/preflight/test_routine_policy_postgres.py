@@ -406,6 +406,27 @@ def test_an_attack_through_an_existing_object_is_refused_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        (
+            "view_folding_a_huge_constant",
+            "refused: the query reaches definitions that would make the planner ",
+        ),
+        (
+            "direct_call",
+            "refused: the query reaches routines that are not known to be free of side effects: ",
+        ),
+    ],
+)
+def test_a_refusal_says_what_kind_of_problem_it_is(
+    world: World, client: TestClient, name: str, says: str
+) -> None:
+    # a view's constants are a cost, not a routine with side effects: the refusal must not say the latter
+    body = _preflight(client, _attack(name))
+    assert body["error"].startswith(says), body["error"]
+
+
+@pytest.mark.parametrize(
     "name", ["direct_call", "view", "operator_qualified", "index_expression", "terminates_a_backend"]
 )
 def test_a_superuser_profile_refuses_the_same_attacks(world: World, client: TestClient, name: str) -> None:
