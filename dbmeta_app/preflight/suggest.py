@@ -56,6 +56,9 @@ _CUTOFF: Final = 0.6
 # Offer only names nearly as close as the best one: a long list of so-so matches is noise.
 _SPREAD: Final = 0.2
 _MAX_SUGGESTIONS: Final = 3
+# Without a close name in the tables a query reads, their columns are listed: this many tables and columns each.
+_MAX_LISTED_TABLES: Final = 3
+_MAX_LISTED_COLUMNS: Final = 40
 
 
 def _missing(error: str) -> tuple[_Kind, str, str] | None:
@@ -92,10 +95,27 @@ def suggest_names(
     if kind == "table":
         matches = _close_tables(name, list(table_keys), written)
         return _phrase([quote_table(table, None, written) for table in matches])
-    options = _close_columns(name, columns_by_table, list(referenced_tables))
-    return _phrase(
+    read = _resolve(list(referenced_tables), list(columns_by_table))
+    options = _close_columns(name, columns_by_table, read)
+    hint = _phrase(
         [f"{quote_ident(column, written)} ({quote_table(table, None, written)})" for column, table in options]
     )
+    if read and not any(table in read for _, table in options):
+        # Nothing close in the tables the query reads: what they do have (a name from another table alone
+        # would send the caller to a table the query does not read).
+        listed = "; of ".join(
+            f"{quote_table(table, None, written)}: {_listing(columns_by_table.get(table, ()), written)}"
+            for table in read[:_MAX_LISTED_TABLES]
+        )
+        hint = f"{hint + ' ' if hint else ''}The columns of {listed}"
+    return hint
+
+
+def _listing(columns: Iterable[str], dialect: str) -> str:
+    names = [quote_ident(column, dialect) for column in columns]
+    shown = ", ".join(names[:_MAX_LISTED_COLUMNS])
+    more = len(names) - _MAX_LISTED_COLUMNS
+    return f"{shown} and {more} more" if more > 0 else shown or "(none)"
 
 
 def _close_tables(name: str, table_keys: list[str], dialect: str) -> list[str]:
@@ -120,12 +140,11 @@ def _close_tables(name: str, table_keys: list[str], dialect: str) -> list[str]:
 
 
 def _close_columns(
-    name: str, columns_by_table: Mapping[str, Iterable[str]], referenced: list[str]
+    name: str, columns_by_table: Mapping[str, Iterable[str]], read: list[str]
 ) -> list[tuple[str, str]]:
-    """Match a column name against the referenced tables' columns first, then every table's: (column, table)."""
+    """Match a column name against the columns of the tables read first, then every table's: (column, table)."""
     wanted = name.lower().rsplit(".", 1)[-1]
-    all_tables = list(columns_by_table)
-    for tables in (_resolve(referenced, all_tables), all_tables):
+    for tables in (read, list(columns_by_table)):
         scored: dict[tuple[str, str], float] = {}
         for table in tables:
             for column in columns_by_table.get(table, ()):

@@ -68,7 +68,27 @@ def test_column_is_looked_up_in_the_referenced_tables_first() -> None:
 
 def test_column_falls_back_to_every_table_when_the_referenced_ones_have_no_match() -> None:
     hint = suggest_names('column "salary_" does not exist', TABLES, COLUMNS, referenced_tables=["orders"])
-    assert hint == "did you mean salary (hr.employees)?"
+    assert hint == (
+        "did you mean salary (hr.employees)? The columns of sales.orders: id, customer_id, amount, created_at"
+    )
+
+
+def test_without_a_close_name_in_the_tables_read_their_columns_are_listed() -> None:
+    # a name from another table alone would send the caller to a table its query does not read
+    assert suggest_names("no such column: placed_on", TABLES, COLUMNS, referenced_tables=["orders"]) == (
+        "The columns of sales.orders: id, customer_id, amount, created_at"
+    )
+    assert suggest_names(
+        'column "zzz" does not exist', TABLES, COLUMNS, referenced_tables=["sales.orders", "customers"]
+    ) == (
+        "The columns of sales.orders: id, customer_id, amount, created_at; "
+        "of sales.customers: id, name, email"
+    )
+    wide = {"w.t": [f"c{i}" for i in range(100)]}
+    hint = suggest_names("no such column: zzz", ["w.t"], wide, referenced_tables=["t"])
+    assert hint is not None and hint.endswith("c38, c39 and 60 more") and len(hint) < 400, hint
+    # no table the query reads is known: no list
+    assert suggest_names("no such column: zzz", TABLES, COLUMNS, referenced_tables=["nope"]) is None
 
 
 def test_nothing_close_gives_no_hint() -> None:
