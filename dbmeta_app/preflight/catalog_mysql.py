@@ -1,7 +1,7 @@
 """Read what the routine policy needs from a MySQL/MariaDB server: stored functions, UDFs and views.
 
 Blocking; every function takes a connection inside the caller's transaction. The cached part
-(``load_catalog``) is valid while the definitions fingerprint (a CRC32 sum over information_schema's
+(``load_catalog``) is valid while the definitions fingerprint (a SHA-256 over information_schema's
 routines and view definitions) stays the same; the live part (``read_live``) is one query run in the
 EXPLAIN's own transaction. A statement that fails here does not end a MySQL transaction, so an
 optional source (mysql.func, information_schema.KEYWORDS) that cannot be read is simply skipped.
@@ -32,20 +32,27 @@ from dbmeta_app.preflight.reach import mysql_calls, mysql_reach
 from dbmeta_app.preflight.routines import MyCatalog, MyLive, MyView
 from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, too_big_to_parse
 
-__all__ = ["load_catalog", "read_fingerprint", "read_live"]
+__all__ = ["load_catalog", "read_live"]
 
 log = logging.getLogger(__name__)
 
-_FINGERPRINT_SQL: Final = """
-SELECT CONCAT(
-  (SELECT COUNT(*) FROM information_schema.ROUTINES), ':',
-  (SELECT COALESCE(SUM(CRC32(CONCAT_WS(':', ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, CREATED,
-          LAST_ALTERED))), 0) FROM information_schema.ROUTINES), ':',
-  (SELECT COUNT(*) FROM information_schema.VIEWS), ':',
-  (SELECT COALESCE(SUM(CRC32(CONCAT_WS(':', TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION))), 0)
-     FROM information_schema.VIEWS))
+# What the planner may run: the stored routines (each by name, kind and times) and the views (each by its
+# definition). Each row is a SHA-256 of its fields, length-prefixed so that no two rows read alike, and the
+# fingerprint hashes the sorted row digests: a sum of CRC32s let an owner write a harmful view whose CRC32 is
+# the old one's (CRC32 is affine), and any sum of hashes yields to a generalised birthday over many rows.
+_DEFINITION_DIGESTS: Final = sa.text(
+    """
+SELECT SHA2(CONCAT('r', CHAR_LENGTH(ROUTINE_SCHEMA), ':', ROUTINE_SCHEMA, CHAR_LENGTH(ROUTINE_NAME), ':',
+                   ROUTINE_NAME, ':', ROUTINE_TYPE, ':', COALESCE(CREATED, ''), ':', COALESCE(LAST_ALTERED, '')),
+            256)
+FROM information_schema.ROUTINES
+UNION ALL
+SELECT SHA2(CONCAT('v', CHAR_LENGTH(TABLE_SCHEMA), ':', TABLE_SCHEMA, CHAR_LENGTH(TABLE_NAME), ':', TABLE_NAME,
+                   ':', COALESCE(VIEW_DEFINITION, '')), 256)
+FROM information_schema.VIEWS
 """
-_LIVE: Final = sa.text(f"SELECT ({_FINGERPRINT_SQL}), DATABASE()")
+)
+_DATABASE: Final = sa.text("SELECT DATABASE()")
 _VIEWS: Final = sa.text(
     "SELECT TABLE_SCHEMA, TABLE_NAME, CHAR_LENGTH(VIEW_DEFINITION), "
     "CASE WHEN CHAR_LENGTH(VIEW_DEFINITION) <= :max_chars THEN VIEW_DEFINITION END "
@@ -55,18 +62,13 @@ _VIEWS: Final = sa.text(
 #: definition), and the lock that keeps two catalog reads from changing it at once.
 _MEMO: Final = ViewMemo()
 _MEMO_LOCK: Final = threading.Lock()
-_FINGERPRINT: Final = sa.text(_FINGERPRINT_SQL)
-
-
-def read_fingerprint(conn: Connection) -> str:
-    """Return the definitions fingerprint (one query)."""
-    return str(conn.execute(_FINGERPRINT).scalar_one())
 
 
 def read_live(conn: Connection) -> MyLive:
-    """Read the fingerprint and the current database in the caller's transaction (one query)."""
-    fingerprint, database = conn.execute(_LIVE).one()
-    return MyLive(fingerprint=str(fingerprint), database=database)
+    """Read the definitions fingerprint and the current database in the caller's transaction (two queries)."""
+    digests = sorted(str(digest) for digest in conn.execute(_DEFINITION_DIGESTS).scalars())
+    fingerprint = hashlib.sha256("".join(digests).encode()).hexdigest()[:32]
+    return MyLive(fingerprint=f"{len(digests)}:{fingerprint}", database=conn.execute(_DATABASE).scalar())
 
 
 def _optional_words(conn: Connection, sql: str) -> frozenset[str] | None:

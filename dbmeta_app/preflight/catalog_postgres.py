@@ -79,6 +79,10 @@ class _OutOfTime(Exception):
 # RENAME), hashed and summed with a per-catalog salt, plus the row count (a DROP). Only the rows users can
 # create are read, through the oid indexes, so it costs about half a millisecond. pg_class is left out on
 # purpose (ANALYZE, TRUNCATE and new indexes rewrite its rows all the time): relations are resolved live.
+# A sum can be kept: an owner who burns transaction ids (100,000 take 0.3 s) can replace two views in
+# transactions whose ids it chose so that the hashes still sum alike (a birthday search over 2^19 ids each).
+# So the newest xmin is part of it too (every change after a read writes a higher one), and the
+# database's datfrozenxid, which has moved by the time ids wrap around and could be reused.
 _FINGERPRINT_PARTS: Final = (
     ("pg_proc", "oid", "oid >= 16384"),
     ("pg_operator", "oid", "oid >= 16384"),
@@ -104,9 +108,11 @@ _FINGERPRINT_PARTS: Final = (
     ("pg_foreign_data_wrapper", "oid", "true"),
 )
 FINGERPRINT_SQL: Final = (
-    "(SELECT count(*)::text || ':' || coalesce(sum(h), 0)::text FROM ("
+    "(SELECT count(*)::text || ':' || coalesce(sum(h), 0)::text || ':' || coalesce(max(x), 0)::text || ':' || "
+    "(SELECT datfrozenxid::text FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "FROM ("
     + " UNION ALL ".join(
-        f"SELECT pg_catalog.hashint8(({key}::int8 << 32) # xmin::text::int8 # {salt}) AS h "
+        f"SELECT pg_catalog.hashint8(({key}::int8 << 32) # xmin::text::int8 # {salt}) AS h, xmin::text::int8 AS x "
         f"FROM pg_catalog.{table} WHERE {where}"
         for salt, (table, key, where) in enumerate(_FINGERPRINT_PARTS, start=1)
     )

@@ -9,6 +9,7 @@ terminates another connection (KILL). The service connects as a user with SELECT
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,3 +431,82 @@ def test_a_view_over_the_size_cap_is_refused_and_others_are_not(
         with world.root() as conn, conn.cursor() as cur:
             cur.execute("DROP VIEW big_v")
             cur.execute("DROP VIEW deep_v")
+
+
+def _crc32_forged(text: str, start: int, width: int, target: int) -> str:
+    """``text`` with some of the ``width`` letters 'a' from ``start`` turned into 'c', so that its CRC32 is
+    ``target`` (CRC32 is affine over GF(2) for texts of one length: each flip XORs a fixed delta into it)."""
+    base = zlib.crc32(text.encode())
+    deltas = []
+    for i in range(start, start + width):
+        flipped = text[:i] + "c" + text[i + 1 :]
+        deltas.append(zlib.crc32(flipped.encode()) ^ base)
+    # Gaussian elimination: rows = (delta, set of positions), reduce the wanted difference
+    basis: dict[int, tuple[int, int]] = {}  # pivot bit -> (vector, positions mask)
+    for i, delta in enumerate(deltas):
+        vector, mask = delta, 1 << i
+        for bit in sorted(basis, reverse=True):
+            if vector >> bit & 1:
+                vector, mask = vector ^ basis[bit][0], mask ^ basis[bit][1]
+        if vector:
+            basis[vector.bit_length() - 1] = (vector, mask)
+    wanted, chosen = base ^ target, 0
+    for bit in sorted(basis, reverse=True):
+        if wanted >> bit & 1:
+            wanted, chosen = wanted ^ basis[bit][0], chosen ^ basis[bit][1]
+    assert wanted == 0, "no forgery with these positions"
+    out = list(text)
+    for i in range(width):
+        if chosen >> i & 1:
+            out[start + i] = "c"
+    forged = "".join(out)
+    assert zlib.crc32(forged.encode()) == target
+    return forged
+
+
+def test_a_view_replaced_by_one_with_the_same_crc32_is_seen_on_the_next_preflight(
+    world: World, client: TestClient
+) -> None:
+    # The database owner swaps a clean view for one calling f_kill(), written so that the CRC32 of its row in
+    # information_schema.VIEWS is the old one: a fingerprint summing CRC32s would not move, the cached
+    # catalog would still call the view clean, and planning the next query on it would run f_kill().
+    pad = "a" * 64
+    row = "CONCAT_WS(':', TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION)"
+
+    def definition(conn: pymysql.connections.Connection) -> str:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {row}, CRC32({row}) FROM information_schema.VIEWS "
+                f"WHERE TABLE_SCHEMA = '{world.db}' AND TABLE_NAME = 'v_swap'"
+            )
+            text, crc = cur.fetchone()
+        assert zlib.crc32(text.encode()) == crc  # the server's CRC32 is zlib's
+        return str(text)
+
+    with world.root() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE VIEW v_swap AS SELECT id, note, '{pad}' AS pad FROM t")
+        old = zlib.crc32(definition(conn).encode())
+    try:
+        assert _preflight(client, "SELECT id FROM v_swap WHERE id = 2")["ok"] is True
+        with world.root() as conn, conn.cursor() as cur:
+            cur.execute(
+                f"CREATE OR REPLACE VIEW v_swap AS SELECT id, note, '{pad}' AS pad FROM t WHERE id = f_kill(1)"
+            )
+            text = definition(conn)
+            start = text.index(pad)
+            forged = _crc32_forged(text, start, len(pad), old)[start : start + len(pad)]
+            cur.execute(
+                f"CREATE OR REPLACE VIEW v_swap AS SELECT id, note, '{forged}' AS pad FROM t WHERE id = f_kill(1)"
+            )
+            assert zlib.crc32(definition(conn).encode()) == old  # the forgery holds on the server
+        # a new query (checked, then planned), then the first one again: its answer was cached under the
+        # fingerprint the service last saw, which has moved since
+        for sql in ("SELECT id FROM v_swap WHERE id = 3", "SELECT id FROM v_swap WHERE id = 2"):
+            body = _preflight(client, sql)
+            assert body["error_kind"] == "unsafe" and "f_kill" in body["error"], body
+            assert world.victim_alive()
+    finally:
+        with world.root() as conn, conn.cursor() as cur:
+            cur.execute("DROP VIEW IF EXISTS v_swap")
+        if not world.victim_alive():
+            world.new_victim()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -505,6 +506,104 @@ def test_a_name_in_a_schema_off_the_search_path_is_judged_only_when_qualified(
     finally:
         engine.dispose()
     assert reason is not None and "a2.dup(text)" in reason and "a1.dup" not in reason
+
+
+def _additive_sum(conn: Connection) -> int:
+    """The sum of per-row hashes of (oid, xmin) over the definitions catalogs: the fingerprint of before."""
+    parts = " UNION ALL ".join(
+        f"SELECT pg_catalog.hashint8(({key}::int8 << 32) # xmin::text::int8 # {salt}) AS h "
+        f"FROM pg_catalog.{table} WHERE {where}"
+        for salt, (table, key, where) in enumerate(catalog_postgres._FINGERPRINT_PARTS, start=1)
+    )
+    return int(conn.exec_driver_sql(f"SELECT coalesce(sum(h), 0) FROM ({parts}) p").scalar_one())
+
+
+def test_views_replaced_at_chosen_transaction_ids_are_seen_on_the_next_preflight(
+    world: World, client: TestClient
+) -> None:
+    # The owner replaces two views in transactions whose ids it chose (by burning ids, a fraction of a second)
+    # so that the sum of the rows' hashes of (oid, xmin) stays the same: a birthday search over 2^19
+    # candidate ids for each row. A fingerprint that is such a sum would not move, and the cached catalog
+    # would still call fx.v_fp1 clean while it now calls ops.audit().
+    rewrite_salt = 1 + [p[0] for p in catalog_postgres._FINGERPRINT_PARTS].index("pg_rewrite")
+    url = world.sup.url
+    raw = psycopg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, dbname=url.database, autocommit=True
+    )
+    cur = raw.cursor()
+
+    def run(sql: str) -> Any:
+        cur.execute(sql)
+        return cur.fetchall() if cur.description else None
+
+    def replace_at(xid: int, view: str, body: str) -> None:
+        (now,) = run("SELECT txid_current() % 4294967296")[0]
+        assert xid > now, (xid, now)
+        if xid - now - 1:
+            run(f"CALL pg_temp.burn({xid - now - 1})")
+        run(f"BEGIN; SET LOCAL ROLE {world.owner}; CREATE OR REPLACE VIEW {view} AS {body}; COMMIT")
+        (got,) = run(f"SELECT xmin::text::int8 FROM pg_rewrite WHERE ev_class = '{view}'::regclass")[0]
+        assert got == xid, (got, xid)
+
+    run(
+        "CREATE PROCEDURE pg_temp.burn(n int) LANGUAGE plpgsql AS "
+        "$$ BEGIN FOR i IN 1..n LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$"
+    )
+    for view in ("fx.v_fp1", "fx.v_fp2"):
+        run(f"BEGIN; SET LOCAL ROLE {world.owner}; CREATE VIEW {view} AS SELECT id, x FROM fx.t; COMMIT")
+    try:
+        assert _preflight(client, "SELECT id FROM fx.v_fp1 WHERE id = 1")["ok"] is True
+        found = None
+        for _ in range(3):  # another session may take an id first: search again from further on
+            rows = run(
+                "SELECT r.oid::int8, r.xmin::text::int8, v.relname FROM pg_rewrite r "
+                "JOIN pg_class v ON v.oid = r.ev_class WHERE v.relname IN ('v_fp1', 'v_fp2') ORDER BY v.relname"
+            )
+            (o1, a1, _), (o2, a2, _) = rows
+            (start,) = run("SELECT txid_current() % 4294967296 + 1000")[0]
+            n = 1 << 19
+            h = f"pg_catalog.hashint8((%s::int8 << 32) # x # {rewrite_salt})"
+            first = dict(run(f"SELECT {h % o1}::int8, x FROM generate_series({start}::int8, {start + n}) x"))
+            (target,) = run(
+                f"SELECT {h.replace('x', str(a1)) % o1}::int8 + {h.replace('x', str(a2)) % o2}::int8"
+            )[0]
+            before = _additive_sum(world.sup.connect())
+            pairs = run(f"SELECT x, {h % o2}::int8 FROM generate_series({start}::int8, {start + n}) x")
+            match = next(
+                (
+                    (first[target - h2], x2)
+                    for x2, h2 in pairs
+                    if target - h2 in first and first[target - h2] != x2
+                ),
+                None,
+            )
+            assert match is not None, "no colliding pair of ids in this range"
+            x1, x2 = match
+            steps = sorted(
+                [
+                    (x1, "fx.v_fp1", "SELECT id, x FROM fx.t WHERE id = ops.audit('forged')"),
+                    (x2, "fx.v_fp2", "SELECT id, x FROM fx.t WHERE id > 0"),
+                ]
+            )
+            try:
+                for xid, view, body in steps:
+                    replace_at(xid, view, body)
+            except AssertionError:
+                continue
+            with world.sup.connect() as conn:
+                if _additive_sum(conn) == before:
+                    found = match
+                    break
+        assert found is not None, "the ids could not be taken in order"
+        state = world.state()
+        body = _preflight(client, "SELECT id FROM fx.v_fp1 WHERE id = 2")
+        assert (
+            body["error_kind"] == "unsafe" and "view fx.v_fp1 → function ops.audit(text)" in body["error"]
+        ), body
+        assert world.state() == state
+    finally:
+        run("DROP VIEW IF EXISTS fx.v_fp1, fx.v_fp2")
+        raw.close()
 
 
 def test_a_view_replaced_to_call_a_bad_function_is_refused_on_the_very_next_preflight(
