@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from dbmeta_app.preflight.pg_members import STOCK_MEMBERS, member_digest
 from tests._scratch import pg_database, pg_gate
 
 pytestmark = pytest.mark.integration
@@ -291,3 +292,11 @@ def test_stock_members_in_another_schema_are_not_namesakes(elsewhere: sa.Engine)
 def test_a_view_calling_such_a_member_on_constants_is_refused(engine: sa.Engine) -> None:
     reason = _gate(engine, "SELECT s FROM v_namesake")
     assert reason is not None and "v_namesake" in reason, reason
+
+
+def test_a_stock_member_digest_is_too_wide_to_forge() -> None:
+    # The owner writes a member's definition; one written to match a stock digest would be sized as the built-in
+    # it names. At 64 bits a search over the 929 targets takes about 2^54 hashes; 128 bits are out of reach.
+    assert len(STOCK_MEMBERS) == 929
+    assert {len(digest) for digest in STOCK_MEMBERS} == {32}
+    assert len(member_digest("citext", "replace", "citext, citext, citext", "sql", "x", None)) == 32
