@@ -31,7 +31,8 @@ Transport choices:
   ``id`` is neither a string nor an integer is one too (-32600), where the SDK would take it for a notification;
   so is a body that is not one JSON-RPC 2.0 message: -32700 (not JSON) or -32600 (a batch: not supported; any
   other value), with a one-line message (:func:`_refuse_message`), and over stdio such a line is answered
-  alike (:class:`_AnsweringMalformed`), a request with an invalid id included (:func:`_stdin_lines`). A body over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
+  alike (:class:`_AnsweringMalformed`), a request with an invalid id included (:func:`_stdin_lines`). A body
+  over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
 - Host and Origin are compared in lower case (:func:`_case_folded`), as host names are case-insensitive.
 - Client mistakes with the prompt (unknown prompt, missing or unknown argument) and an unknown resource are
   JSON-RPC invalid params (-32602) whose message is ``"<error>: <detail>"``, logged at info, not tracebacks.

@@ -2,7 +2,7 @@
 
 Blocking; every function takes a connection inside the caller's transaction. The cached part
 (``load_catalog``) is valid while the definitions fingerprint (a SHA-256 over information_schema's
-routines and view definitions) stays the same; the live part (``read_live``) is one query run in the
+routines and view definitions) stays the same; the live part (``read_live``) is two queries run in the
 EXPLAIN's own transaction. A statement that fails here does not end a MySQL transaction, so an
 optional source (mysql.func, information_schema.KEYWORDS) that cannot be read is simply skipped.
 """
