@@ -48,7 +48,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Final, cast
 
 import anyio
 import orjson
@@ -78,6 +78,9 @@ from mcp.types import (
     GetPromptResult,
     InputRequiredResult,
     JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
     TextContent,
     ToolAnnotations,
     jsonrpc_message_adapter,
@@ -326,9 +329,10 @@ class DbmetaMCPServer(MCPServer[Any]):
     async def run_stdio_async(self) -> None:
         """Serve over stdio, answering a line that is not one JSON-RPC message (the SDK drops it unanswered)."""
         async with _stdin_lines() as lines, stdio_server(stdin=lines) as (read_stream, write_stream):
+            answers = _TrackedAnswers(write_stream)
             await self._lowlevel_server.run(
-                _AnsweringMalformed(read_stream, write_stream),
-                write_stream,
+                _AnsweringMalformed(read_stream, answers),
+                answers,
                 self._lowlevel_server.create_initialization_options(),
             )
 
@@ -400,16 +404,66 @@ class _IdCheckedLines:
             yield _INVALID_ID_LINE if _has_invalid_id(line) else line
 
 
+#: How long a stdio server whose input has closed goes on answering the requests still in flight.
+STDIO_DRAIN_SECONDS: Final = 300.0
+
+
+class _TrackedAnswers:
+    """The stdio transport's write stream, knowing which of the client's requests are still unanswered.
+
+    A client may write its requests and close its end (``printf … | dbmeta mcp``): the SDK then ends the
+    session and answers what is in flight with "Connection closed". The read side waits for
+    :meth:`drained` before it reports the end of the input, so every request asked is answered.
+    """
+
+    def __init__(self, inner: WriteStream[SessionMessage]) -> None:
+        self._inner = inner
+        self._pending: set[str | int] = set()
+        self._changed = anyio.Event()
+
+    def asked(self, item: SessionMessage | Exception) -> None:
+        """Note a request the client sent (a request it cancels gets no answer: it is not waited for)."""
+        if not isinstance(item, SessionMessage):
+            return
+        message = item.message
+        if isinstance(message, JSONRPCRequest):
+            self._pending.add(message.id)
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            self._pending.discard((message.params or {}).get("requestId"))
+            self._changed.set()
+
+    async def drained(self) -> None:
+        """Return once every request asked is answered (the caller bounds the wait)."""
+        while self._pending:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+
+    async def send(self, item: SessionMessage, /) -> None:
+        await self._inner.send(item)
+        message = item.message
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id in self._pending:
+            self._pending.discard(message.id)
+            self._changed.set()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _TrackedAnswers:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 class _AnsweringMalformed:
     """The stdio transport's read stream, minus its unparsable lines, each answered with a JSON-RPC error.
 
     The SDK's stdio reader hands such a line on as an exception, which the server only logs at debug: the
     client would wait for an answer forever. JSON-RPC says: an error with a null id; the next lines are served.
+    At the end of the input, what the client asked is answered first (:class:`_TrackedAnswers`).
     """
 
-    def __init__(
-        self, inner: ReadStream[SessionMessage | Exception], answers: WriteStream[SessionMessage]
-    ) -> None:
+    def __init__(self, inner: ReadStream[SessionMessage | Exception], answers: _TrackedAnswers) -> None:
         self._inner = inner
         self._answers = answers
 
@@ -419,7 +473,13 @@ class _AnsweringMalformed:
 
     async def receive(self) -> SessionMessage | Exception:
         while True:
-            item = await self._inner.receive()
+            try:
+                item = await self._inner.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                with anyio.move_on_after(STDIO_DRAIN_SECONDS):
+                    await self._answers.drained()
+                raise
+            self._answers.asked(item)
             if not isinstance(item, ValidationError):
                 return item
             code, message = _malformed(item)

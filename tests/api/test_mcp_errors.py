@@ -204,6 +204,46 @@ def test_stdio_answers_malformed_lines_and_keeps_serving(tmp_path: Path) -> None
     assert "Traceback" not in log and "raised" not in log, log
 
 
+def test_stdio_answers_what_was_asked_before_its_input_closed(tmp_path: Path) -> None:
+    # A client that writes its requests and closes its end (printf … | dbmeta mcp) gets every answer: the
+    # server finishes what is in flight before it ends, instead of answering "Connection closed".
+    lines = [
+        INITIALIZE,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "prompt_items",
+                "arguments": {"user_request": "revenue by month", "max_tokens": 300},
+            },
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "list_schemas", "arguments": {}},
+        },
+        {"jsonrpc": "2.0", "id": 4, "method": "ping"},
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "dbmeta_app.cli", "mcp"],
+        input="".join(json.dumps(line) + "\n" for line in lines).encode(),
+        capture_output=True,
+        env=_stdio_env(tmp_path / "data"),
+        cwd=str(ROOT),
+        timeout=120,
+    )
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.decode().splitlines())}
+    assert sorted(answers) == [1, 2, 3, 4], answers
+    assert all("error" not in answers[i] for i in (2, 3, 4)), answers
+    assert (
+        answers[2]["result"]["isError"] is False and "profile:" in answers[2]["result"]["content"][0]["text"]
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr[-2000:]
+
+
 # ---- M13: 413 on /mcp, Host/Origin case ---------------------------------------------------------------------
 
 
@@ -271,3 +311,35 @@ async def test_host_and_origin_are_compared_case_insensitively(base_url: str, tm
             assert (await client.post("/mcp", json=INITIALIZE, headers=ok)).status_code == 200
             other = {**MCP_HEADERS, "host": "dbmeta:8000", "origin": "https://other.example"}
             assert (await client.post("/mcp", json=INITIALIZE, headers=other)).status_code == 403
+
+
+async def test_at_the_end_of_stdio_a_cancelled_request_is_not_waited_for() -> None:
+    import anyio
+    from mcp.shared.message import SessionMessage
+    from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
+
+    from dbmeta_app.api.mcp_server import _TrackedAnswers
+
+    sent: list[SessionMessage] = []
+
+    class Sink:
+        async def send(self, item: SessionMessage) -> None:
+            sent.append(item)
+
+        async def aclose(self) -> None:
+            return None
+
+    answers = _TrackedAnswers(Sink())  # type: ignore[arg-type]
+    answers.asked(SessionMessage(JSONRPCRequest(jsonrpc="2.0", id=7, method="tools/call")))
+    answers.asked(SessionMessage(JSONRPCRequest(jsonrpc="2.0", id="eight", method="ping")))
+    with anyio.move_on_after(0.2) as scope:
+        await answers.drained()
+    assert scope.cancelled_caught  # two requests unanswered: it waits
+    await answers.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id="eight", result={})))
+    cancel = {"requestId": 7, "reason": "the user gave up"}
+    answers.asked(
+        SessionMessage(JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params=cancel))
+    )
+    with anyio.fail_after(1):
+        await answers.drained()  # answered or cancelled: nothing left to wait for
+    assert len(sent) == 1
