@@ -320,7 +320,11 @@ def mcp_stdio() -> None:
         async with open_runtime(settings, serve=True) as runtime:
             await create_mcp_server(lambda: runtime).run_stdio_async()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except* BrokenPipeError:
+        # the client closed its end of our stdout: nothing can be answered any more, and that is its choice
+        logging.getLogger(__name__).info("MCP stdio: the client stopped reading (stdout closed); exiting")
 
 
 @app.command()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import select
@@ -343,3 +344,34 @@ async def test_at_the_end_of_stdio_a_cancelled_request_is_not_waited_for() -> No
     with anyio.fail_after(1):
         await answers.drained()  # answered or cancelled: nothing left to wait for
     assert len(sent) == 1
+
+
+def test_stdio_ends_quietly_when_the_client_stops_reading(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbmeta_app.cli", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_stdio_env(tmp_path / "data"),
+        cwd=str(ROOT),
+    )
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    try:
+        process.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1
+        process.stdout.close()  # the client is gone from our stdout, and asks again
+        for _ in range(3):
+            process.stdin.write(b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n')
+            process.stdin.flush()
+            if process.poll() is not None:
+                break
+            select.select([], [], [], 0.5)
+    except BrokenPipeError:
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+    assert process.wait(30) == 0
+    err = process.stderr.read().decode()
+    assert "unexpected" not in err and "Traceback" not in err, err[-2000:]
