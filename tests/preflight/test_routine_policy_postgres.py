@@ -537,24 +537,27 @@ def test_views_replaced_at_chosen_transaction_ids_are_seen_on_the_next_preflight
         return cur.fetchall() if cur.description else None
 
     def replace_at(xid: int, view: str, body: str) -> None:
-        (now,) = run("SELECT txid_current() % 4294967296")[0]
-        assert xid > now, (xid, now)
-        if xid - now - 1:
-            run(f"CALL pg_temp.burn({xid - now - 1})")
-        run(f"BEGIN; SET LOCAL ROLE {world.owner}; CREATE OR REPLACE VIEW {view} AS {body}; COMMIT")
+        # Burns ids in a loop on the server and replaces the view in the transaction that got ``xid``: no
+        # round trip in between, in which another session could take it.
+        try:
+            run(f"CALL pg_temp.replace_at({xid}, $ddl$CREATE OR REPLACE VIEW {view} AS {body}$ddl$)")
+        except psycopg.Error as exc:
+            raise AssertionError(f"id {xid} was taken first: {exc}") from None
         (got,) = run(f"SELECT xmin::text::int8 FROM pg_rewrite WHERE ev_class = '{view}'::regclass")[0]
         assert got == xid, (got, xid)
 
     run(
-        "CREATE PROCEDURE pg_temp.burn(n int) LANGUAGE plpgsql AS "
-        "$$ BEGIN FOR i IN 1..n LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$"
+        "CREATE PROCEDURE pg_temp.replace_at(target int8, ddl text) LANGUAGE plpgsql AS $$ "
+        "DECLARE x int8; BEGIN LOOP x := txid_current() % 4294967296; "
+        "IF x = target THEN EXECUTE ddl; COMMIT; RETURN; END IF; "
+        "IF x > target THEN RAISE EXCEPTION 'past the id: %', x; END IF; COMMIT; END LOOP; END $$"
     )
     for view in ("fx.v_fp1", "fx.v_fp2"):
         run(f"BEGIN; SET LOCAL ROLE {world.owner}; CREATE VIEW {view} AS SELECT id, x FROM fx.t; COMMIT")
     try:
         assert _preflight(client, "SELECT id FROM fx.v_fp1 WHERE id = 1")["ok"] is True
         found = None
-        for _ in range(3):  # another session may take an id first: search again from further on
+        for _ in range(5):  # another session may take an id first: search again from further on
             rows = run(
                 "SELECT r.oid::int8, r.xmin::text::int8, v.relname FROM pg_rewrite r "
                 "JOIN pg_class v ON v.oid = r.ev_class WHERE v.relname IN ('v_fp1', 'v_fp2') ORDER BY v.relname"
@@ -567,7 +570,8 @@ def test_views_replaced_at_chosen_transaction_ids_are_seen_on_the_next_preflight
             (target,) = run(
                 f"SELECT {h.replace('x', str(a1)) % o1}::int8 + {h.replace('x', str(a2)) % o2}::int8"
             )[0]
-            before = _additive_sum(world.sup.connect())
+            with world.sup.connect() as conn:
+                before = _additive_sum(conn)
             pairs = run(f"SELECT x, {h % o2}::int8 FROM generate_series({start}::int8, {start + n}) x")
             match = next(
                 (
