@@ -770,7 +770,7 @@ def _pg_evaluate(
             bound = min(_CAP, total + EXTENSION_DIMENSIONS[target])
             return bound, None, bound
         # 'x'::text is as big as 'x' (the type's name is not built)
-        built = size.get(id(value.arg)) or 0 if target in _PG_TEXT_TYPES else total
+        built = (size.get(id(value.arg)) or 0) if target in _PG_TEXT_TYPES else total
         return built, lit.get(id(value.arg)), None
     call = value if isinstance(value, pg.FuncCall) and value.funcname else None
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""

@@ -20,10 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 
+from dbmeta_app.api.mcp_server import _TrackedAnswers
 from dbmeta_app.config import load_settings
 from tests.api.test_mcp import INITIALIZE, MCP_HEADERS, ROOT, _settings, _stdio_env, mcp_session, serve
 
@@ -315,12 +319,6 @@ async def test_host_and_origin_are_compared_case_insensitively(base_url: str, tm
 
 
 async def test_at_the_end_of_stdio_a_cancelled_request_is_not_waited_for() -> None:
-    import anyio
-    from mcp.shared.message import SessionMessage
-    from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
-
-    from dbmeta_app.api.mcp_server import _TrackedAnswers
-
     sent: list[SessionMessage] = []
 
     class Sink:
