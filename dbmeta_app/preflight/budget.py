@@ -706,9 +706,28 @@ _PG_PADDED: Final = frozenset({"bpchar", "char", "character", "bit"})
 # stored form about half), whatever the few bytes it is made from. '1e130000'::numeric is 130,001 digits, and
 # repeat('1e130000'::numeric::text, 700) took a backend to 194 MB while the literal counted 8 bytes.
 _PG_NUMERIC_MAX: Final = 147_500
-# Casts whose literal's numbers are read as numerics (and arrays of them), and casts that keep a literal's bytes.
-_PG_NUMERIC_TYPES: Final = frozenset({"numeric", "decimal", "jsonb"})
+# A string literal may be read as numerics wherever it stands: cast to numeric, jsonb, numrange, an array of them or a
+# user's composite with a numeric attribute, or made numeric by its context (ARRAY[amount] = '{1e130000,…}'). So it
+# counts as the digits its numbers make (``_pg_numeric_bytes``). A text computed from constants (``'1e1' || '30000'``,
+# ``json ->> 'a'``) cast to a type other than these built-ins, whose input never reads a numeric, counts as a
+# numeric's size per number it can hold (:func:`_pg_read_as_numerics`).
+_PG_NO_NUMERICS: Final = frozenset(
+    (
+        "aclitem bit bool box bpchar bytea char cid cidr circle citext date datemultirange daterange float4 float8 "
+        "gtsvector inet int2 int2vector int4 int4multirange int4range int8 int8multirange int8range interval json "
+        "jsonpath line lseg macaddr macaddr8 money name oid oidvector path pg_lsn pg_snapshot point polygon "
+        "refcursor regclass regcollation regconfig regdictionary regnamespace regoper regoperator regproc "
+        "regprocedure regrole regtype text tid time timestamp timestamptz timetz tsmultirange tsquery tsrange "
+        "tstzmultirange tstzrange tsvector txid_snapshot uuid varbit varchar xid xid8 xml"
+    ).split()
+)
+# Casts that keep a literal's bytes.
 _PG_TEXT_TYPES: Final = frozenset({"text", "varchar", "name", "citext"})
+# Calls whose result is a number whatever their arguments: a cast of one reads no text.
+_PG_NUMBER_CALLS: Final = frozenset(
+    "abs ceil ceiling div exp floor ln log log10 mod pi power pow round scale sign sqrt trunc width_bucket".split()
+)
+_PG_ARITHMETIC: Final = frozenset({"+", "-", "*", "/", "%", "^"})
 # Calls whose numeric result its arguments do not bound (10::numeric ^ 130000, factorial(30000)): up to a numeric's
 # size; round/trunc pad to the scale they are given (at most 16,383 digits).
 _PG_NUMERIC_BUILDERS: Final = {"power": _PG_NUMERIC_MAX, "pow": _PG_NUMERIC_MAX, "exp": _PG_NUMERIC_MAX,
@@ -736,7 +755,10 @@ def _pg_evaluate(
             digits = _pg_numeric_bytes(str(value.val.fval or ""))
             return max(digits, 16), None, (digits if digits > 16 else None)
         literal = _pg_literal(value)
-        return (len(literal.encode()) if isinstance(literal, str) else 16), literal, None
+        if not isinstance(literal, str):
+            return 16, literal, None
+        length, digits = len(literal.encode()), _pg_numeric_bytes(literal)  # its numbers, if read as numerics
+        return max(length, digits), literal, (digits if digits > length else None)
     parts = [size.get(id(kid), 0) for kid in kids]
     if any(part is None for part in parts):
         return None, None, None
@@ -761,9 +783,11 @@ def _pg_evaluate(
             bound = min(_CAP, total + 4 * length)
             return bound, None, bound
         target = _pg_name((type_name.names or ("",))[-1]) if type_name is not None else ""
-        digits = _pg_numeric_bytes(lit.get(id(value.arg))) if target in _PG_NUMERIC_TYPES else 0
-        if digits > total:
-            bound = min(_CAP, digits + 16)  # a numeric literal's digits, not its characters
+        numbers = _pg_read_as_numerics(
+            value.arg, target, bool(type_name and type_name.arrayBounds), size, lit
+        )
+        if numbers:
+            bound = min(_CAP, total + numbers)
             return bound, None, bound
         if target in EXTENSION_DIMENSIONS:
             # pgvector: '{1:1}/16000'::sparsevec::vector is 64 KB from 14 bytes
@@ -776,6 +800,11 @@ def _pg_evaluate(
     name = _pg_name((call.funcname or ("",))[-1]) if call is not None else ""
     if call is not None and _pg_not_folded(call, name):
         return None, None, None  # an aggregate, a window function, a set: not evaluated while planning
+    if call is not None and call.args and len(call.args) == 1 and name == "jsonb":  # a function-style cast
+        numbers = _pg_read_as_numerics(call.args[0], name, False, size, lit)
+        if numbers:
+            bound = min(_CAP, total + numbers)
+            return bound, None, bound
     if (call is not None and name in _PG_NUMERIC_BUILDERS) or (
         isinstance(value, pg.A_Expr) and value.name and _pg_name(value.name[-1]) == "^"
     ):
@@ -1186,6 +1215,45 @@ def _pg_numeric_bytes(literal: int | str | None) -> int:
     return len(literal) + growth if growth else 0
 
 
+def _pg_read_as_numerics(
+    arg: Any, target: str, array: bool, size: dict[int, int | None], lit: dict[int, int | str | None]
+) -> int:
+    """The bytes a cast of a value computed from constants to ``target`` (``array``: an array of it) may build
+    when its input reads the value's text as numerics: a numeric's size (:data:`_PG_NUMERIC_MAX`) per number it
+    can hold (one for a numeric, two for a numeric range, else one per 8 bytes of text, as few as '1e130000'
+    takes); 0 for a built-in type that reads no numeric, a literal (counted as written, see ``_pg_evaluate``) and
+    a value that is a number already."""
+    if target in _PG_NO_NUMERICS or lit.get(id(arg)) is not None or _pg_is_number(arg):
+        return 0
+    if target == "numeric" and not array:
+        count = 1
+    elif target == "numrange" and not array:
+        count = 2
+    else:
+        count = max(1, (size.get(id(arg)) or 0) // 8)
+    return min(_CAP, _PG_NUMERIC_MAX * count)
+
+
+def _pg_is_number(node: Any) -> bool:
+    """A constant, NULL, or a value that is a number whatever its operands (arithmetic, a cast to a number, a
+    numeric function), or the result of a function that is not built in (an extension's: its own type, sized by
+    its review; a database routine: judged by the routine policy): not text to be read as numerics."""
+    if isinstance(node, pg.A_Const):
+        return True
+    if isinstance(node, pg.A_Expr) and node.name:
+        return _pg_name(node.name[-1]) in _PG_ARITHMETIC
+    if isinstance(node, pg.TypeCast) and node.typeName is not None:
+        target = _pg_name((node.typeName.names or ("",))[-1])
+        return (
+            target in ("numeric", "int2", "int4", "int8", "float4", "float8")
+            and not node.typeName.arrayBounds
+        )
+    if isinstance(node, pg.FuncCall) and node.funcname:
+        name = _pg_name(node.funcname[-1])
+        return name in _PG_NUMBER_CALLS or name not in PG_BUILTINS
+    return False
+
+
 def _pg_name(node: Any) -> str:
     return str(getattr(node, "sval", "") or "").lower()
 
@@ -1279,7 +1347,10 @@ def _pg_call_bound(
             if match.group(1) == "*":
                 return _UNBOUNDED  # the width is an argument: say so by refusing to guess
             width = min(_CAP, width + int(match.group(1)))
-        return min(_CAP, 2 * total + 4 * width)  # %L doubles quotes
+        # each specifier writes one argument, any of them (%1$s may be written many times), %L doubling its quotes
+        specifiers = template.count("%") - 2 * template.count("%%")
+        largest = max(sizes[1:], default=0)
+        return min(_CAP, total + specifiers * (2 * largest + 3) + 4 * width)
     return _UNBOUNDED
 
 

@@ -612,6 +612,8 @@ WHERE t.oid = ANY(CAST(:oids AS oid[]))
 """
 )
 
+# Upward too, to what a query makes of a value without naming its type: an array of it (ARRAY[x], array_agg) and a
+# range's multirange (multirange(r), range_agg); those are values of the query, not types it casts to (is_cast).
 # Lookups by oid go through LATERAL subqueries (OFFSET 0: never flattened into a hash join) so that each
 # is an index probe, never a scan of pg_class or pg_type. Built-in types are not followed: only types created in
 # the database can be spared. The closure has no depth bound: UNION drops a row seen before, so a type that
@@ -641,18 +643,19 @@ seed AS (
 closure(oid, is_cast) AS (
   SELECT oid, is_cast FROM seed
   UNION
-  SELECT x.oid, c.is_cast
+  SELECT x.oid, c.is_cast AND NOT x.up
   FROM closure c
   CROSS JOIN LATERAL (
     SELECT typbasetype, typelem, typarray, typrelid FROM pg_catalog.pg_type WHERE oid = c.oid OFFSET 0
   ) AS t
   CROSS JOIN LATERAL (
-    SELECT t.typbasetype UNION ALL SELECT t.typelem UNION ALL SELECT t.typarray
-    UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+    SELECT t.typbasetype, false UNION ALL SELECT t.typelem, false UNION ALL SELECT t.typarray, true
+    UNION ALL SELECT a.atttypid, false FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = c.oid
-    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = c.oid
-  ) AS x(oid)
+    UNION ALL SELECT r.rngsubtype, false FROM pg_catalog.pg_range r WHERE r.rngtypid = c.oid
+    UNION ALL SELECT r.rngtypid, false FROM pg_catalog.pg_range r WHERE r.rngmultitypid = c.oid
+    UNION ALL SELECT r.rngmultitypid, true FROM pg_catalog.pg_range r WHERE r.rngtypid = c.oid
+  ) AS x(oid, up)
   WHERE c.oid >= 16384 AND x.oid <> 0
 )
 SELECT {FINGERPRINT_SQL},

@@ -7,8 +7,10 @@ scalar subqueries. Those values then appear in the plan's conditions (``'hunter2
 The preflight answers plans, not data. So a quoted value in an error message or a plan is repeated only when
 it is, whole, one of the caller's string literals, a name the caller wrote (``t.x``, ``custmer_id``) or a
 name of the schema (``sales.orders``, ``orders.amount``); otherwise it becomes ``'…'``. A number in a plan's
-expression, and on the planners that read rows any number in an error message (ClickHouse's ``Code: N`` kept),
-is repeated only when it is one of the caller's numeric literals; otherwise it becomes ``?``.
+expression, and any number in an error message (ClickHouse's ``Code: N`` kept), is repeated only when it is one of
+the caller's numeric literals; otherwise it becomes ``?``. Every planner computes values it was not shown:
+PostgreSQL folds stable functions while estimating, so ``chr(<three bytes of current_setting('app.api_key')> +
+1114112)`` fails with "requested character too large for encoding: 8678189", the setting's bytes as a number.
 
 ClickHouse also prints values without quotes (``Cannot load time zone hunter2``, ``Unknown data type family:
 hunter2``, a regular expression it cannot compile). So in a ClickHouse error (``DB::Exception``) every word is an
@@ -172,14 +174,11 @@ class Echo:
         )
 
     def message(self, text: str) -> str:
-        """An error message with the values the caller did not write replaced (numbers too on planners that
-        read rows)."""
+        """An error message with the values and the numbers the caller did not write replaced."""
         if self._reads_rows and _CLICKHOUSE_ERROR.search(text):
             checked = self._clickhouse_message(_SERVICE_SETTINGS.sub("", text))
             return _MASKED_HINT.sub("", checked)
-        if self._reads_rows:
-            return _VALUE.sub(self._value, text)
-        return _QUOTED.sub(self._quoted, text)
+        return _VALUE.sub(self._value, text)
 
     def _clickhouse_message(self, text: str) -> str:
         """A ClickHouse error with quoted values and numbers checked as always, and every other word allow-listed

@@ -527,11 +527,16 @@ def judge_postgres(
         implicit_cast = cast.context in ("i", "a") and not absent(cast.target)
         if explicit_cast or implicit_cast:
             judge.add(f"{cast.signature} → " + _pg_routine_text(catalog.routines[cast.proc]))
-    for type_oid in sorted(live.cast_targets):
+    # A domain's CHECK runs wherever a value is coerced to it, and a query coerces without naming the domain: a
+    # literal takes a column's type through an array, a composite's attribute or a range's bound (ARRAY[qty] =
+    # '{7}', COALESCE(p, '(8,1)'), UNION ALL SELECT '(12,1)', r = '[21,30)'). So every domain the query's values
+    # can have counts, not only the casts it writes.
+    for type_oid in sorted(universe | live.cast_targets):
         for hit in catalog.domain_hits.get(type_oid, ()):
             problem = _pg_hit_problem(catalog, hit, allow)
             if problem is not None:
-                judge.add(f"cast to domain {catalog.type_names.get(type_oid, type_oid)} → {problem}")
+                how = "cast to domain" if type_oid in live.cast_targets else "domain"
+                judge.add(f"{how} {catalog.type_names.get(type_oid, type_oid)} → {problem}")
     # What the planner calls for values of a type: any value of a built-in type may appear (a literal, a
     # function's result), a user type's only when the query can produce it.
     # The user's types the query has first (the more telling path), then the built-in ones; one per type.

@@ -208,6 +208,34 @@ FOLDING_BOMBS: list[tuple[str, str, int]] = [
     ("numeric_factorial_text", "SELECT repeat(factorial(30000)::text, 700)", 90_000_000),
     ("jsonb_number_text", "SELECT repeat('1e130000'::jsonb::text, 700)", 90_000_000),  # 194 MB seen
     ("numeric_array_text", "SELECT repeat('{1e130000}'::numeric[]::text, 700)", 90_000_000),
+    # the same digits read from text by any other route (170-200 MB seen against a 16 MB bound): a range's
+    # bounds, a composite's attribute, a text computed from constants, a json field, a literal the query's
+    # context makes numeric (ARRAY[amount] = '{…}' reads each element as a numeric)
+    ("numrange_bound_text", "SELECT repeat(upper('[1e130000,1e130001]'::numrange)::text, 700)", 90_000_000),
+    (
+        "composite_numeric_attribute",
+        "SELECT repeat((('(1,x,1e130000)'::sales.plain).amt)::text, 700)",
+        90_000_000,
+    ),
+    ("numeric_of_computed_text", "SELECT repeat((('1e1' || '30000')::numeric)::text, 700)", 90_000_000),
+    ("jsonb_function_style", "SELECT repeat(jsonb('[1e1' || '30000]')::text, 700)", 90_000_000),
+    (
+        "json_field_numeric",
+        "SELECT repeat(((('{\"a\": \"1e1' || '30000\"}')::json ->> 'a')::numeric)::text, 700)",
+        90_000_000,
+    ),
+    (
+        "computed_text_to_a_user_type",
+        "SELECT repeat(((('(1,x,1e1' || '30000)')::sales.plain).amt)::text, 700)",
+        90_000_000,
+    ),
+    (
+        "untyped_literal_read_as_numerics",
+        "SELECT id FROM orders WHERE ARRAY[amount] = '{" + ",".join(["1e130000"] * 200) + "}'",
+        26_000_000,
+    ),
+    # format() writes an argument once per specifier, and a position may be reused: 319 MB seen
+    ("format_reused_position", "SELECT format('" + "%1$s" * 1_500 + "', repeat('x', 100000))", 150_000_000),
 ]
 
 
@@ -258,6 +286,9 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
         "SELECT 1.5::numeric * 3, '12.50'::numeric, 2.75e3, power(2, 10), round(2.345, 2)",  # small numerics
         "SELECT '{\"a\": 1.5e3, \"b\": [2e2]}'::jsonb, '{1e2,2.5}'::numeric[]",
         "SELECT repeat('-'::text, 500000), repeat(CAST('=' AS varchar), 500000)",  # 1 MB: a cast keeps its bytes
+        "SELECT format('%s-%s: %L', 'a', 'b', 'c'), format('%1$s %1$s', 'x'), ('12' || '.5')::numeric",
+        "SELECT (('{\"a\": \"1.5\"}'::json ->> 'a')::numeric), '[1.5,2.5)'::numrange, (1.5 * 3)::numeric",
+        "SELECT id FROM orders WHERE ARRAY[amount] = '{1.5,2e3}' AND amount > '1e3'",
         # constants of derived tables used as constants: small
         "SELECT repeat('-', n), lpad(status, w, ' ') FROM orders, (SELECT 80 AS n, 12 AS w) AS layout",
         "SELECT g, repeat('*', g) FROM generate_series(1, 10) AS g",  # a set is not folded: a bar chart

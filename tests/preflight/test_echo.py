@@ -78,7 +78,7 @@ def test_numbers_in_messages_of_planners_that_read_rows_are_the_caller_s_only() 
         echo.message(message)
         == "Code: 69. DB::Exception: Scale ? is out of bounds (max scale: 7): While processing '…'"
     )
-    assert Echo("SELECT 1", reads_rows=False).message("value 31337 'x'") == "value 31337 '…'"
+    assert Echo("SELECT 31337", reads_rows=False).message("value 31337 'x'") == "value 31337 '…'"
 
 
 def test_the_schema_s_names_are_read_only_when_a_value_is_not_the_caller_s() -> None:
@@ -273,3 +273,38 @@ def test_a_clickhouse_hint_whose_every_name_is_masked_is_left_out() -> None:
         "Code: 47. DB::Exception: Unknown expression identifier `evnt_type`. In scope SELECT evnt_type FROM "
         "analytics.events. (UNKNOWN_IDENTIFIER)"
     )
+
+
+# --- PostgreSQL folds stable functions while estimating: a setting's value can reach an error's numbers --------
+
+
+def test_numbers_in_any_error_message_are_the_caller_s_only() -> None:
+    """Every planner folds something it was not shown (PostgreSQL: stable functions, current_setting among
+    them, while estimating), so a number in an error message is repeated only when the caller wrote it."""
+    echo = Echo("SELECT chr(x + 1114112) FROM t WHERE n > 10")
+    assert echo.message("requested character too large for encoding: 8678189") == (
+        "requested character too large for encoding: ?"
+    )
+    assert (
+        echo.message("value 1114112 is out of range, limit 10") == "value 1114112 is out of range, limit 10"
+    )
+
+
+@pytest.mark.integration
+def test_a_postgres_setting_read_while_planning_is_not_spelt_by_an_error_s_number(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url, connect_args={"options": "-c app.api_key=hunter2-TOPSECRET"})
+    # three bytes of the setting per request, as the code point of a character too large for the encoding
+    sql = (
+        "SELECT 1 FROM pg_catalog.pg_class WHERE relname = chr(('x' || encode(convert_to(rpad(substr("
+        "current_setting('app.api_key'), 1, 3), 3, ' '), 'UTF8'), 'hex'))::bit(24)::int + 1114112)"
+    )
+    try:
+        verdict = check_sql(sql, "postgresql")
+        assert verdict.ok and verdict.statement is not None, verdict.reason
+        result = run_explain(engine, verdict.statement, names=lambda: ["pg_class", "relname"])
+    finally:
+        engine.dispose()
+    secret = int.from_bytes(b"hun", "big") + 1114112
+    assert result.error_kind == "sql", result
+    assert "too large" in (result.error or "")
+    assert str(secret) not in json.dumps([result.error, result.plan])

@@ -99,6 +99,25 @@ SETUP: list[str] = [
     "ANALYZE",
 ]
 
+# Values coerced to a type the query never names, in a database of its own (the one above makes every integer
+# reach a hostile operator class).
+COERCION: list[str] = [
+    # a domain's CHECK, run wherever a value is coerced to the domain: a literal taking a column's type through
+    # an array, a composite's attribute, a range's bound (array_in, record_in, range_in → domain_in → CHECK)
+    _evil("evil_pos", "a int", "boolean", "a > 0"),
+    "CREATE DOMAIN public.posint AS int CHECK (public.evil_pos(VALUE))",
+    "CREATE TABLE public.stock (id int, qty public.posint)",
+    "CREATE TYPE public.parcel AS (q public.posint, n int)",
+    "CREATE TABLE public.parcels (id int, p public.parcel)",
+    "CREATE TYPE public.posrange AS RANGE (SUBTYPE = public.posint)",
+    "CREATE TABLE public.windows (id int, r public.posrange)",
+    # a range's multirange (made by multirange(anyrange), range_agg), reached by an overload of a built-in
+    "CREATE TYPE public.irange AS RANGE (SUBTYPE = int4)",
+    "CREATE TABLE public.spans (id int, r public.irange)",
+    _evil("upper", "m public.imultirange", "int", "1"),
+    "ANALYZE",
+]
+
 # The control: what an ordinary warehouse has.
 CONTROL: list[str] = [
     "CREATE TYPE public.addr AS (street text, city text)",
@@ -118,6 +137,11 @@ CONTROL: list[str] = [
 @pytest.fixture(scope="module")
 def hostile(pg_url: str) -> Iterator[Engine]:
     yield from pg_database(pg_url, SETUP, "pr")
+
+
+@pytest.fixture(scope="module")
+def coercion(pg_url: str) -> Iterator[Engine]:
+    yield from pg_database(pg_url, COERCION, "pr")
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +245,78 @@ def test_the_gate_refuses_what_the_planner_reaches_and_names_the_path(
     assert reason is not None, f"{name}: accepted"
     for mention in mentions:
         assert mention in reason, reason
+
+
+COERCION_ATTACKS: list[tuple[str, str, str | None, list[str]]] = [
+    (
+        "domain_check_through_an_array_literal",
+        "SELECT id FROM stock WHERE ARRAY[qty] = '{7}'",
+        "evil_pos",
+        ["domain public.posint", "function public.evil_pos(integer)"],
+    ),
+    (
+        "domain_check_through_a_composite_literal",
+        "SELECT COALESCE(p, '(8,1)') FROM parcels",
+        "evil_pos",
+        ["domain public.posint", "function public.evil_pos(integer)"],
+    ),
+    (
+        "domain_check_through_a_union_literal",
+        "SELECT p FROM parcels UNION ALL SELECT '(12,1)'",
+        "evil_pos",
+        ["domain public.posint", "function public.evil_pos(integer)"],
+    ),
+    (
+        "domain_check_through_a_range_literal",
+        "SELECT id FROM windows WHERE r = '[21,30)'",
+        "evil_pos",
+        ["domain public.posint", "function public.evil_pos(integer)"],
+    ),
+    (
+        "overload_on_the_multirange_of_a_range_read",
+        "SELECT id FROM spans WHERE upper(multirange('[1,2)'::irange)) = 1",
+        "upper",
+        ["function public.upper(public.imultirange)"],
+    ),
+    (
+        "overload_on_the_multirange_of_a_range_column",
+        "SELECT id FROM spans WHERE upper(multirange(r)) = 1",
+        None,
+        ["function public.upper(public.imultirange)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "evil", "mentions"), COERCION_ATTACKS, ids=[a[0] for a in COERCION_ATTACKS]
+)
+def test_a_routine_run_on_a_value_coerced_to_a_type_the_query_never_names_is_refused(
+    coercion: Engine, name: str, sql: str, evil: str | None, mentions: list[str]
+) -> None:
+    verdict = check_sql(sql, "postgresql")
+    assert verdict.ok and verdict.statement is not None, verdict.reason
+    if evil:  # the canary: the plain EXPLAIN runs it
+        with coercion.connect() as conn, pytest.raises(sa.exc.DBAPIError, match=f"EVIL {evil}"):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql("EXPLAIN " + verdict.statement)
+    reason = _gate(coercion, sql)
+    assert reason is not None, f"{name}: accepted"
+    for mention in mentions:
+        assert mention in reason, reason
+
+
+def test_reading_what_holds_such_a_domain_or_range_without_a_coercion_is_refused_too(
+    coercion: Engine,
+) -> None:
+    """Fail closed: the policy cannot tell every coercion from the text (COALESCE, UNION, an operator's unknown
+    argument), so a query whose values can be of a domain whose CHECK is untrusted is refused, naming it, and
+    allow-listing the function admits it."""
+    reason = _gate(coercion, "SELECT id, qty FROM stock")
+    assert reason is not None and "domain public.posint" in reason, reason
+    assert (
+        _gate(coercion, "SELECT id, qty FROM stock", RoutineGate("postgresql", ("public.evil_pos",))) is None
+    )
+    assert _gate(coercion, "SELECT id FROM spans WHERE r && '[1,5)'") is None  # the overload is not reached
 
 
 def test_allow_listing_the_functions_admits_the_operator(hostile: Engine) -> None:

@@ -218,6 +218,14 @@ def test_a_domain_cast_to_runs_its_check_constraint() -> None:
     assert verdict is not None and "cast to domain" in verdict and "check constraint c" in verdict
 
 
+def test_a_domain_the_query_s_values_can_have_runs_its_check_constraint_uncast() -> None:
+    """A literal takes a column's domain through an array, a composite or a range (ARRAY[qty] = '{7}')."""
+    catalog = _catalog(routines=[KILL], domain_hits={MOOD: (PgHit("check constraint c", proc=KILL.oid),)})
+    verdict = judge_postgres(_reach("SELECT x FROM t"), catalog, _live(universe={TEXT, MOOD}), NONE)
+    assert verdict is not None and "domain " in verdict and "cast to domain" not in verdict
+    assert judge_postgres(_reach("SELECT x FROM t"), catalog, _live(universe={TEXT}), NONE) is None
+
+
 def test_relations_expand_views_and_children_with_the_path_named() -> None:
     relations = [
         PgRelation(50001, "sales", "v_outer", "v", reads=(50002,)),
