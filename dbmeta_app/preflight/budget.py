@@ -1721,6 +1721,8 @@ def _glot_call_bound(
     if name in _GLOT_GROWING:
         return min(_CAP, total * _GLOT_GROWING[name])
     lambdas = [arg for arg in node.iter_expressions() if isinstance(arg, exp.Lambda)]
+    if any(_glot_doubling(arg) for arg in lambdas):
+        return _UNBOUNDED  # a reduction whose step uses its result twice: list_reduce(…, (a, b) -> a || a)
     if lambdas:
         # a lambda over a constant list runs once per element: list_transform(range(n), lambda x: …)
         values = sum(of(arg) for arg in node.iter_expressions() if not isinstance(arg, exp.Lambda))
@@ -1728,6 +1730,16 @@ def _glot_call_bound(
     if dialect == "duckdb" and name in DUCKDB_VARIABLE_SIZE:
         return _UNBOUNDED  # a result of any size, and no reviewed bound
     return None
+
+
+def _glot_doubling(lam: exp.Lambda) -> bool:
+    """Whether a lambda of two or more parameters (a reduction's step: the result so far, the next element)
+    names its first one more than once: each step may then double the result, 2^n from n elements."""
+    params = [p.name for p in lam.expressions]
+    if len(params) < 2 or not isinstance(lam.this, exp.Expr):
+        return False
+    uses = sum(1 for ident in lam.this.find_all(exp.Identifier) if ident.name == params[0])
+    return uses > 1
 
 
 def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, Constant] | None = None) -> Measures:

@@ -73,6 +73,18 @@ _SPACE: Final = re.compile(r"\s+")
 #: Condition): their numbers may be values read from rows. Other fields' numbers are the plan's own (key_length).
 _EXPRESSION_FIELD: Final = re.compile(r"condition|filter|having|^ref$", re.I)
 _REDACTED: Final = "…"
+#: A message with the hint the service appends to it (``explain._pg_message``).
+_HINTED: Final = re.compile(r"(.*?) \(hint: (.*)\)", re.S)
+_QUOTES: Final = "'\"`"
+#: An apostrophe of an English contraction in a message (doesn't, can't, it's): not a value's quote.
+_CONTRACTION: Final = re.compile(r"(?<=[A-Za-z])'(?:t|s|re|ll|ve|d|m)\b")
+#: A message's own quoting, at most (see ``Echo._framing``): quoted values, and the words between two of them.
+_MAX_QUOTED: Final = 3
+_MAX_CONNECTING: Final = 3
+_CONNECTORS: Final = frozenset(
+    "in of for and or at on to from with by is not as has no relation column table type function operator schema "
+    "database index constraint view key field clause".split()
+)
 #: A ClickHouse error (through chDB or a server): its words are allow-listed, see the module's doc.
 _CLICKHOUSE_ERROR: Final = re.compile(r"\bDB::Exception\b")
 #: The final "(CODE_NAME)" of a ClickHouse error.
@@ -178,7 +190,50 @@ class Echo:
         if self._reads_rows and _CLICKHOUSE_ERROR.search(text):
             checked = self._clickhouse_message(_SERVICE_SETTINGS.sub("", text))
             return _MASKED_HINT.sub("", checked)
-        return _VALUE.sub(self._value, text)
+        hinted = _HINTED.match(text)
+        if hinted:  # the database's message and its hint, as the service joins them: each its own sentence
+            return f"{self.message(hinted.group(1))} (hint: {self.message(hinted.group(2))})"
+        start = self._framing(text)
+        if start is None:
+            return _VALUE.sub(self._value, text)
+        # from the first doubtful quote to the last quote of the message: one value
+        last = max(text.rfind(quote) for quote in _QUOTES)
+        quote, tail = text[start], text[last + 1 :] if last > start else ""
+        return (
+            f"{_VALUE.sub(self._value, text[:start])}{quote}{_REDACTED}{quote}{_VALUE.sub(self._value, tail)}"
+        )
+
+    def _framing(self, text: str) -> int | None:
+        """Where a message's quoting stops telling values from the message's own words (None: it never does).
+
+        PostgreSQL and MariaDB print a value between quotes without escaping the quotes it holds, so a value can
+        end its quotes early and go on as unquoted text: ``""hunter2"`` (an empty value, the rest unquoted), ``"a"
+        hunter2 "b"`` (framed by the caller's own literals). A message's own quoting is a few quoted values
+        (:data:`_MAX_QUOTED`), none empty or cut short or not the caller's or the schema's, each followed by a
+        space, punctuation or the end, with only a few connecting words of the message between two of them
+        (:data:`_CONNECTORS`: ``'x' in 'field list'``, ``"x" of relation "y"``) and no other quote outside them (an
+        apostrophe of an English contraction aside)."""
+        spans = list(_QUOTED.finditer(text))
+        unquoted = _CONTRACTION.sub("", _QUOTED.sub(" ", text))
+        if not spans:
+            return None
+        if len(spans) > _MAX_QUOTED or any(quote in unquoted for quote in _QUOTES):
+            return spans[0].start()
+        for index, match in enumerate(spans):
+            whole = match.group(0)
+            closed = len(whole) > 2 and whole.endswith(whole[0])
+            after = text[match.end() : match.end() + 1]
+            gap = text[match.end() : spans[index + 1].start()] if index + 1 < len(spans) else ""
+            words = gap.split()
+            if (
+                not closed
+                or not self.allows(whole[1:-1])
+                or (after and (after.isalnum() or after == "_"))
+                or len(words) > _MAX_CONNECTING
+                or any(word.lower() not in _CONNECTORS for word in words)
+            ):
+                return match.start()
+        return None
 
     def _clickhouse_message(self, text: str) -> str:
         """A ClickHouse error with quoted values and numbers checked as always, and every other word allow-listed

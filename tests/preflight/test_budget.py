@@ -515,6 +515,9 @@ def test_measures_agree_between_parsers_on_the_shape_of_a_bomb() -> None:
         "SELECT list_transform(range(300), lambda x: repeat('a', 1000000)) FROM orders",
         # a function of DuckDB's whose result can be of any size, with no reviewed bound
         "SELECT bar(1, 0, 10, 100000000)",
+        # a reduction carries its result from step to step: a || a doubles it (28 steps: 1.6 GB in this process)
+        "SELECT length(list_reduce(list_transform(range(28), x -> 'x'), (a, b) -> a || a))",
+        "SELECT length(array_reduce(['x', 'x', 'x'], (acc, v) -> concat(acc, v, acc)))",
     ],
 )
 def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_counted(sql: str) -> None:
@@ -522,6 +525,9 @@ def test_duckdb_list_ranges_of_constants_are_bounded_and_table_ranges_are_not_co
     assert verdict.kind == LIMIT and verdict.reason is not None and "bytes of constants" in verdict.reason
     assert check_sql("SELECT * FROM range(1000000000)", "duckdb").ok  # a table function streams
     assert check_sql("SELECT range(1, 10, 2), list_resize([1], 3)", "duckdb").ok
+    assert check_sql(
+        "SELECT list_reduce([1, 2, 3], (a, b) -> a + b), list_reduce(['a', 'b'], (a, b) -> a || b)", "duckdb"
+    ).ok
     accepted = check_sql(
         "SELECT lower('A'), upper('b'), concat('a', 'b'), strftime(DATE '2024-01-01', '%Y-%m'),"
         " date_trunc('month', current_date), substring('abc', 1, 2), trim(' x '), string_split('a,b', ','),"

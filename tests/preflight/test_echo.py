@@ -308,3 +308,33 @@ def test_a_postgres_setting_read_while_planning_is_not_spelt_by_an_error_s_numbe
     assert result.error_kind == "sql", result
     assert "too large" in (result.error or "")
     assert str(secret) not in json.dumps([result.error, result.plan])
+
+
+def test_a_value_shaped_to_slip_out_of_its_quotes_is_masked_whole() -> None:
+    """A value may hold the message's own quote (PostgreSQL and MariaDB do not escape it): a quote first makes an
+    empty value with the rest unquoted, a value framed by the caller's own literals leaves its middle between
+    two allowed values. The span from the first quote of such a message to its last is one value."""
+    echo = Echo("SELECT ('a\" ' || current_setting('app.k') || ' \"b')::int, 'a', 'b' FROM t")
+    cases = {
+        'invalid input syntax for type integer: ""hunter2"': 'invalid input syntax for type integer: "…"',
+        'invalid input syntax for type integer: "a" hunter2 "b"': 'invalid input syntax for type integer: "…"',
+        'time zone ""hunter2" not recognized': 'time zone "…" not recognized',
+        'time zone "a" hunter2 "b" not recognized': 'time zone "…" not recognized',
+        'time zone "x" z6875 "y" not recognized': 'time zone "…" not recognized',
+        "XPATH syntax error: '' ##!#!!!'": "XPATH syntax error: '…'",
+        "XPATH syntax error: '' . , . ''": "XPATH syntax error: '…'",
+    }
+    for message, masked in cases.items():
+        assert echo.message(message) == masked, message
+    # ordinary messages keep their names and words
+    names = Echo("SELECT custmer_id FROM shop.orders", lambda: NAMES)
+    for message in (
+        "Table 'shop.orders' doesn't exist",
+        'column "custmer_id" of relation "orders" does not exist',
+        'relation "shop.orders" does not exist',
+        "Unknown column 'shop.custmer_id' in 'customer_id'",
+    ):
+        assert names.message(message) == message
+    assert (
+        names.message("Unknown column 'custmer_id' in 'field list'") == "Unknown column 'custmer_id' in '…'"
+    )

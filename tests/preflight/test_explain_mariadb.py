@@ -477,6 +477,16 @@ def _explained(engine: sa.Engine, sql: str) -> tuple[Any, str]:
     return result, json.dumps([result.error, result.plan])
 
 
+def _answered(engine: sa.Engine, sql: str) -> str:
+    """What the answer says: the guard's refusal, or the EXPLAIN's plan and error."""
+    verdict = check_sql(sql, "mysql")
+    if not verdict.ok or verdict.statement is None:
+        return str(verdict.reason)
+    result = run_explain(engine, verdict.statement, names=lambda: ["vault", "secret", "orders", "status"])
+    assert result.error_kind in (None, "sql")
+    return json.dumps([result.error, result.plan])
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "sql",
@@ -490,14 +500,42 @@ def _explained(engine: sa.Engine, sql: str) -> tuple[Any, str]:
         # the secret spelt out letter by letter, every letter a word the caller wrote
         "SELECT * FROM orders WHERE ExtractValue('<a/>', CONCAT('~', REGEXP_REPLACE((SELECT secret FROM vault "
         "WHERE id = 1), '(.)', '\\\\1 '))) = 'a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4'",
+        # a quote before the value: '' reads as an empty value and the value follows unquoted
+        "SELECT ExtractValue('<a/>', CONCAT('''', (SELECT secret FROM vault WHERE id = 1)))",
+        # its bytes in hex, after a letter (one word, no number), and as punctuation
+        "SELECT ExtractValue('<a/>', CONCAT('''z', HEX((SELECT secret FROM vault WHERE id = 1))))",
+        "SELECT ExtractValue('<a/>', CONCAT(''' ', REPLACE(REPLACE(BIN(ORD((SELECT secret FROM vault "
+        "WHERE id = 1))), '0', '!'), '1', '#')))",
+        "SELECT ExtractValue('<a/>', CONCAT(''' ', REPLACE(REPLACE(BIN(ORD((SELECT secret FROM vault "
+        "WHERE id = 1))), '0', '. '), '1', ', ')))",
     ],
-    ids=["extractvalue_error", "updatexml_error", "const_row_strings", "const_row_numbers", "spelt_out"],
+    ids=[
+        "extractvalue_error",
+        "updatexml_error",
+        "const_row_strings",
+        "const_row_numbers",
+        "spelt_out",
+        "quote_first",
+        "hex_after_a_letter",
+        "punctuation",
+        "spaced_punctuation",
+    ],
 )
 def test_values_read_while_planning_are_not_in_the_answer(database: str, engine: sa.Engine, sql: str) -> None:
-    result, text = _explained(engine, sql)
-    assert result.error_kind in (None, "sql")
-    for value in ("hunter2", "TOPSECRET", "other-secret", "4242", "8686", "h u n t"):
+    text = _answered(engine, sql)
+    # the secret, its hex (68756E746572: "hunter"), 'h' (0b1101000) as punctuation
+    for value in (
+        "hunter2",
+        "TOPSECRET",
+        "other-secret",
+        "4242",
+        "8686",
+        "h u n t",
+        "68756E746572",
+        "##!#!!!",
+    ):
         assert value not in text
+    assert ", , . , . . ." not in text
 
 
 @pytest.mark.integration

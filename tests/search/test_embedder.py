@@ -25,6 +25,29 @@ def test_a_missing_model_names_the_setting_and_what_to_install() -> None:
         Embedder("/nonexistent/model")
 
 
+def test_a_missing_model_directory_is_refused_before_the_model_libraries_load() -> None:
+    """A start with a mistyped path fails in a moment, not after seconds of importing torch (a 45 s start under
+    load was seen)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dbmeta_app.search.embedder import ModelNotFoundError, resolve_model_path\n"
+        "for model in ('/nonexistent/model', './no/such', '~/no-such-model'):\n"
+        "    try:\n"
+        "        resolve_model_path(model)\n"
+        "    except ModelNotFoundError as exc:\n"
+        "        assert model in str(exc)\n"
+        "    else:\n"
+        "        raise SystemExit(model + ' was not refused')\n"
+        "assert 'sentence_transformers' not in sys.modules and 'torch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert resolve_model_path("some-org/some-model") == "some-org/some-model"  # a hub name: the cache decides
+
+
 def test_encode_returns_unit_float32_rows(embedder: Embedder) -> None:
     vectors = embedder.encode(["orders per customer", "employee salaries", "x"])
     assert embedder.model_id == "sentence-transformers/all-MiniLM-L6-v2"
