@@ -1461,7 +1461,26 @@ _ALIASES_READ_IN_SOURCES: Final = frozenset({"clickhouse"})
 _GLOT_SOURCES: Final = ("with_", "from_", "joins", "laterals")
 
 
-def _glot_evaluate(dialect: str) -> _Evaluate:
+#: Engines whose planner reads rows: MariaDB/MySQL read the row a unique key finds ("const table") and evaluate
+#: some constant subqueries while planning, so a column there may be a value folded like a constant. Measured so
+#: (``rows``) by the routine gate, which reads the views' constant columns first (a view's ``80 AS width`` is a
+#: count of 80); the guard, which cannot tell a view's column from a table's, leaves them to it.
+_READS_ROWS_WHILE_PLANNING: Final = frozenset({"mysql", "mariadb"})
+
+
+def _glot_count_argument(node: Any) -> Any:
+    """The argument that says how big a call's result is, for the calls whose result a count makes (REPEAT's
+    times, LPAD/RPAD's length, SPACE's n); None for any other node."""
+    if isinstance(node, exp.Repeat):
+        return node.args.get("times")
+    if isinstance(node, exp.Pad):
+        return node.expression
+    if isinstance(node, exp.Space):
+        return node.this
+    return None
+
+
+def _glot_evaluate(dialect: str, rows: bool = False) -> _Evaluate:
     def evaluate(
         node: Any, kids: list[Any], size: dict[int, int | None], lit: dict[int, int | str | None]
     ) -> _Evaluated:
@@ -1483,6 +1502,11 @@ def _glot_evaluate(dialect: str) -> _Evaluate:
         if isinstance(node, exp.Identifier):
             # a struct's key ({'<5000 characters>': 1}): printed again with every element of a list of it
             return min(_CAP, len(str(node.this).encode()) + 16), None, None
+        if rows and dialect in _READS_ROWS_WHILE_PLANNING:
+            count = _glot_count_argument(node)
+            if count is not None and size.get(id(count)) is None:
+                # a count taken from a row (a column, a subquery of one) is a value of the data: any size
+                return _UNBOUNDED, None, _UNBOUNDED
         parts = [size.get(id(kid), 0) for kid in kids]
         if any(part is None for part in parts):
             return None, None, None
@@ -1546,9 +1570,9 @@ def _glot_reads(node: Any) -> str | None:
     return None
 
 
-def _glot_fold(root: exp.Expr, dialect: str, seed: Mapping[str, Constant]) -> _Folded:
+def _glot_fold(root: exp.Expr, dialect: str, seed: Mapping[str, Constant], rows: bool = False) -> _Folded:
     tree = _Tree(root, _glot_kids, lambda node: isinstance(node, exp.Select))
-    return _fold(tree, _glot_defs(tree, dialect), seed, _glot_reads, _glot_evaluate(dialect))
+    return _fold(tree, _glot_defs(tree, dialect), seed, _glot_reads, _glot_evaluate(dialect, rows))
 
 
 def _glot_defs(tree: _Tree, dialect: str) -> list[_Def]:
@@ -1742,13 +1766,15 @@ def _glot_doubling(lam: exp.Lambda) -> bool:
     return uses > 1
 
 
-def measure_sqlglot(root: exp.Expr, dialect: str, outputs: Mapping[str, Constant] | None = None) -> Measures:
+def measure_sqlglot(
+    root: exp.Expr, dialect: str, outputs: Mapping[str, Constant] | None = None, *, rows: bool = False
+) -> Measures:
     """Measure a sqlglot statement tree for a dialect (iteratively).
 
     ``outputs``: constant columns of relations the statement reads that are not in its text (the views it
     reads, by column name: :func:`glot_view_outputs`), counted like its own derived tables' constants.
     """
-    constants = _glot_fold(root, dialect, outputs or {})
+    constants = _glot_fold(root, dialect, outputs or {}, rows)
     folded = constants.calls
     blocks = [_Block()]
     depth = from_items = 0

@@ -154,10 +154,16 @@ class RoutineGate:
         my = self._mysql_catalog(conn, my_live.fingerprint)
         verdict = judge_mysql(reach, my, my_live, self.allow, max_constant_bytes=self.max_constant_bytes)
         if verdict is None and statement is not None:
+            # measured again with the views' constant columns, and any other column taken as a row the
+            # optimiser may read (a count from it is any size: budget._READS_ROWS_WHILE_PLANNING)
             outputs = merge_outputs(*mysql_view_outputs(my, reach.relations, my_live.database))
-            if outputs:
-                tree = sqlglot.parse_one(statement, read=MySQLFamily)
-                verdict = self._too_big(measure_sqlglot(tree, "mysql", outputs).constant_bytes)
+            tree = sqlglot.parse_one(statement, read=MySQLFamily)
+            verdict = self._too_big(
+                measure_sqlglot(tree, "mysql", outputs, rows=True).constant_bytes,
+                "with the constant columns of the views it reads"
+                if outputs
+                else "with a size taken from a row as any size (MariaDB reads rows while it plans)",
+            )
         return verdict
 
     def _planned_problem(

@@ -278,6 +278,31 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
 @pytest.mark.parametrize(
     "sql",
     [
+        # a red team's: +405 MB of mariadbd's Memory_used with 10 such terms (15 MB each, 16 MB max_allowed_packet)
+        "SELECT 1 FROM t WHERE id = 2 AND (SELECT LENGTH(REPEAT('x1', a * 750000)) FROM t WHERE id = 1) > 0",
+        "SELECT LPAD('x', (SELECT n FROM t WHERE id = 1), 'y')",
+        "SELECT SPACE(t.n) FROM t WHERE t.id = 1",
+    ],
+)
+def test_mysql_sizes_taken_from_a_row_are_any_size(sql: str) -> None:
+    """MariaDB reads the row a unique key finds and evaluates some constant subqueries while planning: a count
+    taken from a row is a value of the data, of any size there (the routine gate measures so, ``rows``, after
+    reading the views' constant columns; PostgreSQL never folds a column)."""
+
+    def measured(text: str, rows: bool) -> int:
+        return measure_sqlglot(sqlglot.parse_one(text, read=MySQLFamily), "mysql", rows=rows).constant_bytes
+
+    assert measured(sql, rows=True) >= 10**15
+    assert measured(sql, rows=False) < 1_000  # the guard cannot tell a view's constant column from a table's
+    assert check_sql(sql, "mysql").ok
+    assert (
+        measured("SELECT LPAD(name, 10, '0'), REPEAT('-', 3), CONCAT(name, name) FROM t", rows=True) < 1_000
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
         "SELECT repeat('-', 80) AS rule, lpad('7', 3, '0'), rpad('x', 20), format('%-12s|', 'name')",
         "SELECT lpad(status, 100000000, '0'), repeat(status, 1000000000), replace(status, 'a', 'bb') FROM orders",
         "SELECT to_json(o), array_fill(id, ARRAY[3]), encode(sha256('x'), 'hex') FROM orders o",

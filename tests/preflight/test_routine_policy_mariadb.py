@@ -302,6 +302,18 @@ def test_a_small_constant_column_of_a_view_passes_the_gate(world: World) -> None
     assert _gate(world, "SELECT REPEAT('-', p.width) FROM params p") is None
 
 
+def test_a_size_taken_from_a_row_is_refused_by_the_gate(world: World) -> None:
+    """MariaDB reads the row a unique key finds and evaluates some constant subqueries while planning: a red team's
+    ten terms of (SELECT LENGTH(REPEAT('x1', a * 750000)) … WHERE id = 1) took mariadbd +405 MB."""
+    for sql in (
+        "SELECT 1 FROM t WHERE id = 2 AND (SELECT LENGTH(REPEAT('x1', id * 750000)) FROM t WHERE id = 1) > 0",
+        "SELECT LENGTH(SPACE(t.id)) FROM t WHERE t.id = 1",
+    ):
+        problem = _gate(world, sql)
+        assert problem is not None and "a size taken from a row as any size" in problem, problem
+    assert _gate(world, "SELECT LPAD(note, 10, '0'), REPEAT('-', 3) FROM t WHERE id = 1") is None
+
+
 LEGIT = [
     ("small_constant_column_of_a_view", "SELECT REPEAT('-', p.width) FROM params p"),
     ("join_aggregate", "SELECT t.note, SUM(u.amount) FROM t JOIN u ON u.t_id = t.id GROUP BY t.note"),
