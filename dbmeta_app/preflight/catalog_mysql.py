@@ -14,7 +14,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -32,7 +32,7 @@ from dbmeta_app.preflight.reach import mysql_calls, mysql_reach
 from dbmeta_app.preflight.routines import MyCatalog, MyLive, MyView
 from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, too_big_to_parse
 
-__all__ = ["load_catalog", "read_live"]
+__all__ = ["load_catalog", "read_generated", "read_live"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,42 @@ _VIEWS: Final = sa.text(
 #: definition), and the lock that keeps two catalog reads from changing it at once.
 _MEMO: Final = ViewMemo()
 _MEMO_LOCK: Final = threading.Lock()
+
+
+#: The tables of one query whose VIRTUAL generated columns are read at most (a query reads few; the budget's
+#: preflight.max_relations bounds them long before).
+_GENERATED_TABLES_MAX: Final = 500
+
+
+def read_generated(
+    conn: Connection, tables: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+    """The VIRTUAL generated columns of these (schema, table) pairs, read live in the caller's transaction: per
+    table, (column, expression; None when longer than a view definition may be). MariaDB computes them for a row
+    it reads while planning (a "const table"), so they are measured like a view's definition. Looked up by
+    schema and name, which information_schema answers by opening those tables only."""
+    pairs = list(dict.fromkeys(tables))[:_GENERATED_TABLES_MAX]
+    if not pairs:
+        return {}
+    where = " OR ".join(f"(TABLE_SCHEMA = :s{i} AND TABLE_NAME = :t{i})" for i in range(len(pairs)))
+    params: dict[str, Any] = {"max_chars": view_memo.VIEW_DEFINITION_MAX}
+    for i, (schema, table) in enumerate(pairs):
+        params[f"s{i}"], params[f"t{i}"] = schema, table
+    rows = conn.execute(
+        sa.text(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, CASE WHEN CHAR_LENGTH(GENERATION_EXPRESSION) <= "
+            f":max_chars THEN GENERATION_EXPRESSION END FROM information_schema.COLUMNS WHERE ({where}) "
+            "AND EXTRA LIKE 'VIRTUAL%' AND GENERATION_EXPRESSION IS NOT NULL ORDER BY TABLE_SCHEMA, TABLE_NAME, "
+            "ORDINAL_POSITION"
+        ),
+        params,
+    )
+    out: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for schema, table, column, expression in rows:
+        out.setdefault((str(schema), str(table)), []).append(
+            (str(column), None if expression is None else str(expression))
+        )
+    return out
 
 
 def read_live(conn: Connection) -> MyLive:

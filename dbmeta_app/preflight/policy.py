@@ -52,6 +52,7 @@ from dbmeta_app.preflight.routines import (
     PgLive,
     judge_mysql,
     judge_postgres,
+    mysql_base_tables,
     mysql_relation_problems,
     mysql_view_outputs,
     pg_calls,
@@ -164,7 +165,44 @@ class RoutineGate:
                 if outputs
                 else "with a size taken from a row as any size (MariaDB reads rows while it plans)",
             )
+        if verdict is None:
+            verdict = self._generated_problem(conn, mysql_base_tables(my, reach.relations, my_live.database))
         return verdict
+
+    def _generated_problem(self, conn: Connection, tables: Sequence[tuple[str, str]]) -> str | None:
+        """Say whether the VIRTUAL generated columns of the tables a MySQL/MariaDB query reads would make the
+        optimiser build too much: it computes them for a row it reads while planning (a const table), each
+        column taken as a row value (``REPEAT('x', a)`` is any size); or one cannot be read or parsed."""
+        problems: list[str] = []
+        built = 0
+        for (schema, table), columns in catalog_mysql.read_generated(conn, tables).items():
+            here = f"table {schema}.{table} → its virtual generated column"
+            unread = [column for column, expression in columns if expression is None]
+            if unread:
+                problems.append(
+                    f"{here} {unread[0]} is longer than the service reads, so it cannot be measured"
+                )
+                continue
+            select = "SELECT " + ", ".join(f"({expression})" for _, expression in columns)
+            try:
+                tree = sqlglot.parse_one(select, read=MySQLFamily)
+            except (sqlglot.errors.SqlglotError, RecursionError):
+                problems.append(f"{here}s could not be parsed by the service, so they cannot be measured")
+                continue
+            size = measure_sqlglot(tree, "mysql", rows=True).constant_bytes
+            built = min(built + size, 10**15)
+            if built > self.max_constant_bytes:
+                problems.append(
+                    f"{here}s, computed while planning for a row MariaDB reads, would make the planner build "
+                    f"{built:,} bytes (a size taken from a row is any size), over preflight.max_constant_bytes "
+                    f"({self.max_constant_bytes:,})"
+                )
+                break
+        if not problems:
+            return None
+        return (
+            f"the query reaches definitions that would make the planner build too much: {'; '.join(problems)}"
+        )
 
     def _planned_problem(
         self, pg: PgCatalog, reach: Reach, relations: Sequence[int | None], tree: Callable[[], Any]
@@ -334,6 +372,9 @@ class RoutineGate:
             found = mysql_relation_problems(
                 my, [name], live.database, self.allow, max_constant_bytes=self.max_constant_bytes
             )
+            if not found:  # reading its rows computes its virtual generated columns (a sample reads them all)
+                generated = self._generated_problem(conn, mysql_base_tables(my, [name], live.database))
+                found = [generated] if generated else []
             if found:
                 problems[name] = "; ".join(found)
         return problems

@@ -837,6 +837,31 @@ def mysql_view_outputs(
     return out
 
 
+def mysql_base_tables(
+    catalog: MyCatalog, relations: Iterable[Name], database: str | None
+) -> list[tuple[str, str]]:
+    """The (schema, name) of the tables these relations read, through views (transitively); a name that is not a
+    view is taken for a table."""
+    out: list[tuple[str, str]] = []
+    queue: deque[tuple[Name, str | None]] = deque((name, database) for name in relations)
+    seen: set[tuple[str, str]] = set()
+    while queue:
+        name, default_schema = queue.popleft()
+        schema = name.schema or default_schema
+        if schema is None:
+            continue
+        key = _my_key(catalog, schema, name.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        view = catalog.views.get(key)
+        if view is None:
+            out.append((schema, name.name))
+        else:
+            queue.extend((relation, view.schema) for relation in view.relations)
+    return out
+
+
 def mysql_relation_problems(
     catalog: MyCatalog,
     relations: Iterable[Name],

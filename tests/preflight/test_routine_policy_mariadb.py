@@ -81,6 +81,11 @@ def world(mysql_url: str) -> Iterator[World]:
                 "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')",
                 "CREATE TABLE u (id INT PRIMARY KEY, t_id INT, amount DECIMAL(10, 2))",
                 "INSERT INTO u VALUES (1, 1, 9.5), (2, 1, 3.25)",
+                # VIRTUAL generated columns, computed for a row MariaDB reads while planning (a const table)
+                "CREATE TABLE gen (id INT PRIMARY KEY, a INT, b LONGTEXT AS (REPEAT('x', a)) VIRTUAL)",
+                "CREATE TABLE gen_ok (id INT PRIMARY KEY, a INT, c INT AS (a + 1) VIRTUAL, "
+                "d VARCHAR(20) AS (CONCAT('n', a)) VIRTUAL, e INT AS (a * 2) PERSISTENT)",
+                "CREATE VIEW v_gen AS SELECT id FROM gen",
                 # Runs as its definer (root): terminates the registered victim connection.
                 "CREATE FUNCTION f_kill(x INT) RETURNS INT DETERMINISTIC BEGIN "
                 "DECLARE v BIGINT; SELECT id INTO v FROM victims LIMIT 1; KILL v; RETURN x; END",
@@ -300,6 +305,28 @@ def test_a_view_building_from_a_view_s_constant_is_not_sampled(world: World) -> 
 
 def test_a_small_constant_column_of_a_view_passes_the_gate(world: World) -> None:
     assert _gate(world, "SELECT REPEAT('-', p.width) FROM params p") is None
+
+
+def test_virtual_generated_columns_computed_while_planning_are_measured(world: World) -> None:
+    """A red team's table of five REPEAT('x', a) VIRTUAL columns with a = 16000000: +400 MB of mariadbd's
+    Memory_used on `SELECT * FROM g7 WHERE id = 1`; thirty: VmHWM 124 MB → 1,061 MB before the timeout."""
+    for sql in ("SELECT * FROM gen WHERE id = 1", "SELECT id FROM v_gen WHERE id = 1"):
+        problem = _gate(world, sql)
+        assert problem is not None, sql
+        assert f"table {world.db}.gen → its virtual generated columns" in problem, problem
+        assert "preflight.max_constant_bytes" in problem, problem
+    assert _gate(world, "SELECT * FROM gen_ok WHERE id = 1") is None
+    from dbmeta_app.preflight.policy import sample_refusals
+    from dbmeta_app.preflight.reach import Name
+
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        refused = sample_refusals(
+            engine, RoutineGate("mysql"), [Name(world.db, n) for n in ("gen", "gen_ok", "u")]
+        )
+    finally:
+        engine.dispose()
+    assert set(refused) == {Name(world.db, "gen")}, refused  # its sample rows would compute them too
 
 
 def test_a_size_taken_from_a_row_is_refused_by_the_gate(world: World) -> None:
