@@ -6,7 +6,9 @@ For every HTTP request it
   every answer, with ``Server-Timing: app;dur=<ms>`` (the time until the app started answering) and
   ``X-Dbmeta-Worker: <pid>`` (which of the workers of ``serve --workers N`` answered);
 - refuses a body whose ``Content-Length`` is over ``MAX_BODY_BYTES`` at once, with the JSON 413 (a body sent
-  in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error); before any
+  in chunks is counted as it is read, by FastAPI's own cap, and answered by the same JSON error); a body that
+  has not all arrived ``BODY_SECONDS`` after the app asked for it is answered with the JSON 408 (a client that
+  sends half a body and stops would otherwise hold its connection with no answer until it gives up); before any
   error answer the rest of the request body is read and dropped (bounded: ``DRAIN_MAX_BYTES``,
   ``DRAIN_SECONDS``), so a client that sends its whole body before reading gets the answer, not a reset;
 - gives every 4xx/5xx answer one shape, ``{"error": code, "detail": message}``: an answer that is not
@@ -55,6 +57,7 @@ ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     411: "length_required",
     413: "payload_too_large",
@@ -214,6 +217,8 @@ class EdgeMiddleware:
             self.worker,
             reshape=scope.get("method") != "HEAD",
             before_error=lambda: body.drain(length),
+            instead=lambda: (408, body.late()) if body.timed_out else None,
+            json_rpc=_is_mcp(scope),
         )
         app_scope, app_send = scope, cast(Send, answer.send)
         if scope.get("method") == "HEAD" and not _is_mcp(scope):
@@ -228,12 +233,16 @@ class EdgeMiddleware:
                 )
                 return
             await self.app(app_scope, body.receive, app_send)
+            if body.timed_out and not answer.started:  # the app took the body's end for a client gone
+                await answer.error(408, body.late(), json_rpc=_is_mcp(scope))
         except BaseException as exc:
             answer.status = answer.status or 500
             if _is_cancellation(exc):
                 raise
             where = f"{scope.get('method', '')} {scope.get('path', '')}"
-            if body.client_left:
+            if body.timed_out and not answer.started:
+                await answer.error(408, body.late(), json_rpc=_is_mcp(scope))
+            elif body.client_left:
                 pass  # the client hung up before its request was whole (said below): nothing failed
             elif not answer.started:
                 log.error("Unexpected error answering %s", where, exc_info=exc)
@@ -265,6 +274,9 @@ CLIENT_LEFT = 499
 #: server's close, and sees that instead of the answer. A larger or slower rest is not waited for.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 5.0
+#: The whole request body must arrive within this many seconds of the app asking for it (the service's bodies
+#: are small JSON documents); past it the app is told the client is gone and the caller gets the JSON 408.
+BODY_SECONDS = 30.0
 
 
 class _Body:
@@ -278,12 +290,28 @@ class _Body:
         self.started = False  # the app asked for the body (a client waiting for 100 Continue now sends it)
         self.finished = False  # the last part was read (or the client left)
         self.client_left = False  # the client hung up before sending the whole body
+        self.timed_out = False  # the body did not all arrive within BODY_SECONDS
+        self._deadline: float | None = None
 
     async def receive(self) -> Message:
         self.started = True
-        message = await self._receive()
+        if self.finished:
+            message = await self._receive()
+        else:
+            loop = asyncio.get_running_loop()
+            if self._deadline is None:
+                self._deadline = loop.time() + BODY_SECONDS
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    message = await self._receive()
+            except TimeoutError:
+                self.timed_out = self.finished = True
+                return {"type": "http.disconnect"}
         self._note(message)
         return message
+
+    def late(self) -> str:
+        return f"the request body did not all arrive within {BODY_SECONDS:g} s"
 
     def _note(self, message: Message) -> None:
         if message["type"] == "http.disconnect" and not self.finished:
@@ -319,9 +347,14 @@ class _Answer:
         *,
         reshape: bool,
         before_error: Callable[[], Awaitable[None]],
+        instead: Callable[[], tuple[int, str] | None] = lambda: None,
+        json_rpc: bool = False,
     ) -> None:
         self._send = send
         self._before_error = before_error
+        self._instead = instead  # an error answer to give instead of the app's (a body that came too late)
+        self._json_rpc = json_rpc
+        self._replaced = False  # the app's answer is being dropped for ours
         self._rid = rid
         self._worker = worker
         self._reshape = reshape
@@ -335,6 +368,15 @@ class _Answer:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
+        if self._replaced:
+            return
+        if kind == "http.response.start" and message["status"] >= 400 and not self.started:
+            instead = self._instead()
+            if instead is not None:
+                self._instead = lambda: None
+                await self.error(*instead, json_rpc=self._json_rpc)
+                self._replaced = True
+                return
         if kind == "http.response.start":
             self.status = message["status"]
             took = f"app;dur={(time.perf_counter() - self._started_at) * 1000:.2f}".encode()

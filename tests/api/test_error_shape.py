@@ -378,6 +378,32 @@ def test_a_client_that_leaves_before_sending_its_body_is_not_a_server_error(
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR], caplog.text[-2000:]
 
 
+@pytest.mark.parametrize("path", ["/v1/tables/search", "/v1/preflight", "/mcp"])
+def test_a_body_that_stops_half_way_gets_a_json_408_not_silence(
+    base_url: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends part of its body and stops held its connection with no answer (120 s seen, until the
+    client gave up); now the answer is a JSON 408 with the request id once BODY_SECONDS have passed."""
+    from dbmeta_app.api import middleware
+
+    monkeypatch.setattr(middleware, "BODY_SECONDS", 1.0)
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"query": "x"'
+        )
+        answer = _read_response(sock)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"x-request-id" in answer.lower() and b"did not all arrive within 1 s" in answer, answer[-400:]
+    assert took < 8, took
+    if path != "/mcp":
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "request_timeout"
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/v1/cache/stats", "/openapi.json"])
 def test_head_answers_like_get_without_a_body(base_url: str, path: str) -> None:
     get = httpx.get(f"{base_url}{path}")
