@@ -39,6 +39,7 @@ _PLACEHOLDER_TOKENS = {"changeme", "change-me", "secret", "token", "admin", "rep
 #: Host headers the MCP endpoint accepts by default: loopback names, any port.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SECRETS_DIR_ENV = "SECRETS_DIR"
+_IDENTITY = re.compile(r"[A-Za-z0-9._/-]{1,64}")
 #: Settings that name a file or directory: an empty value means unset (never '.').
 _PATH_SETTINGS = ("profiles_file", "examples_dir", "instructions_file", "secrets_dir", "data_dir")
 
@@ -259,6 +260,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)
+
+    @field_validator("client", "env")
+    @classmethod
+    def _identity(cls, value: str) -> str:
+        # part of the Redis connection's name (no spaces or control characters there) and of every cache key
+        if not _IDENTITY.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 64 letters, digits and . _ / - (it names the Redis connection and scopes every cache key)"
+            )
+        return value
 
     @field_validator("data_examples", mode="before")
     @classmethod

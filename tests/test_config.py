@@ -35,6 +35,10 @@ def test_defaults_match_the_operators_expectations(monkeypatch: pytest.MonkeyPat
         ("INSTRUCTIONS_FILE", "/nonexistent/instructions.yml"),
         ("EXAMPLES_DIR", "/nonexistent/examples"),
         ("MILVUS_URI", "ftp://milvus.internal"),
+        # the Redis connection's name and every cache key are made of them: a space silently turned Redis off
+        ("CLIENT", "a/b c"),
+        ("ENV", "prod\nx"),
+        ("CLIENT", "x" * 65),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_the_variable(
