@@ -51,6 +51,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from dbmeta_app.preflight.mysql_builtins import BUILTINS_UNQUOTED
+
 __all__ = ["PLANNERS_READING_ROWS", "Echo"]
 
 #: Dialect families whose planner reads rows (so a plan's text may carry values of the data).
@@ -63,15 +65,44 @@ _QUOTED: Final = re.compile(
     r"(?<!\w)'(?:[^'\\]|\\.|'')*(?:'|$)|(?<!\w)\"(?:[^\"\\]|\\.|\"\")*(?:\"|$)|(?<!\w)`(?:[^`]|``)*(?:`|$)",
     re.S,
 )
-_NUMBER: Final = re.compile(r"(?<![\w.$@])(?<!Code: )\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w$])")
+#: A number: decimal, or hexadecimal as PostgreSQL names the bytes of an invalid sequence (``0xf0 0x68``).
+_NUMBER: Final = re.compile(
+    r"(?<![\w.$@])(?:0[xX][0-9A-Fa-f]+|(?<!Code: )\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w$])"
+)
 _VALUE: Final = re.compile(f"(?P<quoted>{_QUOTED.pattern})|(?P<number>{_NUMBER.pattern})", re.S)
 _STRING_LITERAL: Final = re.compile(r"'((?:[^'\\]|\\.|'')*)'", re.S)
 _QUOTED_NAME: Final = re.compile(r"\"((?:[^\"]|\"\")+)\"|`((?:[^`]|``)+)`")
 _NAME: Final = re.compile(r"[\w$]+(?:\s*\.\s*[\w$]+)*")
 _SPACE: Final = re.compile(r"\s+")
-#: Plan fields that hold expressions (MariaDB's attached_condition, const_condition, ref …; ClickHouse's
-#: Condition): their numbers may be values read from rows. Other fields' numbers are the plan's own (key_length).
-_EXPRESSION_FIELD: Final = re.compile(r"condition|filter|having|^ref$", re.I)
+#: Plan fields that hold expressions (MariaDB's attached_condition, const_condition, ref, sort_key …; ClickHouse's
+#: Condition): their numbers may be values read from rows, and on MySQL/MariaDB their words too (a BIT column of a
+#: const row is printed raw: ``t.qty = secret12``). On planners that read rows a number anywhere else is masked
+#: too, but in the fields that are the plan's own sizes (:data:`_PLAN_SIZES`).
+_EXPRESSION_FIELD: Final = re.compile(
+    r"condition|filter|having|^ref$|sort_key|expression|group_by|partition", re.I
+)
+_PLAN_SIZES: Final = frozenset(
+    {"key_length", "buffer_size", "rows", "filtered", "cost", "r_rows", "r_filtered"}
+)
+#: The words MySQL/MariaDB print in a plan's expressions of their own (besides its built-in functions and
+#: keywords, ``mysql_builtins``): the optimiser's wrappers and rewrites (``<in_optimizer>``, ``trigcond``, UPPER
+#: as ``ucase``, NOW() as ``current_timestamp``), character sets and collations, internal tables.
+_MYSQL_PLAN_WORDS: Final = frozenset(
+    """
+    cache in_optimizer exists trigcond expr_cache subquery materialize primary_index_lookup if
+    outer_field_is_not_null multiple equal const func rowid_filter charset collate signed unsigned binary
+    interval day month year hour minute second microsecond week quarter day_hour day_minute day_second
+    year_month and or xor not is null in like between as case when then else end true false unknown escape
+    distinct all any some asc desc on using join left right inner outer cross natural straight_join select from
+    where group order by limit having with recursive over partition rows range preceding following current row
+    unbounded no_key no_of primary index_subquery unique_subquery first_match loosescan semijoin materialized
+    """.split()
+)
+_MYSQL_PLAN_NAMES: Final = re.compile(
+    r"_?(?:utf8\w*|utf16\w*|utf32\w*|ucs2\w*|latin\d\w*|ascii\w*|binary|cp\d+\w*)|"
+    r"(?:derived|subquery|key|union|materialized|temporary|table)\d+",
+    re.I,
+)
 _REDACTED: Final = "…"
 #: A message with the hint the service appends to it (``explain._pg_message``).
 _HINTED: Final = re.compile(r"(.*?) \(hint: (.*)\)", re.S)
@@ -139,7 +170,12 @@ class Echo:
     """Decides which values of a database's text an answer may repeat, for one statement."""
 
     def __init__(
-        self, statement: str, names: Callable[[], Iterable[str]] | None = None, *, reads_rows: bool = False
+        self,
+        statement: str,
+        names: Callable[[], Iterable[str]] | None = None,
+        *,
+        reads_rows: bool = False,
+        plan_words: bool = False,
     ) -> None:
         literals = [m.group(1) for m in _STRING_LITERAL.finditer(statement)]
         self._literals = {value.replace("''", "'") for value in literals} | set(literals)
@@ -160,6 +196,7 @@ class Echo:
         self._known: set[str] | None = None
         self._parts: set[str] | None = None
         self._reads_rows = reads_rows
+        self._plan_words = plan_words  # a plan's expressions' words are allow-listed too (MySQL/MariaDB)
 
     def _schema_names(self) -> set[str]:
         if self._known is None:  # built only when a value is not the caller's own
@@ -335,19 +372,55 @@ class Echo:
             self._parts = {part for name in self._schema_names() for part in _WORD.findall(name)}
         return self._parts
 
-    def plan(self, plan: Any, *, expression: bool = False) -> Any:
-        """A plan (decoded JSON) with the foreign quoted values of its texts, and the foreign numbers of its
-        expressions, replaced."""
+    def plan(self, plan: Any, *, expression: bool = False, field: str = "") -> Any:
+        """A plan (decoded JSON) with the foreign quoted values of its texts, the foreign numbers of its
+        expressions (of any text but the plan's own sizes on planners that read rows), and on MySQL/MariaDB the
+        foreign words of its expressions, replaced."""
         if isinstance(plan, str):
-            return _VALUE.sub(self._value, plan) if expression else _QUOTED.sub(self._quoted, plan)
+            if expression:
+                masked = _VALUE.sub(self._value, plan)
+                return self._plan_expression_words(masked) if self._plan_words else masked
+            if self._reads_rows and field.lower() not in _PLAN_SIZES:
+                return _VALUE.sub(self._value, plan)
+            return _QUOTED.sub(self._quoted, plan)
         if isinstance(plan, dict):
             return {
-                key: self.plan(value, expression=expression or bool(_EXPRESSION_FIELD.search(str(key))))
+                key: self.plan(
+                    value, expression=expression or bool(_EXPRESSION_FIELD.search(str(key))), field=str(key)
+                )
                 for key, value in plan.items()
             }
         if isinstance(plan, list):
-            return [self.plan(value, expression=expression) for value in plan]
+            return [self.plan(value, expression=expression, field=field) for value in plan]
         return plan
+
+    def _plan_expression_words(self, text: str) -> str:
+        """A MySQL/MariaDB plan expression (its values checked already) with every word outside quotes that is
+        not the caller's, a part of a schema name, or the server's own (keywords, built-in functions, the
+        optimiser's wrappers, character sets) replaced by ``…``."""
+        out: list[str] = []
+        position = 0
+        for quoted in _QUOTED.finditer(text):
+            out.append(self._foreign_words(text[position : quoted.start()]))
+            out.append(quoted.group(0))
+            position = quoted.end()
+        out.append(self._foreign_words(text[position:]))
+        return "".join(out)
+
+    def _foreign_words(self, text: str) -> str:
+        def word(match: re.Match[str]) -> str:
+            lowered = match.group(0).lower()
+            if (
+                lowered in self._words
+                or lowered in _MYSQL_PLAN_WORDS
+                or lowered.upper() in BUILTINS_UNQUOTED
+                or _MYSQL_PLAN_NAMES.fullmatch(lowered)
+                or lowered in self._schema_parts()
+            ):
+                return match.group(0)
+            return _REDACTED
+
+        return _WORD.sub(word, text)
 
     def _quoted(self, match: re.Match[str]) -> str:
         whole = match.group(0)

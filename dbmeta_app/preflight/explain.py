@@ -156,7 +156,10 @@ def run_explain(
             )
         timeout_ms = min(timeout_ms, left_ms)
     session: ReadOnlySession | None = None
-    echo = Echo(guarded, names, reads_rows=dialect_family(backend) in PLANNERS_READING_ROWS)
+    family = dialect_family(backend)
+    echo = Echo(
+        guarded, names, reads_rows=family in PLANNERS_READING_ROWS, plan_words=family in ("mysql", "mariadb")
+    )
     try:
         with read_only_session(engine, timeout_ms, mysql_timeout=mysql_timeout) as session:
             refusal = check(session.conn) if check is not None else None

@@ -276,6 +276,59 @@ def test_other_engines_bound_folded_constants_too(sql: str, dialect: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        # a red team's: 40 such terms took mariadbd's Memory_used +600 MB ("Impossible WHERE": evaluated)
+        (
+            "SELECT 1 FROM t WHERE "
+            + " OR ".join(f"CAST('a' AS BINARY(15000000)) = 'z{i}'" for i in range(3)),
+            "mysql",
+        ),
+        ("SELECT WEIGHT_STRING('a' AS CHAR(20000000))", "mysql"),
+        ("SELECT WEIGHT_STRING('a' AS BINARY(20000000))", "mysql"),
+        ("SELECT CAST('a' AS FixedString(20000000))", "clickhouse"),
+    ],
+)
+def test_a_cast_that_pads_to_a_length_builds_that_length(sql: str, dialect: str) -> None:
+    verdict = check_sql(sql, dialect)
+    assert verdict.kind == LIMIT and verdict.reason is not None and "bytes of constants" in verdict.reason, (
+        verdict
+    )
+    assert check_sql(
+        "SELECT CAST(id AS BINARY(16)), CAST(name AS CHAR(10)), WEIGHT_STRING(name) FROM t", dialect
+    ).ok
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        # a red team's twenty terms over a 100 KB row ran 51 s past the timeout and KILL, +270 MB
+        ("SELECT id FROM big WHERE id = 1 AND REPLACE(big.b, 's', REPEAT('x', 150)) = 'k0'", True),
+        ("SELECT REPLACE(b, 's', 'xxxxxxxxxx') FROM t", True),
+        ("SELECT REGEXP_REPLACE(b, 'a', 'bbbbbbbbbb') FROM t", True),
+        ("SELECT REPLACE(b, 's', b) FROM t", True),
+        ("SELECT REPLACE(name, ' ', '_'), REPLACE(phone, '-', ''), REPLACE(n, , '') FROM t", False),
+        ("SELECT REGEXP_REPLACE(b, '\\s+', ' '), REGEXP_REPLACE(b, '[^0-9]', '') FROM t", False),
+    ],
+)
+def test_a_replacement_that_grows_a_row_many_times_counts_where_the_optimiser_reads_rows(
+    sql: str, refused: bool
+) -> None:
+    tree = sqlglot.parse_one(sql, read=MySQLFamily)
+    assert (measure_sqlglot(tree, "mysql", rows=True).constant_bytes >= 10**15) is refused
+    assert measure_sqlglot(tree, "mysql").constant_bytes < 10**15  # the guard leaves rows to the gate
+
+
+def test_a_row_padded_to_a_length_counts_where_the_optimiser_reads_rows() -> None:
+    sql = "SELECT 1 FROM big WHERE id = 1 AND " + " OR ".join(
+        f"CAST(big.b AS BINARY(15000000)) = 'z{i}'" for i in range(3)
+    )
+    tree = sqlglot.parse_one(sql, read=MySQLFamily)
+    assert measure_sqlglot(tree, "mysql", rows=True).constant_bytes >= 45_000_000
+    assert check_sql(sql, "mysql").ok  # the guard cannot tell; the routine gate measures with rows
+
+
+@pytest.mark.parametrize(
     "sql",
     [
         # a red team's: +405 MB of mariadbd's Memory_used with 10 such terms (15 MB each, 16 MB max_allowed_packet)

@@ -338,3 +338,12 @@ def test_a_value_shaped_to_slip_out_of_its_quotes_is_masked_whole() -> None:
     assert (
         names.message("Unknown column 'custmer_id' in 'field list'") == "Unknown column 'custmer_id' in '…'"
     )
+
+
+def test_hex_byte_values_in_a_message_are_numbers_too() -> None:
+    """PostgreSQL names an invalid byte sequence in hex: three bytes of current_setting('app.api_key') a request
+    (``0xf0 0x68 0x75 0x6e``)."""
+    echo = Echo("SELECT convert_from('\\xf0'::bytea || convert_to(x, 'UTF8'), 'UTF8') WHERE y = 0x1F")
+    message = 'invalid byte sequence for encoding "UTF8": 0xf0 0x68 0x75 0x6e'
+    assert echo.message(message) == 'invalid byte sequence for encoding "UTF8": ? ? ? ?'
+    assert echo.message("value 0x1F") == "value 0x1F"  # the caller's own

@@ -207,6 +207,8 @@ def database(admin: sa.Engine) -> Iterator[str]:
             "CREATE TABLE pages (url TEXT, file TEXT, input TEXT)",
             "CREATE TABLE vault (id INT PRIMARY KEY, secret VARCHAR(64), n INT)",
             "INSERT INTO vault VALUES (1, 'hunter2-TOPSECRET', 4242), (2, 'other-secret', 8686)",
+            "CREATE TABLE bits (id INT PRIMARY KEY, bi BIT(64))",
+            "INSERT INTO bits VALUES (1, CAST(CONV(HEX('hunter2!'), 16, 10) AS UNSIGNED))",
             "CREATE FUNCTION sentinel_write() RETURNS INT DETERMINISTIC MODIFIES SQL DATA "
             "BEGIN INSERT INTO sentinel VALUES (100, 'written'); RETURN 1; END",
             f"CREATE FUNCTION grab_lock() RETURNS INT DETERMINISTIC BEGIN RETURN GET_LOCK('{LOCK_NAME}', 0); END",
@@ -508,6 +510,11 @@ def _answered(engine: sa.Engine, sql: str) -> str:
         "WHERE id = 1))), '0', '!'), '1', '#')))",
         "SELECT ExtractValue('<a/>', CONCAT(''' ', REPLACE(REPLACE(BIN(ORD((SELECT secret FROM vault "
         "WHERE id = 1))), '0', '. '), '1', ', ')))",
+        # a const row's number in the plan's sort key, a string turned into one, a BIT printed raw
+        "SELECT o.id FROM vault v, orders o WHERE v.id = 1 ORDER BY o.amount + v.n",
+        "SELECT o.id FROM (SELECT MAX(CAST(CONV(HEX(SUBSTR(secret, 1, 7)), 16, 10) AS UNSIGNED)) AS v FROM vault "
+        "WHERE id = 1) d, orders o ORDER BY o.amount + d.v",
+        "SELECT o.id FROM bits b, orders o WHERE b.id = 1 AND o.amount = b.bi",
     ],
     ids=[
         "extractvalue_error",
@@ -519,12 +526,17 @@ def _answered(engine: sa.Engine, sql: str) -> str:
         "hex_after_a_letter",
         "punctuation",
         "spaced_punctuation",
+        "sort_key",
+        "sort_key_of_a_string",
+        "bit_printed_raw",
     ],
 )
 def test_values_read_while_planning_are_not_in_the_answer(database: str, engine: sa.Engine, sql: str) -> None:
     text = _answered(engine, sql)
     # the secret, its hex (68756E746572: "hunter"), 'h' (0b1101000) as punctuation
+    as_number = str(int.from_bytes(b"hunter2", "big"))  # a string turned into a number
     for value in (
+        as_number,
         "hunter2",
         "TOPSECRET",
         "other-secret",

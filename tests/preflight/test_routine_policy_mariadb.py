@@ -335,6 +335,11 @@ def test_a_size_taken_from_a_row_is_refused_by_the_gate(world: World) -> None:
     for sql in (
         "SELECT 1 FROM t WHERE id = 2 AND (SELECT LENGTH(REPEAT('x1', id * 750000)) FROM t WHERE id = 1) > 0",
         "SELECT LENGTH(SPACE(t.id)) FROM t WHERE t.id = 1",
+        # a row's value padded, or grown by a replacement many times its search (the red team's: +600 MB, and a
+        # statement that ran 51 s past its timeout and KILL)
+        "SELECT id FROM u WHERE id = 1 AND (CAST(u.amount AS BINARY(15000000)) = 'a' OR "
+        "CAST(u.amount AS BINARY(15000000)) = 'b')",
+        "SELECT id FROM t WHERE REPLACE(note, 'o', REPEAT('x', 150)) = 'k'",
     ):
         problem = _gate(world, sql)
         assert problem is not None and "a size taken from a row as any size" in problem, problem
