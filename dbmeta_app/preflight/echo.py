@@ -227,7 +227,7 @@ class Echo:
         if self._reads_rows and _CLICKHOUSE_ERROR.search(text):
             checked = self._clickhouse_message(_SERVICE_SETTINGS.sub("", text))
             return _MASKED_HINT.sub("", checked)
-        hinted = _HINTED.match(text)
+        hinted = _HINTED.fullmatch(text)
         if hinted:  # the database's message and its hint, as the service joins them: each its own sentence
             return f"{self.message(hinted.group(1))} (hint: {self.message(hinted.group(2))})"
         start = self._framing(text)
