@@ -35,7 +35,7 @@ What is trusted:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -815,34 +815,11 @@ def judge_mysql(
     return judge.verdict()
 
 
-def mysql_view_outputs(
+def _my_reached(
     catalog: MyCatalog, relations: Iterable[Name], database: str | None
-) -> list[Mapping[str, Any]]:
-    """The constant columns of the views these relations expand to (transitively), one mapping per view."""
-    out: list[Mapping[str, Any]] = []
-    queue: deque[tuple[Name, str | None]] = deque((name, database) for name in relations)
-    seen: set[tuple[str, str]] = set()
-    while queue:
-        name, default_schema = queue.popleft()
-        schema = name.schema or default_schema
-        if schema is None:
-            continue
-        key = _my_key(catalog, schema, name.name)
-        view = catalog.views.get(key)
-        if key in seen or view is None:
-            continue
-        seen.add(key)
-        out.append(dict(view.outputs))
-        queue.extend((relation, view.schema) for relation in view.relations)
-    return out
-
-
-def mysql_base_tables(
-    catalog: MyCatalog, relations: Iterable[Name], database: str | None
-) -> list[tuple[str, str]]:
-    """The (schema, name) of the tables these relations read, through views (transitively); a name that is not a
-    view is taken for a table."""
-    out: list[tuple[str, str]] = []
+) -> Iterator[tuple[str, Name, MyView | None]]:
+    """Each relation these relations reach, once, through views (transitively): its schema, its name and its view
+    (None: a table, or a name that is not a view)."""
     queue: deque[tuple[Name, str | None]] = deque((name, database) for name in relations)
     seen: set[tuple[str, str]] = set()
     while queue:
@@ -855,11 +832,29 @@ def mysql_base_tables(
             continue
         seen.add(key)
         view = catalog.views.get(key)
-        if view is None:
-            out.append((schema, name.name))
-        else:
+        yield schema, name, view
+        if view is not None:
             queue.extend((relation, view.schema) for relation in view.relations)
-    return out
+
+
+def mysql_view_outputs(
+    catalog: MyCatalog, relations: Iterable[Name], database: str | None
+) -> list[Mapping[str, Any]]:
+    """The constant columns of the views these relations expand to (transitively), one mapping per view."""
+    return [
+        dict(view.outputs) for _, _, view in _my_reached(catalog, relations, database) if view is not None
+    ]
+
+
+def mysql_base_tables(
+    catalog: MyCatalog, relations: Iterable[Name], database: str | None
+) -> list[tuple[str, str]]:
+    """The (schema, name) of the tables these relations read, through views (transitively)."""
+    return [
+        (schema, name.name)
+        for schema, name, view in _my_reached(catalog, relations, database)
+        if view is None
+    ]
 
 
 def mysql_relation_problems(
