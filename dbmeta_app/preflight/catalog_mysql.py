@@ -79,21 +79,20 @@ def read_generated(
     pairs = list(dict.fromkeys(tables))[:_GENERATED_TABLES_MAX]
     if not pairs:
         return {}
-    where = " OR ".join(f"(TABLE_SCHEMA = :s{i} AND TABLE_NAME = :t{i})" for i in range(len(pairs)))
+    # one branch per table: an equality on schema and name is what information_schema answers without opening
+    # every table of the server (an OR of them scans all databases)
+    branch = (
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, CASE WHEN CHAR_LENGTH(GENERATION_EXPRESSION) "
+        "<= :max_chars THEN GENERATION_EXPRESSION END FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = :s{i} AND "
+        "TABLE_NAME = :t{i} AND EXTRA LIKE 'VIRTUAL%' AND GENERATION_EXPRESSION IS NOT NULL"
+    )
     params: dict[str, Any] = {"max_chars": view_memo.VIEW_DEFINITION_MAX}
     for i, (schema, table) in enumerate(pairs):
         params[f"s{i}"], params[f"t{i}"] = schema, table
-    rows = conn.execute(
-        sa.text(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, CASE WHEN CHAR_LENGTH(GENERATION_EXPRESSION) <= "
-            f":max_chars THEN GENERATION_EXPRESSION END FROM information_schema.COLUMNS WHERE ({where}) "
-            "AND EXTRA LIKE 'VIRTUAL%' AND GENERATION_EXPRESSION IS NOT NULL ORDER BY TABLE_SCHEMA, TABLE_NAME, "
-            "ORDINAL_POSITION"
-        ),
-        params,
-    )
+    union = " UNION ALL ".join(branch.format(i=i) for i in range(len(pairs)))
+    rows = conn.execute(sa.text(f"SELECT * FROM ({union}) AS g ORDER BY 1, 2, 4"), params)
     out: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for schema, table, column, expression in rows:
+    for schema, table, column, _, expression in rows:
         out.setdefault((str(schema), str(table)), []).append(
             (str(column), None if expression is None else str(expression))
         )
