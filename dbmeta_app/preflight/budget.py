@@ -1468,6 +1468,19 @@ _GLOT_SOURCES: Final = ("with_", "from_", "joins", "laterals")
 _READS_ROWS_WHILE_PLANNING: Final = frozenset({"mysql", "mariadb"})
 
 
+#: The words of the calls the row measure (``rows``) sizes differently: a statement without any of them measures
+#: the same either way, so the routine gate parses it again only when one is there (:func:`may_size_rows`).
+_ROW_SIZED_WORDS: Final = re.compile(
+    r"\b(?:repeat|lpad|rpad|space|replace|regexp_replace|binary|weight_string|fixedstring)\b", re.I
+)
+
+
+def may_size_rows(statement: str) -> bool:
+    """Whether measuring ``statement`` with ``rows`` may differ from measuring it without: it names a call whose
+    size a row's value decides (a count, a replacement, a padding)."""
+    return bool(_ROW_SIZED_WORDS.search(statement))
+
+
 #: Types a value is padded to the length of: BINARY(n) with zero bytes (MySQL/MariaDB), ClickHouse's
 #: FixedString(n); WEIGHT_STRING(x AS CHAR(n)) pads to n characters' weights (up to 8 bytes each).
 _GLOT_PADDED_TYPES: Final = frozenset({"BINARY", "FIXEDSTRING"})

@@ -64,9 +64,8 @@ _MEMO: Final = ViewMemo()
 _MEMO_LOCK: Final = threading.Lock()
 
 
-#: The tables of one query whose VIRTUAL generated columns are read at most (a query reads few; the budget's
-#: preflight.max_relations bounds them long before).
-_GENERATED_TABLES_MAX: Final = 500
+#: Tables looked up by one statement (a UNION ALL branch each); more are read in further statements.
+_GENERATED_TABLES_PER_READ: Final = 200
 
 
 def read_generated(
@@ -74,28 +73,28 @@ def read_generated(
 ) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
     """The VIRTUAL generated columns of these (schema, table) pairs, read live in the caller's transaction: per
     table, (column, expression; None when longer than a view definition may be). MariaDB computes them for a row
-    it reads while planning (a "const table"), so they are measured like a view's definition. Looked up by
-    schema and name, which information_schema answers by opening those tables only."""
-    pairs = list(dict.fromkeys(tables))[:_GENERATED_TABLES_MAX]
-    if not pairs:
-        return {}
-    # one branch per table: an equality on schema and name is what information_schema answers without opening
-    # every table of the server (an OR of them scans all databases)
+    it reads while planning (a "const table"), so they are measured like a view's definition. Each table is
+    looked up by schema and name, in a UNION ALL branch of its own: an equality information_schema answers by
+    opening that table only (an OR of them scans every database of the server)."""
+    pairs = list(dict.fromkeys(tables))
+    out: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
     branch = (
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, CASE WHEN CHAR_LENGTH(GENERATION_EXPRESSION) "
         "<= :max_chars THEN GENERATION_EXPRESSION END FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = :s{i} AND "
         "TABLE_NAME = :t{i} AND EXTRA LIKE 'VIRTUAL%' AND GENERATION_EXPRESSION IS NOT NULL"
     )
-    params: dict[str, Any] = {"max_chars": view_memo.VIEW_DEFINITION_MAX}
-    for i, (schema, table) in enumerate(pairs):
-        params[f"s{i}"], params[f"t{i}"] = schema, table
-    union = " UNION ALL ".join(branch.format(i=i) for i in range(len(pairs)))
-    rows = conn.execute(sa.text(f"SELECT * FROM ({union}) AS g ORDER BY 1, 2, 4"), params)
-    out: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for schema, table, column, _, expression in rows:
-        out.setdefault((str(schema), str(table)), []).append(
-            (str(column), None if expression is None else str(expression))
-        )
+    for start in range(0, len(pairs), _GENERATED_TABLES_PER_READ):
+        chunk = pairs[start : start + _GENERATED_TABLES_PER_READ]
+        params: dict[str, Any] = {"max_chars": view_memo.VIEW_DEFINITION_MAX}
+        for i, (schema, table) in enumerate(chunk):
+            params[f"s{i}"], params[f"t{i}"] = schema, table
+        union = " UNION ALL ".join(branch.format(i=i) for i in range(len(chunk)))
+        for schema, table, column, _, expression in conn.execute(
+            sa.text(f"SELECT * FROM ({union}) AS g ORDER BY 1, 2, 4"), params
+        ):
+            out.setdefault((str(schema), str(table)), []).append(
+                (str(column), None if expression is None else str(expression))
+            )
     return out
 
 

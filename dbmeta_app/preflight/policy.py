@@ -19,7 +19,7 @@ import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ from dbmeta_app.dialects import dialect_family
 from dbmeta_app.preflight import catalog_mysql, catalog_postgres
 from dbmeta_app.preflight.budget import (
     Budget,
+    may_size_rows,
     measure_postgres,
     measure_sqlglot,
     merge_outputs,
@@ -158,24 +159,34 @@ class RoutineGate:
             # measured again with the views' constant columns, and any other column taken as a row the
             # optimiser may read (a count from it is any size: budget._READS_ROWS_WHILE_PLANNING)
             outputs = merge_outputs(*mysql_view_outputs(my, reach.relations, my_live.database))
-            tree = sqlglot.parse_one(statement, read=MySQLFamily)
-            verdict = self._too_big(
-                measure_sqlglot(tree, "mysql", outputs, rows=True).constant_bytes,
-                "with the constant columns of the views it reads"
-                if outputs
-                else "with a size taken from a row as any size (MariaDB reads rows while it plans)",
-            )
+            if outputs or may_size_rows(statement):  # else the guard's measure stands: no second parse
+                tree = sqlglot.parse_one(statement, read=MySQLFamily)
+                verdict = self._too_big(
+                    measure_sqlglot(tree, "mysql", outputs, rows=True).constant_bytes,
+                    "with the constant columns of the views it reads"
+                    if outputs
+                    else "with a size taken from a row as any size (MariaDB reads rows while it plans)",
+                )
         if verdict is None:
-            verdict = self._generated_problem(conn, mysql_base_tables(my, reach.relations, my_live.database))
+            tables = mysql_base_tables(my, reach.relations, my_live.database)
+            verdict = self._generated_problem(catalog_mysql.read_generated(conn, tables), tables)
         return verdict
 
-    def _generated_problem(self, conn: Connection, tables: Sequence[tuple[str, str]]) -> str | None:
-        """Say whether the VIRTUAL generated columns of the tables a MySQL/MariaDB query reads would make the
-        optimiser build too much: it computes them for a row it reads while planning (a const table), each
-        column taken as a row value (``REPEAT('x', a)`` is any size); or one cannot be read or parsed."""
+    def _generated_problem(
+        self,
+        generated: Mapping[tuple[str, str], Sequence[tuple[str, str | None]]],
+        tables: Sequence[tuple[str, str]],
+    ) -> str | None:
+        """Say whether the VIRTUAL generated columns (``catalog_mysql.read_generated``) of the tables a
+        MySQL/MariaDB query reads would make the optimiser build too much: it computes them for a row it reads
+        while planning (a const table), each column taken as a row value (``REPEAT('x', a)`` is any size); or one
+        cannot be read or parsed."""
         problems: list[str] = []
         built = 0
-        for (schema, table), columns in catalog_mysql.read_generated(conn, tables).items():
+        wanted = {(schema.lower(), table.lower()) for schema, table in tables}  # as the query spells them
+        for (schema, table), columns in generated.items():
+            if (schema.lower(), table.lower()) not in wanted:
+                continue
             here = f"table {schema}.{table} → its virtual generated column"
             unread = [column for column, expression in columns if expression is None]
             if unread:
@@ -368,13 +379,16 @@ class RoutineGate:
             return problems
         live = catalog_mysql.read_live(conn)
         my = self._mysql_catalog(conn, live.fingerprint)
+        tables = {name: mysql_base_tables(my, [name], live.database) for name in relations}
+        # reading a relation's rows computes its tables' virtual generated columns (a sample reads them all)
+        generated = catalog_mysql.read_generated(conn, [t for ts in tables.values() for t in ts])
         for name in relations:
             found = mysql_relation_problems(
                 my, [name], live.database, self.allow, max_constant_bytes=self.max_constant_bytes
             )
-            if not found:  # reading its rows computes its virtual generated columns (a sample reads them all)
-                generated = self._generated_problem(conn, mysql_base_tables(my, [name], live.database))
-                found = [generated] if generated else []
+            if not found:
+                problem = self._generated_problem(generated, tables[name])
+                found = [problem] if problem else []
             if found:
                 problems[name] = "; ".join(found)
         return problems

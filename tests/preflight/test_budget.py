@@ -13,6 +13,7 @@ from dbmeta_app.preflight.budget import (
     Budget,
     Measures,
     glot_view_outputs,
+    may_size_rows,
     measure_postgres,
     measure_sqlglot,
     settle_view_outputs,
@@ -316,6 +317,7 @@ def test_a_replacement_that_grows_a_row_many_times_counts_where_the_optimiser_re
 ) -> None:
     tree = sqlglot.parse_one(sql, read=MySQLFamily)
     assert (measure_sqlglot(tree, "mysql", rows=True).constant_bytes >= 10**15) is refused
+    assert may_size_rows(sql)
     assert measure_sqlglot(tree, "mysql").constant_bytes < 10**15  # the guard leaves rows to the gate
 
 
@@ -325,6 +327,7 @@ def test_a_row_padded_to_a_length_counts_where_the_optimiser_reads_rows() -> Non
     )
     tree = sqlglot.parse_one(sql, read=MySQLFamily)
     assert measure_sqlglot(tree, "mysql", rows=True).constant_bytes >= 45_000_000
+    assert may_size_rows(sql)
     assert check_sql(sql, "mysql").ok  # the guard cannot tell; the routine gate measures with rows
 
 
@@ -346,6 +349,11 @@ def test_mysql_sizes_taken_from_a_row_are_any_size(sql: str) -> None:
         return measure_sqlglot(sqlglot.parse_one(text, read=MySQLFamily), "mysql", rows=rows).constant_bytes
 
     assert measured(sql, rows=True) >= 10**15
+    assert may_size_rows(sql)  # the routine gate measures it again
+    plain = (
+        "SELECT c.name, SUM(o.amount) FROM c JOIN o ON o.c_id = c.id WHERE o.status = 'paid' GROUP BY c.name"
+    )
+    assert not may_size_rows(plain) and measured(plain, rows=True) == measured(plain, rows=False)
     assert measured(sql, rows=False) < 1_000  # the guard cannot tell a view's constant column from a table's
     assert check_sql(sql, "mysql").ok
     assert (

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from dbmeta_app.config import load_settings
 from dbmeta_app.main import create_app
+from dbmeta_app.preflight import catalog_mysql
 from dbmeta_app.preflight.explain import run_explain
 from dbmeta_app.preflight.guard import check_sql
 from dbmeta_app.preflight.policy import RoutineGate
@@ -316,6 +317,15 @@ def test_virtual_generated_columns_computed_while_planning_are_measured(world: W
         assert f"table {world.db}.gen → its virtual generated columns" in problem, problem
         assert "preflight.max_constant_bytes" in problem, problem
     assert _gate(world, "SELECT * FROM gen_ok WHERE id = 1") is None
+    # any number of tables: read in several statements, none left unread
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        with engine.connect() as conn:
+            many = [(world.db, f"nosuch{i}") for i in range(600)] + [(world.db, "gen")]
+            found = catalog_mysql.read_generated(conn, many)
+    finally:
+        engine.dispose()
+    assert [key[1].lower() for key in found] == ["gen"], found
     from dbmeta_app.preflight.policy import sample_refusals
     from dbmeta_app.preflight.reach import Name
 
