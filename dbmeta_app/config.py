@@ -36,6 +36,8 @@ SAMPLE_CLICKHOUSE_DIR = "sample_clickhouse"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _PLACEHOLDER_TOKENS = {"changeme", "change-me", "secret", "token", "admin", "replace_me", "replace-me"}
+#: The shortest bearer token taken (openssl rand -hex 32 gives 64).
+_MIN_TOKEN_CHARS = 16
 #: Host headers the MCP endpoint accepts by default: loopback names, any port.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SECRETS_DIR_ENV = "SECRETS_DIR"
@@ -320,6 +322,11 @@ class Settings(BaseSettings):
         token = value.get_secret_value().strip()
         if token.lower() in _PLACEHOLDER_TOKENS or token.lower().startswith("replace_me"):
             raise ValueError("refusing a placeholder token; generate one (openssl rand -hex 32)")
+        if len(token) < _MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"a token must have at least {_MIN_TOKEN_CHARS} characters (one of a few falls to guessing); "
+                "generate one (openssl rand -hex 32)"
+            )
         return SecretStr(token)
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")

@@ -121,6 +121,23 @@ def test_placeholder_admin_tokens_are_refused(tmp_path: Path) -> None:
     assert "ADMIN_TOKEN" in str(err.value)
 
 
+@pytest.mark.parametrize("field", ["admin_token", "api_token"])
+@pytest.mark.parametrize("token", ["x", "hunter2", "0123456789abcde"])
+def test_a_guessable_short_token_is_refused_naming_the_variable(
+    tmp_path: Path, field: str, token: str
+) -> None:
+    # a bearer token of a few characters falls to a guessing loop; say so at start, not after a breach
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir=tmp_path, **{field: token})
+    assert field.upper() in str(err.value) and "at least 16 characters" in str(err.value)
+    assert len(token) < 4 or token not in str(err.value)  # never the value ("x" is in any sentence)
+
+
+def test_a_token_of_16_characters_is_taken(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, admin_token="0123456789abcdef", api_token="fedcba9876543210")
+    assert settings.admin_token is not None and settings.admin_token.get_secret_value() == "0123456789abcdef"
+
+
 def test_passwords_are_redacted_from_urls() -> None:
     assert redact("postgresql+psycopg://user:s3cr3t@db:5432/x") == "postgresql+psycopg://user:***@db:5432/x"
 

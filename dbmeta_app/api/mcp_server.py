@@ -34,8 +34,9 @@ Transport choices:
   alike (:class:`_AnsweringMalformed`), a request with an invalid id included (:func:`_stdin_lines`). A body
   over ``MAX_BODY_BYTES`` is a JSON-RPC 413.
 - Host and Origin are compared in lower case (:func:`_case_folded`), as host names are case-insensitive.
-- Client mistakes with the prompt (unknown prompt, missing or unknown argument) and an unknown resource are
-  JSON-RPC invalid params (-32602) whose message is ``"<error>: <detail>"``, logged at info, not tracebacks.
+- Client mistakes with the prompt (unknown prompt, missing or unknown argument), an unknown resource and params
+  of the wrong shape for any method (:func:`_described_params`: the fields and what is wrong, never the values)
+  are JSON-RPC invalid params (-32602) whose message is ``"<error>: <detail>"``, logged at info, not tracebacks.
 - The session manager lives in the app's lifespan (:meth:`McpHttpEndpoint.run`); a new one is made for
   each lifespan, as the SDK's can only be run once.
 """
@@ -54,6 +55,7 @@ import anyio
 import orjson
 import pydantic_core
 from fastapi import FastAPI
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import (
     ResourceError,
@@ -341,6 +343,21 @@ def _client_error(where: str, error: str, detail: str) -> MCPError:
     """A client's mistake (a request the server cannot serve as sent): JSON-RPC invalid params, logged at info."""
     log.info("MCP %s refused: %s: %s", where, error, detail)
     return MCPError(INVALID_PARAMS, f"{error}: {detail}", {"error": error, "detail": detail})
+
+
+async def _described_params(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Params of the wrong shape: invalid params naming the fields and what is wrong, never the values sent.
+
+    The SDK answers them with only "Invalid request parameters", which does not say what to fix.
+    """
+    try:
+        return await call_next(ctx)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
+        said = "; ".join(
+            f"{'.'.join(str(part) for part in p['loc']) or 'params'}: {p['msg']}" for p in problems[:5]
+        )
+        raise _client_error(ctx.method, "invalid_request", f"{ctx.method}: {said}") from None
 
 
 NOT_JSON = "Parse error: the message is not valid JSON"
@@ -636,6 +653,7 @@ def create_mcp_server(get_runtime: Callable[[], Runtime]) -> MCPServer:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+    server.middleware.append(_described_params)
 
     @server.tool(title="Prompt items for a request", annotations=_READ_ONLY)
     async def prompt_items(

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic_core import PydanticCustomError
+
+# Request bodies: a misspelt field ("profle") is a 422, never ignored.
+_REQUEST = ConfigDict(extra="forbid")
+
+
+def _a_json_number(value: Any) -> Any:
+    # "5" or true for top_k is a client bug, never coerced into an answer the caller did not ask for; 5.0 is
+    # an integer to JSON Schema (and so to the OpenAPI document), so it is taken.
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: After an integer's bounds in its ``Annotated`` (so that the OpenAPI document gives them as minimum/maximum):
+#: a JSON number, never a string or a boolean.
+JsonNumber = BeforeValidator(_a_json_number)
 
 ProfileName = Field(default=None, max_length=128, description="Profile name; the default profile when null")
 
 
+Budget = Annotated[int, Field(ge=0, le=1_000_000), JsonNumber]
 MaxTokens = Field(
     default=None,
-    ge=0,
-    le=1_000_000,
     description=(
         "Budget of the schema text in estimated tokens (0: no limit); null → PROMPT_MAX_TOKENS for tables "
         "ranked for a user_request, no limit for the full schema or named tables"
@@ -22,18 +38,20 @@ MaxTokens = Field(
 
 
 class SchemaRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
+    model_config = _REQUEST
 
     user_request: str | None = Field(
         default=None, max_length=20_000, description="The user's request; null → the full schema"
     )
-    top_k: int = Field(default=10, ge=1, le=200, description="How many tables to return for a request")
+    top_k: Annotated[int, Field(ge=1, le=200), JsonNumber] = Field(
+        default=10, description="How many tables to return for a request"
+    )
     profile: str | None = ProfileName
     tables: list[str] | None = Field(
         default=None, max_length=2_000, description="Explicit table names to include (overrides user_request)"
     )
-    with_examples: bool = Field(default=False, description="Include sample rows (CSV) per table")
-    max_tokens: int | None = MaxTokens
+    with_examples: StrictBool = Field(default=False, description="Include sample rows (CSV) per table")
+    max_tokens: Budget | None = MaxTokens
 
 
 ItemType = Literal["db_struct", "query_examples", "instructions", "sql_dialect"]
@@ -100,10 +118,10 @@ class PromptItem(BaseModel):
 
 
 class TableSearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
+    model_config = _REQUEST
 
     query: str = Field(min_length=1, max_length=20_000)
-    top_k: int = Field(default=10, ge=1, le=200)
+    top_k: Annotated[int, Field(ge=1, le=200), JsonNumber] = 10
     profile: str | None = ProfileName
 
 
@@ -172,7 +190,7 @@ class ReadyBody(BaseModel):
 
 
 class PreflightRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
+    model_config = _REQUEST
 
     # No length cap here: an over-long query is a verdict (ok: false), not a malformed request.
     sql: str = Field(description="One SQL query written by the LLM")
@@ -218,7 +236,7 @@ class PreflightResponse(BaseModel):
 
 
 class PromptItemsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field ("profle") is a 422, never ignored
+    model_config = _REQUEST
 
     user_request: str | None = Field(default=None, max_length=20_000)
     profile: str | None = ProfileName
@@ -227,16 +245,14 @@ class PromptItemsRequest(BaseModel):
         min_length=1,
         description="Item types, in answer order",
     )
-    schema_top_k: int = Field(
+    schema_top_k: Annotated[int, Field(ge=1, le=200), JsonNumber] = Field(
         default=10,
-        ge=1,
-        le=200,
         validation_alias=AliasChoices("schema_top_k", "top_k"),
         description="How many tables the schema item holds (``top_k`` is taken too, as the schema route names it)",
     )
-    examples_top_k: int = Field(default=3, ge=0, le=50)
-    max_tokens: int | None = MaxTokens
-    with_examples: bool = Field(
+    examples_top_k: Annotated[int, Field(ge=0, le=50), JsonNumber] = 3
+    max_tokens: Budget | None = MaxTokens
+    with_examples: StrictBool = Field(
         default=False, description="Include sample rows (CSV) per table in the schema item"
     )
 

@@ -111,6 +111,35 @@ async def test_an_unknown_resource_is_invalid_params_in_the_readme_form(
     assert [r.getMessage() for r in loud_logs] == []
 
 
+PARAMS_MISTAKES = [
+    pytest.param("tools/call", {"arguments": {}}, "name", id="tool-without-name"),
+    pytest.param(
+        "tools/call", {"name": "search_tables", "arguments": "orders"}, "arguments", id="arguments-not-object"
+    ),
+    pytest.param("prompts/get", {}, "name", id="prompt-without-name"),
+    pytest.param("resources/read", {}, "uri", id="read-without-uri"),
+    pytest.param("logging/setLevel", {"level": "loudest"}, "level", id="unknown-level"),
+]
+
+
+@pytest.mark.parametrize(("method", "params", "field"), PARAMS_MISTAKES)
+async def test_params_of_the_wrong_shape_are_invalid_params_naming_the_field(
+    base_url: str, loud_logs: list[logging.LogRecord], method: str, params: dict[str, Any], field: str
+) -> None:
+    # The SDK says only "Invalid request parameters": a client could not tell what to fix.
+    message = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.post("/mcp", json=message, headers=MCP_HEADERS)
+    assert r.status_code == 200, r.text
+    error = r.json()["error"]
+    assert error["code"] == INVALID_PARAMS, error
+    assert error["message"].startswith(f"invalid_request: {method}: "), error
+    assert field in error["message"], error
+    assert error["data"] == {"error": "invalid_request", "detail": error["message"].split(": ", 1)[1]}, error
+    assert "loudest" not in error["message"] and "orders" not in error["message"]  # never the values sent
+    assert [rec.getMessage() for rec in loud_logs] == []
+
+
 # ---- M4: malformed messages over HTTP ---------------------------------------------------------------------
 
 MALFORMED = [

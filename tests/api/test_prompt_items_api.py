@@ -129,6 +129,34 @@ def test_a_misspelt_field_is_a_422_naming_it_never_an_answer_from_the_default_pr
     assert [d["loc"] for d in response.json()["detail"]] == [["body", "profle"]]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/prompt-items", {"user_request": "orders", "top_k": "5"}, "top_k"),
+        ("/v1/prompt-items", {"user_request": "orders", "examples_top_k": True}, "examples_top_k"),
+        ("/v1/prompt-items", {"user_request": "orders", "with_examples": "yes"}, "with_examples"),
+        ("/v1/prompt-items/schema", {"user_request": "orders", "top_k": True}, "top_k"),
+        ("/v1/prompt-items/schema", {"user_request": "orders", "max_tokens": "800"}, "max_tokens"),
+        ("/v1/prompt-items/schema", {"user_request": "orders", "with_examples": 1}, "with_examples"),
+        ("/v1/tables/search", {"query": "orders", "top_k": 5.5}, "top_k"),
+        ("/v1/tables/search", {"query": "orders", "top_k": "5"}, "top_k"),
+    ],
+)
+def test_a_number_or_flag_of_the_wrong_json_type_is_a_422_never_coerced(
+    client: TestClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    # "5" or true for top_k is a client bug: answering as if 5 (or 1) was asked would hide it.
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert [d["loc"][:2] for d in response.json()["detail"]] == [["body", field]]
+
+
+def test_an_integral_json_number_is_an_integer_as_json_schema_says(client: TestClient) -> None:
+    answer = client.post("/v1/tables/search", json={"query": "orders of customers", "top_k": 2.0})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["tables"]) == 2
+
+
 def test_the_bundle_takes_top_k_and_with_examples_as_the_schema_route_does(client: TestClient) -> None:
     def schema(body: dict[str, Any]) -> dict[str, Any]:
         answer = client.post("/v1/prompt-items", json={**body, "items": ["db_struct"]})
