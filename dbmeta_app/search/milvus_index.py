@@ -81,7 +81,7 @@ from dbmeta_app.search.documents import (
     DocumentGroup,
     build_groups,
 )
-from dbmeta_app.search.embedder import on_torch_thread
+from dbmeta_app.search.embedder import on_torch_thread, submit_to_torch_thread
 from dbmeta_app.search.retrieval import Signals
 
 logger = logging.getLogger(__name__)
@@ -945,12 +945,14 @@ class TableIndex(DocumentIndex):
             return self._dense_search([KIND_COLUMN], query_vector, window)
 
         # The two halves are independent: the column half (a Milvus call, or torch's product over the column
-        # rows, which frees the GIL) runs beside the table half, not after it.
-        pending = (
-            self._search_pool.submit(self._with_live, columns)
-            if column_limit != 0 and self._search_pool is not None
-            else None
-        )
+        # rows, which frees the GIL) runs beside the table half, not after it; a mirror's column scan is queued
+        # straight on the torch thread (a hop through the search pool cost ~0.7 ms).
+        mirror = self._dense_mirror()
+        pending: Future[list[Hit]] | None = None
+        if column_limit != 0 and mirror is not None:
+            pending = submit_to_torch_thread(mirror.dense, [KIND_COLUMN], query_vector, window)
+        elif column_limit != 0 and self._search_pool is not None:
+            pending = self._search_pool.submit(self._with_live, columns)
         tables: dict[str, float] = {}
         schemas: dict[str, float] = {}
         for kind, key, score in self._with_live(tables_and_schemas):
@@ -1057,7 +1059,18 @@ def _norm_over(squared: Any) -> Any:
 def _closest(
     matrix: npt.NDArray[np.float32], sketch: _Sketch | None, query: npt.NDArray[np.float32], limit: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
-    """``_closest_here`` on the process's torch thread (``embedder.on_torch_thread``)."""
+    """``_closest_here`` on the process's torch thread (``embedder.on_torch_thread``); a small matrix here.
+
+    A matrix of up to ``_SKETCH_MIN_ROWS`` rows (the tables of a 3,000-table warehouse: 0.1 ms) is scored on
+    the calling thread with numpy: it does not wait behind the column scan queued on the torch thread.
+    """
+    if sketch is None and len(matrix) <= _SKETCH_MIN_ROWS:
+        k = min(limit, len(matrix))
+        if k <= 0:
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
+        sims = matrix @ query
+        top = np.argpartition(sims, len(sims) - k)[len(sims) - k :] if k < len(sims) else np.arange(len(sims))
+        return top, sims[top]
     return on_torch_thread(_closest_here, matrix, sketch, query, limit)
 
 

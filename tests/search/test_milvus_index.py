@@ -566,6 +566,37 @@ def test_a_large_mirror_answers_exactly_what_the_full_product_answers_even_with_
         )
 
 
+def test_a_small_matrix_is_scored_at_once_not_behind_the_column_scan_on_the_torch_thread() -> None:
+    # The table half of a search (a few thousand rows) runs beside the column half (a scan queued on the torch
+    # thread): it must not wait for that scan to end, and it answers exactly what the full product answers.
+    import threading
+
+    from dbmeta_app.search.embedder import submit_to_torch_thread
+
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((3_000, 48)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    query = matrix[17] + 0.1 * rng.standard_normal(48).astype(np.float32)
+    query /= np.linalg.norm(query)
+    mirror = IndexMirror.build("c", [("table", f"t{i}", "", matrix[i]) for i in range(len(matrix))])
+    busy, release = threading.Event(), threading.Event()
+    blocker = submit_to_torch_thread(lambda: (busy.set(), release.wait(30)))
+    try:
+        assert busy.wait(10)
+        got = mirror.dense(["table"], query, 20)  # would wait for ``release`` when queued on the torch thread
+        assert not blocker.done()
+    finally:
+        release.set()
+    blocker.result(10)
+    exact = matrix @ query
+    expected = np.argsort(-exact)[:20]
+    assert [key for _, key, _ in got] == [f"t{i}" for i in expected]
+    assert [score for _, _, score in got] == pytest.approx([float(exact[i]) for i in expected], abs=1e-6)
+    assert (
+        mirror.dense(["table"], query, 5_000)[-1][1] == f"t{int(np.argmin(exact))}"
+    )  # a limit over the rows
+
+
 def test_a_mirror_larger_than_one_query_is_read_back_whole_page_by_page(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
