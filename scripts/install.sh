@@ -8,6 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-dev}"
 pip_install() { python -m pip install --disable-pip-version-check --no-input "$@"; }
+# dev: nothing to do when this checkout is what the interpreter imports and pyproject.toml is unchanged since it
+# was installed (`make run` and `make test` call this each time: pip's resolution took ~30 s for nothing).
+stamp=".tools/installed-$mode"
+fingerprint="$( (command -v python; python --version; pwd; cat pyproject.toml) | sha256sum | cut -d' ' -f1)"
+if [ "$mode" = dev ] && [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ] \
+  && [ "$(python -c 'import dbmeta_app, os; print(os.path.dirname(os.path.dirname(os.path.abspath(dbmeta_app.__file__))))' 2>/dev/null)" = "$(pwd -P)" ] \
+  && [ -x .tools/checkov/bin/checkov ]; then
+  echo "dbmeta is installed from $(pwd -P) and pyproject.toml is unchanged: nothing to install"
+  exit 0
+fi
 if [ -n "${TORCH_INDEX_URL:-}" ]; then
   pip_install "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
 else
@@ -26,7 +36,7 @@ install_checkov() {
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 case "$mode" in
-  dev) pip_install -e ".[dev]"; install_checkov ;;
+  dev) pip_install -e ".[dev]"; install_checkov; mkdir -p .tools; echo "$fingerprint" > "$stamp" ;;
   prod) pip_install --no-cache-dir . ;;
   *) echo "usage: scripts/install.sh [dev|prod]" >&2; exit 2 ;;
 esac
