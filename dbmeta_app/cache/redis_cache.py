@@ -259,6 +259,7 @@ class RedisCache:
         self._last_warning = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._storing: dict[str, asyncio.Task[None]] = {}  # key -> its write to Redis behind an answer
         self._unsynced: set[str] = set()  # written to L1 only (Redis was away): to be written back
         self._local_only: set[str] = set()  # over REDIS_MAX_VALUE_BYTES: held in L1 only, never written back
         self.redis_ok: bool | None = None  # unknown until the first call
@@ -379,7 +380,7 @@ class RedisCache:
                     if remaining is not None:
                         self.memory.set(key, value, remaining)
                     return self._hit(kind, "redis", value, remaining)
-                if key not in self._unsynced and key not in self._local_only:
+                if key not in self._unsynced and key not in self._local_only and key not in self._storing:
                     # Redis dropped it (expiry, an invalidation): an L1 copy must not outlive that.
                     self.memory.delete(key)
                     return self._miss(kind)
@@ -388,7 +389,8 @@ class RedisCache:
                     self._unsynced.discard(key)
                     self._local_only.discard(key)
                     return self._miss(kind)
-                if key in self._local_only:  # too large for Redis: this process's copy is the value
+                if key in self._local_only or key in self._storing:
+                    # too large for Redis, or on its way there: this process's copy is the value
                     return self._hit(kind, "memory", *kept)
                 # Computed here while Redis was away: hand it to Redis (and the other replicas) now.
                 await self.set_bytes(kind, key, kept[0], kept[1])
@@ -528,12 +530,17 @@ class RedisCache:
         *,
         refresh: Callable[[T], Awaitable[T]] | None = None,
         soft_ttl: float | None = None,
+        shared: bool = True,
     ) -> tuple[T, str]:
         """Return (value, "hit" | "stale" | "miss"), computing a missing value once across all replicas.
 
         - Concurrent misses in this process wait for one computation; across replicas, a Redis lock
           (token, TTL ``LOCK_TTL``) elects one computer and the others poll for its result for at most
           ``LOCK_WAIT`` seconds before computing themselves. A holder that dies releases by TTL.
+        - ``shared=False``, for a value that never goes stale and costs less to compute twice than to coordinate (an embedding:
+          ~15 ms, where the lock, the write and the unlock were three more Redis round trips before the
+          answer): no lock across replicas, and the write to Redis goes on behind the answer (the memory
+          copy at once; ``close`` finishes the writes still on their way).
         - With ``soft_ttl``, a value older than that is still returned at once, as "stale", and refreshed
           in the background (``refresh(old)``, or ``compute()``) by one replica.
         ``decode`` turns the cached JSON bytes into the value; ``encode`` turns the value into JSON data or
@@ -564,7 +571,13 @@ class RedisCache:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            value, status = await self._compute_once_across_replicas(kind, key, compute, encode, decode, hard)
+            if shared:
+                value, status = await self._compute_once_across_replicas(
+                    kind, key, compute, encode, decode, hard
+                )
+            else:
+                value, status = await compute(), "miss"
+                self._store_behind(kind, key, await _decoded(encode(value)), hard)
             future.set_result(value)
             return value, status
         except BaseException as exc:
@@ -605,6 +618,18 @@ class RedisCache:
         finally:
             if token:
                 await self._release_lock(key, token)
+
+    def _store_behind(self, kind: str, key: str, value: Any, ttl: float) -> None:
+        """Keep a value in memory now and write it to Redis in the background (``set_bytes``: fail-open)."""
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        self.memory.set(key, raw, ttl)
+        if self._redis is None:
+            return
+        task = asyncio.create_task(self.set_bytes(kind, key, raw, ttl), name=f"dbmeta-store-{kind}")
+        self._storing[key] = task
+        task.add_done_callback(
+            lambda done: self._storing.pop(key, None) if self._storing.get(key) is done else None
+        )
 
     async def _drop_undecodable(self, kind: str, key: str, exc: Exception) -> None:
         """A cached value that does not decode (a stray write, another version's layout) is a miss, never an error."""
@@ -714,6 +739,9 @@ class RedisCache:
     async def close(self) -> None:
         for task in list(self._refreshing.values()):
             task.cancel()
+        if self._storing:
+            # each is one pipelined SET within the socket timeout; what they carry is shared with the replicas
+            await asyncio.wait(list(self._storing.values()), timeout=5.0)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

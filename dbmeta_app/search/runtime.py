@@ -560,9 +560,10 @@ class SearchRuntime:
         def decode(raw: bytes) -> npt.NDArray[np.float32]:
             return np.asarray(orjson.loads(raw), dtype=np.float32)
 
-        # get_or_compute: the schema and the examples of one request embed its text once, not twice
+        # get_or_compute: the schema and the examples of one request embed its text once, not twice; not shared
+        # (no lock across replicas, written behind the answer): coordinating cost more than computing twice
         vector, _ = await self.cache.get_or_compute(
-            "embedding", key, compute, lambda v: [float(x) for x in v], decode
+            "embedding", key, compute, lambda v: [float(x) for x in v], decode, shared=False
         )
         return vector
 

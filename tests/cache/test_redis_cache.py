@@ -528,3 +528,81 @@ async def test_a_value_too_large_for_memory_as_well_is_cached_nowhere(settings: 
         assert await cache.get_json("explain", key) is None
     finally:
         await cache.close()
+
+
+class _WritesWait(fakeredis.FakeAsyncRedis):
+    """fakeredis whose writes (SET, alone or in a pipeline) wait until ``opened`` is set; reads answer at once."""
+
+    def __init__(self, *args: Any, opened: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened = opened
+
+    async def set(self, *args: Any, **kwargs: Any) -> Any:
+        await self.opened.wait()
+        return await super().set(*args, **kwargs)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute, opened = pipe.execute, self.opened
+
+        async def gated(raise_on_error: bool = True) -> Any:
+            if any(str(args[0]).upper() == "SET" for args, _ in pipe.command_stack):
+                await opened.wait()
+            return await execute(raise_on_error)
+
+        pipe.execute = gated  # type: ignore[method-assign]
+        return pipe
+
+
+async def test_an_unshared_value_waits_for_no_redis_write_yet_reaches_every_replica(
+    settings: Settings,
+) -> None:
+    # An embedding costs less to compute twice than to coordinate: no cross-replica lock, and its write to Redis
+    # goes on behind the answer. Here a write never ends until ``opened``: the answer must not wait for it.
+    server, opened = fakeredis.FakeServer(), asyncio.Event()
+    on = settings.model_copy(update={"redis_cache_enabled": True})
+    cache = RedisCache(on, redis_client=_WritesWait(server=server, opened=opened))
+    other = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+    calls = 0
+
+    async def compute() -> list[float]:
+        nonlocal calls
+        calls += 1
+        return [0.5, 0.25]
+
+    def ask(on_cache: RedisCache) -> Any:
+        return on_cache.get_or_compute(
+            "embedding", "k:emb", compute, lambda v: v, redis_cache.orjson.loads, shared=False
+        )
+
+    try:
+        assert await asyncio.wait_for(ask(cache), 5) == ([0.5, 0.25], "miss")
+        assert await asyncio.wait_for(ask(cache), 5) == (
+            [0.5, 0.25],
+            "hit",
+        )  # from memory, not computed again
+        opened.set()
+        for _ in range(200):  # the write behind the answer lands: another replica finds the value
+            if (await other.lookup("embedding", "k:emb")).raw is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert await ask(other) == ([0.5, 0.25], "hit")
+        assert calls == 1
+    finally:
+        await cache.close()
+        await other.close()
+
+
+async def test_closing_the_cache_finishes_the_writes_behind_answers(settings: Settings) -> None:
+    server = fakeredis.FakeServer()
+    on = settings.model_copy(update={"redis_cache_enabled": True})
+    cache = RedisCache(on, redis_client=fakeredis.FakeAsyncRedis(server=server))
+
+    async def compute() -> list[float]:
+        return [1.0]
+
+    await cache.get_or_compute(
+        "embedding", "k:last", compute, lambda v: v, redis_cache.orjson.loads, shared=False
+    )
+    await cache.close()  # a replica shutting down right after an answer still shares what it computed
+    assert await fakeredis.FakeAsyncRedis(server=server).get("k:last") == b"[1.0]"
