@@ -289,11 +289,23 @@ def resolve_uri(uri: str | None, data_dir: Path) -> str:
     return str(Path(uri).expanduser())
 
 
-def connect(uri: str, token: str | None = None) -> MilvusClient:
-    """Open a Milvus client: a Milvus Lite file (parent directory created) or a server."""
+#: gRPC options of a client of a Milvus Lite server (a local process): no keepalive pings. pymilvus pings every
+#: 10 s, and Milvus Lite's server, after a build's calls, answers an idle client's pings with GOAWAY
+#: "too_many_pings", which gRPC writes to stderr as an error line (not the service's log format) two minutes
+#: after every build; the channel then reconnects. Reproduced with a minute of inserts, then 170 s idle.
+_LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1}
+
+
+def connect(uri: str, token: str | None = None, *, lite: bool = False) -> MilvusClient:
+    """Open a Milvus client: a Milvus Lite file (parent directory created) or a server.
+
+    ``lite``: ``uri`` is the address of a Milvus Lite server (a follower's way to the owner's file).
+    """
     if uri.endswith(".db") and "://" not in uri:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        return MilvusClient(uri)
+        return MilvusClient(uri, grpc_options=_LITE_GRPC_OPTIONS)
+    if lite:
+        return MilvusClient(uri=uri, token=token or "", grpc_options=_LITE_GRPC_OPTIONS)
     return MilvusClient(uri=uri, token=token or "")
 
 

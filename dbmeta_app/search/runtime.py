@@ -263,7 +263,7 @@ class SearchRuntime:
                 f"the Milvus Lite file {self.lite} is held by another dbmeta process that is still "
                 "starting: try again in a moment"
             )
-        client = connect(record.milvus)
+        client = connect(record.milvus, lite=True)
         self.role, self.following = "follower", record
         log.info("Milvus Lite file %s is held by pid %d: searching through it", self.lite, record.pid)
         return client

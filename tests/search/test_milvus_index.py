@@ -639,3 +639,23 @@ def test_a_mirror_larger_than_one_query_is_read_back_whole_page_by_page(
     assert events == expected
     built.close()
     reopened.close()
+
+
+def test_a_client_of_milvus_lite_sends_no_keepalive_pings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pymilvus pings every 10 s; Milvus Lite answers an idle client's pings after a build with GOAWAY
+    # "too_many_pings", an error line on the service's stderr. A server (not Lite) keeps pymilvus' keepalive.
+    from dbmeta_app.search import milvus_index
+
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(milvus_index, "MilvusClient", lambda *a, **k: made.append(k) or object())
+    milvus_index.connect(str(tmp_path / "lite" / "milvus.db"))
+    milvus_index.connect("http://127.0.0.1:19531", lite=True)  # a follower, to the owner's Lite server
+    milvus_index.connect("http://milvus.example:19530", "tok")
+    assert [k.get("grpc_options", {}).get("grpc.keepalive_time_ms") for k in made] == [
+        2**31 - 1,
+        2**31 - 1,
+        None,
+    ]
+    assert (tmp_path / "lite").is_dir()
