@@ -1,8 +1,8 @@
 """Join keys a warehouse does not declare, inferred from column names and types. Pure, no I/O.
 
 Warehouses (BigQuery datasets, Snowflake shares, OMOP exports) rarely declare foreign keys; their
-join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``<thing>Id``, or with a
-role before it: ``from_user_id``) of one table references the table named ``<thing>`` (singular or plural, same schema first) when that table
+join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``<thing>Id``, with a
+role before it: ``from_user_id``, or a number: ``concept_id_2``) of one table references the table named ``<thing>`` (singular or plural, same schema first) when that table
 holds the same column or an ``id`` / ``key`` column of a compatible type; ``*_concept_id`` references
 ``concept`` (the OMOP vocabulary). The result is directed: table → the tables it references.
 
@@ -40,8 +40,12 @@ def _stems(stem: str) -> Iterable[str]:
 
 
 def _key_stems(column: str) -> list[str]:
-    """The table names a key-named column may point at: ``from_user_id`` → from_user, fromuser, user."""
-    words = split_identifier(column)
+    """The table names a key-named column may point at: ``from_user_id`` → from_user, fromuser, user.
+
+    Numbers are a role, not a name: ``concept_id_1`` / ``concept_id_2`` (OMOP's concept_relationship),
+    ``player_1_id``, ``inventor_id_20170808`` are keys of their table like ``concept_id``.
+    """
+    words = [word for word in split_identifier(column) if not word.isdigit()]
     if len(words) < 2 or words[-1] not in ("id", "key"):
         return []
     if words[-2:] == ["concept", "id"]:

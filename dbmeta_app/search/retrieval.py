@@ -183,6 +183,7 @@ def complete_references(
     top_k: int,
     core: int = 3,
     share: float = 0.3,
+    relevance: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
     """Keep top_k tables, adding the tables the ``core`` best ones reference, then the shared ones.
 
@@ -191,8 +192,9 @@ def complete_references(
     ``drug_exposure`` and ``condition_occurrence``, a star schema's dimension under two facts). It
     joins right after the table that brought it in (the referencing core table, or the second best of
     those referencing it) with that table's score a hair lower; at most ``floor(top_k * share)`` are
-    added, which displace the weakest tables. References are followed one hop and in one direction
-    only, so a table referenced by many others never pulls them in.
+    added, which displace the weakest tables; when a core table references more tables than there is
+    room for, the ones most relevant to the request (``relevance``: the fused scores) come first. References
+    are followed one hop and in one direction only, so a table referenced by many others never pulls them in.
     """
     selected = list(ranked[:top_k])
     room = math.floor(top_k * share)
@@ -200,8 +202,10 @@ def complete_references(
         return selected
     chosen = {key for key, _ in selected}
     added: list[tuple[str, float]] = []
+    scores = relevance or {}
     for key, score in selected[:core]:
-        for target in graph.references.get(key, ()):
+        targets = sorted(graph.references.get(key, ()), key=lambda t: (-scores.get(t, 0.0), t))
+        for target in targets:
             if len(added) >= room:
                 break
             if target not in chosen:
@@ -232,6 +236,6 @@ def select_tables(
 ) -> list[tuple[str, float]]:
     """Fuse, rank, bridge and complete along references: the top_k tables for a request, best first."""
     w = weights or RetrievalWeights()
-    ranked = rank(fuse(signals, graph, w))
-    bridged = expand_with_bridges(ranked, graph, top_k, w.bridge_core)
-    return complete_references(bridged, graph, top_k, w.completion_core, w.completion_share)
+    fused = fuse(signals, graph, w)
+    bridged = expand_with_bridges(rank(fused), graph, top_k, w.bridge_core)
+    return complete_references(bridged, graph, top_k, w.completion_core, w.completion_share, fused)

@@ -108,6 +108,32 @@ def test_a_role_before_the_key_still_finds_the_table() -> None:
     assert inferred_references(snap) == {"k.votes": {"k.users"}}
 
 
+def test_a_numbered_key_is_a_key_of_its_table() -> None:
+    # OMOP's concept_relationship joins concept twice, as concept_id_1 and concept_id_2
+    snap = Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t("concept", ("concept_id", "bigint"), ("concept_name", "text")),
+            _t("relationship", ("relationship_id", "text"), ("relationship_name", "text")),
+            _t(
+                "concept_relationship",
+                ("concept_id_1", "bigint"),
+                ("concept_id_2", "bigint"),
+                ("relationship_id", "text"),
+            ),
+            _t("matches", ("player_1_id", "bigint"), ("score_1", "bigint")),
+            _t("player", ("player_id", "bigint")),
+            _t("readings", ("value_1", "bigint"), ("sensor_2", "bigint")),  # numbered, but no key
+        ],
+    )
+    refs = inferred_references(snap)
+    assert refs == {
+        "omop.concept_relationship": {"omop.concept", "omop.relationship"},
+        "omop.matches": {"omop.player"},
+    }
+
+
 def cybersyn() -> Snapshot:
     """A Cybersyn-style share: entities, variables (attributes) and values (timeseries), no keys declared."""
     return Snapshot.build(
@@ -194,3 +220,32 @@ def test_a_table_several_selected_tables_reference_joins_the_set() -> None:
     # one reference alone, from outside the core, is not enough
     alone = [item for item in ranked if item[0] != "omop.condition_occurrence"]
     assert [k for k, _ in complete_references(alone, graph, top_k=9)] == [k for k, _ in alone]
+
+
+def test_a_core_table_with_more_references_than_room_brings_the_most_relevant_first() -> None:
+    # person references concept, care_site, location and provider; one slot: the request's choice, not the alphabet's
+    snap = Snapshot.build(
+        "p",
+        "postgresql",
+        [
+            _t(
+                "person",
+                ("person_id", "bigint"),
+                ("care_site_id", "bigint"),
+                ("location_id", "bigint"),
+                ("provider_id", "bigint"),
+            ),
+            _t("care_site", ("care_site_id", "bigint"), ("care_site_name", "text")),
+            _t("location", ("location_id", "bigint"), ("city", "text")),
+            _t("provider", ("provider_id", "bigint"), ("specialty", "text")),
+            *(_t(f"other{i}", ("x", "text")) for i in range(4)),
+        ],
+    )
+    graph = SchemaGraph.from_snapshot(snap)
+    ranked = [("omop.person", 0.9), *((f"omop.other{i}", 0.5 - i / 100) for i in range(4))]
+    relevance = {"omop.care_site": 0.1, "omop.location": 0.4, "omop.provider": 0.2}
+    out = [k for k, _ in complete_references(ranked, graph, top_k=4, core=1, share=0.25, relevance=relevance)]
+    assert out == ["omop.person", "omop.location", "omop.other0", "omop.other1"]
+    # without scores the tie is broken by name, as before
+    out = [k for k, _ in complete_references(ranked, graph, top_k=4, core=1, share=0.25)]
+    assert out[1] == "omop.care_site"
