@@ -36,7 +36,7 @@ from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.render import NameIndex
 from dbmeta_app.search.bm25 import Bm25
-from dbmeta_app.search.documents import lexical_terms
+from dbmeta_app.search.documents import lexical_terms, request_terms
 
 
 class _Entry(BaseModel):
@@ -299,5 +299,5 @@ def rank_examples(examples: list[QueryExample], query: str, top_k: int) -> list[
         return []
     by_id = {e.id: e for e in examples}
     bm25 = Bm25.build({e.id: lexical_terms(example_text(e)) for e in examples})
-    ordered = sorted(bm25.scores(lexical_terms(query)).items(), key=lambda x: (-x[1], x[0]))[:top_k]
+    ordered = sorted(bm25.scores(request_terms(query)).items(), key=lambda x: (-x[1], x[0]))[:top_k]
     return [(by_id[eid], round(score, 6)) for eid, score in ordered]

@@ -195,6 +195,17 @@ _RELATIVE = re.compile(
     r"(?P<unit>day|week|month|quarter|year)s?\b",
     re.I,
 )
+
+
+def without_relative_modifiers(text: str) -> str:
+    """The request with "last 7" / "past" / "previous" of each relative period cut, its unit kept.
+
+    "churned last quarter" is a filter on a date, not a table or column called ``last_*``: lexical
+    matching sees "churned quarter".
+    """
+    return _RELATIVE.sub(lambda m: m.group("unit"), text)
+
+
 _NUMBERS = {
     "one": 1,
     "two": 2,

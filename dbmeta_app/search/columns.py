@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dbmeta_app.schema.models import Column, Snapshot
-from dbmeta_app.search.documents import lexical_terms
+from dbmeta_app.search.documents import lexical_terms, request_terms
 
 PREFIX = 4
 NAME = 1.0
@@ -37,7 +37,7 @@ def column_relevance(
     snapshot: Snapshot, keys: Sequence[str], request: str
 ) -> Mapping[str, Mapping[str, float]]:
     """Score the columns of the given tables for a request; columns it does not touch are left out."""
-    terms = frozenset(lexical_terms(request))
+    terms = frozenset(request_terms(request))
     if not terms:
         return {}
     prefixes = frozenset(t[:PREFIX] for t in terms if len(t) >= PREFIX)

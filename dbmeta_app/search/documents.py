@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dbmeta_app.schema.families import collapse, detect_families
+from dbmeta_app.schema.families import collapse, detect_families, without_relative_modifiers
 from dbmeta_app.schema.models import Column, Snapshot, Table
 
 # Bump when the document format changes: every hash changes, so everything is re-embedded.
@@ -121,9 +121,14 @@ def lexical_terms(text: str) -> list[str]:
     return [_stem(w) for w in split_identifier(text) if len(w) > 1 and w not in _STOP_WORDS]
 
 
+def request_terms(text: str) -> list[str]:
+    """A request's BM25 terms: like a document's, with the modifiers of relative periods out ("last 7 days")."""
+    return lexical_terms(without_relative_modifiers(text))
+
+
 def lexical_query(text: str) -> str:
     """Normalise a request exactly like the indexed lexical documents."""
-    return " ".join(lexical_terms(text))
+    return " ".join(request_terms(text))
 
 
 def content_hash(texts: Iterable[str], model_id: str) -> str:

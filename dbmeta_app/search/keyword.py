@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dbmeta_app.schema.families import Family, collapse, detect_families
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
-from dbmeta_app.search.documents import lexical_terms, table_lexical
+from dbmeta_app.search.documents import lexical_terms, request_terms, table_lexical
 from dbmeta_app.search.hits import TableHit, table_hit
 from dbmeta_app.search.retrieval import SchemaGraph, Signals, select_tables
 
@@ -51,7 +51,7 @@ class KeywordIndex:
         names even where every table has a ``customer_id``, and counts for more than the same word among a
         table's columns, or than a rarer word such as "last" in one ``last_counted_at`` column.
         """
-        terms = lexical_terms(query)
+        terms = request_terms(query)
         raw = self.bm25.scores(terms)
         if self.names is not None:
             for key, value in self.names.scores(terms).items():

@@ -40,3 +40,21 @@ def test_a_word_sharing_a_prefix_with_a_column_word_counts_a_little() -> None:
 def test_a_request_of_only_stop_words_or_unknown_tables_scores_nothing() -> None:
     assert column_relevance(_snapshot(), ["ga_sessions"], "what is the") == {}
     assert column_relevance(_snapshot(), ["nope"], "revenue") == {}
+
+
+def test_a_relative_period_makes_no_column_relevant() -> None:
+    table = Table(
+        None,
+        "employees",
+        columns=(
+            Column("last_name", "TEXT"),
+            Column("hire_date", "DATE"),
+            Column("last_login_at", "TIMESTAMP"),
+        ),
+    )
+    snap = Snapshot.build("p", "postgresql", [table])
+    scores = column_relevance(snap, ["employees"], "employees hired in the last 3 months").get(
+        "employees", {}
+    )
+    assert "last_name" not in scores and "last_login_at" not in scores
+    assert column_relevance(snap, ["employees"], "employees by last name")["employees"]["last_name"] >= 2.0

@@ -47,6 +47,23 @@ def test_lexical_query_drops_stop_words_and_folds_plurals() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("request_text", "terms"),
+    [
+        ("which customers churned last quarter", "customer churned quarter"),
+        ("orders in the past 7 days", "order day"),
+        ("payroll over the previous two years", "payroll year"),
+        ("Last Month revenue", "month revenue"),
+        # a "last" that is no relative period is a word like any other
+        ("last_name of employees", "last name employee"),
+        ("customers whose last order was in march", "customer last order march"),
+    ],
+)
+def test_a_relative_period_is_a_date_filter_not_a_name(request_text: str, terms: str) -> None:
+    # "churned last quarter" must not match last_counted_at / last_name lexically
+    assert lexical_query(request_text) == terms
+
+
 def test_table_text_reads_as_words_with_comments_and_fk_targets() -> None:
     text = table_text(warehouse().tables["shop.order_items"])
     assert text.startswith("order items (shop). Columns: order id, product id, qty (quantity ordered)")

@@ -32,11 +32,11 @@ def _shop() -> Snapshot:
 
 
 def test_a_word_that_names_a_table_outranks_a_rarer_word_in_a_column_name() -> None:
-    # "last" is in one column only (a high IDF); "customers" names one table but is in most tables' columns
+    # "counted" is in one column only (a high IDF); "customers" names one table but is in most tables' columns
     index = KeywordIndex.build(_shop())
-    hits = index.search("which customers churned last quarter", 3)
+    hits = index.search("which customers were counted", 3)
     assert hits[0].name == "s.customers", [h.name for h in hits]
-    scores = index.scores("which customers churned last quarter")
+    scores = index.scores("which customers were counted")
     assert scores["s.customers"] > scores["s.stock_levels"]
 
 
@@ -44,3 +44,9 @@ def test_the_column_words_still_rank_the_tables_no_name_matches() -> None:
     index = KeywordIndex.build(_shop())
     assert index.search("quantity on hand per warehouse", 2)[0].name == "s.stock_levels"
     assert index.search("tickets by priority", 1)[0].name == "s.tickets"
+
+
+def test_a_relative_period_does_not_match_a_column_named_last_something() -> None:
+    index = KeywordIndex.build(_shop())
+    assert index.scores("which customers churned last quarter").get("s.stock_levels", 0.0) == 0.0
+    assert index.search("when was stock last counted", 1)[0].name == "s.stock_levels"
