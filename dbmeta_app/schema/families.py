@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -264,12 +264,50 @@ def request_periods(text: str, today: date | None = None) -> list[tuple[date, da
             add(m, date(year, 1, 1), date(year, 12, 31))
     periods = _join_ranges(text, sorted(found))
     if today is not None:
-        for m in _RELATIVE.finditer(text):
-            raw = (m["n"] or "one").lower()
-            n = int(raw) if raw.isdigit() else _NUMBERS[raw]
-            days = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}[m["unit"].lower()] * n
-            periods.append((today - timedelta(days=days - 1), today))
+        periods.extend((today - timedelta(days=days - 1), today) for _, days in _relative(text))
     return periods
+
+
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}
+_UNIT_GRAIN = {"day": DAY, "week": DAY, "month": MONTH, "quarter": QUARTER, "year": YEAR}
+
+
+def _relative(text: str) -> list[tuple[str, int]]:
+    """Each relative period a request names, as (the grain it counts in, its length in days): "last 7 days" →
+    (day, 7), "past two weeks" → (day, 14)."""
+    found = []
+    for m in _RELATIVE.finditer(text):
+        raw = (m["n"] or "one").lower()
+        n = int(raw) if raw.isdigit() else _NUMBERS[raw]
+        unit = m["unit"].lower()
+        found.append((_UNIT_GRAIN[unit], _UNIT_DAYS[unit] * n))
+    return found
+
+
+_COARSER = {DAY: 0, MONTH: 1, QUARTER: 2, YEAR: 3}
+
+
+def dated_families(families: Mapping[str, Family], text: str) -> list[str]:
+    """The families a request's dates name in their own terms: a date or period that starts where one of
+    its shards starts and ends where one ends ("January 18, 2023" → a day family holding it; "April 2022" → a
+    month family), or a relative period counted in its grain ("the last 7 days" → a day family, "the past 3
+    months" → a month family). Where families of several grains fit, only the coarsest (a month family for
+    "April 2022", not the day family that holds its 30 days). Keys sorted.
+    """
+    if not families:
+        return []
+    absolute = request_periods(text)
+    relative = {grain for grain, _ in _relative(text)}
+    if not absolute and not relative:
+        return []
+    fit: dict[str, int] = {}
+    for key, family in families.items():
+        starts = {shard.start for shard in family.shards}
+        ends = {shard.end for shard in family.shards}
+        if family.grain in relative or any(start in starts and end in ends for start, end in absolute):
+            fit[key] = _COARSER[family.grain]
+    coarsest = max(fit.values(), default=None)
+    return sorted(key for key, grain in fit.items() if grain == coarsest)
 
 
 def _join_ranges(text: str, found: list[tuple[int, int, date, date]]) -> list[tuple[date, date]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbmeta_app.schema.families import Family, collapse, detect_families
+from dbmeta_app.schema.families import Family, collapse, dated_families, detect_families
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.bm25 import Bm25
 from dbmeta_app.search.documents import lexical_terms, request_terms, table_lexical
@@ -64,5 +64,7 @@ class KeywordIndex:
         scores = self.scores(query)
         if not scores:
             return []
-        ranked = select_tables(Signals(tables=scores), self.graph, top_k)
+        ranked = select_tables(
+            Signals(tables=scores), self.graph, top_k, dated=dated_families(self.families, query)
+        )
         return [table_hit(self.families, query, key, round(score, 6)) for key, score in ranked]

@@ -25,7 +25,7 @@ hub, so a hub cannot flood the top k.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbmeta_app.schema.models import Snapshot
@@ -233,9 +233,21 @@ def select_tables(
     graph: SchemaGraph,
     top_k: int,
     weights: RetrievalWeights | None = None,
+    dated: Collection[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse, rank, bridge and complete along references: the top_k tables for a request, best first."""
+    """Fuse, rank, bridge and complete along references: the top_k tables for a request, best first.
+
+    ``dated``: the date-sharded families the request's dates name (``families.dated_families``). When none
+    of them made the selection, the most relevant one takes the last place (top_k of 2 or more): "…on
+    January 18, 2023" needs the day family's shard even where the words rank other tables above it.
+    """
     w = weights or RetrievalWeights()
     fused = fuse(signals, graph, w)
     bridged = expand_with_bridges(rank(fused), graph, top_k, w.bridge_core)
-    return complete_references(bridged, graph, top_k, w.completion_core, w.completion_share, fused)
+    selected = complete_references(bridged, graph, top_k, w.completion_core, w.completion_share, fused)
+    known = [key for key in dated if key in graph.schema_of]
+    if top_k < 2 or not known or any(key in known for key, _ in selected):
+        return selected
+    best = max(known, key=lambda key: (fused.get(key, 0.0), key))
+    kept = selected[: top_k - 1]
+    return [*kept, (best, min(fused.get(best, 0.0), kept[-1][1] - 1e-6) if kept else fused.get(best, 0.0))]

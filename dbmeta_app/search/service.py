@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from dbmeta_app.schema.families import Family, collapse, detect_families
+from dbmeta_app.schema.families import Family, collapse, dated_families, detect_families
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.search.documents import lexical_query
 from dbmeta_app.search.hits import TableHit, table_hit
@@ -81,5 +81,7 @@ class TableSearch:
             limit + self._schema_slots,
             column_limit=limit if self._columns else 0,
         )
-        ranked = select_tables(signals, self._graph, top_k, self._weights)
+        ranked = select_tables(
+            signals, self._graph, top_k, self._weights, dated_families(self._families, query)
+        )
         return [table_hit(self._families, query, name, round(score, 6)) for name, score in ranked]

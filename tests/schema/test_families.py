@@ -9,6 +9,7 @@ import pytest
 
 from dbmeta_app.schema.families import (
     collapse,
+    dated_families,
     detect_families,
     family_header,
     request_periods,
@@ -197,3 +198,31 @@ def test_a_snapshot_s_families_are_derived_once_however_often_it_is_rendered(
         "ga.events_20230101",
         "ga.events_20230102",
     }  # its own, not copied
+
+
+def _github() -> Snapshot:
+    """GitHub archive style: one schema per grain, every day of April 2022, every month of 2022, years."""
+    days = [_table("day", f"_202204{d:02d}") for d in range(1, 31)] + [_table("day", "_20230118")]
+    months = [_table("month", f"_2022{m:02d}") for m in range(1, 13)]
+    years = [_table("year", f"_{y}") for y in (2021, 2022, 2023)]
+    return _snapshot(*days, *months, *years, _table("github", "languages"))
+
+
+@pytest.mark.parametrize(
+    ("request_text", "named"),
+    [
+        ("PullRequestEvents on January 18, 2023", ["day._YYYYMMDD"]),
+        # the day family holds all 30 days of April too: the month family is the one that says "April 2022"
+        ("repositories created in April 2022", ["month._YYYYMM"]),
+        ("stars in 2022", ["year._YYYY"]),
+        ("forks from April 3, 2022 to April 5, 2022", ["day._YYYYMMDD"]),
+        ("events in the last 7 days", ["day._YYYYMMDD"]),  # counted in days
+        ("stars over the past 3 months", ["month._YYYYMM"]),
+        ("events on May 2, 2022", []),  # inside the month and year families, but no shard of theirs
+        ("the most used languages", []),
+    ],
+)
+def test_dated_families_are_those_whose_shards_the_request_dates_name(
+    request_text: str, named: list[str]
+) -> None:
+    assert dated_families(detect_families(_github()), request_text) == named

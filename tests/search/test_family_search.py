@@ -74,3 +74,36 @@ def test_the_keyword_fallback_ranks_a_family_once_and_names_the_shards_a_request
     assert [h.name for h in hits] == ["web.events_20230118", "web.users"]
     assert hits[0].family == "web.events_YYYYMMDD" and hits[0].shards == ("web.events_20230118",)
     assert index.search("event names", 5)[0].name == "web.events_20230124"  # undated: the newest shard
+
+
+def _busy() -> Snapshot:
+    """A day family among tables whose words match a request better than the family's own do."""
+    shards = [Table(schema="day", name=f"_202301{d}", columns=(Column("id", "int"),)) for d in (17, 18, 19)]
+    others = [
+        Table(schema="gh", name=name, columns=(Column("repo_name", "text"), Column("language", "text")))
+        for name in ("languages", "sample_repos", "sample_commits", "sample_files", "licenses")
+    ]
+    return Snapshot.build("p", "postgresql", [*shards, *others])
+
+
+def test_the_family_a_request_s_date_names_makes_the_top_k_though_its_words_rank_it_last() -> None:
+    scores = {"gh.languages": 0.9, "gh.sample_repos": 0.8, "gh.sample_commits": 0.7, "gh.sample_files": 0.6}
+    scores |= {"gh.licenses": 0.5, "day._YYYYMMDD": 0.1}
+    search = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False)  # type: ignore[arg-type]
+    text = "languages with at least 5 pull request events on January 18, 2023"
+    hits = search.search(text, 3)
+    ranked = [h.name for h in search.search(text, 6)]  # the family is sixth of six on its words
+    assert ranked[-1] == "day._20230118"
+    assert [h.name for h in hits] == [*ranked[:2], "day._20230118"]  # it takes the last place
+    assert hits[-1].score < hits[-2].score
+    # undated, or a date no shard holds: the ranking alone
+    assert "day._YYYYMMDD" not in {h.family for h in search.search("languages with many pull requests", 3)}
+    assert "day._YYYYMMDD" not in {h.family for h in search.search("languages on March 3, 2021", 3)}
+    # a top 1 stays the best table
+    assert [h.name for h in search.search(text, 1)] == ranked[:1]
+
+
+def test_the_keyword_fallback_gives_the_dated_family_its_place_too() -> None:
+    index = KeywordIndex.build(_busy())
+    hits = index.search("repo languages on January 18, 2023", 3)
+    assert "day._20230118" in [h.name for h in hits]
