@@ -2,9 +2,10 @@
 
 Warehouses (BigQuery datasets, Snowflake shares, OMOP exports) rarely declare foreign keys; their
 join structure is in the names. A column ``<thing>_id`` / ``<thing>_key`` (or ``<thing>Id``, with a
-role before it: ``from_user_id``, or a number: ``concept_id_2``) of one table references the table named ``<thing>`` (singular or plural, same schema first) when that table
-holds the same column or an ``id`` / ``key`` column of a compatible type; ``*_concept_id`` references
-``concept`` (the OMOP vocabulary). The result is directed: table → the tables it references.
+role before it: ``from_user_id``, or a number: ``concept_id_2``) of one table references the table
+named ``<thing>`` (singular or plural, same schema first) when that table holds the same column or an
+``id`` / ``key`` column of a compatible type; ``*_concept_id`` references ``concept`` (the OMOP
+vocabulary). The result is directed: table → the tables it references.
 
 Where no table is named after a key (Cybersyn's ``id_rssd``, ``geo_id``), tables of one schema holding the
 same key column, and name siblings sharing a column, are linked without a direction (``shared_key_links``):
