@@ -47,6 +47,7 @@ class RetrievalWeights:
     inferred_joins: bool = True  # join keys inferred from column names are edges too
     completion_core: int = 3  # the tables whose references complete the set
     completion_share: float = 0.3  # at most this share of top_k is given to completion
+    dated_reach: int = 3  # a family the request's dates name is placed when it ranks within this many × top_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,14 +239,18 @@ def select_tables(
     """Fuse, rank, bridge and complete along references: the top_k tables for a request, best first.
 
     ``dated``: the date-sharded families the request's dates name (``families.dated_families``). When none
-    of them made the selection, the most relevant one takes the last place (top_k of 2 or more): "…on
-    January 18, 2023" needs the day family's shard even where the words rank other tables above it.
+    of them made the selection, the most relevant one takes the last place (top_k of 2 or more), if the
+    request's words make it a candidate at all (within ``dated_reach`` × top_k): "…on January 18, 2023" needs
+    the day family's shard even where the words rank other tables above it, but a date does not pull in a
+    family the request is not about.
     """
     w = weights or RetrievalWeights()
     fused = fuse(signals, graph, w)
-    bridged = expand_with_bridges(rank(fused), graph, top_k, w.bridge_core)
+    ranked = rank(fused)
+    bridged = expand_with_bridges(ranked, graph, top_k, w.bridge_core)
     selected = complete_references(bridged, graph, top_k, w.completion_core, w.completion_share, fused)
-    known = [key for key in dated if key in graph.schema_of]
+    reach = {key for key, _ in ranked[: w.dated_reach * top_k]}
+    known = [key for key in dated if key in reach]
     if top_k < 2 or not known or any(key in known for key, _ in selected):
         return selected
     best = max(known, key=lambda key: (fused.get(key, 0.0), key))

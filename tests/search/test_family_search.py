@@ -9,7 +9,7 @@ import numpy as np
 from dbmeta_app.schema.models import Column, Snapshot, Table
 from dbmeta_app.search.documents import build_groups
 from dbmeta_app.search.keyword import KeywordIndex
-from dbmeta_app.search.retrieval import Signals
+from dbmeta_app.search.retrieval import RetrievalWeights, Signals
 from dbmeta_app.search.service import TableSearch
 
 
@@ -78,7 +78,10 @@ def test_the_keyword_fallback_ranks_a_family_once_and_names_the_shards_a_request
 
 def _busy() -> Snapshot:
     """A day family among tables whose words match a request better than the family's own do."""
-    shards = [Table(schema="day", name=f"_202301{d}", columns=(Column("id", "int"),)) for d in (17, 18, 19)]
+    shards = [
+        Table(schema="day", name=f"_202301{d}", columns=(Column("id", "int"), Column("repo_name", "text")))
+        for d in (17, 18, 19)
+    ]
     others = [
         Table(schema="gh", name=name, columns=(Column("repo_name", "text"), Column("language", "text")))
         for name in ("languages", "sample_repos", "sample_commits", "sample_files", "licenses")
@@ -101,6 +104,21 @@ def test_the_family_a_request_s_date_names_makes_the_top_k_though_its_words_rank
     assert "day._YYYYMMDD" not in {h.family for h in search.search("languages on March 3, 2021", 3)}
     # a top 1 stays the best table
     assert [h.name for h in search.search(text, 1)] == ranked[:1]
+
+
+def test_a_date_does_not_pull_in_a_family_the_request_s_words_are_not_about() -> None:
+    # the family ranks 6th of 6: within the default 3 x top_k of a top 2
+    scores = {"gh.languages": 0.9, "gh.sample_repos": 0.8, "gh.sample_commits": 0.7, "gh.sample_files": 0.6}
+    scores |= {"gh.licenses": 0.5, "day._YYYYMMDD": 0.1}
+    search = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False)  # type: ignore[arg-type]
+    text = "languages with at least 5 pull request events on January 18, 2023"
+    assert "day._YYYYMMDD" in {h.family for h in search.search(text, 2)}
+    weights = RetrievalWeights(
+        dated_reach=1
+    )  # within 1 x top_k only: the 6th of 6 is out of reach of a top 2
+    narrow = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False, weights=weights)  # type: ignore[arg-type]
+    assert "day._YYYYMMDD" not in {h.family for h in narrow.search(text, 2)}
+    assert "day._YYYYMMDD" in {h.family for h in narrow.search(text, 6)}
 
 
 def test_the_keyword_fallback_gives_the_dated_family_its_place_too() -> None:
