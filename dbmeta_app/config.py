@@ -397,6 +397,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _profiles_resolve(self) -> Settings:
         self._profiles = _load_profiles(self)
+        if (
+            self.default_profile not in self._profiles
+            and "default_profile" not in self.model_fields_set
+            and len(self._profiles) == 1
+        ):
+            # a profiles file of one profile serves it: an unset DEFAULT_PROFILE is no mistake to refuse
+            self.default_profile = next(iter(self._profiles))
         if self.default_profile not in self._profiles:
             raise ValueError(
                 f"DEFAULT_PROFILE {self.default_profile!r} is not a configured profile "

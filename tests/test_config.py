@@ -115,6 +115,18 @@ def test_default_profile_must_be_one_of_the_profiles(tmp_path: Path) -> None:
     assert "DEFAULT_PROFILE 'sales'" in str(err.value) and "hr" in str(err.value)
 
 
+def test_a_profiles_file_of_one_profile_serves_it_without_default_profile(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.yml"
+    path.write_text("profiles:\n  hr: {database_url: 'sqlite://'}\n")
+    s = load_settings(profiles_file=path)
+    assert s.default_profile == "hr" and s.profile(None).name == "hr"
+    # two profiles: which one is meant is the operator's to say
+    path.write_text("profiles:\n  hr: {database_url: 'sqlite://'}\n  sales: {database_url: 'sqlite://'}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(profiles_file=path)
+    assert "DEFAULT_PROFILE 'default'" in str(err.value)
+
+
 def test_placeholder_admin_tokens_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(data_dir=tmp_path, admin_token="changeme")
