@@ -49,7 +49,7 @@ class KeywordIndex:
 
         The name is a field of its own (BM25F-like): a word that names a table ("customers") is rare among
         names even where every table has a ``customer_id``, and counts for more than the same word among a
-        table's columns, or than a rarer word such as "last" in one ``last_counted_at`` column.
+        table's columns, or than a rarer word such as "counted" in one ``last_counted_at`` column.
         """
         terms = request_terms(query)
         raw = self.bm25.scores(terms)

@@ -89,11 +89,19 @@ def _busy() -> Snapshot:
     return Snapshot.build("p", "postgresql", [*shards, *others])
 
 
+# the family is sixth of six on its words
+_BUSY_SCORES = {"gh.languages": 0.9, "gh.sample_repos": 0.8, "gh.sample_commits": 0.7, "gh.sample_files": 0.6}
+_BUSY_SCORES |= {"gh.licenses": 0.5, "day._YYYYMMDD": 0.1}
+_DATED = "languages with at least 5 pull request events on January 18, 2023"
+
+
+def _busy_search(weights: RetrievalWeights | None = None) -> TableSearch:
+    index = _Index(_BUSY_SCORES)
+    return TableSearch(_busy(), _Encoder(), index, columns=False, weights=weights)  # type: ignore[arg-type]
+
+
 def test_the_family_a_request_s_date_names_makes_the_top_k_though_its_words_rank_it_last() -> None:
-    scores = {"gh.languages": 0.9, "gh.sample_repos": 0.8, "gh.sample_commits": 0.7, "gh.sample_files": 0.6}
-    scores |= {"gh.licenses": 0.5, "day._YYYYMMDD": 0.1}
-    search = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False)  # type: ignore[arg-type]
-    text = "languages with at least 5 pull request events on January 18, 2023"
+    search, text = _busy_search(), _DATED
     hits = search.search(text, 3)
     ranked = [h.name for h in search.search(text, 6)]  # the family is sixth of six on its words
     assert ranked[-1] == "day._20230118"
@@ -108,17 +116,11 @@ def test_the_family_a_request_s_date_names_makes_the_top_k_though_its_words_rank
 
 def test_a_date_does_not_pull_in_a_family_the_request_s_words_are_not_about() -> None:
     # the family ranks 6th of 6: within the default 3 x top_k of a top 2
-    scores = {"gh.languages": 0.9, "gh.sample_repos": 0.8, "gh.sample_commits": 0.7, "gh.sample_files": 0.6}
-    scores |= {"gh.licenses": 0.5, "day._YYYYMMDD": 0.1}
-    search = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False)  # type: ignore[arg-type]
-    text = "languages with at least 5 pull request events on January 18, 2023"
-    assert "day._YYYYMMDD" in {h.family for h in search.search(text, 2)}
-    weights = RetrievalWeights(
-        dated_reach=1
-    )  # within 1 x top_k only: the 6th of 6 is out of reach of a top 2
-    narrow = TableSearch(_busy(), _Encoder(), _Index(scores), columns=False, weights=weights)  # type: ignore[arg-type]
-    assert "day._YYYYMMDD" not in {h.family for h in narrow.search(text, 2)}
-    assert "day._YYYYMMDD" in {h.family for h in narrow.search(text, 6)}
+    assert "day._YYYYMMDD" in {h.family for h in _busy_search().search(_DATED, 2)}
+    # within 1 x top_k only: the 6th of 6 is out of reach of a top 2, not of a top 6
+    narrow = _busy_search(RetrievalWeights(dated_reach=1))
+    assert "day._YYYYMMDD" not in {h.family for h in narrow.search(_DATED, 2)}
+    assert "day._YYYYMMDD" in {h.family for h in narrow.search(_DATED, 6)}
 
 
 def test_the_keyword_fallback_gives_the_dated_family_its_place_too() -> None:
