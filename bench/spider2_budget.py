@@ -117,7 +117,7 @@ class Outcome:
 def evaluate(
     snapshot: Snapshot, index: KeywordIndex, q: dict[str, Any], top_k: int, max_tokens: int
 ) -> tuple[Outcome, str]:
-    ranked = [h.name for h in index.search(q["question"], top_k)]
+    ranked = [name for h in index.search(q["question"], top_k) for name in h.tables]  # as the schema item
     chosen: list[str] = []
     missing: list[str] = []
     for slot in q["gold_tables"]:

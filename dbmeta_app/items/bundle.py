@@ -57,7 +57,9 @@ async def schema_item(
         )
     loaded, result = await search_tables(runtime, rt, user_request, top_k)
     snapshot = loaded[0]
-    names: list[str] | None = [h.name for h in result.hits]
+    # a family hit stands for the shards the request's dates need: the renderer names them all
+    named = [(name, h.score) for h in result.hits for name in h.tables]
+    names: list[str] | None = [name for name, _ in named]
     extra: dict[str, Any] = {"degraded": result.degraded, "search_ms": result.elapsed_ms}
     if result.reason:
         extra["degraded_reason"] = result.reason
@@ -70,7 +72,7 @@ async def schema_item(
         runtime.cache,
         rt,
         tables=names,
-        scores={h.name: h.score for h in result.hits},
+        scores=dict(named),
         with_examples=with_examples,
         extra_metadata=extra,
         # sample rows live in another snapshot variant: only reuse the one search loaded when it fits

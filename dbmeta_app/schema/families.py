@@ -264,7 +264,9 @@ def request_periods(text: str, today: date | None = None) -> list[tuple[date, da
             add(m, date(year, 1, 1), date(year, 12, 31))
     periods = _join_ranges(text, sorted(found))
     if today is not None:
-        periods.extend((today - timedelta(days=days - 1), today) for _, days in _relative(text))
+        # "the last 99999 years" reaches back past the calendar's first day: it starts there
+        reach = (today - date.min).days
+        periods.extend((today - timedelta(days=min(days - 1, reach)), today) for _, days in _relative(text))
     return periods
 
 
@@ -352,17 +354,39 @@ def how_to_query(family: Family, dialect: str, quote: str) -> str:
     return f"query several shards with UNION ALL of the shards (e.g. SELECT … FROM {quote} UNION ALL SELECT … FROM …)"
 
 
-def family_header(family: Family, dialect: str, quote: str, asked: Sequence[str] = ()) -> str:
-    """The lines that introduce a family above its newest shard's columns (``asked``: shard keys wanted)."""
+def family_header(
+    family: Family, dialect: str, quote: str, asked: Sequence[str] = (), shown: str | None = None
+) -> str:
+    """The lines that introduce a family above one shard's columns (``shown``: that shard, the newest by
+    default; ``quote``: its name as written in SQL; ``asked``: the shard keys the request needs)."""
     first, last = family.shards[0], family.newest
+    whose = "the last one's" if shown in (None, last.key) else f"{_bare(shown)}'s"
     lines = [
         f"-- table family {visible(family.pattern)}: {len(family.shards)} shards, one per {family.grain}, "
-        f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are the last one's)",
+        f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are {whose})",
         f"-- {visible(how_to_query(family, dialect, quote))}",
     ]
     if asked and list(asked) != [last.key]:
-        lines.append("-- shards for this request: " + ", ".join(_bare(k) for k in asked))
+        lines.append("-- shards for this request: " + _shard_list(family, asked))
     return "\n".join(lines)
+
+
+#: A request's shards are listed whole up to this many; a longer run is written as its ends and count.
+SHARDS_LISTED = 12
+
+
+def _shard_list(family: Family, asked: Sequence[str]) -> str:
+    """The shards a request needs, as text of a bounded length: a year of day shards is its first and last
+    ("events_20170101 through events_20171231 (365 consecutive shards)"), not 365 names."""
+    names = [_bare(k) for k in asked]
+    if len(names) <= SHARDS_LISTED:
+        return ", ".join(names)
+    position = {key: i for i, key in enumerate(family.members)}
+    at = sorted(position[k] for k in asked if k in position)
+    if len(at) == len(asked) and at == list(range(at[0], at[0] + len(at))):
+        first, last = (_bare(family.members[i]) for i in (at[0], at[-1]))
+        return f"{first} through {last} ({len(at)} consecutive shards)"
+    return ", ".join(names[: SHARDS_LISTED - 1]) + f", … {names[-1]} ({len(names)} shards)"
 
 
 def _bare(key: str) -> str:

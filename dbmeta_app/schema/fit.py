@@ -24,11 +24,19 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dbmeta_app.schema.models import Column, Snapshot, Table
 from dbmeta_app.schema.printable import visible
-from dbmeta_app.schema.render import column_line, quote_ident, quote_table, render_schema, table_header
+from dbmeta_app.schema.render import (
+    Block,
+    blocks_of,
+    column_line,
+    quote_ident,
+    quote_table,
+    render_schema,
+    table_header,
+)
 
 #: Named in every budgeted answer's metadata so a change of estimate is visible to callers.
 ESTIMATOR = "wordpiece-like-v1"
@@ -160,8 +168,9 @@ def _nested_note(total: int, shown: int) -> str:
 class _Plan:
     """One table's rendering under construction (lines are estimated as they are chosen)."""
 
-    def __init__(self, table: Table, snapshot: Snapshot, keys: set[str]) -> None:
-        self.table = table
+    def __init__(self, block: Block, snapshot: Snapshot, keys: set[str]) -> None:
+        self.table = table = block.table
+        self.prefix = block.header
         self.dialect = snapshot.dialect
         self.fk_targets: dict[str, str] = {}
         self.composite: list[str] = []
@@ -189,7 +198,8 @@ class _Plan:
                 self.add(column)
 
     def _header(self) -> str:
-        return table_header(self.table, self.dialect)
+        head = table_header(self.table, self.dialect)
+        return f"{self.prefix}\n{head}" if self.prefix else head
 
     def _trailer(self) -> list[str]:
         lines = []
@@ -283,7 +293,8 @@ def _fill(candidates: Sequence[tuple[_Plan, Column]], used: int, max_tokens: int
 
 
 def _show_whole_if_it_fits(plan: _Plan, used: int, max_tokens: int) -> int:
-    """Show all of a cut table's columns when they fit in the room its summary line no longer needs."""
+    """Show all of a cut table's columns when they fit in the room its summary line no longer needs, or
+    when they are no longer than that summary line."""
     missing = [c for c in plan.table.columns if c.name not in plan.shown]
     if not missing:
         return used - plan.reserve
@@ -292,7 +303,8 @@ def _show_whole_if_it_fits(plan: _Plan, used: int, max_tokens: int) -> int:
     for column in missing:
         extra += plan.cost(column)
         plan.add(column)
-    if used - plan.reserve + extra <= max_tokens:
+    # it fits, or it is no longer than the summary it replaces (a first table kept over the budget)
+    if used - plan.reserve + extra <= max_tokens or extra <= estimate_tokens(_summary(missing)):
         return used - plan.reserve + extra
     plan.shown, plan.parents_shown = saved
     return used
@@ -310,45 +322,48 @@ def render_within(
     ``relevance`` scores columns per table key for the request (higher first, absent = 0); it is computed
     by the caller, so this stays pure. The same inputs always give the same text.
     """
-    tables = [snapshot.tables[k] for k in keys if k in snapshot.tables]
-    text = render_schema(snapshot, [t.key for t in tables], with_samples)
+    blocks = blocks_of(snapshot, keys)
+    text = render_schema(snapshot, keys, with_samples)
     tokens = estimate_tokens(text)
     if not max_tokens or tokens <= max_tokens:
         whole = tuple(
             TableFit(
-                t.key,
-                len(t.columns),
-                tuple(c.name for c in t.columns),
+                key,
+                len(b.table.columns),
+                tuple(c.name for c in b.table.columns),
                 {},
-                bool(with_samples and t.sample_rows),
+                bool(with_samples and b.table.sample_rows),
             )
-            for t in tables
+            for b in blocks
+            for key in b.keys
         )
         return Fitted(text, tokens, False, whole)
-    selected = {t.key: t for t in tables}
+    selected = {b.table.key: b.table for b in blocks}
     plans: list[_Plan] = []
     twins: dict[str, tuple[str, str]] = {}  # key -> (the planned table it repeats, its text)
     first_of: dict[tuple[object, ...], str] = {}
-    order: list[str] = []
+    order: list[Block] = []
     used = 0
-    for table in tables:
+    for block in blocks:
+        table = block.table
         shape = (table.columns, table.primary_key, table.foreign_keys)
         twin = first_of.get(shape)
         if twin is not None:
-            # a shard, a partition, a copy: its columns are another selected table's, written once
+            # a copy, another family of the same shape: its columns are another selected table's, written once
             text = f"{table_header(table, snapshot.dialect)}\nsame columns as {quote_table(twin, None, snapshot.dialect)}"
+            text = f"{block.header}\n{text}" if block.header else text
             cost = estimate_tokens(text)
             if used + cost > max_tokens:
                 break
             twins[table.key] = (twin, text)
         else:
-            plan = _Plan(table, snapshot, key_columns(table, selected))
+            plan = _Plan(block, snapshot, key_columns(table, selected))
             if plans and used + plan.tokens > max_tokens:
                 break  # this table's minimal form does not fit: it and every lower-ranked one are left out
             plans.append(plan)
             first_of.setdefault(shape, table.key)
             cost = plan.tokens
-        order.append(table.key)
+        order.append(block)
         used += cost
     scores = relevance or {}
     relevant: list[tuple[float, int, int, _Plan, Column]] = []
@@ -372,17 +387,18 @@ def render_within(
         used = _show_whole_if_it_fits(plan, used, max_tokens)
     _fill(candidates, used, max_tokens)
     rendered = {plan.table.key: plan.render() for plan in plans}
-    blocks: list[str] = []
+    blocks_text: list[str] = []
     fits: list[TableFit] = []
-    for key in order:
+    for block in order:
+        key = block.table.key
         if key in twins:
-            twin, block = twins[key]
+            twin, text = twins[key]
             shown = rendered[twin][1]
             fit = TableFit(key, shown.total, shown.shown, shown.omitted_types)
         else:
-            block, fit = rendered[key]
-        blocks.append(block)
-        fits.append(fit)
-    text = "\n\n".join(blocks)
-    omitted = tuple(t.key for t in tables[len(order) :])
+            text, fit = rendered[key]
+        blocks_text.append(text)
+        fits.extend(replace(fit, key=asked) for asked in block.keys)  # a family: each shard asked for
+    text = "\n\n".join(blocks_text)
+    omitted = tuple(key for block in blocks[len(order) :] for key in block.keys)
     return Fitted(text, estimate_tokens(text), True, tuple(fits), omitted)

@@ -28,6 +28,7 @@ import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from dbmeta_app.dialects import dialect_family
 from dbmeta_app.schema.families import family_header, family_of
@@ -188,30 +189,70 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of a rendering: a table, or a date-sharded family written once as its newest shard."""
+
+    table: Table  # the table whose columns are written (a family's newest shard)
+    keys: tuple[str, ...]  # the asked keys it stands for (a family's asked shards, request order)
+    header: str = ""  # a family's lines above the table ("" for a table alone)
+
+
+def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> list[Block]:
+    """Group the asked keys (known ones, in order) into blocks: the shards of a family become one block,
+    where its first shard is asked for.
+
+    ``named``: the keys are a request's. The family's header names the shards asked for, its columns are
+    the newest asked shard's, and an asked shard whose columns differ from those (a family whose columns
+    changed over time) is written after it, once per set of columns. Otherwise (the full schema) the block
+    is the newest shard's and stands for every shard.
+    """
+    families = family_of(snapshot)
+    asked: dict[str, list[str]] = {}  # family key → the shards asked for, in request order
+    for key in keys:
+        if key in families and key in snapshot.tables:
+            asked.setdefault(families[key].key, []).append(key)
+    blocks: list[Block] = []
+    for key in keys:
+        if key not in snapshot.tables:
+            continue
+        family = families.get(key)
+        if family is None:
+            blocks.append(Block(snapshot.tables[key], (key,)))
+            continue
+        shards = asked[family.key]
+        if shards[0] != key:
+            continue
+        order = {member: i for i, member in enumerate(family.members)}
+        lead = snapshot.tables[max(shards, key=order.__getitem__) if named else family.newest.key]
+        by_shape: dict[tuple[object, ...], list[str]] = {}
+        for shard in shards if named else ():
+            by_shape.setdefault(_shape(snapshot.tables[shard]), []).append(shard)
+        same = tuple(by_shape.pop(_shape(lead), [])) if named else tuple(shards)
+        quoted = quote_table(lead.key, lead, snapshot.dialect)
+        header = family_header(family, snapshot.dialect, quoted, shards if named else (), lead.key)
+        blocks.append(Block(lead, same, header))
+        for members in by_shape.values():
+            newest = max(members, key=order.__getitem__)
+            blocks.append(Block(snapshot.tables[newest], tuple(members)))
+    return blocks
+
+
+def _shape(table: Table) -> tuple[object, ...]:
+    return (table.columns, table.primary_key, table.foreign_keys)
+
+
 def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_samples: bool = True) -> str:
     """Render the given tables of the snapshot (all of them, in key order, when tables is None).
 
     A date-sharded family is rendered once, where its first shard is asked for: a header (pattern,
-    count, first and last shard, how to query several) above its newest shard.
+    count, first and last shard, the shards asked for, how to query several) above its newest shard.
     """
-    keys = [k for k in (snapshot.tables.keys() if tables is None else tables) if k in snapshot.tables]
-    families = family_of(snapshot)
-    asked: dict[str, list[str]] = {}  # family key → the shards asked for, in request order
-    for key in keys:
-        if key in families:
-            asked.setdefault(families[key].key, []).append(key)
-    blocks: list[str] = []
-    for key in keys:
-        family = families.get(key)
-        if family is None:
-            blocks.append(render_table(snapshot.tables[key], snapshot, with_samples))
-        elif asked[family.key][0] == key:
-            newest = snapshot.tables[family.newest.key]
-            wanted = asked[family.key] if tables is not None else []
-            quoted = quote_table(newest.key, newest, snapshot.dialect)
-            header = family_header(family, snapshot.dialect, quoted, wanted)
-            blocks.append(header + "\n" + render_table(newest, snapshot, with_samples))
-    return "\n\n".join(blocks)
+    keys = list(snapshot.tables) if tables is None else tables
+    blocks = blocks_of(snapshot, keys, named=tables is not None)
+    return "\n\n".join(
+        (b.header + "\n" if b.header else "") + render_table(b.table, snapshot, with_samples) for b in blocks
+    )
 
 
 class NameIndex:

@@ -21,6 +21,11 @@ class TableHit:
     family: str | None = None
     shards: tuple[str, ...] = ()
 
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The snapshot keys the hit stands for: a family's resolved shards, else its name."""
+        return self.shards or (self.name,)
+
     def to_json(self) -> dict[str, object]:
         """The hit as answered by the API: name and score, plus the family when there is one."""
         data: dict[str, object] = {"name": self.name, "score": self.score}

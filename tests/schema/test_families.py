@@ -138,6 +138,16 @@ def test_resolve_shards_picks_the_shards_a_request_needs() -> None:
     assert resolve_shards(family, "events in 2019") == []  # no shard holds it
 
 
+@pytest.mark.parametrize(
+    "text", ["events in the last 99999 years", "the past 999999999999 days", "last 5000000 weeks"]
+)
+def test_a_relative_period_longer_than_the_calendar_reaches_back_to_its_first_day(text: str) -> None:
+    today = date(2023, 1, 19)
+    assert request_periods(text, today=today) == [(date.min, today)]
+    snap = _snapshot(*(_table("day", f"_202301{d:02d}") for d in range(10, 20)))
+    assert len(resolve_shards(detect_families(snap)["day._YYYYMMDD"], text)) == 10  # every shard
+
+
 def test_yearly_family_resolves_a_day_to_its_year() -> None:
     snap = _snapshot(_table("noaa", "gsod2014"), _table("noaa", "gsod2015"))
     family = detect_families(snap)["noaa.gsodYYYY"]
@@ -153,19 +163,66 @@ def test_family_header_says_how_to_query_in_the_dialect() -> None:
     assert "UNION ALL" in family_header(family, "postgresql", "ga.events_20210131")
 
 
+def test_a_long_list_of_shards_is_written_as_its_ends_and_count() -> None:
+    snap = _snapshot(*(_table("ga", f"events_2021{m:02d}{d:02d}") for m in (1, 2) for d in range(1, 29)))
+    family = detect_families(snap)["ga.events_YYYYMMDD"]
+    header = family_header(
+        family, "bigquery", "ga.events_20210228", resolve_shards(family, "in February 2021")
+    )
+    assert header.endswith(
+        "-- shards for this request: events_20210201 through events_20210228 (28 consecutive shards)"
+    )
+    every_other = list(family.members[::2])  # 28 shards, not consecutive: the first 11, the last, the count
+    line = family_header(family, "bigquery", "ga.events_20210228", every_other).splitlines()[-1]
+    assert line.startswith("-- shards for this request: events_20210101, events_20210103, ")
+    assert line.endswith(", … events_20210227 (28 shards)") and line.count("events_") == 12
+    few = list(family.members[:3])
+    assert family_header(family, "bigquery", "ga.events_20210228", few).endswith(
+        "events_20210101, events_20210102, events_20210103"
+    )
+
+
 def test_render_shows_a_family_once_with_its_header_and_newest_columns() -> None:
     from dbmeta_app.schema.render import render_schema
 
     snap = _snapshot(
+        _table("ga", "events_20210129", "id"),
         _table("ga", "events_20210130", "id"),
         _table("ga", "events_20210131", "id", "event_name"),
         _table("ga", "users", "user_id"),
     )
-    text = render_schema(snap, ["ga.events_20210130", "ga.users", "ga.events_20210131"])
-    assert text.count("table family events_YYYYMMDD: 2 shards") == 1
-    assert "# ga.events_20210131\nid text\nevent_name text" in text
-    assert "# ga.events_20210130" not in text
-    assert text.index("events_YYYYMMDD") < text.index("# ga.users")
+    asked = ["ga.events_20210129", "ga.events_20210130", "ga.users"]
+    text = render_schema(snap, asked)
+    assert text.count("table family events_YYYYMMDD: 3 shards") == 1
+    assert "(columns below are events_20210130's)" in text  # the newest shard asked for
+    assert "# ga.events_20210130\nid text\n\n# ga.users" in text
+    assert "# ga.events_20210129" not in text and "# ga.events_20210131" not in text  # same columns: once
+    whole = render_schema(snap)  # the full schema: the newest shard's columns
+    assert (
+        "(columns below are the last one's)\n-- " in whole
+        and "# ga.events_20210131\nid text\nevent_name" in whole
+    )
+
+
+def test_an_asked_shard_whose_columns_changed_is_written_after_its_family() -> None:
+    """A family whose columns changed over the years: 1995's columns are not 2015's."""
+    from dbmeta_app.schema.render import render_schema
+
+    snap = _snapshot(
+        _table("ny", "tree_census_1995", "recordid", "spc_latin"),
+        _table("ny", "tree_census_2005", "objectid", "spc_latin"),
+        _table("ny", "tree_census_2015", "tree_id", "spc_common"),
+        _table("ny", "tree_species", "species_scientific_name"),
+    )
+    text = render_schema(snap, ["ny.tree_census_1995", "ny.tree_census_2015", "ny.tree_species"])
+    blocks = text.split("\n\n")
+    assert blocks[0].startswith("-- table family tree_census_YYYY: 3 shards")
+    assert "-- shards for this request: tree_census_1995, tree_census_2015" in blocks[0]
+    assert blocks[0].endswith("# ny.tree_census_2015\ntree_id text\nspc_common text")
+    assert blocks[1:] == [
+        "# ny.tree_census_1995\nrecordid text\nspc_latin text",
+        "# ny.tree_species\nspecies_scientific_name text",
+    ]
 
 
 def test_render_names_the_shards_asked_for() -> None:
@@ -174,7 +231,7 @@ def test_render_names_the_shards_asked_for() -> None:
     snap = _snapshot(*(_table("day", f"_202301{d}", "id") for d in (17, 18, 19)))
     text = render_schema(snap, ["day._20230118"])
     assert "-- shards for this request: _20230118" in text
-    assert "# day._20230119" in text
+    assert "# day._20230118" in text and "# day._20230119" not in text
     assert "shards for this request" not in render_schema(snap, ["day._20230119"])
     assert render_schema(snap).count("table family") == 1  # the whole schema: once, no request
 

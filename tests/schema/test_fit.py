@@ -143,14 +143,39 @@ def test_a_record_column_heads_its_shown_fields_and_comes_with_them() -> None:
 
 
 def test_tables_with_the_same_columns_are_written_once_and_named_after() -> None:
-    shards = [_wide(f"events_2023010{d}", 600) for d in range(1, 4)]
-    shards = [Table(t.schema, t.name, columns=t.columns) for t in shards]  # no keys: shards
-    snap = _snapshot(*shards)
-    keys = [t.key for t in shards]
+    copies = [_wide(f"events_{region}", 600) for region in ("eu", "us", "asia")]
+    copies = [Table(t.schema, t.name, columns=t.columns) for t in copies]  # no keys: copies
+    snap = _snapshot(*copies)
+    keys = [t.key for t in copies]
     fitted = render_within(snap, keys, 400)
     assert fitted.text.count("metric_0000") == 1
-    assert "# dw.events_20230102\nsame columns as dw.events_20230101" in fitted.text
+    assert "# dw.events_us\nsame columns as dw.events_eu" in fitted.text
     assert fitted.tables[1].shown == fitted.tables[0].shown and not fitted.omitted_tables
+
+
+def test_a_family_s_shards_are_one_block_that_names_them_under_a_budget_too() -> None:
+    """Cut to a budget, the shards were written as unrelated tables: no header, no word of the family."""
+    days = [Table("dw", f"events_202301{d}", columns=_wide("x", 600).columns) for d in range(10, 25)]
+    intraday = [Table("dw", f"events_intraday_202301{d}", columns=days[0].columns) for d in (23, 24)]
+    users = _wide("users", 3)
+    snap = _snapshot(*days, *intraday, users)
+    asked = ["dw.events_20230112", "dw.events_20230113", "dw.events_20230114"]
+    keys = [*asked, "dw.events_intraday_20230124", "dw.users"]
+    fitted = render_within(snap, keys, 400)
+    assert fitted.truncated and fitted.tokens <= 400
+    assert fitted.text == render_within(snap, keys, 400).text  # deterministic
+    blocks = fitted.text.split("\n\n")
+    assert [b.splitlines()[0][:34] for b in blocks] == [
+        "-- table family events_YYYYMMDD: 1",
+        "-- table family events_intraday_YY",
+        "# dw.users",
+    ]
+    assert "-- shards for this request: events_20230112, events_20230113, events_20230114" in blocks[0]
+    assert "\n# dw.events_20230114\nid integer" in blocks[0]  # the newest asked shard's columns, once
+    assert blocks[1].endswith("# dw.events_intraday_20230124\nsame columns as dw.events_20230114")
+    assert [t.key for t in fitted.tables] == keys  # metadata: every shard asked for
+    assert fitted.tables[0].shown == fitted.tables[2].shown and not fitted.omitted_tables
+    assert render_within(snap, keys, 40_000).text == render_schema(snap, keys, False)
 
 
 def test_a_kept_table_whose_whole_form_fits_the_budget_is_shown_whole() -> None:
@@ -163,6 +188,17 @@ def test_a_kept_table_whose_whole_form_fits_the_budget_is_shown_whole() -> None:
     assert fitted.omitted_tables == ("dw.second",)
     assert fitted.tables[0].shown == tuple(c.name for c in first.columns)
     assert "more column" not in fitted.text and fitted.tokens <= whole + 2
+
+
+def test_a_table_whose_minimal_form_is_over_the_budget_is_never_cut_longer_than_it_is() -> None:
+    """Under a budget below a small table's minimal form, its summary line made it longer than whole."""
+    events = Table("dw", "events", columns=(Column("event_name", "text"), Column("user_id", "integer")))
+    users = Table("dw", "users", columns=(Column("user_id", "integer"),), primary_key=("user_id",))
+    snap = _snapshot(events, users)
+    whole = estimate_tokens(render_schema(snap, ["dw.events"], False))
+    for budget in range(1, whole + 3):
+        block = render_within(snap, ["dw.events", "dw.users"], budget).text.split("\n\n")[0]
+        assert estimate_tokens(block) <= whole, budget
 
 
 def test_a_cut_table_is_never_longer_than_its_whole_form() -> None:

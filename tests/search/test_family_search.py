@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+from fastapi.testclient import TestClient
 
+from dbmeta_app.config import load_settings
+from dbmeta_app.main import create_app
 from dbmeta_app.schema.models import Column, Snapshot, Table
 from dbmeta_app.search.documents import build_groups
 from dbmeta_app.search.keyword import KeywordIndex
@@ -51,6 +57,7 @@ def test_a_dated_request_gets_the_shard_it_needs() -> None:
     assert hits[0].name == "day._20230118"
     assert hits[0].family == "day._YYYYMMDD" and hits[0].shards == ("day._20230118",)
     assert hits[0].to_json()["shards"] == ["day._20230118"]
+    assert hits[0].tables == ("day._20230118",) and hits[1].tables == ("gh.repos",)
     assert [h.name for h in hits[1:]] == ["gh.repos"]
     assert "family" not in hits[1].to_json()
 
@@ -127,3 +134,53 @@ def test_the_keyword_fallback_gives_the_dated_family_its_place_too() -> None:
     index = KeywordIndex.build(_busy())
     hits = index.search("repo languages on January 18, 2023", 3)
     assert "day._20230118" in [h.name for h in hits]
+
+
+def _events_client(tmp_path: Path) -> TestClient:
+    """A SQLite warehouse of 15 day shards (events_20230110 … events_20230124) and users, keyword search."""
+    db = tmp_path / "web.db"
+    with sqlite3.connect(db) as conn:
+        for day in range(10, 25):
+            conn.execute(f"CREATE TABLE events_202301{day} (event_name TEXT, user_id INTEGER)")
+        conn.execute("CREATE TABLE users (user_id INTEGER PRIMARY KEY, name TEXT)")
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{db}",
+        redis_cache_enabled=False,
+        search_backend="keyword",
+        schema_check_interval=0,
+    )
+    return TestClient(create_app(settings))
+
+
+def test_a_request_for_a_period_longer_than_the_calendar_is_answered(tmp_path: Path) -> None:
+    """ "the last 99999 years" reached back past the first day of the calendar: a 500 on search and schema."""
+    text = "event names in the last 99999 years"
+    with _events_client(tmp_path) as client:
+        r = client.post("/v1/tables/search", json={"query": text, "top_k": 3})
+        assert r.status_code == 200, r.text
+        assert r.json()["tables"][0]["shards"] == [f"events_202301{day}" for day in range(10, 25)]
+        r = client.post("/v1/prompt-items/schema", json={"user_request": text, "top_k": 3})
+        assert r.status_code == 200, r.text
+        assert "events_20230110 through events_20230124 (15 consecutive shards)" in r.json()["text"]
+
+
+@pytest.mark.parametrize("max_tokens", [None, 115])
+def test_the_schema_item_names_every_shard_the_request_needs(tmp_path: Path, max_tokens: int | None) -> None:
+    """The search answered three shards; the schema item told the LLM one (and, cut to a budget, not
+    even that the table is one of a family)."""
+    text = "event names between January 12, 2023 and January 14, 2023"
+    body: dict[str, Any] = {"user_request": text, "top_k": 3}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    with _events_client(tmp_path) as client:
+        item = client.post("/v1/prompt-items/schema", json=body).json()
+    shards = ["events_20230112", "events_20230113", "events_20230114"]
+    assert item["metadata"]["tables"][:3] == shards
+    assert item["text"].count("table family events_YYYYMMDD: 15 shards") == 1
+    assert "-- shards for this request: " + ", ".join(shards) in item["text"]
+    assert item["text"].count("# events_") == 1  # the family is written once, as its newest shard
+    if max_tokens:
+        budget = item["metadata"]["budget"]
+        assert budget["truncated"] and budget["estimated_tokens"] <= max_tokens
+        assert set(shards) <= set(budget["tables"])
