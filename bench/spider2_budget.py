@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._tokens import wordpiece_counter
 from dbmeta_app.schema.fit import estimate_tokens, render_within
 from dbmeta_app.schema.models import Column, Snapshot, Table
-from dbmeta_app.schema.render import render_table
+from dbmeta_app.schema.render import render_table, rendered_tables
 from dbmeta_app.search.columns import column_relevance
 from dbmeta_app.search.documents import lexical_terms
 from dbmeta_app.search.keyword import KeywordIndex
@@ -135,7 +135,8 @@ def evaluate(
             keys.remove(spare)
         keys.append(key)
     gold = proxy_gold_columns(q["question"], [snapshot.tables[k] for k in chosen])
-    fitted = render_within(snapshot, keys, max_tokens, column_relevance(snapshot, keys, q["question"]))
+    relevance = column_relevance(snapshot, rendered_tables(snapshot, keys), q["question"])
+    fitted = render_within(snapshot, keys, max_tokens, relevance)
     shown = {t.key: set(t.shown) for t in fitted.tables}
     naive = naive_cut(snapshot, keys, max_tokens)
     plain = estimate_tokens("\n\n".join(render_table(snapshot.tables[k], snapshot, False) for k in keys))

@@ -16,7 +16,7 @@ from dbmeta_app.profiles import ProfileRuntime
 from dbmeta_app.schema.fit import Fitted, render_within
 from dbmeta_app.schema.models import Snapshot
 from dbmeta_app.schema.printable import visible
-from dbmeta_app.schema.render import render_schema, resolve_table_names
+from dbmeta_app.schema.render import render_schema, rendered_tables, resolve_table_names
 from dbmeta_app.schema.store import SnapshotMemo, load_snapshot, stale_reason
 from dbmeta_app.search.columns import column_relevance
 
@@ -67,10 +67,11 @@ async def get_schema_prompt_item(
         )
 
         def fit() -> Fitted:
-            relevance = column_relevance(snapshot, keys, user_request) if user_request else None
+            written = rendered_tables(snapshot, keys)  # a year of day shards is written as one table
+            relevance = column_relevance(snapshot, written, user_request) if user_request else None
             return render_within(snapshot, keys, max_tokens, relevance, with_examples)
 
-        columns = sum(len(snapshot.tables[k].columns) for k in keys)
+        columns = sum(len(snapshot.tables[k].columns) for k in rendered_tables(snapshot, keys))
         # wide tables take tens of milliseconds to rank and fit: not on the event loop
         fitted = fit() if columns <= _FIT_INLINE_MAX_COLUMNS else await anyio.to_thread.run_sync(fit)
         text, keys = fitted.text, [t.key for t in fitted.tables]

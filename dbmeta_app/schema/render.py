@@ -225,10 +225,11 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
             continue
         order = {member: i for i, member in enumerate(family.members)}
         lead = snapshot.tables[max(shards, key=order.__getitem__) if named else family.newest.key]
-        by_shape: dict[tuple[object, ...], list[str]] = {}
+        shapes = _shard_shapes(snapshot)
+        by_shape: dict[int, list[str]] = {}
         for shard in shards if named else ():
-            by_shape.setdefault(_shape(snapshot.tables[shard]), []).append(shard)
-        same = tuple(by_shape.pop(_shape(lead), [])) if named else tuple(shards)
+            by_shape.setdefault(shapes[shard], []).append(shard)
+        same = tuple(by_shape.pop(shapes[lead.key], [])) if named else tuple(shards)
         quoted = quote_table(lead.key, lead, snapshot.dialect)
         header = family_header(family, snapshot.dialect, quoted, shards if named else (), lead.key)
         blocks.append(Block(lead, same, header))
@@ -238,8 +239,25 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
     return blocks
 
 
-def _shape(table: Table) -> tuple[object, ...]:
-    return (table.columns, table.primary_key, table.foreign_keys)
+def _shard_shapes(snapshot: Snapshot) -> dict[str, int]:
+    """Each shard's shape (columns and keys) as a number, equal for equal shapes; once per snapshot, so a
+    request for a year of day shards compares numbers, not a year of column lists."""
+
+    def compute(snap: Snapshot) -> dict[str, int]:
+        seen: dict[tuple[object, ...], int] = {}
+        shapes: dict[str, int] = {}
+        for key in family_of(snap):
+            table = snap.tables[key]
+            shapes[key] = seen.setdefault((table.columns, table.primary_key, table.foreign_keys), len(seen))
+        return shapes
+
+    return snapshot.derived("shard_shapes", compute)
+
+
+def rendered_tables(snapshot: Snapshot, keys: Sequence[str]) -> list[str]:
+    """The tables whose columns a rendering of ``keys`` writes (a family's shards: one or a few of them);
+    what column relevance needs scoring."""
+    return [block.table.key for block in blocks_of(snapshot, keys)]
 
 
 def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_samples: bool = True) -> str:

@@ -225,6 +225,21 @@ def test_an_asked_shard_whose_columns_changed_is_written_after_its_family() -> N
     ]
 
 
+def test_a_request_s_shards_are_ranked_as_the_tables_the_rendering_writes() -> None:
+    """Column relevance is scored for what is written: a year of day shards of one shape is one table."""
+    from dbmeta_app.schema.render import rendered_tables
+
+    days = [_table("ga", f"events_2021{m:02d}{d:02d}", "id", "name") for m in (1, 2) for d in range(1, 29)]
+    changed = _table("ga", "events_20210301", "id", "name", "country")  # a later shard with a new column
+    snap = _snapshot(*days, changed, _table("ga", "users", "user_id"))
+    asked = [t.key for t in days] + ["ga.users"]
+    assert rendered_tables(snap, asked) == ["ga.events_20210228", "ga.users"]
+    assert rendered_tables(snap, ["ga.events_20210301", "ga.events_20210105"]) == [
+        "ga.events_20210301",
+        "ga.events_20210105",
+    ]
+
+
 def test_render_names_the_shards_asked_for() -> None:
     from dbmeta_app.schema.render import render_schema
 
