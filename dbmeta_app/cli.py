@@ -40,6 +40,7 @@ from dbmeta_app.errors import DbmetaError
 from dbmeta_app.logging_setup import configure_logging, redact
 from dbmeta_app.runtime import Runtime, open_runtime
 from dbmeta_app.schema.printable import visible
+from dbmeta_app.search.hits import family_note
 
 app = typer.Typer(
     help="dbmeta: database context for LLM text-to-SQL.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -549,7 +550,10 @@ def search(
         _out(answer)
     else:
         for hit in answer["tables"]:
-            sys.stdout.write(f"{hit['score']:.4f}  {visible(hit['name'])}\n")
+            note = family_note(hit)
+            sys.stdout.write(
+                f"{hit['score']:.4f}  {visible(hit['name'])}" + (f"  ({note})" if note else "") + "\n"
+            )
     if answer.get("degraded"):
         console.print(
             f"[yellow]degraded[/yellow] (keyword ranking, not the index): {answer.get('reason')}",

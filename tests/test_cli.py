@@ -183,6 +183,25 @@ def test_schema_and_search_print_no_control_characters_of_the_database(
         assert not any(c in result.output for c in ("\x1b", "\r", "\x07")), repr(result.output)
 
 
+def test_search_says_which_shards_of_a_family_the_request_needs(
+    keyword: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "web.db"
+    with sqlite3.connect(db) as conn:
+        for day in range(10, 25):
+            conn.execute(f"CREATE TABLE events_202301{day} (event_name TEXT)")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    get_settings.cache_clear()
+    found = keyword.invoke(app, ["search", "events from January 12, 2023 to January 13, 2023", "-k", "2"])
+    assert found.exit_code == 0, found.output
+    assert found.stdout.splitlines()[0].endswith(
+        "events_20230112  (one shard of the date-sharded family events_YYYYMMDD; "
+        "the request's dates need events_20230112, events_20230113)"
+    ), found.stdout
+
+
 def test_schema_says_on_stderr_that_an_included_schema_does_not_exist(
     run: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

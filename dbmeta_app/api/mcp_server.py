@@ -117,6 +117,7 @@ from dbmeta_app.metrics import MCP_TOOL_CALLS, MCP_TOOL_SECONDS
 from dbmeta_app.runtime import Runtime
 from dbmeta_app.schema.printable import visible
 from dbmeta_app.search import runtime as search_runtime
+from dbmeta_app.search.hits import family_note
 
 log = logging.getLogger(__name__)
 
@@ -591,9 +592,9 @@ def _preflight_text(answer: dict[str, Any]) -> str:
 
 def _search_text(answer: dict[str, Any]) -> str:
     lines = [f"Tables for the request, best first (profile {answer['profile']}):"]
-    lines += [
-        f"{i}. {visible(t['name'])} (score {t['score']:.4f})" for i, t in enumerate(answer["tables"], 1)
-    ]
+    for i, t in enumerate(answer["tables"], 1):
+        note = family_note(t)
+        lines.append(f"{i}. {visible(t['name'])} (score {t['score']:.4f})" + (f" — {note}" if note else ""))
     if not answer["tables"]:
         lines.append("(no table matched)")
     if answer.get("degraded"):

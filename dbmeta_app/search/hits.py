@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dbmeta_app.schema.families import Family, resolve_shards
+from dbmeta_app.schema.families import SHARDS_LISTED, Family, resolve_shards
+from dbmeta_app.schema.printable import visible
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,23 @@ def table_hit(families: Mapping[str, Family], query: str, key: str, score: float
         return TableHit(key, score)
     shards = resolve_shards(family, query)
     return TableHit(shards[0] if shards else family.newest.key, score, family.key, tuple(shards))
+
+
+def family_note(hit: Mapping[str, object]) -> str:
+    """What a family hit of an answer stands for, for text answers (MCP, CLI): "" for a table; else its
+    family and the shards the request's dates need (a long list as its ends and count)."""
+    family = hit.get("family")
+    if not family:
+        return ""
+    listed = hit.get("shards")
+    shards = [str(s) for s in listed] if isinstance(listed, list | tuple) else []
+    note = f"one shard of the date-sharded family {visible(str(family))}"
+    if shards:
+        note += "; the request's dates need " + _listed(shards)
+    return note
+
+
+def _listed(names: Sequence[str]) -> str:
+    if len(names) <= SHARDS_LISTED:
+        return ", ".join(visible(n) for n in names)
+    return f"{visible(names[0])} … {visible(names[-1])} ({len(names)} shards)"

@@ -40,3 +40,23 @@ def test_search_and_table_lists_escape_names_and_comments() -> None:
         {"profile": "p", "dialect": "postgresql", "schemas": [{"name": "s\x07", "tables": 1, "views": 0}]}
     )
     assert _clean(schemas) and "s\\x07" in schemas
+
+
+def test_a_family_hit_says_which_shards_the_request_needs() -> None:
+    """The text the LLM reads named one shard and no family; the shards were only in the structured answer."""
+    days = [f"day._202301{d}" for d in range(10, 25)]
+    answer = {
+        "profile": "p",
+        "tables": [
+            {"name": days[0], "score": 0.9, "family": "day._YYYYMMDD", "shards": days[:3]},
+            {"name": days[0], "score": 0.8, "family": "day._YYYYMMDD", "shards": days},
+            {"name": "gh.repos\x1b", "score": 0.5},
+        ],
+    }
+    lines = mcp_server._search_text(answer).splitlines()
+    assert lines[1] == (
+        "1. day._20230110 (score 0.9000) — one shard of the date-sharded family day._YYYYMMDD; "
+        "the request's dates need day._20230110, day._20230111, day._20230112"
+    )
+    assert lines[2].endswith("the request's dates need day._20230110 … day._20230124 (15 shards)")
+    assert lines[3] == "3. gh.repos\\x1b (score 0.5000)" and _clean("\n".join(lines))
