@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dbmeta_app.dialects import dialect_family
-from dbmeta_app.schema.families import family_header, family_of
+from dbmeta_app.schema.families import detect_families, family_header, family_of
 from dbmeta_app.schema.models import Column, Layout, Snapshot, Table
 from dbmeta_app.schema.printable import CONTROL, visible
 
@@ -276,7 +276,7 @@ def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_
 class NameIndex:
     """Lookups from the names people and LLMs write to a snapshot's keys (build once per snapshot)."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, *, families: bool = False) -> None:
         self.keys = snapshot.tables
         self.lowered: dict[str, list[str]] = {}
         self.bare: dict[str, list[str]] = {}
@@ -285,12 +285,22 @@ class NameIndex:
             self.lowered.setdefault(table_key.lower(), []).append(table_key)
             self.bare.setdefault(table.name, []).append(table_key)
             self.bare_lowered.setdefault(table.name.lower(), []).append(table_key)
+        # ``families``: a date-sharded family by the name a search answers for it (``events_YYYYMMDD``) is its
+        # newest shard, which renders as the family. For asking a schema, not for SQL: no table has that name.
+        self.families: dict[str, str] = {}
+        for family in detect_families(snapshot).values() if families else ():
+            newest = family.newest.key
+            self.families[family.key] = newest
+            self.lowered.setdefault(family.key.lower(), []).append(newest)
+            self.bare.setdefault(family.pattern, []).append(newest)
+            self.bare_lowered.setdefault(family.pattern.lower(), []).append(newest)
 
     def resolve(self, name: str) -> str | None:
         """Return the key for one name, the first way that names exactly one table (else None).
 
         Exact (quotes as SQL writes them removed), case-insensitive, a bare name as spelled, a bare name in
-        any case: ``customers`` beside ``"Customers"`` is the one spelled so, ``CUSTOMERS`` is neither.
+        any case: ``customers`` beside ``"Customers"`` is the one spelled so, ``CUSTOMERS`` is neither. With
+        ``families``, a family's name (``events_YYYYMMDD``, as a search answers it) is its newest shard.
         """
         name = name.strip()
         if name in self.keys:
@@ -299,6 +309,8 @@ class NameIndex:
         plain = ".".join(parts)
         if plain in self.keys:
             return plain
+        if plain in self.families:
+            return self.families[plain]
         tail = parts[-1] if parts else plain
         for found in (
             self.lowered.get(plain.lower(), []),
@@ -339,7 +351,7 @@ def resolve_table_names(
 
     Returns (resolved keys in request order without duplicates, names that matched nothing).
     """
-    index = index or NameIndex(snapshot)
+    index = index or NameIndex(snapshot, families=True)
     resolved: list[str] = []
     unknown: list[str] = []
     for raw in names:

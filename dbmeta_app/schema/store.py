@@ -201,7 +201,7 @@ class SnapshotMemo:
         key = (snapshot.profile, snapshot.version)
         index = self.names.get(key)
         if index is None or index.keys is not snapshot.tables:
-            index = self.names[key] = NameIndex(snapshot)
+            index = self.names[key] = NameIndex(snapshot, families=True)  # names asked for a schema
             while len(self.names) > _DECODED_MAX:
                 self.names.popitem(last=False)
         return index

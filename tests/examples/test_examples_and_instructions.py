@@ -149,6 +149,8 @@ def _fit_snapshot() -> Any:
     tables = [
         table("tickets", "ticket_id", "assigned_to", "status"),
         table("employees", "employee_id", "name"),
+        table("events_20230101", "event_id"),
+        table("events_20230102", "event_id"),
     ]
     return Snapshot.build("p", "sqlite", tables)
 
@@ -170,6 +172,9 @@ def _fit_snapshot() -> Any:
             "unknown tables: agents",
         ),
         ("DELETE FROM tickets", "refused by the guard"),
+        ("SELECT event_id FROM events_20230102", None),
+        # a family's name answers a request for its schema, but no table of the database has it
+        ("SELECT event_id FROM events_YYYYMMDD", "unknown tables: events_YYYYMMDD"),
     ],
 )
 def test_example_sql_is_checked_against_the_snapshot_tables_and_columns(sql: str, reason: str | None) -> None:

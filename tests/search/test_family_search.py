@@ -184,3 +184,15 @@ def test_the_schema_item_names_every_shard_the_request_needs(tmp_path: Path, max
         budget = item["metadata"]["budget"]
         assert budget["truncated"] and budget["estimated_tokens"] <= max_tokens
         assert set(shards) <= set(budget["tables"])
+
+
+def test_a_family_asked_for_by_the_name_the_search_answered_is_a_known_table(tmp_path: Path) -> None:
+    """The search answers "family": "events_YYYYMMDD"; asking the schema of that name said "unknown table"."""
+    with _events_client(tmp_path) as client:
+        family = client.post("/v1/tables/search", json={"query": "event names", "top_k": 1}).json()
+        assert family["tables"][0]["family"] == "events_YYYYMMDD"
+        for name in ("events_YYYYMMDD", "main.events_YYYYMMDD", "EVENTS_yyyymmdd"):
+            item = client.post("/v1/prompt-items/schema", json={"tables": [name, "users"]}).json()
+            assert item["metadata"]["tables"] == ["events_20230124", "users"], (name, item["metadata"])
+            assert "unknown_tables" not in item["metadata"]
+            assert item["text"].startswith("-- table family events_YYYYMMDD: 15 shards")
