@@ -191,9 +191,9 @@ def render_table(table: Table, snapshot: Snapshot, with_samples: bool = True) ->
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One block of a rendering: a table, or a date-sharded family written once as its newest shard."""
+    """One block of a rendering: a table, or a date-sharded family written once as one of its shards."""
 
-    table: Table  # the table whose columns are written (a family's newest shard)
+    table: Table  # the table whose columns are written (a family's newest shard, or newest asked one)
     keys: tuple[str, ...]  # the asked keys it stands for (a family's asked shards, request order)
     header: str = ""  # a family's lines above the table ("" for a table alone)
 
