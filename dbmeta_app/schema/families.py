@@ -280,7 +280,9 @@ def _relative(text: str) -> list[tuple[str, int]]:
     found = []
     for m in _RELATIVE.finditer(text):
         raw = (m["n"] or "one").lower()
-        n = int(raw) if raw.isdigit() else _NUMBERS[raw]
+        digits = raw.lstrip("0") or "0"
+        # past nine digits a period is longer than the calendar anyway (and int() refuses 4,300 digits)
+        n = (int(digits) if len(digits) <= 9 else 10**9) if raw.isdigit() else _NUMBERS[raw]
         unit = m["unit"].lower()
         found.append((_UNIT_GRAIN[unit], _UNIT_DAYS[unit] * n))
     return found

@@ -163,6 +163,13 @@ def test_a_request_for_a_period_longer_than_the_calendar_is_answered(tmp_path: P
         r = client.post("/v1/prompt-items/schema", json={"user_request": text, "top_k": 3})
         assert r.status_code == 200, r.text
         assert "events_20230110 through events_20230124 (15 consecutive shards)" in r.json()["text"]
+        digits = "event names in the last " + "9" * 5000 + " days"  # past int()'s 4,300-digit limit
+        for path, body in (
+            ("/v1/tables/search", {"query": digits}),
+            ("/v1/prompt-items/schema", {"user_request": digits}),
+        ):
+            r = client.post(path, json=body)
+            assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("max_tokens", [None, 115])
