@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dbmeta_app.schema.families import (
     collapse,
@@ -305,3 +307,50 @@ def test_dated_families_are_those_whose_shards_the_request_dates_name(
     request_text: str, named: list[str]
 ) -> None:
     assert dated_families(detect_families(_github()), request_text) == named
+
+
+_DATE_WORDS = (
+    "last past previous recent thirty day days week month quarter year years between and from to through of "
+    "Q0 Q1 Q4 Q5 January Feb February 29, 31 30 0 1 1899 1900 2099 2100 2020-02-30 13/45/2020 2020/02/29 "
+    "4th first quarter 2019_q3 - / , ٢٠٢٣"
+).split()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_DATE_WORDS),
+            st.integers(min_value=0).map(str),
+            st.text(alphabet="0123456789", min_size=1, max_size=6000),
+            st.text(max_size=20),
+            # a relative period of any length: "last 7 days", "past 99999 years"
+            st.tuples(
+                st.sampled_from(["last", "past", "previous", "recent"]),
+                st.one_of(
+                    st.integers(min_value=4000, max_value=6000).map("9".__mul__),  # past int()'s digit limit
+                    st.integers(min_value=0).map(str),
+                    st.text(alphabet="0123456789", min_size=1, max_size=6000),
+                ),
+                st.sampled_from(["day", "days", "weeks", "month", "quarters", "year", "years"]),
+            ).map(" ".join),
+        ),
+        max_size=12,
+    ).map(" ".join)
+)
+def test_any_request_text_resolves_to_periods_and_shards_without_failing(text: str) -> None:
+    """Request text is the caller's: whatever dates, numbers and words it holds, it resolves (possibly to
+    nothing) and never raises (a 500 on search and schema)."""
+    snap = _snapshot(
+        *(_table("d", f"ev_{y}{m:02d}{d:02d}") for y in (1900, 2099) for m in (1, 12) for d in (1, 31)),
+        *(_table("q", f"t_{y}_q{q}") for y in (2019, 2099) for q in (1, 4)),
+    )
+    families = detect_families(snap)
+    for today in (None, date(2099, 12, 31), date(1900, 1, 1)):
+        for start, end in request_periods(text, today=today):
+            assert date.min <= start and end <= date.max
+    dated_families(families, text)
+    for family in families.values():
+        shards = resolve_shards(family, text)
+        assert set(shards) <= set(family.members)
+        family_header(family, "postgresql", family.newest.key, shards)
