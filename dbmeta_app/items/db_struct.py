@@ -66,12 +66,13 @@ async def get_schema_prompt_item(
             else resolve_table_names(snapshot, tables, rt.memo.name_index(snapshot))
         )
 
+        written = rendered_tables(snapshot, keys)  # a year of day shards is written as one table
+
         def fit() -> Fitted:
-            written = rendered_tables(snapshot, keys)  # a year of day shards is written as one table
             relevance = column_relevance(snapshot, written, user_request) if user_request else None
             return render_within(snapshot, keys, max_tokens, relevance, with_examples)
 
-        columns = sum(len(snapshot.tables[k].columns) for k in rendered_tables(snapshot, keys))
+        columns = sum(len(snapshot.tables[k].columns) for k in written)
         # wide tables take tens of milliseconds to rank and fit: not on the event loop
         fitted = fit() if columns <= _FIT_INLINE_MAX_COLUMNS else await anyio.to_thread.run_sync(fit)
         text, keys = fitted.text, [t.key for t in fitted.tables]

@@ -380,14 +380,23 @@ SHARDS_LISTED = 12
 def _shard_list(family: Family, asked: Sequence[str]) -> str:
     """The shards a request needs, as text of a bounded length: a year of day shards is its first and last
     ("events_20170101 through events_20171231 (365 consecutive shards)"), not 365 names."""
-    names = [_bare(k) for k in asked]
+    consecutive = False
+    if len(asked) > SHARDS_LISTED:
+        position = {key: i for i, key in enumerate(family.members)}
+        at = sorted(position.get(k, -1) for k in asked)
+        consecutive = at[0] >= 0 and at == list(range(at[0], at[0] + len(at)))
+        asked = sorted(asked, key=position.__getitem__) if consecutive else asked
+    return listed_shards([_bare(k) for k in asked], consecutive)
+
+
+def listed_shards(names: Sequence[str], consecutive: bool = False) -> str:
+    """Shard names (as they are to be written) as text of a bounded length: all of them up to
+    ``SHARDS_LISTED``; else a consecutive run as its ends and count, any other list as its first ones, the
+    last and the count."""
     if len(names) <= SHARDS_LISTED:
         return ", ".join(names)
-    position = {key: i for i, key in enumerate(family.members)}
-    at = sorted(position[k] for k in asked if k in position)
-    if len(at) == len(asked) and at == list(range(at[0], at[0] + len(at))):
-        first, last = (_bare(family.members[i]) for i in (at[0], at[-1]))
-        return f"{first} through {last} ({len(at)} consecutive shards)"
+    if consecutive:
+        return f"{names[0]} through {names[-1]} ({len(names)} consecutive shards)"
     return ", ".join(names[: SHARDS_LISTED - 1]) + f", … {names[-1]} ({len(names)} shards)"
 
 

@@ -34,7 +34,7 @@ from dbmeta_app.schema.render import (
     column_line,
     quote_ident,
     quote_table,
-    render_schema,
+    render_blocks,
     table_header,
 )
 
@@ -323,7 +323,7 @@ def render_within(
     by the caller, so this stays pure. The same inputs always give the same text.
     """
     blocks = blocks_of(snapshot, keys)
-    text = render_schema(snapshot, keys, with_samples)
+    text = render_blocks(snapshot, blocks, with_samples)
     tokens = estimate_tokens(text)
     if not max_tokens or tokens <= max_tokens:
         whole = tuple(

@@ -212,6 +212,11 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
     for key in keys:
         if key in families and key in snapshot.tables:
             asked.setdefault(families[key].key, []).append(key)
+    info = _shard_info(snapshot) if asked else {}
+
+    def position(shard: str) -> int:  # oldest first within its family
+        return info[shard][0]
+
     blocks: list[Block] = []
     for key in keys:
         if key not in snapshot.tables:
@@ -223,35 +228,35 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
         shards = asked[family.key]
         if shards[0] != key:
             continue
-        order = {member: i for i, member in enumerate(family.members)}
-        lead = snapshot.tables[max(shards, key=order.__getitem__) if named else family.newest.key]
-        shapes = _shard_shapes(snapshot)
+        lead = snapshot.tables[max(shards, key=position) if named else family.newest.key]
         by_shape: dict[int, list[str]] = {}
         for shard in shards if named else ():
-            by_shape.setdefault(shapes[shard], []).append(shard)
-        same = tuple(by_shape.pop(shapes[lead.key], [])) if named else tuple(shards)
+            by_shape.setdefault(info[shard][1], []).append(shard)
+        same = tuple(by_shape.pop(info[lead.key][1], [])) if named else tuple(shards)
         quoted = quote_table(lead.key, lead, snapshot.dialect)
         header = family_header(family, snapshot.dialect, quoted, shards if named else (), lead.key)
         blocks.append(Block(lead, same, header))
         for members in by_shape.values():
-            newest = max(members, key=order.__getitem__)
-            blocks.append(Block(snapshot.tables[newest], tuple(members)))
+            blocks.append(Block(snapshot.tables[max(members, key=position)], tuple(members)))
     return blocks
 
 
-def _shard_shapes(snapshot: Snapshot) -> dict[str, int]:
-    """Each shard's shape (columns and keys) as a number, equal for equal shapes; once per snapshot, so a
-    request for a year of day shards compares numbers, not a year of column lists."""
+def _shard_info(snapshot: Snapshot) -> dict[str, tuple[int, int]]:
+    """Each shard's (position in its family, shape): the shape (columns and keys) as a number, equal for
+    equal shapes. Once per snapshot, so a request for a year of day shards compares numbers, not a year
+    of column lists."""
 
-    def compute(snap: Snapshot) -> dict[str, int]:
+    def compute(snap: Snapshot) -> dict[str, tuple[int, int]]:
         seen: dict[tuple[object, ...], int] = {}
-        shapes: dict[str, int] = {}
-        for key in family_of(snap):
-            table = snap.tables[key]
-            shapes[key] = seen.setdefault((table.columns, table.primary_key, table.foreign_keys), len(seen))
-        return shapes
+        info: dict[str, tuple[int, int]] = {}
+        for family in detect_families(snap).values():
+            for position, key in enumerate(family.members):
+                table = snap.tables[key]
+                shape = seen.setdefault((table.columns, table.primary_key, table.foreign_keys), len(seen))
+                info[key] = (position, shape)
+        return info
 
-    return snapshot.derived("shard_shapes", compute)
+    return snapshot.derived("shard_info", compute)
 
 
 def rendered_tables(snapshot: Snapshot, keys: Sequence[str]) -> list[str]:
@@ -267,7 +272,11 @@ def render_schema(snapshot: Snapshot, tables: Sequence[str] | None = None, with_
     count, first and last shard, the shards asked for, how to query several) above its newest shard.
     """
     keys = list(snapshot.tables) if tables is None else tables
-    blocks = blocks_of(snapshot, keys, named=tables is not None)
+    return render_blocks(snapshot, blocks_of(snapshot, keys, named=tables is not None), with_samples)
+
+
+def render_blocks(snapshot: Snapshot, blocks: Sequence[Block], with_samples: bool = True) -> str:
+    """Render blocks (``blocks_of``) whole: each family's header above its table."""
     return "\n\n".join(
         (b.header + "\n" if b.header else "") + render_table(b.table, snapshot, with_samples) for b in blocks
     )

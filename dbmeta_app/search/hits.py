@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dbmeta_app.schema.families import SHARDS_LISTED, Family, resolve_shards
+from dbmeta_app.schema.families import Family, listed_shards, resolve_shards
 from dbmeta_app.schema.printable import visible
 
 
@@ -55,11 +55,5 @@ def family_note(hit: Mapping[str, object]) -> str:
     shards = [str(s) for s in listed] if isinstance(listed, list | tuple) else []
     note = f"one shard of the date-sharded family {visible(str(family))}"
     if shards:
-        note += "; the request's dates need " + _listed(shards)
+        note += "; the request's dates need " + listed_shards([visible(n) for n in shards])
     return note
-
-
-def _listed(names: Sequence[str]) -> str:
-    if len(names) <= SHARDS_LISTED:
-        return ", ".join(visible(n) for n in names)
-    return f"{visible(names[0])} … {visible(names[-1])} ({len(names)} shards)"

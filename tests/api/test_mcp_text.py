@@ -58,5 +58,8 @@ def test_a_family_hit_says_which_shards_the_request_needs() -> None:
         "1. day._20230110 (score 0.9000) — one shard of the date-sharded family day._YYYYMMDD; "
         "the request's dates need day._20230110, day._20230111, day._20230112"
     )
-    assert lines[2].endswith("the request's dates need day._20230110 … day._20230124 (15 shards)")
+    # the list of the schema text's header: the first eleven, the last and the count
+    assert lines[2].endswith(
+        "the request's dates need " + ", ".join(days[:11]) + ", … day._20230124 (15 shards)"
+    )
     assert lines[3] == "3. gh.repos\\x1b (score 0.5000)" and _clean("\n".join(lines))
