@@ -349,27 +349,39 @@ def how_to_query(family: Family, dialect: str, quote: str) -> str:
     newest = family.newest
     if dialect == "bigquery":
         head = quote.rsplit(".", 1)[0] + "." if "." in quote else ""
+        # _TABLE_SUFFIX is the whole name after the wildcard, what follows the date too ('2003revision')
+        skip = len(family.schema) + 1 + len(family.prefix) if family.schema else len(family.prefix)
+        first, last = (s.key[skip:] for s in (family.shards[0], newest))
         return (
             f"query several shards with the wildcard `{head}{family.prefix}*` and "
-            f"WHERE _TABLE_SUFFIX BETWEEN '{family.shards[0].suffix}' AND '{newest.suffix}'"
+            f"WHERE _TABLE_SUFFIX BETWEEN '{first}' AND '{last}'"
         )
     return f"query several shards with UNION ALL of the shards (e.g. SELECT … FROM {quote} UNION ALL SELECT … FROM …)"
 
 
 def family_header(
-    family: Family, dialect: str, quote: str, asked: Sequence[str] = (), shown: str | None = None
+    family: Family,
+    dialect: str,
+    quote: str,
+    asked: Sequence[str] = (),
+    shown: str | None = None,
+    *,
+    others: bool = False,
 ) -> str:
     """The lines that introduce a family above one shard's columns (``shown``: that shard, the newest by
-    default; ``quote``: its name as written in SQL; ``asked``: the shard keys the request needs)."""
+    default; ``quote``: its name as written in SQL; ``asked``: the shard keys the request needs; ``others``:
+    blocks of shards with other columns follow)."""
     first, last = family.shards[0], family.newest
     whose = "the last one's" if shown in (None, last.key) else f"{_bare(shown)}'s"
+    if others:
+        whose += "; shards with other columns follow"
     lines = [
         f"-- table family {visible(family.pattern)}: {len(family.shards)} shards, one per {family.grain}, "
         f"first {_bare(first.key)}, last {_bare(last.key)} (columns below are {whose})",
         f"-- {visible(how_to_query(family, dialect, quote))}",
     ]
     if asked and list(asked) != [last.key]:
-        lines.append("-- shards for this request: " + _shard_list(family, asked))
+        lines.append("-- shards for this request: " + shard_list(family, asked))
     return "\n".join(lines)
 
 
@@ -377,8 +389,8 @@ def family_header(
 SHARDS_LISTED = 12
 
 
-def _shard_list(family: Family, asked: Sequence[str]) -> str:
-    """The shards a request needs, as text of a bounded length: a year of day shards is its first and last
+def shard_list(family: Family, asked: Sequence[str]) -> str:
+    """Shards of a family (those a request needs, those of one set of columns), as text of a bounded length: a year of day shards is its first and last
     ("events_20170101 through events_20171231 (365 consecutive shards)"), not 365 names."""
     consecutive = False
     if len(asked) > SHARDS_LISTED:

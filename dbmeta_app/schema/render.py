@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dbmeta_app.dialects import dialect_family
-from dbmeta_app.schema.families import detect_families, family_header, family_of
+from dbmeta_app.schema.families import detect_families, family_header, family_of, shard_list
 from dbmeta_app.schema.models import Column, Layout, Snapshot, Table
 from dbmeta_app.schema.printable import CONTROL, visible
 
@@ -202,10 +202,11 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
     """Group the asked keys (known ones, in order) into blocks: the shards of a family become one block,
     where its first shard is asked for.
 
-    ``named``: the keys are a request's. The family's header names the shards asked for, its columns are
-    the newest asked shard's, and an asked shard whose columns differ from those (a family whose columns
-    changed over time) is written after it, once per set of columns. Otherwise (the full schema) the block
-    is the newest shard's and stands for every shard.
+    The family's columns are its newest asked shard's (the newest shard's, in the full schema). An asked
+    shard whose columns differ from those (a family whose columns changed over time) is written after it,
+    once per set of columns, under a line naming the shards that have them. ``named``: the keys are a
+    request's, and the family's header names the shards asked for; otherwise (the full schema) the block
+    stands for every shard.
     """
     families = family_of(snapshot)
     asked: dict[str, list[str]] = {}  # family key → the shards asked for, in request order
@@ -228,16 +229,21 @@ def blocks_of(snapshot: Snapshot, keys: Sequence[str], named: bool = True) -> li
         shards = asked[family.key]
         if shards[0] != key:
             continue
-        lead = snapshot.tables[max(shards, key=position) if named else family.newest.key]
+        lead = snapshot.tables[max(shards, key=position)]
         by_shape: dict[int, list[str]] = {}
-        for shard in shards if named else ():
+        for shard in shards:
             by_shape.setdefault(info[shard][1], []).append(shard)
-        same = tuple(by_shape.pop(info[lead.key][1], [])) if named else tuple(shards)
+        same = tuple(by_shape.pop(info[lead.key][1]))
         quoted = quote_table(lead.key, lead, snapshot.dialect)
-        header = family_header(family, snapshot.dialect, quoted, shards if named else (), lead.key)
+        header = family_header(
+            family, snapshot.dialect, quoted, shards if named else (), lead.key, others=bool(by_shape)
+        )
         blocks.append(Block(lead, same, header))
         for members in by_shape.values():
-            blocks.append(Block(snapshot.tables[max(members, key=position)], tuple(members)))
+            note = (
+                f"-- family {visible(family.pattern)}: these are the columns of {shard_list(family, members)}"
+            )
+            blocks.append(Block(snapshot.tables[max(members, key=position)], tuple(members), note))
     return blocks
 
 

@@ -172,6 +172,18 @@ def test_family_header_says_how_to_query_in_the_dialect() -> None:
     assert "UNION ALL" in family_header(family, "postgresql", "ga.events_20210131")
 
 
+def test_a_wildcard_s_suffix_bounds_hold_what_follows_the_date() -> None:
+    """BigQuery's _TABLE_SUFFIX is all of the name after the wildcard: '2003revision', not '2003' (a bound
+    of '2003' leaves out education2003revision, since '2003revision' > '2003')."""
+    snap = _snapshot(
+        _table("death", "education1989revision"), _table("death", "education2003revision"), dialect="bigquery"
+    )
+    family = detect_families(snap)["death.educationYYYYrevision"]
+    header = family_header(family, "bigquery", "death.education2003revision")
+    assert "`death.education*`" in header
+    assert "_TABLE_SUFFIX BETWEEN '1989revision' AND '2003revision'" in header
+
+
 def test_a_long_list_of_shards_is_written_as_its_ends_and_count() -> None:
     snap = _snapshot(*(_table("ga", f"events_2021{m:02d}{d:02d}") for m in (1, 2) for d in range(1, 29)))
     family = detect_families(snap)["ga.events_YYYYMMDD"]
@@ -206,11 +218,12 @@ def test_render_shows_a_family_once_with_its_header_and_newest_columns() -> None
     assert "(columns below are events_20210130's)" in text  # the newest shard asked for
     assert "# ga.events_20210130\nid text\n\n# ga.users" in text
     assert "# ga.events_20210129" not in text and "# ga.events_20210131" not in text  # same columns: once
-    whole = render_schema(snap)  # the full schema: the newest shard's columns
+    whole = render_schema(snap)  # the full schema: the newest shard's columns, then the older ones'
     assert (
-        "(columns below are the last one's)\n-- " in whole
+        "(columns below are the last one's; shards with other columns follow)\n-- " in whole
         and "# ga.events_20210131\nid text\nevent_name" in whole
     )
+    assert "these are the columns of events_20210129, events_20210130\n# ga.events_20210130\nid text" in whole
 
 
 def test_an_asked_shard_whose_columns_changed_is_written_after_its_family() -> None:
@@ -229,9 +242,35 @@ def test_an_asked_shard_whose_columns_changed_is_written_after_its_family() -> N
     assert "-- shards for this request: tree_census_1995, tree_census_2015" in blocks[0]
     assert blocks[0].endswith("# ny.tree_census_2015\ntree_id text\nspc_common text")
     assert blocks[1:] == [
+        "-- family tree_census_YYYY: these are the columns of tree_census_1995\n"
         "# ny.tree_census_1995\nrecordid text\nspc_latin text",
         "# ny.tree_species\nspecies_scientific_name text",
     ]
+
+
+def test_every_set_of_columns_of_a_family_is_written_and_names_its_shards() -> None:
+    """The full schema and a request alike: a shard whose columns are not the newest's is not hidden behind
+    them, and each other set of columns says which shards have it (1995 has 2005's, not 2015's)."""
+    from dbmeta_app.schema.render import render_schema
+
+    snap = _snapshot(
+        _table("ny", "trees_1995", "recordid", "health_old"),
+        _table("ny", "trees_2005", "recordid", "health_old"),
+        _table("ny", "trees_2015", "tree_id", "health"),
+        _table("ny", "species", "name"),
+    )
+    other = "-- family trees_YYYY: these are the columns of trees_1995, trees_2005\n# ny.trees_2005\n"
+    whole = render_schema(snap)
+    assert whole.count("table family trees_YYYY: 3 shards") == 1
+    assert "(columns below are the last one's; shards with other columns follow)" in whole
+    assert "# ny.trees_2015\ntree_id text\nhealth text" in whole
+    assert other + "recordid text\nhealth_old text" in whole  # hidden before: 1995 and 2005 were not written
+    asked = render_schema(snap, ["ny.trees_2015", "ny.trees_1995", "ny.trees_2005", "ny.species"])
+    assert "-- shards for this request: trees_2015, trees_1995, trees_2005" in asked
+    assert other in asked  # before: "# ny.trees_2005" alone, 1995 named nowhere near its columns
+    same = render_schema(snap, ["ny.trees_1995", "ny.trees_2005"])  # one set of columns: no note
+    assert "these are the columns" not in same and "other columns follow" not in same
+    assert "(columns below are trees_2005's)" in same
 
 
 def test_a_request_s_shards_are_ranked_as_the_tables_the_rendering_writes() -> None:
