@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -30,7 +29,7 @@ from dbmeta_app.preflight.guard import MySQLFamily
 from dbmeta_app.preflight.mysql_builtins import BUILTINS_QUOTED, BUILTINS_UNQUOTED
 from dbmeta_app.preflight.reach import mysql_calls, mysql_reach
 from dbmeta_app.preflight.routines import MyCatalog, MyLive, MyView
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, too_big_to_parse
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, WorkClock, too_big_to_parse
 
 __all__ = ["load_catalog", "read_generated", "read_live"]
 
@@ -149,7 +148,7 @@ def _measured(
     digests: dict[tuple[str, str], tuple[int, str]],
     fold: bool,
     memo: ViewMemo,
-    deadline: float,
+    clock: WorkClock,
 ) -> tuple[dict[tuple[str, str], MyView], bool]:
     """The views with what their definitions' constants make the optimiser build and their constant columns,
     and whether every one was measured in time (the rest are refused, saying so, until the next read).
@@ -157,28 +156,27 @@ def _measured(
     Each definition is measured with the constant columns of the views it reads, transitively (by name: ``SELECT
     REPEAT('x', p.n) FROM params p`` over ``params AS SELECT 100000007 AS n`` builds what ``params`` holds).
     Outputs and measures are memoised by the definition's digest and the seed, so a re-read parses only what
-    changed; parsing and measuring stop at ``deadline``.
+    changed; parsing and measuring stop when ``clock`` says so.
     """
 
     def key(schema: str, name: str) -> tuple[str, str]:
         return (schema.lower(), name.lower()) if fold else (schema, name)
 
     def in_time() -> None:
-        if time.monotonic() > deadline:
+        # before each unit of work (a view's parse and what is measured on it), never between a parse and its use
+        if not clock.allows():
             raise _OutOfTime
 
     def tree_of(k: tuple[str, str]) -> exp.Expr:
         if k not in trees:
-            in_time()
             trees[k] = sqlglot.parse_one(definitions[k], read=MySQLFamily)
         return trees[k]
 
     def outputs_of(k: tuple[str, str], seed: Mapping[str, Any]) -> dict[str, Any]:
         memo_key = (*digests[k], tuple(sorted(seed.items())))
         if memo_key not in memo.outputs:
-            tree = tree_of(k)
             in_time()
-            memo.outputs[memo_key] = dict(glot_view_outputs(tree, seed, dialect="mysql"))
+            memo.outputs[memo_key] = dict(glot_view_outputs(tree_of(k), seed, dialect="mysql"))
         return memo.outputs[memo_key]
 
     measurable = [k for k in digests if views[k].functions is not None and not views[k].problem]
@@ -201,8 +199,8 @@ def _measured(
         memo_key = (*digests[k], tuple(sorted(seed.items())), ())  # nothing of the catalog on MySQL
         if memo_key not in memo.measured:
             try:
-                tree = tree_of(k)
                 in_time()
+                tree = tree_of(k)
             except (_OutOfTime, SqlglotError, RecursionError):
                 late.add(k)
                 continue
@@ -232,7 +230,7 @@ def _views(
     parsed (memoised in ``memo`` by a digest of the definition) within ``view_seconds``; a view left over is
     refused until the next read, which goes on where this one stopped."""
     max_chars = view_memo.VIEW_DEFINITION_MAX
-    deadline = time.monotonic() + view_seconds
+    clock = WorkClock(view_seconds)
     views: dict[tuple[str, str], MyView] = {}
     definitions: dict[tuple[str, str], str] = {}
     trees: dict[tuple[str, str], exp.Expr] = {}
@@ -251,7 +249,7 @@ def _views(
         cached = memo.facts.get(digest)
         if isinstance(cached, MyView):
             views[key] = cached
-        elif time.monotonic() > deadline:
+        elif not clock.allows():
             views[key] = MyView(schema, name, None, problem=_late_problem())
             late = True
         else:
@@ -265,7 +263,7 @@ def _views(
         log.warning(
             "View definitions: not all parsed in %g s; the rest are refused until the next read", view_seconds
         )
-    measured, complete = _measured(views, definitions, trees, digests, fold, memo, deadline)
+    measured, complete = _measured(views, definitions, trees, digests, fold, memo, clock)
     return measured, complete and not late
 
 

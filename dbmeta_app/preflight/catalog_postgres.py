@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from dbmeta_app.preflight.routines import (
     PgRoutine,
     extension_modules,
 )
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, too_big_to_parse
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, WorkClock, too_big_to_parse
 
 log = logging.getLogger(__name__)
 
@@ -1744,7 +1743,7 @@ def _table_constants(
     rows = list(conn.execute(_TABLE_EXPRESSIONS, {"tree_max": _tree_max()}))
     if (conn.dialect.server_version_info or (0,)) >= (14,):
         rows += conn.execute(_STATISTICS_EXPRESSIONS, {"tree_max": _tree_max()})
-    deadline = time.monotonic() + view_seconds
+    clock = WorkClock(view_seconds)
     measure = calls.calls()
     built: dict[int, int] = defaultdict(int)
     problems: dict[int, str] = {}
@@ -1759,7 +1758,7 @@ def _table_constants(
         key = (hashlib.sha256(sql.encode()).hexdigest(), calls)
         live.add(key)
         if key not in memo.expressions:
-            if time.monotonic() > deadline:
+            if not clock.allows():
                 complete = False
                 problems.setdefault(
                     oid,
@@ -1841,17 +1840,16 @@ def _view_constants(
     text = dict(definitions)
     keys = {oid: (oid, hashlib.sha256(definition.encode()).hexdigest()) for oid, definition in definitions}
     memo.prune(set(keys.values()))
-    deadline = time.monotonic() + view_seconds
+    clock = WorkClock(view_seconds)
     trees: dict[int, Any] = {}  # parsed in this read, only when something about the view is not memoised
 
     def in_time() -> None:
-        # Checked before each parse or measure of one view: a read overruns by at most one of them.
-        if time.monotonic() > deadline:
+        # before each unit of work on one view (a parse; a parse and what is measured on it), never inside one
+        if not clock.allows():
             raise _OutOfTime
 
     def tree_of(oid: int) -> Any:
         if oid not in trees:
-            in_time()
             trees[oid] = pglast.parse_sql(text[oid])[0].stmt
         return trees[oid]
 
@@ -1861,6 +1859,7 @@ def _view_constants(
         key = keys[oid]
         if key not in memo.parsed and key not in memo.errors:
             try:
+                in_time()
                 if tree_of(oid) is None:
                     raise IndexError("no statement")
                 memo.parsed.add(key)
@@ -1881,9 +1880,8 @@ def _view_constants(
     def outputs_of(oid: int, seed: Mapping[str, Any]) -> dict[str, Any]:
         key = (*keys[oid], tuple(sorted(seed.items())))
         if key not in memo.outputs:
-            tree = tree_of(oid)
             in_time()
-            memo.outputs[key] = dict(pg_view_outputs(tree, seed))
+            memo.outputs[key] = dict(pg_view_outputs(tree_of(oid), seed))
         return memo.outputs[key]
 
     # A view that reads one not parsed in time is measured without its constants: it is late too (below).
@@ -1898,11 +1896,11 @@ def _view_constants(
         measured = (*keys[oid], tuple(sorted(seed.items())), calls)
         if measured not in memo.measured:
             try:
-                tree = tree_of(oid)
                 in_time()
             except _OutOfTime:
                 late.add(oid)
                 continue
+            tree = tree_of(oid)
             # strict: a routine a view calls on constants that is neither a built-in nor a reviewed extension
             # function is of unknown size (an extension's member under another name; budget._pg_unknown), and so
             # is one of a namesake's name, or an operator or cast of the user's over such a function, in any schema

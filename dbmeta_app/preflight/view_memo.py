@@ -8,6 +8,7 @@ definition, so that each check makes progress and an unchanged definition is nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,6 +19,7 @@ __all__ = [
     "VIEW_RULE_BYTES_PER_CHAR",
     "VIEW_WORK_SECONDS",
     "ViewMemo",
+    "WorkClock",
     "paren_depth",
     "too_big_to_parse",
 ]
@@ -37,6 +39,27 @@ STORED_DEPTH_MAX: int = 100
 #: building it; the tree's text is 20-35 times the definition's (measured on PostgreSQL 15), so a tree over
 #: this many bytes per character of :data:`VIEW_DEFINITION_MAX` is refused before its definition is built.
 VIEW_RULE_BYTES_PER_CHAR: Final = 50
+
+
+class WorkClock:
+    """The time one check may spend on stored definitions, counted in units of work that are each kept once done
+    (a definition's parse and what is measured on it): ask :meth:`allows` once before each unit, never between a
+    parse and its use (a parse thrown away for want of time is redone, and found late, at every check).
+
+    The first unit always runs, later ones only before ``seconds`` have passed since the clock was made: a check
+    overruns by at most one unit and always makes progress, however slow the catalog reads before it or a unit
+    itself (a definition whose parse alone outlasts the budget on a loaded pod; a slow information_schema)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self._first = True
+
+    def allows(self) -> bool:
+        """Whether the next unit of work may start (and counts it)."""
+        if self._first:
+            self._first = False
+            return True
+        return time.monotonic() <= self.deadline
 
 
 @dataclass

@@ -3,6 +3,7 @@ planned with estimates."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -417,6 +418,31 @@ def test_a_macro_named_like_a_built_in_or_an_operator_refuses_every_query(
 
 
 # --- stored definitions: bounded parse work, no crash (audit #8, #7) ----------------------------------
+
+
+@pytest.mark.integration
+def test_a_view_that_takes_longer_than_the_budget_to_parse_is_still_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Its own definition: the process's memo keeps what another test measured.) Each preflight keeps what it started: a definition whose parse alone outlasts VIEW_WORK_SECONDS is parsed
+    and measured in one go (a check between a parse and its use threw the parse away at every preflight)."""
+    from dbmeta_app.preflight.dialects import duckdb as rules
+
+    engine = _duck(tmp_path, ["CREATE TABLE t (a INTEGER)", "CREATE VIEW v1 AS SELECT a + 23 AS b FROM t"])
+    real = rules.sqlglot.parse_one
+
+    def slow(sql: str, *args: object, **kwargs: object) -> object:
+        if "a + 23" in sql:
+            time.sleep(0.1)  # longer than the budget on its own
+        return real(sql, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rules, "VIEW_WORK_SECONDS", 0.05)
+    monkeypatch.setattr(rules.sqlglot, "parse_one", slow)
+    try:
+        results = [run_explain(engine, "SELECT b FROM v1") for _ in range(4)]
+    finally:
+        engine.dispose()
+    assert results[-1].ok, [r.error for r in results]
 
 
 @pytest.mark.integration

@@ -191,14 +191,23 @@ def test_table_definitions_are_measured_within_the_view_time_and_go_on_at_the_ne
     memo = ViewMemo()
     with engine.connect() as conn:
         built, problems, complete = _table_constants(conn, ViewCalls(), memo, 0.0)
-        assert not complete and not built and not memo.expressions
-        assert (
-            "not measured yet"
-            in problems[conn.execute(sa.text("SELECT 'public.ix'::regclass::oid")).scalar_one()]
-        )
-        built, problems, complete = _table_constants(conn, ViewCalls(), memo, 30.0)
-        assert complete and memo.expressions and not problems
+        # no time at all: one definition is measured (a read always goes on), the rest are refused for now
+        assert not complete and len(memo.expressions) == 1
+        assert problems and all("not measured yet" in p for p in problems.values()), problems
+        reads = 1
+        while not complete and reads < 500:  # and the next read goes on where this one stopped
+            before = len(memo.expressions)
+            built, problems, complete = _table_constants(conn, ViewCalls(), memo, 0.0)
+            reads += 1
+            assert complete or len(memo.expressions) == before + 1
+        assert complete and not problems, (reads, problems)
         assert max(built.values()) >= 30_000_000  # public.ix's index expression
+        fresh = ViewMemo()
+        assert _table_constants(conn, ViewCalls(), fresh, 30.0) == (
+            built,
+            problems,
+            complete,
+        )  # all in one read
         again = _table_constants(conn, ViewCalls(), memo, 0.0)  # memoised by text: nothing left to measure
     assert again == (built, problems, complete)
 

@@ -8,6 +8,7 @@ terminates another connection (KILL). The service connects as a user with SELECT
 
 from __future__ import annotations
 
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -425,6 +426,36 @@ def test_a_function_created_after_a_preflight_is_refused_on_the_very_next_one(
         with world.root() as conn, conn.cursor() as cur:
             cur.execute("CREATE OR REPLACE VIEW v_clean AS SELECT id, UPPER(note) AS up FROM t")
             cur.execute("DROP FUNCTION f_late")
+
+
+def test_views_that_take_longer_than_the_budget_to_parse_are_all_measured_in_a_few_reads(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each catalog read keeps what it started: a definition whose parse alone outlasts the budget is parsed and
+    measured in one go (a check between a parse and its use threw the parse away at every read)."""
+    from dbmeta_app.preflight.view_memo import ViewMemo
+
+    real = catalog_mysql.sqlglot.parse_one
+
+    def slow_parse(sql: str, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.06)  # every definition: longer than the budget on its own
+        return real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(catalog_mysql.sqlglot, "parse_one", slow_parse)
+    memo = ViewMemo()
+    engine = sa.create_engine(world.url(world.svc))
+    try:
+        with engine.connect() as conn:
+            views = int(conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.VIEWS").scalar_one())
+            reads = 0
+            while True:  # three units a view at most (parse, constants, measure), at least one a read
+                reads += 1
+                catalog = catalog_mysql.load_catalog(conn, "fp", memo=memo, view_seconds=0.02)
+                if catalog.fingerprint == "fp" or reads > 3 * views + 3:
+                    break
+    finally:
+        engine.dispose()
+    assert catalog.fingerprint == "fp", f"still incomplete after {reads} reads of {views} views"
 
 
 def test_privileges_of_each_user(world: World, client: TestClient, tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ import itertools
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,7 +33,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
 from dbmeta_app.preflight.reach import called_names
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, paren_depth
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, WorkClock, paren_depth
 from dbmeta_app.schema.introspect.clickhouse import (
     STORAGE_POLICIES_SQL,
     ddl_tokens,
@@ -218,11 +217,11 @@ class _OutOfTime(Exception):
 
 
 class _Work:
-    """The parse work of one check on stored text: memoised in a ViewMemo, charged to one deadline."""
+    """The parse work of one check on stored text: memoised in a ViewMemo, charged to one WorkClock."""
 
     def __init__(self, memo: ViewMemo, seconds: float) -> None:
         self.memo = memo
-        self.deadline = time.monotonic() + seconds
+        self.clock = WorkClock(seconds)
 
     def facts(self, text: str) -> _Facts | str:
         """The text's facts, or why it cannot be checked (too long, too deep, not parsed); raises _OutOfTime."""
@@ -237,7 +236,7 @@ class _Work:
             return f"{len(text):,} characters long, over the {MAX_VIEW_DEFINITION_CHARS:,} the service parses"
         if paren_depth(text) > MAX_STORED_DEPTH:
             return f"nested more than {MAX_STORED_DEPTH} levels deep, more than the service parses"
-        if time.monotonic() > self.deadline:
+        if not self.clock.allows():
             raise _OutOfTime
         try:
             found: _Facts | str = _Facts.of(sqlglot.parse_one(text, read="clickhouse"), text)

@@ -26,7 +26,6 @@ import hashlib
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,7 +43,7 @@ from dbmeta_app.preflight.budget import (
     settle_view_outputs,
 )
 from dbmeta_app.preflight.reach import called_names
-from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, paren_depth
+from dbmeta_app.preflight.view_memo import VIEW_WORK_SECONDS, ViewMemo, WorkClock, paren_depth
 
 log = logging.getLogger(__name__)
 
@@ -176,22 +175,23 @@ class _Stored:
 
 
 class _Work:
-    """The parse and measure work of one check: memoised, charged to one deadline."""
+    """The parse and measure work of one check: memoised, charged to one WorkClock."""
 
     def __init__(self, memo: ViewMemo, seconds: float) -> None:
         self.memo = memo
-        self.deadline = time.monotonic() + seconds
+        self.clock = WorkClock(seconds)
         self.trees: dict[tuple[int, str], exp.Expr] = {}
         self.columns: dict[tuple[int, str], tuple[str, ...]] = {}
 
     def in_time(self) -> None:
-        if time.monotonic() > self.deadline:
+        """Before each unit of work (a definition's parse and what is measured on it), never between a parse and
+        its use (``view_memo.WorkClock``)."""
+        if not self.clock.allows():
             raise _OutOfTime
 
     def tree(self, key: tuple[int, str], text: str) -> exp.Expr:
         """The definition's query (a view's, without its CREATE), parsed in this check only when needed."""
         if key not in self.trees:
-            self.in_time()
             self.trees[key], self.columns[key] = _parse(text)
         return self.trees[key]
 
@@ -209,6 +209,7 @@ class _Work:
             error = f"its definition is nested more than {STORED_DEPTH_MAX} levels deep, more than the service parses"
         else:
             try:
+                self.in_time()
                 tree = self.tree(key, text)
                 facts = _Facts(
                     reads=frozenset(table_names(tree)),
@@ -235,8 +236,8 @@ class _Work:
         key = (*stored.key, tuple(sorted(seed.items())))
         known = self.memo.outputs.get(key)
         if known is None:
-            tree = self.tree(stored.key, stored.text)
             self.in_time()
+            tree = self.tree(stored.key, stored.text)
             if stored.view is None:
                 one = isinstance(tree, exp.Select) and len(tree.expressions) == 1
                 known = glot_view_outputs(tree, columns=[stored.column], dialect="duckdb") if one else {}
@@ -250,8 +251,8 @@ class _Work:
         key = (*stored.key, tuple(sorted(seed.items())), ())  # no namesakes on DuckDB
         known = self.memo.measured.get(key)
         if known is None:
-            tree = self.tree(stored.key, stored.text)
             self.in_time()
+            tree = self.tree(stored.key, stored.text)
             known = measure_sqlglot(tree, "duckdb", seed).constant_bytes
             self.memo.measured[key] = known
         return known
