@@ -390,8 +390,9 @@ SHARDS_LISTED = 12
 
 
 def shard_list(family: Family, asked: Sequence[str]) -> str:
-    """Shards of a family (those a request needs, those of one set of columns), as text of a bounded length: a year of day shards is its first and last
-    ("events_20170101 through events_20171231 (365 consecutive shards)"), not 365 names."""
+    """Shards of a family (those a request needs, those of one set of columns), as text of a bounded length: a
+    year of day shards is its first and last ("events_20170101 through events_20171231 (365 consecutive
+    shards)"), not 365 names."""
     consecutive = False
     if len(asked) > SHARDS_LISTED:
         position = {key: i for i, key in enumerate(family.members)}

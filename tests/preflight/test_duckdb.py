@@ -424,8 +424,9 @@ def test_a_macro_named_like_a_built_in_or_an_operator_refuses_every_query(
 def test_a_view_that_takes_longer_than_the_budget_to_parse_is_still_measured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """(Its own definition: the process's memo keeps what another test measured.) Each preflight keeps what it started: a definition whose parse alone outlasts VIEW_WORK_SECONDS is parsed
-    and measured in one go (a check between a parse and its use threw the parse away at every preflight)."""
+    """Each preflight keeps what it started: a definition whose parse alone outlasts VIEW_WORK_SECONDS is parsed
+    and measured in one go (a check between a parse and its use threw the parse away at every preflight). The
+    view has its own definition: the process's memo keeps what other tests measured."""
     from dbmeta_app.preflight.dialects import duckdb as rules
 
     engine = _duck(tmp_path, ["CREATE TABLE t (a INTEGER)", "CREATE VIEW v1 AS SELECT a + 23 AS b FROM t"])
